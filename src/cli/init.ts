@@ -1,0 +1,137 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createCa, issueCertificate, type PemPair } from '../pki/certificates.js';
+import type { KmeConfig } from '../kme/config.js';
+import { MASTER_KEY_FILE } from '../kme/kme.js';
+
+export interface InitOptions {
+  readonly dir: string;
+  /** KME IDs; consecutive KMEs are joined by a simulated link. */
+  readonly kmes?: readonly string[];
+  readonly saesPerKme?: number;
+  readonly host?: string;
+  /** Ports per KME: SAE API and KME-to-KME channel. */
+  readonly ports?: ReadonlyArray<{ sae: number; kme: number }>;
+  readonly rateBps?: number;
+  readonly blockBits?: number;
+  readonly capacityBlocks?: number;
+  readonly store?: 'sqlite' | 'memory';
+  readonly limits?: Partial<KmeConfig['limits']>;
+  readonly logLevel?: string;
+}
+
+export interface SaeCredentials {
+  readonly id: string;
+  readonly kme: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+export interface Deployment {
+  readonly dir: string;
+  /** The CA that SAEs trust for the KMEs' API certificates and that issues SAE certificates. */
+  readonly ca: string;
+  readonly configs: ReadonlyArray<{ kme: string; file: string; config: KmeConfig }>;
+  readonly saes: readonly SaeCredentials[];
+}
+
+const SECRET = { mode: 0o600 } as const;
+
+function writePair(dir: string, name: string, pair: PemPair): { cert: string; key: string } {
+  mkdirSync(dir, { recursive: true });
+  const cert = join(dir, `${name}.pem`);
+  const key = join(dir, `${name}.key`);
+  writeFileSync(cert, pair.cert);
+  writeFileSync(key, pair.key, SECRET);
+  return { cert, key };
+}
+
+export const saeIdsOf = (kme: string, count: number): string[] =>
+  Array.from({ length: count }, (_, i) => `sae-${kme.replace(/^kme-/, '')}${i + 1}`);
+
+/**
+ * Creates everything a set of KMEs needs: two CAs (SAE trust and KME-to-KME trust), certificates,
+ * a master key per KME (mode 0600), link seeds, and one configuration file per KME.
+ */
+export async function initDeployment(opts: InitOptions): Promise<Deployment> {
+  const dir = resolve(opts.dir);
+  const kmes = opts.kmes ?? ['kme-a', 'kme-b'];
+  const host = opts.host ?? '127.0.0.1';
+  if (kmes.some((k) => existsSync(join(dir, `${k}.json`)))) {
+    throw new Error(`${dir} already holds a QKS deployment; choose another directory`);
+  }
+  const ports = opts.ports ?? kmes.map((_, i) => ({ sae: 8443 + i, kme: 9443 + i }));
+  if (ports.length !== kmes.length) throw new Error('one pair of ports per KME is needed');
+  const server = { dns: ['localhost'], ips: [host === 'localhost' ? '127.0.0.1' : host] };
+
+  const pki = join(dir, 'pki');
+  const saeCa = await createCa('QKS SAE CA');
+  const kmeCa = await createCa('QKS KME CA');
+  const saeCaFiles = writePair(pki, 'sae-ca', saeCa);
+  const kmeCaFiles = writePair(pki, 'kme-ca', kmeCa);
+
+  const saes: SaeCredentials[] = [];
+  for (const kme of kmes) {
+    for (const id of saeIdsOf(kme, opts.saesPerKme ?? 2)) {
+      const pair = await issueCertificate(saeCa, { commonName: id, entity: { kind: 'sae', id }, client: true });
+      saes.push({ id, kme, ...writePair(join(pki, 'saes'), id, pair) });
+    }
+  }
+
+  const epochMs = Date.now();
+  const links = kmes.slice(1).map((kme, i) => {
+    const id = `link-${kmes[i]!.replace(/^kme-/, '')}-${kme.replace(/^kme-/, '')}`;
+    const seedFile = join(dir, 'links', `${id}.seed`);
+    mkdirSync(join(dir, 'links'), { recursive: true });
+    writeFileSync(seedFile, randomBytes(32).toString('hex') + '\n', SECRET);
+    return { id, endpoints: [kmes[i]!, kme] as [string, string], seedFile };
+  });
+  const url = (port: number) => `https://${host}:${port}`;
+
+  const configs = [];
+  for (const [i, kme] of kmes.entries()) {
+    const dataDir = join(dir, kme);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(dataDir, MASTER_KEY_FILE), randomBytes(32), SECRET);
+    const saeApi = writePair(join(pki, kme), 'sae-api', await issueCertificate(saeCa, { commonName: kme, server }));
+    const kmeApi = writePair(
+      join(pki, kme),
+      'kme-api',
+      await issueCertificate(kmeCa, { commonName: kme, entity: { kind: 'kme', id: kme }, server, client: true }),
+    );
+    const mine = links.filter((l) => l.endpoints.includes(kme));
+    const config: KmeConfig = {
+      kme_id: kme,
+      data_dir: dataDir,
+      store: opts.store ?? 'sqlite',
+      sae_api: { host, port: ports[i]!.sae, ...saeApi, client_ca: saeCaFiles.cert },
+      kme_api: { host, port: ports[i]!.kme, ...kmeApi, ca: kmeCaFiles.cert },
+      peers: mine.map((l) => {
+        const peer = l.endpoints.find((e) => e !== kme)!;
+        return { kme_id: peer, url: url(ports[kmes.indexOf(peer)]!.kme) };
+      }),
+      saes: saes.map((s) => ({ id: s.id, kme: s.kme })),
+      links: mine.map((l) => ({
+        id: l.id,
+        endpoints: l.endpoints,
+        block_bits: opts.blockBits ?? 256,
+        capacity_blocks: opts.capacityBlocks ?? 100_000,
+        source: { type: 'simulated', seed_file: l.seedFile, rate_bps: opts.rateBps ?? 1_000_000, epoch_ms: epochMs },
+      })),
+      limits: {
+        key_size: 256,
+        min_key_size: 64,
+        max_key_size: 8192,
+        max_key_per_request: 128,
+        max_SAE_ID_count: 8,
+        ...opts.limits,
+      },
+      log_level: opts.logLevel ?? 'info',
+    };
+    const file = join(dir, `${kme}.json`);
+    writeFileSync(file, JSON.stringify(config, null, 2) + '\n');
+    configs.push({ kme, file, config });
+  }
+  return { dir, ca: saeCaFiles.cert, configs, saes };
+}

@@ -1,0 +1,95 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../kme/config.js';
+import { startKme } from '../kme/kme.js';
+import { runDemo } from './demo.js';
+import { initDeployment } from './init.js';
+import { untilSignal } from './signals.js';
+
+const USAGE = `Usage: qks <command> [options]
+
+Commands:
+  demo [--dir DIR] [--manifest FILE] [--rate BPS]
+        Two KMEs on loopback joined by a simulated QKD link, two SAEs each; runs until Ctrl-C.
+  init --dir DIR [--kmes kme-a,kme-b] [--saes-per-kme N] [--host H] [--rate BPS]
+        Creates CAs, certificates, master keys, link seeds and one config file per KME.
+  kme --config FILE
+        Runs one KME from a configuration file (docs/configuration.md).
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'demo': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { dir: { type: 'string' }, manifest: { type: 'string' }, rate: { type: 'string' } },
+      });
+      await runDemo({
+        ...(values.dir ? { dir: values.dir } : {}),
+        ...(values.manifest ? { manifest: values.manifest } : {}),
+        ...(values.rate ? { rateBps: positiveNumber(values.rate, '--rate') } : {}),
+      });
+      return 0;
+    }
+    case 'init': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          dir: { type: 'string' },
+          kmes: { type: 'string' },
+          'saes-per-kme': { type: 'string' },
+          host: { type: 'string' },
+          rate: { type: 'string' },
+        },
+      });
+      if (!values.dir) throw new UsageError('init needs --dir DIR');
+      const d = await initDeployment({
+        dir: values.dir,
+        ...(values.kmes ? { kmes: values.kmes.split(',') } : {}),
+        ...(values['saes-per-kme'] ? { saesPerKme: positiveNumber(values['saes-per-kme'], '--saes-per-kme') } : {}),
+        ...(values.host ? { host: values.host } : {}),
+        ...(values.rate ? { rateBps: positiveNumber(values.rate, '--rate') } : {}),
+      });
+      for (const c of d.configs) process.stdout.write(`${c.kme}: qks kme --config ${c.file}\n`);
+      return 0;
+    }
+    case 'kme': {
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' } } });
+      if (!values.config) throw new UsageError('kme needs --config FILE');
+      const kme = await startKme(loadConfig(values.config));
+      const signal = await untilSignal();
+      kme.log.info({ signal }, 'stopping');
+      await kme.stop();
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command: ${command}`);
+  }
+}
+
+class UsageError extends Error {}
+
+function positiveNumber(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number`);
+  return n;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const known =
+      err instanceof UsageError ||
+      err instanceof ConfigError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    process.stderr.write(`qks: ${(err as Error).message}\n${err instanceof UsageError ? `\n${USAGE}` : ''}`);
+    if (!known && process.env['QKS_DEBUG']) process.stderr.write(`${(err as Error).stack}\n`);
+    process.exit(known ? 2 : 1);
+  },
+);

@@ -1,0 +1,45 @@
+import { badRequest, QksError } from './errors.js';
+
+/** Where each SAE is served: the KME that holds its keys. The same table is configured at every KME. */
+export interface SaeDirectory {
+  readonly kmeOf: ReadonlyMap<string, string>;
+}
+
+export interface SlavePlan {
+  /** Slaves served by this KME. */
+  readonly localSlaves: string[];
+  /** Slaves served by the peer KME, which must be told of the keys before the master gets them. */
+  readonly remoteSlaves: string[];
+  /** The peer KME of the remote slaves; null when all slaves are local. */
+  readonly peerKme: string | null;
+}
+
+/**
+ * Decides which KME serves each slave of a request. Keys are shared by one link, so all remote
+ * slaves must sit at the same peer KME; relaying through trusted nodes is not offered yet.
+ */
+export function planSlaves(dir: SaeDirectory, thisKme: string, master: string, slaves: readonly string[]): SlavePlan {
+  const localSlaves: string[] = [];
+  const remoteSlaves: string[] = [];
+  let peerKme: string | null = null;
+  for (const slave of slaves) {
+    if (slave === master) throw badRequest('a slave SAE must differ from the master SAE');
+    const kme = dir.kmeOf.get(slave);
+    if (kme === undefined) throw badRequest(`unknown SAE ID: ${slave}`);
+    if (kme === thisKme) {
+      localSlaves.push(slave);
+      continue;
+    }
+    if (peerKme !== null && kme !== peerKme) {
+      throw badRequest('all slave SAEs must be served by this KME or by one peer KME');
+    }
+    peerKme = kme;
+    remoteSlaves.push(slave);
+  }
+  return { localSlaves, remoteSlaves, peerKme };
+}
+
+/** The caller must be an SAE of this KME. */
+export function requireLocalSae(dir: SaeDirectory, thisKme: string, sae: string): void {
+  if (dir.kmeOf.get(sae) !== thisKme) throw new QksError('UNAUTHORIZED');
+}

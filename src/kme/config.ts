@@ -1,0 +1,144 @@
+import { Ajv } from 'ajv';
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { checkLimits, DEFAULT_LIMITS, type KeyLimits } from '../domain/limits.js';
+
+/** One KME's configuration file (JSON). docs/configuration.md describes every field. */
+export interface KmeConfig {
+  kme_id: string;
+  /** Holds master.key and the key store; created by `qks init`. */
+  data_dir: string;
+  store: 'sqlite' | 'memory';
+  sae_api: { host: string; port: number; cert: string; key: string; client_ca: string };
+  kme_api: { host: string; port: number; cert: string; key: string; ca: string };
+  peers: Array<{ kme_id: string; url: string }>;
+  saes: Array<{ id: string; kme: string }>;
+  links: Array<{
+    id: string;
+    endpoints: [string, string];
+    block_bits: number;
+    capacity_blocks: number;
+    source: { type: 'simulated'; seed_file: string; rate_bps: number; epoch_ms: number };
+  }>;
+  limits: {
+    key_size: number;
+    min_key_size: number;
+    max_key_size: number;
+    max_key_per_request: number;
+    max_SAE_ID_count: number;
+  };
+  log_level: string;
+}
+
+const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$' };
+const path = { type: 'string', minLength: 1 };
+const port = { type: 'integer', minimum: 0, maximum: 65535 };
+const positive = { type: 'integer', minimum: 1 };
+const strict = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({
+  type: 'object',
+  properties,
+  required,
+  additionalProperties: false,
+});
+
+const SCHEMA = strict(
+  {
+    kme_id: id,
+    data_dir: path,
+    store: { enum: ['sqlite', 'memory'], default: 'sqlite' },
+    sae_api: strict({ host: { type: 'string' }, port, cert: path, key: path, client_ca: path }),
+    kme_api: strict({ host: { type: 'string' }, port, cert: path, key: path, ca: path }),
+    peers: { type: 'array', items: strict({ kme_id: id, url: { type: 'string', pattern: '^https://' } }) },
+    saes: { type: 'array', items: strict({ id, kme: id }) },
+    links: {
+      type: 'array',
+      items: strict({
+        id,
+        endpoints: { type: 'array', items: id, minItems: 2, maxItems: 2 },
+        block_bits: { type: 'integer', minimum: 128, multipleOf: 128, default: 256 },
+        capacity_blocks: { ...positive, default: 100000 },
+        source: strict({
+          type: { const: 'simulated' },
+          seed_file: path,
+          rate_bps: { type: 'number', exclusiveMinimum: 0 },
+          epoch_ms: { type: 'integer', minimum: 0 },
+        }),
+      }),
+    },
+    limits: strict(
+      {
+        key_size: { ...positive, default: DEFAULT_LIMITS.keySize },
+        min_key_size: { ...positive, default: DEFAULT_LIMITS.minKeySize },
+        max_key_size: { ...positive, default: DEFAULT_LIMITS.maxKeySize },
+        max_key_per_request: { ...positive, default: DEFAULT_LIMITS.maxKeyPerRequest },
+        max_SAE_ID_count: { type: 'integer', minimum: 0, default: DEFAULT_LIMITS.maxSaeIdCount },
+      },
+      [],
+    ),
+    log_level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+  },
+  ['kme_id', 'data_dir', 'sae_api', 'kme_api', 'saes', 'links'],
+);
+
+const validate = new Ajv({ useDefaults: true, allErrors: true }).compile(SCHEMA);
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Validates a parsed configuration, fills defaults and resolves paths against `baseDir`. */
+export function parseConfig(raw: unknown, baseDir: string): KmeConfig {
+  const cfg = structuredClone(raw) as KmeConfig;
+  if (typeof cfg === 'object' && cfg !== null) {
+    cfg.peers ??= [];
+    (cfg as { limits?: unknown }).limits ??= {};
+  }
+  if (!validate(cfg)) {
+    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '(top)'} ${e.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const problems = [...checkLimits(limitsOf(cfg)), ...crossCheck(cfg)];
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  cfg.data_dir = abs(cfg.data_dir);
+  for (const api of [cfg.sae_api, cfg.kme_api] as Array<Record<string, unknown>>) {
+    for (const k of ['cert', 'key', 'client_ca', 'ca']) if (typeof api[k] === 'string') api[k] = abs(api[k]);
+  }
+  for (const link of cfg.links) link.source.seed_file = abs(link.source.seed_file);
+  return cfg;
+}
+
+function crossCheck(cfg: KmeConfig): string[] {
+  const problems: string[] = [];
+  const saeKmes = new Set(cfg.saes.map((s) => s.kme));
+  if (new Set(cfg.saes.map((s) => s.id)).size !== cfg.saes.length) problems.push('saes: an SAE ID appears twice');
+  if (!saeKmes.has(cfg.kme_id)) problems.push(`saes: no SAE is served by this KME (${cfg.kme_id})`);
+  for (const link of cfg.links) {
+    if (!link.endpoints.includes(cfg.kme_id)) problems.push(`links.${link.id}: this KME is not an endpoint`);
+    if (link.endpoints[0] === link.endpoints[1]) problems.push(`links.${link.id}: endpoints must differ`);
+    const peer = link.endpoints.find((e) => e !== cfg.kme_id);
+    if (peer && !cfg.peers.some((p) => p.kme_id === peer))
+      problems.push(`links.${link.id}: no peers entry for ${peer}`);
+  }
+  return problems;
+}
+
+export function limitsOf(cfg: KmeConfig): KeyLimits {
+  return {
+    keySize: cfg.limits.key_size,
+    minKeySize: cfg.limits.min_key_size,
+    maxKeySize: cfg.limits.max_key_size,
+    maxKeyPerRequest: cfg.limits.max_key_per_request,
+    maxSaeIdCount: cfg.limits.max_SAE_ID_count,
+  };
+}
+
+export function loadConfig(file: string): KmeConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`cannot read configuration ${file}: ${(err as Error).message}`);
+  }
+  return parseConfig(raw, dirname(resolve(file)));
+}

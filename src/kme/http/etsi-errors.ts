@@ -1,0 +1,37 @@
+import type { FastifyError, FastifyReply } from 'fastify';
+import { QksError } from '../../domain/errors.js';
+
+/** Fastify's own request errors, said in words an SAE can act on. */
+const FASTIFY_MESSAGES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'request body is too large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'Content-Type must be application/json',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'Content-Length does not match the body',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'request body is empty',
+  FST_ERR_BAD_URL: 'malformed URL',
+};
+
+/**
+ * The one place where errors become ETSI GS QKD 014 responses: 400 and 503 carry the Error body
+ * `{message, details?}`, 401 has no body, and nothing else is ever sent. Internal failures are
+ * 503 with a generic text; their cause goes to the log only.
+ */
+export function toEtsiError(err: unknown): {
+  status: 400 | 401 | 503;
+  body?: { message: string; details?: unknown[] };
+} {
+  if (err instanceof QksError) {
+    if (err.status === 401) return { status: 401 };
+    return { status: err.status, body: { message: err.message, ...(err.details ? { details: err.details } : {}) } };
+  }
+  const fe = err as Partial<FastifyError>;
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { status: 400, body: { message: (fe.code && FASTIFY_MESSAGES[fe.code]) ?? 'bad request' } };
+  }
+  return { status: 503, body: { message: 'internal error' } };
+}
+
+export function sendEtsiError(reply: FastifyReply, err: unknown): FastifyReply {
+  const { status, body } = toEtsiError(err);
+  reply.code(status);
+  return body ? reply.send(body) : reply.send();
+}

@@ -1,0 +1,60 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { peerIdentity } from '../../auth/tls-identity.js';
+import { parseCancel, parseReservation } from '../../domain/peer-messages.js';
+import type { KeyService } from '../key-service.js';
+import { sendEtsiError } from './etsi-errors.js';
+import { acceptJsonBodies } from './json-body.js';
+import { serverOptions } from './server-options.js';
+
+export interface PeerApiOptions {
+  readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer };
+  readonly peers: ReadonlySet<string>;
+  readonly keys: KeyService;
+  readonly log: Logger;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    peerKme: string;
+  }
+}
+
+/**
+ * The KME-to-KME channel's server side. It trusts only the KME CA, and only KMEs configured as
+ * peers: an SAE certificate does not open it, even one from the same operator.
+ */
+export function buildPeerApi(opts: PeerApiOptions): FastifyInstance {
+  const app = Fastify({
+    https: { ...opts.tls, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' },
+    ...serverOptions(opts.log),
+    bodyLimit: 1024 * 1024,
+  }) as unknown as FastifyInstance;
+  acceptJsonBodies(app);
+  app.decorateRequest('peerKme', '');
+
+  app.addHook('onRequest', async (req, reply) => {
+    const kme = peerIdentity(req.raw.socket as TLSSocket, 'kme');
+    if (!kme || !opts.peers.has(kme)) {
+      opts.log.warn({ remote: req.ip, kme }, 'refused on the KME channel: not a configured peer KME');
+      return reply.code(401).send();
+    }
+    req.peerKme = kme;
+  });
+  app.setErrorHandler((err, req, reply) => {
+    req.log.warn({ peer: req.peerKme, message: (err as Error).message }, 'peer request refused');
+    return sendEtsiError(reply, err);
+  });
+
+  app.post('/kme/v1/reservations', async (req) => {
+    await opts.keys.acceptReservation(req.peerKme, parseReservation(req.body));
+    return { ok: true };
+  });
+  app.post('/kme/v1/cancellations', async (req) => {
+    const removed = await opts.keys.acceptCancel(parseCancel(req.body).key_IDs);
+    req.log.info({ peer: req.peerKme, removed }, 'peer cancelled burned keys');
+    return { ok: true, removed };
+  });
+  return app;
+}

@@ -1,0 +1,213 @@
+import { badRequest, QksError } from '../domain/errors.js';
+import { checkMandatoryExtensions } from '../domain/extensions.js';
+import { requireEntityId } from '../domain/ids.js';
+import type { KeyRequest } from '../domain/key-request.js';
+import type { KeyLimits } from '../domain/limits.js';
+import { assembleKey, blockAad, blocksPerKey, keysFromBlocks, ownerOfBlock } from '../domain/material.js';
+import type { ReservationMessage } from '../domain/peer-messages.js';
+import { planSlaves, requireLocalSae, type SaeDirectory } from '../domain/sae-directory.js';
+import type { Barrier } from '../stores/barrier.js';
+import type { ClaimedKey, KeyRecord, KeyStore, NewKey } from '../stores/key-store.js';
+import type { LinkPool } from './link-pool.js';
+
+/** The ETSI GS QKD 014 status object. */
+export interface KeyStatus {
+  source_KME_ID: string;
+  target_KME_ID: string;
+  master_SAE_ID: string;
+  slave_SAE_ID: string;
+  key_size: number;
+  stored_key_count: number;
+  max_key_count: number;
+  max_key_per_request: number;
+  max_key_size: number;
+  min_key_size: number;
+  max_SAE_ID_count: number;
+  status_extension: { qks_link_ID: string; qks_key_source: string };
+}
+
+export interface KeyContainer {
+  keys: Array<{ key_ID: string; key: string }>;
+}
+
+/** How this KME reaches its peers; fails with PEER_KME_UNAVAILABLE. */
+export interface PeerChannel {
+  reserve(peerKme: string, message: ReservationMessage): Promise<void>;
+}
+
+export interface KeyServiceDeps {
+  readonly kmeId: string;
+  readonly limits: KeyLimits;
+  readonly directory: SaeDirectory;
+  readonly store: KeyStore;
+  readonly barrier: Barrier;
+  readonly pools: readonly LinkPool[];
+  readonly peers: PeerChannel;
+  readonly newKeyId: () => string;
+  /** How long a peer's reservation may wait for blocks this KME has not received yet. */
+  readonly blockWaitMs: number;
+}
+
+/**
+ * The key delivery rules, over a store, the link pools and the peer channel. A master's keys are
+ * cut from this KME's share of a link; when slaves sit at the peer, the peer records the same keys
+ * before the master sees them, so a key the master holds is always there for its slaves.
+ */
+export class KeyService {
+  readonly #d: KeyServiceDeps;
+
+  constructor(deps: KeyServiceDeps) {
+    this.#d = deps;
+  }
+
+  #poolFor(peerKme: string | null): LinkPool {
+    const pool = peerKme === null ? this.#d.pools[0] : this.#d.pools.find((p) => p.peerKme === peerKme);
+    if (!pool) {
+      throw peerKme === null
+        ? new QksError('NOT_ENOUGH_KEY_MATERIAL', 'this KME has no key source')
+        : badRequest(`the slave SAE is served by KME ${peerKme}, which has no link to this KME`);
+    }
+    return pool;
+  }
+
+  async status(master: string, slaveParam: string): Promise<KeyStatus> {
+    const { kmeId, directory, limits } = this.#d;
+    requireLocalSae(directory, kmeId, master);
+    const slave = requireEntityId(slaveParam, 'slave_SAE_ID');
+    const plan = planSlaves(directory, kmeId, master, [slave]);
+    const pool = this.#poolFor(plan.peerKme);
+    const blockBits = pool.ends.blockBits;
+    return {
+      source_KME_ID: kmeId,
+      target_KME_ID: plan.peerKme ?? kmeId,
+      master_SAE_ID: master,
+      slave_SAE_ID: slave,
+      key_size: limits.keySize,
+      stored_key_count: keysFromBlocks(blockBits, limits.keySize, await pool.ownBlocks()),
+      max_key_count: keysFromBlocks(blockBits, limits.keySize, pool.capacityBlocks),
+      max_key_per_request: limits.maxKeyPerRequest,
+      max_key_size: limits.maxKeySize,
+      min_key_size: limits.minKeySize,
+      max_SAE_ID_count: limits.maxSaeIdCount,
+      status_extension: { qks_link_ID: pool.linkId, qks_key_source: pool.source.info().kind },
+    };
+  }
+
+  async getKeys(master: string, slaveParam: string, request: KeyRequest): Promise<KeyContainer> {
+    const { kmeId, directory, store } = this.#d;
+    requireLocalSae(directory, kmeId, master);
+    const slave = requireEntityId(slaveParam, 'slave_SAE_ID');
+    const plan = planSlaves(directory, kmeId, master, [slave, ...request.additionalSlaveSaeIds]);
+    const pool = this.#poolFor(plan.peerKme);
+    checkMandatoryExtensions(request.extensionMandatory, { sourceKind: pool.source.info().kind });
+
+    const blockCount = blocksPerKey(pool.ends.blockBits, request.size);
+    const wanted: NewKey[] = Array.from({ length: request.number }, () => ({
+      keyId: this.#d.newKeyId(),
+      sizeBits: request.size,
+      blockCount,
+      masterSae: master,
+      pendingSlaves: plan.localSlaves,
+      peerKme: plan.peerKme,
+      state: plan.peerKme === null ? 'ready' : 'reserved',
+    }));
+    const records = await store.takeOwnBlocks(pool.linkId, kmeId, wanted);
+    if (!records) {
+      const available = keysFromBlocks(pool.ends.blockBits, request.size, await pool.ownBlocks());
+      throw new QksError(
+        'NOT_ENOUGH_KEY_MATERIAL',
+        `not enough key material: ${request.number} keys of ${request.size} bits requested, ${available} available`,
+      );
+    }
+    const ids = records.map((r) => r.keyId);
+    if (plan.peerKme !== null) {
+      try {
+        await this.#d.peers.reserve(plan.peerKme, {
+          link_ID: pool.linkId,
+          master_SAE_ID: master,
+          slave_SAE_IDs: plan.remoteSlaves,
+          keys: records.map((r) => ({ key_ID: r.keyId, size: r.sizeBits, blocks: r.blocks.map((b) => b.seq) })),
+        });
+      } catch (err) {
+        // The material may be known to the peer or not; either way it is burned, never reused.
+        await store.cancelReserved(ids);
+        throw err;
+      }
+      await store.markDelivered(ids);
+    }
+    return this.#container(records);
+  }
+
+  async getKeysWithIds(slave: string, masterParam: string, keyIds: readonly string[]): Promise<KeyContainer> {
+    const { kmeId, directory, store } = this.#d;
+    requireLocalSae(directory, kmeId, slave);
+    const master = requireEntityId(masterParam, 'master_SAE_ID');
+    if (!directory.kmeOf.has(master)) throw badRequest(`unknown SAE ID: ${master}`);
+    const result = await store.takeForSlave(master, slave, keyIds);
+    if (!result.ok) throw new QksError(result.reason === 'unauthorized' ? 'UNAUTHORIZED' : 'KEYS_NOT_FOUND');
+    return this.#container(result.keys);
+  }
+
+  /** The peer cut keys from its share of our common link: take the same blocks here. */
+  async acceptReservation(fromKme: string, msg: ReservationMessage): Promise<void> {
+    const { directory, limits, store, kmeId } = this.#d;
+    const pool = this.#d.pools.find((p) => p.linkId === msg.link_ID && p.peerKme === fromKme);
+    if (!pool) throw badRequest(`no link ${msg.link_ID} with KME ${fromKme}`);
+    if (directory.kmeOf.get(msg.master_SAE_ID) !== fromKme) {
+      throw badRequest(`master SAE ${msg.master_SAE_ID} is not served by KME ${fromKme}`);
+    }
+    if (msg.slave_SAE_IDs.some((s) => directory.kmeOf.get(s) !== kmeId)) {
+      throw badRequest('every slave SAE must be served by this KME');
+    }
+    const claimed: ClaimedKey[] = msg.keys.map((k) => {
+      const sizeOk = k.size % 8 === 0 && k.size >= limits.minKeySize && k.size <= limits.maxKeySize;
+      if (!sizeOk) throw badRequest(`key ${k.key_ID}: size ${k.size} is outside this KME's limits`);
+      if (k.blocks.length !== blocksPerKey(pool.ends.blockBits, k.size)) {
+        throw badRequest(`key ${k.key_ID}: wrong number of blocks for its size`);
+      }
+      if (k.blocks.some((seq) => ownerOfBlock(pool.ends, seq) !== fromKme)) {
+        throw badRequest(`key ${k.key_ID}: names blocks that are not KME ${fromKme}'s to use`);
+      }
+      return {
+        keyId: k.key_ID,
+        sizeBits: k.size,
+        seqs: k.blocks,
+        masterSae: msg.master_SAE_ID,
+        pendingSlaves: msg.slave_SAE_IDs,
+      };
+    });
+    let result = await store.claimBlocks(pool.linkId, fromKme, claimed);
+    if (!result.ok && result.existingKeyIds.length === 0 && result.missingSeqs.every((s) => s > pool.latestSeq)) {
+      // The peer saw these blocks before we did; they are on their way.
+      if (await pool.waitForSeq(Math.max(...result.missingSeqs), this.#d.blockWaitMs)) {
+        result = await store.claimBlocks(pool.linkId, fromKme, claimed);
+      }
+    }
+    if (!result.ok) {
+      throw badRequest(
+        result.existingKeyIds.length > 0
+          ? `key IDs already known: ${result.existingKeyIds.join(', ')}`
+          : `blocks not available here: ${result.missingSeqs.slice(0, 8).join(', ')}`,
+      );
+    }
+  }
+
+  async acceptCancel(keyIds: readonly string[]): Promise<number> {
+    return this.#d.store.removeKeys(keyIds);
+  }
+
+  #container(records: readonly KeyRecord[]): KeyContainer {
+    const { barrier } = this.#d;
+    return {
+      keys: records.map((r) => {
+        const key = assembleKey(
+          r.blocks.map((b) => barrier.open(b.sealed, blockAad(r.linkId, b.seq))),
+          r.sizeBits,
+        );
+        const encoded = key.toString('base64');
+        key.fill(0);
+        return { key_ID: r.keyId, key: encoded };
+      }),
+    };
+  }
+}

@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { Barrier } from '../stores/barrier.js';
+import type { KeyStore } from '../stores/key-store.js';
+import { MemoryKeyStore } from '../stores/memory-store.js';
+import { SqliteKeyStore } from '../stores/sqlite-store.js';
+import { SimulatedLink } from '../sources/simulated-link.js';
+import { limitsOf, type KmeConfig } from './config.js';
+import { buildPeerApi } from './http/peer-api.js';
+import { buildSaeApi } from './http/sae-api.js';
+import { KeyService } from './key-service.js';
+import { LinkPool } from './link-pool.js';
+import { PeerClient } from './peer-client.js';
+import { PreferenceService } from './preference-service.js';
+
+export interface RunningKme {
+  readonly id: string;
+  /** Where SAEs reach the ETSI GS QKD 014 API. */
+  readonly saeUrl: string;
+  /** Where peer KMEs reach the KME-to-KME channel. */
+  readonly kmeUrl: string;
+  readonly log: Logger;
+  setPeerUrl(kmeId: string, url: string): void;
+  stop(): Promise<void>;
+}
+
+export const MASTER_KEY_FILE = 'master.key';
+
+export function readMasterKey(dataDir: string): Buffer {
+  const file = join(dataDir, MASTER_KEY_FILE);
+  let key: Buffer;
+  try {
+    key = readFileSync(file);
+  } catch {
+    throw new Error(`cannot read the master key ${file}; run \`qks init\` first`);
+  }
+  if (key.length !== 32) throw new Error(`master key ${file} must hold exactly 32 bytes`);
+  return key;
+}
+
+const urlOf = (app: FastifyInstance, host: string) =>
+  `https://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as AddressInfo).port}`;
+
+/** Starts one KME: store, key sources, the SAE API and the KME-to-KME channel. */
+export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.log_level })): Promise<RunningKme> {
+  log = log.child({ kme: cfg.kme_id });
+  const barrier = new Barrier(readMasterKey(cfg.data_dir));
+  const store: KeyStore =
+    cfg.store === 'memory' ? new MemoryKeyStore() : new SqliteKeyStore(join(cfg.data_dir, 'keys.db'));
+  if (cfg.store === 'memory') log.warn('memory store: keys do not survive a restart; for tests only');
+
+  const burned = await store.burnAllReserved();
+  if (burned > 0) log.warn({ burned }, 'burned keys left unconfirmed by an earlier run');
+
+  const pools = cfg.links.map((link) => {
+    const ends = { linkId: link.id, endpoints: link.endpoints, blockBits: link.block_bits };
+    const source = new SimulatedLink({
+      linkId: link.id,
+      seed: Buffer.from(readFileSync(link.source.seed_file, 'utf8').trim(), 'hex'),
+      rateBps: link.source.rate_bps,
+      blockBits: link.block_bits,
+      epochMs: link.source.epoch_ms,
+      historyBlocks: 4 * link.capacity_blocks,
+    });
+    return new LinkPool({ kmeId: cfg.kme_id, ends, capacityBlocks: link.capacity_blocks }, store, barrier, source);
+  });
+  const kmeTls = {
+    key: readFileSync(cfg.kme_api.key),
+    cert: readFileSync(cfg.kme_api.cert),
+    ca: readFileSync(cfg.kme_api.ca),
+  };
+  const peers = new PeerClient({
+    peers: cfg.peers.map((p) => ({ kmeId: p.kme_id, url: p.url })),
+    tls: kmeTls,
+    store,
+    log,
+  });
+  const limits = limitsOf(cfg);
+  const keys = new KeyService({
+    kmeId: cfg.kme_id,
+    limits,
+    directory: { kmeOf: new Map(cfg.saes.map((s) => [s.id, s.kme])) },
+    store,
+    barrier,
+    pools,
+    peers,
+    newKeyId: randomUUID,
+    blockWaitMs: 2000,
+  });
+  const info = async () => ({
+    KME_ID: cfg.kme_id,
+    key_sources: await Promise.all(
+      pools.map(async (p) => {
+        const s = p.source.info();
+        return {
+          link_ID: p.linkId,
+          peer_KME_ID: p.peerKme,
+          kind: s.kind,
+          protocol: s.protocol,
+          state: s.state,
+          description: s.description,
+          ...(s.error ? { error: s.error } : {}),
+          rate_bps: s.rateBps,
+          block_bits: s.blockBits,
+          capacity_blocks: p.capacityBlocks,
+          own_blocks: await p.ownBlocks(),
+          peer_blocks: await p.peerBlocks(),
+        };
+      }),
+    ),
+    keys_waiting_for_slaves: (await store.countKeys()).ready,
+  });
+
+  const saeApi = buildSaeApi({
+    tls: {
+      key: readFileSync(cfg.sae_api.key),
+      cert: readFileSync(cfg.sae_api.cert),
+      ca: readFileSync(cfg.sae_api.client_ca),
+    },
+    keys,
+    preferences: new PreferenceService(store),
+    limits,
+    info,
+    log,
+  });
+  const peerApi = buildPeerApi({ tls: kmeTls, peers: new Set(cfg.peers.map((p) => p.kme_id)), keys, log });
+
+  for (const p of pools) await p.start();
+  peers.start();
+  await saeApi.listen({ host: cfg.sae_api.host, port: cfg.sae_api.port });
+  await peerApi.listen({ host: cfg.kme_api.host, port: cfg.kme_api.port });
+  const running: RunningKme = {
+    id: cfg.kme_id,
+    saeUrl: urlOf(saeApi, cfg.sae_api.host),
+    kmeUrl: urlOf(peerApi, cfg.kme_api.host),
+    log,
+    setPeerUrl: (kmeId, url) => peers.setPeerUrl(kmeId, url),
+    stop: async () => {
+      await saeApi.close();
+      await peerApi.close();
+      await Promise.all(pools.map((p) => p.stop()));
+      await peers.close();
+      await store.close();
+      barrier.destroy();
+    },
+  };
+  log.info({ sae_api: running.saeUrl, kme_api: running.kmeUrl }, 'KME ready');
+  return running;
+}

@@ -1,0 +1,122 @@
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import type { Logger } from 'pino';
+import { Pool } from 'undici';
+import { entityFromAltNames } from '../auth/tls-identity.js';
+import { QksError } from '../domain/errors.js';
+import type { CancelMessage, ReservationMessage } from '../domain/peer-messages.js';
+import type { KeyStore } from '../stores/key-store.js';
+import type { PeerChannel } from './key-service.js';
+
+export interface PeerClientOptions {
+  readonly peers: ReadonlyArray<{ kmeId: string; url: string }>;
+  readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer };
+  readonly store: KeyStore;
+  readonly log: Logger;
+  readonly timeoutMs?: number;
+  readonly outboxIntervalMs?: number;
+}
+
+/**
+ * This KME's side of the KME-to-KME channel: mutual TLS with the KME certificates, and a check
+ * that the server really is the named peer KME. Cancels of burned keys go through the durable
+ * outbox and are retried until the peer confirms them.
+ */
+export class PeerClient implements PeerChannel {
+  readonly #pools = new Map<string, Pool>();
+  readonly #opts: PeerClientOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | undefined;
+
+  constructor(opts: PeerClientOptions) {
+    this.#opts = opts;
+    for (const peer of opts.peers) this.setPeerUrl(peer.kmeId, peer.url);
+  }
+
+  /** Points the channel at a peer's address (the demo learns ports only after listening). */
+  setPeerUrl(kmeId: string, url: string): void {
+    void this.#pools.get(kmeId)?.close();
+    const timeout = this.#opts.timeoutMs ?? 5000;
+    this.#pools.set(
+      kmeId,
+      new Pool(url, {
+        connections: 16,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        connectTimeout: timeout,
+        connect: {
+          ...this.#opts.tls,
+          checkServerIdentity: (host: string, cert: PeerCertificate) => {
+            if (entityFromAltNames(cert.subjectaltname, 'kme') !== kmeId) {
+              return new Error(`peer certificate does not belong to KME ${kmeId}`);
+            }
+            return checkServerIdentity(host, cert);
+          },
+        },
+      }),
+    );
+  }
+
+  async #post(kmeId: string, path: string, body: unknown): Promise<void> {
+    const pool = this.#pools.get(kmeId);
+    if (!pool) throw new QksError('PEER_KME_UNAVAILABLE', `no address configured for peer KME ${kmeId}`);
+    let res;
+    try {
+      res = await pool.request({
+        method: 'POST',
+        path,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    } catch (err) {
+      this.#opts.log.warn({ peer: kmeId, err: (err as Error).message }, 'peer KME unreachable');
+      throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} is unreachable; try again later`);
+    }
+    const text = await res.body.text();
+    if (res.statusCode !== 200) {
+      const reason = (JSON.parse(text || '{}') as { message?: string }).message ?? `status ${res.statusCode}`;
+      this.#opts.log.warn({ peer: kmeId, status: res.statusCode, reason }, 'peer KME refused');
+      throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} could not record the keys: ${reason}`);
+    }
+  }
+
+  reserve(peerKme: string, message: ReservationMessage): Promise<void> {
+    return this.#post(peerKme, '/kme/v1/reservations', message);
+  }
+
+  /** Starts retrying queued cancels in the background. */
+  start(): void {
+    const tick = () => {
+      void this.flushOutbox().finally(() => {
+        this.#timer = setTimeout(tick, this.#opts.outboxIntervalMs ?? 1000);
+        this.#timer.unref();
+      });
+    };
+    tick();
+  }
+
+  /** Sends every queued cancel it can; those that fail stay queued. */
+  flushOutbox(): Promise<void> {
+    this.#flushing ??= (async () => {
+      try {
+        for (const entry of await this.#opts.store.listOutbox(100)) {
+          const message: CancelMessage = { key_IDs: entry.keyIds };
+          try {
+            await this.#post(entry.peerKme, '/kme/v1/cancellations', message);
+            await this.#opts.store.ackOutbox([entry.id]);
+          } catch {
+            continue;
+          }
+        }
+      } finally {
+        this.#flushing = undefined;
+      }
+    })();
+    return this.#flushing;
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.#timer);
+    await this.#flushing?.catch(() => undefined);
+    await Promise.all([...this.#pools.values()].map((p) => p.close()));
+  }
+}

@@ -1,0 +1,29 @@
+import { parsePreference, withDefaults, type Preferences } from '../domain/preferences.js';
+import type { KeyStore } from '../stores/key-store.js';
+
+/** Per-SAE preferences, kept in the store and cached, since every request reads the log level. */
+export class PreferenceService {
+  readonly #store: KeyStore;
+  readonly #cache = new Map<string, Preferences>();
+
+  constructor(store: KeyStore) {
+    this.#store = store;
+  }
+
+  async get(sae: string): Promise<Preferences> {
+    let prefs = this.#cache.get(sae);
+    if (!prefs) {
+      prefs = withDefaults(await this.#store.getPreferences(sae));
+      this.#cache.set(sae, prefs);
+    }
+    return prefs;
+  }
+
+  /** Validates and stores one setting; returns all of the SAE's preferences. */
+  async set(sae: string, body: unknown): Promise<Preferences> {
+    const { name, value } = parsePreference(body);
+    await this.#store.setPreference(sae, name, value);
+    this.#cache.delete(sae);
+    return this.get(sae);
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * A key source: one end of a QKD link, delivering numbered blocks of key material that the other
+ * end receives identically. Real devices and simulators plug in here; every source must pass
+ * test/sources/key-source-conformance.ts.
+ */
+export interface SourceBlock {
+  readonly seq: number;
+  /** Plain key material; the consumer seals it and wipes this buffer. */
+  readonly bytes: Buffer;
+}
+
+export type SourceState = 'starting' | 'running' | 'stopped' | 'failed';
+
+export interface KeySourceInfo {
+  readonly linkId: string;
+  /** Kind of source, e.g. `simulated`; the `qks_key_source` extension matches on it. */
+  readonly kind: string;
+  /** The key distribution protocol, as the source states it. */
+  readonly protocol: string;
+  readonly state: SourceState;
+  readonly rateBps: number;
+  readonly blockBits: number;
+  readonly description: string;
+  /** Why the source is failing, when it is. */
+  readonly error?: string;
+}
+
+export type BlockSink = (blocks: SourceBlock[], lastSeq: number) => Promise<void>;
+
+export interface KeySource {
+  readonly linkId: string;
+  readonly blockBits: number;
+  info(): KeySourceInfo;
+  /**
+   * Delivers, in order, every block after `afterSeq` (null: from what the link still holds), then
+   * new blocks as they come. `sink` is awaited before the next call.
+   */
+  start(afterSeq: number | null, sink: BlockSink): void;
+  stop(): Promise<void>;
+}

@@ -1,0 +1,51 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { QksError } from '../domain/errors.js';
+
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+
+/**
+ * Encryption at rest, above every store: AES-256-GCM under a key derived from the master key,
+ * with associated data naming where the sealed bytes belong.
+ */
+export class Barrier {
+  readonly #key: Buffer;
+
+  constructor(masterKey: Buffer) {
+    if (masterKey.length !== 32) throw new TypeError('master key must be 32 bytes');
+    this.#key = Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'qks/barrier/v1', 32));
+  }
+
+  static sealedLength(plainLength: number): number {
+    return NONCE_BYTES + plainLength + TAG_BYTES;
+  }
+
+  seal(plain: Uint8Array, aad: string): Buffer {
+    const nonce = randomBytes(NONCE_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.#key, nonce);
+    cipher.setAAD(Buffer.from(aad));
+    const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+    return Buffer.concat([nonce, body, cipher.getAuthTag()]);
+  }
+
+  open(sealed: Uint8Array, aad: string): Buffer {
+    try {
+      const nonce = sealed.subarray(0, NONCE_BYTES);
+      const tag = sealed.subarray(sealed.length - TAG_BYTES);
+      const decipher = createDecipheriv('aes-256-gcm', this.#key, nonce);
+      decipher.setAAD(Buffer.from(aad));
+      decipher.setAuthTag(tag);
+      return Buffer.concat([
+        decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)),
+        decipher.final(),
+      ]);
+    } catch {
+      // A wrong master key or tampered storage; never say more than that.
+      throw new QksError('KEY_DATA_ACCESS_ERROR');
+    }
+  }
+
+  destroy(): void {
+    this.#key.fill(0);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The key store contract. Stores hold only sealed (encrypted) material: the barrier above them
+ * does all encryption, so a store never sees a key in clear. Every method is one atomic step;
+ * the KME's invariants (a key ID means the same bytes everywhere, each key delivered at most once)
+ * rest on that. Every backend must pass test/stores/key-store-conformance.ts.
+ */
+export interface SealedBlock {
+  readonly seq: number;
+  readonly sealed: Buffer;
+}
+
+export interface IncomingBlock extends SealedBlock {
+  /** The KME that may cut keys from this block (see domain/material.ts). */
+  readonly owner: string;
+}
+
+export type KeyState = 'reserved' | 'ready';
+
+export interface KeyRecord {
+  readonly keyId: string;
+  readonly linkId: string;
+  readonly sizeBits: number;
+  readonly blocks: readonly SealedBlock[];
+  readonly masterSae: string;
+  /** Slaves that still have to fetch this key from this KME. */
+  readonly pendingSlaves: readonly string[];
+  /** The peer KME told of this key, when some slaves are there. */
+  readonly peerKme: string | null;
+  /** `reserved`: cut for a master, not yet confirmed by the peer; `ready`: waiting for slaves. */
+  readonly state: KeyState;
+  readonly createdAt: number;
+}
+
+export interface NewKey {
+  readonly keyId: string;
+  readonly sizeBits: number;
+  readonly blockCount: number;
+  readonly masterSae: string;
+  readonly pendingSlaves: readonly string[];
+  readonly peerKme: string | null;
+  readonly state: KeyState;
+}
+
+export interface ClaimedKey {
+  readonly keyId: string;
+  readonly sizeBits: number;
+  readonly seqs: readonly number[];
+  readonly masterSae: string;
+  readonly pendingSlaves: readonly string[];
+}
+
+export type ClaimResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly missingSeqs: readonly number[]; readonly existingKeyIds: readonly string[] };
+
+export type SlaveTakeResult =
+  | { readonly ok: true; readonly keys: readonly KeyRecord[] }
+  | { readonly ok: false; readonly reason: 'not_found' | 'unauthorized' };
+
+export interface OutboxEntry {
+  readonly id: number;
+  readonly peerKme: string;
+  readonly keyIds: readonly string[];
+}
+
+export interface KeyCounts {
+  readonly reserved: number;
+  readonly ready: number;
+}
+
+export interface KeyStore {
+  /** Adds link blocks (duplicates ignored) and records the last sequence number ingested. */
+  addBlocks(linkId: string, blocks: readonly IncomingBlock[], lastSeq: number): Promise<void>;
+  lastSeq(linkId: string): Promise<number | null>;
+  countBlocks(linkId: string, owner: string): Promise<number>;
+  /** Discards the oldest blocks of one owner beyond `keep`; returns how many went. */
+  trimBlocks(linkId: string, owner: string, keep: number): Promise<number>;
+
+  /** Cuts keys from the owner's oldest blocks; null, changing nothing, when there are too few. */
+  takeOwnBlocks(linkId: string, owner: string, keys: readonly NewKey[]): Promise<KeyRecord[] | null>;
+  /** Records keys the peer cut from its blocks, taking exactly those blocks; all or nothing. */
+  claimBlocks(linkId: string, owner: string, keys: readonly ClaimedKey[]): Promise<ClaimResult>;
+  /** The master has its keys: reserved keys become ready for local slaves, or go. */
+  markDelivered(keyIds: readonly string[]): Promise<void>;
+  /** Burns reserved keys whose peer confirmation failed, queueing a cancel for the peer. */
+  cancelReserved(keyIds: readonly string[]): Promise<void>;
+  /** After a restart: burns every reserved key (never delivered) and queues cancels; returns how many. */
+  burnAllReserved(): Promise<number>;
+  /** Delivers keys to one slave, all or nothing; keys go once every slave has them. */
+  takeForSlave(masterSae: string, slaveSae: string, keyIds: readonly string[]): Promise<SlaveTakeResult>;
+  /** Removes keys the peer cancelled; returns how many were here. */
+  removeKeys(keyIds: readonly string[]): Promise<number>;
+  countKeys(): Promise<KeyCounts>;
+
+  listOutbox(limit: number): Promise<OutboxEntry[]>;
+  ackOutbox(ids: readonly number[]): Promise<void>;
+
+  getPreferences(sae: string): Promise<Record<string, unknown>>;
+  setPreference(sae: string, name: string, value: unknown): Promise<void>;
+
+  close(): Promise<void>;
+}

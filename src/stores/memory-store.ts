@@ -1,0 +1,188 @@
+import type {
+  ClaimedKey,
+  ClaimResult,
+  IncomingBlock,
+  KeyCounts,
+  KeyRecord,
+  KeyStore,
+  NewKey,
+  OutboxEntry,
+  SealedBlock,
+  SlaveTakeResult,
+} from './key-store.js';
+
+/**
+ * A store in process memory: for tests and throw-away runs only. Nothing survives a restart, so a
+ * KME on it cannot keep its promises across crashes; `qks kme` warns when it is chosen.
+ */
+export class MemoryKeyStore implements KeyStore {
+  // link → owner → seq → block (Map keeps insertion order; blocks arrive in sequence order)
+  readonly #blocks = new Map<string, Map<string, Map<number, SealedBlock>>>();
+  readonly #lastSeq = new Map<string, number>();
+  readonly #keys = new Map<string, KeyRecord>();
+  readonly #outbox: OutboxEntry[] = [];
+  readonly #prefs = new Map<string, Record<string, unknown>>();
+  #nextOutboxId = 1;
+
+  #pool(linkId: string, owner: string): Map<number, SealedBlock> {
+    let byOwner = this.#blocks.get(linkId);
+    if (!byOwner) this.#blocks.set(linkId, (byOwner = new Map()));
+    let pool = byOwner.get(owner);
+    if (!pool) byOwner.set(owner, (pool = new Map()));
+    return pool;
+  }
+
+  async addBlocks(linkId: string, blocks: readonly IncomingBlock[], lastSeq: number): Promise<void> {
+    for (const b of [...blocks].sort((x, y) => x.seq - y.seq)) {
+      const pool = this.#pool(linkId, b.owner);
+      if (!pool.has(b.seq)) pool.set(b.seq, { seq: b.seq, sealed: b.sealed });
+    }
+    this.#lastSeq.set(linkId, Math.max(lastSeq, this.#lastSeq.get(linkId) ?? -1));
+  }
+
+  async lastSeq(linkId: string): Promise<number | null> {
+    return this.#lastSeq.get(linkId) ?? null;
+  }
+
+  async countBlocks(linkId: string, owner: string): Promise<number> {
+    return this.#pool(linkId, owner).size;
+  }
+
+  async trimBlocks(linkId: string, owner: string, keep: number): Promise<number> {
+    const pool = this.#pool(linkId, owner);
+    const excess = [...pool.keys()].sort((a, b) => a - b).slice(0, Math.max(0, pool.size - keep));
+    for (const seq of excess) pool.delete(seq);
+    return excess.length;
+  }
+
+  async takeOwnBlocks(linkId: string, owner: string, keys: readonly NewKey[]): Promise<KeyRecord[] | null> {
+    const pool = this.#pool(linkId, owner);
+    const needed = keys.reduce((sum, k) => sum + k.blockCount, 0);
+    if (pool.size < needed || keys.some((k) => this.#keys.has(k.keyId))) return null;
+    const oldest = [...pool.keys()].sort((a, b) => a - b).slice(0, needed);
+    const records: KeyRecord[] = [];
+    let next = 0;
+    for (const k of keys) {
+      const seqs = oldest.slice(next, (next += k.blockCount));
+      const record: KeyRecord = {
+        keyId: k.keyId,
+        linkId,
+        sizeBits: k.sizeBits,
+        blocks: seqs.map((s) => pool.get(s)!),
+        masterSae: k.masterSae,
+        pendingSlaves: [...k.pendingSlaves],
+        peerKme: k.peerKme,
+        state: k.state,
+        createdAt: Date.now(),
+      };
+      for (const s of seqs) pool.delete(s);
+      this.#keys.set(k.keyId, record);
+      records.push(record);
+    }
+    return records;
+  }
+
+  async claimBlocks(linkId: string, owner: string, keys: readonly ClaimedKey[]): Promise<ClaimResult> {
+    const pool = this.#pool(linkId, owner);
+    const allSeqs = keys.flatMap((k) => k.seqs);
+    const missingSeqs = allSeqs.filter((s) => !pool.has(s));
+    const existingKeyIds = keys.map((k) => k.keyId).filter((id) => this.#keys.has(id));
+    if (missingSeqs.length > 0 || existingKeyIds.length > 0 || new Set(allSeqs).size !== allSeqs.length) {
+      return { ok: false, missingSeqs, existingKeyIds };
+    }
+    for (const k of keys) {
+      this.#keys.set(k.keyId, {
+        keyId: k.keyId,
+        linkId,
+        sizeBits: k.sizeBits,
+        blocks: k.seqs.map((s) => pool.get(s)!),
+        masterSae: k.masterSae,
+        pendingSlaves: [...k.pendingSlaves],
+        peerKme: null,
+        state: 'ready',
+        createdAt: Date.now(),
+      });
+      for (const s of k.seqs) pool.delete(s);
+    }
+    return { ok: true };
+  }
+
+  async markDelivered(keyIds: readonly string[]): Promise<void> {
+    for (const id of keyIds) {
+      const k = this.#keys.get(id);
+      if (!k || k.state !== 'reserved') continue;
+      if (k.pendingSlaves.length === 0) this.#keys.delete(id);
+      else this.#keys.set(id, { ...k, state: 'ready' });
+    }
+  }
+
+  #burn(records: KeyRecord[]): void {
+    const byPeer = new Map<string, string[]>();
+    for (const k of records) {
+      this.#keys.delete(k.keyId);
+      if (k.peerKme) byPeer.set(k.peerKme, [...(byPeer.get(k.peerKme) ?? []), k.keyId]);
+    }
+    for (const [peerKme, ids] of byPeer) this.#outbox.push({ id: this.#nextOutboxId++, peerKme, keyIds: ids });
+  }
+
+  async cancelReserved(keyIds: readonly string[]): Promise<void> {
+    this.#burn(keyIds.map((id) => this.#keys.get(id)).filter((k) => k?.state === 'reserved') as KeyRecord[]);
+  }
+
+  async burnAllReserved(): Promise<number> {
+    const reserved = [...this.#keys.values()].filter((k) => k.state === 'reserved');
+    this.#burn(reserved);
+    return reserved.length;
+  }
+
+  async takeForSlave(masterSae: string, slaveSae: string, keyIds: readonly string[]): Promise<SlaveTakeResult> {
+    const found = keyIds.map((id) => this.#keys.get(id));
+    if (found.some((k) => !k || k.state !== 'ready' || k.masterSae !== masterSae)) {
+      return { ok: false, reason: 'not_found' };
+    }
+    const keys = found as KeyRecord[];
+    if (keys.some((k) => !k.pendingSlaves.includes(slaveSae))) return { ok: false, reason: 'unauthorized' };
+    for (const k of keys) {
+      const rest = k.pendingSlaves.filter((s) => s !== slaveSae);
+      if (rest.length === 0) this.#keys.delete(k.keyId);
+      else this.#keys.set(k.keyId, { ...k, pendingSlaves: rest });
+    }
+    return { ok: true, keys };
+  }
+
+  async removeKeys(keyIds: readonly string[]): Promise<number> {
+    return keyIds.filter((id) => this.#keys.delete(id)).length;
+  }
+
+  async countKeys(): Promise<KeyCounts> {
+    const all = [...this.#keys.values()];
+    return {
+      reserved: all.filter((k) => k.state === 'reserved').length,
+      ready: all.filter((k) => k.state === 'ready').length,
+    };
+  }
+
+  async listOutbox(limit: number): Promise<OutboxEntry[]> {
+    return this.#outbox.slice(0, limit);
+  }
+
+  async ackOutbox(ids: readonly number[]): Promise<void> {
+    for (const id of ids) {
+      const i = this.#outbox.findIndex((e) => e.id === id);
+      if (i >= 0) this.#outbox.splice(i, 1);
+    }
+  }
+
+  async getPreferences(sae: string): Promise<Record<string, unknown>> {
+    return { ...(this.#prefs.get(sae) ?? {}) };
+  }
+
+  async setPreference(sae: string, name: string, value: unknown): Promise<void> {
+    this.#prefs.set(sae, { ...(this.#prefs.get(sae) ?? {}), [name]: value });
+  }
+
+  async close(): Promise<void> {
+    this.#keys.clear();
+    this.#blocks.clear();
+  }
+}

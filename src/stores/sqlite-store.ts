@@ -1,0 +1,289 @@
+import Database from 'better-sqlite3';
+import type {
+  ClaimedKey,
+  ClaimResult,
+  IncomingBlock,
+  KeyCounts,
+  KeyRecord,
+  KeyState,
+  KeyStore,
+  NewKey,
+  OutboxEntry,
+  SealedBlock,
+  SlaveTakeResult,
+} from './key-store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS blocks (
+  link TEXT NOT NULL, seq INTEGER NOT NULL, owner TEXT NOT NULL, sealed BLOB NOT NULL,
+  PRIMARY KEY (link, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blocks_by_owner ON blocks (link, owner, seq);
+CREATE TABLE IF NOT EXISTS links (link TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+  key_id TEXT PRIMARY KEY, link TEXT NOT NULL, size_bits INTEGER NOT NULL,
+  seqs TEXT NOT NULL, sealed BLOB NOT NULL, master TEXT NOT NULL, pending TEXT NOT NULL,
+  peer TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS keys_by_state ON keys (state);
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, peer TEXT NOT NULL, key_ids TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS preferences (sae TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (sae, name)) WITHOUT ROWID;
+`;
+
+interface KeyRow {
+  key_id: string;
+  link: string;
+  size_bits: number;
+  seqs: string;
+  sealed: Buffer;
+  master: string;
+  pending: string;
+  peer: string | null;
+  state: KeyState;
+  created_at: number;
+}
+
+/** A key's sealed blocks all have one length, so they are kept as one blob and split on read. */
+function joinBlocks(blocks: readonly SealedBlock[]): Buffer {
+  return Buffer.concat(blocks.map((b) => b.sealed));
+}
+
+function toRecord(row: KeyRow): KeyRecord {
+  const seqs = JSON.parse(row.seqs) as number[];
+  const width = row.sealed.length / seqs.length;
+  return {
+    keyId: row.key_id,
+    linkId: row.link,
+    sizeBits: row.size_bits,
+    blocks: seqs.map((seq, i) => ({ seq, sealed: row.sealed.subarray(i * width, (i + 1) * width) })),
+    masterSae: row.master,
+    pendingSlaves: JSON.parse(row.pending) as string[],
+    peerKme: row.peer,
+    state: row.state,
+    createdAt: row.created_at,
+  };
+}
+
+export interface SqliteOptions {
+  /** `NORMAL` survives a killed process (WAL); `FULL` also survives power loss, at a cost. */
+  readonly synchronous?: 'NORMAL' | 'FULL';
+}
+
+/** The embedded store: one SQLite file in WAL mode. All methods run as single transactions. */
+export class SqliteKeyStore implements KeyStore {
+  readonly #db: Database.Database;
+  readonly #stmt;
+
+  constructor(file: string, options: SqliteOptions = {}) {
+    this.#db = new Database(file);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
+    this.#db.pragma('busy_timeout = 5000');
+    this.#db.exec(SCHEMA);
+    const db = this.#db;
+    this.#stmt = {
+      addBlock: db.prepare('INSERT OR IGNORE INTO blocks (link, seq, owner, sealed) VALUES (?, ?, ?, ?)'),
+      setLastSeq: db.prepare(
+        'INSERT INTO links (link, last_seq) VALUES (?, ?) ON CONFLICT (link) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)',
+      ),
+      lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM links WHERE link = ?'),
+      countBlocks: db.prepare<[string, string], { n: number }>(
+        'SELECT count(*) AS n FROM blocks WHERE link = ? AND owner = ?',
+      ),
+      trimBlocks: db.prepare(
+        'DELETE FROM blocks WHERE link = @link AND seq IN (SELECT seq FROM blocks WHERE link = @link AND owner = @owner ORDER BY seq DESC LIMIT -1 OFFSET @keep)',
+      ),
+      oldestBlocks: db.prepare<[string, string, number], SealedBlock>(
+        'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? ORDER BY seq LIMIT ?',
+      ),
+      getBlock: db.prepare<[string, string, number], SealedBlock>(
+        'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? AND seq = ?',
+      ),
+      deleteBlock: db.prepare('DELETE FROM blocks WHERE link = ? AND seq = ?'),
+      insertKey: db.prepare(
+        'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      getKey: db.prepare<[string], KeyRow>('SELECT * FROM keys WHERE key_id = ?'),
+      hasKey: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM keys WHERE key_id = ?'),
+      deleteKey: db.prepare('DELETE FROM keys WHERE key_id = ?'),
+      setReady: db.prepare("UPDATE keys SET state = 'ready' WHERE key_id = ?"),
+      setPending: db.prepare('UPDATE keys SET pending = ? WHERE key_id = ?'),
+      reservedKeys: db.prepare<[], KeyRow>("SELECT * FROM keys WHERE state = 'reserved'"),
+      countKeys: db.prepare<[], { state: KeyState; n: number }>('SELECT state, count(*) AS n FROM keys GROUP BY state'),
+      enqueue: db.prepare('INSERT INTO outbox (peer, key_ids) VALUES (?, ?)'),
+      listOutbox: db.prepare<[number], { id: number; peer: string; key_ids: string }>(
+        'SELECT id, peer, key_ids FROM outbox ORDER BY id LIMIT ?',
+      ),
+      ackOutbox: db.prepare('DELETE FROM outbox WHERE id = ?'),
+      getPrefs: db.prepare<[string], { name: string; value: string }>(
+        'SELECT name, value FROM preferences WHERE sae = ?',
+      ),
+      setPref: db.prepare(
+        'INSERT INTO preferences (sae, name, value) VALUES (?, ?, ?) ON CONFLICT (sae, name) DO UPDATE SET value = excluded.value',
+      ),
+    };
+  }
+
+  async addBlocks(linkId: string, blocks: readonly IncomingBlock[], lastSeq: number): Promise<void> {
+    this.#db.transaction(() => {
+      for (const b of blocks) this.#stmt.addBlock.run(linkId, b.seq, b.owner, b.sealed);
+      this.#stmt.setLastSeq.run(linkId, lastSeq);
+    })();
+  }
+
+  async lastSeq(linkId: string): Promise<number | null> {
+    return this.#stmt.lastSeq.get(linkId)?.last_seq ?? null;
+  }
+
+  async countBlocks(linkId: string, owner: string): Promise<number> {
+    return this.#stmt.countBlocks.get(linkId, owner)!.n;
+  }
+
+  async trimBlocks(linkId: string, owner: string, keep: number): Promise<number> {
+    return this.#stmt.trimBlocks.run({ link: linkId, owner, keep }).changes;
+  }
+
+  #insertKey(linkId: string, k: NewKey | ClaimedKey, blocks: SealedBlock[], peer: string | null, state: KeyState) {
+    this.#stmt.insertKey.run(
+      k.keyId,
+      linkId,
+      k.sizeBits,
+      JSON.stringify(blocks.map((b) => b.seq)),
+      joinBlocks(blocks),
+      k.masterSae,
+      JSON.stringify(k.pendingSlaves),
+      peer,
+      state,
+      Date.now(),
+    );
+  }
+
+  async takeOwnBlocks(linkId: string, owner: string, keys: readonly NewKey[]): Promise<KeyRecord[] | null> {
+    return this.#db.transaction(() => {
+      const needed = keys.reduce((sum, k) => sum + k.blockCount, 0);
+      const blocks = this.#stmt.oldestBlocks.all(linkId, owner, needed);
+      if (blocks.length < needed || keys.some((k) => this.#stmt.hasKey.get(k.keyId))) return null;
+      const records: KeyRecord[] = [];
+      let next = 0;
+      for (const k of keys) {
+        const mine = blocks.slice(next, (next += k.blockCount));
+        for (const b of mine) this.#stmt.deleteBlock.run(linkId, b.seq);
+        this.#insertKey(linkId, k, mine, k.peerKme, k.state);
+        records.push(toRecord(this.#stmt.getKey.get(k.keyId)!));
+      }
+      return records;
+    })();
+  }
+
+  async claimBlocks(linkId: string, owner: string, keys: readonly ClaimedKey[]): Promise<ClaimResult> {
+    return this.#db.transaction((): ClaimResult => {
+      const allSeqs = keys.flatMap((k) => k.seqs);
+      const found = new Map<number, SealedBlock>();
+      for (const seq of allSeqs) {
+        const b = this.#stmt.getBlock.get(linkId, owner, seq);
+        if (b) found.set(seq, b);
+      }
+      const missingSeqs = allSeqs.filter((s) => !found.has(s));
+      const existingKeyIds = keys.map((k) => k.keyId).filter((id) => this.#stmt.hasKey.get(id));
+      if (missingSeqs.length > 0 || existingKeyIds.length > 0 || found.size !== allSeqs.length) {
+        return { ok: false, missingSeqs, existingKeyIds };
+      }
+      for (const k of keys) {
+        for (const seq of k.seqs) this.#stmt.deleteBlock.run(linkId, seq);
+        this.#insertKey(
+          linkId,
+          k,
+          k.seqs.map((s) => found.get(s)!),
+          null,
+          'ready',
+        );
+      }
+      return { ok: true };
+    })();
+  }
+
+  async markDelivered(keyIds: readonly string[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const id of keyIds) {
+        const row = this.#stmt.getKey.get(id);
+        if (!row || row.state !== 'reserved') continue;
+        if ((JSON.parse(row.pending) as string[]).length === 0) this.#stmt.deleteKey.run(id);
+        else this.#stmt.setReady.run(id);
+      }
+    })();
+  }
+
+  #burn(rows: KeyRow[]): void {
+    const byPeer = new Map<string, string[]>();
+    for (const row of rows) {
+      this.#stmt.deleteKey.run(row.key_id);
+      if (row.peer) byPeer.set(row.peer, [...(byPeer.get(row.peer) ?? []), row.key_id]);
+    }
+    for (const [peer, ids] of byPeer) this.#stmt.enqueue.run(peer, JSON.stringify(ids));
+  }
+
+  async cancelReserved(keyIds: readonly string[]): Promise<void> {
+    this.#db.transaction(() => {
+      const rows = keyIds.map((id) => this.#stmt.getKey.get(id)).filter((r) => r?.state === 'reserved');
+      this.#burn(rows as KeyRow[]);
+    })();
+  }
+
+  async burnAllReserved(): Promise<number> {
+    return this.#db.transaction(() => {
+      const rows = this.#stmt.reservedKeys.all();
+      this.#burn(rows);
+      return rows.length;
+    })();
+  }
+
+  async takeForSlave(masterSae: string, slaveSae: string, keyIds: readonly string[]): Promise<SlaveTakeResult> {
+    return this.#db.transaction((): SlaveTakeResult => {
+      const rows = keyIds.map((id) => this.#stmt.getKey.get(id));
+      if (rows.some((r) => !r || r.state !== 'ready' || r.master !== masterSae)) {
+        return { ok: false, reason: 'not_found' };
+      }
+      const records = (rows as KeyRow[]).map(toRecord);
+      if (records.some((k) => !k.pendingSlaves.includes(slaveSae))) return { ok: false, reason: 'unauthorized' };
+      for (const k of records) {
+        const rest = k.pendingSlaves.filter((s) => s !== slaveSae);
+        if (rest.length === 0) this.#stmt.deleteKey.run(k.keyId);
+        else this.#stmt.setPending.run(JSON.stringify(rest), k.keyId);
+      }
+      return { ok: true, keys: records };
+    })();
+  }
+
+  async removeKeys(keyIds: readonly string[]): Promise<number> {
+    return this.#db.transaction(() => keyIds.reduce((n, id) => n + this.#stmt.deleteKey.run(id).changes, 0))();
+  }
+
+  async countKeys(): Promise<KeyCounts> {
+    const counts = { reserved: 0, ready: 0 };
+    for (const row of this.#stmt.countKeys.all()) counts[row.state] = row.n;
+    return counts;
+  }
+
+  async listOutbox(limit: number): Promise<OutboxEntry[]> {
+    return this.#stmt.listOutbox
+      .all(limit)
+      .map((r) => ({ id: r.id, peerKme: r.peer, keyIds: JSON.parse(r.key_ids) as string[] }));
+  }
+
+  async ackOutbox(ids: readonly number[]): Promise<void> {
+    this.#db.transaction(() => ids.forEach((id) => this.#stmt.ackOutbox.run(id)))();
+  }
+
+  async getPreferences(sae: string): Promise<Record<string, unknown>> {
+    const prefs: Record<string, unknown> = {};
+    for (const row of this.#stmt.getPrefs.all(sae)) prefs[row.name] = JSON.parse(row.value);
+    return prefs;
+  }
+
+  async setPreference(sae: string, name: string, value: unknown): Promise<void> {
+    this.#stmt.setPref.run(sae, name, JSON.stringify(value));
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}
