@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { KmeConfig } from '../../src/kme/config.js';
+
+const BIN = join(process.cwd(), 'bin', 'qks.js');
+const qks = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+
+describe('qks init and qks kme', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qks-cli-test-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('init creates CAs, certificates, master keys (0600) and one config per KME', () => {
+    const site = join(dir, 'site');
+    const run = qks('init', '--dir', site, '--kmes', 'kme-x,kme-y,kme-z', '--saes-per-kme', '3');
+    assert.equal(run.status, 0, run.stderr);
+    for (const kme of ['kme-x', 'kme-y', 'kme-z']) {
+      assert.match(run.stdout, new RegExp(`qks kme --config .*${kme}\\.json`));
+      const config = JSON.parse(readFileSync(join(site, `${kme}.json`), 'utf8')) as KmeConfig;
+      assert.equal(config.kme_id, kme);
+      assert.equal(config.saes.length, 9);
+      assert.equal(statSync(join(config.data_dir, 'master.key')).mode & 0o777, 0o600);
+      assert.equal(statSync(join(config.data_dir, 'master.key')).size, 32);
+      assert.equal(statSync(config.sae_api.key).mode & 0o777, 0o600);
+      assert.equal(statSync(config.kme_api.key).mode & 0o777, 0o600);
+    }
+    const middle = JSON.parse(readFileSync(join(site, 'kme-y.json'), 'utf8')) as KmeConfig;
+    assert.deepEqual(middle.links.map((l) => l.endpoints).sort(), [
+      ['kme-x', 'kme-y'],
+      ['kme-y', 'kme-z'],
+    ]);
+    const again = qks('init', '--dir', site, '--kmes', 'kme-x,kme-y,kme-z');
+    assert.notEqual(again.status, 0);
+    assert.match(again.stderr, /already holds a QKS deployment/);
+  });
+
+  it('kme refuses a missing or invalid configuration with a clear message', () => {
+    const missing = qks('kme', '--config', join(dir, 'nope.json'));
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /cannot read configuration/);
+
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ kme_id: 'kme-a', data_dir: '.', colour: 'blue' }));
+    const invalid = qks('kme', '--config', bad);
+    assert.equal(invalid.status, 2);
+    assert.match(invalid.stderr, /invalid configuration/);
+    assert.match(invalid.stderr, /sae_api/);
+  });
+
+  it('unknown commands and options are usage errors', () => {
+    const unknown = qks('frobnicate');
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /unknown command: frobnicate/);
+    const badFlag = qks('demo', '--colour', 'blue');
+    assert.equal(badFlag.status, 2);
+    assert.match(badFlag.stderr, /colour/);
+  });
+});

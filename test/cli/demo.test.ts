@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { DemoManifest } from '../../src/cli/demo.js';
+import { TestClient } from '../helpers/sae-client.js';
+import { eventually } from '../helpers/two-kmes.js';
+
+const BIN = join(process.cwd(), 'bin', 'qks.js');
+
+describe('qks demo', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qks-demo-test-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs two KMEs, writes the manifest when ready, and exits cleanly on SIGINT', async () => {
+    const manifestFile = join(dir, 'manifest.json');
+    const demo = spawn(process.execPath, [BIN, 'demo', '--dir', join(dir, 'site'), '--manifest', manifestFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    demo.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => demo.on('exit', (code) => resolve(code)));
+    try {
+      await eventually(() => existsSync(manifestFile), 30_000, 'the demo manifest');
+      const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as DemoManifest;
+      assert.equal(manifest.kmes.length, 2);
+      assert.ok(manifest.saes.filter((s) => s.kme === manifest.kmes[0]!.id).length >= 2);
+      assert.ok(manifest.saes.filter((s) => s.kme === manifest.kmes[1]!.id).length >= 2);
+      for (const path of [manifest.ca, ...manifest.saes.flatMap((s) => [s.cert, s.key])]) {
+        assert.ok(path.startsWith('/') && existsSync(path), `${path} is an absolute path that exists`);
+      }
+      assert.match(stdout, /curl/, 'the demo prints how to try it');
+
+      const [kmeA, kmeB] = manifest.kmes;
+      const master = manifest.saes.find((s) => s.kme === kmeA!.id)!;
+      const slave = manifest.saes.find((s) => s.kme === kmeB!.id)!;
+      const a = new TestClient(kmeA!.url, { ca: manifest.ca, cert: master.cert, key: master.key });
+      const b = new TestClient(kmeB!.url, { ca: manifest.ca, cert: slave.cert, key: slave.key });
+      await eventually(
+        async () =>
+          ((await a.get(`/api/v1/keys/${slave.id}/status`)).body as { stored_key_count: number }).stored_key_count > 0,
+        10_000,
+        'key material',
+      );
+      const got = await a.get(`/api/v1/keys/${slave.id}/enc_keys?number=1`);
+      assert.equal(got.status, 200);
+      const key = (got.body as { keys: Array<{ key_ID: string; key: string }> }).keys[0]!;
+      const fetched = await b.get(`/api/v1/keys/${master.id}/dec_keys?key_ID=${key.key_ID}`);
+      assert.equal(fetched.status, 200);
+      assert.deepEqual(fetched.body, { keys: [key] });
+      await Promise.all([a.close(), b.close()]);
+
+      demo.kill('SIGINT');
+      assert.equal(await exited, 0, 'exit code after SIGINT');
+      assert.ok(!stdout.includes(key.key), 'key bytes never reach the demo output');
+      for (const k of manifest.kmes) assert.ok(!readFileSync(k.log, 'utf8').includes(key.key), 'nor its logs');
+    } finally {
+      demo.kill('SIGKILL');
+    }
+  });
+});
