@@ -74,7 +74,13 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
   const saes: SaeCredentials[] = [];
   for (const kme of kmes) {
     for (const id of saeIdsOf(kme, opts.saesPerKme ?? 2)) {
-      const pair = await issueCertificate(saeCa, { commonName: id, entity: { kind: 'sae', id }, client: true });
+      // Server use too: an SAE answers its peer SAEs in the key agreement (docs/sae-agreement.md).
+      const pair = await issueCertificate(saeCa, {
+        commonName: id,
+        entity: { kind: 'sae', id },
+        client: true,
+        server: { dns: [], ips: [] },
+      });
       saes.push({ id, kme, ...writePair(join(pki, 'saes'), id, pair) });
     }
   }

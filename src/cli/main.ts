@@ -3,7 +3,9 @@ import { ConfigError, loadConfig } from '../kme/config.js';
 import { startKme } from '../kme/kme.js';
 import { runDemo } from './demo.js';
 import { initDeployment } from './init.js';
+import { saeCommand } from './sae.js';
 import { untilSignal } from './signals.js';
+import { UsageError } from './usage-error.js';
 
 const USAGE = `Usage: qks <command> [options]
 
@@ -14,6 +16,8 @@ Commands:
         Creates CAs, certificates, master keys, link seeds and one config file per KME.
   kme --config FILE
         Runs one KME from a configuration file (docs/configuration.md).
+  sae <status|get-key|get-key-with-ids|agree> ...
+        Talks to a KME as an SAE, and runs the SAE-to-SAE key agreement (qks sae help).
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -62,6 +66,8 @@ async function main(argv: string[]): Promise<number> {
       await kme.stop();
       return 0;
     }
+    case 'sae':
+      return saeCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -72,8 +78,6 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`unknown command: ${command}`);
   }
 }
-
-class UsageError extends Error {}
 
 function positiveNumber(text: string, flag: string): number {
   const n = Number(text);

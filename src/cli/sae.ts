@@ -1,0 +1,199 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Initiator } from '../sae/agreement/initiator.js';
+import { Responder } from '../sae/agreement/responder.js';
+import type { AgreedKeys } from '../sae/agreement/types.js';
+import { KeyRing } from '../sae/key-ring.js';
+import { KmeClient, type KeyContainer } from '../sae/kme-client.js';
+import { Rotation, type RotationPolicy } from '../sae/rotation.js';
+import { keepSecretsFile } from '../sae/secrets-file.js';
+import type { DemoManifest } from './demo.js';
+import { untilSignal } from './signals.js';
+import { UsageError } from './usage-error.js';
+
+export const SAE_USAGE = `Usage: qks sae <command> [options]
+
+Who: either --manifest FILE --sae ID (a demo manifest), or --sae ID --kme URL --ca FILE --cert FILE --key FILE.
+
+  status --slave ID                                   the ETSI status for a slave SAE
+  get-key --slave ID [--number N] [--size BITS]       keys for a slave SAE (enc_keys)
+  get-key-with-ids --master ID --key-id ID...         keys a master obtained for this SAE (dec_keys)
+  agree --role initiator --peer ID --connect HOST:PORT [--number N] [--size BITS]
+        [--once] [--rotate-every SECONDS] [--rotate-uses N] [--secrets-file FILE]
+  agree --role responder --peer ID[,ID...] --listen HOST:PORT [--secrets-file FILE]
+
+Output is JSON. Key bytes are shown only with --show-keys.
+`;
+
+const OPTIONS = {
+  manifest: { type: 'string' },
+  sae: { type: 'string' },
+  kme: { type: 'string' },
+  ca: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  slave: { type: 'string' },
+  master: { type: 'string' },
+  number: { type: 'string' },
+  size: { type: 'string' },
+  'key-id': { type: 'string', multiple: true },
+  role: { type: 'string' },
+  peer: { type: 'string' },
+  connect: { type: 'string' },
+  listen: { type: 'string' },
+  once: { type: 'boolean' },
+  'rotate-every': { type: 'string' },
+  'rotate-uses': { type: 'string' },
+  'secrets-file': { type: 'string' },
+  'show-keys': { type: 'boolean' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
+interface Identity {
+  sae: string;
+  kme: string;
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+function identity(v: Values): Identity {
+  if (!v.sae) throw new UsageError('--sae ID is required');
+  if (v.manifest) {
+    const m = JSON.parse(readFileSync(v.manifest, 'utf8')) as DemoManifest;
+    const sae = m.saes.find((s) => s.id === v.sae);
+    if (!sae) throw new UsageError(`SAE ${v.sae} is not in ${v.manifest}`);
+    return { sae: sae.id, kme: m.kmes.find((k) => k.id === sae.kme)!.url, ca: m.ca, cert: sae.cert, key: sae.key };
+  }
+  if (!v.kme || !v.ca || !v.cert || !v.key) throw new UsageError('give --manifest, or --kme, --ca, --cert and --key');
+  return { sae: v.sae, kme: v.kme, ca: v.ca, cert: v.cert, key: v.key };
+}
+
+const count = (text: string | undefined, flag: string): number | undefined => {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} must be a positive integer`);
+  return n;
+};
+
+const hostPort = (text: string | undefined, flag: string) => {
+  const m = text?.match(/^(.+):(\d+)$/);
+  if (!m) throw new UsageError(`${flag} must be HOST:PORT`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+};
+
+const print = (value: unknown) => process.stdout.write(JSON.stringify(value) + '\n');
+
+const redact = (c: KeyContainer, show: boolean) =>
+  show ? c : { ...c, keys: c.keys.map((k) => ({ ...k, key: '(hidden: use --show-keys)' })) };
+
+const agreedLine = (a: AgreedKeys, show: boolean) => ({
+  event: 'agreed',
+  exchange: a.exchange,
+  peer: a.peer,
+  key_IDs: a.keys.map((k) => k.keyId),
+  ...(show ? { keys: a.keys.map((k) => k.key.toString('base64')) } : {}),
+  timings_ms: Object.fromEntries(Object.entries(a.timings).map(([k, v]) => [k, Math.round(v * 1000) / 1000])),
+});
+
+export async function saeCommand(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  if (!command || command === 'help' || command === '--help') {
+    process.stdout.write(SAE_USAGE);
+    return command ? 0 : 2;
+  }
+  const { values: v } = parseArgs({ args: rest, options: OPTIONS });
+  const me = identity(v);
+  const kme = new KmeClient({ url: me.kme, ca: me.ca, cert: me.cert, key: me.key });
+  const show = v['show-keys'] ?? false;
+  try {
+    switch (command) {
+      case 'status':
+        if (!v.slave) throw new UsageError('status needs --slave ID');
+        print(await kme.status(v.slave));
+        return 0;
+      case 'get-key': {
+        if (!v.slave) throw new UsageError('get-key needs --slave ID');
+        const number = count(v.number, '--number');
+        const size = count(v.size, '--size');
+        print(redact(await kme.getKeys(v.slave, { ...(number ? { number } : {}), ...(size ? { size } : {}) }), show));
+        return 0;
+      }
+      case 'get-key-with-ids':
+        if (!v.master || !v['key-id']?.length)
+          throw new UsageError('get-key-with-ids needs --master ID and --key-id ID');
+        print(redact(await kme.getKeysWithIds(v.master, v['key-id']), show));
+        return 0;
+      case 'agree':
+        return await agree(v, me, kme, show);
+      default:
+        throw new UsageError(`unknown sae command: ${command}`);
+    }
+  } finally {
+    await kme.close();
+  }
+}
+
+async function agree(v: Values, me: Identity, kme: KmeClient, show: boolean): Promise<number> {
+  if (!v.peer) throw new UsageError('agree needs --peer ID');
+  const tls = { ca: readFileSync(me.ca), cert: readFileSync(me.cert), key: readFileSync(me.key) };
+  const ring = new KeyRing();
+  const stopFile = v['secrets-file'] ? keepSecretsFile(v['secrets-file'], ring, me.sae, v.peer) : () => undefined;
+  try {
+    if (v.role === 'responder') {
+      const responder = new Responder({
+        saeId: me.sae,
+        peers: v.peer.split(','),
+        kme,
+        tls,
+        ...hostPort(v.listen, '--listen'),
+      });
+      responder.on('keys', (a) => {
+        for (const k of a.keys) ring.add(k);
+        print(agreedLine(a, show));
+      });
+      responder.on('failure', (e) => print({ event: 'refused', peer: e.peer, code: e.code, message: e.message }));
+      const addr = await responder.listen();
+      print({ event: 'listening', sae: me.sae, ...addr });
+      await untilSignal();
+      await responder.close();
+      return 0;
+    }
+    if (v.role !== 'initiator') throw new UsageError('--role must be initiator or responder');
+    const initiator = new Initiator({
+      saeId: me.sae,
+      peerSaeId: v.peer,
+      peer: hostPort(v.connect, '--connect'),
+      kme,
+      tls,
+    });
+    const number = count(v.number, '--number') ?? 1;
+    const size = count(v.size, '--size');
+    const agreeOnce = () => initiator.agree(number, size);
+    try {
+      if (v.once) {
+        const agreed = await agreeOnce();
+        for (const k of agreed.keys) ring.add(k);
+        print(agreedLine(agreed, show));
+        return 0;
+      }
+      const every = count(v['rotate-every'], '--rotate-every');
+      const uses = count(v['rotate-uses'], '--rotate-uses');
+      const policy: RotationPolicy = { maxAgeMs: (every ?? 60) * 1000, ...(uses ? { maxUses: uses } : {}) };
+      const rotation = new Rotation(agreeOnce, ring, policy);
+      rotation.on('agreed', (a) => print(agreedLine(a, show)));
+      rotation.on('error', (e) => print({ event: 'error', message: e.message }));
+      process.on('SIGHUP', () => void rotation.rotateNow().catch(() => undefined));
+      await rotation.start();
+      await untilSignal();
+      rotation.stop();
+      return 0;
+    } finally {
+      initiator.close();
+    }
+  } finally {
+    stopFile();
+    ring.clear();
+  }
+}

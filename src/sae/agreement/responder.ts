@@ -1,0 +1,172 @@
+import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { peerIdentity } from '../../auth/tls-identity.js';
+import { KmeError, type KmeClient } from '../kme-client.js';
+import { FrameReader, writeFrame } from './framing.js';
+import { AgreementError, keyProof, parseMessage, proofMatches, PROTOCOL_VERSION, type Offer } from './messages.js';
+import type { AgreedKeys, SaeTls } from './types.js';
+import { ReplayGuard } from './replay-guard.js';
+
+export interface ResponderOptions {
+  /** This SAE's ID: offers must be addressed to it. */
+  readonly saeId: string;
+  /** Master SAEs whose offers are accepted. */
+  readonly peers: readonly string[];
+  readonly kme: KmeClient;
+  readonly tls: SaeTls;
+  readonly host?: string;
+  readonly port?: number;
+  /** How long to wait for each message of an exchange. */
+  readonly timeoutMs?: number;
+}
+
+export interface ResponderEvents {
+  keys: [AgreedKeys];
+  failure: [AgreementError & { peer: string | null }];
+}
+
+/**
+ * The responder side of the key agreement: accepts offers from known master SAEs over mutual TLS,
+ * fetches the offered keys from its own KME, proves it holds them, and hands them on only when the
+ * initiator has confirmed. Keys of an exchange that does not complete are wiped, never used.
+ */
+export class Responder extends EventEmitter<ResponderEvents> {
+  readonly #opts: ResponderOptions;
+  readonly #server: Server;
+  readonly #replays = new ReplayGuard();
+  readonly #sockets = new Set<TLSSocket>();
+
+  constructor(opts: ResponderOptions) {
+    super();
+    this.#opts = opts;
+    this.#server = createServer(
+      { ...opts.tls, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' },
+      (socket) => void this.#serve(socket),
+    );
+    this.#server.on('tlsClientError', () => undefined);
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#opts.port ?? 0, this.#opts.host ?? '127.0.0.1', () => resolve());
+    });
+    const addr = this.#server.address() as AddressInfo;
+    return { host: addr.address, port: addr.port };
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  async #serve(socket: TLSSocket): Promise<void> {
+    this.#sockets.add(socket);
+    socket.on('close', () => this.#sockets.delete(socket));
+    socket.on('error', () => undefined);
+    const peer = peerIdentity(socket, 'sae');
+    const reader = new FrameReader(socket);
+    const timeout = this.#opts.timeoutMs ?? 30_000;
+    if (!peer || !this.#opts.peers.includes(peer)) {
+      this.#refuse(
+        socket,
+        undefined,
+        new AgreementError('wrong_peer', `SAE ${peer ?? '(unknown)'} may not offer keys here`),
+        peer,
+      );
+      socket.end();
+      return;
+    }
+    // One connection carries any number of exchanges, one after the other.
+    for (;;) {
+      let raw: unknown;
+      try {
+        raw = await reader.next(24 * 3600_000);
+      } catch {
+        return; // connection gone
+      }
+      let offer: Offer | undefined;
+      try {
+        const msg = parseMessage(raw);
+        if (msg.type !== 'offer') throw new AgreementError('bad_message', `expected an offer, got ${msg.type}`);
+        offer = msg;
+        await this.#exchange(socket, reader, peer, offer, timeout);
+      } catch (err) {
+        const failure =
+          err instanceof AgreementError ? err : new AgreementError('internal', (err as Error).message ?? 'failed');
+        this.#refuse(socket, offer?.exchange, failure, peer);
+        if (failure.code === 'timeout' || failure.code === 'bad_message') socket.end();
+      }
+    }
+  }
+
+  async #exchange(socket: TLSSocket, reader: FrameReader, peer: string, offer: Offer, timeout: number) {
+    if (offer.master !== peer) {
+      throw new AgreementError('wrong_peer', `offer names master ${offer.master} but comes from ${peer}`);
+    }
+    if (offer.slave !== this.#opts.saeId) {
+      throw new AgreementError('not_addressed_to_me', `offer is for ${offer.slave}, not ${this.#opts.saeId}`);
+    }
+    if (!this.#replays.claim(offer.key_IDs)) {
+      throw new AgreementError('replay', 'one or more key IDs were offered before');
+    }
+    const started = performance.now();
+    let keys: Buffer[];
+    try {
+      // The KME refuses keys that were not addressed to this SAE by this master.
+      const container = await this.#opts.kme.getKeysWithIds(offer.master, offer.key_IDs);
+      const byId = new Map(container.keys.map((k) => [k.key_ID, Buffer.from(k.key, 'base64')]));
+      keys = offer.key_IDs.map((id) => byId.get(id)!);
+      if (keys.some((k) => k === undefined)) throw new AgreementError('kme_refused', 'KME returned other keys');
+    } catch (err) {
+      if (err instanceof KmeError) throw new AgreementError('kme_refused', `KME refused the keys: ${err.message}`);
+      throw err;
+    }
+    const fetchedMs = performance.now() - started;
+    try {
+      writeFrame(socket, {
+        v: PROTOCOL_VERSION,
+        type: 'ack',
+        exchange: offer.exchange,
+        proof: keyProof('ack', offer, keys),
+      });
+      let confirm;
+      try {
+        confirm = parseMessage(await reader.next(timeout));
+      } catch (err) {
+        if (err instanceof AgreementError) throw err;
+        throw new AgreementError('timeout', `initiator did not confirm: ${(err as Error).message}`);
+      }
+      if (confirm.type === 'error') throw new AgreementError(confirm.code, `initiator gave up: ${confirm.message}`);
+      if (confirm.type !== 'confirm' || confirm.exchange !== offer.exchange) {
+        throw new AgreementError('bad_message', 'expected the confirmation of this exchange');
+      }
+      if (!proofMatches(keyProof('confirm', offer, keys), confirm.proof)) {
+        throw new AgreementError('bad_proof', 'initiator holds different keys');
+      }
+    } catch (err) {
+      for (const k of keys) k.fill(0);
+      throw err;
+    }
+    this.emit('keys', {
+      exchange: offer.exchange,
+      peer,
+      keys: offer.key_IDs.map((keyId, i) => ({ keyId, key: keys[i]! })),
+      timings: { kmeMs: fetchedMs, totalMs: performance.now() - started },
+    });
+  }
+
+  #refuse(socket: TLSSocket, exchange: string | undefined, err: AgreementError, peer: string | null): void {
+    if (socket.writable) {
+      writeFrame(socket, {
+        v: PROTOCOL_VERSION,
+        type: 'error',
+        ...(exchange ? { exchange } : {}),
+        code: err.code,
+        message: err.message,
+      });
+    }
+    this.emit('failure', Object.assign(err, { peer }));
+  }
+}

@@ -1,0 +1,150 @@
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'undici';
+
+/** ETSI GS QKD 014 shapes, as a KME sends them. */
+export interface KeyStatus {
+  source_KME_ID: string;
+  target_KME_ID: string;
+  master_SAE_ID: string;
+  slave_SAE_ID: string;
+  key_size: number;
+  stored_key_count: number;
+  max_key_count: number;
+  max_key_per_request: number;
+  max_key_size: number;
+  min_key_size: number;
+  max_SAE_ID_count: number;
+  status_extension?: Record<string, unknown>;
+}
+
+export interface DeliveredKey {
+  key_ID: string;
+  /** Base64, as the KME sends it. */
+  key: string;
+  key_ID_extension?: Record<string, unknown>;
+  key_extension?: Record<string, unknown>;
+}
+
+export interface KeyContainer {
+  keys: DeliveredKey[];
+  key_container_extension?: Record<string, unknown>;
+}
+
+export interface KeyRequest {
+  number?: number;
+  size?: number;
+  additional_slave_SAE_IDs?: string[];
+  extension_mandatory?: Array<Record<string, unknown>>;
+  extension_optional?: Array<Record<string, unknown>>;
+}
+
+/** Supplies request headers, e.g. `Authorization: Bearer …` from an OAuth2 client. */
+export type AuthHeaders = () => Promise<Record<string, string>>;
+
+export interface KmeClientOptions {
+  /** The KME's base URL, e.g. `https://127.0.0.1:8443`. */
+  readonly url: string;
+  /** PEM of the CA that issued the KME's certificate, or a path to it. */
+  readonly ca: string | Buffer;
+  /** The SAE's client certificate and key (PEM or paths); the standard's way to authenticate. */
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+  /** Token-based authentication instead of, or beside, the client certificate. */
+  readonly authHeaders?: AuthHeaders;
+  readonly timeoutMs?: number;
+  /** Attempts on 503 (server busy, peer KME down, pool empty) before giving up. */
+  readonly retries?: number;
+  readonly retryBaseMs?: number;
+}
+
+/** A KME answered with an error; `status` is 400, 401 or 503 and `message` is the KME's own. */
+export class KmeError extends Error {
+  override name = 'KmeError';
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly details?: unknown[],
+  ) {
+    super(message);
+  }
+}
+
+const pem = (v: string | Buffer): string | Buffer =>
+  typeof v === 'string' && !v.includes('-----BEGIN') ? readFileSync(v) : v;
+
+/** A typed ETSI GS QKD 014 client for SAEs: mutual TLS, keep-alive, timeouts, retries on 503. */
+export class KmeClient {
+  readonly #opts: KmeClientOptions;
+  readonly #agent: Agent;
+
+  constructor(opts: KmeClientOptions) {
+    this.#opts = opts;
+    const timeout = opts.timeoutMs ?? 10_000;
+    this.#agent = new Agent({
+      connect: {
+        ca: pem(opts.ca),
+        ...(opts.cert ? { cert: pem(opts.cert) } : {}),
+        ...(opts.key ? { key: pem(opts.key) } : {}),
+        timeout,
+      },
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      keepAliveTimeout: 30_000,
+    });
+  }
+
+  status(slaveSaeId: string): Promise<KeyStatus> {
+    return this.#call('GET', `/api/v1/keys/${encodeURIComponent(slaveSaeId)}/status`);
+  }
+
+  /** Get key (POST): keys for `slaveSaeId`, cut by this SAE's KME. */
+  getKeys(slaveSaeId: string, req: KeyRequest = {}): Promise<KeyContainer> {
+    return this.#call('POST', `/api/v1/keys/${encodeURIComponent(slaveSaeId)}/enc_keys`, req);
+  }
+
+  /** Get key with key IDs (POST): the keys `masterSaeId` obtained for this SAE. */
+  getKeysWithIds(masterSaeId: string, keyIds: readonly string[]): Promise<KeyContainer> {
+    return this.#call('POST', `/api/v1/keys/${encodeURIComponent(masterSaeId)}/dec_keys`, {
+      key_IDs: keyIds.map((key_ID) => ({ key_ID })),
+    });
+  }
+
+  async #call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const attempts = 1 + (this.#opts.retries ?? 3);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#once<T>(method, path, body);
+      } catch (err) {
+        if (!(err instanceof KmeError) || err.status !== 503 || attempt >= attempts) throw err;
+        const base = this.#opts.retryBaseMs ?? 100;
+        await new Promise((r) => setTimeout(r, base * 2 ** (attempt - 1) * (0.5 + Math.random())));
+      }
+    }
+  }
+
+  async #once<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { ...(await this.#opts.authHeaders?.()) };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await request(this.#opts.url + path, {
+      method,
+      dispatcher: this.#agent,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.body.text();
+    if (res.statusCode === 200) return JSON.parse(text) as T;
+    if (res.statusCode === 401) throw new KmeError(401, 'unauthorized: the KME did not accept this SAE');
+    let parsed: { message?: unknown; details?: unknown } = {};
+    try {
+      parsed = JSON.parse(text) as typeof parsed;
+    } catch {
+      // Not an ETSI error body; the status says enough.
+    }
+    const message = typeof parsed.message === 'string' ? parsed.message : `KME answered ${res.statusCode}`;
+    throw new KmeError(res.statusCode, message, Array.isArray(parsed.details) ? parsed.details : undefined);
+  }
+
+  close(): Promise<void> {
+    return this.#agent.close();
+  }
+}
