@@ -109,6 +109,21 @@ export class KmeClient {
     });
   }
 
+  /** Get key (GET form): only `number` and `size`, as query parameters. */
+  getKeysByQuery(slaveSaeId: string, number?: number, size?: number): Promise<KeyContainer> {
+    const query = new URLSearchParams();
+    if (number !== undefined) query.set('number', String(number));
+    if (size !== undefined) query.set('size', String(size));
+    const q = query.size > 0 ? `?${query}` : '';
+    return this.#call('GET', `/api/v1/keys/${encodeURIComponent(slaveSaeId)}/enc_keys${q}`);
+  }
+
+  /** Get key with key IDs (GET form): one key. */
+  getKeyWithId(masterSaeId: string, keyId: string): Promise<KeyContainer> {
+    const q = new URLSearchParams({ key_ID: keyId });
+    return this.#call('GET', `/api/v1/keys/${encodeURIComponent(masterSaeId)}/dec_keys?${q}`);
+  }
+
   async #call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const attempts = 1 + (this.#opts.retries ?? 3);
     for (let attempt = 1; ; attempt++) {
