@@ -61,7 +61,8 @@ export class TokenVerifier {
     this.#jwks = createRemoteJWKSet(new URL(doc.jwks_uri), {
       cooldownDuration: 5_000,
       cacheMaxAge: 10 * 60_000,
-      [customFetch]: (url, init) => this.#fetch(url, init as Parameters<typeof fetch>[1]) as unknown as Promise<Response>,
+      [customFetch]: (url, init) =>
+        this.#fetch(url, init as Parameters<typeof fetch>[1]) as unknown as Promise<Response>,
     });
     return this.#jwks;
   }

@@ -104,7 +104,9 @@ export class CertificateAuthority {
     const now = new Date().toISOString();
     const records = this.list();
     const hit = records.filter(
-      (r) => r.revoked_at === null && ((match.serial && r.serial === match.serial) || (match.entity && r.entity === match.entity)),
+      (r) =>
+        r.revoked_at === null &&
+        ((match.serial && r.serial === match.serial) || (match.entity && r.entity === match.entity)),
     );
     if (hit.length === 0) throw new Error('no valid certificate matches');
     for (const r of hit) r.revoked_at = now;
@@ -114,9 +116,13 @@ export class CertificateAuthority {
   }
 
   async #writeCrl(revoked: IssuedRecord[]): Promise<void> {
-    const signingKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(this.#pair.key), ALG, false, [
-      'sign',
-    ]);
+    const signingKey = await webcrypto.subtle.importKey(
+      'pkcs8',
+      x509.PemConverter.decodeFirst(this.#pair.key),
+      ALG,
+      false,
+      ['sign'],
+    );
     const caCert = new x509.X509Certificate(this.#pair.cert);
     const crl = await x509.X509CrlGenerator.create({
       issuer: caCert.subject,

@@ -75,7 +75,10 @@ export class TokenClient {
     const started = this.#now();
     const body = await this.#json(this.#endpoint, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${basic.toString('base64')}` },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${basic.toString('base64')}`,
+      },
       body: form.toString(),
     });
     const value = body['access_token'];

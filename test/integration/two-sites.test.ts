@@ -11,10 +11,14 @@ describe('two KMEs joined by a simulated link', () => {
   before(async () => {
     sites = await startSites();
     const a1 = sites.sae('sae-a1');
-    await eventually(async () => {
-      const s = await a1.get('/api/v1/keys/sae-b1/status');
-      return (s.body as { stored_key_count: number }).stored_key_count >= 50;
-    }, 10_000, 'key material');
+    await eventually(
+      async () => {
+        const s = await a1.get('/api/v1/keys/sae-b1/status');
+        return (s.body as { stored_key_count: number }).stored_key_count >= 50;
+      },
+      10_000,
+      'key material',
+    );
   });
   after(() => sites.stop());
 
