@@ -63,7 +63,12 @@ export class LinkPool {
   }
 
   async #ingest(blocks: SourceBlock[], lastSeq: number): Promise<void> {
-    const sealed = blocks.map((b) => {
+    // A source retries a batch whose sink failed, even when the failure came after the store had
+    // added it (a failed trim); by then some of its blocks may be keys already. Never take a
+    // block twice: that would hand out the same material again.
+    const fresh = blocks.filter((b) => b.seq > this.#latestSeq);
+    for (const b of blocks) if (b.seq <= this.#latestSeq) b.bytes.fill(0);
+    const sealed = fresh.map((b) => {
       const block = {
         seq: b.seq,
         owner: ownerOfBlock(this.ends, b.seq),
@@ -73,10 +78,10 @@ export class LinkPool {
       return block;
     });
     await this.#store.addBlocks(this.linkId, sealed, lastSeq);
-    await this.#store.trimBlocks(this.linkId, this.#kmeId, this.capacityBlocks);
-    await this.#store.trimBlocks(this.linkId, this.peerKme, 2 * this.capacityBlocks);
     this.#latestSeq = Math.max(this.#latestSeq, lastSeq);
     this.#waiters = this.#waiters.filter((w) => (w.seq <= this.#latestSeq ? (w.resolve(), false) : true));
+    await this.#store.trimBlocks(this.linkId, this.#kmeId, this.capacityBlocks);
+    await this.#store.trimBlocks(this.linkId, this.peerKme, 2 * this.capacityBlocks);
   }
 
   /** Resolves true once block `seq` has arrived, false after `timeoutMs`. */

@@ -26,6 +26,7 @@ export class PeerClient implements PeerChannel {
   readonly #opts: PeerClientOptions;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
+  #closed = false;
 
   constructor(opts: PeerClientOptions) {
     this.#opts = opts;
@@ -86,10 +87,14 @@ export class PeerClient implements PeerChannel {
   /** Starts retrying queued cancels in the background. */
   start(): void {
     const tick = () => {
-      void this.flushOutbox().finally(() => {
-        this.#timer = setTimeout(tick, this.#opts.outboxIntervalMs ?? 1000);
-        this.#timer.unref();
-      });
+      void this.flushOutbox()
+        .catch((err: unknown) => this.#opts.log.error({ err: (err as Error).message }, 'outbox flush failed'))
+        .finally(() => {
+          // close() may have come while this flush ran: then the store is gone, do not go on.
+          if (this.#closed) return;
+          this.#timer = setTimeout(tick, this.#opts.outboxIntervalMs ?? 1000);
+          this.#timer.unref();
+        });
     };
     tick();
   }
@@ -115,6 +120,7 @@ export class PeerClient implements PeerChannel {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     clearTimeout(this.#timer);
     await this.#flushing?.catch(() => undefined);
     await Promise.all([...this.#pools.values()].map((p) => p.close()));

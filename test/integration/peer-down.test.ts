@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { KeyLedger, type Delivery, type Pair } from '../helpers/key-ledger.js';
+import { askKeys, fetchKeys, keysOf, runLoad } from '../helpers/key-traffic.js';
+import type { TestClient } from '../helpers/sae-client.js';
+import { StorePeek } from '../helpers/store-peek.js';
+import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+
+const CROSS: Pair = { master: 'sae-a1', slave: 'sae-b1' };
+const MIXED: Pair = { master: 'sae-a2', slave: 'sae-b2', extra: ['sae-a1'] };
+const LOCAL: Pair = { master: 'sae-a1', slave: 'sae-a2' };
+const BACK: Pair = { master: 'sae-b2', slave: 'sae-a2' };
+
+describe('the peer KME goes away and comes back', () => {
+  let sites: TwoSites;
+  let peekA: StorePeek;
+  const ledger = new KeyLedger();
+  const clients = new Map<string, TestClient>();
+  const client = (sae: string) => clients.get(sae) ?? clients.set(sae, sites.sae(sae)).get(sae)!;
+  let refused = 0;
+
+  /** Asks for keys; a 200 goes to the ledger, anything else is returned. */
+  async function ask(pair: Pair, number: number, useGet = false) {
+    const res = await askKeys(client(pair.master), pair, number, 512, useGet);
+    return { res, delivery: res.status === 200 ? ledger.master(pair, keysOf(res)) : undefined };
+  }
+
+  async function fetchAll(d: Delivery): Promise<void> {
+    for (const slave of d.slaves) {
+      const got = await fetchKeys(client(slave), d.master, d.keyIds, false);
+      assert.ok(got.ok, got.ok ? '' : `${slave}: ${got.res.status} ${got.res.text}`);
+      ledger.slave(slave, d.master, got.keys);
+    }
+  }
+
+  before(async () => {
+    sites = await startSites({ rateBps: 1_000_000 });
+    peekA = new StorePeek(sites.deployment.configs.find((c) => c.kme === 'kme-a')!.config.data_dir);
+    await eventually(
+      async () => {
+        const s = await client('sae-b2').get('/api/v1/keys/sae-a2/status');
+        return (s.body as { stored_key_count: number }).stored_key_count >= 200;
+      },
+      15_000,
+      'key material',
+    );
+  });
+  after(async () => {
+    peekA?.close();
+    await sites?.stop();
+  });
+
+  it('serves cross-site keys while both KMEs are up', async () => {
+    const { res, delivery } = await ask(CROSS, 3);
+    assert.equal(res.status, 200, res.text);
+    await fetchAll(delivery!);
+  });
+
+  it('keeps keys delivered while the peer shuts down there for the slave', async (t) => {
+    // Requests race the shutdown: each is refused, or its keys were recorded at kme-b first.
+    let stopped = false;
+    const results: Array<Awaited<ReturnType<typeof ask>>> = [];
+    const load = runLoad({ workers: 4, maxOps: 400, maxMs: 10_000, stop: () => stopped }, async () => {
+      results.push(await ask(CROSS, 2));
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    await sites.stopKme('kme-b');
+    await new Promise((r) => setTimeout(r, 100));
+    stopped = true;
+    await load;
+    for (const { res } of results) assert.ok(res.status === 200 || res.status === 503, res.text);
+    const failed = results.filter((r) => r.res.status === 503).length;
+    refused += failed;
+    t.diagnostic(`${results.length - failed} delivered, ${failed} refused around the shutdown`);
+    await sites.startKme('kme-b');
+    for (const { delivery } of results) if (delivery) await fetchAll(delivery);
+    assert.deepEqual(ledger.problems, []);
+    await sites.stopKme('kme-b');
+  });
+
+  it('answers 503 naming the peer when the peer KME is down, and burns the keys it cut', async () => {
+    for (const [pair, useGet] of [
+      [CROSS, false],
+      [CROSS, true],
+      [MIXED, false],
+    ] as const) {
+      const { res } = await ask(pair, 4, useGet);
+      assert.equal(res.status, 503, res.text);
+      assert.match((res.body as { message: string }).message, /peer KME kme-b is unreachable/);
+      refused++;
+    }
+    assert.equal(peekA.reservedKeys(), 0, 'keys cut for a refused request must be burned');
+    assert.ok(peekA.outboxRows() >= 3, 'a cancel is queued for each refused request');
+  });
+
+  it('still serves local pairs while the peer is down', async () => {
+    const { res, delivery } = await ask(LOCAL, 4);
+    assert.equal(res.status, 200, res.text);
+    await fetchAll(delivery!);
+    const again = await fetchKeys(client('sae-a2'), 'sae-a1', delivery!.keyIds.slice(0, 1), true);
+    assert.equal(again.ok ? 200 : again.res.status, 400);
+  });
+
+  it('delivers the queued cancels and serves cross-site keys again once the peer is back', async () => {
+    await sites.startKme('kme-b');
+    await eventually(() => peekA.outboxRows() === 0, 15_000, 'the outbox at kme-a to drain');
+    const log = readFileSync(join(sites.deployment.dir, 'kme-b.log'), 'utf8');
+    const cancels = log.split('\n').filter((line) => line.includes('peer cancelled burned keys')).length;
+    assert.ok(cancels >= refused, `kme-b confirmed ${cancels} cancels, ${refused} requests were refused`);
+
+    for (const pair of [CROSS, BACK, MIXED, CROSS, BACK]) {
+      const { res, delivery } = await ask(pair, 4);
+      assert.equal(res.status, 200, res.text);
+      await fetchAll(delivery!);
+    }
+    // Material cut before the outage, for refused requests, or after it is never handed out twice.
+    assert.deepEqual(ledger.problems, []);
+    assert.equal(peekA.readyKeys(), 0, 'no key left waiting at kme-a');
+  });
+});
