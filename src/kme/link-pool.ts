@@ -15,7 +15,8 @@ export interface LinkPoolOptions {
  * each share within bounds, and lets callers wait for blocks that have not arrived yet.
  *
  * The peer's share is kept twice as deep as our own: the peer never cuts keys from blocks older
- * than its newest `capacityBlocks`, so every block it names is still here.
+ * than its newest `capacityBlocks`, so every block it names is still here. The oldest blocks go
+ * first when a pool is full, so a pool always holds the freshest material.
  */
 export class LinkPool {
   readonly ends: LinkEnds;
@@ -80,8 +81,10 @@ export class LinkPool {
     await this.#store.addBlocks(this.linkId, sealed, lastSeq);
     this.#latestSeq = Math.max(this.#latestSeq, lastSeq);
     this.#waiters = this.#waiters.filter((w) => (w.seq <= this.#latestSeq ? (w.resolve(), false) : true));
-    await this.#store.trimBlocks(this.linkId, this.#kmeId, this.capacityBlocks);
-    await this.#store.trimBlocks(this.linkId, this.peerKme, 2 * this.capacityBlocks);
+    // Blocks alternate between the two ends, so the newest 2 × capacity block numbers hold this
+    // KME's newest `capacity` blocks. Range deletes cost only what they remove.
+    await this.#store.discardBlocksBefore(this.linkId, this.#kmeId, this.#latestSeq - 2 * this.capacityBlocks + 1);
+    await this.#store.discardBlocksBefore(this.linkId, this.peerKme, this.#latestSeq - 4 * this.capacityBlocks + 1);
   }
 
   /** Resolves true once block `seq` has arrived, false after `timeoutMs`. */

@@ -73,8 +73,8 @@ export interface KeyStore {
   addBlocks(linkId: string, blocks: readonly IncomingBlock[], lastSeq: number): Promise<void>;
   lastSeq(linkId: string): Promise<number | null>;
   countBlocks(linkId: string, owner: string): Promise<number>;
-  /** Discards the oldest blocks of one owner beyond `keep`; returns how many went. */
-  trimBlocks(linkId: string, owner: string, keep: number): Promise<number>;
+  /** Discards one owner's blocks numbered below `seq` (too old to use); returns how many went. */
+  discardBlocksBefore(linkId: string, owner: string, seq: number): Promise<number>;
 
   /** Cuts keys from the owner's oldest blocks; null, changing nothing, when there are too few. */
   takeOwnBlocks(linkId: string, owner: string, keys: readonly NewKey[]): Promise<KeyRecord[] | null>;

@@ -48,11 +48,11 @@ export class MemoryKeyStore implements KeyStore {
     return this.#pool(linkId, owner).size;
   }
 
-  async trimBlocks(linkId: string, owner: string, keep: number): Promise<number> {
+  async discardBlocksBefore(linkId: string, owner: string, seq: number): Promise<number> {
     const pool = this.#pool(linkId, owner);
-    const excess = [...pool.keys()].sort((a, b) => a - b).slice(0, Math.max(0, pool.size - keep));
-    for (const seq of excess) pool.delete(seq);
-    return excess.length;
+    const old = [...pool.keys()].filter((s) => s < seq);
+    for (const s of old) pool.delete(s);
+    return old.length;
   }
 
   async takeOwnBlocks(linkId: string, owner: string, keys: readonly NewKey[]): Promise<KeyRecord[] | null> {

@@ -89,9 +89,7 @@ export class SqliteKeyStore implements KeyStore {
       countBlocks: db.prepare<[string, string], { n: number }>(
         'SELECT count(*) AS n FROM blocks WHERE link = ? AND owner = ?',
       ),
-      trimBlocks: db.prepare(
-        'DELETE FROM blocks WHERE link = @link AND seq IN (SELECT seq FROM blocks WHERE link = @link AND owner = @owner ORDER BY seq DESC LIMIT -1 OFFSET @keep)',
-      ),
+      discardBlocks: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq < ?'),
       oldestBlocks: db.prepare<[string, string, number], SealedBlock>(
         'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? ORDER BY seq LIMIT ?',
       ),
@@ -138,8 +136,8 @@ export class SqliteKeyStore implements KeyStore {
     return this.#stmt.countBlocks.get(linkId, owner)!.n;
   }
 
-  async trimBlocks(linkId: string, owner: string, keep: number): Promise<number> {
-    return this.#stmt.trimBlocks.run({ link: linkId, owner, keep }).changes;
+  async discardBlocksBefore(linkId: string, owner: string, seq: number): Promise<number> {
+    return this.#stmt.discardBlocks.run(linkId, owner, seq).changes;
   }
 
   #insertKey(linkId: string, k: NewKey | ClaimedKey, blocks: SealedBlock[], peer: string | null, state: KeyState) {

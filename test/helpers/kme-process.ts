@@ -25,6 +25,10 @@ export class KmeProcesses {
 
   constructor(deployment: Deployment) {
     this.#deployment = deployment;
+    // Should the test process die before `after` runs, take the KMEs along.
+    process.once('exit', () => {
+      for (const child of this.#running.values()) child.kill('SIGKILL');
+    });
   }
 
   #config(kme: string) {

@@ -11,7 +11,6 @@ import { askKeys, BOTH_WAYS, fetchKeys, keysOf, pick, runLoad, SIZES } from '../
 import type { TestClient } from '../helpers/sae-client.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 
-
 const NOT_FOUND = 'one or more keys specified are not found on KME';
 
 describe('requests served at both KMEs at the same time', () => {
@@ -117,10 +116,10 @@ describe('link ingestion', () => {
   it('never takes a block twice when a source repeats a batch after a failure', async () => {
     const store = new MemoryKeyStore();
     let failTrims = 1;
-    const trim = store.trimBlocks.bind(store);
-    store.trimBlocks = async (...args) => {
+    const discard = store.discardBlocksBefore.bind(store);
+    store.discardBlocksBefore = async (...args: Parameters<typeof discard>) => {
       if (failTrims-- > 0) throw new Error('disk full');
-      return trim(...args);
+      return discard(...args);
     };
     const source = new ScriptedSource();
     const ends = { linkId: source.linkId, endpoints: ['kme-a', 'kme-b'] as const, blockBits: 256 };
