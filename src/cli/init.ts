@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createCa, issueCertificate, type PemPair } from '../pki/certificates.js';
+import { CertificateAuthority } from '../pki/authority.js';
 import type { KmeConfig } from '../kme/config.js';
 import { MASTER_KEY_FILE } from '../kme/kme.js';
 
@@ -19,6 +19,8 @@ export interface InitOptions {
   readonly store?: 'sqlite' | 'memory';
   readonly limits?: Partial<KmeConfig['limits']>;
   readonly logLevel?: string;
+  readonly auth?: KmeConfig['sae_api']['auth'];
+  readonly access?: Partial<KmeConfig['access']>;
 }
 
 export interface SaeCredentials {
@@ -37,15 +39,9 @@ export interface Deployment {
 }
 
 const SECRET = { mode: 0o600 } as const;
-
-function writePair(dir: string, name: string, pair: PemPair): { cert: string; key: string } {
-  mkdirSync(dir, { recursive: true });
-  const cert = join(dir, `${name}.pem`);
-  const key = join(dir, `${name}.key`);
-  writeFileSync(cert, pair.cert);
-  writeFileSync(key, pair.key, SECRET);
-  return { cert, key };
-}
+/** File names of the two CAs in `<dir>/pki` (`qks pki` works on them). */
+export const SAE_CA = 'sae-ca';
+export const KME_CA = 'kme-ca';
 
 export const saeIdsOf = (kme: string, count: number): string[] =>
   Array.from({ length: count }, (_, i) => `sae-${kme.replace(/^kme-/, '')}${i + 1}`);
@@ -66,22 +62,20 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
   const server = { dns: ['localhost'], ips: [host === 'localhost' ? '127.0.0.1' : host] };
 
   const pki = join(dir, 'pki');
-  const saeCa = await createCa('QKS SAE CA');
-  const kmeCa = await createCa('QKS KME CA');
-  const saeCaFiles = writePair(pki, 'sae-ca', saeCa);
-  const kmeCaFiles = writePair(pki, 'kme-ca', kmeCa);
+  for (const sub of ['', 'saes', ...kmes]) mkdirSync(join(pki, sub), { recursive: true });
+  const saeCa = await CertificateAuthority.create(pki, SAE_CA, 'QKS SAE CA');
+  const kmeCa = await CertificateAuthority.create(pki, KME_CA, 'QKS KME CA');
 
   const saes: SaeCredentials[] = [];
   for (const kme of kmes) {
     for (const id of saeIdsOf(kme, opts.saesPerKme ?? 2)) {
       // Server use too: an SAE answers its peer SAEs in the key agreement (docs/sae-agreement.md).
-      const pair = await issueCertificate(saeCa, {
-        commonName: id,
-        entity: { kind: 'sae', id },
-        client: true,
-        server: { dns: [], ips: [] },
-      });
-      saes.push({ id, kme, ...writePair(join(pki, 'saes'), id, pair) });
+      const files = await saeCa.issue(
+        { commonName: id, entity: { kind: 'sae', id }, client: true, server: { dns: [], ips: [] } },
+        join(pki, 'saes'),
+        id,
+      );
+      saes.push({ id, kme, cert: files.cert, key: files.key });
     }
   }
 
@@ -100,19 +94,35 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
     const dataDir = join(dir, kme);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     writeFileSync(join(dataDir, MASTER_KEY_FILE), randomBytes(32), SECRET);
-    const saeApi = writePair(join(pki, kme), 'sae-api', await issueCertificate(saeCa, { commonName: kme, server }));
-    const kmeApi = writePair(
+    const saeApi = await saeCa.issue({ commonName: kme, server }, join(pki, kme), 'sae-api');
+    const kmeApi = await kmeCa.issue(
+      { commonName: kme, entity: { kind: 'kme', id: kme }, server, client: true },
       join(pki, kme),
       'kme-api',
-      await issueCertificate(kmeCa, { commonName: kme, entity: { kind: 'kme', id: kme }, server, client: true }),
     );
     const mine = links.filter((l) => l.endpoints.includes(kme));
     const config: KmeConfig = {
       kme_id: kme,
       data_dir: dataDir,
       store: opts.store ?? 'sqlite',
-      sae_api: { host, port: ports[i]!.sae, ...saeApi, client_ca: saeCaFiles.cert },
-      kme_api: { host, port: ports[i]!.kme, ...kmeApi, ca: kmeCaFiles.cert },
+      sae_api: {
+        host,
+        port: ports[i]!.sae,
+        cert: saeApi.cert,
+        key: saeApi.key,
+        client_ca: saeCa.certFile,
+        crl: saeCa.crlFile,
+        auth: opts.auth ?? { mode: 'certificate' },
+      },
+      kme_api: {
+        host,
+        port: ports[i]!.kme,
+        cert: kmeApi.cert,
+        key: kmeApi.key,
+        ca: kmeCa.certFile,
+        crl: kmeCa.crlFile,
+      },
+      access: { admins: [], admin_scope: 'qks:admin', rules: [], ...opts.access },
       peers: mine.map((l) => {
         const peer = l.endpoints.find((e) => e !== kme)!;
         return { kme_id: peer, url: url(ports[kmes.indexOf(peer)]!.kme) };
@@ -139,5 +149,5 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
     writeFileSync(file, JSON.stringify(config, null, 2) + '\n');
     configs.push({ kme, file, config });
   }
-  return { dir, ca: saeCaFiles.cert, configs, saes };
+  return { dir, ca: saeCa.certFile, configs, saes };
 }

@@ -1,4 +1,5 @@
 import { badRequest } from './errors.js';
+import { requireEntityId } from './ids.js';
 
 /** Per-SAE settings an SAE may read and change (the earlier Quantum Key Server's extension). */
 export const PREFERENCE_DEFAULTS = {
@@ -16,23 +17,31 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Validates `{"name": ..., "value": ...}`; returns the setting to store. */
-export function parsePreference(body: unknown): { name: keyof Preferences; value: string | number } {
+export interface PreferenceChange {
+  /** Whose setting; the caller's own when the body names no `SAE_ID`. */
+  readonly sae: string | undefined;
+  readonly name: keyof Preferences;
+  readonly value: string | number;
+}
+
+/** Validates `{"name": ..., "value": ..., "SAE_ID"?: ...}`; returns the setting to store. */
+export function parsePreference(body: unknown): PreferenceChange {
   if (!isObject(body)) throw badRequest('preference must be a JSON object with name and value');
-  const extra = Object.keys(body).filter((k) => k !== 'name' && k !== 'value');
+  const extra = Object.keys(body).filter((k) => k !== 'name' && k !== 'value' && k !== 'SAE_ID');
   if (extra.length > 0) throw badRequest(`unknown field in preference: ${extra.join(', ')}`);
   const { name, value } = body;
+  const sae = body['SAE_ID'] === undefined ? undefined : requireEntityId(body['SAE_ID'], 'SAE_ID');
   switch (name) {
     case 'key_exchange_timeout':
       if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > 3600) {
         throw badRequest('key_exchange_timeout must be an integer number of seconds from 1 to 3600');
       }
-      return { name, value: value as number };
+      return { sae, name, value: value as number };
     case 'log_level':
       if (typeof value !== 'string' || !(LOG_LEVELS as readonly string[]).includes(value)) {
         throw badRequest(`log_level must be one of ${LOG_LEVELS.join(', ')}`);
       }
-      return { name, value };
+      return { sae, name, value };
     default:
       throw badRequest(`unknown preference; known: ${Object.keys(PREFERENCE_DEFAULTS).join(', ')}`);
   }

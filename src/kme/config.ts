@@ -9,8 +9,25 @@ export interface KmeConfig {
   /** Holds master.key and the key store; created by `qks init`. */
   data_dir: string;
   store: 'sqlite' | 'memory';
-  sae_api: { host: string; port: number; cert: string; key: string; client_ca: string };
-  kme_api: { host: string; port: number; cert: string; key: string; ca: string };
+  sae_api: {
+    host: string;
+    port: number;
+    cert: string;
+    key: string;
+    client_ca: string;
+    /** Revocation list of the SAE CA; reloaded when the file changes. */
+    crl?: string;
+    auth: {
+      mode: 'certificate' | 'token' | 'either' | 'both';
+      oidc?: { issuer: string; audience: string; algorithms?: string[]; sae_claim?: string; ca?: string };
+    };
+  };
+  kme_api: { host: string; port: number; cert: string; key: string; ca: string; crl?: string };
+  access: {
+    admins: string[];
+    admin_scope: string;
+    rules: Array<{ sae: string; slaves: string[] | '*'; max_keys_per_request?: number; requests_per_minute?: number }>;
+  };
   peers: Array<{ kme_id: string; url: string }>;
   saes: Array<{ id: string; kme: string }>;
   links: Array<{
@@ -46,8 +63,60 @@ const SCHEMA = strict(
     kme_id: id,
     data_dir: path,
     store: { enum: ['sqlite', 'memory'], default: 'sqlite' },
-    sae_api: strict({ host: { type: 'string' }, port, cert: path, key: path, client_ca: path }),
-    kme_api: strict({ host: { type: 'string' }, port, cert: path, key: path, ca: path }),
+    sae_api: strict(
+      {
+        host: { type: 'string' },
+        port,
+        cert: path,
+        key: path,
+        client_ca: path,
+        crl: path,
+        auth: strict(
+          {
+            mode: { enum: ['certificate', 'token', 'either', 'both'], default: 'certificate' },
+            oidc: strict(
+              {
+                issuer: { type: 'string', pattern: '^https?://' },
+                audience: { type: 'string', minLength: 1 },
+                algorithms: { type: 'array', items: { type: 'string' }, minItems: 1 },
+                sae_claim: { type: 'string', minLength: 1 },
+                ca: path,
+              },
+              ['issuer', 'audience'],
+            ),
+          },
+          [],
+        ),
+      },
+      ['host', 'port', 'cert', 'key', 'client_ca'],
+    ),
+    kme_api: strict({ host: { type: 'string' }, port, cert: path, key: path, ca: path, crl: path }, [
+      'host',
+      'port',
+      'cert',
+      'key',
+      'ca',
+    ]),
+    access: strict(
+      {
+        admins: { type: 'array', items: id, default: [] },
+        admin_scope: { type: 'string', minLength: 1, default: 'qks:admin' },
+        rules: {
+          type: 'array',
+          default: [],
+          items: strict(
+            {
+              sae: id,
+              slaves: { anyOf: [{ const: '*' }, { type: 'array', items: id }] },
+              max_keys_per_request: positive,
+              requests_per_minute: positive,
+            },
+            ['sae', 'slaves'],
+          ),
+        },
+      },
+      [],
+    ),
     peers: { type: 'array', items: strict({ kme_id: id, url: { type: 'string', pattern: '^https://' } }) },
     saes: { type: 'array', items: strict({ id, kme: id }) },
     links: {
@@ -92,6 +161,8 @@ export function parseConfig(raw: unknown, baseDir: string): KmeConfig {
   if (typeof cfg === 'object' && cfg !== null) {
     cfg.peers ??= [];
     (cfg as { limits?: unknown }).limits ??= {};
+    (cfg as { access?: unknown }).access ??= {};
+    if (typeof cfg.sae_api === 'object' && cfg.sae_api !== null) (cfg.sae_api as { auth?: unknown }).auth ??= {};
   }
   if (!validate(cfg)) {
     const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '(top)'} ${e.message}`);
@@ -102,8 +173,9 @@ export function parseConfig(raw: unknown, baseDir: string): KmeConfig {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   cfg.data_dir = abs(cfg.data_dir);
   for (const api of [cfg.sae_api, cfg.kme_api] as Array<Record<string, unknown>>) {
-    for (const k of ['cert', 'key', 'client_ca', 'ca']) if (typeof api[k] === 'string') api[k] = abs(api[k]);
+    for (const k of ['cert', 'key', 'client_ca', 'ca', 'crl']) if (typeof api[k] === 'string') api[k] = abs(api[k]);
   }
+  if (cfg.sae_api.auth.oidc?.ca) cfg.sae_api.auth.oidc.ca = abs(cfg.sae_api.auth.oidc.ca);
   for (const link of cfg.links) link.source.seed_file = abs(link.source.seed_file);
   return cfg;
 }
@@ -113,6 +185,13 @@ function crossCheck(cfg: KmeConfig): string[] {
   const saeKmes = new Set(cfg.saes.map((s) => s.kme));
   if (new Set(cfg.saes.map((s) => s.id)).size !== cfg.saes.length) problems.push('saes: an SAE ID appears twice');
   if (!saeKmes.has(cfg.kme_id)) problems.push(`saes: no SAE is served by this KME (${cfg.kme_id})`);
+  if (cfg.sae_api.auth.mode !== 'certificate' && !cfg.sae_api.auth.oidc) {
+    problems.push(`sae_api.auth: mode ${cfg.sae_api.auth.mode} needs an oidc section`);
+  }
+  const known = new Set(cfg.saes.map((s) => s.id));
+  for (const sae of [...cfg.access.admins, ...cfg.access.rules.map((r) => r.sae)]) {
+    if (!known.has(sae)) problems.push(`access: unknown SAE ${sae}`);
+  }
   for (const link of cfg.links) {
     if (!link.endpoints.includes(cfg.kme_id)) problems.push(`links.${link.id}: this KME is not an endpoint`);
     if (link.endpoints[0] === link.endpoints[1]) problems.push(`links.${link.id}: endpoints must differ`);

@@ -16,6 +16,13 @@ import { KeyService } from './key-service.js';
 import { LinkPool } from './link-pool.js';
 import { PeerClient } from './peer-client.js';
 import { PreferenceService } from './preference-service.js';
+import { readTls, reloadOnCrlChange } from './tls-files.js';
+import { SaeAuthenticator } from '../auth/sae-authenticator.js';
+import { TokenVerifier } from '../auth/token-verifier.js';
+import { AccessPolicy } from '../domain/access-policy.js';
+import { PEER_TLS_OPTIONS } from './http/peer-api.js';
+import { SAE_TLS_OPTIONS } from './http/sae-api.js';
+import type { Server as TlsServer } from 'node:tls';
 
 export interface RunningKme {
   readonly id: string;
@@ -68,11 +75,8 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
     });
     return new LinkPool({ kmeId: cfg.kme_id, ends, capacityBlocks: link.capacity_blocks }, store, barrier, source);
   });
-  const kmeTls = {
-    key: readFileSync(cfg.kme_api.key),
-    cert: readFileSync(cfg.kme_api.cert),
-    ca: readFileSync(cfg.kme_api.ca),
-  };
+  const saeTlsFiles = { ...cfg.sae_api, ca: cfg.sae_api.client_ca };
+  const kmeTls = readTls(cfg.kme_api);
   const peers = new PeerClient({
     peers: cfg.peers.map((p) => ({ kmeId: p.kme_id, url: p.url })),
     tls: kmeTls,
@@ -115,13 +119,31 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
     keys_waiting_for_slaves: (await store.countKeys()).ready,
   });
 
+  const { oidc } = cfg.sae_api.auth;
+  const tokens = oidc
+    ? new TokenVerifier({
+        issuer: oidc.issuer,
+        audience: oidc.audience,
+        ...(oidc.algorithms ? { algorithms: oidc.algorithms } : {}),
+        ...(oidc.sae_claim ? { saeClaim: oidc.sae_claim } : {}),
+        ...(oidc.ca ? { ca: readFileSync(oidc.ca) } : {}),
+      })
+    : undefined;
   const saeApi = buildSaeApi({
-    tls: {
-      key: readFileSync(cfg.sae_api.key),
-      cert: readFileSync(cfg.sae_api.cert),
-      ca: readFileSync(cfg.sae_api.client_ca),
-    },
+    tls: readTls(saeTlsFiles),
     keys,
+    auth: new SaeAuthenticator(cfg.sae_api.auth.mode, tokens),
+    access: new AccessPolicy({
+      admins: cfg.access.admins,
+      adminScope: cfg.access.admin_scope,
+      rules: cfg.access.rules.map((r) => ({
+        sae: r.sae,
+        slaves: r.slaves,
+        ...(r.max_keys_per_request ? { maxKeysPerRequest: r.max_keys_per_request } : {}),
+        ...(r.requests_per_minute ? { requestsPerMinute: r.requests_per_minute } : {}),
+      })),
+    }),
+    knownSae: (sae) => cfg.saes.some((s) => s.id === sae),
     preferences: new PreferenceService(store),
     limits,
     info,
@@ -133,6 +155,10 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
   peers.start();
   await saeApi.listen({ host: cfg.sae_api.host, port: cfg.sae_api.port });
   await peerApi.listen({ host: cfg.kme_api.host, port: cfg.kme_api.port });
+  const stopWatching = [
+    reloadOnCrlChange(saeApi.server as unknown as TlsServer, saeTlsFiles, SAE_TLS_OPTIONS, log),
+    reloadOnCrlChange(peerApi.server as unknown as TlsServer, cfg.kme_api, PEER_TLS_OPTIONS, log),
+  ];
   const running: RunningKme = {
     id: cfg.kme_id,
     saeUrl: urlOf(saeApi, cfg.sae_api.host),
@@ -140,6 +166,7 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
     log,
     setPeerUrl: (kmeId, url) => peers.setPeerUrl(kmeId, url),
     stop: async () => {
+      stopWatching.forEach((stop) => stop());
       await saeApi.close();
       await peerApi.close();
       await Promise.all(pools.map((p) => p.stop()));

@@ -1,4 +1,4 @@
-import { parsePreference, withDefaults, type Preferences } from '../domain/preferences.js';
+import { withDefaults, type PreferenceChange, type Preferences } from '../domain/preferences.js';
 import type { KeyStore } from '../stores/key-store.js';
 
 /** Per-SAE preferences, kept in the store and cached, since every request reads the log level. */
@@ -19,10 +19,9 @@ export class PreferenceService {
     return prefs;
   }
 
-  /** Validates and stores one setting; returns all of the SAE's preferences. */
-  async set(sae: string, body: unknown): Promise<Preferences> {
-    const { name, value } = parsePreference(body);
-    await this.#store.setPreference(sae, name, value);
+  /** Stores one validated setting; returns all of that SAE's preferences. */
+  async set(sae: string, change: PreferenceChange): Promise<Preferences> {
+    await this.#store.setPreference(sae, change.name, change.value);
     this.#cache.delete(sae);
     return this.get(sae);
   }

@@ -1,4 +1,4 @@
-import * as x509 from '@peculiar/x509';
+import { x509 } from './x509.js';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { webcrypto } from 'node:crypto';
@@ -133,6 +133,7 @@ export class CertificateAuthority {
       entries: revoked.map((r) => ({ serialNumber: r.serial, revocationDate: new Date(r.revoked_at!) })),
       extensions: [await x509.AuthorityKeyIdentifierExtension.create(caCert)],
     });
-    atomicWrite(this.crlFile, crl.toString('pem'));
+    // OpenSSL reads only the 'X509 CRL' label.
+    atomicWrite(this.crlFile, x509.PemConverter.encode(crl.rawData, 'X509 CRL') + '\n');
   }
 }

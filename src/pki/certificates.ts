@@ -1,9 +1,6 @@
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from './x509.js';
 import { randomBytes, webcrypto } from 'node:crypto';
 import { entityUri, type EntityKind } from '../auth/tls-identity.js';
-
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;

@@ -9,7 +9,7 @@ import { acceptJsonBodies } from './json-body.js';
 import { serverOptions } from './server-options.js';
 
 export interface PeerApiOptions {
-  readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer };
+  readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer; crl?: string | Buffer };
   readonly peers: ReadonlySet<string>;
   readonly keys: KeyService;
   readonly log: Logger;
@@ -25,9 +25,12 @@ declare module 'fastify' {
  * The KME-to-KME channel's server side. It trusts only the KME CA, and only KMEs configured as
  * peers: an SAE certificate does not open it, even one from the same operator.
  */
+/** Only KMEs with a certificate from the KME CA get through the handshake. */
+export const PEER_TLS_OPTIONS = { requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' } as const;
+
 export function buildPeerApi(opts: PeerApiOptions): FastifyInstance {
   const app = Fastify({
-    https: { ...opts.tls, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' },
+    https: { ...opts.tls, ...PEER_TLS_OPTIONS },
     ...serverOptions(opts.log),
     bodyLimit: 1024 * 1024,
   }) as unknown as FastifyInstance;

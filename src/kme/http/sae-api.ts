@@ -2,21 +2,27 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { parseKeyIdQuery, parseKeyIds } from '../../domain/key-ids.js';
-import { parseKeyRequest, parseKeyRequestQuery } from '../../domain/key-request.js';
+import { parseKeyRequest, parseKeyRequestQuery, type KeyRequest } from '../../domain/key-request.js';
 import type { KeyLimits } from '../../domain/limits.js';
-import { peerIdentity } from '../../auth/tls-identity.js';
+import type { Caller, SaeAuthenticator } from '../../auth/sae-authenticator.js';
+import type { AccessDecision, AccessPolicy } from '../../domain/access-policy.js';
 import type { KeyService } from '../key-service.js';
 import type { PreferenceService } from '../preference-service.js';
 import { sendEtsiError, toEtsiError } from './etsi-errors.js';
-import { QksError } from '../../domain/errors.js';
+import { badRequest, QksError } from '../../domain/errors.js';
+import { parsePreference } from '../../domain/preferences.js';
 import { acceptJsonBodies } from './json-body.js';
 import { serverOptions } from './server-options.js';
 
 export interface SaeApiOptions {
-  readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer };
+  readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer; crl?: string | Buffer };
   readonly keys: KeyService;
   readonly preferences: PreferenceService;
   readonly limits: KeyLimits;
+  readonly auth: SaeAuthenticator;
+  readonly access: AccessPolicy;
+  readonly now?: () => number;
+  readonly knownSae: (sae: string) => boolean;
   readonly info: () => Promise<unknown>;
   readonly log: Logger;
   readonly bodyLimit?: number;
@@ -25,6 +31,7 @@ export interface SaeApiOptions {
 declare module 'fastify' {
   interface FastifyRequest {
     sae: string;
+    caller: Caller;
     saeLog: Logger;
   }
 }
@@ -33,24 +40,34 @@ type Params = { Params: { id: string }; Querystring: Record<string, unknown> };
 
 /**
  * The ETSI GS QKD 014 key delivery API and the earlier QKS's extension endpoints. Every request
- * is authenticated by the SAE's client certificate before anything else runs.
+ * is authenticated (client certificate and/or bearer token, as configured) before anything else
+ * runs, and key requests pass the access rules before any key is touched.
  */
+/** Certificates are asked for, but checked per request so that a refusal is a 401, not a broken handshake. */
+export const SAE_TLS_OPTIONS = { requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' } as const;
+
 export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
   const app = Fastify({
-    https: { ...opts.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    https: { ...opts.tls, ...SAE_TLS_OPTIONS },
     ...serverOptions(opts.log),
     bodyLimit: opts.bodyLimit ?? 64 * 1024,
   }) as unknown as FastifyInstance;
   acceptJsonBodies(app);
   app.decorateRequest('sae', '');
+  app.decorateRequest('caller', null as unknown as Caller);
   app.decorateRequest('saeLog', null as unknown as Logger);
 
   app.addHook('onRequest', async (req, reply) => {
-    const sae = peerIdentity(req.raw.socket as TLSSocket, 'sae');
-    if (!sae) {
-      opts.log.warn({ remote: req.ip, url: req.url }, 'refused: no valid SAE client certificate');
+    const result = await opts.auth.identify(req.raw.socket as TLSSocket, req.headers.authorization);
+    if (!result.ok) {
+      opts.log.warn(
+        { remote: req.ip, url: req.url.split('?')[0], reason: result.reason },
+        'refused: not authenticated',
+      );
       return reply.code(401).send();
     }
+    const sae = result.caller.sae;
+    req.caller = result.caller;
     req.sae = sae;
     req.saeLog = opts.log.child({ sae }, { level: (await opts.preferences.get(sae)).log_level });
   });
@@ -68,41 +85,47 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
   });
   app.setNotFoundHandler((_req, reply) => reply.code(400).send({ message: 'no such endpoint' }));
 
-  const keyContainerIds = (req: FastifyRequest, ids: string[]) => req.saeLog.debug({ key_IDs: ids }, 'keys delivered');
+  const now = opts.now ?? Date.now;
+  /** Refusals are 401 with no body; the reason goes to the log with the caller's identity. */
+  const enforce = (req: FastifyRequest, decision: AccessDecision) => {
+    if (decision.allowed) return;
+    req.saeLog.warn({ reason: decision.reason, via: req.caller.via }, 'refused by access rules');
+    throw new QksError('UNAUTHORIZED');
+  };
+  const encKeys = async (req: FastifyRequest<Params>, request: KeyRequest) => {
+    const slaves = [req.params.id, ...request.additionalSlaveSaeIds];
+    enforce(req, opts.access.checkKeyRequest(req.sae, slaves, request.number, now()));
+    const container = await opts.keys.getKeys(req.sae, req.params.id, request);
+    req.saeLog.debug({ key_IDs: container.keys.map((k) => k.key_ID) }, 'keys delivered to master');
+    return container;
+  };
+  const decKeys = async (req: FastifyRequest<Params>, keyIds: string[]) => {
+    enforce(req, opts.access.checkKeyRequest(req.sae, [], 0, now()));
+    const container = await opts.keys.getKeysWithIds(req.sae, req.params.id, keyIds);
+    req.saeLog.debug({ key_IDs: keyIds }, 'keys delivered to slave');
+    return container;
+  };
 
   app.get<Params>('/api/v1/keys/:id/status', (req) => opts.keys.status(req.sae, req.params.id));
-
-  app.post<Params & { Body: unknown }>('/api/v1/keys/:id/enc_keys', async (req) => {
-    const container = await opts.keys.getKeys(req.sae, req.params.id, parseKeyRequest(req.body, opts.limits));
-    keyContainerIds(
-      req,
-      container.keys.map((k) => k.key_ID),
-    );
-    return container;
-  });
-  app.get<Params>('/api/v1/keys/:id/enc_keys', async (req) => {
-    const container = await opts.keys.getKeys(req.sae, req.params.id, parseKeyRequestQuery(req.query, opts.limits));
-    keyContainerIds(
-      req,
-      container.keys.map((k) => k.key_ID),
-    );
-    return container;
-  });
-  app.post<Params & { Body: unknown }>('/api/v1/keys/:id/dec_keys', (req) =>
-    opts.keys.getKeysWithIds(req.sae, req.params.id, parseKeyIds(req.body, opts.limits.maxKeyPerRequest)),
+  app.post<Params>('/api/v1/keys/:id/enc_keys', (req) => encKeys(req, parseKeyRequest(req.body, opts.limits)));
+  app.get<Params>('/api/v1/keys/:id/enc_keys', (req) => encKeys(req, parseKeyRequestQuery(req.query, opts.limits)));
+  app.post<Params>('/api/v1/keys/:id/dec_keys', (req) =>
+    decKeys(req, parseKeyIds(req.body, opts.limits.maxKeyPerRequest)),
   );
-  app.get<Params>('/api/v1/keys/:id/dec_keys', (req) =>
-    opts.keys.getKeysWithIds(req.sae, req.params.id, parseKeyIdQuery(req.query)),
-  );
+  app.get<Params>('/api/v1/keys/:id/dec_keys', (req) => decKeys(req, parseKeyIdQuery(req.query)));
 
   app.get('/api/v1/preferences', async (req) => ({
     SAE_ID: req.sae,
     preferences: await opts.preferences.get(req.sae),
   }));
-  app.post<{ Body: unknown }>('/api/v1/preferences/preference', async (req) => ({
-    SAE_ID: req.sae,
-    preferences: await opts.preferences.set(req.sae, req.body),
-  }));
+  app.post<{ Body: unknown }>('/api/v1/preferences/preference', async (req) => {
+    const change = parsePreference(req.body);
+    enforce(req, opts.access.checkAdmin(req.sae, req.caller.scopes));
+    const sae = change.sae ?? req.sae;
+    if (!opts.knownSae(sae)) throw badRequest(`unknown SAE ID: ${sae}`);
+    req.saeLog.info({ target: sae, name: change.name, value: change.value }, 'preference changed');
+    return { SAE_ID: sae, preferences: await opts.preferences.set(sae, change) };
+  });
   app.get('/api/v1/information/info', () => opts.info());
 
   return app;
