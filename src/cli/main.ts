@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from '../kme/config.js';
 import { startKme } from '../kme/kme.js';
 import { runDemo } from './demo.js';
 import { initDeployment } from './init.js';
+import { pkiCommand } from './pki.js';
 import { saeCommand } from './sae.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
@@ -16,6 +17,8 @@ Commands:
         Creates CAs, certificates, master keys, link seeds and one config file per KME.
   kme --config FILE
         Runs one KME from a configuration file (docs/configuration.md).
+  pki <list|issue|revoke> --dir DIR ...
+        The deployment's certificate authorities (qks pki help).
   sae <status|get-key|get-key-with-ids|agree> ...
         Talks to a KME as an SAE, and runs the SAE-to-SAE key agreement (qks sae help).
 `;
@@ -68,6 +71,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'sae':
       return saeCommand(rest);
+    case 'pki':
+      return pkiCommand(rest);
     case undefined:
     case 'help':
     case '--help':

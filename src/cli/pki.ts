@@ -1,0 +1,93 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { entityUri } from '../auth/tls-identity.js';
+import { isEntityId } from '../domain/ids.js';
+import { CertificateAuthority } from '../pki/authority.js';
+import { KME_CA, SAE_CA } from './init.js';
+import { UsageError } from './usage-error.js';
+
+export const PKI_USAGE = `Usage: qks pki <command> --dir DIR (a directory made by qks init)
+
+  list                           every certificate both CAs issued, with its state
+  issue --sae ID                 a new SAE certificate (client, and server for the key agreement)
+  issue --kme ID [--host H]      a new KME-to-KME channel certificate
+  revoke --sae ID | --kme ID | --serial HEX
+                                 revokes; running KMEs reload the revocation list within a second
+`;
+
+export async function pkiCommand(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  const { values: v } = parseArgs({
+    args: rest,
+    options: {
+      dir: { type: 'string' },
+      sae: { type: 'string' },
+      kme: { type: 'string' },
+      host: { type: 'string' },
+      serial: { type: 'string' },
+    },
+  });
+  if (!command || command === 'help') {
+    process.stdout.write(PKI_USAGE);
+    return command ? 0 : 2;
+  }
+  if (!v.dir) throw new UsageError('--dir DIR is required');
+  const pki = join(v.dir, 'pki');
+  const ca = (name: string) => CertificateAuthority.open(pki, name);
+  const print = (x: unknown) => process.stdout.write(JSON.stringify(x, null, 2) + '\n');
+  for (const id of [v.sae, v.kme]) if (id !== undefined && !isEntityId(id)) throw new UsageError(`bad ID: ${id}`);
+
+  switch (command) {
+    case 'list':
+      print({ [SAE_CA]: ca(SAE_CA).list(), [KME_CA]: ca(KME_CA).list() });
+      return 0;
+    case 'issue': {
+      if (v.sae) {
+        mkdirSync(join(pki, 'saes'), { recursive: true });
+        const req = {
+          commonName: v.sae,
+          entity: { kind: 'sae' as const, id: v.sae },
+          client: true,
+          server: { dns: [], ips: [] },
+        };
+        print(await ca(SAE_CA).issue(req, join(pki, 'saes'), v.sae));
+        return 0;
+      }
+      if (v.kme) {
+        mkdirSync(join(pki, v.kme), { recursive: true });
+        const host = v.host ?? '127.0.0.1';
+        const server = { dns: ['localhost'], ips: [/^[\d.]+$|:/.test(host) ? host : '127.0.0.1'] };
+        const req = { commonName: v.kme, entity: { kind: 'kme' as const, id: v.kme }, client: true, server };
+        print(await ca(KME_CA).issue(req, join(pki, v.kme), 'kme-api'));
+        return 0;
+      }
+      throw new UsageError('issue needs --sae ID or --kme ID');
+    }
+    case 'revoke': {
+      const target = v.sae
+        ? { entity: entityUri('sae', v.sae) }
+        : v.kme
+          ? { entity: entityUri('kme', v.kme) }
+          : undefined;
+      if (target) {
+        print(await ca(v.sae ? SAE_CA : KME_CA).revoke(target));
+        return 0;
+      }
+      if (!v.serial) throw new UsageError('revoke needs --sae ID, --kme ID or --serial HEX');
+      const serial = v.serial.toLowerCase();
+      for (const name of [SAE_CA, KME_CA]) {
+        const authority = ca(name);
+        if (authority.list().some((r) => r.serial.toLowerCase() === serial)) {
+          print(
+            await authority.revoke({ serial: authority.list().find((r) => r.serial.toLowerCase() === serial)!.serial }),
+          );
+          return 0;
+        }
+      }
+      throw new UsageError(`no certificate with serial ${v.serial}`);
+    }
+    default:
+      throw new UsageError(`unknown pki command: ${command}`);
+  }
+}
