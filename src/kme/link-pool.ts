@@ -65,7 +65,7 @@ export class LinkPool {
 
   async #ingest(blocks: SourceBlock[], lastSeq: number): Promise<void> {
     // A source retries a batch whose sink failed, even when the failure came after the store had
-    // added it (a failed discard of old blocks); by then some of its blocks may be keys already. Never take a
+    // added it (a failed discard); by then some of its blocks may be keys already. Never take a
     // block twice: that would hand out the same material again.
     const fresh = blocks.filter((b) => b.seq > this.#latestSeq);
     for (const b of blocks) if (b.seq <= this.#latestSeq) b.bytes.fill(0);

@@ -74,7 +74,12 @@ export class PeerClient implements PeerChannel {
     }
     const text = await res.body.text();
     if (res.statusCode !== 200) {
-      const reason = (JSON.parse(text || '{}') as { message?: string }).message ?? `status ${res.statusCode}`;
+      let reason = `status ${res.statusCode}`;
+      try {
+        reason = (JSON.parse(text) as { message?: string }).message ?? reason;
+      } catch {
+        // Not our peer's error body (a proxy's page, say): the status is all we know.
+      }
       this.#opts.log.warn({ peer: kmeId, status: res.statusCode, reason }, 'peer KME refused');
       throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} could not record the keys: ${reason}`);
     }

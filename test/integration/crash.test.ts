@@ -115,7 +115,7 @@ describe('KMEs killed with SIGKILL at random moments under load', () => {
 
   it('loses nothing a master received and delivers nothing twice', async (t) => {
     let stop = false;
-    const load = runLoad({ workers: 6, maxOps: 6000, maxMs: 45_000, stop: () => stop }, masterAsks);
+    const load = runLoad({ workers: 6, maxOps: 10_000, maxMs: 45_000, stop: () => stop }, masterAsks);
     let kills: number;
     try {
       kills = await killer();
