@@ -144,6 +144,7 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
         ...opts.limits,
       },
       log_level: opts.logLevel ?? 'info',
+      key_ttl_seconds: 7 * 24 * 3600,
     };
     const file = join(dir, `${kme}.json`);
     writeFileSync(file, JSON.stringify(config, null, 2) + '\n');

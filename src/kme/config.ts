@@ -45,6 +45,8 @@ export interface KmeConfig {
     max_SAE_ID_count: number;
   };
   log_level: string;
+  /** Keys a slave has not fetched are forgotten after this long; so are remembered cancellations. */
+  key_ttl_seconds: number;
 }
 
 const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$' };
@@ -144,6 +146,7 @@ const SCHEMA = strict(
       },
       [],
     ),
+    key_ttl_seconds: { ...positive, default: 7 * 24 * 3600 },
     log_level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
   },
   ['kme_id', 'data_dir', 'sae_api', 'kme_api', 'saes', 'links'],

@@ -193,7 +193,7 @@ export class KeyService {
   }
 
   async acceptCancel(keyIds: readonly string[]): Promise<number> {
-    return this.#d.store.removeKeys(keyIds);
+    return this.#d.store.cancelKeys(keyIds);
   }
 
   #container(records: readonly KeyRecord[]): KeyContainer {

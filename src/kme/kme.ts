@@ -155,6 +155,15 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
   peers.start();
   await saeApi.listen({ host: cfg.sae_api.host, port: cfg.sae_api.port });
   await peerApi.listen({ host: cfg.kme_api.host, port: cfg.kme_api.port });
+  // Keys whose master never passed their IDs on (a crash between delivery and response) would
+  // otherwise wait for their slaves forever.
+  const sweeper = setInterval(() => {
+    store
+      .expireBefore(Date.now() - cfg.key_ttl_seconds * 1000)
+      .then((n) => n > 0 && log.info({ expired: n }, 'forgot keys no slave fetched in time'))
+      .catch((err: unknown) => log.error({ err: (err as Error).message }, 'expiry sweep failed'));
+  }, 60_000);
+  sweeper.unref();
   const stopWatching = [
     reloadOnCrlChange(saeApi.server as unknown as TlsServer, saeTlsFiles, SAE_TLS_OPTIONS, log),
     reloadOnCrlChange(peerApi.server as unknown as TlsServer, cfg.kme_api, PEER_TLS_OPTIONS, log),
@@ -166,6 +175,7 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
     log,
     setPeerUrl: (kmeId, url) => peers.setPeerUrl(kmeId, url),
     stop: async () => {
+      clearInterval(sweeper);
       stopWatching.forEach((stop) => stop());
       await saeApi.close();
       await peerApi.close();

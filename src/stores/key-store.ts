@@ -88,8 +88,13 @@ export interface KeyStore {
   burnAllReserved(): Promise<number>;
   /** Delivers keys to one slave, all or nothing; keys go once every slave has them. */
   takeForSlave(masterSae: string, slaveSae: string, keyIds: readonly string[]): Promise<SlaveTakeResult>;
-  /** Removes keys the peer cancelled; returns how many were here. */
-  removeKeys(keyIds: readonly string[]): Promise<number>;
+  /**
+   * Removes keys the peer cancelled, and remembers the IDs so that a reservation of them arriving
+   * late is refused as already known; returns how many keys were here.
+   */
+  cancelKeys(keyIds: readonly string[]): Promise<number>;
+  /** Forgets keys still waiting for slaves, and remembered cancellations, from before `time` (ms). */
+  expireBefore(time: number): Promise<number>;
   countKeys(): Promise<KeyCounts>;
 
   listOutbox(limit: number): Promise<OutboxEntry[]>;

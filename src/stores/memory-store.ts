@@ -20,6 +20,7 @@ export class MemoryKeyStore implements KeyStore {
   readonly #blocks = new Map<string, Map<string, Map<number, SealedBlock>>>();
   readonly #lastSeq = new Map<string, number>();
   readonly #keys = new Map<string, KeyRecord>();
+  readonly #cancelled = new Map<string, number>();
   readonly #outbox: OutboxEntry[] = [];
   readonly #prefs = new Map<string, Record<string, unknown>>();
   #nextOutboxId = 1;
@@ -86,7 +87,7 @@ export class MemoryKeyStore implements KeyStore {
     const pool = this.#pool(linkId, owner);
     const allSeqs = keys.flatMap((k) => k.seqs);
     const missingSeqs = allSeqs.filter((s) => !pool.has(s));
-    const existingKeyIds = keys.map((k) => k.keyId).filter((id) => this.#keys.has(id));
+    const existingKeyIds = keys.map((k) => k.keyId).filter((id) => this.#keys.has(id) || this.#cancelled.has(id));
     if (missingSeqs.length > 0 || existingKeyIds.length > 0 || new Set(allSeqs).size !== allSeqs.length) {
       return { ok: false, missingSeqs, existingKeyIds };
     }
@@ -150,8 +151,16 @@ export class MemoryKeyStore implements KeyStore {
     return { ok: true, keys };
   }
 
-  async removeKeys(keyIds: readonly string[]): Promise<number> {
+  async cancelKeys(keyIds: readonly string[]): Promise<number> {
+    for (const id of keyIds) this.#cancelled.set(id, Date.now());
     return keyIds.filter((id) => this.#keys.delete(id)).length;
+  }
+
+  async expireBefore(time: number): Promise<number> {
+    const old = [...this.#keys.values()].filter((k) => k.state === 'ready' && k.createdAt < time);
+    for (const k of old) this.#keys.delete(k.keyId);
+    for (const [id, at] of this.#cancelled) if (at < time) this.#cancelled.delete(id);
+    return old.length;
   }
 
   async countKeys(): Promise<KeyCounts> {

@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS keys (
   peer TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS keys_by_state ON keys (state);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, peer TEXT NOT NULL, key_ids TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cancelled (key_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS keys_by_age ON keys (state, created_at);
 CREATE TABLE IF NOT EXISTS preferences (sae TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY (sae, name)) WITHOUT ROWID;
 `;
@@ -101,7 +103,12 @@ export class SqliteKeyStore implements KeyStore {
         'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       getKey: db.prepare<[string], KeyRow>('SELECT * FROM keys WHERE key_id = ?'),
-      hasKey: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM keys WHERE key_id = ?'),
+      hasKey: db.prepare<[{ id: string }], { one: number }>(
+        'SELECT 1 AS one FROM keys WHERE key_id = @id UNION ALL SELECT 1 FROM cancelled WHERE key_id = @id',
+      ),
+      remember: db.prepare('INSERT OR IGNORE INTO cancelled (key_id, at) VALUES (?, ?)'),
+      expireKeys: db.prepare("DELETE FROM keys WHERE state = 'ready' AND created_at < ?"),
+      expireCancelled: db.prepare('DELETE FROM cancelled WHERE at < ?'),
       deleteKey: db.prepare('DELETE FROM keys WHERE key_id = ?'),
       setReady: db.prepare("UPDATE keys SET state = 'ready' WHERE key_id = ?"),
       setPending: db.prepare('UPDATE keys SET pending = ? WHERE key_id = ?'),
@@ -159,7 +166,7 @@ export class SqliteKeyStore implements KeyStore {
     return this.#db.transaction(() => {
       const needed = keys.reduce((sum, k) => sum + k.blockCount, 0);
       const blocks = this.#stmt.oldestBlocks.all(linkId, owner, needed);
-      if (blocks.length < needed || keys.some((k) => this.#stmt.hasKey.get(k.keyId))) return null;
+      if (blocks.length < needed || keys.some((k) => this.#stmt.hasKey.get({ id: k.keyId }))) return null;
       const records: KeyRecord[] = [];
       let next = 0;
       for (const k of keys) {
@@ -181,7 +188,7 @@ export class SqliteKeyStore implements KeyStore {
         if (b) found.set(seq, b);
       }
       const missingSeqs = allSeqs.filter((s) => !found.has(s));
-      const existingKeyIds = keys.map((k) => k.keyId).filter((id) => this.#stmt.hasKey.get(id));
+      const existingKeyIds = keys.map((k) => k.keyId).filter((id) => this.#stmt.hasKey.get({ id }));
       if (missingSeqs.length > 0 || existingKeyIds.length > 0 || found.size !== allSeqs.length) {
         return { ok: false, missingSeqs, existingKeyIds };
       }
@@ -251,8 +258,21 @@ export class SqliteKeyStore implements KeyStore {
     })();
   }
 
-  async removeKeys(keyIds: readonly string[]): Promise<number> {
-    return this.#db.transaction(() => keyIds.reduce((n, id) => n + this.#stmt.deleteKey.run(id).changes, 0))();
+  async cancelKeys(keyIds: readonly string[]): Promise<number> {
+    const now = Date.now();
+    return this.#db.transaction(() =>
+      keyIds.reduce((n, id) => {
+        this.#stmt.remember.run(id, now);
+        return n + this.#stmt.deleteKey.run(id).changes;
+      }, 0),
+    )();
+  }
+
+  async expireBefore(time: number): Promise<number> {
+    return this.#db.transaction(() => {
+      this.#stmt.expireCancelled.run(time);
+      return this.#stmt.expireKeys.run(time).changes;
+    })();
   }
 
   async countKeys(): Promise<KeyCounts> {

@@ -196,14 +196,37 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
       assert.equal(await store.burnAllReserved(), 0);
     });
 
-    it('removes keys a peer cancelled', async () => {
-      await store.addBlocks(LINK, blocks(0, 5), 5);
-      await store.claimBlocks(LINK, 'kme-b', [
-        { keyId: 'k1', sizeBits: 256, seqs: [1], masterSae: 'sae-b1', pendingSlaves: ['sae-a1'] },
-      ]);
-      assert.equal(await store.removeKeys(['k1', 'k2']), 1);
-      assert.equal(await store.removeKeys(['k1']), 0);
+    it('removes keys a peer cancelled and refuses their IDs afterwards', async () => {
+      await store.addBlocks(LINK, blocks(0, 9), 9);
+      const claim = (keyId: string, seq: number) => ({
+        keyId,
+        sizeBits: 256,
+        seqs: [seq],
+        masterSae: 'sae-b1',
+        pendingSlaves: ['sae-a1'],
+      });
+      await store.claimBlocks(LINK, 'kme-b', [claim('k1', 1)]);
+      assert.equal(await store.cancelKeys(['k1', 'k2']), 1);
+      assert.equal(await store.cancelKeys(['k1']), 0);
       assert.deepEqual(await store.countKeys(), { reserved: 0, ready: 0 });
+      // A cancel may overtake its reservation: the late reservation must not store the key.
+      const late = await store.claimBlocks(LINK, 'kme-b', [claim('k2', 3)]);
+      assert.deepEqual(late, { ok: false, missingSeqs: [], existingKeyIds: ['k2'] });
+      assert.equal(await store.countBlocks(LINK, 'kme-b'), 4);
+    });
+
+    it('expires keys waiting for slaves, and remembered cancellations, from before a time', async () => {
+      await store.addBlocks(LINK, blocks(0, 9), 9);
+      const ready = newKey('old', { state: 'ready', peerKme: null, pendingSlaves: ['sae-a2'] });
+      await store.takeOwnBlocks(LINK, 'kme-a', [ready, newKey('reserved')]);
+      await store.cancelKeys(['gone']);
+      assert.equal(await store.expireBefore(Date.now() - 60_000), 0, 'nothing is that old');
+      assert.equal(await store.expireBefore(Date.now() + 1), 1, 'only keys ready for slaves expire');
+      assert.deepEqual(await store.countKeys(), { reserved: 1, ready: 0 });
+      const again = await store.claimBlocks(LINK, 'kme-b', [
+        { keyId: 'gone', sizeBits: 256, seqs: [1], masterSae: 'sae-b1', pendingSlaves: ['sae-a1'] },
+      ]);
+      assert.deepEqual(again, { ok: true }, 'an expired cancellation is forgotten');
     });
 
     it('keeps preferences per SAE as JSON values', async () => {
