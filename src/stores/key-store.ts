@@ -24,6 +24,8 @@ export interface KeyRecord {
   readonly masterSae: string;
   /** Slaves that still have to fetch this key from this KME. */
   readonly pendingSlaves: readonly string[];
+  /** Slaves that fetched it already: asking again is "not found", not "unauthorized". */
+  readonly deliveredSlaves: readonly string[];
   /** The peer KME told of this key, when some slaves are there. */
   readonly peerKme: string | null;
   /** `reserved`: cut for a master, not yet confirmed by the peer; `ready`: waiting for slaves. */

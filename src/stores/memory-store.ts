@@ -72,6 +72,7 @@ export class MemoryKeyStore implements KeyStore {
         blocks: seqs.map((s) => pool.get(s)!),
         masterSae: k.masterSae,
         pendingSlaves: [...k.pendingSlaves],
+        deliveredSlaves: [],
         peerKme: k.peerKme,
         state: k.state,
         createdAt: Date.now(),
@@ -99,6 +100,7 @@ export class MemoryKeyStore implements KeyStore {
         blocks: k.seqs.map((s) => pool.get(s)!),
         masterSae: k.masterSae,
         pendingSlaves: [...k.pendingSlaves],
+        deliveredSlaves: [],
         peerKme: null,
         state: 'ready',
         createdAt: Date.now(),
@@ -142,11 +144,12 @@ export class MemoryKeyStore implements KeyStore {
       return { ok: false, reason: 'not_found' };
     }
     const keys = found as KeyRecord[];
+    if (keys.some((k) => k.deliveredSlaves.includes(slaveSae))) return { ok: false, reason: 'not_found' };
     if (keys.some((k) => !k.pendingSlaves.includes(slaveSae))) return { ok: false, reason: 'unauthorized' };
     for (const k of keys) {
       const rest = k.pendingSlaves.filter((s) => s !== slaveSae);
       if (rest.length === 0) this.#keys.delete(k.keyId);
-      else this.#keys.set(k.keyId, { ...k, pendingSlaves: rest });
+      else this.#keys.set(k.keyId, { ...k, pendingSlaves: rest, deliveredSlaves: [...k.deliveredSlaves, slaveSae] });
     }
     return { ok: true, keys };
   }

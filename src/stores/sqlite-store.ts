@@ -21,7 +21,7 @@ CREATE INDEX IF NOT EXISTS blocks_by_owner ON blocks (link, owner, seq);
 CREATE TABLE IF NOT EXISTS links (link TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (
   key_id TEXT PRIMARY KEY, link TEXT NOT NULL, size_bits INTEGER NOT NULL,
-  seqs TEXT NOT NULL, sealed BLOB NOT NULL, master TEXT NOT NULL, pending TEXT NOT NULL,
+  seqs TEXT NOT NULL, sealed BLOB NOT NULL, master TEXT NOT NULL, pending TEXT NOT NULL, delivered TEXT NOT NULL DEFAULT '[]',
   peer TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS keys_by_state ON keys (state);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, peer TEXT NOT NULL, key_ids TEXT NOT NULL);
@@ -39,6 +39,7 @@ interface KeyRow {
   sealed: Buffer;
   master: string;
   pending: string;
+  delivered: string;
   peer: string | null;
   state: KeyState;
   created_at: number;
@@ -59,6 +60,7 @@ function toRecord(row: KeyRow): KeyRecord {
     blocks: seqs.map((seq, i) => ({ seq, sealed: row.sealed.subarray(i * width, (i + 1) * width) })),
     masterSae: row.master,
     pendingSlaves: JSON.parse(row.pending) as string[],
+    deliveredSlaves: JSON.parse(row.delivered) as string[],
     peerKme: row.peer,
     state: row.state,
     createdAt: row.created_at,
@@ -111,7 +113,7 @@ export class SqliteKeyStore implements KeyStore {
       expireCancelled: db.prepare('DELETE FROM cancelled WHERE at < ?'),
       deleteKey: db.prepare('DELETE FROM keys WHERE key_id = ?'),
       setReady: db.prepare("UPDATE keys SET state = 'ready' WHERE key_id = ?"),
-      setPending: db.prepare('UPDATE keys SET pending = ? WHERE key_id = ?'),
+      setPending: db.prepare('UPDATE keys SET pending = ?, delivered = ? WHERE key_id = ?'),
       reservedKeys: db.prepare<[], KeyRow>("SELECT * FROM keys WHERE state = 'reserved'"),
       countKeys: db.prepare<[], { state: KeyState; n: number }>('SELECT state, count(*) AS n FROM keys GROUP BY state'),
       enqueue: db.prepare('INSERT INTO outbox (peer, key_ids) VALUES (?, ?)'),
@@ -248,11 +250,12 @@ export class SqliteKeyStore implements KeyStore {
         return { ok: false, reason: 'not_found' };
       }
       const records = (rows as KeyRow[]).map(toRecord);
+      if (records.some((k) => k.deliveredSlaves.includes(slaveSae))) return { ok: false, reason: 'not_found' };
       if (records.some((k) => !k.pendingSlaves.includes(slaveSae))) return { ok: false, reason: 'unauthorized' };
       for (const k of records) {
         const rest = k.pendingSlaves.filter((s) => s !== slaveSae);
         if (rest.length === 0) this.#stmt.deleteKey.run(k.keyId);
-        else this.#stmt.setPending.run(JSON.stringify(rest), k.keyId);
+        else this.#stmt.setPending.run(JSON.stringify(rest), JSON.stringify([...k.deliveredSlaves, slaveSae]), k.keyId);
       }
       return { ok: true, keys: records };
     })();

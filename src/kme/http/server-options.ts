@@ -1,4 +1,5 @@
-import { LogController } from 'fastify';
+import { LogController, type FastifyReply } from 'fastify';
+import { sendEtsiError } from './etsi-errors.js';
 import type { Logger } from 'pino';
 
 /** Options both KME servers share: our own logger, and our own request log lines instead of Fastify's. */
@@ -7,4 +8,6 @@ export const serverOptions = (log: Logger) => ({
   logController: new LogController({ disableRequestLogging: true }),
   routerOptions: { maxParamLength: 200 },
   return503OnClosing: false,
+  // Malformed URLs and over-long path IDs are refused before routing: still 400, never 414.
+  frameworkErrors: (err: Error, _req: unknown, reply: FastifyReply) => sendEtsiError(reply, err),
 });

@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import type { HttpResult } from '../helpers/sae-client.js';
+
+export interface Container {
+  keys: Array<{ key_ID: string; key: string }>;
+}
+
+export interface Status {
+  stored_key_count: number;
+  max_key_count: number;
+  [field: string]: unknown;
+}
+
+/** The standard allows only these answers: 200, 400 and 503 with an Error body, 401 with none. */
+export function assertEtsiShape(res: HttpResult): void {
+  assert.ok([200, 400, 401, 503].includes(res.status), `status ${res.status} is not one of the standard's`);
+  if (res.status === 401) assert.equal(res.text, '', '401 has no body');
+  if (res.status === 400 || res.status === 503) {
+    const body = res.body as { message?: unknown; details?: unknown };
+    assert.equal(typeof body.message, 'string', `Error body with a message: ${res.text}`);
+    if (body.details !== undefined) assert.ok(Array.isArray(body.details));
+  }
+}
+
+export function assertError(res: HttpResult, status: 400 | 503, message?: string | RegExp): void {
+  assertEtsiShape(res);
+  assert.equal(res.status, status, res.text);
+  const text = (res.body as { message: string }).message;
+  if (typeof message === 'string') assert.equal(text, message);
+  else if (message) assert.match(text, message);
+}
+
+export function keysOf(res: HttpResult): Container['keys'] {
+  assertEtsiShape(res);
+  assert.equal(res.status, 200, res.text);
+  return (res.body as Container).keys;
+}
+
+export const keyIds = (keys: Container['keys']) => ({ key_IDs: keys.map((k) => ({ key_ID: k.key_ID })) });
