@@ -55,6 +55,8 @@ export interface KeyServiceDeps {
  */
 export class KeyService {
   readonly #d: KeyServiceDeps;
+  /** Keys handed out since start: to masters (enc_keys) and to slaves (dec_keys). */
+  readonly delivered = { toMasters: 0, toSlaves: 0 };
 
   constructor(deps: KeyServiceDeps) {
     this.#d = deps;
@@ -135,6 +137,7 @@ export class KeyService {
       }
       await store.markDelivered(ids);
     }
+    this.delivered.toMasters += records.length;
     return this.#container(records);
   }
 
@@ -145,6 +148,7 @@ export class KeyService {
     if (!directory.kmeOf.has(master)) throw badRequest(`unknown SAE ID: ${master}`);
     const result = await store.takeForSlave(master, slave, keyIds);
     if (!result.ok) throw new QksError(result.reason === 'unauthorized' ? 'UNAUTHORIZED' : 'KEYS_NOT_FOUND');
+    this.delivered.toSlaves += result.keys.length;
     return this.#container(result.keys);
   }
 

@@ -117,6 +117,7 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
       }),
     ),
     keys_waiting_for_slaves: (await store.countKeys()).ready,
+    keys_delivered: { to_masters: keys.delivered.toMasters, to_slaves: keys.delivered.toSlaves },
   });
 
   const { oidc } = cfg.sae_api.auth;
