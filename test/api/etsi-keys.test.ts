@@ -7,16 +7,13 @@ import { assertError, keyIds, keysOf, type Status } from './etsi-helpers.js';
 describe('ETSI 014 key delivery', () => {
   let sites: TwoSites;
   before(async () => {
-    // A full pool is stable: counts change only when keys are taken.
-    sites = await startSites({ rateBps: 4_000_000, capacityBlocks: 3000 });
+    // A slow link: 256 kbit/s gives kme-a 500 blocks of 256 bits a second, in batches every 100 ms.
+    sites = await startSites({ rateBps: 256_000, capacityBlocks: 50_000 });
     const a1 = sites.sae('sae-a1');
     await eventually(
-      async () => {
-        const s = (await a1.get('/api/v1/keys/sae-b1/status')).body as Status;
-        return s.stored_key_count === s.max_key_count;
-      },
+      async () => ((await a1.get('/api/v1/keys/sae-b1/status')).body as Status).stored_key_count >= 1000,
       20_000,
-      'a full pool',
+      'key material',
     );
   });
   after(() => sites.stop());
