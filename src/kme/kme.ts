@@ -31,6 +31,8 @@ export interface RunningKme {
   /** Where peer KMEs reach the KME-to-KME channel. */
   readonly kmeUrl: string;
   readonly log: Logger;
+  /** Every route served, as `METHOD /path`: the SAE API and the KME-to-KME channel. */
+  readonly routes: { readonly sae: readonly string[]; readonly kme: readonly string[] };
   setPeerUrl(kmeId: string, url: string): void;
   stop(): Promise<void>;
 }
@@ -174,6 +176,7 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
     saeUrl: urlOf(saeApi, cfg.sae_api.host),
     kmeUrl: urlOf(peerApi, cfg.kme_api.host),
     log,
+    routes: { sae: saeApi.routeList, kme: peerApi.routeList },
     setPeerUrl: (kmeId, url) => peers.setPeerUrl(kmeId, url),
     stop: async () => {
       clearInterval(sweeper);

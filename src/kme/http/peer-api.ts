@@ -7,6 +7,7 @@ import type { KeyService } from '../key-service.js';
 import { sendEtsiError } from './etsi-errors.js';
 import { acceptJsonBodies } from './json-body.js';
 import { serverOptions } from './server-options.js';
+import { recordRoutes } from './route-list.js';
 
 export interface PeerApiOptions {
   readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer; crl?: string | Buffer };
@@ -35,6 +36,7 @@ export function buildPeerApi(opts: PeerApiOptions): FastifyInstance {
     bodyLimit: 1024 * 1024,
   }) as unknown as FastifyInstance;
   acceptJsonBodies(app);
+  app.decorate('routeList', recordRoutes(app));
   app.decorateRequest('peerKme', '');
 
   app.addHook('onRequest', async (req, reply) => {

@@ -13,6 +13,7 @@ import { badRequest, QksError } from '../../domain/errors.js';
 import { parsePreference } from '../../domain/preferences.js';
 import { acceptJsonBodies } from './json-body.js';
 import { serverOptions } from './server-options.js';
+import { recordRoutes } from './route-list.js';
 
 export interface SaeApiOptions {
   readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer; crl?: string | Buffer };
@@ -53,6 +54,7 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
     bodyLimit: opts.bodyLimit ?? 64 * 1024,
   }) as unknown as FastifyInstance;
   acceptJsonBodies(app);
+  app.decorate('routeList', recordRoutes(app));
   app.decorateRequest('sae', '');
   app.decorateRequest('caller', null as unknown as Caller);
   app.decorateRequest('saeLog', null as unknown as Logger);
