@@ -16,6 +16,8 @@ export interface InitOptions {
   readonly rateBps?: number;
   readonly blockBits?: number;
   readonly capacityBlocks?: number;
+  /** When the simulated links started (ms); earlier than now gives pools full from the start. */
+  readonly epochMs?: number;
   readonly store?: 'sqlite' | 'memory';
   readonly limits?: Partial<KmeConfig['limits']>;
   readonly logLevel?: string;
@@ -79,7 +81,7 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
     }
   }
 
-  const epochMs = Date.now();
+  const epochMs = opts.epochMs ?? Date.now();
   const links = kmes.slice(1).map((kme, i) => {
     const id = `link-${kmes[i]!.replace(/^kme-/, '')}-${kme.replace(/^kme-/, '')}`;
     const seedFile = join(dir, 'links', `${id}.seed`);

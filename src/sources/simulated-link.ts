@@ -65,11 +65,16 @@ export class SimulatedLink implements KeySource {
   }
 
   block(seq: number): Buffer {
+    return this.blocks(seq, seq)[0]!;
+  }
+
+  /** Blocks `first`…`last`: consecutive stretches of one AES-256-CTR keystream, made in one call. */
+  blocks(first: number, last: number): Buffer[] {
     const bytes = this.blockBits / 8;
     const iv = Buffer.alloc(16);
-    iv.writeBigUInt64BE(BigInt(seq) * BigInt(bytes / 16), 8);
-    const cipher = createCipheriv('aes-256-ctr', this.#key, iv);
-    return cipher.update(Buffer.alloc(bytes));
+    iv.writeBigUInt64BE(BigInt(first) * BigInt(bytes / 16), 8);
+    const stream = createCipheriv('aes-256-ctr', this.#key, iv).update(Buffer.alloc((last - first + 1) * bytes));
+    return Array.from({ length: last - first + 1 }, (_, i) => stream.subarray(i * bytes, (i + 1) * bytes));
   }
 
   start(afterSeq: number | null, sink: BlockSink): void {
@@ -100,8 +105,8 @@ export class SimulatedLink implements KeySource {
     const upTo = this.producedUpTo();
     while (this.#state === 'running' && this.#nextSeq <= upTo) {
       const last = Math.min(upTo, this.#nextSeq + MAX_BATCH - 1);
-      const blocks: SourceBlock[] = [];
-      for (let seq = this.#nextSeq; seq <= last; seq++) blocks.push({ seq, bytes: this.block(seq) });
+      const first = this.#nextSeq;
+      const blocks: SourceBlock[] = this.blocks(first, last).map((bytes, i) => ({ seq: first + i, bytes }));
       await sink(blocks, last);
       this.#nextSeq = last + 1;
     }

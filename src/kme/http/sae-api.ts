@@ -71,7 +71,7 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
     const sae = result.caller.sae;
     req.caller = result.caller;
     req.sae = sae;
-    req.saeLog = opts.log.child({ sae }, { level: (await opts.preferences.get(sae)).log_level });
+    req.saeLog = await opts.preferences.logger(opts.log, sae);
   });
   app.addHook('onResponse', async (req, reply) => {
     req.saeLog?.info(
