@@ -45,8 +45,10 @@ const deployment = await initDeployment({
   epochMs: Date.now() - ((4 * CAPACITY * 256) / RATE) * 1000,
   logLevel: 'warn',
 });
+// e.g. QKS_BENCH_KME_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the KMEs.
+const nodeArgs = (process.env['QKS_BENCH_KME_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
 const children: ChildProcess[] = deployment.configs.map((c) =>
-  spawn(process.execPath, [BIN, 'kme', '--config', c.file], { stdio: ['ignore', 'ignore', 'inherit'] }),
+  spawn(process.execPath, [...nodeArgs, BIN, 'kme', '--config', c.file], { stdio: ['ignore', 'ignore', 'inherit'] }),
 );
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 const answers = (port: number) =>
@@ -159,6 +161,6 @@ console.log('| concurrency | pairs/s | p50 ms | p99 ms | CPU kme-a | CPU kme-b |
 console.log('| --- | --- | --- | --- | --- | --- | --- |');
 console.log(rows.join('\n'));
 console.log(`\nReproduce: npm run bench -- --levels ${values.levels} --seconds ${seconds} --runs ${runs}`);
-children.forEach((c) => c.kill('SIGTERM'));
+await Promise.all(children.map((c) => new Promise((r) => (c.once('exit', r), c.kill('SIGTERM')))));
 rmSync(dir, { recursive: true, force: true });
 process.exit(0);

@@ -19,6 +19,15 @@ export interface ReservationMessage {
   readonly keys: readonly ReservedKey[];
 }
 
+/** Reservations travel in batches; each is taken or refused on its own, in order. */
+export interface ReservationBatch {
+  readonly reservations: readonly ReservationMessage[];
+}
+
+export interface ReservationResults {
+  readonly results: ReadonlyArray<{ readonly ok: true } | { readonly ok: false; readonly message: string }>;
+}
+
 export interface CancelMessage {
   readonly key_IDs: readonly string[];
 }
@@ -26,6 +35,7 @@ export interface CancelMessage {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const MAX_KEYS_PER_MESSAGE = 4096;
+const MAX_RESERVATIONS = 64;
 
 export function parseReservation(body: unknown): ReservationMessage {
   if (!isObject(body)) throw badRequest('reservation must be an object');
@@ -49,6 +59,15 @@ export function parseReservation(body: unknown): ReservationMessage {
       return { key_ID: requireKeyId(k['key_ID']), size: k['size'] as number, blocks: blocks as number[] };
     }),
   };
+}
+
+export function parseReservationBatch(body: unknown): ReservationBatch {
+  if (!isObject(body) || !Array.isArray(body['reservations'])) throw badRequest('reservations must be an array');
+  const list = body['reservations'];
+  if (list.length === 0 || list.length > MAX_RESERVATIONS) {
+    throw badRequest(`a batch holds 1 to ${MAX_RESERVATIONS} reservations`);
+  }
+  return { reservations: list.map(parseReservation) };
 }
 
 export function parseCancel(body: unknown): CancelMessage {

@@ -3,9 +3,22 @@ import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import { entityFromAltNames } from '../auth/tls-identity.js';
 import { QksError } from '../domain/errors.js';
-import type { CancelMessage, ReservationMessage } from '../domain/peer-messages.js';
+import type {
+  CancelMessage,
+  ReservationBatch,
+  ReservationMessage,
+  ReservationResults,
+} from '../domain/peer-messages.js';
 import type { KeyStore } from '../stores/key-store.js';
 import type { PeerChannel } from './key-service.js';
+
+const MAX_BATCH = 64;
+
+interface PendingReservation {
+  readonly message: ReservationMessage;
+  resolve(): void;
+  reject(err: unknown): void;
+}
 
 export interface PeerClientOptions {
   readonly peers: ReadonlyArray<{ kmeId: string; url: string }>;
@@ -27,6 +40,7 @@ export class PeerClient implements PeerChannel {
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   #closed = false;
+  readonly #batches = new Map<string, PendingReservation[]>();
 
   constructor(opts: PeerClientOptions) {
     this.#opts = opts;
@@ -57,7 +71,7 @@ export class PeerClient implements PeerChannel {
     );
   }
 
-  async #post(kmeId: string, path: string, body: unknown): Promise<void> {
+  async #post(kmeId: string, path: string, body: unknown): Promise<unknown> {
     const pool = this.#pools.get(kmeId);
     if (!pool) throw new QksError('PEER_KME_UNAVAILABLE', `no address configured for peer KME ${kmeId}`);
     let res;
@@ -83,10 +97,41 @@ export class PeerClient implements PeerChannel {
       this.#opts.log.warn({ peer: kmeId, status: res.statusCode, reason }, 'peer KME refused');
       throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} could not record the keys: ${reason}`);
     }
+    return JSON.parse(text) as unknown;
   }
 
+  /**
+   * Reservations made in the same turn of the event loop travel together in one request: under
+   * load that saves most of the KME-to-KME round trips. Each still succeeds or fails on its own.
+   */
   reserve(peerKme: string, message: ReservationMessage): Promise<void> {
-    return this.#post(peerKme, '/kme/v1/reservations', message);
+    return new Promise((resolve, reject) => {
+      let batch = this.#batches.get(peerKme);
+      if (!batch || batch.length >= MAX_BATCH) {
+        batch = [];
+        this.#batches.set(peerKme, batch);
+        const sending = batch;
+        setImmediate(() => void this.#send(peerKme, sending));
+      }
+      batch.push({ message, resolve, reject });
+    });
+  }
+
+  async #send(peerKme: string, batch: PendingReservation[]): Promise<void> {
+    if (this.#batches.get(peerKme) === batch) this.#batches.delete(peerKme);
+    try {
+      const body: ReservationBatch = { reservations: batch.map((b) => b.message) };
+      const { results } = (await this.#post(peerKme, '/kme/v1/reservations', body)) as ReservationResults;
+      batch.forEach((b, i) => {
+        const result = results?.[i];
+        if (result?.ok) return b.resolve();
+        const reason = result?.message ?? 'no answer';
+        this.#opts.log.warn({ peer: peerKme, reason }, 'peer KME refused a reservation');
+        b.reject(new QksError('PEER_KME_UNAVAILABLE', `peer KME ${peerKme} could not record the keys: ${reason}`));
+      });
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+    }
   }
 
   /** Starts retrying queued cancels in the background. */

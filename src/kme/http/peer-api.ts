@@ -2,7 +2,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { peerIdentity } from '../../auth/tls-identity.js';
-import { parseCancel, parseReservation } from '../../domain/peer-messages.js';
+import { QksError } from '../../domain/errors.js';
+import { parseCancel, parseReservationBatch, type ReservationResults } from '../../domain/peer-messages.js';
 import type { KeyService } from '../key-service.js';
 import { sendEtsiError } from './etsi-errors.js';
 import { acceptJsonBodies } from './json-body.js';
@@ -33,7 +34,7 @@ export function buildPeerApi(opts: PeerApiOptions): FastifyInstance {
   const app = Fastify({
     https: { ...opts.tls, ...PEER_TLS_OPTIONS },
     ...serverOptions(opts.log),
-    bodyLimit: 1024 * 1024,
+    bodyLimit: 8 * 1024 * 1024,
   }) as unknown as FastifyInstance;
   acceptJsonBodies(app);
   app.decorate('routeList', recordRoutes(app));
@@ -52,9 +53,19 @@ export function buildPeerApi(opts: PeerApiOptions): FastifyInstance {
     return sendEtsiError(reply, err);
   });
 
-  app.post('/kme/v1/reservations', async (req) => {
-    await opts.keys.acceptReservation(req.peerKme, parseReservation(req.body));
-    return { ok: true };
+  app.post('/kme/v1/reservations', async (req): Promise<ReservationResults> => {
+    const results: ReservationResults['results'][number][] = [];
+    for (const reservation of parseReservationBatch(req.body).reservations) {
+      try {
+        await opts.keys.acceptReservation(req.peerKme, reservation);
+        results.push({ ok: true });
+      } catch (err) {
+        if (!(err instanceof QksError)) throw err;
+        req.log.warn({ peer: req.peerKme, message: err.message }, 'reservation refused');
+        results.push({ ok: false, message: err.message });
+      }
+    }
+    return { results };
   });
   app.post('/kme/v1/cancellations', async (req) => {
     const removed = await opts.keys.acceptCancel(parseCancel(req.body).key_IDs);
