@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
-import { parseReservation } from '../../src/domain/peer-messages.js';
+import { parseReservation, parseReservationBatch } from '../../src/domain/peer-messages.js';
 import { TestClient, type HttpResult } from '../helpers/sae-client.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 
@@ -18,7 +18,8 @@ interface Doc {
   components: Record<string, Record<string, unknown>>;
 }
 
-const load = (file: string) => parse(readFileSync(new URL(`../../../docs/${file}`, import.meta.url), 'utf8')) as Doc;
+const load = (file: string) =>
+  parse(readFileSync(new URL(`../../../docs/${file}`, import.meta.url), 'utf8'), { merge: true }) as Doc;
 
 /** Validates a real response against the documented one for its path, method and status. */
 function checker(doc: Doc) {
@@ -133,7 +134,8 @@ describe('OpenAPI documents', () => {
       slave_SAE_IDs: ['sae-b1'],
       keys: [{ key_ID: '6f89fb6f-5fa9-46a5-b69b-e68d7c8ecd58', size: 512, blocks: [10, 12] }],
     });
-    assert.ok(ajv.validate({ $ref: 'channel#/components/schemas/Reservation' }, message), ajv.errorsText());
+    const batch = parseReservationBatch({ reservations: [message] });
+    assert.ok(ajv.validate({ $ref: 'channel#/components/schemas/ReservationBatch' }, batch), ajv.errorsText());
     assert.ok(!ajv.validate({ $ref: 'channel#/components/schemas/Reservation' }, { ...message, keys: [] }));
   });
 });

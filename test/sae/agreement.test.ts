@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import type { AddressInfo } from 'node:net';
+import { connect, createServer, type TLSSocket } from 'node:tls';
+import { freePorts } from '../../src/cli/ports.js';
+import { FrameReader, writeFrame } from '../../src/sae/agreement/framing.js';
+import { AgreementError } from '../../src/sae/agreement/messages.js';
+import type { AgreedKeys } from '../../src/sae/agreement/types.js';
+import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { initiatorFor, responderFor, saeOf } from './sae-fixture.js';
+
+const agreedNext = (responder: ReturnType<typeof responderFor>) =>
+  new Promise<AgreedKeys>((resolve) => responder.once('keys', resolve));
+const failureNext = (responder: ReturnType<typeof responderFor>) =>
+  new Promise<AgreementError>((resolve) => responder.once('failure', resolve));
+
+/** A raw TLS client speaking the agreement protocol with some SAE's certificate, for forgeries. */
+async function rawClient(
+  sites: TwoSites,
+  sae: string,
+  port: number,
+): Promise<{ socket: TLSSocket; reader: FrameReader }> {
+  const { tls } = saeOf(sites, sae);
+  const socket = await new Promise<TLSSocket>((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, ...tls, checkServerIdentity: () => undefined }, () => resolve(s));
+    s.once('error', reject);
+  });
+  return { socket, reader: new FrameReader(socket) };
+}
+
+describe('SAE-to-SAE key agreement', () => {
+  let sites: TwoSites;
+  before(async () => {
+    sites = await startSites();
+    const { kme } = saeOf(sites, 'sae-a1');
+    await eventually(async () => (await kme.status('sae-b1')).stored_key_count > 100, 10_000);
+  });
+  after(() => sites.stop());
+
+  it('ends with the same keys on both sides, equal to what the KMEs delivered', async () => {
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
+    const { port } = await responder.listen();
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', port);
+    try {
+      const heard = agreedNext(responder);
+      const mine = await initiator.agree(3, 512);
+      const theirs = await heard;
+      assert.equal(mine.keys.length, 3);
+      assert.deepEqual(
+        theirs.keys.map((k) => k.keyId),
+        mine.keys.map((k) => k.keyId),
+      );
+      for (const [i, k] of mine.keys.entries()) {
+        assert.equal(k.key.length, 64);
+        assert.ok(k.key.equals(theirs.keys[i]!.key), 'same bytes on both sides');
+      }
+      assert.equal(theirs.peer, 'sae-a1');
+      // The KME gave them out once: the responder's KME has nothing left for these IDs.
+      const { kme } = saeOf(sites, 'sae-b1');
+      await assert.rejects(kme.getKeysWithIds('sae-a1', [mine.keys[0]!.keyId]), /not found/);
+    } finally {
+      initiator.close();
+      await responder.close();
+    }
+  });
+
+  it('waits for a responder that starts late, within a bound', async () => {
+    const [port] = await freePorts(1);
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', port!, 5000);
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1'], port!);
+    try {
+      const agreeing = initiator.agree(1);
+      await new Promise((r) => setTimeout(r, 600));
+      await responder.listen();
+      assert.equal((await agreeing).keys.length, 1);
+    } finally {
+      initiator.close();
+      await responder.close();
+    }
+  });
+
+  it('fails with timeout when the responder never comes, and takes no keys', async () => {
+    const [port] = await freePorts(1);
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', port!, 800);
+    const delivered = async () =>
+      ((await sites.sae('sae-a1').get('/api/v1/information/info')).body as { keys_delivered: { to_masters: number } })
+        .keys_delivered.to_masters;
+    const before = await delivered();
+    await assert.rejects(initiator.agree(1), (err: AgreementError) => err.code === 'timeout');
+    assert.equal(await delivered(), before, 'no key was taken from the KME');
+    initiator.close();
+  });
+
+  it('fails cleanly when the responder dies mid-exchange', async () => {
+    // A responder that reads the offer and then vanishes without acknowledging it.
+    const { tls } = saeOf(sites, 'sae-b1');
+    let offered = false;
+    const server = createServer({ ...tls, requestCert: true }, (socket) => {
+      new FrameReader(socket).next(5000).then(
+        () => {
+          offered = true;
+          socket.destroy();
+        },
+        () => socket.destroy(),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', (server.address() as AddressInfo).port);
+    try {
+      await assert.rejects(
+        initiator.agree(1),
+        (err: AgreementError) => err instanceof AgreementError && err.code === 'timeout',
+      );
+      assert.ok(offered, 'the offer was sent before the responder died');
+    } finally {
+      initiator.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('refuses offers from an SAE that is not an allowed master', async () => {
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
+    const { port } = await responder.listen();
+    const failed = failureNext(responder);
+    const { socket, reader } = await rawClient(sites, 'sae-a2', port);
+    try {
+      const reply = (await reader.next(2000)) as { type: string; code: string };
+      assert.deepEqual([reply.type, reply.code], ['error', 'wrong_peer']);
+      assert.equal((await failed).code, 'wrong_peer');
+    } finally {
+      socket.destroy();
+      await responder.close();
+    }
+  });
+
+  it('refuses forged, misaddressed, replayed and unknown offers', async () => {
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
+    responder.on('failure', () => undefined);
+    const { port } = await responder.listen();
+    const { socket, reader } = await rawClient(sites, 'sae-a1', port);
+    const offer = (over: Record<string, unknown>) => ({
+      v: 1,
+      type: 'offer',
+      exchange: randomUUID(),
+      master: 'sae-a1',
+      slave: 'sae-b1',
+      key_IDs: [randomUUID()],
+      ...over,
+    });
+    const ask = async (message: unknown) => {
+      writeFrame(socket, message);
+      return ((await reader.next(3000)) as { code: string }).code;
+    };
+    try {
+      assert.equal(await ask(offer({ master: 'sae-a2' })), 'wrong_peer');
+      assert.equal(await ask(offer({ slave: 'sae-b2' })), 'not_addressed_to_me');
+      assert.equal(await ask(offer({})), 'kme_refused', 'key IDs the KME does not hold for this pair');
+      const { kme } = saeOf(sites, 'sae-a1');
+      const real = await kme.getKeys('sae-b2', { number: 1 }); // addressed to another slave
+      assert.equal(await ask(offer({ key_IDs: [real.keys[0]!.key_ID] })), 'kme_refused');
+      assert.equal(await ask(offer({ key_IDs: [real.keys[0]!.key_ID] })), 'replay');
+      assert.equal(await ask({ ...offer({}), v: 2 }), 'unsupported_version');
+    } finally {
+      socket.destroy();
+      await responder.close();
+    }
+  });
+
+  it('accepts nothing over a malformed frame', async () => {
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
+    let accepted = 0;
+    responder.on('keys', () => accepted++);
+    responder.on('failure', () => undefined);
+    const { port } = await responder.listen();
+    const { socket, reader } = await rawClient(sites, 'sae-a1', port);
+    try {
+      socket.write(Buffer.from([0, 0, 0, 5, 0x7b, 0x7b, 0x7b, 0x7b, 0x7b]));
+      await assert.rejects(reader.next(3000));
+      assert.equal(accepted, 0);
+    } finally {
+      socket.destroy();
+      await responder.close();
+    }
+  });
+});

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { KeyRing } from '../../src/sae/key-ring.js';
+import { Rotation } from '../../src/sae/rotation.js';
+import { keepSecretsFile } from '../../src/sae/secrets-file.js';
+import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { initiatorFor, responderFor, saeOf } from './sae-fixture.js';
+
+describe('key rotation between two SAEs', () => {
+  let sites: TwoSites;
+  const dir = mkdtempSync(join(tmpdir(), 'qks-rotation-'));
+  before(async () => {
+    sites = await startSites();
+    const { kme } = saeOf(sites, 'sae-a1');
+    await eventually(async () => (await kme.status('sae-b1')).stored_key_count > 100, 10_000);
+  });
+  after(async () => {
+    await sites.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** An initiator and a responder with a key ring each, the responder's ring fed by its agreements. */
+  async function pair(policy: ConstructorParameters<typeof Rotation>[2]) {
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
+    const theirs = new KeyRing({ graceMs: 200 });
+    responder.on('keys', (a) => a.keys.forEach((k) => theirs.add(k)));
+    const { port } = await responder.listen();
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', port);
+    const mine = new KeyRing({ graceMs: 200 });
+    const rotation = new Rotation(() => initiator.agree(1), mine, policy);
+    const stop = async () => {
+      rotation.stop();
+      initiator.close();
+      await responder.close();
+      mine.clear();
+      theirs.clear();
+    };
+    return { rotation, mine, theirs, stop };
+  }
+
+  it('by time: new keys before the old expire, the same current key on both sides', async () => {
+    const { rotation, mine, theirs, stop } = await pair({ maxAgeMs: 400, lead: 0.5 });
+    const seen = new Set<string>();
+    const secrets = join(dir, 'keys.json');
+    const stopFile = keepSecretsFile(secrets, theirs, 'sae-b1', 'sae-a1');
+    try {
+      await rotation.start();
+      const until = Date.now() + 2000;
+      while (Date.now() < until) {
+        const current = mine.current();
+        assert.ok(current, 'a current key at every moment of a steady run');
+        seen.add(current.keyId);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(seen.size >= 4, `at least four keys in two seconds, saw ${seen.size}`);
+      await eventually(() => theirs.current()?.keyId === mine.current()?.keyId, 1000, 'the responder to follow');
+      assert.ok(theirs.current()!.key.equals(mine.current()!.key));
+      // The secrets file: 0600, the documented format, the current key.
+      const doc = JSON.parse(readFileSync(secrets, 'utf8')) as {
+        format: string;
+        current_key_ID: string;
+        keys: Array<{ key_ID: string; key_hex: string }>;
+      };
+      assert.equal(statSync(secrets).mode & 0o777, 0o600);
+      assert.equal(doc.format, 'qks-sae-keys/1');
+      assert.ok(doc.keys.some((k) => k.key_ID === doc.current_key_ID));
+    } finally {
+      stopFile();
+      await stop();
+    }
+  });
+
+  it('by use, and on demand; retired keys are wiped', async () => {
+    const { rotation, mine, stop } = await pair({ maxUses: 5, lead: 0.6 });
+    try {
+      const first = await rotation.start();
+      const firstBytes = first.key;
+      for (let i = 0; i < 3; i++) rotation.recordUse(100);
+      await eventually(() => mine.current()?.keyId !== first.keyId, 3000, 'a rotation by use');
+      const second = mine.current()!;
+      const third = await rotation.rotateNow();
+      assert.notEqual(third.keyId, second.keyId);
+      assert.equal(mine.current()!.keyId, third.keyId);
+      assert.ok(mine.get(second.keyId), 'the previous key can still be found by ID for a while');
+      await eventually(() => mine.get(first.keyId) === undefined, 2000, 'retirement');
+      assert.ok(
+        firstBytes.every((b) => b === 0),
+        'a retired key is wiped',
+      );
+    } finally {
+      await stop();
+    }
+  });
+
+  it('a key past its limit with no successor stops being current', async () => {
+    const ring = new KeyRing({ graceMs: 50 });
+    const rotation = new Rotation(
+      async () => {
+        throw new Error('peer down');
+      },
+      ring,
+      { maxUses: 2 },
+    );
+    rotation.on('error', () => undefined);
+    ring.add({ keyId: 'k', key: Buffer.alloc(32, 1) });
+    rotation.recordUse();
+    rotation.recordUse();
+    assert.equal(ring.current(), undefined);
+    rotation.stop();
+    ring.clear();
+  });
+});
