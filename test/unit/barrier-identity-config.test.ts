@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { entityFromAltNames } from '../../src/auth/tls-identity.js';
+import { ConfigError, parseConfig } from '../../src/kme/config.js';
+import { Barrier } from '../../src/stores/barrier.js';
+
+describe('Barrier', () => {
+  const plain = randomBytes(32);
+  it('seals and opens; the sealed bytes do not contain the plain ones', () => {
+    const b = new Barrier(randomBytes(32));
+    const sealed = b.seal(plain, 'here');
+    assert.equal(sealed.length, Barrier.sealedLength(32));
+    assert.equal(sealed.indexOf(plain.subarray(0, 8)), -1);
+    assert.ok(b.open(sealed, 'here').equals(plain));
+    assert.ok(!b.seal(plain, 'here').equals(sealed), 'a fresh nonce each time');
+  });
+  it('refuses another place, a changed byte, or another master key, saying nothing more', () => {
+    const b = new Barrier(randomBytes(32));
+    const sealed = b.seal(plain, 'here');
+    const tampered = Buffer.from(sealed);
+    tampered[20]! ^= 1;
+    for (const attempt of [
+      () => b.open(sealed, 'there'),
+      () => b.open(tampered, 'here'),
+      () => new Barrier(randomBytes(32)).open(sealed, 'here'),
+    ]) {
+      assert.throws(attempt, (err: Error) => err.message === 'key data access error');
+    }
+    assert.throws(() => new Barrier(randomBytes(16)), /32 bytes/);
+  });
+});
+
+describe('identity from certificates', () => {
+  it('needs exactly one URI of the expected kind', () => {
+    assert.equal(entityFromAltNames('URI:urn:qks:sae:sae-a1, DNS:localhost', 'sae'), 'sae-a1');
+    assert.equal(entityFromAltNames('URI:urn:qks:kme:kme-a', 'sae'), null);
+    assert.equal(entityFromAltNames('URI:urn:qks:sae:a, URI:urn:qks:sae:b', 'sae'), null);
+    assert.equal(entityFromAltNames(undefined, 'kme'), null);
+  });
+});
+
+describe('KME configuration', () => {
+  const base = () => ({
+    kme_id: 'kme-a',
+    data_dir: 'data',
+    sae_api: { host: '127.0.0.1', port: 8443, cert: 'c.pem', key: 'k.pem', client_ca: 'ca.pem' },
+    kme_api: { host: '127.0.0.1', port: 9443, cert: 'c.pem', key: 'k.pem', ca: 'kca.pem' },
+    peers: [{ kme_id: 'kme-b', url: 'https://127.0.0.1:9444' }],
+    saes: [
+      { id: 'sae-a1', kme: 'kme-a' },
+      { id: 'sae-b1', kme: 'kme-b' },
+    ],
+    links: [
+      {
+        id: 'l',
+        endpoints: ['kme-a', 'kme-b'],
+        source: { type: 'simulated', seed_file: 's', rate_bps: 1000, epoch_ms: 0 },
+      },
+    ],
+  });
+  it('fills defaults and resolves paths against the file’s folder', () => {
+    const cfg = parseConfig(base(), '/etc/qks');
+    assert.equal(cfg.data_dir, '/etc/qks/data');
+    assert.equal(cfg.sae_api.client_ca, '/etc/qks/ca.pem');
+    assert.equal(cfg.links[0]!.source.seed_file, '/etc/qks/s');
+    assert.equal(cfg.store, 'sqlite');
+    assert.equal(cfg.limits.key_size, 256);
+    assert.equal(cfg.links[0]!.block_bits, 256);
+    assert.deepEqual(cfg.sae_api.auth, { mode: 'certificate' });
+  });
+  it('refuses mistakes with messages that name them', () => {
+    const bad = (change: (c: Record<string, unknown>) => void, message: RegExp) => {
+      const c = base() as unknown as Record<string, unknown>;
+      change(c);
+      assert.throws(
+        () => parseConfig(c, '/'),
+        (err: Error) => err instanceof ConfigError && message.test(err.message),
+      );
+    };
+    bad((c) => delete c['sae_api'], /sae_api/);
+    bad((c) => (c['colour'] = 'blue'), /additional properties/);
+    bad((c) => ((c['sae_api'] as Record<string, unknown>)['port'] = 70000), /port/);
+    bad(
+      (c) => ((c['links'] as Array<Record<string, unknown>>)[0]!['endpoints'] = ['kme-x', 'kme-b']),
+      /not an endpoint/,
+    );
+    bad((c) => (c['limits'] = { key_size: 100 }), /key_size/);
+    bad((c) => (c['peers'] = []), /no peers entry/);
+    bad((c) => ((c['sae_api'] as Record<string, unknown>)['auth'] = { mode: 'token' }), /needs an oidc section/);
+    bad((c) => (c['access'] = { admins: ['nobody'] }), /unknown SAE nobody/);
+  });
+});
