@@ -47,7 +47,9 @@ export class TokenVerifier {
     if (weak.length > 0) throw new TypeError(`token algorithms must be asymmetric; refused: ${weak.join(', ')}`);
     this.#settings = settings;
     const dispatcher = settings.ca ? new Agent({ connect: { ca: settings.ca } }) : undefined;
-    this.#fetch = (url, init) => fetch(url, { ...init, ...(dispatcher ? { dispatcher } : {}) });
+    const send: typeof fetch = (url, init) => fetch(url, { ...init, ...(dispatcher ? { dispatcher } : {}) });
+    // A kept-alive connection the issuer closed (a restart) fails once; a fresh one is tried.
+    this.#fetch = (url, init) => send(url, init).catch(() => send(url, init));
   }
 
   async #keys(): Promise<ReturnType<typeof createRemoteJWKSet>> {

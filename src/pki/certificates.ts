@@ -49,6 +49,9 @@ export interface LeafRequest {
   readonly server?: { dns: readonly string[]; ips: readonly string[] };
   readonly client?: boolean;
   readonly days?: number;
+  /** Explicit validity, e.g. for certificates that must already have expired in tests. */
+  readonly notBefore?: Date;
+  readonly notAfter?: Date;
 }
 
 /** Issues a certificate signed by `ca`. */
@@ -67,8 +70,8 @@ export async function issueCertificate(ca: PemPair, req: LeafRequest): Promise<P
     serialNumber: serial(),
     subject: `CN=${req.commonName}`,
     issuer: caCert.subject,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + (req.days ?? 825) * DAY_MS),
+    notBefore: req.notBefore ?? new Date(Date.now() - 60_000),
+    notAfter: req.notAfter ?? new Date(Date.now() + (req.days ?? 825) * DAY_MS),
     signingAlgorithm: ALG,
     publicKey: keys.publicKey,
     signingKey: caKey as CryptoKey,

@@ -53,7 +53,9 @@ export class TokenClient {
   readonly headers: AuthHeaders = async () => ({ authorization: `Bearer ${await this.token()}` });
 
   async #json(url: string, init?: Parameters<typeof fetch>[1]): Promise<Record<string, unknown>> {
-    const res = await fetch(url, { ...init, ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}) });
+    const send = () => fetch(url, { ...init, ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}) });
+    // A kept-alive connection the issuer closed (a restart) fails once; a fresh one is tried.
+    const res = await send().catch(() => send());
     const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
     if (!res.ok) {
       const why = typeof body['error_description'] === 'string' ? body['error_description'] : body['error'];
