@@ -39,7 +39,7 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
   let keys: Jwk[] = [await newKey('k1')];
   let server: Server | undefined;
   // The issuer URL names the port, so the port is chosen before the provider is made.
-  let port = opts.port ?? (await freePorts(1))[0]!;
+  const port = opts.port ?? (await freePorts(1))[0]!;
   const start = async () => {
     const issuer = `http://127.0.0.1:${port}`;
     const provider = new Provider(issuer, {
@@ -98,7 +98,8 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
         .sign(key);
     },
     publicJwk: () => {
-      const { d: _private, ...pub } = keys[0]!;
+      const pub: Record<string, unknown> = { ...keys[0]! };
+      delete pub['d'];
       return pub;
     },
   };
