@@ -6,6 +6,7 @@ import type { AgreedKeys } from '../sae/agreement/types.js';
 import { KeyRing } from '../sae/key-ring.js';
 import { KmeClient, type KeyContainer } from '../sae/kme-client.js';
 import { Rotation, type RotationPolicy } from '../sae/rotation.js';
+import { TokenClient } from '../sae/token-client.js';
 import { keepSecretsFile } from '../sae/secrets-file.js';
 import type { DemoManifest } from './demo.js';
 import { untilSignal } from './signals.js';
@@ -14,6 +15,8 @@ import { UsageError } from './usage-error.js';
 export const SAE_USAGE = `Usage: qks sae <command> [options]
 
 Who: either --manifest FILE --sae ID (a demo manifest), or --sae ID --kme URL --ca FILE --cert FILE --key FILE.
+With a token issuer: --issuer URL [--resource AUDIENCE], and the client secret in QKS_CLIENT_SECRET
+(or --client-secret); the SAE ID is the client ID. The token is fetched once and reused.
 
   status --slave ID                                   the ETSI status for a slave SAE
   get-key --slave ID [--number N] [--size BITS]       keys for a slave SAE (enc_keys)
@@ -46,6 +49,9 @@ const OPTIONS = {
   'rotate-uses': { type: 'string' },
   'secrets-file': { type: 'string' },
   'show-keys': { type: 'boolean' },
+  issuer: { type: 'string' },
+  'client-secret': { type: 'string' },
+  resource: { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
@@ -105,7 +111,14 @@ export async function saeCommand(args: string[]): Promise<number> {
   }
   const { values: v } = parseArgs({ args: rest, options: OPTIONS });
   const me = identity(v);
-  const kme = new KmeClient({ url: me.kme, ca: me.ca, cert: me.cert, key: me.key });
+  const tokens = tokenClient(v, me.sae);
+  const kme = new KmeClient({
+    url: me.kme,
+    ca: me.ca,
+    cert: me.cert,
+    key: me.key,
+    ...(tokens ? { authHeaders: tokens.headers } : {}),
+  });
   const show = v['show-keys'] ?? false;
   try {
     switch (command) {
@@ -132,7 +145,15 @@ export async function saeCommand(args: string[]): Promise<number> {
     }
   } finally {
     await kme.close();
+    await tokens?.close();
   }
+}
+
+function tokenClient(v: Values, sae: string): TokenClient | undefined {
+  if (!v.issuer) return undefined;
+  const secret = v['client-secret'] ?? process.env['QKS_CLIENT_SECRET'];
+  if (!secret) throw new UsageError('--issuer needs the client secret in QKS_CLIENT_SECRET or --client-secret');
+  return new TokenClient({ issuer: v.issuer, clientId: sae, clientSecret: secret, ...(v.resource ? { resource: v.resource } : {}) });
 }
 
 async function agree(v: Values, me: Identity, kme: KmeClient, show: boolean): Promise<number> {
