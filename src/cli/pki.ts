@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { entityUri } from '../auth/tls-identity.js';
@@ -9,6 +9,7 @@ import { UsageError } from './usage-error.js';
 
 export const PKI_USAGE = `Usage: qks pki <command> --dir DIR (a directory made by qks init)
 
+  create-ca                      the two CAs (SAE CA, KME CA) in DIR/pki, if not there yet (qks init does it too)
   list                           every certificate both CAs issued, with its state
   issue --sae ID                 a new SAE certificate (client, and server for the key agreement)
   issue --kme ID [--host H]      a new KME-to-KME channel certificate
@@ -39,6 +40,19 @@ export async function pkiCommand(args: string[]): Promise<number> {
   for (const id of [v.sae, v.kme]) if (id !== undefined && !isEntityId(id)) throw new UsageError(`bad ID: ${id}`);
 
   switch (command) {
+    case 'create-ca': {
+      mkdirSync(pki, { recursive: true });
+      const made = [];
+      for (const [name, cn] of [
+        [SAE_CA, 'QKS SAE CA'],
+        [KME_CA, 'QKS KME CA'],
+      ] as const) {
+        if (existsSync(join(pki, `${name}.pem`))) continue;
+        made.push((await CertificateAuthority.create(pki, name, cn)).certFile);
+      }
+      print({ created: made });
+      return 0;
+    }
     case 'list':
       print({ [SAE_CA]: ca(SAE_CA).list(), [KME_CA]: ca(KME_CA).list() });
       return 0;

@@ -153,7 +153,12 @@ function tokenClient(v: Values, sae: string): TokenClient | undefined {
   if (!v.issuer) return undefined;
   const secret = v['client-secret'] ?? process.env['QKS_CLIENT_SECRET'];
   if (!secret) throw new UsageError('--issuer needs the client secret in QKS_CLIENT_SECRET or --client-secret');
-  return new TokenClient({ issuer: v.issuer, clientId: sae, clientSecret: secret, ...(v.resource ? { resource: v.resource } : {}) });
+  return new TokenClient({
+    issuer: v.issuer,
+    clientId: sae,
+    clientSecret: secret,
+    ...(v.resource ? { resource: v.resource } : {}),
+  });
 }
 
 async function agree(v: Values, me: Identity, kme: KmeClient, show: boolean): Promise<number> {
