@@ -1,8 +1,8 @@
 /**
  * Setup time of an SAE pair, broken down as in the thesis (chapter 10): the initiator's get key
  * (enc_keys), send the key IDs and receive the acknowledgement, and the responder's get key with
- * key IDs (dec_keys), on the demo network. KMEs run in `qks demo`, the responder in
- * `qks sae agree --role responder`, each its own process; the initiator runs here.
+ * key IDs (dec_keys), on the demo network: two KMEs on loopback joined by a simulated link, each a
+ * `qks kme` process; the responder in `qks sae agree --role responder`; the initiator runs here.
  *
  * With `--auth token` the KMEs accept only OAuth2 tokens from a real OIDC provider (oidc-provider,
  * the tests' stand-in for Keycloak) and both SAEs fetch theirs by client credentials, once.
@@ -10,7 +10,7 @@
  *   npm run build && node dist/bench/sae-setup.js [--agreements 1000] [--warmup 50] [--auth certificate|token]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -58,51 +58,32 @@ const dir = mkdtempSync(join(tmpdir(), 'qks-bench-setup-'));
 const manifestFile = join(dir, 'manifest.json');
 const AUDIENCE = 'urn:qks:kmes';
 let issuer: RunningIssuer | undefined;
-let manifest: DemoManifest;
-if (!tokens) {
-  start(['demo', '--dir', join(dir, 'site'), '--manifest', manifestFile, '--rate', '2000000']);
-  while (!existsSync(manifestFile)) await new Promise((r) => setTimeout(r, 100));
-  manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as DemoManifest;
-} else {
-  // The same two KMEs and link as the demo, each in its own process, accepting tokens only.
-  issuer = await startIssuer({ audience: AUDIENCE, clients: [{ id: 'sae-a1' }, { id: 'sae-b1' }] });
-  const ports = await freePorts(4);
-  const d = await initDeployment({
-    dir: join(dir, 'site'),
-    ports: [
-      { sae: ports[0]!, kme: ports[1]! },
-      { sae: ports[2]!, kme: ports[3]! },
-    ],
-    rateBps: 2_000_000,
-    auth: { mode: 'token', oidc: { issuer: issuer.issuer, audience: AUDIENCE } },
-    logLevel: 'warn',
-  });
-  for (const c of d.configs) {
-    const child = start(['kme', '--config', c.file]);
-    child.stdout!.on('data', (b: Buffer) =>
-      process.stderr.write(
-        b
-          .toString()
-          .split('\n')
-          .filter((l) => l.includes('refused'))
-          .join('\n'),
-      ),
-    );
-  }
-  manifest = {
-    ca: d.ca,
-    kmes: d.configs.map((c) => ({
-      id: c.kme,
-      url: `https://127.0.0.1:${c.config.sae_api.port}`,
-      config: c.file,
-      log: '',
-    })),
-    saes: d.saes.map((s) => ({ ...s })),
-  };
-  writeFileSync(manifestFile, JSON.stringify(manifest));
-  for (const k of manifest.kmes)
-    while (!(await answers(Number(new URL(k.url).port)))) await new Promise((r) => setTimeout(r, 50));
-}
+// The demo network (two KMEs on loopback, a 2 Mbit/s simulated link), each KME its own process.
+if (tokens) issuer = await startIssuer({ audience: AUDIENCE, clients: [{ id: 'sae-a1' }, { id: 'sae-b1' }] });
+const ports = await freePorts(4);
+const d = await initDeployment({
+  dir: join(dir, 'site'),
+  ports: [
+    { sae: ports[0]!, kme: ports[1]! },
+    { sae: ports[2]!, kme: ports[3]! },
+  ],
+  rateBps: 2_000_000,
+  ...(issuer ? { auth: { mode: 'token' as const, oidc: { issuer: issuer.issuer, audience: AUDIENCE } } } : {}),
+  logLevel: 'warn',
+});
+for (const c of d.configs) start(['kme', '--config', c.file]);
+const manifest: DemoManifest = {
+  ca: d.ca,
+  kmes: d.configs.map((c) => ({
+    id: c.kme,
+    url: `https://127.0.0.1:${c.config.sae_api.port}`,
+    config: c.file,
+    log: '',
+  })),
+  saes: d.saes.map((s) => ({ ...s })),
+};
+writeFileSync(manifestFile, JSON.stringify(manifest));
+for (const port of ports) while (!(await answers(port))) await new Promise((r) => setTimeout(r, 50));
 const sae = (id: string) => manifest.saes.find((s) => s.id === id)!;
 
 const [port] = await freePorts(1);

@@ -40,6 +40,7 @@ export class TokenVerifier {
   readonly #algorithms: string[];
   readonly #fetch: typeof fetch;
   #jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  readonly #verified = new Map<string, TokenIdentity>();
 
   constructor(settings: OidcSettings) {
     this.#algorithms = [...(settings.algorithms ?? DEFAULT_ALGORITHMS)];
@@ -69,8 +70,24 @@ export class TokenVerifier {
     return this.#jwks;
   }
 
-  /** The SAE a token speaks for; throws TokenRefused with the reason. */
+  /**
+   * The SAE a token speaks for; throws TokenRefused with the reason. A token verified once is
+   * remembered until it expires, so an SAE reusing its token (as it should) costs one signature
+   * check per token, not one per request.
+   */
   async verify(token: string): Promise<TokenIdentity> {
+    const known = this.#verified.get(token);
+    if (known) {
+      if (Date.now() < known.expiresAt) return known;
+      this.#verified.delete(token);
+    }
+    const identity = await this.#verifyNow(token);
+    if (this.#verified.size >= 10_000) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(token, identity);
+    return identity;
+  }
+
+  async #verifyNow(token: string): Promise<TokenIdentity> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, await this.#keys(), {
