@@ -7,14 +7,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { initDeployment } from '../src/cli/init.js';
-import { freePorts } from '../src/cli/ports.js';
+import { freePorts, portAnswers } from '../src/cli/ports.js';
 
 const BIN = fileURLToPath(new URL('../../bin/qks.js', import.meta.url));
 const { values } = parseArgs({
@@ -51,12 +50,6 @@ const children: ChildProcess[] = deployment.configs.map((c) =>
   spawn(process.execPath, [...nodeArgs, BIN, 'kme', '--config', c.file], { stdio: ['ignore', 'ignore', 'inherit'] }),
 );
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
-const answers = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
 const client = (sae: string, kmeIndex: number, connections: number) => {
   const creds = deployment.saes.find((s) => s.id === sae)!;
   return new Pool(`https://127.0.0.1:${ports[kmeIndex * 2]}`, {
@@ -130,7 +123,7 @@ async function measure(concurrency: number): Promise<Run> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 // Wait until both KMEs listen and have taken in the link's history (their pools are full).
-for (const port of ports) while (!(await answers(port))) await new Promise((r) => setTimeout(r, 50));
+for (const port of ports) while (!(await portAnswers(port))) await new Promise((r) => setTimeout(r, 50));
 for (const [sae, kme, slave] of [
   ['sae-a1', 0, 'sae-b1'],
   ['sae-b1', 1, 'sae-a1'],

@@ -17,22 +17,14 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { DemoManifest } from '../src/cli/demo.js';
-import { freePorts } from '../src/cli/ports.js';
+import { freePorts, portAnswers } from '../src/cli/ports.js';
 import { Initiator } from '../src/sae/agreement/initiator.js';
 import { KmeClient } from '../src/sae/kme-client.js';
 import { summarise, table } from './stats.js';
-import { connect } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { initDeployment } from '../src/cli/init.js';
 import { TokenClient } from '../src/sae/token-client.js';
 import { startIssuer, type RunningIssuer } from '../test/helpers/oidc-issuer.js';
-
-const answers = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
 
 const BIN = fileURLToPath(new URL('../../bin/qks.js', import.meta.url));
 const { values } = parseArgs({
@@ -83,7 +75,7 @@ const manifest: DemoManifest = {
   saes: d.saes.map((s) => ({ ...s })),
 };
 writeFileSync(manifestFile, JSON.stringify(manifest));
-for (const port of ports) while (!(await answers(port))) await new Promise((r) => setTimeout(r, 50));
+for (const port of ports) while (!(await portAnswers(port))) await new Promise((r) => setTimeout(r, 50));
 const sae = (id: string) => manifest.saes.find((s) => s.id === id)!;
 
 const [port] = await freePorts(1);

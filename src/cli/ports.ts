@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 
 /** Ports the system has free now, for processes that must know each other's ports in advance. */
 export async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
@@ -16,4 +16,16 @@ export async function freePorts(count: number, host = '127.0.0.1'): Promise<numb
   const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;
+}
+
+/** Whether something accepts TCP connections on the port now. */
+export function portAnswers(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }

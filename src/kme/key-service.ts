@@ -9,26 +9,9 @@ import { planSlaves, requireLocalSae, type SaeDirectory } from '../domain/sae-di
 import type { Barrier } from '../stores/barrier.js';
 import type { ClaimedKey, KeyRecord, KeyStore, NewKey } from '../stores/key-store.js';
 import type { LinkPool } from './link-pool.js';
+import type { KeyContainer, KeyStatus } from '../domain/etsi-messages.js';
 
-/** The ETSI GS QKD 014 status object. */
-export interface KeyStatus {
-  source_KME_ID: string;
-  target_KME_ID: string;
-  master_SAE_ID: string;
-  slave_SAE_ID: string;
-  key_size: number;
-  stored_key_count: number;
-  max_key_count: number;
-  max_key_per_request: number;
-  max_key_size: number;
-  min_key_size: number;
-  max_SAE_ID_count: number;
-  status_extension: { qks_link_ID: string; qks_key_source: string };
-}
-
-export interface KeyContainer {
-  keys: Array<{ key_ID: string; key: string }>;
-}
+export type { KeyContainer, KeyStatus };
 
 /** How this KME reaches its peers; fails with PEER_KME_UNAVAILABLE. */
 export interface PeerChannel {

@@ -1,42 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 
-/** ETSI GS QKD 014 shapes, as a KME sends them. */
-export interface KeyStatus {
-  source_KME_ID: string;
-  target_KME_ID: string;
-  master_SAE_ID: string;
-  slave_SAE_ID: string;
-  key_size: number;
-  stored_key_count: number;
-  max_key_count: number;
-  max_key_per_request: number;
-  max_key_size: number;
-  min_key_size: number;
-  max_SAE_ID_count: number;
-  status_extension?: Record<string, unknown>;
-}
+import type { DeliveredKey, KeyContainer, KeyRequestBody, KeyStatus } from '../domain/etsi-messages.js';
 
-export interface DeliveredKey {
-  key_ID: string;
-  /** Base64, as the KME sends it. */
-  key: string;
-  key_ID_extension?: Record<string, unknown>;
-  key_extension?: Record<string, unknown>;
-}
-
-export interface KeyContainer {
-  keys: DeliveredKey[];
-  key_container_extension?: Record<string, unknown>;
-}
-
-export interface KeyRequest {
-  number?: number;
-  size?: number;
-  additional_slave_SAE_IDs?: string[];
-  extension_mandatory?: Array<Record<string, unknown>>;
-  extension_optional?: Array<Record<string, unknown>>;
-}
+export type { DeliveredKey, KeyContainer, KeyStatus };
+export type KeyRequest = KeyRequestBody;
 
 /** Supplies request headers, e.g. `Authorization: Bearer …` from an OAuth2 client. */
 export type AuthHeaders = () => Promise<Record<string, string>>;

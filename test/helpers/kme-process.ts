@@ -1,19 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Deployment } from '../../src/cli/init.js';
+import { portAnswers } from '../../src/cli/ports.js';
 
 // From dist/test/helpers/ up to the package root.
 const BIN = fileURLToPath(new URL('../../../bin/qks.js', import.meta.url));
-
-const portAnswers = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-  });
 
 /**
  * KMEs of a deployment as real `qks kme --config FILE` processes, to be killed with SIGKILL at
