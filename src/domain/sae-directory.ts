@@ -41,5 +41,5 @@ export function planSlaves(dir: SaeDirectory, thisKme: string, master: string, s
 
 /** The caller must be an SAE of this KME. */
 export function requireLocalSae(dir: SaeDirectory, thisKme: string, sae: string): void {
-  if (dir.kmeOf.get(sae) !== thisKme) throw new QksError('UNAUTHORIZED');
+  if (dir.kmeOf.get(sae) !== thisKme) throw new QksError('UNAUTHORIZED', `SAE ${sae} is not served by this KME`);
 }

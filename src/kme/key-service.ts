@@ -130,7 +130,12 @@ export class KeyService {
     const master = requireEntityId(masterParam, 'master_SAE_ID');
     if (!directory.kmeOf.has(master)) throw badRequest(`unknown SAE ID: ${master}`);
     const result = await store.takeForSlave(master, slave, keyIds);
-    if (!result.ok) throw new QksError(result.reason === 'unauthorized' ? 'UNAUTHORIZED' : 'KEYS_NOT_FOUND');
+    if (!result.ok) {
+      // The 401 carries no body; its message is for the log.
+      throw result.reason === 'unauthorized'
+        ? new QksError('UNAUTHORIZED', `${slave} is not a slave named when the keys were requested`)
+        : new QksError('KEYS_NOT_FOUND');
+    }
     this.delivered.toSlaves += result.keys.length;
     return this.#container(result.keys);
   }

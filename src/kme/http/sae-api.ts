@@ -82,6 +82,8 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
   app.setErrorHandler((err, req, reply) => {
     const { status } = toEtsiError(err);
     if (status === 503 && !(err instanceof QksError)) req.log.error({ err }, 'internal error');
+    else if (status === 401)
+      req.saeLog.warn({ reason: (err as Error).message, via: req.caller.via }, 'refused: unauthorized');
     else (req.saeLog ?? opts.log).info({ status, message: (err as Error).message }, 'request refused');
     return sendEtsiError(reply, err);
   });
