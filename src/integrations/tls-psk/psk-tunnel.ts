@@ -1,0 +1,174 @@
+import { EventEmitter } from 'node:events';
+import {
+  createConnection,
+  createServer as createTcpServer,
+  type AddressInfo,
+  type Server,
+  type Socket,
+} from 'node:net';
+import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import type { KeyRing } from '../../sae/key-ring.js';
+import { clientPskOptions, modeAcceptable, negotiatedMode, serverPskOptions, type PskMode } from './psk-tls.js';
+
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface TunnelEvents {
+  /** One TLS connection up: the key ID it used and the mode the handshake negotiated. */
+  connection: [{ keyId: string; mode: PskMode }];
+  /** A connection refused or dropped, with the reason (never key material). */
+  refused: [{ reason: string }];
+}
+
+/** Joins two sockets both ways; pipe() respects back-pressure, and either end closing closes both. */
+function splice(a: Socket, b: Socket): void {
+  a.pipe(b).on('error', () => a.destroy());
+  b.pipe(a).on('error', () => b.destroy());
+  const close = () => {
+    a.destroy();
+    b.destroy();
+  };
+  a.once('close', close);
+  b.once('close', close);
+  a.on('error', close);
+  b.on('error', close);
+}
+
+abstract class Tunnel extends EventEmitter<TunnelEvents> {
+  protected server: Server | undefined;
+  protected readonly sockets = new Set<Socket>();
+
+  protected track(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  protected async listenOn(server: Server, at: Endpoint): Promise<Endpoint> {
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(at.port, at.host, () => resolve());
+    });
+    const addr = server.address() as AddressInfo;
+    return { host: addr.address, port: addr.port };
+  }
+
+  /** Stops accepting, then closes every open connection. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+}
+
+export interface TunnelServerOptions {
+  readonly listen: Endpoint;
+  /** Where the plaintext goes. */
+  readonly target: Endpoint;
+  readonly keys: KeyRing;
+  readonly mode: PskMode;
+}
+
+/** The server side: TLS 1.3 with the pair's QKD keys as PSKs (identity = key ID), forwarded to a target. */
+export class TunnelServer extends Tunnel {
+  readonly #opts: TunnelServerOptions;
+  readonly #identities = new WeakMap<TLSSocket, string>();
+
+  constructor(opts: TunnelServerOptions) {
+    super();
+    this.#opts = opts;
+  }
+
+  listen(): Promise<Endpoint> {
+    const { keys, mode, target } = this.#opts;
+    const server = createTlsServer({
+      ...serverPskOptions(mode),
+      // Any key the ring still holds: a client may connect with the previous key for a moment.
+      pskCallback: (socket, identity) => {
+        const key = keys.get(identity);
+        if (key) this.#identities.set(socket, identity);
+        return key?.key ?? null;
+      },
+    });
+    server.on('tlsClientError', (err) => this.emit('refused', { reason: err.message }));
+    server.on('secureConnection', (tls: TLSSocket) => {
+      this.track(tls);
+      // OpenSSL has enforced the mode already (see serverPskOptions); Node cannot show it here.
+      this.emit('connection', { keyId: this.#identities.get(tls) ?? '', mode });
+      const plain = createConnection(target);
+      this.track(plain);
+      splice(tls, plain);
+    });
+    return this.listenOn(server, this.#opts.listen);
+  }
+}
+
+export interface TunnelClientOptions {
+  readonly listen: Endpoint;
+  /** The tunnel server. */
+  readonly server: Endpoint;
+  readonly keys: KeyRing;
+  readonly mode: PskMode;
+  /**
+   * Longest life of one tunnelled connection (ms): after it, the connection is closed so that its
+   * replacement uses the current key. The application sees its TCP connection closed.
+   */
+  readonly maxConnectionAgeMs?: number;
+}
+
+/** The client side: accepts plaintext locally and carries it to the tunnel server. */
+export class TunnelClient extends Tunnel {
+  readonly #opts: TunnelClientOptions;
+
+  constructor(opts: TunnelClientOptions) {
+    super();
+    this.#opts = opts;
+  }
+
+  listen(): Promise<Endpoint> {
+    const server = createTcpServer((plain) => this.#forward(plain));
+    return this.listenOn(server, this.#opts.listen);
+  }
+
+  #forward(plain: Socket): void {
+    this.track(plain);
+    const { keys, mode } = this.#opts;
+    // pskCallback is synchronous: the key must be in the ring already. Rotation agrees the next
+    // key before the current one runs out, so there is always one.
+    const key = keys.current();
+    if (!key) {
+      this.emit('refused', { reason: 'no current key' });
+      plain.destroy();
+      return;
+    }
+    plain.pause();
+    const tls = tlsConnect({
+      ...this.#opts.server,
+      ...clientPskOptions(mode),
+      pskCallback: () => ({ psk: key.key, identity: key.keyId }),
+    });
+    this.track(tls);
+    tls.once('secureConnect', () => {
+      const negotiated = negotiatedMode(tls);
+      if (!modeAcceptable(mode, negotiated)) {
+        this.emit('refused', { reason: `negotiated ${negotiated}, weaker than ${mode}` });
+        tls.destroy();
+        plain.destroy();
+        return;
+      }
+      this.emit('connection', { keyId: key.keyId, mode: negotiated });
+      if (this.#opts.maxConnectionAgeMs) {
+        const timer = setTimeout(() => tls.destroy(), this.#opts.maxConnectionAgeMs);
+        tls.once('close', () => clearTimeout(timer));
+      }
+      splice(plain, tls);
+      plain.resume();
+    });
+    tls.once('error', (err) => {
+      this.emit('refused', { reason: err.message });
+      plain.destroy();
+    });
+  }
+}

@@ -1,0 +1,259 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { freePorts } from '../../src/cli/ports.js';
+import { TunnelClient, TunnelServer } from '../../src/integrations/tls-psk/psk-tunnel.js';
+import type { PskMode } from '../../src/integrations/tls-psk/psk-tls.js';
+import { KeyRing } from '../../src/sae/key-ring.js';
+import { Rotation } from '../../src/sae/rotation.js';
+import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { initiatorFor, responderFor, saeOf } from '../sae/sae-fixture.js';
+
+const local = { host: '127.0.0.1', port: 0 };
+
+/** A plaintext echo service: the tunnel's target. */
+async function echoServer(): Promise<Server> {
+  const server = createServer((s) => s.pipe(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return server;
+}
+
+/** Sends `data` through a TCP port and resolves with what comes back. */
+function roundTrip(port: number, data: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => s.write(data));
+    const chunks: Buffer[] = [];
+    s.on('data', (d: Buffer) => {
+      chunks.push(d);
+      if (Buffer.concat(chunks).length >= data.length) {
+        s.end();
+        resolve(Buffer.concat(chunks));
+      }
+    });
+    s.on('error', reject);
+    s.on('close', () => resolve(Buffer.concat(chunks)));
+  });
+}
+
+describe('qks TLS 1.3 PSK tunnel with QKD keys', () => {
+  let sites: TwoSites;
+  let echo: Server;
+  before(async () => {
+    sites = await startSites();
+    echo = await echoServer();
+    const { kme } = saeOf(sites, 'sae-a1');
+    await eventually(async () => (await kme.status('sae-b1')).stored_key_count > 50, 10_000);
+  });
+  after(async () => {
+    await sites.stop();
+    await new Promise((r) => echo.close(r));
+  });
+
+  /** Both ends' key rings, fed by the SAE toolkit's agreement between sae-a1 and sae-b1. */
+  async function agreedRings() {
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
+    const serverRing = new KeyRing();
+    responder.on('keys', (a) => a.keys.forEach((k) => serverRing.add(k)));
+    const { port } = await responder.listen();
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', port);
+    const clientRing = new KeyRing();
+    const rotation = new Rotation(() => initiator.agree(1), clientRing, { maxAgeMs: 60_000 });
+    await rotation.start();
+    await eventually(() => serverRing.current()?.keyId === clientRing.current()?.keyId, 2000);
+    return {
+      serverRing,
+      clientRing,
+      rotation,
+      stop: async () => {
+        rotation.stop();
+        initiator.close();
+        await responder.close();
+      },
+    };
+  }
+
+  for (const mode of ['psk_ke', 'psk_dhe_ke'] as PskMode[]) {
+    it(`carries data both ways in ${mode}, keyed by the agreed key`, async () => {
+      const rings = await agreedRings();
+      const server = new TunnelServer({
+        listen: local,
+        target: { host: '127.0.0.1', port: (echo.address() as AddressInfo).port },
+        keys: rings.serverRing,
+        mode,
+      });
+      const serverAt = await server.listen();
+      const client = new TunnelClient({ listen: local, server: serverAt, keys: rings.clientRing, mode });
+      const clientAt = await client.listen();
+      const seen: Array<{ keyId: string; mode: PskMode }> = [];
+      server.on('connection', (c) => seen.push(c));
+      try {
+        const data = randomBytes(256 * 1024);
+        assert.ok((await roundTrip(clientAt.port, data)).equals(data), 'what went in came back');
+        assert.deepEqual(seen, [{ keyId: rings.clientRing.current()!.keyId, mode }]);
+      } finally {
+        await client.close();
+        await server.close();
+        await rings.stop();
+      }
+    });
+  }
+
+  it('uses a new key for new connections after rotation, and ends old ones at their maximum age', async () => {
+    const rings = await agreedRings();
+    const server = new TunnelServer({
+      listen: local,
+      target: { host: '127.0.0.1', port: (echo.address() as AddressInfo).port },
+      keys: rings.serverRing,
+      mode: 'psk_ke',
+    });
+    const serverAt = await server.listen();
+    const client = new TunnelClient({
+      listen: local,
+      server: serverAt,
+      keys: rings.clientRing,
+      mode: 'psk_ke',
+      maxConnectionAgeMs: 400,
+    });
+    const clientAt = await client.listen();
+    const used: string[] = [];
+    server.on('connection', (c) => used.push(c.keyId));
+    try {
+      const first = rings.clientRing.current()!.keyId;
+      const long = connect(clientAt.port, '127.0.0.1');
+      const closed = new Promise((r) => long.once('close', r));
+      await eventually(() => used.length === 1, 2000);
+      await rings.rotation.rotateNow();
+      await eventually(() => rings.serverRing.current()?.keyId === rings.clientRing.current()?.keyId, 2000);
+      const data = Buffer.from('after rotation');
+      assert.ok((await roundTrip(clientAt.port, data)).equals(data));
+      assert.equal(used[0], first);
+      assert.notEqual(used[1], first, 'the new connection used the new key');
+      await closed; // the old connection reached its maximum age and was closed
+    } finally {
+      await client.close();
+      await server.close();
+      await rings.stop();
+    }
+  });
+
+  it('refuses a key the server does not hold', async () => {
+    const serverRing = new KeyRing();
+    serverRing.add({ keyId: randomUUID(), key: randomBytes(32) });
+    const clientRing = new KeyRing();
+    clientRing.add({ keyId: randomUUID(), key: randomBytes(32) });
+    const server = new TunnelServer({
+      listen: local,
+      target: { host: '127.0.0.1', port: (echo.address() as AddressInfo).port },
+      keys: serverRing,
+      mode: 'psk_ke',
+    });
+    const client = new TunnelClient({ listen: local, server: await server.listen(), keys: clientRing, mode: 'psk_ke' });
+    const refused = new Promise((r) => client.once('refused', r));
+    try {
+      const back = await roundTrip((await client.listen()).port, Buffer.from('secret'));
+      assert.equal(back.length, 0, 'nothing got through');
+      await refused;
+    } finally {
+      await client.close();
+      await server.close();
+      serverRing.clear();
+      clientRing.clear();
+    }
+  });
+});
+
+describe('interoperability with OpenSSL', () => {
+  const key = { keyId: randomUUID(), key: randomBytes(32) };
+  const ring = () => {
+    const r = new KeyRing();
+    r.add({ keyId: key.keyId, key: Buffer.from(key.key) });
+    return r;
+  };
+  const modeFlags = (mode: PskMode, groups: string) =>
+    mode === 'psk_ke' ? ['-allow_no_dhe_kex', '-groups', groups] : [];
+
+  for (const mode of ['psk_ke', 'psk_dhe_ke'] as PskMode[]) {
+    it(`Node tunnel client ↔ openssl s_server (${mode})`, async () => {
+      const [port] = await freePorts(1);
+      const server = spawn('openssl', [
+        's_server',
+        '-accept',
+        `127.0.0.1:${port}`,
+        '-nocert',
+        '-psk',
+        key.key.toString('hex'),
+        '-psk_identity',
+        key.keyId,
+        '-tls1_3',
+        '-ciphersuites',
+        'TLS_AES_128_GCM_SHA256',
+        '-rev',
+        '-naccept',
+        '1',
+        ...modeFlags(mode, 'P-256'),
+      ]);
+      // s_server stops when its stdin closes: it stays open until the test kills it.
+      const client = new TunnelClient({
+        listen: local,
+        server: { host: '127.0.0.1', port: port! },
+        keys: ring(),
+        mode,
+      });
+      const seen: PskMode[] = [];
+      client.on('connection', (c) => seen.push(c.mode));
+      try {
+        // s_server says ACCEPT when it listens (a probe connection would use up its one accept).
+        let said = '';
+        server.stdout.on('data', (d: Buffer) => (said += d.toString()));
+        await eventually(() => said.includes('ACCEPT'), 5000, 's_server');
+        const at = await client.listen();
+        const reply = await roundTrip(at.port, Buffer.from('olleh\n'));
+        assert.equal(reply.toString(), 'hello\n', 's_server reversed the line');
+        assert.deepEqual(seen, [mode]);
+      } finally {
+        await client.close();
+        server.kill();
+      }
+    });
+
+    it(`openssl s_client ↔ Node tunnel server (${mode})`, async () => {
+      const target = await echoServer();
+      const server = new TunnelServer({
+        listen: local,
+        target: { host: '127.0.0.1', port: (target.address() as AddressInfo).port },
+        keys: ring(),
+        mode,
+      });
+      const at = await server.listen();
+      const seen: PskMode[] = [];
+      server.on('connection', (c) => seen.push(c.mode));
+      const client = spawn('openssl', [
+        's_client',
+        '-connect',
+        `127.0.0.1:${at.port}`,
+        '-tls1_3',
+        '-psk',
+        key.key.toString('hex'),
+        '-psk_identity',
+        key.keyId,
+        '-ciphersuites',
+        'TLS_AES_128_GCM_SHA256',
+        '-quiet',
+        ...modeFlags(mode, 'X25519'),
+      ]);
+      try {
+        let out = '';
+        client.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        client.stdin.write('ping through the tunnel\n');
+        await eventually(() => out.includes('ping through the tunnel'), 5000, 'the echo');
+        assert.deepEqual(seen, [mode]);
+      } finally {
+        client.kill();
+        await server.close();
+        await new Promise((r) => target.close(r));
+      }
+    });
+  }
+});
