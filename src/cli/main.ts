@@ -5,6 +5,7 @@ import { runDemo } from './demo.js';
 import { initDeployment } from './init.js';
 import { pkiCommand } from './pki.js';
 import { saeCommand } from './sae.js';
+import { tunnelCommand, TUNNEL_USAGE } from './tunnel.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
@@ -19,6 +20,8 @@ Commands:
         Runs one KME from a configuration file (docs/configuration.md).
   pki <list|issue|revoke> --dir DIR ...
         The deployment's certificate authorities (qks pki help).
+  tunnel --role client|server ...
+        A TCP tunnel over TLS 1.3 keyed by agreed QKD keys (qks tunnel help).
   sae <status|get-key|get-key-with-ids|agree> ...
         Talks to a KME as an SAE, and runs the SAE-to-SAE key agreement (qks sae help).
 `;
@@ -73,6 +76,12 @@ async function main(argv: string[]): Promise<number> {
       return saeCommand(rest);
     case 'pki':
       return pkiCommand(rest);
+    case 'tunnel':
+      if (rest.length === 0 || rest[0] === 'help') {
+        process.stdout.write(TUNNEL_USAGE);
+        return rest.length === 0 ? 2 : 0;
+      }
+      return tunnelCommand(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -28,7 +28,7 @@ With a token issuer: --issuer URL [--resource AUDIENCE], and the client secret i
 Output is JSON. Key bytes are shown only with --show-keys.
 `;
 
-const OPTIONS = {
+export const SAE_OPTIONS = {
   manifest: { type: 'string' },
   sae: { type: 'string' },
   kme: { type: 'string' },
@@ -54,9 +54,14 @@ const OPTIONS = {
   resource: { type: 'string' },
 } as const;
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+type Values = ReturnType<typeof parseArgs<{ options: typeof SAE_OPTIONS }>>['values'];
+/** What names an SAE and its KME on the command line. */
+export type IdentityValues = Pick<
+  Values,
+  'sae' | 'manifest' | 'kme' | 'ca' | 'cert' | 'key' | 'issuer' | 'client-secret' | 'resource'
+>;
 
-interface Identity {
+export interface Identity {
   sae: string;
   kme: string;
   ca: string;
@@ -64,7 +69,7 @@ interface Identity {
   key: string;
 }
 
-function identity(v: Values): Identity {
+export function identity(v: IdentityValues): Identity {
   if (!v.sae) throw new UsageError('--sae ID is required');
   if (v.manifest) {
     const m = JSON.parse(readFileSync(v.manifest, 'utf8')) as DemoManifest;
@@ -76,20 +81,20 @@ function identity(v: Values): Identity {
   return { sae: v.sae, kme: v.kme, ca: v.ca, cert: v.cert, key: v.key };
 }
 
-const count = (text: string | undefined, flag: string): number | undefined => {
+export const count = (text: string | undefined, flag: string): number | undefined => {
   if (text === undefined) return undefined;
   const n = Number(text);
   if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} must be a positive integer`);
   return n;
 };
 
-const hostPort = (text: string | undefined, flag: string) => {
+export const hostPort = (text: string | undefined, flag: string) => {
   const m = text?.match(/^(.+):(\d+)$/);
   if (!m) throw new UsageError(`${flag} must be HOST:PORT`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
 };
 
-const print = (value: unknown) => process.stdout.write(JSON.stringify(value) + '\n');
+export const print = (value: unknown) => process.stdout.write(JSON.stringify(value) + '\n');
 
 const redact = (c: KeyContainer, show: boolean) =>
   show ? c : { ...c, keys: c.keys.map((k) => ({ ...k, key: '(hidden: use --show-keys)' })) };
@@ -109,7 +114,7 @@ export async function saeCommand(args: string[]): Promise<number> {
     process.stdout.write(SAE_USAGE);
     return command ? 0 : 2;
   }
-  const { values: v } = parseArgs({ args: rest, options: OPTIONS });
+  const { values: v } = parseArgs({ args: rest, options: SAE_OPTIONS });
   const me = identity(v);
   const tokens = tokenClient(v, me.sae);
   const kme = new KmeClient({
@@ -149,7 +154,7 @@ export async function saeCommand(args: string[]): Promise<number> {
   }
 }
 
-function tokenClient(v: Values, sae: string): TokenClient | undefined {
+export function tokenClient(v: IdentityValues, sae: string): TokenClient | undefined {
   if (!v.issuer) return undefined;
   const secret = v['client-secret'] ?? process.env['QKS_CLIENT_SECRET'];
   if (!secret) throw new UsageError('--issuer needs the client secret in QKS_CLIENT_SECRET or --client-secret');

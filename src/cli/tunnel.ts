@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Initiator } from '../sae/agreement/initiator.js';
+import { Responder } from '../sae/agreement/responder.js';
+import { KeyRing } from '../sae/key-ring.js';
+import { KmeClient } from '../sae/kme-client.js';
+import { Rotation } from '../sae/rotation.js';
+import { TunnelClient, TunnelServer } from '../integrations/tls-psk/psk-tunnel.js';
+import type { PskMode } from '../integrations/tls-psk/psk-tls.js';
+import { count, hostPort, identity, print, SAE_OPTIONS, tokenClient } from './sae.js';
+import { untilSignal } from './signals.js';
+import { UsageError } from './usage-error.js';
+
+export const TUNNEL_USAGE = `Usage: qks tunnel --role client|server [SAE options, as for qks sae] --peer ID ...
+
+  --role server --agree HOST:PORT --listen HOST:PORT --target HOST:PORT
+        answers the peer's key agreements on --agree; TLS 1.3 PSK on --listen, forwarded to --target
+  --role client --agree HOST:PORT --listen HOST:PORT --server HOST:PORT
+        agrees keys with the server side; plaintext accepted on --listen goes over TLS to --server
+  --mode psk_ke|psk_dhe_ke      (default psk_ke: the PSK alone, quantum-safe as long as the key is)
+  --rotate-every SECONDS        client: a new key this often (default 300)
+  --max-connection-age SECONDS  client: connections older than this are closed and reopened with the
+                                current key (default: twice --rotate-every)
+`;
+
+export async function tunnelCommand(args: string[]): Promise<number> {
+  const { values: v } = parseArgs({
+    args,
+    options: {
+      ...SAE_OPTIONS,
+      agree: { type: 'string' },
+      server: { type: 'string' },
+      target: { type: 'string' },
+      mode: { type: 'string', default: 'psk_ke' },
+      'max-connection-age': { type: 'string' },
+    },
+  });
+  if (v.mode !== 'psk_ke' && v.mode !== 'psk_dhe_ke') throw new UsageError('--mode must be psk_ke or psk_dhe_ke');
+  const mode: PskMode = v.mode;
+  if (!v.peer) throw new UsageError('--peer ID is required');
+  const me = identity(v);
+  const tokens = tokenClient(v, me.sae);
+  const kme = new KmeClient({
+    url: me.kme,
+    ca: me.ca,
+    cert: me.cert,
+    key: me.key,
+    ...(tokens ? { authHeaders: tokens.headers } : {}),
+  });
+  const tls = { ca: readFileSync(me.ca), cert: readFileSync(me.cert), key: readFileSync(me.key) };
+  const ring = new KeyRing({ graceMs: 120_000 });
+  ring.on('key', (k) => print({ event: 'key', key_ID: k.keyId }));
+  const stops: Array<() => Promise<void> | void> = [() => kme.close(), () => tokens?.close(), () => ring.clear()];
+  try {
+    if (v.role === 'server') {
+      const responder = new Responder({
+        saeId: me.sae,
+        peers: v.peer.split(','),
+        kme,
+        tls,
+        ...hostPort(v.agree, '--agree'),
+      });
+      responder.on('keys', (a) => a.keys.forEach((k) => ring.add(k)));
+      responder.on('failure', (e) => print({ event: 'refused', code: e.code, message: e.message }));
+      await responder.listen();
+      stops.unshift(() => responder.close());
+      const tunnel = new TunnelServer({
+        listen: hostPort(v.listen, '--listen'),
+        target: hostPort(v.target, '--target'),
+        keys: ring,
+        mode,
+      });
+      tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
+      tunnel.on('refused', (r) => print({ event: 'refused', reason: r.reason }));
+      print({ event: 'listening', ...(await tunnel.listen()), mode });
+      stops.unshift(() => tunnel.close());
+    } else if (v.role === 'client') {
+      const initiator = new Initiator({
+        saeId: me.sae,
+        peerSaeId: v.peer,
+        peer: hostPort(v.agree, '--agree'),
+        kme,
+        tls,
+      });
+      stops.unshift(() => initiator.close());
+      const every = (count(v['rotate-every'], '--rotate-every') ?? 300) * 1000;
+      const rotation = new Rotation(() => initiator.agree(1), ring, { maxAgeMs: every });
+      rotation.on('error', (e) => print({ event: 'error', message: e.message }));
+      stops.unshift(() => rotation.stop());
+      await rotation.start();
+      const maxAge = (count(v['max-connection-age'], '--max-connection-age') ?? (2 * every) / 1000) * 1000;
+      const tunnel = new TunnelClient({
+        listen: hostPort(v.listen, '--listen'),
+        server: hostPort(v.server, '--server'),
+        keys: ring,
+        mode,
+        maxConnectionAgeMs: maxAge,
+      });
+      tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
+      tunnel.on('refused', (r) => print({ event: 'refused', reason: r.reason }));
+      print({ event: 'listening', ...(await tunnel.listen()), mode });
+      stops.unshift(() => tunnel.close());
+    } else {
+      throw new UsageError('--role must be client or server');
+    }
+    await untilSignal();
+    return 0;
+  } finally {
+    for (const stop of stops) await stop();
+  }
+}
