@@ -1,0 +1,84 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** What the handshakes on one port showed on the wire. */
+export interface HandshakeEvidence {
+  /** psk_key_exchange_modes offered in each ClientHello (0 = psk_ke, 1 = psk_dhe_ke). */
+  readonly offeredModes: number[][];
+  /** Per ServerHello: whether it carried a key_share (51) and a pre_shared_key (41) extension. */
+  readonly serverHellos: Array<{ keyShare: boolean; preSharedKey: boolean }>;
+}
+
+/** A tshark capture on loopback, limited to one TCP port (tests run as root, as CI does). */
+export class TlsCapture {
+  readonly #port: number;
+  readonly #dir = mkdtempSync(join(tmpdir(), 'qks-capture-'));
+  #tshark: ChildProcess | undefined;
+
+  constructor(port: number) {
+    this.#port = port;
+  }
+
+  get #file(): string {
+    return join(this.#dir, 'capture.pcapng');
+  }
+
+  async start(): Promise<void> {
+    const tshark = spawn('tshark', ['-i', 'lo', '-f', `tcp port ${this.#port}`, '-w', this.#file, '-q']);
+    this.#tshark = tshark;
+    let said = '';
+    await new Promise<void>((resolve, reject) => {
+      tshark.stderr!.on('data', (d: Buffer) => {
+        said += d.toString();
+        if (said.includes('Capturing on')) resolve();
+      });
+      tshark.once('exit', (code) => reject(new Error(`tshark exited (${code}): ${said.trim()}`)));
+    });
+    // tshark says so a moment before packets really reach the file.
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+
+  /** Stops the capture and reads the handshakes from it. */
+  async stop(): Promise<HandshakeEvidence> {
+    const tshark = this.#tshark!;
+    await new Promise((r) => setTimeout(r, 300)); // let the last packets reach the file
+    await new Promise((resolve) => {
+      tshark.once('exit', resolve);
+      tshark.kill('SIGINT');
+    });
+    const out = spawnSync(
+      'tshark',
+      [
+        '-r',
+        this.#file,
+        '-d',
+        `tcp.port==${this.#port},tls`,
+        '-Y',
+        'tls.handshake.type == 1 || tls.handshake.type == 2',
+        '-T',
+        'fields',
+        '-E',
+        'separator=|',
+        '-e',
+        'tls.handshake.type',
+        '-e',
+        'tls.extension.psk_ke_mode',
+        '-e',
+        'tls.handshake.extension.type',
+      ],
+      { encoding: 'utf8' },
+    );
+    if (process.env['QKS_DEBUG_CAPTURE']) console.error(out.stderr, out.stdout);
+    if (!process.env['QKS_DEBUG_CAPTURE']) rmSync(this.#dir, { recursive: true, force: true });
+    const evidence: HandshakeEvidence = { offeredModes: [], serverHellos: [] };
+    for (const line of out.stdout.trim().split('\n').filter(Boolean)) {
+      const [type, modes, extensions] = line.split('|');
+      const ext = (extensions ?? '').split(',').map(Number);
+      if (type === '1') evidence.offeredModes.push((modes ?? '').split(',').filter(Boolean).map(Number));
+      if (type === '2') evidence.serverHellos.push({ keyShare: ext.includes(51), preSharedKey: ext.includes(41) });
+    }
+    return evidence;
+  }
+}
