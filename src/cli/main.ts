@@ -20,8 +20,8 @@ Commands:
         Runs one KME from a configuration file (docs/configuration.md).
   pki <list|issue|revoke> --dir DIR ...
         The deployment's certificate authorities (qks pki help).
-  tunnel --role client|server ...
-        A TCP tunnel over TLS 1.3 keyed by agreed QKD keys (qks tunnel help).
+  tunnel|stunnel --role client|server ...
+        A TCP tunnel over TLS 1.3 keyed by agreed QKD keys, natively or through stunnel (qks tunnel help).
   sae <status|get-key|get-key-with-ids|agree> ...
         Talks to a KME as an SAE, and runs the SAE-to-SAE key agreement (qks sae help).
 `;
@@ -77,11 +77,12 @@ async function main(argv: string[]): Promise<number> {
     case 'pki':
       return pkiCommand(rest);
     case 'tunnel':
+    case 'stunnel':
       if (rest.length === 0 || rest[0] === 'help') {
         process.stdout.write(TUNNEL_USAGE);
         return rest.length === 0 ? 2 : 0;
       }
-      return tunnelCommand(rest);
+      return tunnelCommand(rest, command === 'stunnel' ? 'stunnel' : 'native');
     case undefined:
     case 'help':
     case '--help':

@@ -5,13 +5,17 @@ import { Responder } from '../sae/agreement/responder.js';
 import { KeyRing } from '../sae/key-ring.js';
 import { KmeClient } from '../sae/kme-client.js';
 import { Rotation } from '../sae/rotation.js';
-import { TunnelClient, TunnelServer } from '../integrations/tls-psk/psk-tunnel.js';
+import { TunnelClient, TunnelServer, type Endpoint } from '../integrations/tls-psk/psk-tunnel.js';
+import { StunnelManager } from '../integrations/stunnel/stunnel-manager.js';
 import type { PskMode } from '../integrations/tls-psk/psk-tls.js';
 import { count, hostPort, identity, print, SAE_OPTIONS, tokenClient } from './sae.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
-export const TUNNEL_USAGE = `Usage: qks tunnel --role client|server [SAE options, as for qks sae] --peer ID ...
+export const TUNNEL_USAGE = `Usage: qks tunnel|stunnel --role client|server [SAE options, as for qks sae] --peer ID ...
+
+qks tunnel runs the TLS 1.3 PSK tunnel in this process; qks stunnel runs a real stunnel (Debian
+stunnel4) with the same keys: a safe configuration, a PSKsecrets file, SIGHUP on every new key.
 
   --role server --agree HOST:PORT --listen HOST:PORT --target HOST:PORT
         answers the peer's key agreements on --agree; TLS 1.3 PSK on --listen, forwarded to --target
@@ -19,11 +23,12 @@ export const TUNNEL_USAGE = `Usage: qks tunnel --role client|server [SAE options
         agrees keys with the server side; plaintext accepted on --listen goes over TLS to --server
   --mode psk_ke|psk_dhe_ke      (default psk_ke: the PSK alone, quantum-safe as long as the key is)
   --rotate-every SECONDS        client: a new key this often (default 300)
-  --max-connection-age SECONDS  client: connections older than this are closed and reopened with the
-                                current key (default: twice --rotate-every)
+  --max-connection-age SECONDS  client (qks tunnel): connections older than this are closed and
+                                reopened with the current key (default: twice --rotate-every)
+  --dir DIR                     qks stunnel: where its configuration, secrets and log go
 `;
 
-export async function tunnelCommand(args: string[]): Promise<number> {
+export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel' = 'native'): Promise<number> {
   const { values: v } = parseArgs({
     args,
     options: {
@@ -32,6 +37,7 @@ export async function tunnelCommand(args: string[]): Promise<number> {
       server: { type: 'string' },
       target: { type: 'string' },
       mode: { type: 'string', default: 'psk_ke' },
+      dir: { type: 'string' },
       'max-connection-age': { type: 'string' },
     },
   });
@@ -89,17 +95,17 @@ export async function tunnelCommand(args: string[]): Promise<number> {
       stops.unshift(() => rotation.stop());
       await rotation.start();
       const maxAge = (count(v['max-connection-age'], '--max-connection-age') ?? (2 * every) / 1000) * 1000;
-      const tunnel = new TunnelClient({
-        listen: hostPort(v.listen, '--listen'),
-        server: hostPort(v.server, '--server'),
-        keys: ring,
-        mode,
-        maxConnectionAgeMs: maxAge,
-      });
-      tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
-      tunnel.on('refused', (r) => print({ event: 'refused', reason: r.reason }));
-      print({ event: 'listening', ...(await tunnel.listen()), mode });
-      stops.unshift(() => tunnel.close());
+      const listen = hostPort(v.listen, '--listen');
+      const server = hostPort(v.server, '--server');
+      if (engine === 'stunnel') {
+        stops.unshift(await runStunnel('client', v.dir, listen, server, ring, mode));
+      } else {
+        const tunnel = new TunnelClient({ listen, server, keys: ring, mode, maxConnectionAgeMs: maxAge });
+        tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
+        tunnel.on('refused', (r) => print({ event: 'refused', reason: r.reason }));
+        print({ event: 'listening', ...(await tunnel.listen()), mode });
+        stops.unshift(() => tunnel.close());
+      }
     } else {
       throw new UsageError('--role must be client or server');
     }
@@ -108,4 +114,21 @@ export async function tunnelCommand(args: string[]): Promise<number> {
   } finally {
     for (const stop of stops) await stop();
   }
+}
+
+/** Starts a real stunnel on the ring's keys; returns what stops it. */
+async function runStunnel(
+  role: 'client' | 'server',
+  dir: string | undefined,
+  accept: Endpoint,
+  connect: Endpoint,
+  keys: KeyRing,
+  mode: PskMode,
+): Promise<() => Promise<void>> {
+  if (!dir) throw new UsageError('qks stunnel needs --dir DIR for its configuration and secrets');
+  const stunnel = new StunnelManager({ role, dir, accept, connect, keys, mode });
+  const child = stunnel.start();
+  child.once('exit', (code) => print({ event: 'stunnel-exited', code }));
+  print({ event: 'listening', ...accept, mode, config: stunnel.configFile, log: stunnel.logFile });
+  return () => stunnel.stop();
 }

@@ -40,64 +40,74 @@ describe('qks tunnel on the demo network', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('carries a TCP stream over TLS 1.3 keyed by the key both sides agreed', async () => {
-    const [agree, tls, plain] = await freePorts(3);
-    const target = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
-    const server = run([
-      'tunnel',
-      '--role',
-      'server',
-      '--manifest',
-      manifest,
-      '--sae',
-      'sae-b1',
-      '--peer',
-      'sae-a1',
-      '--agree',
-      `127.0.0.1:${agree}`,
-      '--listen',
-      `127.0.0.1:${tls}`,
-      '--target',
-      target,
-    ]);
-    await eventually(() => server.some((e) => e['event'] === 'listening'), 10_000, 'the server side');
-    const client = run([
-      'tunnel',
-      '--role',
-      'client',
-      '--manifest',
-      manifest,
-      '--sae',
-      'sae-a1',
-      '--peer',
-      'sae-b1',
-      '--agree',
-      `127.0.0.1:${agree}`,
-      '--listen',
-      `127.0.0.1:${plain}`,
-      '--server',
-      `127.0.0.1:${tls}`,
-    ]);
-    await eventually(() => client.some((e) => e['event'] === 'listening'), 10_000, 'the client side');
+  for (const serverEngine of ['tunnel', 'stunnel']) {
+    it(`carries a TCP stream over TLS 1.3 keyed by the key both sides agreed (server: qks ${serverEngine})`, async () => {
+      const [agree, tls, plain] = await freePorts(3);
+      const target = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
+      const server = run([
+        serverEngine,
+        '--dir',
+        join(dir, `stunnel-${agree}`),
+        '--role',
+        'server',
+        '--manifest',
+        manifest,
+        '--sae',
+        'sae-b1',
+        '--peer',
+        'sae-a1',
+        '--agree',
+        `127.0.0.1:${agree}`,
+        '--listen',
+        `127.0.0.1:${tls}`,
+        '--target',
+        target,
+      ]);
+      await eventually(() => server.some((e) => e['event'] === 'listening'), 10_000, 'the server side');
+      const client = run([
+        'tunnel',
+        '--role',
+        'client',
+        '--manifest',
+        manifest,
+        '--sae',
+        'sae-a1',
+        '--peer',
+        'sae-b1',
+        '--agree',
+        `127.0.0.1:${agree}`,
+        '--listen',
+        `127.0.0.1:${plain}`,
+        '--server',
+        `127.0.0.1:${tls}`,
+      ]);
+      await eventually(() => client.some((e) => e['event'] === 'listening'), 10_000, 'the client side');
 
-    const data = randomBytes(100_000);
-    const back = await new Promise<Buffer>((resolve, reject) => {
-      const s = connect(plain!, '127.0.0.1', () => s.write(data));
-      const chunks: Buffer[] = [];
-      s.on('data', (d: Buffer) => {
-        chunks.push(d);
-        if (Buffer.concat(chunks).length >= data.length) {
-          s.end();
-          resolve(Buffer.concat(chunks));
-        }
+      const data = randomBytes(100_000);
+      const back = await new Promise<Buffer>((resolve, reject) => {
+        const s = connect(plain!, '127.0.0.1', () => s.write(data));
+        const chunks: Buffer[] = [];
+        s.on('data', (d: Buffer) => {
+          chunks.push(d);
+          if (Buffer.concat(chunks).length >= data.length) {
+            s.end();
+            resolve(Buffer.concat(chunks));
+          }
+        });
+        s.on('error', reject);
       });
-      s.on('error', reject);
+      assert.ok(back.equals(data));
+      const keyId = client.find((e) => e['event'] === 'key')!['key_ID'];
+      assert.equal(client.find((e) => e['event'] === 'connection')!['key_ID'], keyId);
+      assert.equal(client.find((e) => e['event'] === 'connection')!['mode'], 'psk_ke');
+      assert.ok(
+        server.some((e) => e['event'] === 'key' && e['key_ID'] === keyId),
+        'the server side agreed the same key',
+      );
+      if (serverEngine === 'tunnel') {
+        await eventually(() => server.some((e) => e['event'] === 'connection'), 5000);
+        assert.equal(server.find((e) => e['event'] === 'connection')!['key_ID'], keyId);
+      }
     });
-    assert.ok(back.equals(data));
-    await eventually(() => server.some((e) => e['event'] === 'connection'), 5000);
-    const keyId = client.find((e) => e['event'] === 'key')!['key_ID'];
-    assert.equal(client.find((e) => e['event'] === 'connection')!['key_ID'], keyId);
-    assert.equal(server.find((e) => e['event'] === 'connection')!['key_ID'], keyId);
-    assert.equal(client.find((e) => e['event'] === 'connection')!['mode'], 'psk_ke');
-  });
+  }
 });
