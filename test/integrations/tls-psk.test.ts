@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePorts } from '../../src/cli/ports.js';
 import { TunnelClient, TunnelServer } from '../../src/integrations/tls-psk/psk-tunnel.js';
@@ -256,4 +259,81 @@ describe('interoperability with OpenSSL', () => {
       }
     });
   }
+});
+
+describe('refusals', () => {
+  let echo: Server;
+  before(async () => {
+    echo = await echoServer();
+  });
+  after(() => new Promise((r) => echo.close(r)));
+  const target = () => ({ host: '127.0.0.1', port: (echo.address() as AddressInfo).port });
+
+  it('refuses a stale key once the server has retired it, and another pair’s key', async () => {
+    const old = { keyId: randomUUID(), key: randomBytes(32) };
+    const other = { keyId: randomUUID(), key: randomBytes(32) };
+    const serverRing = new KeyRing();
+    serverRing.add({ keyId: old.keyId, key: Buffer.from(old.key) });
+    serverRing.add({ keyId: randomUUID(), key: randomBytes(32) }); // the next key
+    serverRing.retire(old.keyId); // the grace period of the old key is over
+    const server = new TunnelServer({ listen: local, target: target(), keys: serverRing, mode: 'psk_ke' });
+    const at = await server.listen();
+    try {
+      for (const k of [old, other]) {
+        const ring = new KeyRing();
+        ring.add({ keyId: k.keyId, key: Buffer.from(k.key) });
+        const client = new TunnelClient({ listen: local, server: at, keys: ring, mode: 'psk_ke' });
+        const back = await roundTrip((await client.listen()).port, Buffer.from('data'));
+        assert.equal(back.length, 0);
+        await client.close();
+      }
+    } finally {
+      await server.close();
+      serverRing.clear();
+    }
+  });
+
+  it('gives openssl s_client no session to resume', async () => {
+    const key = { keyId: randomUUID(), key: randomBytes(32) };
+    const ring = new KeyRing();
+    ring.add(key);
+    const server = new TunnelServer({ listen: local, target: target(), keys: ring, mode: 'psk_dhe_ke' });
+    const at = await server.listen();
+    const session = join(tmpdir(), `qks-session-${key.keyId}.pem`);
+    const sClient = (extra: string[]) =>
+      new Promise<string>((resolve) => {
+        const c = spawn('openssl', [
+          's_client',
+          '-connect',
+          `127.0.0.1:${at.port}`,
+          '-tls1_3',
+          '-psk',
+          key.key.toString('hex'),
+          '-psk_identity',
+          key.keyId,
+          '-ciphersuites',
+          'TLS_AES_128_GCM_SHA256',
+          ...extra,
+        ]);
+        let out = '';
+        c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        c.stdin.write('x\n');
+        setTimeout(() => c.stdin.end(), 500);
+        c.on('exit', () => resolve(out));
+      });
+    const used: string[] = [];
+    const refused: string[] = [];
+    server.on('connection', (c) => used.push(c.keyId));
+    server.on('refused', (r) => refused.push(r.reason));
+    try {
+      await sClient(['-sess_out', session]);
+      await sClient(['-sess_in', session]);
+      // Both connections were keyed by the external PSK (OpenSSL calls any PSK handshake "Reused").
+      assert.deepEqual(used, [key.keyId, key.keyId], 'no connection resumed an earlier session');
+      assert.deepEqual(refused, []);
+    } finally {
+      rmSync(session, { force: true });
+      await server.close();
+    }
+  });
 });

@@ -95,8 +95,17 @@ export class TunnelServer extends Tunnel {
     server.on('tlsClientError', (err) => this.emit('refused', { reason: err.message }));
     server.on('secureConnection', (tls: TLSSocket) => {
       this.track(tls);
+      // A handshake that never asked for the external PSK resumed an earlier session: it is not
+      // keyed from a current QKD key. (Node keeps no server session cache, so this should not
+      // happen; the check makes sure.)
+      const keyId = this.#identities.get(tls);
+      if (keyId === undefined) {
+        this.emit('refused', { reason: 'resumed session refused' });
+        tls.destroy();
+        return;
+      }
       // OpenSSL has enforced the mode already (see serverPskOptions); Node cannot show it here.
-      this.emit('connection', { keyId: this.#identities.get(tls) ?? '', mode });
+      this.emit('connection', { keyId, mode });
       const plain = createConnection(target);
       this.track(plain);
       splice(tls, plain);
