@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests use, when they are missing. Needs root (as in CI).
 set -euo pipefail
-packages=(openssl curl stunnel4 tshark)
+packages=(openssl curl stunnel4 tshark libwolfssl-dev gcc pkg-config)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { spawnSync, execFile } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { PskMode } from '../../src/integrations/tls-psk/psk-tls.js';
+import { TunnelServer } from '../../src/integrations/tls-psk/psk-tunnel.js';
+import { KeyRing } from '../../src/sae/key-ring.js';
+import { TlsCapture } from '../helpers/tls-capture.js';
+
+const SOURCE = join(process.cwd(), 'test', 'peers', 'wolfssl-psk-client.c');
+
+/** A wolfSSL client (built here from test/peers/wolfssl-psk-client.c) against the Node tunnel server. */
+describe('interoperability with wolfSSL', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qks-wolfssl-'));
+  const binary = join(dir, 'wolfssl-psk-client');
+  let echo: Server;
+  const key = { keyId: randomUUID(), key: randomBytes(32) };
+
+  before(async () => {
+    const flags = spawnSync('pkg-config', ['--cflags', '--libs', 'wolfssl'], { encoding: 'utf8' });
+    assert.equal(flags.status, 0, 'libwolfssl-dev is installed (scripts/install-test-deps.sh)');
+    const build = spawnSync('gcc', ['-O2', '-o', binary, SOURCE, ...flags.stdout.trim().split(/\s+/)], {
+      encoding: 'utf8',
+    });
+    assert.equal(build.status, 0, build.stderr);
+    echo = createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  });
+  after(async () => {
+    await new Promise((r) => echo.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function serverFor(mode: PskMode) {
+    const ring = new KeyRing();
+    ring.add({ keyId: key.keyId, key: Buffer.from(key.key) });
+    const server = new TunnelServer({
+      listen: { host: '127.0.0.1', port: 0 },
+      target: { host: '127.0.0.1', port: (echo.address() as AddressInfo).port },
+      keys: ring,
+      mode,
+    });
+    return { server, at: await server.listen() };
+  }
+  const wolf = (port: number, clientMode: PskMode, message: string) =>
+    new Promise<{ code: number; out: string; err: string }>((resolve) =>
+      execFile(
+        binary,
+        ['127.0.0.1', String(port), key.keyId, key.key.toString('hex'), clientMode, message],
+        (e, out, err) => resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out, err }),
+      ),
+    );
+
+  it('a pure psk_ke client (wolfSSL_CTX_no_dhe_psk) gets psk_ke, on the wire', async () => {
+    const { server, at } = await serverFor('psk_ke');
+    const capture = new TlsCapture(at.port);
+    await capture.start();
+    try {
+      const run = await wolf(at.port, 'psk_ke', 'quantum-safe hello');
+      assert.equal(run.code, 0, run.err);
+      assert.equal(run.out.trim(), 'quantum-safe hello');
+      const evidence = await capture.stop();
+      assert.deepEqual(evidence.offeredModes, [[0]], 'the client offered psk_ke only');
+      assert.deepEqual(evidence.serverHellos, [{ keyShare: false, preSharedKey: true }]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a psk_dhe_ke client gets psk_dhe_ke', async () => {
+    const { server, at } = await serverFor('psk_dhe_ke');
+    try {
+      const run = await wolf(at.port, 'psk_dhe_ke', 'hybrid hello');
+      assert.equal(run.code, 0, run.err);
+      assert.equal(run.out.trim(), 'hybrid hello');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a psk_ke-only client cannot downgrade a psk_dhe_ke server', async () => {
+    const { server, at } = await serverFor('psk_dhe_ke');
+    try {
+      const run = await wolf(at.port, 'psk_ke', 'downgrade?');
+      assert.notEqual(run.code, 0, 'the handshake failed');
+      assert.doesNotMatch(run.out, /downgrade\?/);
+    } finally {
+      await server.close();
+    }
+  });
+});
