@@ -15,6 +15,8 @@ export interface StunnelOptions {
   readonly mode: PskMode;
   /** The stunnel program (Debian: `stunnel4`). */
   readonly binary?: string;
+  /** stunnel's `debug` level; `info` (default) logs the PSK identity of every connection. */
+  readonly logLevel?: 'notice' | 'info' | 'debug';
 }
 
 const atomicWrite = (path: string, text: string) => {
@@ -55,7 +57,10 @@ export class StunnelManager {
       'foreground = yes',
       'pid =',
       `output = ${this.logFile}`,
-      'debug = info',
+      `debug = ${this.#o.logLevel ?? 'info'}`,
+      // Small messages (key agreements, handshakes) should not wait for delayed ACKs.
+      'socket = l:TCP_NODELAY=1',
+      'socket = r:TCP_NODELAY=1',
       '[qks]',
       ...(role === 'client' ? ['client = yes', `PSKidentity = ${current!.keyId}`] : []),
       `accept = ${accept.host}:${accept.port}`,
