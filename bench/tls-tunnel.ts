@@ -67,6 +67,7 @@ async function pair(kind: 'qks' | 'stunnel', mode: PskMode): Promise<{ port: num
     connect: targetAt,
     keys: ring(),
     mode,
+    logLevel: 'notice', // measured as an operator would run it, without per-connection logging
   });
   const client = new StunnelManager({
     role: 'client',
@@ -75,6 +76,7 @@ async function pair(kind: 'qks' | 'stunnel', mode: PskMode): Promise<{ port: num
     connect: local(serverPort),
     keys: ring(),
     mode,
+    logLevel: 'notice',
   });
   server.start();
   client.start();
