@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer, connect, type AddressInfo, type Server } from 'node:net';
+import { connect, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +10,7 @@ import { StunnelManager } from '../../src/integrations/stunnel/stunnel-manager.j
 import type { PskMode } from '../../src/integrations/tls-psk/psk-tls.js';
 import { TunnelClient, TunnelServer } from '../../src/integrations/tls-psk/psk-tunnel.js';
 import { KeyRing } from '../../src/sae/key-ring.js';
+import { startEcho } from '../helpers/echo-server.js';
 import { eventually } from '../helpers/two-kmes.js';
 
 const local = (port = 0) => ({ host: '127.0.0.1', port });
@@ -47,8 +48,7 @@ describe('real stunnel, driven by qks', () => {
   let echo: Server;
   const dir = mkdtempSync(join(tmpdir(), 'qks-stunnel-'));
   before(async () => {
-    echo = createServer((s) => s.pipe(s));
-    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    echo = await startEcho();
   });
   after(async () => {
     await new Promise((r) => echo.close(r));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { connect, type AddressInfo, type Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,18 +10,14 @@ import { freePorts } from '../../src/cli/ports.js';
 import { TunnelClient, TunnelServer } from '../../src/integrations/tls-psk/psk-tunnel.js';
 import type { PskMode } from '../../src/integrations/tls-psk/psk-tls.js';
 import { KeyRing } from '../../src/sae/key-ring.js';
+import { startEcho } from '../helpers/echo-server.js';
 import { Rotation } from '../../src/sae/rotation.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 import { initiatorFor, responderFor, saeOf } from '../sae/sae-fixture.js';
 
 const local = { host: '127.0.0.1', port: 0 };
 
-/** A plaintext echo service: the tunnel's target. */
-async function echoServer(): Promise<Server> {
-  const server = createServer((s) => s.pipe(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return server;
-}
+const echoServer = startEcho;
 
 /** Sends `data` through a TCP port and resolves with what comes back. */
 function roundTrip(port: number, data: Buffer): Promise<Buffer> {

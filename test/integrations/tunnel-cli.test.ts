@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { connect, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { freePorts } from '../../src/cli/ports.js';
+import { startEcho } from '../helpers/echo-server.js';
 import { eventually } from '../helpers/two-kmes.js';
 
 const BIN = join(process.cwd(), 'bin', 'qks.js');
@@ -29,8 +30,7 @@ describe('qks tunnel on the demo network', () => {
     children.push(
       spawn(process.execPath, [BIN, 'demo', '--dir', join(dir, 'site'), '--manifest', manifest], { stdio: 'ignore' }),
     );
-    echo = createServer((s) => s.pipe(s));
-    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    echo = await startEcho();
     await eventually(() => existsSync(manifest), 30_000, 'the demo');
     await new Promise((r) => setTimeout(r, 1000)); // some key material
   });

@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { spawnSync, execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { PskMode } from '../../src/integrations/tls-psk/psk-tls.js';
 import { TunnelServer } from '../../src/integrations/tls-psk/psk-tunnel.js';
 import { KeyRing } from '../../src/sae/key-ring.js';
+import { startEcho } from '../helpers/echo-server.js';
 import { TlsCapture } from '../helpers/tls-capture.js';
 
 const SOURCE = join(process.cwd(), 'test', 'peers', 'wolfssl-psk-client.c');
@@ -27,8 +28,7 @@ describe('interoperability with wolfSSL', () => {
       encoding: 'utf8',
     });
     assert.equal(build.status, 0, build.stderr);
-    echo = createServer((s) => s.pipe(s));
-    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    echo = await startEcho();
   });
   after(async () => {
     await new Promise((r) => echo.close(r));

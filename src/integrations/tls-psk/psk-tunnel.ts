@@ -143,6 +143,7 @@ export class TunnelClient extends Tunnel {
 
   #forward(plain: Socket): void {
     this.track(plain);
+    plain.on('error', () => plain.destroy()); // an application that resets its connection
     const { keys, mode } = this.#opts;
     // pskCallback is synchronous: the key must be in the ring already. Rotation agrees the next
     // key before the current one runs out, so there is always one.
