@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { connect, type AddressInfo, type Server } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -330,6 +330,47 @@ describe('refusals', () => {
     } finally {
       rmSync(session, { force: true });
       await server.close();
+    }
+  });
+});
+
+describe('half-close through the tunnel', () => {
+  it('lets the application finish sending and still read the answer', async () => {
+    // A service that answers only once the request has ended, as HTTP/1.0 or `nc -N` expect.
+    const counter = createServer({ allowHalfOpen: true }, (s) => {
+      let n = 0;
+      s.on('data', (d: Buffer) => (n += d.length));
+      s.on('end', () => s.end(`received ${n}`));
+      s.on('error', () => s.destroy());
+    });
+    await new Promise<void>((r) => counter.listen(0, '127.0.0.1', r));
+    const key = { keyId: randomUUID(), key: randomBytes(32) };
+    const ring = () => {
+      const r = new KeyRing();
+      r.add({ keyId: key.keyId, key: Buffer.from(key.key) });
+      return r;
+    };
+    const server = new TunnelServer({
+      listen: local,
+      target: { host: '127.0.0.1', port: (counter.address() as AddressInfo).port },
+      keys: ring(),
+      mode: 'psk_ke',
+    });
+    const client = new TunnelClient({ listen: local, server: await server.listen(), keys: ring(), mode: 'psk_ke' });
+    const at = await client.listen();
+    try {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const s = connect({ port: at.port, host: '127.0.0.1', allowHalfOpen: true }, () => s.end(randomBytes(300_000)));
+        let text = '';
+        s.on('data', (d: Buffer) => (text += d.toString()));
+        s.on('end', () => resolve(text));
+        s.on('error', reject);
+      });
+      assert.equal(answer, 'received 300000');
+    } finally {
+      await client.close();
+      await server.close();
+      await new Promise((r) => counter.close(r));
     }
   });
 });

@@ -22,10 +22,14 @@ export interface TunnelEvents {
   refused: [{ reason: string }];
 }
 
-/** Joins two sockets both ways; pipe() respects back-pressure, and either end closing closes both. */
+/**
+ * Joins two sockets both ways. pipe() respects back-pressure and passes an end of stream on, so a
+ * half-close (the application is done sending but still reads) crosses the tunnel; the sockets are
+ * half-open for that. A socket that closes or fails takes the other with it.
+ */
 function splice(a: Socket, b: Socket): void {
-  a.pipe(b).on('error', () => a.destroy());
-  b.pipe(a).on('error', () => b.destroy());
+  a.pipe(b);
+  b.pipe(a);
   const close = () => {
     a.destroy();
     b.destroy();
@@ -35,6 +39,8 @@ function splice(a: Socket, b: Socket): void {
   a.on('error', close);
   b.on('error', close);
 }
+
+const HALF_OPEN = { allowHalfOpen: true } as const;
 
 abstract class Tunnel extends EventEmitter<TunnelEvents> {
   protected server: Server | undefined;
@@ -84,6 +90,7 @@ export class TunnelServer extends Tunnel {
   listen(): Promise<Endpoint> {
     const { keys, mode, target } = this.#opts;
     const server = createTlsServer({
+      ...HALF_OPEN,
       ...serverPskOptions(mode),
       // Any key the ring still holds: a client may connect with the previous key for a moment.
       pskCallback: (socket, identity) => {
@@ -106,7 +113,7 @@ export class TunnelServer extends Tunnel {
       }
       // OpenSSL has enforced the mode already (see serverPskOptions); Node cannot show it here.
       this.emit('connection', { keyId, mode });
-      const plain = createConnection(target);
+      const plain = createConnection({ ...target, ...HALF_OPEN });
       this.track(plain);
       splice(tls, plain);
     });
@@ -137,7 +144,7 @@ export class TunnelClient extends Tunnel {
   }
 
   listen(): Promise<Endpoint> {
-    const server = createTcpServer((plain) => this.#forward(plain));
+    const server = createTcpServer(HALF_OPEN, (plain) => this.#forward(plain));
     return this.listenOn(server, this.#opts.listen);
   }
 
@@ -155,6 +162,7 @@ export class TunnelClient extends Tunnel {
     }
     plain.pause();
     const tls = tlsConnect({
+      ...HALF_OPEN,
       ...this.#opts.server,
       ...clientPskOptions(mode),
       pskCallback: () => ({ psk: key.key, identity: key.keyId }),
