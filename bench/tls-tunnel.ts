@@ -5,7 +5,9 @@
  *
  *   npm run build && node dist/bench/tls-tunnel.js [--megabytes 200] [--seconds 3] [--runs 3]
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,8 +16,9 @@ import { parseArgs } from 'node:util';
 import { freePorts, portAnswers } from '../src/cli/ports.js';
 import { StunnelManager } from '../src/integrations/stunnel/stunnel-manager.js';
 import type { PskMode } from '../src/integrations/tls-psk/psk-tls.js';
-import { TunnelClient, TunnelServer } from '../src/integrations/tls-psk/psk-tunnel.js';
 import { KeyRing } from '../src/sae/key-ring.js';
+
+const SIDE = fileURLToPath(new URL('./tunnel-side.js', import.meta.url));
 
 const { values } = parseArgs({
   options: {
@@ -54,11 +57,18 @@ const targetAt = local((target.address() as AddressInfo).port);
 async function pair(kind: 'qks' | 'stunnel', mode: PskMode): Promise<{ port: number; stop: () => Promise<void> }> {
   const [serverPort, clientPort] = await freePorts(2);
   if (kind === 'qks') {
-    const server = new TunnelServer({ listen: local(serverPort), target: targetAt, keys: ring(), mode });
-    await server.listen();
-    const client = new TunnelClient({ listen: local(clientPort), server: local(serverPort), keys: ring(), mode });
-    await client.listen();
-    return { port: clientPort!, stop: async () => (await client.close(), await server.close()) };
+    // Each side its own process, as `qks tunnel` runs in service and as stunnel runs here.
+    const side = (role: string, listen: number, connect: number) => {
+      const child = spawn(process.execPath, [SIDE, role, mode, String(listen), String(connect)], {
+        env: { ...process.env, QKS_BENCH_KEY: `${key.keyId}:${key.key.toString('hex')}` },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      return new Promise<ChildProcess>((resolve) => child.stdout!.once('data', () => resolve(child)));
+    };
+    const server = await side('server', serverPort!, targetAt.port);
+    const client = await side('client', clientPort!, serverPort!);
+    const stop = (c: ChildProcess) => new Promise((r) => (c.once('exit', r), c.kill('SIGTERM')));
+    return { port: clientPort!, stop: async () => void (await Promise.all([stop(client), stop(server)])) };
   }
   const server = new StunnelManager({
     role: 'server',
