@@ -35,7 +35,8 @@ export class SaeAuthenticator {
 
   async identify(socket: TLSSocket, authorization: string | undefined): Promise<AuthResult> {
     const certSae = peerIdentity(socket, 'sae');
-    const bearer = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization ?? '')?.[1];
+    // RFC 7235: the scheme is case-insensitive; the token is RFC 6750's b64token.
+    const bearer = /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(authorization ?? '')?.[1];
     if (authorization !== undefined && bearer === undefined)
       return { ok: false, reason: 'malformed Authorization header' };
 

@@ -3,6 +3,8 @@ import { QksError } from '../domain/errors.js';
 
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
+/** Nonces drawn from the random generator at once: one call per nonce cost more than the sealing. */
+const NONCES_PER_DRAW = 256;
 
 /**
  * Encryption at rest, above every store: AES-256-GCM under a key derived from the master key,
@@ -10,6 +12,8 @@ const TAG_BYTES = 16;
  */
 export class Barrier {
   readonly #key: Buffer;
+  #nonces = Buffer.alloc(0);
+  #nextNonce = 0;
 
   constructor(masterKey: Buffer) {
     if (masterKey.length !== 32) throw new TypeError('master key must be 32 bytes');
@@ -20,8 +24,17 @@ export class Barrier {
     return NONCE_BYTES + plainLength + TAG_BYTES;
   }
 
+  /** A fresh random nonce; each is handed out once, and every draw is a new buffer. */
+  #nonce(): Buffer {
+    if (this.#nextNonce + NONCE_BYTES > this.#nonces.length) {
+      this.#nonces = randomBytes(NONCE_BYTES * NONCES_PER_DRAW);
+      this.#nextNonce = 0;
+    }
+    return this.#nonces.subarray(this.#nextNonce, (this.#nextNonce += NONCE_BYTES));
+  }
+
   seal(plain: Uint8Array, aad: string): Buffer {
-    const nonce = randomBytes(NONCE_BYTES);
+    const nonce = this.#nonce();
     const cipher = createCipheriv('aes-256-gcm', this.#key, nonce);
     cipher.setAAD(Buffer.from(aad));
     const body = Buffer.concat([cipher.update(plain), cipher.final()]);

@@ -23,10 +23,11 @@ CREATE TABLE IF NOT EXISTS keys (
   key_id TEXT PRIMARY KEY, link TEXT NOT NULL, size_bits INTEGER NOT NULL,
   seqs TEXT NOT NULL, sealed BLOB NOT NULL, master TEXT NOT NULL, pending TEXT NOT NULL, delivered TEXT NOT NULL DEFAULT '[]',
   peer TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS keys_by_state ON keys (state);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, peer TEXT NOT NULL, key_ids TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cancelled (key_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS keys_by_age ON keys (state, created_at);
+-- keys_by_age serves every lookup by state; a second index on state alone only cost writes.
+DROP INDEX IF EXISTS keys_by_state;
 CREATE TABLE IF NOT EXISTS preferences (sae TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY (sae, name)) WITHOUT ROWID;
 `;
@@ -72,10 +73,26 @@ export interface SqliteOptions {
   readonly synchronous?: 'NORMAL' | 'FULL';
 }
 
-/** The embedded store: one SQLite file in WAL mode. All methods run as single transactions. */
+interface QueuedWrite {
+  run(): unknown;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode. Every method is all or nothing.
+ *
+ * Writes are group-committed: those asked for in the same turn of the event loop run one after
+ * another, each in its own savepoint, inside one SQLite transaction that commits once. A commit
+ * costs more than the statements of one key request, so under load this saves most of it. Each
+ * caller still gets its own result (or error, its own changes undone), and only after the commit.
+ */
 export class SqliteKeyStore implements KeyStore {
   readonly #db: Database.Database;
   readonly #stmt;
+  readonly #tx;
+  #queue: QueuedWrite[] = [];
+  #flushing: Promise<void> | undefined;
 
   constructor(file: string, options: SqliteOptions = {}) {
     this.#db = new Database(file);
@@ -131,13 +148,145 @@ export class SqliteKeyStore implements KeyStore {
         'INSERT INTO preferences (sae, name, value) VALUES (?, ?, ?) ON CONFLICT (sae, name) DO UPDATE SET value = excluded.value',
       ),
     };
+    // Each body is made a transaction function once; run inside the group's transaction, it
+    // becomes a savepoint, so that a body that throws undoes only its own changes.
+    const tx = <A extends unknown[], R>(body: (...args: A) => R) => db.transaction(body);
+    this.#tx = {
+      addBlocks: tx((linkId: string, blocks: readonly IncomingBlock[], lastSeq: number) => {
+        for (const b of blocks) this.#stmt.addBlock.run(linkId, b.seq, b.owner, b.sealed);
+        this.#stmt.setLastSeq.run(linkId, lastSeq);
+      }),
+      takeOwnBlocks: tx((linkId: string, owner: string, keys: readonly NewKey[]): KeyRecord[] | null => {
+        const needed = keys.reduce((sum, k) => sum + k.blockCount, 0);
+        const blocks = this.#stmt.oldestBlocks.all(linkId, owner, needed);
+        if (blocks.length < needed || keys.some((k) => this.#stmt.hasKey.get({ id: k.keyId }))) return null;
+        const records: KeyRecord[] = [];
+        let next = 0;
+        for (const k of keys) {
+          const mine = blocks.slice(next, (next += k.blockCount));
+          for (const b of mine) this.#stmt.deleteBlock.run(linkId, b.seq);
+          this.#insertKey(linkId, k, mine, k.peerKme, k.state);
+          records.push(toRecord(this.#stmt.getKey.get(k.keyId)!));
+        }
+        return records;
+      }),
+      claimBlocks: tx((linkId: string, owner: string, keys: readonly ClaimedKey[]): ClaimResult => {
+        const allSeqs = keys.flatMap((k) => k.seqs);
+        const found = new Map<number, SealedBlock>();
+        for (const seq of allSeqs) {
+          const b = this.#stmt.getBlock.get(linkId, owner, seq);
+          if (b) found.set(seq, b);
+        }
+        const missingSeqs = allSeqs.filter((s) => !found.has(s));
+        const existingKeyIds = keys.map((k) => k.keyId).filter((id) => this.#stmt.hasKey.get({ id }));
+        if (missingSeqs.length > 0 || existingKeyIds.length > 0 || found.size !== allSeqs.length) {
+          return { ok: false, missingSeqs, existingKeyIds };
+        }
+        for (const k of keys) {
+          for (const seq of k.seqs) this.#stmt.deleteBlock.run(linkId, seq);
+          this.#insertKey(
+            linkId,
+            k,
+            k.seqs.map((s) => found.get(s)!),
+            null,
+            'ready',
+          );
+        }
+        return { ok: true };
+      }),
+      markDelivered: tx((keyIds: readonly string[]) => {
+        for (const id of keyIds) {
+          const row = this.#stmt.getKey.get(id);
+          if (!row || row.state !== 'reserved') continue;
+          if ((JSON.parse(row.pending) as string[]).length === 0) this.#stmt.deleteKey.run(id);
+          else this.#stmt.setReady.run(id);
+        }
+      }),
+      cancelReserved: tx((keyIds: readonly string[]) => {
+        const rows = keyIds.map((id) => this.#stmt.getKey.get(id)).filter((r) => r?.state === 'reserved');
+        this.#burn(rows as KeyRow[]);
+      }),
+      burnAllReserved: tx(() => {
+        const rows = this.#stmt.reservedKeys.all();
+        this.#burn(rows);
+        return rows.length;
+      }),
+      takeForSlave: tx((masterSae: string, slaveSae: string, keyIds: readonly string[]): SlaveTakeResult => {
+        const rows = keyIds.map((id) => this.#stmt.getKey.get(id));
+        if (rows.some((r) => !r || r.state !== 'ready' || r.master !== masterSae)) {
+          return { ok: false, reason: 'not_found' };
+        }
+        const records = (rows as KeyRow[]).map(toRecord);
+        if (records.some((k) => k.deliveredSlaves.includes(slaveSae))) return { ok: false, reason: 'not_found' };
+        if (records.some((k) => !k.pendingSlaves.includes(slaveSae))) return { ok: false, reason: 'unauthorized' };
+        for (const k of records) {
+          const rest = k.pendingSlaves.filter((s) => s !== slaveSae);
+          if (rest.length === 0) this.#stmt.deleteKey.run(k.keyId);
+          else
+            this.#stmt.setPending.run(JSON.stringify(rest), JSON.stringify([...k.deliveredSlaves, slaveSae]), k.keyId);
+        }
+        return { ok: true, keys: records };
+      }),
+      cancelKeys: tx((keyIds: readonly string[], now: number) =>
+        keyIds.reduce((n, id) => {
+          this.#stmt.remember.run(id, now);
+          return n + this.#stmt.deleteKey.run(id).changes;
+        }, 0),
+      ),
+      expireBefore: tx((time: number) => {
+        this.#stmt.expireCancelled.run(time);
+        return this.#stmt.expireKeys.run(time).changes;
+      }),
+      ackOutbox: tx((ids: readonly number[]) => ids.forEach((id) => this.#stmt.ackOutbox.run(id))),
+      group: tx((writes: readonly QueuedWrite[]) =>
+        writes.map((w) => {
+          try {
+            return { ok: true as const, value: w.run() };
+          } catch (err) {
+            // Some errors (a full disk, say) make SQLite roll back the whole transaction: then
+            // the writes before this one are gone too, and all of them must fail.
+            if (!db.inTransaction) throw err;
+            return { ok: false as const, err };
+          }
+        }),
+      ),
+    };
   }
 
-  async addBlocks(linkId: string, blocks: readonly IncomingBlock[], lastSeq: number): Promise<void> {
-    this.#db.transaction(() => {
-      for (const b of blocks) this.#stmt.addBlock.run(linkId, b.seq, b.owner, b.sealed);
-      this.#stmt.setLastSeq.run(linkId, lastSeq);
-    })();
+  /** Queues a write for the group commit at the end of this turn of the event loop. */
+  #write<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
+      this.#flushing ??= new Promise((done) =>
+        setImmediate(() => {
+          this.#flushing = undefined;
+          this.#commitQueued();
+          done();
+        }),
+      );
+    });
+  }
+
+  #commitQueued(): void {
+    const writes = this.#queue;
+    this.#queue = [];
+    let outcomes;
+    try {
+      outcomes = this.#tx.group(writes);
+    } catch (err) {
+      for (const w of writes) w.reject(err);
+      return;
+    }
+    // Answers only now that the commit is done: nobody acts on a change that might not last.
+    writes.forEach((w, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) w.resolve(o.value);
+      else w.reject(o.err);
+    });
+  }
+
+  addBlocks(linkId: string, blocks: readonly IncomingBlock[], lastSeq: number): Promise<void> {
+    return this.#write(() => this.#tx.addBlocks(linkId, blocks, lastSeq));
   }
 
   async lastSeq(linkId: string): Promise<number | null> {
@@ -148,8 +297,8 @@ export class SqliteKeyStore implements KeyStore {
     return this.#stmt.countBlocks.get(linkId, owner)!.n;
   }
 
-  async discardBlocksBefore(linkId: string, owner: string, seq: number): Promise<number> {
-    return this.#stmt.discardBlocks.run(linkId, owner, seq).changes;
+  discardBlocksBefore(linkId: string, owner: string, seq: number): Promise<number> {
+    return this.#write(() => this.#stmt.discardBlocks.run(linkId, owner, seq).changes);
   }
 
   #insertKey(linkId: string, k: NewKey | ClaimedKey, blocks: SealedBlock[], peer: string | null, state: KeyState) {
@@ -167,59 +316,16 @@ export class SqliteKeyStore implements KeyStore {
     );
   }
 
-  async takeOwnBlocks(linkId: string, owner: string, keys: readonly NewKey[]): Promise<KeyRecord[] | null> {
-    return this.#db.transaction(() => {
-      const needed = keys.reduce((sum, k) => sum + k.blockCount, 0);
-      const blocks = this.#stmt.oldestBlocks.all(linkId, owner, needed);
-      if (blocks.length < needed || keys.some((k) => this.#stmt.hasKey.get({ id: k.keyId }))) return null;
-      const records: KeyRecord[] = [];
-      let next = 0;
-      for (const k of keys) {
-        const mine = blocks.slice(next, (next += k.blockCount));
-        for (const b of mine) this.#stmt.deleteBlock.run(linkId, b.seq);
-        this.#insertKey(linkId, k, mine, k.peerKme, k.state);
-        records.push(toRecord(this.#stmt.getKey.get(k.keyId)!));
-      }
-      return records;
-    })();
+  takeOwnBlocks(linkId: string, owner: string, keys: readonly NewKey[]): Promise<KeyRecord[] | null> {
+    return this.#write(() => this.#tx.takeOwnBlocks(linkId, owner, keys));
   }
 
-  async claimBlocks(linkId: string, owner: string, keys: readonly ClaimedKey[]): Promise<ClaimResult> {
-    return this.#db.transaction((): ClaimResult => {
-      const allSeqs = keys.flatMap((k) => k.seqs);
-      const found = new Map<number, SealedBlock>();
-      for (const seq of allSeqs) {
-        const b = this.#stmt.getBlock.get(linkId, owner, seq);
-        if (b) found.set(seq, b);
-      }
-      const missingSeqs = allSeqs.filter((s) => !found.has(s));
-      const existingKeyIds = keys.map((k) => k.keyId).filter((id) => this.#stmt.hasKey.get({ id }));
-      if (missingSeqs.length > 0 || existingKeyIds.length > 0 || found.size !== allSeqs.length) {
-        return { ok: false, missingSeqs, existingKeyIds };
-      }
-      for (const k of keys) {
-        for (const seq of k.seqs) this.#stmt.deleteBlock.run(linkId, seq);
-        this.#insertKey(
-          linkId,
-          k,
-          k.seqs.map((s) => found.get(s)!),
-          null,
-          'ready',
-        );
-      }
-      return { ok: true };
-    })();
+  claimBlocks(linkId: string, owner: string, keys: readonly ClaimedKey[]): Promise<ClaimResult> {
+    return this.#write(() => this.#tx.claimBlocks(linkId, owner, keys));
   }
 
-  async markDelivered(keyIds: readonly string[]): Promise<void> {
-    this.#db.transaction(() => {
-      for (const id of keyIds) {
-        const row = this.#stmt.getKey.get(id);
-        if (!row || row.state !== 'reserved') continue;
-        if ((JSON.parse(row.pending) as string[]).length === 0) this.#stmt.deleteKey.run(id);
-        else this.#stmt.setReady.run(id);
-      }
-    })();
+  markDelivered(keyIds: readonly string[]): Promise<void> {
+    return this.#write(() => this.#tx.markDelivered(keyIds));
   }
 
   #burn(rows: KeyRow[]): void {
@@ -231,54 +337,25 @@ export class SqliteKeyStore implements KeyStore {
     for (const [peer, ids] of byPeer) this.#stmt.enqueue.run(peer, JSON.stringify(ids));
   }
 
-  async cancelReserved(keyIds: readonly string[]): Promise<void> {
-    this.#db.transaction(() => {
-      const rows = keyIds.map((id) => this.#stmt.getKey.get(id)).filter((r) => r?.state === 'reserved');
-      this.#burn(rows as KeyRow[]);
-    })();
+  cancelReserved(keyIds: readonly string[]): Promise<void> {
+    return this.#write(() => this.#tx.cancelReserved(keyIds));
   }
 
-  async burnAllReserved(): Promise<number> {
-    return this.#db.transaction(() => {
-      const rows = this.#stmt.reservedKeys.all();
-      this.#burn(rows);
-      return rows.length;
-    })();
+  burnAllReserved(): Promise<number> {
+    return this.#write(() => this.#tx.burnAllReserved());
   }
 
-  async takeForSlave(masterSae: string, slaveSae: string, keyIds: readonly string[]): Promise<SlaveTakeResult> {
-    return this.#db.transaction((): SlaveTakeResult => {
-      const rows = keyIds.map((id) => this.#stmt.getKey.get(id));
-      if (rows.some((r) => !r || r.state !== 'ready' || r.master !== masterSae)) {
-        return { ok: false, reason: 'not_found' };
-      }
-      const records = (rows as KeyRow[]).map(toRecord);
-      if (records.some((k) => k.deliveredSlaves.includes(slaveSae))) return { ok: false, reason: 'not_found' };
-      if (records.some((k) => !k.pendingSlaves.includes(slaveSae))) return { ok: false, reason: 'unauthorized' };
-      for (const k of records) {
-        const rest = k.pendingSlaves.filter((s) => s !== slaveSae);
-        if (rest.length === 0) this.#stmt.deleteKey.run(k.keyId);
-        else this.#stmt.setPending.run(JSON.stringify(rest), JSON.stringify([...k.deliveredSlaves, slaveSae]), k.keyId);
-      }
-      return { ok: true, keys: records };
-    })();
+  takeForSlave(masterSae: string, slaveSae: string, keyIds: readonly string[]): Promise<SlaveTakeResult> {
+    return this.#write(() => this.#tx.takeForSlave(masterSae, slaveSae, keyIds));
   }
 
-  async cancelKeys(keyIds: readonly string[]): Promise<number> {
+  cancelKeys(keyIds: readonly string[]): Promise<number> {
     const now = Date.now();
-    return this.#db.transaction(() =>
-      keyIds.reduce((n, id) => {
-        this.#stmt.remember.run(id, now);
-        return n + this.#stmt.deleteKey.run(id).changes;
-      }, 0),
-    )();
+    return this.#write(() => this.#tx.cancelKeys(keyIds, now));
   }
 
-  async expireBefore(time: number): Promise<number> {
-    return this.#db.transaction(() => {
-      this.#stmt.expireCancelled.run(time);
-      return this.#stmt.expireKeys.run(time).changes;
-    })();
+  expireBefore(time: number): Promise<number> {
+    return this.#write(() => this.#tx.expireBefore(time));
   }
 
   async countKeys(): Promise<KeyCounts> {
@@ -293,8 +370,8 @@ export class SqliteKeyStore implements KeyStore {
       .map((r) => ({ id: r.id, peerKme: r.peer, keyIds: JSON.parse(r.key_ids) as string[] }));
   }
 
-  async ackOutbox(ids: readonly number[]): Promise<void> {
-    this.#db.transaction(() => ids.forEach((id) => this.#stmt.ackOutbox.run(id)))();
+  ackOutbox(ids: readonly number[]): Promise<void> {
+    return this.#write(() => this.#tx.ackOutbox(ids));
   }
 
   async getPreferences(sae: string): Promise<Record<string, unknown>> {
@@ -303,11 +380,15 @@ export class SqliteKeyStore implements KeyStore {
     return prefs;
   }
 
-  async setPreference(sae: string, name: string, value: unknown): Promise<void> {
-    this.#stmt.setPref.run(sae, name, JSON.stringify(value));
+  setPreference(sae: string, name: string, value: unknown): Promise<void> {
+    return this.#write(() => {
+      this.#stmt.setPref.run(sae, name, JSON.stringify(value));
+    });
   }
 
   async close(): Promise<void> {
+    // Writes already queued still commit (or fail) before the file closes.
+    while (this.#flushing) await this.#flushing;
     if (this.#db.open) this.#db.close();
   }
 }

@@ -5,30 +5,72 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect } from 'node:tls';
-import { CertificateAuthority } from '../../src/pki/authority.js';
-import { createCa, issueCertificate } from '../../src/pki/certificates.js';
+import { KmeClient, KmeError } from '../../src/sae/kme-client.js';
+import { createCa, issueCertificate, type LeafRequest } from '../../src/pki/certificates.js';
 import { TestClient } from '../helpers/sae-client.js';
-import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { startSites, type TwoSites } from '../helpers/two-kmes.js';
 
 const BIN = join(process.cwd(), 'bin', 'qks.js');
+const STATUS = '/api/v1/keys/sae-b1/status';
+const DAY = 86_400_000;
+
+/** `qks pki …` as an operator runs it, in its own process; its JSON output. */
+function qksPki(...args: string[]): unknown {
+  const run = spawnSync(process.execPath, [BIN, 'pki', ...args], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  return JSON.parse(run.stdout);
+}
+
+/**
+ * What a TLS client sees at a port with the given credentials: the HTTP status line, or how the
+ * connection ended without one.
+ */
+function rawRequest(port: number, tls: { ca: Buffer; cert: Buffer; key: Buffer }): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, ...tls, checkServerIdentity: () => undefined });
+    // TLS 1.3: the client's side of the handshake is done before the server has judged its
+    // certificate; the server's refusal shows as the connection closing before any answer.
+    socket.once('secureConnect', () => socket.write('GET /kme/v1/none HTTP/1.1\r\nhost: x\r\n\r\n'));
+    socket.once('data', (d: Buffer) => {
+      resolve(d.toString().split('\r\n')[0]!);
+      socket.destroy();
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(`error: ${err.code ?? err.message}`));
+    socket.once('close', () => resolve('closed'));
+  });
+}
 
 describe('certificates: who may speak to a KME', () => {
   let sites: TwoSites;
   const scratch = mkdtempSync(join(tmpdir(), 'qks-certs-'));
   let saeUrl: string;
-  const clientWith = (cert: string, key: string) => new TestClient(saeUrl, { ca: sites.deployment.ca, cert, key });
+  const sae = (id: string) => sites.deployment.saes.find((s) => s.id === id)!;
+  const pki = () => join(sites.deployment.dir, 'pki');
+  /** Status of one request on a fresh connection with the given certificate (or none). */
+  const statusWith = async (files: { cert?: string; key?: string }) => {
+    const client = new TestClient(saeUrl, { ca: sites.deployment.ca, ...files });
+    try {
+      const res = await client.get(STATUS);
+      return res.status === 401 ? `401 ${JSON.stringify(res.text)}` : String(res.status);
+    } finally {
+      await client.close();
+    }
+  };
   const write = (name: string, pem: { cert: string; key: string }) => {
     writeFileSync(join(scratch, `${name}.pem`), pem.cert);
     writeFileSync(join(scratch, `${name}.key`), pem.key);
     return { cert: join(scratch, `${name}.pem`), key: join(scratch, `${name}.key`) };
   };
-  const status = async (client: TestClient) => {
-    try {
-      return (await client.get('/api/v1/keys/sae-b1/status')).status;
-    } finally {
-      await client.close();
-    }
-  };
+  const saeRequest = (id: string, extra: Partial<LeafRequest> = {}): LeafRequest => ({
+    commonName: id,
+    entity: { kind: 'sae', id },
+    client: true,
+    ...extra,
+  });
+  const saeCa = () => ({
+    cert: readFileSync(join(pki(), 'sae-ca.pem'), 'utf8'),
+    key: readFileSync(join(pki(), 'sae-ca.key'), 'utf8'),
+  });
 
   before(async () => {
     sites = await startSites();
@@ -39,87 +81,114 @@ describe('certificates: who may speak to a KME', () => {
     rmSync(scratch, { recursive: true, force: true });
   });
 
-  it('refuses a certificate from another CA, an expired one, and a KME certificate as an SAE', async () => {
-    const otherCa = await createCa('Somebody else');
-    const foreign = write(
-      'foreign',
-      await issueCertificate(otherCa, { commonName: 'sae-a1', entity: { kind: 'sae', id: 'sae-a1' }, client: true }),
-    );
-    assert.equal(await status(clientWith(foreign.cert, foreign.key)), 401);
-
-    const pki = join(sites.deployment.dir, 'pki');
-    const saeCa = {
-      cert: readFileSync(join(pki, 'sae-ca.pem'), 'utf8'),
-      key: readFileSync(join(pki, 'sae-ca.key'), 'utf8'),
-    };
-    const day = 86_400_000;
+  it('refuses with 401 and no body: no certificate, another CA’s, an expired or future one, a KME’s', async () => {
+    const foreignCa = await createCa('QKS SAE CA'); // the same name, another key
+    const foreign = write('foreign', await issueCertificate(foreignCa, saeRequest('sae-a1')));
     const expired = write(
       'expired',
-      await issueCertificate(saeCa, {
-        commonName: 'sae-a1',
-        entity: { kind: 'sae', id: 'sae-a1' },
-        client: true,
-        notBefore: new Date(Date.now() - 10 * day),
-        notAfter: new Date(Date.now() - day),
-      }),
+      await issueCertificate(
+        saeCa(),
+        saeRequest('sae-a1', { notBefore: new Date(Date.now() - 10 * DAY), notAfter: new Date(Date.now() - DAY) }),
+      ),
     );
-    assert.equal(await status(clientWith(expired.cert, expired.key)), 401);
-
-    const kmeCert = join(pki, 'kme-a', 'kme-api');
-    assert.equal(await status(clientWith(`${kmeCert}.pem`, `${kmeCert}.key`)), 401, 'a KME certificate is not an SAE');
-    const sae = sites.deployment.saes.find((s) => s.id === 'sae-a1')!;
-    assert.equal(await status(clientWith(sae.cert, sae.key)), 200);
+    const future = write(
+      'future',
+      await issueCertificate(saeCa(), saeRequest('sae-a1', { notBefore: new Date(Date.now() + DAY) })),
+    );
+    // Signed by the SAE CA but naming a KME: trusted, and still no SAE.
+    const kmeNamed = write(
+      'kme-named',
+      await issueCertificate(saeCa(), { commonName: 'kme-a', entity: { kind: 'kme', id: 'kme-a' }, client: true }),
+    );
+    const kmeCert = join(pki(), 'kme-a', 'kme-api');
+    const kmeServer = join(pki(), 'kme-a', 'sae-api');
+    const refused = {
+      none: await statusWith({}),
+      'another CA': await statusWith(foreign),
+      expired: await statusWith(expired),
+      'not yet valid': await statusWith(future),
+      'a KME certificate': await statusWith({ cert: `${kmeCert}.pem`, key: `${kmeCert}.key` }),
+      'the KME’s own SAE API certificate': await statusWith({ cert: `${kmeServer}.pem`, key: `${kmeServer}.key` }),
+      'an SAE CA certificate naming a KME': await statusWith(kmeNamed),
+    };
+    assert.deepEqual(refused, Object.fromEntries(Object.keys(refused).map((k) => [k, '401 ""'])));
+    // The same CA and validity rules let a proper certificate in: the refusals above were for cause.
+    const fresh = write('fresh', await issueCertificate(saeCa(), saeRequest('sae-a1')));
+    assert.equal(await statusWith(fresh), '200');
   });
 
   it('an SAE certificate does not open the KME-to-KME channel', async () => {
-    const sae = sites.deployment.saes.find((s) => s.id === 'sae-a1')!;
     const kmeApi = sites.deployment.configs[0]!.config.kme_api;
-    const outcome = await new Promise<string>((resolve) => {
-      const socket = connect({
-        host: '127.0.0.1',
-        port: kmeApi.port,
-        ca: readFileSync(kmeApi.ca),
-        cert: readFileSync(sae.cert),
-        key: readFileSync(sae.key),
-        checkServerIdentity: () => undefined,
-      });
-      socket.once('secureConnect', () => {
-        // TLS 1.3 reports a refused client certificate after the handshake: try a request.
-        socket.write(
-          'POST /kme/v1/cancellations HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 13\r\n\r\n{"key_IDs":[]}',
-        );
-      });
-      socket.on('data', (d: Buffer) => resolve(d.toString().split('\r\n')[0]!));
-      socket.once('error', (err) => resolve(`error: ${err.message}`));
-      socket.once('close', () => resolve('closed'));
+    const ca = readFileSync(kmeApi.ca);
+    const asSae = await rawRequest(kmeApi.port, {
+      ca,
+      cert: readFileSync(sae('sae-a1').cert),
+      key: readFileSync(sae('sae-a1').key),
     });
-    assert.doesNotMatch(outcome, /200/, outcome);
+    assert.match(asSae, /^(closed|error: \w+)$/, `refused at the handshake, no HTTP: ${asSae}`);
+    // A KME's own certificate completes the handshake and gets an HTTP answer.
+    const kme = join(pki(), 'kme-b', 'kme-api');
+    const asKme = await rawRequest(kmeApi.port, {
+      ca,
+      cert: readFileSync(`${kme}.pem`),
+      key: readFileSync(`${kme}.key`),
+    });
+    assert.match(asKme, /^HTTP\/1\.1 \d{3}/, asKme);
   });
 
-  it('revoking a certificate with qks pki shuts it out of the running KME, and only it', async () => {
-    const a2 = sites.deployment.saes.find((s) => s.id === 'sae-a2')!;
-    const a1 = sites.deployment.saes.find((s) => s.id === 'sae-a1')!;
-    assert.equal(await status(clientWith(a2.cert, a2.key)), 200);
-    const run = spawnSync(process.execPath, [BIN, 'pki', 'revoke', '--dir', sites.deployment.dir, '--sae', 'sae-a2'], {
-      encoding: 'utf8',
-    });
-    assert.equal(run.status, 0, run.stderr);
-    await eventually(
-      async () => (await status(clientWith(a2.cert, a2.key))) === 401,
-      5000,
-      'the revocation to take effect',
+  it('qks pki revoke shuts a certificate out of the running KME within 2 s, open connections too', async () => {
+    const client = (id: string) =>
+      new KmeClient({ url: saeUrl, ca: sites.deployment.ca, cert: sae(id).cert, key: sae(id).key, retries: 0 });
+    const [a1, a2] = [client('sae-a1'), client('sae-a2')];
+    try {
+      // Both hold a kept-alive connection, as an SAE using the SDK does.
+      await a1.status('sae-b1');
+      await a2.status('sae-b1');
+      const started = Date.now();
+      const revoked = qksPki('revoke', '--dir', sites.deployment.dir, '--sae', 'sae-a2') as Array<{ entity: string }>;
+      assert.deepEqual(
+        revoked.map((r) => r.entity),
+        ['urn:qks:sae:sae-a2'],
+      );
+      let refusal: unknown;
+      while (!refusal && Date.now() - started < 4000) {
+        await a2.status('sae-b1').catch((err: unknown) => (refusal = err));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const elapsed = Date.now() - started;
+      assert.ok(refusal, 'the revoked SAE was never refused');
+      assert.ok(elapsed < 2500, `refused after ${elapsed} ms`);
+      // Its kept-alive connection was cut; on a new one it is a 401.
+      assert.ok(refusal instanceof KmeError ? refusal.status === 401 : true, String(refusal));
+      await assert.rejects(a2.status('sae-b1'), (err: KmeError) => err.status === 401);
+      assert.equal(await statusWith(sae('sae-a2')), '401 ""');
+      // The others are untouched, on their open connection and on new ones.
+      assert.equal((await a1.status('sae-b1')).master_SAE_ID, 'sae-a1');
+      assert.equal(await statusWith(sae('sae-a1')), '200');
+    } finally {
+      await Promise.all([a1.close(), a2.close()]);
+    }
+    const listed = qksPki('list', '--dir', sites.deployment.dir) as Record<
+      string,
+      Array<{ entity: string; revoked_at: string | null }>
+    >;
+    const a2Records = listed['sae-ca']!.filter((r) => r.entity === 'urn:qks:sae:sae-a2');
+    assert.deepEqual(
+      a2Records.map((r) => r.revoked_at !== null),
+      [true],
     );
-    assert.equal(await status(clientWith(a1.cert, a1.key)), 200);
-    const ca = CertificateAuthority.open(join(sites.deployment.dir, 'pki'), 'sae-ca');
-    assert.ok(ca.list().some((r) => r.entity === 'urn:qks:sae:sae-a2' && r.revoked_at !== null));
   });
 
-  it('a certificate issued later with qks pki is accepted', async () => {
-    const run = spawnSync(process.execPath, [BIN, 'pki', 'issue', '--dir', sites.deployment.dir, '--sae', 'sae-a2'], {
-      encoding: 'utf8',
+  it('a certificate issued later with qks pki is accepted for a configured SAE, only', async () => {
+    // qks pki issue writes the new certificate where the revoked one was: keep the old one aside.
+    const old = write('revoked', {
+      cert: readFileSync(sae('sae-a2').cert, 'utf8'),
+      key: readFileSync(sae('sae-a2').key, 'utf8'),
     });
-    assert.equal(run.status, 0, run.stderr);
-    const issued = JSON.parse(run.stdout) as { cert: string; key: string };
-    assert.equal(await status(clientWith(issued.cert, issued.key)), 200, 'a new certificate for the same SAE');
+    const reissued = qksPki('issue', '--dir', sites.deployment.dir, '--sae', 'sae-a2') as { cert: string; key: string };
+    assert.equal(await statusWith(reissued), '200', 'a new certificate for the revoked SAE');
+    assert.equal(await statusWith(old), '401 ""', 'the revoked one stays refused');
+    const stranger = qksPki('issue', '--dir', sites.deployment.dir, '--sae', 'sae-c1') as { cert: string; key: string };
+    assert.equal(await statusWith(stranger), '401 ""', 'an SAE no KME serves');
   });
 });

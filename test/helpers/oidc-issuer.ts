@@ -1,13 +1,24 @@
 import { exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
+import { createPublicKey } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import Provider from 'oidc-provider';
 import { freePorts } from '../../src/cli/ports.js';
 
+export const ADMIN_SCOPE = 'qks:admin';
+
+export interface IssuerClient {
+  /** The client ID, which is the SAE ID; its secret is `secret-<ID>`. */
+  readonly id: string;
+  /** Scopes the client may ask for (e.g. `qks:admin`); none by default. */
+  readonly scope?: string;
+  /** Lifetime of this client's access tokens (default: the issuer's). */
+  readonly ttlSeconds?: number;
+}
+
 export interface IssuerOptions {
   /** The audience of the access tokens: the KMEs as one resource server. */
   readonly audience: string;
-  /** SAE IDs that get a client (client secret = `secret-<ID>`), with optional extra scope. */
-  readonly clients: ReadonlyArray<{ id: string; scope?: string }>;
+  readonly clients: readonly IssuerClient[];
   readonly port?: number;
   readonly tokenTtlSeconds?: number;
 }
@@ -15,12 +26,15 @@ export interface IssuerOptions {
 export interface RunningIssuer {
   readonly issuer: string;
   readonly port: number;
+  /** Key IDs the issuer publishes, newest (the signing key) first. */
+  readonly kids: readonly string[];
   /** Restarts the issuer on the same port with a new signing key (the old one still published). */
   rotateKeys(): Promise<void>;
   /** Signs claims with the issuer's current key: for tokens the provider would never issue. */
   sign(claims: Record<string, unknown>, header?: Record<string, unknown>): Promise<string>;
-  /** The issuer's current public key (JWK). */
+  /** The issuer's current public key as JWK and as PEM (for the HMAC-with-public-key forgery). */
   publicJwk(): Record<string, unknown>;
+  publicPem(): string;
   stop(): Promise<void>;
 }
 
@@ -31,17 +45,25 @@ const newKey = async (kid: string): Promise<Jwk> => {
   return { ...(await exportJWK(privateKey)), kid, alg: 'ES256', use: 'sig' };
 };
 
+const publicOf = (jwk: Jwk): Record<string, unknown> => {
+  const pub: Record<string, unknown> = { ...jwk };
+  delete pub['d'];
+  return pub;
+};
+
 /**
- * A real OpenID provider (oidc-provider, the stand-in for Keycloak) issuing JWT access tokens to
- * SAEs by the client credentials grant, on loopback over plain HTTP.
+ * A real OpenID provider (oidc-provider, the stand-in for Keycloak) issuing RFC 9068 JWT access
+ * tokens (ES256, `aud` = the KMEs, `client_id` = the SAE) by the client credentials grant, on
+ * loopback over plain HTTP.
  */
 export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
   let keys: Jwk[] = [await newKey('k1')];
   let server: Server | undefined;
   // The issuer URL names the port, so the port is chosen before the provider is made.
   const port = opts.port ?? (await freePorts(1))[0]!;
+  const issuer = `http://127.0.0.1:${port}`;
+  const ttlOf = new Map(opts.clients.map((c) => [c.id, c.ttlSeconds ?? opts.tokenTtlSeconds ?? 300]));
   const start = async () => {
-    const issuer = `http://127.0.0.1:${port}`;
     const provider = new Provider(issuer, {
       clients: opts.clients.map((c) => ({
         client_id: c.id,
@@ -51,10 +73,11 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
         redirect_uris: [],
         token_endpoint_auth_method: 'client_secret_basic',
         id_token_signed_response_alg: 'ES256',
-        ...(c.scope ? { scope: c.scope } : {}),
+        // A client may ask only for its listed scopes (oidc-provider needs a non-empty list).
+        scope: c.scope ?? 'openid',
       })),
       jwks: { keys },
-      scopes: ['qks:admin'],
+      scopes: [ADMIN_SCOPE],
       features: {
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },
@@ -62,11 +85,11 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
           enabled: true,
           defaultResource: () => opts.audience,
           useGrantedResource: () => true,
-          getResourceServerInfo: () => ({
-            scope: 'qks:admin',
+          getResourceServerInfo: (_ctx: unknown, _resource: string, client: { clientId: string }) => ({
+            scope: ADMIN_SCOPE,
             audience: opts.audience,
             accessTokenFormat: 'jwt',
-            accessTokenTTL: opts.tokenTtlSeconds ?? 300,
+            accessTokenTTL: ttlOf.get(client.clientId) ?? 300,
             jwt: { sign: { alg: 'ES256' } },
           }),
         },
@@ -76,17 +99,20 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
     await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve));
   };
   await start();
-  const stop = () => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (!server) return resolve();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   return {
-    get issuer() {
-      return `http://127.0.0.1:${port}`;
-    },
-    get port() {
-      return port;
+    issuer,
+    port,
+    get kids() {
+      return keys.map((k) => k.kid);
     },
     rotateKeys: async () => {
       keys = [await newKey(`k${keys.length + 1}`), ...keys];
-      server?.closeAllConnections();
       await stop();
       await start();
     },
@@ -97,10 +123,10 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
         .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: keys[0]!.kid, ...header })
         .sign(key);
     },
-    publicJwk: () => {
-      const pub: Record<string, unknown> = { ...keys[0]! };
-      delete pub['d'];
-      return pub;
-    },
+    publicJwk: () => publicOf(keys[0]!),
+    publicPem: () =>
+      createPublicKey({ key: publicOf(keys[0]!) as never, format: 'jwk' })
+        .export({ type: 'spki', format: 'pem' })
+        .toString(),
   };
 }

@@ -54,17 +54,20 @@ export function buildPeerApi(opts: PeerApiOptions): FastifyInstance {
   });
 
   app.post('/kme/v1/reservations', async (req): Promise<ReservationResults> => {
-    const results: ReservationResults['results'][number][] = [];
-    for (const reservation of parseReservationBatch(req.body).reservations) {
-      try {
-        await opts.keys.acceptReservation(req.peerKme, reservation);
-        results.push({ ok: true });
-      } catch (err) {
-        if (!(err instanceof QksError)) throw err;
-        req.log.warn({ peer: req.peerKme, message: err.message }, 'reservation refused');
-        results.push({ ok: false, message: err.message });
-      }
-    }
+    // Started together (in order), so that the store commits the whole batch at once; each
+    // reservation still succeeds or fails on its own.
+    const results = await Promise.all(
+      parseReservationBatch(req.body).reservations.map(async (reservation) => {
+        try {
+          await opts.keys.acceptReservation(req.peerKme, reservation);
+          return { ok: true as const };
+        } catch (err) {
+          if (!(err instanceof QksError)) throw err;
+          req.log.warn({ peer: req.peerKme, message: err.message }, 'reservation refused');
+          return { ok: false as const, message: err.message };
+        }
+      }),
+    );
     return { results };
   });
   app.post('/kme/v1/cancellations', async (req) => {
