@@ -53,8 +53,6 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     saes: deployment.saes.map((s) => ({ ...s })),
   };
   const manifestFile = resolve(opts.manifest ?? join(dir, 'manifest.json'));
-  writeFileSync(`${manifestFile}.tmp`, JSON.stringify(manifest, null, 2) + '\n');
-  renameSync(`${manifestFile}.tmp`, manifestFile);
 
   const [kmeA, kmeB] = manifest.kmes;
   const sae = (id: string) => manifest.saes.find((s) => s.id === id)!;
@@ -69,6 +67,9 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   out(`  ${curl('sae-a1')} ${kmeA!.url}/api/v1/keys/sae-b1/enc_keys?number=1`);
   out(`  ${curl('sae-b1')} '${kmeB!.url}/api/v1/keys/sae-a1/dec_keys?key_ID=<key_ID from above>'`);
   out('Press Ctrl-C to stop.');
+  // Written last: whoever waits for the manifest also finds the instructions printed.
+  writeFileSync(`${manifestFile}.tmp`, JSON.stringify(manifest, null, 2) + '\n');
+  renameSync(`${manifestFile}.tmp`, manifestFile);
 
   const signal = await untilSignal();
   out(`\n${signal}: stopping`);

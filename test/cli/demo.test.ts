@@ -31,7 +31,8 @@ describe('qks demo', () => {
       for (const path of [manifest.ca, ...manifest.saes.flatMap((s) => [s.cert, s.key])]) {
         assert.ok(path.startsWith('/') && existsSync(path), `${path} is an absolute path that exists`);
       }
-      assert.match(stdout, /curl/, 'the demo prints how to try it');
+      // The pipe may hand over the printed lines a moment after the manifest appears.
+      await eventually(() => /curl/.test(stdout), 5_000, 'the demo printing how to try it');
 
       const [kmeA, kmeB] = manifest.kmes;
       const master = manifest.saes.find((s) => s.kme === kmeA!.id)!;
