@@ -11,6 +11,21 @@ export interface SourceBlock {
 
 export type SourceState = 'starting' | 'running' | 'stopped' | 'failed';
 
+/** What a link that does its own post-processing reports of itself (rates in bit/s). */
+export interface LinkStats {
+  readonly rawBps: number;
+  readonly siftedBps: number;
+  readonly secretBps: number;
+  /** Quantum bit error rate of the latest frame, 0..1. */
+  readonly qber: number;
+  /** Reconciliation efficiency f (disclosed bits / (n·h(QBER))), 1 = Shannon limit. */
+  readonly reconciliationEfficiency: number;
+  readonly framesDone: number;
+  readonly framesDiscarded: number;
+  /** Discarded frames by reason, e.g. `qber_above_threshold`, `verification_failed`. */
+  readonly discardReasons: Readonly<Record<string, number>>;
+}
+
 export interface KeySourceInfo {
   readonly linkId: string;
   /** Kind of source, e.g. `simulated`; the `qks_key_source` extension matches on it. */
@@ -23,6 +38,8 @@ export interface KeySourceInfo {
   readonly description: string;
   /** Why the source is failing, when it is. */
   readonly error?: string;
+  /** Present when the source measures its link (the physics-level simulator, real devices). */
+  readonly stats?: LinkStats;
 }
 
 export type BlockSink = (blocks: SourceBlock[], lastSeq: number) => Promise<void>;
