@@ -1,8 +1,10 @@
 import { parseArgs } from 'node:util';
+import { IpsecConfigError } from '../integrations/ipsec/agent-config.js';
 import { ConfigError, loadConfig } from '../kme/config.js';
 import { startKme } from '../kme/kme.js';
 import { runDemo } from './demo.js';
 import { initDeployment } from './init.js';
+import { ipsecCommand, IPSEC_USAGE } from './ipsec.js';
 import { pkiCommand } from './pki.js';
 import { saeCommand } from './sae.js';
 import { tunnelCommand, TUNNEL_USAGE } from './tunnel.js';
@@ -24,6 +26,8 @@ Commands:
         A TCP tunnel over TLS 1.3 keyed by agreed QKD keys, natively or through stunnel (qks tunnel help).
   sae <status|get-key|get-key-with-ids|agree> ...
         Talks to a KME as an SAE, and runs the SAE-to-SAE key agreement (qks sae help).
+  ipsec --config FILE
+        An IPsec gateway's agent: QKD keys as IKEv2 PPKs in strongSwan or Libreswan (qks ipsec help).
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -83,6 +87,12 @@ async function main(argv: string[]): Promise<number> {
         return rest.length === 0 ? 2 : 0;
       }
       return tunnelCommand(rest, command === 'stunnel' ? 'stunnel' : 'native');
+    case 'ipsec':
+      if (rest.length === 0 || rest[0] === 'help') {
+        process.stdout.write(IPSEC_USAGE);
+        return rest.length === 0 ? 2 : 0;
+      }
+      return ipsecCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -106,6 +116,7 @@ main(process.argv.slice(2)).then(
     const known =
       err instanceof UsageError ||
       err instanceof ConfigError ||
+      err instanceof IpsecConfigError ||
       (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`qks: ${(err as Error).message}\n${err instanceof UsageError ? `\n${USAGE}` : ''}`);
     if (!known && process.env['QKS_DEBUG']) process.stderr.write(`${(err as Error).stack}\n`);

@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { connectionOf, loadIpsecConfig, type IpsecAgentConfig } from '../integrations/ipsec/agent-config.js';
+import type { IpsecGateway } from '../integrations/ipsec/gateway.js';
+import { IpsecAgent } from '../integrations/ipsec/ipsec-agent.js';
+import { LibreswanGateway } from '../integrations/ipsec/libreswan.js';
+import { StrongSwanGateway } from '../integrations/ipsec/strongswan.js';
+import { Initiator } from '../sae/agreement/initiator.js';
+import { Responder } from '../sae/agreement/responder.js';
+import { KeyRing } from '../sae/key-ring.js';
+import { KmeClient } from '../sae/kme-client.js';
+import { Rotation } from '../sae/rotation.js';
+import { identity, print } from './sae.js';
+import { untilSignal } from './signals.js';
+import { UsageError } from './usage-error.js';
+
+export const IPSEC_USAGE = `Usage: qks ipsec --config FILE
+
+An IPsec gateway's agent: agrees QKD keys with the peer gateway's agent and installs each one in
+the IKE daemon as an RFC 8784 PPK (PPK_ID = key ID): strongSwan over VICI, or Libreswan through a
+secrets file and whack. The initiator brings up a new IKE SA for every new PPK before it closes the
+old one. SIGHUP (initiator): rotate now. docs/ipsec.md describes the configuration file.
+`;
+
+export function gatewayOf(cfg: IpsecAgentConfig): IpsecGateway {
+  const connection = connectionOf(cfg);
+  const d = cfg.daemon;
+  if (d.type === 'strongswan') return new StrongSwanGateway({ vici: d.vici, connection });
+  return new LibreswanGateway({
+    ctlSocket: d.ctl_socket,
+    secretsFile: d.secrets_file,
+    dir: d.dir,
+    connection,
+    ...(d.libexec ? { libexec: d.libexec } : {}),
+  });
+}
+
+export async function ipsecCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
+  if (!values.config) throw new UsageError('ipsec needs --config FILE');
+  const cfg = loadIpsecConfig(values.config);
+  const me = identity({ ...cfg.sae, sae: cfg.sae.id });
+  if (cfg.connection.ppk === 'optional') {
+    print({
+      event: 'warning',
+      message: 'ppk is optional: a peer without the PPK gets a tunnel that is not quantum-safe (RFC 8784 downgrade)',
+    });
+  }
+  const kme = new KmeClient({ url: me.kme, ca: me.ca, cert: me.cert, key: me.key });
+  const tls = { ca: readFileSync(me.ca), cert: readFileSync(me.cert), key: readFileSync(me.key) };
+  const ring = new KeyRing({ graceMs: 2 * cfg.rotation.every_seconds * 1000 });
+  const stops: Array<() => Promise<void> | void> = [() => kme.close(), () => ring.clear()];
+  let rotation: Rotation | undefined;
+  try {
+    if (cfg.role === 'initiator') {
+      const initiator = new Initiator({ saeId: me.sae, peerSaeId: cfg.peer, peer: cfg.agree, kme, tls });
+      stops.unshift(() => initiator.close());
+      rotation = new Rotation(() => initiator.agree(1), ring, {
+        maxAgeMs: cfg.rotation.every_seconds * 1000,
+        ...(cfg.rotation.bytes ? { maxBytes: cfg.rotation.bytes } : {}),
+      });
+      rotation.on('error', (e) => reportAgreementFailure(e));
+      stops.unshift(() => rotation!.stop());
+    } else {
+      const responder = new Responder({ saeId: me.sae, peers: [cfg.peer], kme, tls, ...cfg.agree });
+      responder.on('keys', (a) => a.keys.forEach((k) => ring.add(k)));
+      responder.on('failure', (e) => print({ event: 'failure', code: e.code, message: e.message }));
+      await responder.listen();
+      stops.unshift(() => responder.close());
+    }
+    const agent = new IpsecAgent({
+      role: cfg.role,
+      gateway: gatewayOf(cfg),
+      keys: ring,
+      ...(rotation ? { rotation } : {}),
+    });
+    agent.on('installed', (e) => print({ event: 'ppk-installed', key_ID: e.keyId }));
+    agent.on('established', (e) =>
+      print({ event: 'ike-sa-up', key_ID: e.keyId, ike_SA: e.ikeId, ms: e.ms, replaced: e.replaced }),
+    );
+    agent.on('failure', (e) =>
+      print({ event: 'failure', code: e.code, message: e.message, ...(e.keyId ? { key_ID: e.keyId } : {}) }),
+    );
+    await agent.start();
+    stops.unshift(() => agent.stop());
+    print({ event: 'running', role: cfg.role, daemon: cfg.daemon.type, connection: cfg.connection.name });
+    if (rotation) {
+      const r = rotation;
+      const onHup = () => void r.rotateNow().catch(reportAgreementFailure);
+      process.on('SIGHUP', onHup);
+      stops.unshift(() => void process.off('SIGHUP', onHup));
+      void firstKey(r);
+    }
+    await untilSignal();
+    return 0;
+  } finally {
+    for (const stop of stops) await stop();
+  }
+}
+
+/** The peer's agent or a KME did not take part: the SAs that are up stay up. */
+const reportAgreementFailure = (err: unknown) =>
+  print({ event: 'failure', code: 'agreement', message: (err as Error).message });
+
+/** The first agreement, retried while the peer's agent is not up; later ones follow the policy. */
+async function firstKey(rotation: Rotation): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rotation.start();
+      return;
+    } catch (err) {
+      if ((err as Error).message === 'rotation stopped') return;
+      reportAgreementFailure(err);
+      await new Promise((r) => setTimeout(r, Math.min(5000, 500 * 2 ** attempt)));
+    }
+  }
+}

@@ -1,0 +1,141 @@
+import { Ajv } from 'ajv';
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { IpsecConnection } from './gateway.js';
+
+/** The `qks ipsec --config FILE` file (JSON); docs/ipsec.md describes every field. */
+export interface IpsecAgentConfig {
+  /** The SAE this gateway is: a demo manifest and an SAE ID, or the SAE's own files. */
+  sae: { id: string; manifest?: string; kme?: string; ca?: string; cert?: string; key?: string };
+  /** The peer gateway's SAE. */
+  peer: string;
+  role: 'initiator' | 'responder';
+  /** initiator: the peer agent's agreement address; responder: where to listen for it. */
+  agree: { host: string; port: number };
+  rotation: { every_seconds: number; bytes?: number };
+  daemon:
+    | { type: 'strongswan'; vici: string }
+    | { type: 'libreswan'; ctl_socket: string; secrets_file: string; dir: string; libexec?: string };
+  connection: {
+    name: string;
+    local_addr: string;
+    remote_addr: string;
+    local_id: string;
+    remote_id: string;
+    /** A file holding the IKE authentication secret (PSK) on its first line. */
+    ike_secret_file: string;
+    local_ts: string;
+    remote_ts: string;
+    ike_proposal?: string;
+    esp_proposal?: string;
+    /** `required` (default) refuses peers without the PPK; `optional` permits a downgrade. */
+    ppk: 'required' | 'optional';
+  };
+}
+
+const text = { type: 'string', minLength: 1 };
+const strict = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({
+  type: 'object',
+  properties,
+  required,
+  additionalProperties: false,
+});
+const SCHEMA = strict({
+  sae: strict({ id: text, manifest: text, kme: text, ca: text, cert: text, key: text }, ['id']),
+  peer: text,
+  role: { enum: ['initiator', 'responder'] },
+  agree: strict({ host: text, port: { type: 'integer', minimum: 1, maximum: 65535 } }),
+  rotation: strict(
+    {
+      every_seconds: { type: 'number', exclusiveMinimum: 0, default: 3600 },
+      bytes: { type: 'integer', minimum: 1 },
+    },
+    [],
+  ),
+  daemon: {
+    oneOf: [
+      strict({ type: { const: 'strongswan' }, vici: { type: 'string', pattern: '^unix://' } }),
+      strict({ type: { const: 'libreswan' }, ctl_socket: text, secrets_file: text, dir: text, libexec: text }, [
+        'type',
+        'ctl_socket',
+        'secrets_file',
+        'dir',
+      ]),
+    ],
+  },
+  connection: strict(
+    {
+      name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$' },
+      local_addr: text,
+      remote_addr: text,
+      local_id: text,
+      remote_id: text,
+      ike_secret_file: text,
+      local_ts: text,
+      remote_ts: text,
+      ike_proposal: text,
+      esp_proposal: text,
+      ppk: { enum: ['required', 'optional'], default: 'required' },
+    },
+    ['name', 'local_addr', 'remote_addr', 'local_id', 'remote_id', 'ike_secret_file', 'local_ts', 'remote_ts'],
+  ),
+});
+const validate = new Ajv({ useDefaults: true, allErrors: true }).compile(SCHEMA);
+
+export class IpsecConfigError extends Error {
+  override name = 'IpsecConfigError';
+}
+
+export function parseIpsecConfig(raw: unknown, baseDir: string): IpsecAgentConfig {
+  const cfg = structuredClone(raw) as IpsecAgentConfig;
+  if (typeof cfg === 'object' && cfg !== null) (cfg as { rotation?: unknown }).rotation ??= {};
+  if (!validate(cfg)) {
+    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '(top)'} ${e.message}`);
+    throw new IpsecConfigError(`invalid IPsec agent configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
+  }
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  for (const k of ['manifest', 'ca', 'cert', 'key'] as const) if (cfg.sae[k]) cfg.sae[k] = abs(cfg.sae[k]);
+  cfg.connection.ike_secret_file = abs(cfg.connection.ike_secret_file);
+  if (cfg.daemon.type === 'libreswan') {
+    cfg.daemon.secrets_file = abs(cfg.daemon.secrets_file);
+    cfg.daemon.dir = abs(cfg.daemon.dir);
+    cfg.daemon.ctl_socket = abs(cfg.daemon.ctl_socket);
+  }
+  return cfg;
+}
+
+export function loadIpsecConfig(file: string): IpsecAgentConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new IpsecConfigError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  return parseIpsecConfig(raw, dirname(resolve(file)));
+}
+
+/** The connection as the gateways take it; reads the IKE secret file. */
+export function connectionOf(cfg: IpsecAgentConfig): IpsecConnection {
+  const c = cfg.connection;
+  let ikeSecret: string;
+  try {
+    ikeSecret = readFileSync(c.ike_secret_file, 'utf8').split('\n')[0]!.trim();
+  } catch (err) {
+    throw new IpsecConfigError(`cannot read the IKE secret: ${(err as Error).message}`);
+  }
+  if (ikeSecret.length < 16)
+    throw new IpsecConfigError(`${c.ike_secret_file}: the IKE secret needs 16 characters or more`);
+  return {
+    name: c.name,
+    localAddr: c.local_addr,
+    remoteAddr: c.remote_addr,
+    localId: c.local_id,
+    remoteId: c.remote_id,
+    ikeSecret,
+    localTs: c.local_ts,
+    remoteTs: c.remote_ts,
+    ppkRequired: c.ppk === 'required',
+    ...(c.ike_proposal ? { ikeProposal: c.ike_proposal } : {}),
+    ...(c.esp_proposal ? { espProposal: c.esp_proposal } : {}),
+  };
+}

@@ -1,0 +1,177 @@
+import { EventEmitter } from 'node:events';
+import type { KeyRing } from '../../sae/key-ring.js';
+import type { Rotation } from '../../sae/rotation.js';
+import { IpsecError, type IpsecGateway } from './gateway.js';
+
+export interface IpsecAgentOptions {
+  /** initiator: drives the agreement and brings up IKE SAs; responder: installs what it is given. */
+  readonly role: 'initiator' | 'responder';
+  readonly gateway: IpsecGateway;
+  /** The pair's keys, fed by the agreement (initiator: through `rotation`). */
+  readonly keys: KeyRing;
+  /** Initiator: told of the bytes the tunnel carries, for rotation by traffic. */
+  readonly rotation?: Rotation;
+  /** How often the SAs are read (traffic, state); default 1 s. */
+  readonly pollMs?: number;
+  /** Initiator: how often to try again when no SA has the current PPK, ms (default 5 s). */
+  readonly retryMs?: number;
+  /** How long old and new IKE SAs both stay up after a rotation, ms (default 500). */
+  readonly overlapMs?: number;
+  /** How long an IKE SA may keep failing while the peer installs the same PPK (default 3 s). */
+  readonly peerInstallWaitMs?: number;
+}
+
+export interface Established {
+  readonly keyId: string;
+  readonly ikeId: string;
+  /** From the key's arrival to the new IKE SA being up, ms. */
+  readonly ms: number;
+  /** Older IKE SAs closed after this one came up (make-before-break). */
+  readonly replaced: readonly string[];
+}
+
+export interface IpsecAgentEvents {
+  /** A PPK is in the daemon (both roles). */
+  installed: [{ keyId: string }];
+  /** Initiator: an IKE SA with the current PPK is up. */
+  established: [Established];
+  /** Something failed; the SAs that were up stay up. */
+  failure: [{ keyId?: string; code: string; message: string }];
+}
+
+/**
+ * One gateway's agent: every key the SAE pair agrees becomes a PPK with the key ID as PPK_ID, and
+ * (initiator) a new IKE SA keyed with it comes up before the older ones are closed, so traffic
+ * does not stop. Rekeys would not bring the new PPK in; only a new IKE SA does.
+ */
+export class IpsecAgent extends EventEmitter<IpsecAgentEvents> {
+  readonly #o: IpsecAgentOptions;
+  #chain: Promise<void> = Promise.resolve();
+  /** IKE SAs this agent brought up, oldest first, with the key each used. */
+  readonly #mine: Array<{ ikeId: string; keyId: string }> = [];
+  #bytesSeen = 0;
+  #lastAttempt = 0;
+  #poll: NodeJS.Timeout | undefined;
+  #stopped = false;
+  readonly #onKey = (k: { keyId: string; agreedAt: number }) => this.#enqueue(() => this.#onNewKey(k));
+  readonly #onRetired = () => this.#enqueue(() => this.#syncPpks());
+
+  constructor(options: IpsecAgentOptions) {
+    super();
+    this.#o = options;
+  }
+
+  /** The IKE SA in use and its PPK_ID (initiator). */
+  get current(): { ikeId: string; keyId: string } | undefined {
+    return this.#mine.at(-1);
+  }
+
+  async start(): Promise<void> {
+    await this.#o.gateway.open();
+    if (this.#o.role === 'initiator') {
+      // SAs of the connection from before (an earlier run of the agent) are replaced, once a
+      // new one is up, like any older SA.
+      for (const sa of await this.#o.gateway.sas()) this.#mine.push({ ikeId: sa.ikeId, keyId: '' });
+    }
+    this.#o.keys.on('key', this.#onKey);
+    this.#o.keys.on('retired', this.#onRetired);
+    const current = this.#o.keys.current();
+    if (current) this.#onKey(current);
+    if (this.#o.role === 'initiator') {
+      this.#poll = setInterval(() => this.#enqueue(() => this.#pollTraffic()), this.#o.pollMs ?? 1000);
+      this.#poll.unref();
+    }
+  }
+
+  /** Resolves once everything asked of the daemon so far is done. */
+  settled(): Promise<void> {
+    return this.#chain;
+  }
+
+  #enqueue(step: () => Promise<void>): void {
+    this.#chain = this.#chain.then(step).catch((err: unknown) => this.#fail(undefined, err));
+  }
+
+  #fail(keyId: string | undefined, err: unknown): void {
+    const code = err instanceof IpsecError ? err.code : 'internal';
+    this.emit('failure', { ...(keyId ? { keyId } : {}), code, message: (err as Error).message });
+  }
+
+  async #syncPpks(): Promise<void> {
+    const ppks = this.#o.keys.all().map((k) => ({ id: k.keyId, key: k.key }));
+    if (ppks.length > 0 && !this.#stopped) await this.#o.gateway.setPpks(ppks);
+  }
+
+  async #onNewKey(key: { keyId: string; agreedAt: number }): Promise<void> {
+    if (this.#stopped || this.#o.keys.current()?.keyId !== key.keyId) return; // a newer key came
+    this.#lastAttempt = Date.now();
+    try {
+      await this.#syncPpks();
+      this.emit('installed', { keyId: key.keyId });
+      if (this.#o.role === 'initiator') await this.#establish(key);
+    } catch (err) {
+      this.#fail(key.keyId, err);
+    }
+  }
+
+  async #establish(key: { keyId: string; agreedAt: number }): Promise<void> {
+    const gw = this.#o.gateway;
+    const deadline = Date.now() + (this.#o.peerInstallWaitMs ?? 3000);
+    let ikeId: string;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        ikeId = await gw.establish();
+        break;
+      } catch (err) {
+        // The responder's agent installs the PPK when the agreement completes, a moment after
+        // ours: a refusal right then is retried. Later, it means the peer holds another PPK.
+        const retry = err instanceof IpsecError && (err.code === 'auth_failed' || err.code === 'establish_failed');
+        if (!retry || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(500, 20 * 2 ** attempt)));
+      }
+    }
+    const older = this.#mine.splice(0);
+    this.#mine.push({ ikeId, keyId: key.keyId });
+    // Packets already on their way under the old SA still arrive before it goes.
+    if (older.length > 0) await new Promise((r) => setTimeout(r, this.#o.overlapMs ?? 500));
+    for (const old of older) if (old.ikeId !== ikeId) await gw.terminate(old.ikeId);
+    this.#bytesSeen = 0;
+    this.emit('established', {
+      keyId: key.keyId,
+      ikeId,
+      ms: Date.now() - key.agreedAt,
+      replaced: older.map((o) => o.ikeId).filter((id) => id !== ikeId),
+    });
+  }
+
+  async #pollTraffic(): Promise<void> {
+    if (this.#stopped) return;
+    const key = this.#o.keys.current();
+    const current = this.current;
+    if (key && current?.keyId !== key.keyId) {
+      // No SA with the current PPK (the daemon or the peer refused it, or it went away): tried
+      // again now and then, while the SAs that are up keep carrying traffic.
+      if (Date.now() - this.#lastAttempt >= (this.#o.retryMs ?? 5000)) await this.#onNewKey(key);
+      return;
+    }
+    if (!current) return;
+    const sa = (await this.#o.gateway.sas()).find((s) => s.ikeId === current.ikeId);
+    if (!sa) {
+      this.#mine.pop();
+      this.emit('failure', { keyId: current.keyId, code: 'sa_down', message: `IKE SA ${current.ikeId} is gone` });
+      return;
+    }
+    const delta = sa.bytes - this.#bytesSeen;
+    this.#bytesSeen = sa.bytes;
+    if (delta > 0) this.#o.rotation?.recordUse(delta);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#poll);
+    this.#o.keys.off('key', this.#onKey);
+    this.#o.keys.off('retired', this.#onRetired);
+    await this.#chain;
+    await this.#o.gateway.close();
+  }
+}

@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { freePorts } from '../../../src/cli/ports.js';
+import { ViciClient } from '../../../src/integrations/ipsec/vici/client.js';
+import { AgentProcess, agentConfig, startDemo } from '../../helpers/ipsec-agents.js';
+import { IpsecLab, peerMissing } from '../../helpers/ipsec-lab.js';
+import { eventually } from '../../helpers/two-kmes.js';
+
+const USE_PPK = 16435;
+const IKE_SA_INIT = 34;
+
+describe('IPsec with QKD PPKs: two strongSwan gateways in network namespaces', () => {
+  const lab = new IpsecLab('strongswan');
+  let demo: Awaited<ReturnType<typeof startDemo>>;
+  const agents: AgentProcess[] = [];
+  const agent = async (gw: 'a' | 'b', agreePort: number, everySeconds?: number) => {
+    const config = agentConfig({
+      lab,
+      gw: lab[gw],
+      manifest: demo.manifest,
+      agreePort,
+      ...(everySeconds ? { everySeconds } : {}),
+    });
+    const a = new AgentProcess(config);
+    agents.push(a);
+    await a.waitFor('running');
+    return a;
+  };
+  const ikeSas = async (gw: 'a' | 'b') => {
+    const vici = await ViciClient.connect(lab.vici(lab[gw]));
+    try {
+      return await vici.stream('list-sas', 'list-sa', { ike: 'qkd' });
+    } finally {
+      vici.close();
+    }
+  };
+
+  before(async () => {
+    const missing = peerMissing('strongswan');
+    if (missing) throw new Error(`strongSwan tests: ${missing}`);
+    lab.network();
+    await lab.startDaemon(lab.a);
+    await lab.startDaemon(lab.b);
+    demo = await startDemo();
+  });
+  after(async () => {
+    for (const a of agents) await a.stop('SIGKILL');
+    await demo?.stop();
+    await lab.stop();
+  });
+
+  let firstKey = '';
+  it('brings the tunnel up with a QKD key as PPK: ping passes, USE_PPK in both IKE_SA_INIT, PPK_ID = key ID', async () => {
+    const capture = await lab.capture(lab.a);
+    const [port] = await freePorts(1);
+    const responder = await agent('b', port!);
+    const initiator = await agent('a', port!);
+    const [up] = await initiator.waitFor('ike-sa-up');
+    firstKey = String(up!['key_ID']);
+    assert.match(firstKey, /^[0-9a-f-]{36}$/, 'the PPK_ID is the QKD key ID');
+    assert.ok(
+      responder.of('ppk-installed').some((e) => e['key_ID'] === firstKey),
+      'the responder installed it',
+    );
+
+    const ike = await capture.stop();
+    const init = ike.filter((m) => m.exchange === IKE_SA_INIT);
+    const request = init.find((m) => !m.response);
+    const response = init.find((m) => m.response);
+    assert.ok(request?.notifies.includes(USE_PPK), `USE_PPK in the IKE_SA_INIT request (${JSON.stringify(init)})`);
+    assert.ok(response?.notifies.includes(USE_PPK), 'USE_PPK in the IKE_SA_INIT response');
+
+    assert.match(lab.log(lab.a), new RegExp(`using PPK for PPK_ID '${firstKey}'`), 'initiator charon log');
+    assert.match(lab.log(lab.b), new RegExp(`using PPK for PPK_ID '${firstKey}'`), 'responder charon log');
+    for (const gw of ['a', 'b'] as const) {
+      const sas = (await ikeSas(gw)).flatMap((m) => Object.values(m)) as Array<Record<string, unknown>>;
+      assert.ok(
+        sas.some((sa) => sa['state'] === 'ESTABLISHED' && sa['ppk'] === 'yes'),
+        `${gw}: an SA with PPK`,
+      );
+    }
+    const ping = await lab.pingResult(lab.a, { count: 5, intervalS: 0.1 });
+    assert.equal(ping.received, ping.sent, 'ping through the tunnel');
+    assert.equal(ping.sent, 5);
+    for (const a of agents.splice(0)) assert.equal(await a.stop(), 0, 'agents stop cleanly');
+  });
+
+  it('rotates the PPK at least three times under a continuous ping, losing no packet', async () => {
+    const [port] = await freePorts(1);
+    await agent('b', port!);
+    const initiator = await agent('a', port!, 2);
+    await initiator.waitFor('ike-sa-up');
+    const ping = lab.pingResult(lab.a, { count: 90, intervalS: 0.1 });
+    const ups = await initiator.waitFor('ike-sa-up', 4, 30_000);
+    const result = await ping;
+    const keys = new Set(ups.map((u) => String(u['key_ID'])));
+    assert.ok(keys.size >= 4, `a new key ID per rotation (${keys.size})`);
+    assert.ok(!keys.has(firstKey), 'never the key of an earlier run');
+    for (const u of ups.slice(1)) {
+      assert.ok((u['replaced'] as string[]).length >= 1, 'each new IKE SA replaced the one before (make-before-break)');
+      assert.match(lab.log(lab.b), new RegExp(`using PPK for PPK_ID '${String(u['key_ID'])}'`));
+    }
+    assert.equal(result.sent, 90);
+    assert.equal(result.received, result.sent, `no ping lost across ${keys.size - 1} rotations`);
+    await eventually(async () => (await ikeSas('a')).length === 1, 5000, 'old IKE SAs closed');
+    for (const a of agents.splice(0)) await a.stop();
+  });
+
+  it('reports the peer agent down and keeps the tunnel; a restarted daemon is reported, then used again', async () => {
+    const [port] = await freePorts(1);
+    const responder = await agent('b', port!);
+    const initiator = await agent('a', port!);
+    const [up] = await initiator.waitFor('ike-sa-up');
+
+    await responder.stop();
+    initiator.child.kill('SIGHUP');
+    const [down] = await initiator.waitFor('failure', 1, 30_000);
+    assert.equal(down!['code'], 'agreement');
+    assert.match(String(down!['message']), /sae-b1/, 'names the peer');
+    let ping = await lab.pingResult(lab.a, { count: 3, intervalS: 0.1 });
+    assert.equal(ping.received, 3, 'the old SA still carries traffic');
+    assert.equal(initiator.of('ike-sa-up').length, 1);
+
+    const responder2 = await agent('b', port!);
+    await lab.stopDaemon(lab.a);
+    initiator.child.kill('SIGHUP');
+    await eventually(
+      () => initiator.of('failure').some((f) => f['code'] === 'daemon_unavailable'),
+      20_000,
+      'daemon failure report',
+    );
+    const failure = initiator.of('failure').find((f) => f['code'] === 'daemon_unavailable')!;
+    assert.match(String(failure['message']), /charon\.vici/, 'names the socket');
+    assert.equal(initiator.child.exitCode, null, 'the agent keeps running');
+
+    await lab.startDaemon(lab.a);
+    initiator.child.kill('SIGHUP');
+    const ups = await initiator.waitFor('ike-sa-up', 2, 20_000);
+    assert.notEqual(ups[1]!['key_ID'], up!['key_ID']);
+    ping = await lab.pingResult(lab.a, { count: 3, intervalS: 0.1 });
+    assert.equal(ping.received, 3, 'tunnel back with a new PPK');
+    void responder2;
+    for (const a of agents.splice(0)) await a.stop();
+  });
+});
