@@ -49,8 +49,12 @@ export interface IpsecGateway {
    * the current one for new IKE SAs of the connection.
    */
   setPpks(ppks: readonly Ppk[]): Promise<void>;
-  /** Brings up a new IKE SA (and its Child SA) with the current PPK; resolves with its ID. */
-  establish(): Promise<string>;
+  /**
+   * Brings up a new IKE SA (and its Child SA) with the current PPK; resolves with its ID.
+   * `lastTry`: no retry follows if this fails, so a daemon that had to close the old SA first
+   * brings it back.
+   */
+  establish(opts?: { lastTry?: boolean }): Promise<string>;
   /** Closes an IKE SA (after its successor is up). */
   terminate(ikeId: string): Promise<void>;
   /** The connection's IKE SAs now. */
@@ -63,6 +67,8 @@ export class IpsecError extends Error {
   constructor(
     readonly code: 'daemon_unavailable' | 'auth_failed' | 'establish_failed' | 'daemon_error',
     message: string,
+    /** A daemon that had to close the old SA first brought it back with the old PPK: its ID. */
+    readonly restoredIkeId?: string,
   ) {
     super(message);
   }

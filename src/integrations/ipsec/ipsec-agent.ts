@@ -110,6 +110,9 @@ export class IpsecAgent extends EventEmitter<IpsecAgentEvents> {
       this.emit('installed', { keyId: key.keyId });
       if (this.#o.role === 'initiator') await this.#establish(key);
     } catch (err) {
+      const restored = err instanceof IpsecError ? err.restoredIkeId : undefined;
+      const last = this.#mine.at(-1);
+      if (restored && last) this.#mine.splice(-1, 1, { ikeId: restored, keyId: last.keyId });
       this.#fail(key.keyId, err);
     }
   }
@@ -119,15 +122,17 @@ export class IpsecAgent extends EventEmitter<IpsecAgentEvents> {
     const deadline = Date.now() + (this.#o.peerInstallWaitMs ?? 3000);
     let ikeId: string;
     for (let attempt = 0; ; attempt++) {
+      const wait = Math.min(500, 20 * 2 ** attempt);
+      const lastTry = Date.now() + wait > deadline;
       try {
-        ikeId = await gw.establish();
+        ikeId = await gw.establish({ lastTry });
         break;
       } catch (err) {
         // The responder's agent installs the PPK when the agreement completes, a moment after
         // ours: a refusal right then is retried. Later, it means the peer holds another PPK.
         const retry = err instanceof IpsecError && (err.code === 'auth_failed' || err.code === 'establish_failed');
-        if (!retry || Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(500, 20 * 2 ** attempt)));
+        if (!retry || lastTry) throw err;
+        await new Promise((r) => setTimeout(r, wait));
       }
     }
     const older = this.#mine.splice(0);
@@ -146,21 +151,20 @@ export class IpsecAgent extends EventEmitter<IpsecAgentEvents> {
 
   async #pollTraffic(): Promise<void> {
     if (this.#stopped) return;
+    const sas = await this.#o.gateway.sas();
+    for (const gone of this.#mine.filter((m) => !sas.some((s) => s.ikeId === m.ikeId))) {
+      this.#mine.splice(this.#mine.indexOf(gone), 1);
+      this.emit('failure', { keyId: gone.keyId, code: 'sa_down', message: `IKE SA ${gone.ikeId} is gone` });
+    }
     const key = this.#o.keys.current();
     const current = this.current;
-    if (key && current?.keyId !== key.keyId) {
-      // No SA with the current PPK (the daemon or the peer refused it, or it went away): tried
-      // again now and then, while the SAs that are up keep carrying traffic.
-      if (Date.now() - this.#lastAttempt >= (this.#o.retryMs ?? 5000)) await this.#onNewKey(key);
+    if (!current) {
+      // Nothing up (the daemon restarted, the peer went away): tried again now and then. While
+      // an older SA is up, a refused new PPK waits for the next rotation instead.
+      if (key && Date.now() - this.#lastAttempt >= (this.#o.retryMs ?? 5000)) await this.#onNewKey(key);
       return;
     }
-    if (!current) return;
-    const sa = (await this.#o.gateway.sas()).find((s) => s.ikeId === current.ikeId);
-    if (!sa) {
-      this.#mine.pop();
-      this.emit('failure', { keyId: current.keyId, code: 'sa_down', message: `IKE SA ${current.ikeId} is gone` });
-      return;
-    }
+    const sa = sas.find((s) => s.ikeId === current.ikeId)!;
     const delta = sa.bytes - this.#bytesSeen;
     this.#bytesSeen = sa.bytes;
     if (delta > 0) this.#o.rotation?.recordUse(delta);

@@ -47,6 +47,8 @@ export class LibreswanGateway implements IpsecGateway {
   readonly #whack: string;
   readonly #addconn: string;
   readonly #timeout: number;
+  #ppks: readonly Ppk[] = [];
+  #closedAnSa = false;
 
   constructor(options: LibreswanOptions) {
     this.#o = options;
@@ -127,12 +129,41 @@ export class LibreswanGateway implements IpsecGateway {
     if (ppks.length === 0) throw new TypeError('no PPK to use');
     this.#writeSecrets(ppks);
     await this.#whackRun(['--rereadsecrets']);
+    this.#ppks = ppks;
   }
 
-  async establish(): Promise<string> {
+  /**
+   * pluto will not make a second IKE SA of the same peers while one is up, so the old one goes
+   * first (break-before-make, about 10 ms). If the new PPK is refused, the old SA is brought back
+   * with the PPK before it, and the error says so.
+   */
+  async establish(opts: { lastTry?: boolean } = {}): Promise<string> {
+    // Remembered across tries: the SA the first of them closed is the one to bring back.
+    if ((await this.sas()).some((s) => s.state === 'ESTABLISHED')) this.#closedAnSa = true;
+    await this.#whackRun(['--name', this.#o.connection.name, '--terminate']).catch(() => undefined);
+    try {
+      const id = await this.#initiate();
+      this.#closedAnSa = false;
+      return id;
+    } catch (err) {
+      const previous = this.#ppks.slice(0, -1);
+      const restore = opts.lastTry !== false && this.#closedAnSa && previous.length > 0;
+      if (opts.lastTry !== false) this.#closedAnSa = false;
+      if (!restore || !(err instanceof IpsecError) || err.code === 'daemon_unavailable') {
+        throw err;
+      }
+      await this.setPpks(previous);
+      const restored = await this.#initiate().catch(() => undefined);
+      throw new IpsecError(
+        err.code,
+        `${err.message}${restored ? `; the IKE SA is back with PPK ${previous.at(-1)!.id}` : '; the old IKE SA could not be restored'}`,
+        restored,
+      );
+    }
+  }
+
+  async #initiate(): Promise<string> {
     const name = this.#o.connection.name;
-    // Replace, not add: a second IKE SA of the same peers is not made while one exists.
-    await this.#whackRun(['--name', name, '--terminate']).catch(() => undefined);
     let out: string;
     try {
       out = await this.#whackRun(['--name', name, '--initiate']);

@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { freePorts } from '../../../src/cli/ports.js';
+import { AgentProcess, agentConfig, startDemo } from '../../helpers/ipsec-agents.js';
+import { IpsecLab, peerMissing, type Gateway } from '../../helpers/ipsec-lab.js';
+import { IpsecAgent } from '../../../src/integrations/ipsec/ipsec-agent.js';
+import { LibreswanGateway } from '../../../src/integrations/ipsec/libreswan.js';
+import { KeyRing } from '../../../src/sae/key-ring.js';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const USE_PPK = 16435;
+const IKE_SA_INIT = 34;
+
+/** The PPK_IDs a responding pluto extracted, from its debug log's hex dumps. */
+function ppkIdsSeen(log: string): string[] {
+  const ids: string[] = [];
+  const lines = log.split('\n');
+  lines.forEach((line, i) => {
+    if (!line.includes('| Extracted PPK_ID')) return;
+    let hex = '';
+    for (let j = i + 1; j < lines.length && /\|\s+([0-9a-f]{2}\s+)+/.test(lines[j]!); j++) {
+      hex += (/\|\s+((?:[0-9a-f]{2}\s+)+)/.exec(lines[j]!)![1] ?? '').replace(/\s+/g, '');
+    }
+    ids.push(Buffer.from(hex, 'hex').toString('latin1'));
+  });
+  return ids;
+}
+
+describe('IPsec with QKD PPKs: two Libreswan gateways in network namespaces (IKE only: no kernel ESP here)', () => {
+  const lab = new IpsecLab('libreswan');
+  let demo: Awaited<ReturnType<typeof startDemo>>;
+  const agents: AgentProcess[] = [];
+
+  before(async () => {
+    const missing = peerMissing('libreswan');
+    if (missing) throw new Error(`Libreswan tests: ${missing}`);
+    lab.network();
+    await lab.startDaemon(lab.a);
+    await lab.startDaemon(lab.b);
+    demo = await startDemo();
+  });
+  after(async () => {
+    for (const a of agents) await a.stop('SIGKILL');
+    await demo?.stop();
+    await lab.stop();
+  });
+
+  it('establishes the IKE SA with the QKD key as PPK, and a rotation brings up a new IKE SA with the next', async () => {
+    const [port] = await freePorts(1);
+    const capture = await lab.capture(lab.a);
+    const responder = new AgentProcess(agentConfig({ lab, gw: lab.b, manifest: demo.manifest, agreePort: port! }));
+    agents.push(responder);
+    await responder.waitFor('running');
+    const initiator = new AgentProcess(agentConfig({ lab, gw: lab.a, manifest: demo.manifest, agreePort: port! }));
+    agents.push(initiator);
+    const [first] = await initiator.waitFor('ike-sa-up');
+    const firstKey = String(first!['key_ID']);
+
+    const ike = await capture.stop();
+    const init = ike.filter((m) => m.exchange === IKE_SA_INIT);
+    assert.ok(init.find((m) => !m.response)?.notifies.includes(USE_PPK), 'USE_PPK in the IKE_SA_INIT request');
+    assert.ok(init.find((m) => m.response)?.notifies.includes(USE_PPK), 'USE_PPK in the IKE_SA_INIT response');
+    assert.match(lab.log(lab.a), /PPK AUTH calculated as initiator/);
+    assert.match(lab.log(lab.b), /PPK AUTH calculated as responder/);
+    assert.deepEqual(ppkIdsSeen(lab.log(lab.b)), [firstKey], 'the responder received the QKD key ID as PPK_ID');
+
+    initiator.child.kill('SIGHUP');
+    const ups = await initiator.waitFor('ike-sa-up', 2);
+    const secondKey = String(ups[1]!['key_ID']);
+    assert.notEqual(secondKey, firstKey);
+    assert.notEqual(ups[1]!['ike_SA'], first!['ike_SA'], 'a new IKE SA');
+    assert.deepEqual(ppkIdsSeen(lab.log(lab.b)), [firstKey, secondKey], 'with the next PPK');
+    assert.equal(initiator.of('failure').length, 0, JSON.stringify(initiator.of('failure')));
+    for (const a of agents.splice(0)) assert.equal(await a.stop(), 0);
+  });
+
+  it('reports AUTH_FAILED when the peer holds another PPK, and brings the old IKE SA back', async () => {
+    const gateway = (gw: Gateway) =>
+      new LibreswanGateway({
+        ctlSocket: lab.ctlSocket(gw),
+        secretsFile: lab.agentSecrets(gw),
+        dir: join(gw.dir, 'agent-in-process'),
+        libexec: lab.libexec,
+        connection: {
+          name: 'qkd',
+          localAddr: gw.outer,
+          remoteAddr: lab.peer(gw).outer,
+          localId: gw.id,
+          remoteId: lab.peer(gw).id,
+          ikeSecret: readFileSync(lab.ikeSecretFile, 'utf8').trim(),
+          localTs: `${gw.inner}/32`,
+          remoteTs: `${lab.peer(gw).inner}/32`,
+          ppkRequired: true,
+        },
+      });
+    const rings = { a: new KeyRing(), b: new KeyRing() };
+    const a = new IpsecAgent({ role: 'initiator', gateway: gateway(lab.a), keys: rings.a, peerInstallWaitMs: 500 });
+    const b = new IpsecAgent({ role: 'responder', gateway: gateway(lab.b), keys: rings.b });
+    const failures: Array<{ code: string; message: string }> = [];
+    a.on('failure', (f) => failures.push(f));
+    try {
+      await b.start();
+      await a.start();
+      const first = { keyId: randomUUID(), key: randomBytes(32) };
+      rings.b.add({ ...first, key: Buffer.from(first.key) });
+      await b.settled();
+      rings.a.add({ ...first, key: Buffer.from(first.key) });
+      await a.settled();
+      assert.equal(a.current?.keyId, first.keyId);
+
+      const second = { keyId: randomUUID(), key: randomBytes(32) };
+      const wrong = Buffer.from(second.key);
+      wrong[31]! ^= 0x80;
+      rings.b.add({ keyId: second.keyId, key: wrong });
+      await b.settled();
+      rings.a.add(second);
+      await a.settled();
+      assert.equal(failures.length, 1, JSON.stringify(failures));
+      assert.equal(failures[0]!.code, 'auth_failed');
+      assert.match(failures[0]!.message, new RegExp(`back with PPK ${first.keyId}`));
+      const sas = await gateway(lab.a).sas();
+      assert.ok(
+        sas.some((s) => s.ikeId === a.current!.ikeId && s.state === 'ESTABLISHED'),
+        'the old PPK is in use again',
+      );
+      assert.equal(a.current!.keyId, first.keyId);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+});
