@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { connectionOf, parseIpsecConfig } from '../../src/integrations/ipsec/agent-config.js';
+import { ViciClient } from '../../src/integrations/ipsec/vici/client.js';
+import { decodeMessage, encodeMessage, ViciEncodingError } from '../../src/integrations/ipsec/vici/message.js';
+
+describe('VICI messages', () => {
+  it('encodes sections, lists and values as the VICI README lays them out', () => {
+    const bytes = encodeMessage({ a: 'b', s: { l: ['x', 'yz'] } });
+    // KEY_VALUE "a" = "b"; SECTION_START "s"; LIST_START "l"; LIST_ITEM "x"; LIST_ITEM "yz"; LIST_END; SECTION_END
+    const expected = Buffer.from([
+      3, 1, 0x61, 0, 1, 0x62, 1, 1, 0x73, 4, 1, 0x6c, 5, 0, 1, 0x78, 5, 0, 2, 0x79, 0x7a, 6, 2,
+    ]);
+    assert.deepEqual(bytes, expected);
+  });
+
+  it('decodes what it encodes (numbers and booleans as charon expects them)', () => {
+    assert.deepEqual(decodeMessage(encodeMessage({ n: 2, yes: true, no: false, raw: Buffer.from('hi') })), {
+      n: '2',
+      yes: 'yes',
+      no: 'no',
+      raw: 'hi',
+    });
+    const name = fc.stringMatching(/^[a-z_-]{1,12}$/);
+    const section = fc.dictionary(name, fc.string({ maxLength: 10 }), { maxKeys: 3, noNullPrototype: true });
+    const value = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.array(fc.string({ maxLength: 10 }), { maxLength: 4 }),
+      section,
+    );
+    fc.assert(
+      fc.property(fc.dictionary(name, value, { maxKeys: 6, noNullPrototype: true }), (msg) =>
+        assert.deepEqual(decodeMessage(encodeMessage(msg)), msg),
+      ),
+    );
+  });
+
+  it('refuses truncated or malformed messages, and values too long to encode', () => {
+    const good = encodeMessage({ s: { k: 'value' } });
+    for (let cut = 1; cut < good.length; cut++) {
+      assert.throws(() => decodeMessage(good.subarray(0, cut)), ViciEncodingError, `cut at ${cut}`);
+    }
+    assert.throws(() => decodeMessage(Buffer.from([9])), /unknown VICI element type 9/);
+    assert.throws(() => decodeMessage(Buffer.from([2])), /section end without start/);
+    assert.throws(() => encodeMessage({ k: Buffer.alloc(70_000) }), /longer than 65535/);
+    assert.throws(() => encodeMessage({ ['x'.repeat(256)]: 'v' }), /1–255 bytes/);
+  });
+
+  it('says clearly when there is no daemon behind the socket', async () => {
+    await assert.rejects(
+      ViciClient.connect('unix:///nonexistent/charon.vici'),
+      /VICI socket \/nonexistent\/charon.vici: no such socket \(is charon running with the vici plugin\?\)/,
+    );
+  });
+});
+
+describe('qks ipsec configuration', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qks-ipsec-config-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'ike.secret'), 'a-long-enough-ike-secret\n', { mode: 0o600 });
+  const valid = {
+    sae: { id: 'sae-a1', manifest: 'manifest.json' } as Record<string, string>,
+    peer: 'sae-b1',
+    role: 'initiator',
+    agree: { host: '127.0.0.1', port: 7001 },
+    daemon: { type: 'strongswan', vici: 'unix:///run/charon.vici' } as Record<string, string>,
+    connection: {
+      name: 'qkd',
+      local_addr: '192.0.2.1',
+      remote_addr: '192.0.2.2',
+      local_id: 'a.example',
+      remote_id: 'b.example',
+      ike_secret_file: 'ike.secret',
+      local_ts: '10.1.0.0/16',
+      remote_ts: '10.2.0.0/16',
+    } as Record<string, string>,
+  };
+
+  it('fills defaults (PPK required, hourly rotation) and resolves paths against the file', () => {
+    const cfg = parseIpsecConfig(valid, dir);
+    assert.equal(cfg.connection.ppk, 'required');
+    assert.equal(cfg.rotation.every_seconds, 3600);
+    assert.equal(cfg.sae.manifest, join(dir, 'manifest.json'));
+    const conn = connectionOf(cfg);
+    assert.equal(conn.ppkRequired, true);
+    assert.equal(conn.ikeSecret, 'a-long-enough-ike-secret');
+  });
+
+  it('refuses mistakes with messages that name them', () => {
+    const bad = { ...structuredClone(valid), colour: 'blue' };
+    bad.daemon['vici'] = '/run/charon.vici';
+    bad.connection['ppk'] = 'maybe';
+    assert.throws(
+      () => parseIpsecConfig(bad, dir),
+      (err: Error) => {
+        assert.match(err.message, /must NOT have additional properties/);
+        assert.match(err.message, /\/connection\/ppk must be equal to one of the allowed values/);
+        assert.match(err.message, /\/daemon/);
+        return true;
+      },
+    );
+    const short = structuredClone(valid);
+    writeFileSync(join(dir, 'short.secret'), 'short\n');
+    short.connection['ike_secret_file'] = 'short.secret';
+    assert.throws(() => connectionOf(parseIpsecConfig(short, dir)), /needs 16 characters or more/);
+  });
+
+  it('qks ipsec exits with a clear message when the daemon is absent, after warning of an optional PPK', () => {
+    const file = join(dir, 'agent.json');
+    const manifest = join(dir, 'manifest.json');
+    for (const f of ['ca.pem', 'sae.pem', 'sae.key']) writeFileSync(join(dir, f), 'not read before the daemon\n');
+    const sae = { id: 'sae-a1', kme: 'kme-a', cert: join(dir, 'sae.pem'), key: join(dir, 'sae.key') };
+    writeFileSync(
+      manifest,
+      JSON.stringify({ ca: join(dir, 'ca.pem'), kmes: [{ id: 'kme-a', url: 'https://127.0.0.1:1' }], saes: [sae] }),
+    );
+    const cfg = structuredClone(valid);
+    cfg.sae = { id: 'sae-a1', manifest };
+    cfg.connection['ppk'] = 'optional';
+    cfg.daemon['vici'] = `unix://${join(dir, 'no-charon.vici')}`;
+    writeFileSync(file, JSON.stringify(cfg));
+    const run = spawnSync(process.execPath, [join(process.cwd(), 'bin', 'qks.js'), 'ipsec', '--config', file], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stdout, /"event":"warning".*not quantum-safe/);
+    assert.match(run.stderr, /no-charon\.vici: no such socket \(is charon running with the vici plugin\?\)/);
+  });
+});
