@@ -21,6 +21,7 @@ export class AgentProcess {
 
   constructor(readonly config: string) {
     this.child = spawn(process.execPath, [BIN, 'ipsec', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    process.once('exit', () => this.child.kill('SIGKILL'));
     createInterface({ input: this.child.stdout! }).on('line', (l) => this.events.push(JSON.parse(l) as AgentEvent));
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
   }
@@ -60,6 +61,7 @@ export async function startDemo(): Promise<{ manifest: string; stop(): Promise<v
   const demo = spawn(process.execPath, [BIN, 'demo', '--dir', join(dir, 'site'), '--manifest', manifest], {
     stdio: 'ignore',
   });
+  process.once('exit', () => demo.kill('SIGKILL'));
   await eventually(() => existsSync(manifest), 30_000, 'the demo');
   return {
     manifest,

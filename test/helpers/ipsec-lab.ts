@@ -50,6 +50,11 @@ export class IpsecLab {
     this.a = gw('a', 1);
     this.b = gw('b', 2);
     for (const g of [this.a, this.b]) mkdirSync(g.dir, { recursive: true });
+    // A run that dies before stop() leaves no daemons or namespaces behind.
+    process.once('exit', () => {
+      for (const child of this.#daemons.values()) child.kill('SIGKILL');
+      for (const g of [this.a, this.b]) spawnSync('ip', ['netns', 'del', g.ns]);
+    });
     writeFileSync(join(this.root, 'ike-secret'), `${randomBytes(24).toString('base64')}\n`, { mode: 0o600 });
   }
 

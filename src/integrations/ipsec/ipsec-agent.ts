@@ -98,7 +98,10 @@ export class IpsecAgent extends EventEmitter<IpsecAgentEvents> {
   }
 
   async #syncPpks(): Promise<void> {
-    const ppks = this.#o.keys.all().map((k) => ({ id: k.keyId, key: k.key }));
+    const current = this.#o.keys.current();
+    // The ring's current key goes last: the gateways use the last one for new SAs.
+    const held = this.#o.keys.all().filter((k) => k.keyId !== current?.keyId);
+    const ppks = [...held, ...(current ? [current] : [])].map((k) => ({ id: k.keyId, key: k.key }));
     if (ppks.length > 0 && !this.#stopped) await this.#o.gateway.setPpks(ppks);
   }
 
