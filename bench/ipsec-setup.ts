@@ -129,7 +129,9 @@ async function tryQks(record: boolean) {
   await gwA.setPpks([{ id: key.keyId, key: key.key }]);
   await establish();
   const t1 = performance.now();
-  if (record) (sample.qks.key.push(tKey - t0), sample.qks.tunnel.push(t1 - t0));
+  if (!record) return;
+  sample.qks.key.push(tKey - t0);
+  sample.qks.tunnel.push(t1 - t0);
 }
 
 async function tryFile(record: boolean) {
@@ -144,14 +146,19 @@ async function tryFile(record: boolean) {
   await gwA.setPpks([ppk]);
   await establish();
   const t1 = performance.now();
-  if (record) (sample.file.key.push(tKey - t0), sample.file.tunnel.push(t1 - t0));
+  if (!record) return;
+  sample.file.key.push(tKey - t0);
+  sample.file.tunnel.push(t1 - t0);
 }
 
-for (let i = 0; i < warmup; i++) (await tryQks(false), await tryFile(false));
+for (let i = 0; i < warmup; i++) {
+  await tryQks(false);
+  await tryFile(false);
+}
 // Alternating, so that both see the same machine.
 for (let i = 0; i < tries; i++) {
-  if (i % 2 === 0) (await tryQks(true), await tryFile(true));
-  else (await tryFile(true), await tryQks(true));
+  const order = i % 2 === 0 ? [tryQks, tryFile] : [tryFile, tryQks];
+  for (const run of order) await run(true);
 }
 const ping = await lab.pingResult(lab.a, { count: 3, intervalS: 0.1 });
 if (ping.received !== 3) throw new Error('the last tunnel does not carry traffic');
