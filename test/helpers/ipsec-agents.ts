@@ -78,6 +78,8 @@ export interface AgentSetup {
   readonly manifest: string;
   readonly agreePort: number;
   readonly everySeconds?: number;
+  /** Rotation after this many bytes through the tunnel. */
+  readonly bytes?: number;
   readonly ppk?: 'required' | 'optional';
 }
 
@@ -101,7 +103,7 @@ export function agentConfig(s: AgentSetup): string {
     peer: initiator ? 'sae-b1' : 'sae-a1',
     role: initiator ? 'initiator' : 'responder',
     agree: { host: '127.0.0.1', port: s.agreePort },
-    rotation: { every_seconds: s.everySeconds ?? 3600 },
+    rotation: { every_seconds: s.everySeconds ?? 3600, ...(s.bytes ? { bytes: s.bytes } : {}) },
     daemon,
     connection: {
       name: 'qkd',

@@ -193,7 +193,7 @@ export class IpsecLab {
   }
 
   /** Pings the peer's inner address from this gateway's inner address, through the tunnel. */
-  ping(from: Gateway, opts: { count: number; intervalS?: number; timeoutS?: number }): ChildProcess {
+  ping(from: Gateway, opts: { count: number; intervalS?: number; timeoutS?: number; size?: number }): ChildProcess {
     return spawn(
       'ip',
       [
@@ -208,6 +208,8 @@ export class IpsecLab {
         String(opts.intervalS ?? 0.2),
         '-W',
         String(opts.timeoutS ?? 1),
+        '-s',
+        String(opts.size ?? 56),
         '-I',
         from.inner,
         this.peer(from).inner,
@@ -219,7 +221,7 @@ export class IpsecLab {
   /** Runs ping to completion: packets sent and answered. */
   async pingResult(
     from: Gateway,
-    opts: { count: number; intervalS?: number },
+    opts: { count: number; intervalS?: number; size?: number },
   ): Promise<{ sent: number; received: number }> {
     const p = this.ping(from, opts);
     let out = '';

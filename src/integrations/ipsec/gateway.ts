@@ -59,6 +59,8 @@ export interface IpsecGateway {
   terminate(ikeId: string): Promise<void>;
   /** The connection's IKE SAs now. */
   sas(): Promise<SaState[]>;
+  /** Calls `onDown` with the ID of each of the connection's IKE SAs that goes down, as it goes. */
+  watch?(onDown: (ikeId: string) => void): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -68,6 +68,8 @@ export class IpsecAgent extends EventEmitter<IpsecAgentEvents> {
 
   async start(): Promise<void> {
     await this.#o.gateway.open();
+    // The daemon tells of SAs going down at once; the poll would find out within a second.
+    await this.#o.gateway.watch?.((ikeId) => this.#enqueue(async () => this.#gone(ikeId)));
     if (this.#o.role === 'initiator') {
       // SAs of the connection from before (an earlier run of the agent) are replaced, once a
       // new one is up, like any older SA.
@@ -155,10 +157,7 @@ export class IpsecAgent extends EventEmitter<IpsecAgentEvents> {
   async #pollTraffic(): Promise<void> {
     if (this.#stopped) return;
     const sas = await this.#o.gateway.sas();
-    for (const gone of this.#mine.filter((m) => !sas.some((s) => s.ikeId === m.ikeId))) {
-      this.#mine.splice(this.#mine.indexOf(gone), 1);
-      this.emit('failure', { keyId: gone.keyId, code: 'sa_down', message: `IKE SA ${gone.ikeId} is gone` });
-    }
+    for (const gone of this.#mine.filter((m) => !sas.some((s) => s.ikeId === m.ikeId))) this.#gone(gone.ikeId);
     const key = this.#o.keys.current();
     const current = this.current;
     if (!current) {
@@ -171,6 +170,14 @@ export class IpsecAgent extends EventEmitter<IpsecAgentEvents> {
     const delta = sa.bytes - this.#bytesSeen;
     this.#bytesSeen = sa.bytes;
     if (delta > 0) this.#o.rotation?.recordUse(delta);
+  }
+
+  /** An SA of ours went down (not one we closed ourselves: those left #mine first). */
+  #gone(ikeId: string): void {
+    const i = this.#mine.findIndex((m) => m.ikeId === ikeId);
+    if (i < 0) return;
+    const [gone] = this.#mine.splice(i, 1);
+    this.emit('failure', { keyId: gone!.keyId, code: 'sa_down', message: `IKE SA ${ikeId} is gone` });
   }
 
   async stop(): Promise<void> {

@@ -27,6 +27,7 @@ export class StrongSwanGateway implements IpsecGateway {
   #vici: ViciClient | undefined;
   #loaded = new Set<string>();
   #opened = false;
+  #onDown: ((ikeId: string) => void) | undefined;
 
   constructor(options: StrongSwanOptions) {
     this.#o = options;
@@ -45,8 +46,23 @@ export class StrongSwanGateway implements IpsecGateway {
       // A new connection may be to a restarted charon, which holds nothing of ours.
       this.#loaded.clear();
       await this.#loadBasics();
+      if (this.#onDown) await this.#follow(vici, this.#onDown);
     }
     return vici;
+  }
+
+  async watch(onDown: (ikeId: string) => void): Promise<void> {
+    this.#onDown = onDown;
+    await this.#follow(await this.#client(), onDown);
+  }
+
+  /** `ike-updown` events: `up = yes` when an SA comes up, absent when it goes down. */
+  async #follow(vici: ViciClient, onDown: (ikeId: string) => void): Promise<void> {
+    const name = this.#o.connection.name;
+    await vici.subscribe('ike-updown', (m) => {
+      const sa = m[name] as ViciMessage | undefined;
+      if (m['up'] !== 'yes' && sa && typeof sa['uniqueid'] === 'string') onDown(sa['uniqueid']);
+    });
   }
 
   async #call(command: string, message: ViciInput = {}): Promise<ViciMessage> {

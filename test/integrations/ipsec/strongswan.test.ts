@@ -13,14 +13,8 @@ describe('IPsec with QKD PPKs: two strongSwan gateways in network namespaces', (
   const lab = new IpsecLab('strongswan');
   let demo: Awaited<ReturnType<typeof startDemo>>;
   const agents: AgentProcess[] = [];
-  const agent = async (gw: 'a' | 'b', agreePort: number, everySeconds?: number) => {
-    const config = agentConfig({
-      lab,
-      gw: lab[gw],
-      manifest: demo.manifest,
-      agreePort,
-      ...(everySeconds ? { everySeconds } : {}),
-    });
+  const agent = async (gw: 'a' | 'b', agreePort: number, rotation: { everySeconds?: number; bytes?: number } = {}) => {
+    const config = agentConfig({ lab, gw: lab[gw], manifest: demo.manifest, agreePort, ...rotation });
     const a = new AgentProcess(config);
     agents.push(a);
     await a.waitFor('running');
@@ -88,7 +82,7 @@ describe('IPsec with QKD PPKs: two strongSwan gateways in network namespaces', (
   it('rotates the PPK at least three times under a continuous ping, losing no packet', async () => {
     const [port] = await freePorts(1);
     await agent('b', port!);
-    const initiator = await agent('a', port!, 2);
+    const initiator = await agent('a', port!, { everySeconds: 2 });
     await initiator.waitFor('ike-sa-up');
     const ping = lab.pingResult(lab.a, { count: 90, intervalS: 0.1 });
     const ups = await initiator.waitFor('ike-sa-up', 4, 30_000);
@@ -103,6 +97,24 @@ describe('IPsec with QKD PPKs: two strongSwan gateways in network namespaces', (
     assert.equal(result.sent, 90);
     assert.equal(result.received, result.sent, `no ping lost across ${keys.size - 1} rotations`);
     await eventually(async () => (await ikeSas('a')).length === 1, 5000, 'old IKE SAs closed');
+    for (const a of agents.splice(0)) await a.stop();
+  });
+
+  it('rotates by traffic: a new PPK after the configured bytes have crossed the tunnel', async () => {
+    const [port] = await freePorts(1);
+    await agent('b', port!);
+    // 200 kB: about 80 pings of 1,200 bytes, counted both ways (ESP overhead included).
+    const initiator = await agent('a', port!, { bytes: 200_000 });
+    const [first] = await initiator.waitFor('ike-sa-up');
+    const quiet = await lab.pingResult(lab.a, { count: 5, intervalS: 0.1 });
+    assert.equal(quiet.received, 5);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(initiator.of('ike-sa-up').length, 1, 'little traffic: no rotation');
+    const busy = lab.pingResult(lab.a, { count: 100, intervalS: 0.02, size: 1200 });
+    const ups = await initiator.waitFor('ike-sa-up', 2, 20_000);
+    assert.notEqual(ups[1]!['key_ID'], first!['key_ID']);
+    const result = await busy;
+    assert.equal(result.received, result.sent, 'no ping lost over the rotation');
     for (const a of agents.splice(0)) await a.stop();
   });
 
