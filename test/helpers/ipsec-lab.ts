@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { startTshark } from './tshark.js';
 
 /**
  * Two gateways in network namespaces of their own, joined by a veth pair (outer 10.99.0.1/.2),
@@ -234,30 +235,36 @@ export class IpsecLab {
   /** A capture of IKE on one gateway's outer interface. */
   async capture(g: Gateway): Promise<{ stop(): Promise<IkeEvidence[]> }> {
     const file = join(this.root, `ike-${g.name}-${Date.now()}.pcapng`);
-    const tshark = spawn(
+    const filter = 'udp port 500 or udp port 4500';
+    const tshark = await startTshark([
       'ip',
-      ['netns', 'exec', g.ns, 'tshark', '-i', this.veth(g), '-f', 'udp port 500 or udp port 4500', '-w', file, '-q'],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let said = '';
-    await new Promise<void>((resolve, reject) => {
-      tshark.stderr!.on('data', (d: Buffer) => {
-        said += d.toString();
-        if (said.includes('Capturing on')) resolve();
-      });
-      tshark.once('exit', (code) => reject(new Error(`tshark exited (${code}): ${said.trim()}`)));
-    });
-    await new Promise((r) => setTimeout(r, 700));
+      'netns',
+      'exec',
+      g.ns,
+      'tshark',
+      '-i',
+      this.veth(g),
+      '-f',
+      filter,
+      '-w',
+      file,
+      '-q',
+    ]);
     return {
       stop: async () => {
-        await new Promise((r) => setTimeout(r, 300));
-        await new Promise((resolve) => {
-          tshark.once('exit', resolve);
-          tshark.kill('SIGINT');
-        });
+        await tshark.stop();
         return readIke(file);
       },
     };
+  }
+
+  /** Checks the peers, makes the network and starts both daemons. */
+  async start(): Promise<void> {
+    const missing = peerMissing(this.daemon);
+    if (missing) throw new Error(`${this.daemon} tests: ${missing}`);
+    this.network();
+    await this.startDaemon(this.a);
+    await this.startDaemon(this.b);
   }
 
   async stop(): Promise<void> {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { freePorts } from '../../../src/cli/ports.js';
 import { AgentProcess, agentConfig, startDemo } from '../../helpers/ipsec-agents.js';
-import { IpsecLab, peerMissing, type Gateway } from '../../helpers/ipsec-lab.js';
+import { IpsecLab, type Gateway } from '../../helpers/ipsec-lab.js';
 import { IpsecAgent } from '../../../src/integrations/ipsec/ipsec-agent.js';
 import { LibreswanGateway } from '../../../src/integrations/ipsec/libreswan.js';
 import { KeyRing } from '../../../src/sae/key-ring.js';
@@ -34,11 +34,7 @@ describe('IPsec with QKD PPKs: two Libreswan gateways in network namespaces (IKE
   const agents: AgentProcess[] = [];
 
   before(async () => {
-    const missing = peerMissing('libreswan');
-    if (missing) throw new Error(`Libreswan tests: ${missing}`);
-    lab.network();
-    await lab.startDaemon(lab.a);
-    await lab.startDaemon(lab.b);
+    await lab.start();
     demo = await startDemo();
   });
   after(async () => {

@@ -6,7 +6,7 @@ import type { IpsecConnection } from '../../../src/integrations/ipsec/gateway.js
 import { StrongSwanGateway } from '../../../src/integrations/ipsec/strongswan.js';
 import { ViciClient } from '../../../src/integrations/ipsec/vici/client.js';
 import { KeyRing } from '../../../src/sae/key-ring.js';
-import { IpsecLab, peerMissing, type Gateway } from '../../helpers/ipsec-lab.js';
+import { IpsecLab, type Gateway } from '../../helpers/ipsec-lab.js';
 import { readFileSync } from 'node:fs';
 
 /** The agents with their rings fed by hand, so that one side can be given a different key. */
@@ -48,13 +48,24 @@ describe('strongSwan gateways refuse what is not the agreed PPK', () => {
   };
   const key = () => ({ keyId: randomUUID(), key: randomBytes(32) });
   const vici = async (gw: Gateway) => ViciClient.connect(lab.vici(gw));
+  /** A connection `plain` at gateway A with no PPK at all: it does not send USE_PPK. */
+  const loadPlainConnection = async (c: ViciClient) => {
+    const a = connection(lab.a);
+    await c.call('load-conn', {
+      plain: {
+        version: 2,
+        local_addrs: [a.localAddr],
+        remote_addrs: [a.remoteAddr],
+        proposals: ['aes256-sha256-x25519'],
+        local: { auth: 'psk', id: a.localId },
+        remote: { auth: 'psk', id: a.remoteId },
+        children: { net: { local_ts: [a.localTs], remote_ts: [a.remoteTs] } },
+      },
+    });
+  };
 
   before(async () => {
-    const missing = peerMissing('strongswan');
-    if (missing) throw new Error(`strongSwan tests: ${missing}`);
-    lab.network();
-    await lab.startDaemon(lab.a);
-    await lab.startDaemon(lab.b);
+    await lab.start();
   });
   after(async () => {
     for (const a of agents) await a.stop().catch(() => undefined);
@@ -95,19 +106,7 @@ describe('strongSwan gateways refuse what is not the agreed PPK', () => {
     await pair();
     const c = await vici(lab.a);
     try {
-      const noPpk = connection(lab.a);
-      // A peer configured without a PPK at all: it does not send USE_PPK.
-      await c.call('load-conn', {
-        plain: {
-          version: 2,
-          local_addrs: [noPpk.localAddr],
-          remote_addrs: [noPpk.remoteAddr],
-          proposals: ['aes256-sha256-x25519'],
-          local: { auth: 'psk', id: noPpk.localId },
-          remote: { auth: 'psk', id: noPpk.remoteId },
-          children: { net: { local_ts: [noPpk.localTs], remote_ts: [noPpk.remoteTs] } },
-        },
-      });
+      await loadPlainConnection(c);
       await assert.rejects(c.call('initiate', { ike: 'plain', child: 'net', timeout: 5000 }), /failed/);
       await c.call('unload-conn', { name: 'plain' });
     } finally {
@@ -124,18 +123,7 @@ describe('strongSwan gateways refuse what is not the agreed PPK', () => {
     await agents[1]!.settled();
     const c = await vici(lab.a);
     try {
-      const noPpk = connection(lab.a);
-      await c.call('load-conn', {
-        plain: {
-          version: 2,
-          local_addrs: [noPpk.localAddr],
-          remote_addrs: [noPpk.remoteAddr],
-          proposals: ['aes256-sha256-x25519'],
-          local: { auth: 'psk', id: noPpk.localId },
-          remote: { auth: 'psk', id: noPpk.remoteId },
-          children: { net: { local_ts: [noPpk.localTs], remote_ts: [noPpk.remoteTs] } },
-        },
-      });
+      await loadPlainConnection(c);
       await c.call('initiate', { ike: 'plain', child: 'net', timeout: 5000 });
       const sas = (await c.stream('list-sas', 'list-sa', { ike: 'plain' })).flatMap((m) => Object.values(m));
       assert.equal((sas[0] as Record<string, unknown>)['ppk'], undefined, 'no PPK in this SA');

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { freePorts } from '../../../src/cli/ports.js';
 import { ViciClient } from '../../../src/integrations/ipsec/vici/client.js';
 import { AgentProcess, agentConfig, startDemo } from '../../helpers/ipsec-agents.js';
-import { IpsecLab, peerMissing } from '../../helpers/ipsec-lab.js';
+import { IpsecLab } from '../../helpers/ipsec-lab.js';
 import { eventually } from '../../helpers/two-kmes.js';
 
 const USE_PPK = 16435;
@@ -30,11 +30,7 @@ describe('IPsec with QKD PPKs: two strongSwan gateways in network namespaces', (
   };
 
   before(async () => {
-    const missing = peerMissing('strongswan');
-    if (missing) throw new Error(`strongSwan tests: ${missing}`);
-    lab.network();
-    await lab.startDaemon(lab.a);
-    await lab.startDaemon(lab.b);
+    await lab.start();
     demo = await startDemo();
   });
   after(async () => {
