@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { freePorts } from '../../src/cli/ports.js';
 import { FrameReader, writeFrame } from '../../src/sae/agreement/framing.js';
-import { AgreementError } from '../../src/sae/agreement/messages.js';
+import { AgreementError, keyProof, type Offer } from '../../src/sae/agreement/messages.js';
 import type { AgreedKeys } from '../../src/sae/agreement/types.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 import { initiatorFor, responderFor, saeOf } from './sae-fixture.js';
@@ -119,6 +119,100 @@ describe('SAE-to-SAE key agreement', () => {
     }
   });
 
+  /** A responder that follows the protocol up to `stopAfter`, then drops the connection. */
+  async function brokenResponder(stopAfter: 'confirm' | 'old-version') {
+    const { tls, kme } = saeOf(sites, 'sae-b1');
+    const seen: string[] = [];
+    const server = createServer({ ...tls, requestCert: true }, (socket) => {
+      socket.on('error', () => undefined);
+      const reader = new FrameReader(socket);
+      void (async () => {
+        const offer = (await reader.next(5000)) as Offer;
+        seen.push('offer');
+        if (stopAfter === 'old-version') {
+          writeFrame(socket, { v: 1, type: 'error', code: 'unsupported_version', message: 'protocol version 2' });
+          return;
+        }
+        const got = await kme.getKeysWithIds(offer.master, offer.key_IDs);
+        const keys = got.keys.map((k) => Buffer.from(k.key, 'base64'));
+        writeFrame(socket, { v: 2, type: 'ack', exchange: offer.exchange, proof: keyProof('ack', offer, keys) });
+        const confirm = (await reader.next(5000)) as { type: string; proof: string };
+        if (confirm.type === 'confirm' && confirm.proof === keyProof('confirm', offer, keys)) seen.push('confirm');
+        socket.destroy(); // dies before its `done`
+      })().catch(() => socket.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const close = async () => {
+      await kme.close();
+      await new Promise((r) => server.close(r));
+    };
+    return { port: (server.address() as AddressInfo).port, seen, close };
+  }
+
+  it('an initiator whose responder dies after the confirm uses no keys', async () => {
+    const broken = await brokenResponder('confirm');
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', broken.port);
+    try {
+      await assert.rejects(initiator.agree(2), (err: AgreementError) => {
+        assert.ok(err instanceof AgreementError);
+        assert.equal(err.code, 'timeout');
+        assert.match(err.message, /responder did not confirm the keys/);
+        return true;
+      });
+      assert.deepEqual(broken.seen, ['offer', 'confirm'], 'the responder got a valid confirm before it died');
+    } finally {
+      initiator.close();
+      await broken.close();
+    }
+  });
+
+  it('a responder whose initiator dies after the ack wipes the keys and hands on none', async () => {
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
+    let handed = 0;
+    responder.on('keys', () => handed++);
+    const failed = failureNext(responder);
+    const { port } = await responder.listen();
+    const { kme } = saeOf(sites, 'sae-a1');
+    const { socket, reader } = await rawClient(sites, 'sae-a1', port);
+    try {
+      const got = await kme.getKeys('sae-b1', { number: 2 });
+      const keys = got.keys.map((k) => Buffer.from(k.key, 'base64'));
+      const offer: Offer = {
+        v: 2,
+        type: 'offer',
+        exchange: randomUUID(),
+        master: 'sae-a1',
+        slave: 'sae-b1',
+        key_IDs: got.keys.map((k) => k.key_ID),
+      };
+      writeFrame(socket, offer);
+      const ack = (await reader.next(3000)) as { type: string; proof: string };
+      assert.equal(ack.type, 'ack');
+      assert.equal(ack.proof, keyProof('ack', offer, keys), 'the responder held the keys');
+      socket.destroy(); // dies before its confirm
+      const failure = await failed;
+      assert.equal(failure.code, 'timeout');
+      assert.match(failure.message, /initiator did not confirm/);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(handed, 0, 'no keys handed on');
+    } finally {
+      socket.destroy();
+      await kme.close();
+      await responder.close();
+    }
+  });
+
+  it('reads an older peer’s refusal of this protocol version', async () => {
+    const broken = await brokenResponder('old-version');
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', broken.port);
+    try {
+      await assert.rejects(initiator.agree(1), (err: AgreementError) => err.code === 'unsupported_version');
+    } finally {
+      initiator.close();
+      await broken.close();
+    }
+  });
+
   it('refuses offers from an SAE that is not an allowed master', async () => {
     const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
     const { port } = await responder.listen();
@@ -140,7 +234,7 @@ describe('SAE-to-SAE key agreement', () => {
     const { port } = await responder.listen();
     const { socket, reader } = await rawClient(sites, 'sae-a1', port);
     const offer = (over: Record<string, unknown>) => ({
-      v: 1,
+      v: 2,
       type: 'offer',
       exchange: randomUUID(),
       master: 'sae-a1',
@@ -160,7 +254,8 @@ describe('SAE-to-SAE key agreement', () => {
       const real = await kme.getKeys('sae-b2', { number: 1 }); // addressed to another slave
       assert.equal(await ask(offer({ key_IDs: [real.keys[0]!.key_ID] })), 'kme_refused');
       assert.equal(await ask(offer({ key_IDs: [real.keys[0]!.key_ID] })), 'replay');
-      assert.equal(await ask({ ...offer({}), v: 2 }), 'unsupported_version');
+      assert.equal(await ask({ ...offer({}), v: 1 }), 'unsupported_version', 'version 1 had no done');
+      assert.equal(await ask({ ...offer({}), v: 3 }), 'unsupported_version');
     } finally {
       socket.destroy();
       await responder.close();

@@ -21,7 +21,8 @@ export interface InitiatorOptions {
 /**
  * The initiator side of the key agreement: connects to the responder first (no keys are taken
  * while the peer is unreachable), gets keys from its KME, offers their IDs, checks the responder's
- * proof and confirms. A failed exchange wipes its keys.
+ * proof, confirms, and uses the keys once the responder says it is done. A failed exchange wipes
+ * its keys.
  */
 export class Initiator {
   readonly #opts: InitiatorOptions;
@@ -102,7 +103,7 @@ export class Initiator {
     };
     try {
       writeFrame(socket, offer);
-      const reply = await this.#reply(reader);
+      const reply = await this.#reply(reader, 'acknowledge');
       if (reply.type === 'error') throw new AgreementError(reply.code, `responder refused: ${reply.message}`);
       if (reply.type !== 'ack' || reply.exchange !== offer.exchange) {
         throw new AgreementError('bad_message', 'expected the acknowledgement of this exchange');
@@ -116,6 +117,15 @@ export class Initiator {
         exchange: offer.exchange,
         proof: keyProof('confirm', offer, keys),
       });
+      // Only the responder's `done` shows it kept the keys: without it they are never used here.
+      const done = await this.#reply(reader, 'confirm the keys');
+      if (done.type === 'error') throw new AgreementError(done.code, `responder refused: ${done.message}`);
+      if (done.type !== 'done' || done.exchange !== offer.exchange) {
+        throw new AgreementError('bad_message', 'expected the responder to finish this exchange');
+      }
+      if (!proofMatches(keyProof('done', offer, keys), done.proof)) {
+        throw new AgreementError('bad_proof', 'responder holds different keys');
+      }
     } catch (err) {
       for (const k of keys) k.fill(0);
       this.#drop();
@@ -130,12 +140,12 @@ export class Initiator {
     };
   }
 
-  async #reply(reader: FrameReader) {
+  async #reply(reader: FrameReader, step = 'acknowledge') {
     try {
       return parseMessage(await reader.next(this.#opts.timeoutMs ?? 30_000));
     } catch (err) {
       if (err instanceof AgreementError) throw err;
-      throw new AgreementError('timeout', `responder did not acknowledge: ${(err as Error).message}`);
+      throw new AgreementError('timeout', `responder did not ${step}: ${(err as Error).message}`);
     }
   }
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { peerIdentity } from '../../auth/tls-identity.js';
 import { KmeError, type KmeClient } from '../kme-client.js';
-import { FrameReader, writeFrame } from './framing.js';
+import { FrameReader, writeFrame, writeFrameFlushed } from './framing.js';
 import { AgreementError, keyProof, parseMessage, proofMatches, PROTOCOL_VERSION, type Offer } from './messages.js';
 import type { AgreedKeys, SaeTls } from './types.js';
 import { ReplayGuard } from './replay-guard.js';
@@ -29,7 +29,8 @@ export interface ResponderEvents {
 /**
  * The responder side of the key agreement: accepts offers from known master SAEs over mutual TLS,
  * fetches the offered keys from its own KME, proves it holds them, and hands them on only when the
- * initiator has confirmed. Keys of an exchange that does not complete are wiped, never used.
+ * initiator has confirmed and its `done` is on the wire. Keys of an exchange that does not complete
+ * are wiped, never used.
  */
 export class Responder extends EventEmitter<ResponderEvents> {
   readonly #opts: ResponderOptions;
@@ -145,6 +146,15 @@ export class Responder extends EventEmitter<ResponderEvents> {
       if (!proofMatches(keyProof('confirm', offer, keys), confirm.proof)) {
         throw new AgreementError('bad_proof', 'initiator holds different keys');
       }
+      const done = {
+        v: PROTOCOL_VERSION,
+        type: 'done',
+        exchange: offer.exchange,
+        proof: keyProof('done', offer, keys),
+      };
+      await writeFrameFlushed(socket, done).catch((err: Error) => {
+        throw new AgreementError('timeout', `could not finish the exchange: ${err.message}`);
+      });
     } catch (err) {
       for (const k of keys) k.fill(0);
       throw err;
