@@ -23,6 +23,8 @@ stunnel4) with the same keys: a safe configuration, a PSKsecrets file, SIGHUP on
         agrees keys with the server side; plaintext accepted on --listen goes over TLS to --server
   --mode psk_ke|psk_dhe_ke      (default psk_ke: the PSK alone, quantum-safe as long as the key is)
   --rotate-every SECONDS        client: a new key this often (default 300)
+  --rotate-uses N               client (qks tunnel): a new key after N connections on one key
+  --rotate-bytes N              client (qks tunnel): a new key after N bytes (both ways) on one key
   --max-connection-age SECONDS  client (qks tunnel): connections older than this are closed and
                                 reopened with the current key (default: twice --rotate-every)
   --dir DIR                     qks stunnel: where its configuration, secrets and log go
@@ -39,6 +41,7 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
       mode: { type: 'string', default: 'psk_ke' },
       dir: { type: 'string' },
       'max-connection-age': { type: 'string' },
+      'rotate-bytes': { type: 'string' },
     },
   });
   if (v.mode !== 'psk_ke' && v.mode !== 'psk_dhe_ke') throw new UsageError('--mode must be psk_ke or psk_dhe_ke');
@@ -90,7 +93,16 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
       });
       stops.unshift(() => initiator.close());
       const every = (count(v['rotate-every'], '--rotate-every') ?? 300) * 1000;
-      const rotation = new Rotation(() => initiator.agree(1), ring, { maxAgeMs: every });
+      const uses = count(v['rotate-uses'], '--rotate-uses');
+      const bytes = count(v['rotate-bytes'], '--rotate-bytes');
+      if (engine === 'stunnel' && (uses || bytes)) {
+        throw new UsageError('qks stunnel cannot count uses or bytes: rotate it with --rotate-every');
+      }
+      const rotation = new Rotation(() => initiator.agree(1), ring, {
+        maxAgeMs: every,
+        ...(uses ? { maxUses: uses } : {}),
+        ...(bytes ? { maxBytes: bytes } : {}),
+      });
       rotation.on('error', (e) => print({ event: 'error', message: e.message }));
       stops.unshift(() => rotation.stop());
       await rotation.start();
@@ -103,6 +115,9 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
         const tunnel = new TunnelClient({ listen, server, keys: ring, mode, maxConnectionAgeMs: maxAge });
         tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
         tunnel.on('refused', (r) => print({ event: 'refused', reason: r.reason }));
+        // Each connection is a use of its key, and what it carries counts against the key's bytes.
+        tunnel.on('connection', (c) => rotation.recordUse(0, c.keyId));
+        tunnel.on('traffic', (t) => rotation.recordBytes(t.bytes, t.keyId));
         print({ event: 'listening', ...(await tunnel.listen()), mode });
         stops.unshift(() => tunnel.close());
       }

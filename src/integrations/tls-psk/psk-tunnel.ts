@@ -20,6 +20,8 @@ export interface TunnelEvents {
   connection: [{ keyId: string; mode: PskMode }];
   /** A connection refused or dropped, with the reason (never key material). */
   refused: [{ reason: string }];
+  /** Plaintext carried under a key, either way (the client side counts it for rotation by bytes). */
+  traffic: [{ keyId: string; bytes: number }];
 }
 
 /**
@@ -181,6 +183,9 @@ export class TunnelClient extends Tunnel {
         const timer = setTimeout(() => tls.destroy(), this.#opts.maxConnectionAgeMs);
         tls.once('close', () => clearTimeout(timer));
       }
+      const carried = (chunk: Buffer) => this.emit('traffic', { keyId: key.keyId, bytes: chunk.length });
+      plain.on('data', carried);
+      tls.on('data', carried);
       splice(plain, tls);
       plain.resume();
     });
