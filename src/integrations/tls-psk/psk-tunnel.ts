@@ -8,7 +8,15 @@ import {
 } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { KeyRing } from '../../sae/key-ring.js';
-import { clientPskOptions, modeAcceptable, negotiatedMode, serverPskOptions, type PskMode } from './psk-tls.js';
+import { negotiatedServerMode, peekClientHello } from './client-hello.js';
+import {
+  clientPskOptions,
+  modeAcceptable,
+  negotiatedMode,
+  serverPskOptions,
+  SERVER_GROUPS,
+  type PskMode,
+} from './psk-tls.js';
 
 export interface Endpoint {
   readonly host: string;
@@ -43,6 +51,8 @@ function splice(a: Socket, b: Socket): void {
 }
 
 const HALF_OPEN = { allowHalfOpen: true } as const;
+
+const peerOf = (s: Socket) => `${s.remoteAddress}|${s.remotePort}`;
 
 abstract class Tunnel extends EventEmitter<TunnelEvents> {
   protected server: Server | undefined;
@@ -83,6 +93,8 @@ export interface TunnelServerOptions {
 export class TunnelServer extends Tunnel {
   readonly #opts: TunnelServerOptions;
   readonly #identities = new WeakMap<TLSSocket, string>();
+  /** The mode each connection's ClientHello will get, by its remote address and port. */
+  readonly #modes = new Map<string, PskMode>();
 
   constructor(opts: TunnelServerOptions) {
     super();
@@ -91,7 +103,7 @@ export class TunnelServer extends Tunnel {
 
   listen(): Promise<Endpoint> {
     const { keys, mode, target } = this.#opts;
-    const server = createTlsServer({
+    const tlsServer = createTlsServer({
       ...HALF_OPEN,
       ...serverPskOptions(mode),
       // Any key the ring still holds: a client may connect with the previous key for a moment.
@@ -101,9 +113,10 @@ export class TunnelServer extends Tunnel {
         return key?.key ?? null;
       },
     });
-    server.on('tlsClientError', (err) => this.emit('refused', { reason: err.message }));
-    server.on('secureConnection', (tls: TLSSocket) => {
+    tlsServer.on('tlsClientError', (err) => this.emit('refused', { reason: err.message }));
+    tlsServer.on('secureConnection', (tls: TLSSocket) => {
       this.track(tls);
+      const negotiated = this.#modes.get(peerOf(tls));
       // A handshake that never asked for the external PSK resumed an earlier session: it is not
       // keyed from a current QKD key. (Node keeps no server session cache, so this should not
       // happen; the check makes sure.)
@@ -113,13 +126,41 @@ export class TunnelServer extends Tunnel {
         tls.destroy();
         return;
       }
-      // OpenSSL has enforced the mode already (see serverPskOptions); Node cannot show it here.
-      this.emit('connection', { keyId, mode });
+      if (negotiated === undefined) {
+        tls.destroy();
+        return;
+      }
+      this.emit('connection', { keyId, mode: negotiated });
       const plain = createConnection({ ...target, ...HALF_OPEN });
       this.track(plain);
       splice(tls, plain);
     });
-    return this.listenOn(server, this.#opts.listen);
+    // TCP first: the ClientHello is read (and put back) to learn the mode before TLS starts.
+    const front = createTcpServer(HALF_OPEN, (raw) => {
+      this.track(raw);
+      raw.on('error', () => raw.destroy());
+      peekClientHello(raw).then(
+        (offer) => {
+          const negotiated = negotiatedServerMode(offer, mode, SERVER_GROUPS[mode].ids);
+          if (negotiated === undefined || !modeAcceptable(mode, negotiated)) {
+            const weaker = offer.pskModes.includes(0) && !offer.pskModes.includes(1);
+            const reason = weaker ? `client offers psk_ke only, weaker than ${mode}` : `no ${mode} handshake possible`;
+            this.emit('refused', { reason });
+            raw.destroy();
+            return;
+          }
+          const peer = peerOf(raw);
+          this.#modes.set(peer, negotiated);
+          raw.once('close', () => this.#modes.delete(peer));
+          tlsServer.emit('connection', raw);
+        },
+        (err: Error) => {
+          this.emit('refused', { reason: err.message });
+          raw.destroy();
+        },
+      );
+    });
+    return this.listenOn(front, this.#opts.listen);
   }
 }
 
