@@ -25,8 +25,9 @@ stunnel4) with the same keys: a safe configuration, a PSKsecrets file, SIGHUP on
   --rotate-every SECONDS        client: a new key this often (default 300)
   --rotate-uses N               client (qks tunnel): a new key after N connections on one key
   --rotate-bytes N              client (qks tunnel): a new key after N bytes (both ways) on one key
-  --max-connection-age SECONDS  client (qks tunnel): connections older than this are closed and
-                                reopened with the current key (default: twice --rotate-every)
+  --max-connection-age SECONDS  qks tunnel: connections older than this are ended gracefully and
+                                reopened with the current key (client default: twice
+                                --rotate-every; server default: none)
   --dir DIR                     qks stunnel: where its configuration, secrets and log go
 `;
 
@@ -78,6 +79,9 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
         target: hostPort(v.target, '--target'),
         keys: ring,
         mode,
+        ...(v['max-connection-age']
+          ? { maxConnectionAgeMs: count(v['max-connection-age'], '--max-connection-age')! * 1000 }
+          : {}),
       });
       tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
       tunnel.on('refused', (r) => print({ event: 'refused', reason: r.reason }));

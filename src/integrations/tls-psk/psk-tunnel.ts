@@ -9,6 +9,7 @@ import {
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { KeyRing } from '../../sae/key-ring.js';
 import { negotiatedServerMode, peekClientHello } from './client-hello.js';
+import { DEFAULT_CLOSE_GRACE_MS, endAtAge, splice } from './splice.js';
 import {
   clientPskOptions,
   modeAcceptable,
@@ -30,24 +31,22 @@ export interface TunnelEvents {
   refused: [{ reason: string }];
   /** Plaintext carried under a key, either way (the client side counts it for rotation by bytes). */
   traffic: [{ keyId: string; bytes: number }];
+  /** A connection reached its maximum age and is being ended gracefully. */
+  aged: [{ keyId: string }];
 }
 
-/**
- * Joins two sockets both ways. pipe() respects back-pressure and passes an end of stream on, so a
- * half-close (the application is done sending but still reads) crosses the tunnel; the sockets are
- * half-open for that. A socket that closes or fails takes the other with it.
- */
-function splice(a: Socket, b: Socket): void {
-  a.pipe(b);
-  b.pipe(a);
-  const close = () => {
-    a.destroy();
-    b.destroy();
-  };
-  a.once('close', close);
-  b.once('close', close);
-  a.on('error', close);
-  b.on('error', close);
+/** Both sides: how long a connection may live on its key, and how long its graceful end may take. */
+export interface ConnectionAgeOptions {
+  /**
+   * Longest life of one tunnelled connection (ms). Then this side stops taking data from its
+   * local socket, flushes what it took, and ends the TLS connection; everything the other side
+   * still sends is delivered, and the local socket is ended after it. The application sees its
+   * TCP connection closed, as if the remote service had closed it, and reconnects with the
+   * current key.
+   */
+  readonly maxConnectionAgeMs?: number;
+  /** How long that graceful end, or delivery to a slow reader after a clean close, may take (ms). */
+  readonly closeGraceMs?: number;
 }
 
 const HALF_OPEN = { allowHalfOpen: true } as const;
@@ -81,7 +80,7 @@ abstract class Tunnel extends EventEmitter<TunnelEvents> {
   }
 }
 
-export interface TunnelServerOptions {
+export interface TunnelServerOptions extends ConnectionAgeOptions {
   readonly listen: Endpoint;
   /** Where the plaintext goes. */
   readonly target: Endpoint;
@@ -133,7 +132,10 @@ export class TunnelServer extends Tunnel {
       this.emit('connection', { keyId, mode: negotiated });
       const plain = createConnection({ ...target, ...HALF_OPEN });
       this.track(plain);
-      splice(tls, plain);
+      const grace = this.#opts.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
+      splice(tls, plain, grace);
+      const { maxConnectionAgeMs } = this.#opts;
+      if (maxConnectionAgeMs) endAtAge(tls, plain, maxConnectionAgeMs, grace, () => this.emit('aged', { keyId }));
     });
     // TCP first: the ClientHello is read (and put back) to learn the mode before TLS starts.
     const front = createTcpServer(HALF_OPEN, (raw) => {
@@ -164,17 +166,12 @@ export class TunnelServer extends Tunnel {
   }
 }
 
-export interface TunnelClientOptions {
+export interface TunnelClientOptions extends ConnectionAgeOptions {
   readonly listen: Endpoint;
   /** The tunnel server. */
   readonly server: Endpoint;
   readonly keys: KeyRing;
   readonly mode: PskMode;
-  /**
-   * Longest life of one tunnelled connection (ms): after it, the connection is closed so that its
-   * replacement uses the current key. The application sees its TCP connection closed.
-   */
-  readonly maxConnectionAgeMs?: number;
 }
 
 /** The client side: accepts plaintext locally and carries it to the tunnel server. */
@@ -220,14 +217,15 @@ export class TunnelClient extends Tunnel {
         return;
       }
       this.emit('connection', { keyId: key.keyId, mode: negotiated });
-      if (this.#opts.maxConnectionAgeMs) {
-        const timer = setTimeout(() => tls.destroy(), this.#opts.maxConnectionAgeMs);
-        tls.once('close', () => clearTimeout(timer));
-      }
       const carried = (chunk: Buffer) => this.emit('traffic', { keyId: key.keyId, bytes: chunk.length });
       plain.on('data', carried);
       tls.on('data', carried);
-      splice(plain, tls);
+      const grace = this.#opts.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
+      splice(plain, tls, grace);
+      const { maxConnectionAgeMs } = this.#opts;
+      if (maxConnectionAgeMs) {
+        endAtAge(tls, plain, maxConnectionAgeMs, grace, () => this.emit('aged', { keyId: key.keyId }));
+      }
       plain.resume();
     });
     tls.once('error', (err) => {
