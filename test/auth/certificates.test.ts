@@ -112,6 +112,21 @@ describe('certificates: who may speak to a KME', () => {
       'an SAE CA certificate naming a KME': await statusWith(kmeNamed),
     };
     assert.deepEqual(refused, Object.fromEntries(Object.keys(refused).map((k) => [k, '401 ""'])));
+    // Each refusal is logged with what the caller presented: its certificate's names, verified or not.
+    const refusals = readFileSync(join(sites.deployment.dir, 'kme-a.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('refused: not authenticated'))
+      .map((l) => JSON.parse(l) as { presented?: { certificate?: { san: string; verified: boolean; error?: string } } });
+    const certs = refusals.map((r) => r.presented?.certificate);
+    assert.ok(certs.includes(undefined), 'no certificate: nothing presented');
+    const named = (uri: string, verified: boolean) =>
+      certs.filter((c) => c?.san.includes(uri) && c.verified === verified).length;
+    assert.ok(named('URI:urn:qks:sae:sae-a1', false) >= 3, 'another CA’s, expired and future SAE certificates');
+    assert.ok(
+      certs.some((c) => c?.san.includes('sae-a1') && /expired/i.test(c.error ?? '')),
+      'with the reason OpenSSL gave',
+    );
+    assert.ok(named('URI:urn:qks:kme:kme-a', true) >= 1, 'a valid certificate that names a KME, not an SAE');
     // The same CA and validity rules let a proper certificate in: the refusals above were for cause.
     const fresh = write('fresh', await issueCertificate(saeCa(), saeRequest('sae-a1')));
     assert.equal(await statusWith(fresh), '200');
