@@ -52,8 +52,11 @@ describe('KmeClient, the SDK’s ETSI client', () => {
       ).keys,
       got.keys,
     );
-    const one = await kme.getKeysByQuery('sae-b1', 1, 64).catch(() => undefined);
-    if (one) assertSameKeys((await b1.getKeyWithId('sae-a1', one.keys[0]!.key_ID)).keys, one.keys);
+    // The GET forms: enc_keys with number and size as query parameters, dec_keys with one key_ID.
+    const one = await kme.getKeysByQuery('sae-b1', 1, 64);
+    assert.equal(one.keys.length, 1);
+    assert.equal(Buffer.from(one.keys[0]!.key, 'base64').length, 8, 'size 64 bits');
+    assertSameKeys((await b1.getKeyWithId('sae-a1', one.keys[0]!.key_ID)).keys, one.keys);
     await Promise.all([kme.close(), b1.close()]);
   });
 
