@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { freePorts } from '../../src/cli/ports.js';
+import { createCa, issueCertificate } from '../../src/pki/certificates.js';
 import { FrameReader, writeFrame } from '../../src/sae/agreement/framing.js';
 import { AgreementError, keyProof, type Offer } from '../../src/sae/agreement/messages.js';
 import type { AgreedKeys } from '../../src/sae/agreement/types.js';
@@ -210,6 +211,74 @@ describe('SAE-to-SAE key agreement', () => {
     } finally {
       initiator.close();
       await broken.close();
+    }
+  });
+
+  it('refuses a connection with no client certificate, or one of another CA naming the master', async () => {
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
+    let handed = 0;
+    responder.on('keys', () => handed++);
+    const { port } = await responder.listen();
+    const { tls } = saeOf(sites, 'sae-a1');
+    const foreignCa = await createCa('QKS SAE CA'); // the same name, another key
+    const forged = await issueCertificate(foreignCa, {
+      commonName: 'sae-a1',
+      entity: { kind: 'sae', id: 'sae-a1' },
+      client: true,
+    });
+    /** Connects with `creds`, sends an offer, and reports how the responder answered. */
+    const attempt = (creds: { cert?: string | Buffer; key?: string | Buffer }) =>
+      new Promise<string>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port, ca: tls.ca, ...creds, checkServerIdentity: () => undefined });
+        socket.once('secureConnect', () =>
+          writeFrame(socket, {
+            v: 2,
+            type: 'offer',
+            exchange: randomUUID(),
+            master: 'sae-a1',
+            slave: 'sae-b1',
+            key_IDs: [randomUUID()],
+          }),
+        );
+        new FrameReader(socket).next(3000).then(
+          (reply) => resolve(`answered ${JSON.stringify(reply)}`),
+          (err: Error) => resolve(`refused: ${err.message}`),
+        );
+        socket.on('error', () => undefined);
+      });
+    try {
+      assert.match(await attempt({}), /^refused/, 'no client certificate');
+      assert.match(await attempt({ cert: forged.cert, key: forged.key }), /^refused/, 'another CA’s certificate');
+      assert.equal(handed, 0);
+      // The same path with the real certificate gets an answer (a kme_refused for the made-up key ID).
+      assert.match(await attempt({ cert: tls.cert, key: tls.key }), /kme_refused/);
+    } finally {
+      await responder.close();
+    }
+  });
+
+  it('an initiator refuses a responder whose certificate another CA issued', async () => {
+    const foreignCa = await createCa('QKS SAE CA');
+    const forged = await issueCertificate(foreignCa, {
+      commonName: 'sae-b1',
+      entity: { kind: 'sae', id: 'sae-b1' },
+      client: true,
+      server: { dns: ['localhost'], ips: ['127.0.0.1'] },
+    });
+    const server = createServer({ cert: forged.cert, key: forged.key }, (s) => s.destroy());
+    server.on('tlsClientError', () => undefined);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', (server.address() as AddressInfo).port, 500);
+    const delivered = async () =>
+      ((await sites.sae('sae-a1').get('/api/v1/information/info')).body as { keys_delivered: { to_masters: number } })
+        .keys_delivered.to_masters;
+    const before = await delivered();
+    try {
+      await assert.rejects(initiator.agree(1), (err: AgreementError) => err.code === 'timeout');
+      assert.equal(await delivered(), before, 'no key was taken for an impostor');
+    } finally {
+      initiator.close();
+      await new Promise((r) => server.close(r));
     }
   });
 
