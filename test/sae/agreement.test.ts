@@ -9,6 +9,7 @@ import { FrameReader, writeFrame } from '../../src/sae/agreement/framing.js';
 import { AgreementError, keyProof, type Offer } from '../../src/sae/agreement/messages.js';
 import type { AgreedKeys } from '../../src/sae/agreement/types.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { Responder } from '../../src/sae/agreement/responder.js';
 import { initiatorFor, responderFor, saeOf } from './sae-fixture.js';
 
 const agreedNext = (responder: ReturnType<typeof responderFor>) =>
@@ -33,7 +34,7 @@ async function rawClient(
 describe('SAE-to-SAE key agreement', () => {
   let sites: TwoSites;
   before(async () => {
-    sites = await startSites();
+    sites = await startSites({ access: { admins: ['sae-b2'] } }); // sae-b2 sets preferences at kme-b
     const { kme } = saeOf(sites, 'sae-a1');
     await eventually(async () => (await kme.status('sae-b1')).stored_key_count > 100, 10_000);
   });
@@ -200,6 +201,47 @@ describe('SAE-to-SAE key agreement', () => {
       socket.destroy();
       await kme.close();
       await responder.close();
+    }
+  });
+
+  it('waits as long as the SAE’s key_exchange_timeout preference says', async () => {
+    const setTimeoutPref = (seconds: number) =>
+      sites.sae('sae-b2').post('/api/v1/preferences/preference', {
+        name: 'key_exchange_timeout',
+        value: seconds,
+        SAE_ID: 'sae-b1',
+      });
+    assert.equal((await setTimeoutPref(1)).status, 200);
+    const { kme, tls } = saeOf(sites, 'sae-b1');
+    // No timeoutMs: the responder asks its KME for sae-b1's preference.
+    const responder = new Responder({ saeId: 'sae-b1', peers: ['sae-a1'], kme, tls });
+    const failed = failureNext(responder);
+    const { port } = await responder.listen();
+    const master = saeOf(sites, 'sae-a1').kme;
+    const { socket, reader } = await rawClient(sites, 'sae-a1', port);
+    try {
+      const got = await master.getKeys('sae-b1', { number: 1 });
+      writeFrame(socket, {
+        v: 2,
+        type: 'offer',
+        exchange: randomUUID(),
+        master: 'sae-a1',
+        slave: 'sae-b1',
+        key_IDs: got.keys.map((k) => k.key_ID),
+      });
+      assert.equal(((await reader.next(3000)) as { type: string }).type, 'ack');
+      const acked = Date.now();
+      // … and never confirms: the responder gives up after 1 s, not the default 30 s.
+      const failure = await failed;
+      const waited = Date.now() - acked;
+      assert.equal(failure.code, 'timeout');
+      assert.match(failure.message, /within 1000 ms/);
+      assert.ok(waited >= 900 && waited < 5000, `gave up after ${waited} ms`);
+    } finally {
+      socket.destroy();
+      await responder.close();
+      await Promise.all([kme.close(), master.close()]);
+      assert.equal((await setTimeoutPref(30)).status, 200);
     }
   });
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { entityFromAltNames } from '../../auth/tls-identity.js';
 import { KmeError, type KmeClient } from '../kme-client.js';
+import { exchangeTimeoutMs } from './exchange-timeout.js';
 import { FrameReader, writeFrame } from './framing.js';
 import { AgreementError, keyProof, parseMessage, proofMatches, PROTOCOL_VERSION, type Offer } from './messages.js';
 import type { AgreedKeys, SaeTls } from './types.js';
@@ -13,6 +14,7 @@ export interface InitiatorOptions {
   readonly peer: { readonly host: string; readonly port: number };
   readonly kme: KmeClient;
   readonly tls: SaeTls;
+  /** How long to wait for each reply (default: the key_exchange_timeout preference at the KME). */
   readonly timeoutMs?: number;
   /** While the responder is not up yet: how long to keep trying to connect. */
   readonly connectWithinMs?: number;
@@ -28,6 +30,7 @@ export class Initiator {
   readonly #opts: InitiatorOptions;
   #socket: TLSSocket | undefined;
   #reader: FrameReader | undefined;
+  #timeoutMs = 30_000;
 
   constructor(opts: InitiatorOptions) {
     this.#opts = opts;
@@ -39,6 +42,7 @@ export class Initiator {
     for (let attempt = 0; ; attempt++) {
       try {
         const socket = await this.#connectOnce();
+        this.#timeoutMs = await exchangeTimeoutMs(this.#opts.timeoutMs, this.#opts.kme);
         this.#socket = socket;
         this.#reader = new FrameReader(socket);
         return { socket, reader: this.#reader };
@@ -142,7 +146,7 @@ export class Initiator {
 
   async #reply(reader: FrameReader, step = 'acknowledge') {
     try {
-      return parseMessage(await reader.next(this.#opts.timeoutMs ?? 30_000));
+      return parseMessage(await reader.next(this.#timeoutMs));
     } catch (err) {
       if (err instanceof AgreementError) throw err;
       throw new AgreementError('timeout', `responder did not ${step}: ${(err as Error).message}`);

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { peerIdentity } from '../../auth/tls-identity.js';
 import { KmeError, type KmeClient } from '../kme-client.js';
+import { exchangeTimeoutMs } from './exchange-timeout.js';
 import { FrameReader, writeFrame, writeFrameFlushed } from './framing.js';
 import { AgreementError, keyProof, parseMessage, proofMatches, PROTOCOL_VERSION, type Offer } from './messages.js';
 import type { AgreedKeys, SaeTls } from './types.js';
@@ -17,7 +18,7 @@ export interface ResponderOptions {
   readonly tls: SaeTls;
   readonly host?: string;
   readonly port?: number;
-  /** How long to wait for each message of an exchange. */
+  /** How long to wait for each message of an exchange (default: the key_exchange_timeout preference). */
   readonly timeoutMs?: number;
 }
 
@@ -68,7 +69,8 @@ export class Responder extends EventEmitter<ResponderEvents> {
     socket.on('error', () => undefined);
     const peer = peerIdentity(socket, 'sae');
     const reader = new FrameReader(socket);
-    const timeout = this.#opts.timeoutMs ?? 30_000;
+    // Read per connection, so a changed preference applies to the next connection.
+    const timeout = await exchangeTimeoutMs(this.#opts.timeoutMs, this.#opts.kme);
     if (!peer || !this.#opts.peers.includes(peer)) {
       this.#refuse(
         socket,
