@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 import { assertError, assertEtsiShape, keyIds, keysOf, type Status } from './etsi-helpers.js';
@@ -117,6 +119,38 @@ describe('ETSI 014 multicast, extensions, errors; the QKS extension endpoints', 
     );
     assertError(await a1.post('/api/v1/keys/sae-a1/dec_keys', { key_IDs: [{ key_ID: 'not-a-uuid' }] }), 400, /UUID/);
     assertError(await a1.post('/api/v1/keys/sae-b1/dec_keys', []), 400);
+  });
+
+  it('the log_level preference changes what the KME logs about that SAE', async () => {
+    const a1 = sites.sae('sae-a1');
+    const a3 = sites.sae('sae-a3');
+    const logged = () =>
+      readFileSync(join(sites.deployment.dir, 'kme-a.log'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { sae?: string; msg?: string; url?: string })
+        .filter((e) => e.sae === 'sae-a3' && e.msg === 'request' && e.url === '/api/v1/keys/sae-b1/status').length;
+    const setLevel = async (level: string) => {
+      const res = await a1.post('/api/v1/preferences/preference', {
+        name: 'log_level',
+        value: level,
+        SAE_ID: 'sae-a3',
+      });
+      assert.equal(res.status, 200, shown(res));
+    };
+    try {
+      assert.equal((await a3.get('/api/v1/keys/sae-b1/status')).status, 200);
+      await eventually(() => logged() === 1, 3000, 'info: the request is logged');
+      await setLevel('warn');
+      for (let i = 0; i < 3; i++) assert.equal((await a3.get('/api/v1/keys/sae-b1/status')).status, 200);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(logged(), 1, 'warn: requests that went well are not logged');
+      await setLevel('debug');
+      assert.equal((await a3.get('/api/v1/keys/sae-b1/status')).status, 200);
+      await eventually(() => logged() === 2, 3000, 'debug: logged again');
+    } finally {
+      await setLevel('info');
+    }
   });
 
   it('preferences: read by every SAE, changed only by an admin, per SAE', async () => {
