@@ -28,6 +28,7 @@ stunnel4) with the same keys: a safe configuration, a PSKsecrets file, SIGHUP on
   --max-connection-age SECONDS  qks tunnel: connections older than this are ended gracefully and
                                 reopened with the current key (client default: twice
                                 --rotate-every; server default: none)
+  --max-connections N           qks tunnel: at most N connections at once; more are closed
   --dir DIR                     qks stunnel: where its configuration, secrets and log go
 `;
 
@@ -42,6 +43,7 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
       mode: { type: 'string', default: 'psk_ke' },
       dir: { type: 'string' },
       'max-connection-age': { type: 'string' },
+      'max-connections': { type: 'string' },
       'rotate-bytes': { type: 'string' },
     },
   });
@@ -58,6 +60,8 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
     ...(tokens ? { authHeaders: tokens.headers } : {}),
   });
   const tls = { ca: readFileSync(me.ca), cert: readFileSync(me.cert), key: readFileSync(me.key) };
+  const maxConnections = count(v['max-connections'], '--max-connections');
+  const limit = maxConnections ? { maxConnections } : {};
   const ring = new KeyRing({ graceMs: 120_000 });
   ring.on('key', (k) => print({ event: 'key', key_ID: k.keyId }));
   const stops: Array<() => Promise<void> | void> = [() => kme.close(), () => tokens?.close(), () => ring.clear()];
@@ -79,6 +83,7 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
         target: hostPort(v.target, '--target'),
         keys: ring,
         mode,
+        ...limit,
         ...(v['max-connection-age']
           ? { maxConnectionAgeMs: count(v['max-connection-age'], '--max-connection-age')! * 1000 }
           : {}),
@@ -116,7 +121,7 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
       if (engine === 'stunnel') {
         stops.unshift(await runStunnel('client', v.dir, listen, server, ring, mode));
       } else {
-        const tunnel = new TunnelClient({ listen, server, keys: ring, mode, maxConnectionAgeMs: maxAge });
+        const tunnel = new TunnelClient({ listen, server, keys: ring, mode, maxConnectionAgeMs: maxAge, ...limit });
         tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
         tunnel.on('refused', (r) => print({ event: 'refused', reason: r.reason }));
         // Each connection is a use of its key, and what it carries counts against the key's bytes.

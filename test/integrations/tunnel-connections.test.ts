@@ -222,6 +222,55 @@ describe('tunnelled connections: maximum age, load, back-pressure, shutdown', ()
     }
   });
 
+  it('bounds concurrent connections: past maxConnections they are refused, and served again later', async () => {
+    const [clientRing, serverRing] = twinRings();
+    const server = new TunnelServer({ listen: local, target: echoAt, keys: serverRing, mode: 'psk_ke' });
+    const client = new TunnelClient({
+      listen: local,
+      server: await server.listen(),
+      keys: clientRing,
+      mode: 'psk_ke',
+      maxConnections: 5,
+    });
+    const at = await client.listen();
+    const refused: string[] = [];
+    client.on('refused', (r) => refused.push(r.reason));
+    try {
+      const open = async () => {
+        const s = connect(at.port, '127.0.0.1');
+        const closed = collect(s);
+        await new Promise((r) => s.once('connect', r));
+        s.write('ping');
+        const answered = await Promise.race([
+          new Promise<boolean>((r) => s.once('data', () => r(true))),
+          closed.then(() => false),
+        ]);
+        return { s, answered, closed };
+      };
+      const held = [];
+      for (let i = 0; i < 5; i++) held.push(await open());
+      assert.ok(
+        held.every((h) => h.answered),
+        'five connections served',
+      );
+      const extra = await Promise.all([open(), open()]);
+      assert.deepEqual(
+        extra.map((e) => e.answered),
+        [false, false],
+        'the sixth and seventh are closed unserved',
+      );
+      assert.deepEqual(refused, ['more than 5 connections', 'more than 5 connections']);
+      held[0]!.s.end();
+      await held[0]!.closed;
+      const again = await open();
+      assert.ok(again.answered, 'a connection is served again once one has closed');
+      for (const h of [...held, again]) h.s.destroy();
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
   it('respects back-pressure: a slow reader gets every byte, and the tunnel does not buffer it all', async () => {
     const size = 8 * 1024 * 1024;
     const payload = randomBytes(size);

@@ -47,6 +47,8 @@ export interface ConnectionAgeOptions {
   readonly maxConnectionAgeMs?: number;
   /** How long that graceful end, or delivery to a slow reader after a clean close, may take (ms). */
   readonly closeGraceMs?: number;
+  /** At most this many connections at once; more are closed as they arrive (default: no limit). */
+  readonly maxConnections?: number;
 }
 
 const HALF_OPEN = { allowHalfOpen: true } as const;
@@ -62,8 +64,10 @@ abstract class Tunnel extends EventEmitter<TunnelEvents> {
     socket.once('close', () => this.sockets.delete(socket));
   }
 
-  protected async listenOn(server: Server, at: Endpoint): Promise<Endpoint> {
+  protected async listenOn(server: Server, at: Endpoint, maxConnections?: number): Promise<Endpoint> {
     this.server = server;
+    if (maxConnections !== undefined) server.maxConnections = maxConnections;
+    server.on('drop', () => this.emit('refused', { reason: `more than ${maxConnections} connections` }));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(at.port, at.host, () => resolve());
@@ -162,7 +166,7 @@ export class TunnelServer extends Tunnel {
         },
       );
     });
-    return this.listenOn(front, this.#opts.listen);
+    return this.listenOn(front, this.#opts.listen, this.#opts.maxConnections);
   }
 }
 
@@ -185,7 +189,7 @@ export class TunnelClient extends Tunnel {
 
   listen(): Promise<Endpoint> {
     const server = createTcpServer(HALF_OPEN, (plain) => this.#forward(plain));
-    return this.listenOn(server, this.#opts.listen);
+    return this.listenOn(server, this.#opts.listen, this.#opts.maxConnections);
   }
 
   #forward(plain: Socket): void {
