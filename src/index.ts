@@ -12,6 +12,7 @@ export { Initiator, type InitiatorOptions } from './sae/agreement/initiator.js';
 export { Responder, type ResponderOptions } from './sae/agreement/responder.js';
 export { AgreementError, type AgreementErrorCode } from './sae/agreement/messages.js';
 export type { AgreedKey, AgreedKeys, SaeTls } from './sae/agreement/types.js';
+export { TokenClient, TokenError, type ClientCredentials } from './sae/token-client.js';
 export { KeyRing, type ActiveKey } from './sae/key-ring.js';
 export { Rotation, type RotationPolicy } from './sae/rotation.js';
 export { keepSecretsFile, writeSecretsFile } from './sae/secrets-file.js';

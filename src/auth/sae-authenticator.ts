@@ -1,5 +1,6 @@
 import type { TLSSocket } from 'node:tls';
-import { peerIdentity } from './tls-identity.js';
+import { decodeJwt } from 'jose';
+import { peerIdentity, presentedCertificate } from './tls-identity.js';
 import { TokenRefused, type TokenVerifier } from './token-verifier.js';
 
 /**
@@ -16,8 +17,30 @@ export interface Caller {
   readonly via: 'certificate' | 'token' | 'both';
 }
 
+/**
+ * Who a refused caller claimed to be, for the log: its certificate's names and the identity claims
+ * of its token (read without trusting them; never the token itself).
+ */
+export interface Presented {
+  readonly certificate?: ReturnType<typeof presentedCertificate>;
+  readonly token?: { readonly client_id?: unknown; readonly sub?: unknown; readonly iss?: unknown };
+}
+
 export type AuthResult =
-  { readonly ok: true; readonly caller: Caller } | { readonly ok: false; readonly reason: string };
+  | { readonly ok: true; readonly caller: Caller }
+  | { readonly ok: false; readonly reason: string; readonly presented?: Presented };
+
+/** The claims a token names its holder by, without verifying it; undefined if it is no JWT. */
+function tokenClaims(bearer: string | undefined): Presented['token'] {
+  if (!bearer) return undefined;
+  try {
+    const { client_id, sub, iss } = decodeJwt(bearer);
+    const short = (v: unknown) => (typeof v === 'string' ? v.slice(0, 128) : undefined);
+    return { client_id: short(client_id), sub: short(sub), iss: short(iss) };
+  } catch {
+    return { client_id: '(not a JWT)' };
+  }
+}
 
 export class SaeAuthenticator {
   readonly #mode: SaeAuthMode;
@@ -34,6 +57,15 @@ export class SaeAuthenticator {
   }
 
   async identify(socket: TLSSocket, authorization: string | undefined): Promise<AuthResult> {
+    const result = await this.#identify(socket, authorization);
+    if (result.ok) return result;
+    const bearer = /^Bearer (\S+)$/i.exec(authorization ?? '')?.[1];
+    const certificate = presentedCertificate(socket);
+    const token = tokenClaims(bearer);
+    return { ...result, presented: { ...(certificate ? { certificate } : {}), ...(token ? { token } : {}) } };
+  }
+
+  async #identify(socket: TLSSocket, authorization: string | undefined): Promise<AuthResult> {
     const certSae = peerIdentity(socket, 'sae');
     // RFC 7235: the scheme is case-insensitive; the token is RFC 6750's b64token.
     const bearer = /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(authorization ?? '')?.[1];

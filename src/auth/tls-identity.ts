@@ -33,3 +33,18 @@ export function peerIdentity(socket: TLSSocket, kind: EntityKind): string | null
   }
   return id;
 }
+
+/** What a refused caller presented, for the log: a certificate's names, verified or not. */
+export function presentedCertificate(
+  socket: TLSSocket,
+): { readonly san: string; readonly subject: string; readonly verified: boolean; readonly error?: string } | undefined {
+  const cert = socket.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return undefined;
+  const error = socket.authorizationError;
+  return {
+    san: cert.subjectaltname ?? '',
+    subject: [cert.subject?.CN ?? ''].flat().join(','),
+    verified: socket.authorized,
+    ...(error ? { error: String(error) } : {}),
+  };
+}

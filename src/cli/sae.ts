@@ -22,7 +22,7 @@ With a token issuer: --issuer URL [--resource AUDIENCE], and the client secret i
   get-key --slave ID [--number N] [--size BITS]       keys for a slave SAE (enc_keys)
   get-key-with-ids --master ID --key-id ID...         keys a master obtained for this SAE (dec_keys)
   agree --role initiator --peer ID --connect HOST:PORT [--number N] [--size BITS]
-        [--once] [--rotate-every SECONDS] [--rotate-uses N] [--secrets-file FILE]
+        [--once] [--rotate-every SECONDS] [--secrets-file FILE]   (SIGHUP: a new key now)
   agree --role responder --peer ID[,ID...] --listen HOST:PORT [--secrets-file FILE]
 
 Output is JSON. Key bytes are shown only with --show-keys.
@@ -168,6 +168,10 @@ export function tokenClient(v: IdentityValues, sae: string): TokenClient | undef
 
 async function agree(v: Values, me: Identity, kme: KmeClient, show: boolean): Promise<number> {
   if (!v.peer) throw new UsageError('agree needs --peer ID');
+  if (v['rotate-uses'] !== undefined) {
+    // Nothing in this process uses the keys, so there is nothing to count: qks tunnel counts them.
+    throw new UsageError('qks sae agree rotates by time and on SIGHUP; --rotate-uses is for qks tunnel');
+  }
   const tls = { ca: readFileSync(me.ca), cert: readFileSync(me.cert), key: readFileSync(me.key) };
   const ring = new KeyRing();
   const stopFile = v['secrets-file'] ? keepSecretsFile(v['secrets-file'], ring, me.sae, v.peer) : () => undefined;
@@ -210,8 +214,7 @@ async function agree(v: Values, me: Identity, kme: KmeClient, show: boolean): Pr
         return 0;
       }
       const every = count(v['rotate-every'], '--rotate-every');
-      const uses = count(v['rotate-uses'], '--rotate-uses');
-      const policy: RotationPolicy = { maxAgeMs: (every ?? 60) * 1000, ...(uses ? { maxUses: uses } : {}) };
+      const policy: RotationPolicy = { maxAgeMs: (every ?? 60) * 1000 };
       const rotation = new Rotation(agreeOnce, ring, policy);
       rotation.on('agreed', (a) => print(agreedLine(a, show)));
       rotation.on('error', (e) => print({ event: 'error', message: e.message }));

@@ -23,8 +23,12 @@ stunnel4) with the same keys: a safe configuration, a PSKsecrets file, SIGHUP on
         agrees keys with the server side; plaintext accepted on --listen goes over TLS to --server
   --mode psk_ke|psk_dhe_ke      (default psk_ke: the PSK alone, quantum-safe as long as the key is)
   --rotate-every SECONDS        client: a new key this often (default 300)
-  --max-connection-age SECONDS  client (qks tunnel): connections older than this are closed and
-                                reopened with the current key (default: twice --rotate-every)
+  --rotate-uses N               client (qks tunnel): a new key after N connections on one key
+  --rotate-bytes N              client (qks tunnel): a new key after N bytes (both ways) on one key
+  --max-connection-age SECONDS  qks tunnel: connections older than this are ended gracefully and
+                                reopened with the current key (client default: twice
+                                --rotate-every; server default: none)
+  --max-connections N           qks tunnel: at most N connections at once; more are closed
   --dir DIR                     qks stunnel: where its configuration, secrets and log go
 `;
 
@@ -39,6 +43,8 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
       mode: { type: 'string', default: 'psk_ke' },
       dir: { type: 'string' },
       'max-connection-age': { type: 'string' },
+      'max-connections': { type: 'string' },
+      'rotate-bytes': { type: 'string' },
     },
   });
   if (v.mode !== 'psk_ke' && v.mode !== 'psk_dhe_ke') throw new UsageError('--mode must be psk_ke or psk_dhe_ke');
@@ -54,6 +60,8 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
     ...(tokens ? { authHeaders: tokens.headers } : {}),
   });
   const tls = { ca: readFileSync(me.ca), cert: readFileSync(me.cert), key: readFileSync(me.key) };
+  const maxConnections = count(v['max-connections'], '--max-connections');
+  const limit = maxConnections ? { maxConnections } : {};
   const ring = new KeyRing({ graceMs: 120_000 });
   ring.on('key', (k) => print({ event: 'key', key_ID: k.keyId }));
   const stops: Array<() => Promise<void> | void> = [() => kme.close(), () => tokens?.close(), () => ring.clear()];
@@ -75,6 +83,10 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
         target: hostPort(v.target, '--target'),
         keys: ring,
         mode,
+        ...limit,
+        ...(v['max-connection-age']
+          ? { maxConnectionAgeMs: count(v['max-connection-age'], '--max-connection-age')! * 1000 }
+          : {}),
       });
       tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
       tunnel.on('refused', (r) => print({ event: 'refused', reason: r.reason }));
@@ -90,7 +102,16 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
       });
       stops.unshift(() => initiator.close());
       const every = (count(v['rotate-every'], '--rotate-every') ?? 300) * 1000;
-      const rotation = new Rotation(() => initiator.agree(1), ring, { maxAgeMs: every });
+      const uses = count(v['rotate-uses'], '--rotate-uses');
+      const bytes = count(v['rotate-bytes'], '--rotate-bytes');
+      if (engine === 'stunnel' && (uses || bytes)) {
+        throw new UsageError('qks stunnel cannot count uses or bytes: rotate it with --rotate-every');
+      }
+      const rotation = new Rotation(() => initiator.agree(1), ring, {
+        maxAgeMs: every,
+        ...(uses ? { maxUses: uses } : {}),
+        ...(bytes ? { maxBytes: bytes } : {}),
+      });
       rotation.on('error', (e) => print({ event: 'error', message: e.message }));
       stops.unshift(() => rotation.stop());
       await rotation.start();
@@ -100,9 +121,12 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
       if (engine === 'stunnel') {
         stops.unshift(await runStunnel('client', v.dir, listen, server, ring, mode));
       } else {
-        const tunnel = new TunnelClient({ listen, server, keys: ring, mode, maxConnectionAgeMs: maxAge });
+        const tunnel = new TunnelClient({ listen, server, keys: ring, mode, maxConnectionAgeMs: maxAge, ...limit });
         tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
         tunnel.on('refused', (r) => print({ event: 'refused', reason: r.reason }));
+        // Each connection is a use of its key, and what it carries counts against the key's bytes.
+        tunnel.on('connection', (c) => rotation.recordUse(0, c.keyId));
+        tunnel.on('traffic', (t) => rotation.recordBytes(t.bytes, t.keyId));
         print({ event: 'listening', ...(await tunnel.listen()), mode });
         stops.unshift(() => tunnel.close());
       }

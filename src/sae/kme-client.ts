@@ -92,6 +92,11 @@ export class KmeClient {
     return this.#call('GET', `/api/v1/keys/${encodeURIComponent(masterSaeId)}/dec_keys?${q}`);
   }
 
+  /** This SAE's preferences at its KME (`GET /api/v1/preferences`, the earlier QKS's extension). */
+  preferences(): Promise<{ SAE_ID: string; preferences: { key_exchange_timeout: number; log_level: string } }> {
+    return this.#call('GET', '/api/v1/preferences');
+  }
+
   async #call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const attempts = 1 + (this.#opts.retries ?? 3);
     for (let attempt = 1; ; attempt++) {

@@ -61,9 +61,22 @@ export class Rotation extends EventEmitter<RotationEvents> {
     return this.#agreeing;
   }
 
-  /** Counts use of the current key; agrees the next one when a limit comes near. */
-  recordUse(bytes = 0): void {
-    this.#uses += 1;
+  /**
+   * Counts one use of the current key (and bytes it protected); agrees the next one when a limit
+   * comes near. With `keyId`, use of a key that is no longer current is not counted.
+   */
+  recordUse(bytes = 0, keyId?: string): void {
+    this.#count(1, bytes, keyId);
+  }
+
+  /** Counts bytes protected under the current key (or under `keyId`, if that is current). */
+  recordBytes(bytes: number, keyId?: string): void {
+    this.#count(0, bytes, keyId);
+  }
+
+  #count(uses: number, bytes: number, keyId: string | undefined): void {
+    if (keyId !== undefined && keyId !== this.#ring.current()?.keyId) return;
+    this.#uses += uses;
     this.#bytes += bytes;
     const { maxUses, maxBytes } = this.#policy;
     const near = (used: number, limit?: number) => limit !== undefined && used >= Math.floor(limit * this.lead);

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 import { assertError, assertEtsiShape, keyIds, keysOf, type Status } from './etsi-helpers.js';
+import { assertSameKeys, shown } from '../helpers/redact.js';
 
 const ready = async (sites: TwoSites, count = 50) =>
   eventually(
@@ -28,7 +31,7 @@ describe('ETSI 014 multicast, extensions, errors; the QKS extension endpoints', 
     );
     for (const slave of ['sae-b1', 'sae-b2', 'sae-a2', 'sae-a3']) {
       const client = sites.sae(slave);
-      assert.deepEqual(keysOf(await client.post('/api/v1/keys/sae-a1/dec_keys', keyIds(keys))), keys, slave);
+      assertSameKeys(keysOf(await client.post('/api/v1/keys/sae-a1/dec_keys', keyIds(keys))), keys, slave);
       assertError(await client.post('/api/v1/keys/sae-a1/dec_keys', keyIds(keys)), 400, /not found/);
     }
     assert.equal((await sites.sae('sae-b3').post('/api/v1/keys/sae-a1/dec_keys', keyIds(keys))).status, 400);
@@ -118,6 +121,38 @@ describe('ETSI 014 multicast, extensions, errors; the QKS extension endpoints', 
     assertError(await a1.post('/api/v1/keys/sae-b1/dec_keys', []), 400);
   });
 
+  it('the log_level preference changes what the KME logs about that SAE', async () => {
+    const a1 = sites.sae('sae-a1');
+    const a3 = sites.sae('sae-a3');
+    const logged = () =>
+      readFileSync(join(sites.deployment.dir, 'kme-a.log'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { sae?: string; msg?: string; url?: string })
+        .filter((e) => e.sae === 'sae-a3' && e.msg === 'request' && e.url === '/api/v1/keys/sae-b1/status').length;
+    const setLevel = async (level: string) => {
+      const res = await a1.post('/api/v1/preferences/preference', {
+        name: 'log_level',
+        value: level,
+        SAE_ID: 'sae-a3',
+      });
+      assert.equal(res.status, 200, shown(res));
+    };
+    try {
+      assert.equal((await a3.get('/api/v1/keys/sae-b1/status')).status, 200);
+      await eventually(() => logged() === 1, 3000, 'info: the request is logged');
+      await setLevel('warn');
+      for (let i = 0; i < 3; i++) assert.equal((await a3.get('/api/v1/keys/sae-b1/status')).status, 200);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(logged(), 1, 'warn: requests that went well are not logged');
+      await setLevel('debug');
+      assert.equal((await a3.get('/api/v1/keys/sae-b1/status')).status, 200);
+      await eventually(() => logged() === 2, 3000, 'debug: logged again');
+    } finally {
+      await setLevel('info');
+    }
+  });
+
   it('preferences: read by every SAE, changed only by an admin, per SAE', async () => {
     const a1 = sites.sae('sae-a1');
     const a2 = sites.sae('sae-a2');
@@ -131,7 +166,7 @@ describe('ETSI 014 multicast, extensions, errors; the QKS extension endpoints', 
       value: 12,
       SAE_ID: 'sae-a2',
     });
-    assert.equal(set.status, 200, set.text);
+    assert.equal(set.status, 200, shown(set));
     assert.deepEqual((await a2.get('/api/v1/preferences')).body, {
       SAE_ID: 'sae-a2',
       preferences: { key_exchange_timeout: 12, log_level: 'info' },

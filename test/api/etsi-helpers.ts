@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { HttpResult } from '../helpers/sae-client.js';
+import { shown } from '../helpers/redact.js';
 
 export interface Container {
   keys: Array<{ key_ID: string; key: string }>;
@@ -17,14 +18,14 @@ export function assertEtsiShape(res: HttpResult): void {
   if (res.status === 401) assert.equal(res.text, '', '401 has no body');
   if (res.status === 400 || res.status === 503) {
     const body = res.body as { message?: unknown; details?: unknown };
-    assert.equal(typeof body.message, 'string', `Error body with a message: ${res.text}`);
+    assert.equal(typeof body.message, 'string', `Error body with a message: ${shown(res)}`);
     if (body.details !== undefined) assert.ok(Array.isArray(body.details));
   }
 }
 
 export function assertError(res: HttpResult, status: 400 | 503, message?: string | RegExp): void {
   assertEtsiShape(res);
-  assert.equal(res.status, status, res.text);
+  assert.equal(res.status, status, shown(res));
   const text = (res.body as { message: string }).message;
   if (typeof message === 'string') assert.equal(text, message);
   else if (message) assert.match(text, message);
@@ -32,7 +33,7 @@ export function assertError(res: HttpResult, status: 400 | 503, message?: string
 
 export function keysOf(res: HttpResult): Container['keys'] {
   assertEtsiShape(res);
-  assert.equal(res.status, 200, res.text);
+  assert.equal(res.status, 200, shown(res));
   return (res.body as Container).keys;
 }
 

@@ -7,6 +7,7 @@ import { TokenClient, TokenError } from '../../src/sae/token-client.js';
 import { ADMIN_SCOPE, startIssuer, type RunningIssuer } from '../helpers/oidc-issuer.js';
 import type { HttpResult, TestClient } from '../helpers/sae-client.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { shown } from '../helpers/redact.js';
 
 const AUDIENCE = 'urn:qks:kmes';
 const PREFERENCE = '/api/v1/preferences/preference';
@@ -92,7 +93,7 @@ describe('access rules, checked before any key is touched', () => {
 
     // sae-a2 is listed in access.admins; it sets another SAE's preference with SAE_ID.
     const set = await a2.post(PREFERENCE, change);
-    assert.equal(set.status, 200, set.text);
+    assert.equal(set.status, 200, shown(set));
     assert.deepEqual(set.body, { SAE_ID: 'sae-a1', preferences: { key_exchange_timeout: 30, log_level: 'trace' } });
     const unknown = await a2.post(PREFERENCE, { ...change, SAE_ID: 'sae-zz' });
     assert.equal(unknown.status, 400, 'an SAE no KME serves');
@@ -102,7 +103,7 @@ describe('access rules, checked before any key is touched', () => {
       { name: 'key_exchange_timeout', value: 90, SAE_ID: 'sae-a2' },
       await token('sae-a1', ADMIN_SCOPE),
     );
-    assert.equal(byToken.status, 200, byToken.text);
+    assert.equal(byToken.status, 200, shown(byToken));
     assert.equal(
       ((await a2.get('/api/v1/preferences')).body as { preferences: { key_exchange_timeout: number } }).preferences
         .key_exchange_timeout,

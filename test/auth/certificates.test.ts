@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -112,6 +113,23 @@ describe('certificates: who may speak to a KME', () => {
       'an SAE CA certificate naming a KME': await statusWith(kmeNamed),
     };
     assert.deepEqual(refused, Object.fromEntries(Object.keys(refused).map((k) => [k, '401 ""'])));
+    // Each refusal is logged with what the caller presented: its certificate's names, verified or not.
+    const refusals = readFileSync(join(sites.deployment.dir, 'kme-a.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('refused: not authenticated'))
+      .map(
+        (l) => JSON.parse(l) as { presented?: { certificate?: { san: string; verified: boolean; error?: string } } },
+      );
+    const certs = refusals.map((r) => r.presented?.certificate);
+    assert.ok(certs.includes(undefined), 'no certificate: nothing presented');
+    const named = (uri: string, verified: boolean) =>
+      certs.filter((c) => c?.san.includes(uri) && c.verified === verified).length;
+    assert.ok(named('URI:urn:qks:sae:sae-a1', false) >= 3, 'another CA’s, expired and future SAE certificates');
+    assert.ok(
+      certs.some((c) => c?.san.includes('sae-a1') && /expired/i.test(c.error ?? '')),
+      'with the reason OpenSSL gave',
+    );
+    assert.ok(named('URI:urn:qks:kme:kme-a', true) >= 1, 'a valid certificate that names a KME, not an SAE');
     // The same CA and validity rules let a proper certificate in: the refusals above were for cause.
     const fresh = write('fresh', await issueCertificate(saeCa(), saeRequest('sae-a1')));
     assert.equal(await statusWith(fresh), '200');
@@ -134,6 +152,52 @@ describe('certificates: who may speak to a KME', () => {
       key: readFileSync(`${kme}.key`),
     });
     assert.match(asKme, /^HTTP\/1\.1 \d{3}/, asKme);
+  });
+
+  it('the KME-to-KME port refuses another CA’s, an expired and a revoked KME certificate', async () => {
+    const kmeApi = sites.deployment.configs[0]!.config.kme_api;
+    const ca = readFileSync(kmeApi.ca);
+    const kmeCa = {
+      cert: readFileSync(join(pki(), 'kme-ca.pem'), 'utf8'),
+      key: readFileSync(join(pki(), 'kme-ca.key'), 'utf8'),
+    };
+    const kmeRequest = (id: string, extra: Partial<LeafRequest> = {}): LeafRequest => ({
+      commonName: id,
+      entity: { kind: 'kme', id },
+      client: true,
+      ...extra,
+    });
+    const at = async (files: { cert: string; key: string }) =>
+      rawRequest(kmeApi.port, { ca, cert: readFileSync(files.cert), key: readFileSync(files.key) });
+    const refusedAtHandshake = /^(closed|error: \w+)$/;
+    const foreign = write('kme-foreign', await issueCertificate(await createCa('QKS KME CA'), kmeRequest('kme-b')));
+    assert.match(await at(foreign), refusedAtHandshake, 'another CA’s KME certificate');
+    const expired = write(
+      'kme-expired',
+      await issueCertificate(
+        kmeCa,
+        kmeRequest('kme-b', { notBefore: new Date(Date.now() - 10 * DAY), notAfter: new Date(Date.now() - DAY) }),
+      ),
+    );
+    assert.match(await at(expired), refusedAtHandshake, 'an expired KME certificate');
+    // qks pki issue --kme: a certificate of the real KME CA opens the port …
+    const issued = qksPki('issue', '--dir', sites.deployment.dir, '--kme', 'kme-c', '--host', '127.0.0.1') as {
+      cert: string;
+      key: string;
+    };
+    assert.match(await at(issued), /^HTTP\/1\.1 \d{3}/, 'a fresh KME certificate gets an HTTP answer');
+    // … until it is revoked; the running KME reloads the revocation list.
+    qksPki('revoke', '--dir', sites.deployment.dir, '--kme', 'kme-c');
+    const started = Date.now();
+    let answer = await at(issued);
+    while (!refusedAtHandshake.test(answer) && Date.now() - started < 5000) {
+      await new Promise((r) => setTimeout(r, 100));
+      answer = await at(issued);
+    }
+    assert.match(answer, refusedAtHandshake, 'a revoked KME certificate');
+    // The peer KME's own certificate still works.
+    const peer = join(pki(), 'kme-b', 'kme-api');
+    assert.match(await at({ cert: `${peer}.pem`, key: `${peer}.key` }), /^HTTP\/1\.1 \d{3}/);
   });
 
   it('qks pki revoke shuts a certificate out of the running KME within 2 s, open connections too', async () => {
@@ -190,5 +254,53 @@ describe('certificates: who may speak to a KME', () => {
     assert.equal(await statusWith(old), '401 ""', 'the revoked one stays refused');
     const stranger = qksPki('issue', '--dir', sites.deployment.dir, '--sae', 'sae-c1') as { cert: string; key: string };
     assert.equal(await statusWith(stranger), '401 ""', 'an SAE no KME serves');
+  });
+});
+
+describe('qks pki on a new directory', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qks-pki-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('create-ca makes both CAs once (keys 0600), issue --sae and --kme sign with them', () => {
+    const made = qksPki('create-ca', '--dir', dir) as { created: string[] };
+    assert.deepEqual(made.created.sort(), [join(dir, 'pki', 'kme-ca.pem'), join(dir, 'pki', 'sae-ca.pem')]);
+    const saeCaPem = readFileSync(join(dir, 'pki', 'sae-ca.pem'), 'utf8');
+    for (const name of ['sae-ca', 'kme-ca']) {
+      assert.equal(statSync(join(dir, 'pki', `${name}.key`)).mode & 0o777, 0o600, `${name}.key is 0600`);
+    }
+    assert.deepEqual((qksPki('create-ca', '--dir', dir) as { created: string[] }).created, [], 'once only');
+    assert.equal(readFileSync(join(dir, 'pki', 'sae-ca.pem'), 'utf8'), saeCaPem, 'an existing CA is kept');
+
+    const saeCa = new X509Certificate(saeCaPem);
+    const kmeCa = new X509Certificate(readFileSync(join(dir, 'pki', 'kme-ca.pem')));
+    const sae = qksPki('issue', '--dir', dir, '--sae', 'sae-x1') as { cert: string; key: string };
+    const saeCert = new X509Certificate(readFileSync(sae.cert));
+    assert.ok(saeCert.verify(saeCa.publicKey), 'the SAE certificate is signed by the SAE CA');
+    assert.ok(!saeCert.verify(kmeCa.publicKey));
+    assert.match(saeCert.subjectAltName ?? '', /URI:urn:qks:sae:sae-x1/);
+    assert.equal(statSync(sae.key).mode & 0o777, 0o600);
+
+    const kme = qksPki('issue', '--dir', dir, '--kme', 'kme-x', '--host', '127.0.0.1') as { cert: string; key: string };
+    const kmeCert = new X509Certificate(readFileSync(kme.cert));
+    assert.ok(kmeCert.verify(kmeCa.publicKey), 'the KME certificate is signed by the KME CA');
+    assert.ok(!kmeCert.verify(saeCa.publicKey));
+    assert.match(kmeCert.subjectAltName ?? '', /URI:urn:qks:kme:kme-x/);
+    assert.match(kmeCert.subjectAltName ?? '', /IP Address:127\.0\.0\.1/);
+    assert.equal(statSync(kme.key).mode & 0o777, 0o600);
+
+    const listed = qksPki('list', '--dir', dir) as Record<string, Array<{ entity: string; revoked_at: null | string }>>;
+    assert.deepEqual(
+      listed['sae-ca']!.map((r) => r.entity),
+      ['urn:qks:sae:sae-x1'],
+    );
+    assert.deepEqual(
+      listed['kme-ca']!.map((r) => r.entity),
+      ['urn:qks:kme:kme-x'],
+    );
+    const bad = spawnSync(process.execPath, [BIN, 'pki', 'issue', '--dir', dir, '--kme', 'bad id!'], {
+      encoding: 'utf8',
+    });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /bad ID/);
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -184,9 +185,52 @@ describe('mode token: bearer tokens from a real OIDC provider', () => {
       assert.deepEqual(outcome(res), REFUSED, `malformed Authorization header #${i}`);
     }
     assert.deepEqual(outcome(await a.get(STATUS)), REFUSED, 'no token at all');
+    // The log names who each refused token claimed to be (its claims, not the token).
+    const log = readFileSync(join(ctx.sites.deployment.dir, 'kme-a.log'), 'utf8');
+    const claimed = log
+      .split('\n')
+      .filter((l) => l.includes('refused: not authenticated'))
+      .map((l) => (JSON.parse(l) as { presented?: { token?: { client_id?: string; iss?: string } } }).presented?.token);
+    assert.ok(claimed.filter((t) => t?.client_id === 'sae-a1').length >= 10, 'forged tokens naming sae-a1');
+    assert.ok(
+      claimed.some((t) => t?.iss === 'http://127.0.0.1:1'),
+      'the wrong issuer, as claimed',
+    );
+    for (const token of Object.values(forged)) assert.ok(!log.includes(token), 'never the token itself');
     assert.equal(await status(valid), 200, 'the untouched token works');
     // RFC 7235: the scheme is case-insensitive.
     assert.equal((await a.call('GET', STATUS, undefined, { authorization: `bearer ${valid}` })).status, 200);
+  });
+
+  it('qks sae --issuer fetches a token by client credentials and uses it', async () => {
+    const run = (id: string, secret: string, ...args: string[]) =>
+      new Promise<{ code: number; out: string; err: string }>((resolve) => {
+        const sae = ctx.sites.deployment.saes.find((x) => x.id === id)!;
+        const child = execFile(
+          process.execPath,
+          [join(process.cwd(), 'bin', 'qks.js'), 'sae', ...args, '--sae', id, '--kme', url(sae.kme)]
+            .concat(['--ca', ctx.sites.deployment.ca, '--cert', sae.cert, '--key', sae.key])
+            .concat(['--issuer', ctx.issuer.issuer]),
+          { env: { ...process.env, QKS_CLIENT_SECRET: secret } },
+          (e, out, err) => resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out, err }),
+        );
+        child.stdin?.end();
+      });
+    // In mode token a certificate alone is refused: a 200 below came with the token.
+    const sae = ctx.sites.deployment.saes.find((x) => x.id === 'sae-a1')!;
+    const certOnly = new TestClient(url('kme-a'), { ca: ctx.sites.deployment.ca, cert: sae.cert, key: sae.key });
+    assert.equal((await certOnly.get(STATUS)).status, 401);
+    await certOnly.close();
+    const status = await run('sae-a1', 'secret-sae-a1', 'status', '--slave', 'sae-b1');
+    assert.equal(status.code, 0, status.err);
+    assert.equal((JSON.parse(status.out) as { master_SAE_ID: string }).master_SAE_ID, 'sae-a1');
+    const got = await run('sae-a1', 'secret-sae-a1', 'get-key', '--slave', 'sae-b1', '--number', '2');
+    assert.equal(got.code, 0, got.err);
+    assert.equal((JSON.parse(got.out) as { keys: unknown[] }).keys.length, 2);
+    const wrong = await run('sae-a1', 'not-the-secret', 'status', '--slave', 'sae-b1');
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.err, /token|client|401|invalid/i);
+    assert.ok(!wrong.err.includes('not-the-secret'), 'the secret is not echoed');
   });
 
   it('refuses a token from another real issuer for the same client and audience', async () => {

@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { DemoManifest } from '../../src/cli/demo.js';
+import { portAnswers } from '../../src/cli/ports.js';
 import { TestClient } from '../helpers/sae-client.js';
 import { eventually } from '../helpers/two-kmes.js';
+import { assertSameKeys } from '../helpers/redact.js';
 
 const BIN = join(process.cwd(), 'bin', 'qks.js');
 
@@ -50,13 +52,37 @@ describe('qks demo', () => {
       const key = (got.body as { keys: Array<{ key_ID: string; key: string }> }).keys[0]!;
       const fetched = await b.get(`/api/v1/keys/${master.id}/dec_keys?key_ID=${key.key_ID}`);
       assert.equal(fetched.status, 200);
-      assert.deepEqual(fetched.body, { keys: [key] });
+      assert.deepEqual(Object.keys(fetched.body as object), ['keys']);
+      assertSameKeys((fetched.body as { keys: Array<{ key_ID: string; key: string }> }).keys, [key]);
       await Promise.all([a.close(), b.close()]);
 
       demo.kill('SIGINT');
       assert.equal(await exited, 0, 'exit code after SIGINT');
       assert.ok(!stdout.includes(key.key), 'key bytes never reach the demo output');
       for (const k of manifest.kmes) assert.ok(!readFileSync(k.log, 'utf8').includes(key.key), 'nor its logs');
+    } finally {
+      demo.kill('SIGKILL');
+    }
+  });
+
+  it('exits cleanly on SIGTERM, its KMEs stopped', async () => {
+    const manifestFile = join(dir, 'manifest-term.json');
+    const demo = spawn(process.execPath, [BIN, 'demo', '--dir', join(dir, 'site-term'), '--manifest', manifestFile], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    demo.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => demo.on('exit', (code) => resolve(code)));
+    try {
+      await eventually(() => existsSync(manifestFile), 30_000, 'the demo manifest');
+      const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as DemoManifest;
+      const ports = manifest.kmes.map((k) => Number(new URL(k.url).port));
+      for (const port of ports) assert.ok(await portAnswers(port), `KME on ${port} is up`);
+      const started = Date.now();
+      demo.kill('SIGTERM');
+      assert.equal(await exited, 0, `exit code after SIGTERM (${stderr.trim()})`);
+      assert.ok(Date.now() - started < 10_000, 'promptly');
+      for (const port of ports) assert.equal(await portAnswers(port), false, `KME on ${port} stopped`);
     } finally {
       demo.kill('SIGKILL');
     }

@@ -21,6 +21,8 @@ export interface IssuerOptions {
   readonly clients: readonly IssuerClient[];
   readonly port?: number;
   readonly tokenTtlSeconds?: number;
+  /** Also publish an ES384 key (kid `k-es384`), for tokens signed with another allowed algorithm. */
+  readonly publishEs384?: boolean;
 }
 
 export interface RunningIssuer {
@@ -32,6 +34,8 @@ export interface RunningIssuer {
   rotateKeys(): Promise<void>;
   /** Signs claims with the issuer's current key: for tokens the provider would never issue. */
   sign(claims: Record<string, unknown>, header?: Record<string, unknown>): Promise<string>;
+  /** Signs claims with the published ES384 key (publishEs384). */
+  signEs384(claims: Record<string, unknown>): Promise<string>;
   /** The issuer's current public key as JWK and as PEM (for the HMAC-with-public-key forgery). */
   publicJwk(): Record<string, unknown>;
   publicPem(): string;
@@ -40,9 +44,9 @@ export interface RunningIssuer {
 
 type Jwk = Awaited<ReturnType<typeof exportJWK>> & { kid: string; alg: string; use: string };
 
-const newKey = async (kid: string): Promise<Jwk> => {
-  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-  return { ...(await exportJWK(privateKey)), kid, alg: 'ES256', use: 'sig' };
+const newKey = async (kid: string, alg = 'ES256'): Promise<Jwk> => {
+  const { privateKey } = await generateKeyPair(alg, { extractable: true });
+  return { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' };
 };
 
 const publicOf = (jwk: Jwk): Record<string, unknown> => {
@@ -58,6 +62,7 @@ const publicOf = (jwk: Jwk): Record<string, unknown> => {
  */
 export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
   let keys: Jwk[] = [await newKey('k1')];
+  const es384 = opts.publishEs384 ? await newKey('k-es384', 'ES384') : undefined;
   let server: Server | undefined;
   // The issuer URL names the port, so the port is chosen before the provider is made.
   const port = opts.port ?? (await freePorts(1))[0]!;
@@ -76,7 +81,7 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
         // A client may ask only for its listed scopes (oidc-provider needs a non-empty list).
         scope: c.scope ?? 'openid',
       })),
-      jwks: { keys },
+      jwks: { keys: es384 ? [...keys, es384] : keys },
       scopes: [ADMIN_SCOPE],
       features: {
         devInteractions: { enabled: false },
@@ -122,6 +127,12 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
       return new SignJWT(claims)
         .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: keys[0]!.kid, ...header })
         .sign(key);
+    },
+    signEs384: async (claims) => {
+      if (!es384) throw new Error('start the issuer with publishEs384');
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: 'ES384', typ: 'at+jwt', kid: es384.kid })
+        .sign(await importJWK(es384, 'ES384'));
     },
     publicJwk: () => publicOf(keys[0]!),
     publicPem: () =>

@@ -82,3 +82,21 @@ export class TlsCapture {
     return evidence;
   }
 }
+
+/**
+ * Asserts the handshakes captured negotiated `mode`: the (last) ServerHello of each handshake
+ * selected the external PSK, with a key_share for psk_dhe_ke and none for psk_ke. A
+ * HelloRetryRequest (a ServerHello asking for another key share, without pre_shared_key) may
+ * precede it.
+ */
+export function assertModeOnWire(evidence: HandshakeEvidence, mode: 'psk_ke' | 'psk_dhe_ke', handshakes = 1): void {
+  const final = evidence.serverHellos.filter((h) => h.preSharedKey);
+  if (final.length !== handshakes) {
+    throw new Error(`${handshakes} ServerHello(s) selecting the PSK expected, captured ${final.length}`);
+  }
+  for (const hello of final) {
+    if (hello.keyShare !== (mode === 'psk_dhe_ke')) {
+      throw new Error(`ServerHello ${hello.keyShare ? 'has' : 'has no'} key_share: not ${mode}`);
+    }
+  }
+}

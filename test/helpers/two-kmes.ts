@@ -8,7 +8,10 @@ import { loadConfig } from '../../src/kme/config.js';
 import { startKme, type RunningKme } from '../../src/kme/kme.js';
 import { TestClient } from './sae-client.js';
 
-export type SiteOptions = Omit<InitOptions, 'dir' | 'ports'>;
+export type SiteOptions = Omit<InitOptions, 'dir' | 'ports'> & {
+  /** Per KME: its link ends produce each block this many ms after the other end does. */
+  readonly linkLagMs?: Readonly<Record<string, number>>;
+};
 
 /** A deployment of KMEs made by `qks init` in a temporary directory, with ports free now. */
 export async function createDeployment(opts: SiteOptions = {}): Promise<Deployment> {
@@ -38,13 +41,19 @@ export interface TwoSites {
 
 /** Starts every KME of a fresh deployment in this process; logs go to files in its directory. */
 export async function startSites(opts: SiteOptions = {}): Promise<TwoSites> {
-  const deployment = await createDeployment(opts);
+  const initOpts: SiteOptions = { ...opts };
+  delete (initOpts as { linkLagMs?: unknown }).linkLagMs;
+  const deployment = await createDeployment(initOpts);
   const kmes = new Map<string, RunningKme>();
   const clients: TestClient[] = [];
   const start = async (id: string) => {
     const { file } = deployment.configs.find((c) => c.kme === id)!;
     const log = pino({ level: 'debug' }, pino.destination({ dest: join(deployment.dir, `${id}.log`), sync: true }));
-    const kme = await startKme(loadConfig(file), log);
+    const config = loadConfig(file);
+    const lag = opts.linkLagMs?.[id] ?? 0;
+    // A later epoch at one end: the same blocks (they derive from seed and number), later.
+    for (const link of config.links) link.source = { ...link.source, epoch_ms: link.source.epoch_ms + lag };
+    const kme = await startKme(config, log);
     kmes.set(id, kme);
     return kme;
   };

@@ -10,6 +10,7 @@ import { KeyLedger, type Delivery } from '../helpers/key-ledger.js';
 import { askKeys, BOTH_WAYS, fetchKeys, keysOf, pick, runLoad, SIZES } from '../helpers/key-traffic.js';
 import type { TestClient } from '../helpers/sae-client.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { shown } from '../helpers/redact.js';
 
 const NOT_FOUND = 'one or more keys specified are not found on KME';
 
@@ -41,7 +42,7 @@ describe('requests served at both KMEs at the same time', () => {
     await Promise.all(
       d.slaves.map(async (slave) => {
         const got = await fetchKeys(client(slave), d.master, d.keyIds, Math.random() < 0.4);
-        if (!got.ok) return void ledger.problems.push(`${slave} could not fetch: ${got.res.status} ${got.res.text}`);
+        if (!got.ok) return void ledger.problems.push(`${slave} could not fetch: ${shown(got.res)}`);
         ledger.slave(slave, d.master, got.keys);
         const again = await fetchKeys(client(slave), d.master, [pick(d.keyIds)], Math.random() < 0.5);
         if (again.ok || again.res.status !== 400 || !again.res.text.includes(NOT_FOUND)) {
@@ -63,7 +64,7 @@ describe('requests served at both KMEs at the same time', () => {
         pick(SIZES),
         Math.random() < 0.3,
       );
-      if (res.status !== 200) return void ledger.problems.push(`${pair.master}: ${res.status} ${res.text}`);
+      if (res.status !== 200) return void ledger.problems.push(`${pair.master}: ${shown(res)}`);
       const d = ledger.master(pair, keysOf(res));
       // Some keys wait while other requests run, so fetched and waiting keys mix in the stores.
       if (Math.random() < 0.25) deferred.push(d);

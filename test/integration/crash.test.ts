@@ -8,6 +8,7 @@ import { KmeProcesses } from '../helpers/kme-process.js';
 import { TestClient } from '../helpers/sae-client.js';
 import { StorePeek } from '../helpers/store-peek.js';
 import { createDeployment, eventually } from '../helpers/two-kmes.js';
+import { shown } from '../helpers/redact.js';
 
 const KMES = ['kme-a', 'kme-b'] as const;
 const KILLS = 6;
@@ -68,7 +69,7 @@ describe('KMEs killed with SIGKILL at random moments under load', () => {
         return;
       }
       if (got.ok) ledger.slave(slave, d.master, got.keys);
-      else if (got.res.status !== 503) ledger.problems.push(`${slave}: ${got.res.status} ${got.res.text} while live`);
+      else if (got.res.status !== 503) ledger.problems.push(`${slave}: ${shown(got.res)} while live`);
       if (!got.ok) return;
       tally.fetchedLive += ids.length;
     }
@@ -84,7 +85,7 @@ describe('KMEs killed with SIGKILL at random moments under load', () => {
       return;
     }
     if (res.status !== 200) {
-      if (res.status !== 503) ledger.problems.push(`${pair.master}: ${res.status} ${res.text}`);
+      if (res.status !== 503) ledger.problems.push(`${pair.master}: ${shown(res)}`);
       tally.refused++;
       return;
     }
@@ -137,13 +138,13 @@ describe('KMEs killed with SIGKILL at random moments under load', () => {
         if (sure.length > 0) {
           const got = await fetchKeys(client(slave), d.master, sure, Math.random() < 0.3);
           if (got.ok) ledger.slave(slave, d.master, got.keys);
-          else ledger.problems.push(`${slave} lost keys of ${d.master}: ${got.res.status} ${got.res.text}`);
+          else ledger.problems.push(`${slave} lost keys of ${d.master}: ${shown(got.res)}`);
         }
         for (const id of pending.filter((x) => unsure.has(`${x} ${slave}`))) {
           const got = await fetchKeys(client(slave), d.master, [id], true);
           if (got.ok) ledger.slave(slave, d.master, got.keys);
           else if (got.res.status === 400 && got.res.text.includes(NOT_FOUND)) gone++;
-          else ledger.problems.push(`${slave}: ${got.res.status} ${got.res.text}`);
+          else ledger.problems.push(`${slave}: ${shown(got.res)}`);
         }
         const again = await fetchKeys(client(slave), d.master, [pick(d.keyIds)], false);
         if (again.ok || again.res.status !== 400) ledger.problems.push(`${slave} got a key of ${d.master} twice`);

@@ -7,6 +7,7 @@ import { askKeys, fetchKeys, keysOf, runLoad } from '../helpers/key-traffic.js';
 import type { TestClient } from '../helpers/sae-client.js';
 import { StorePeek } from '../helpers/store-peek.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { shown } from '../helpers/redact.js';
 
 const CROSS: Pair = { master: 'sae-a1', slave: 'sae-b1' };
 const MIXED: Pair = { master: 'sae-a2', slave: 'sae-b2', extra: ['sae-a1'] };
@@ -30,7 +31,7 @@ describe('the peer KME goes away and comes back', () => {
   async function fetchAll(d: Delivery): Promise<void> {
     for (const slave of d.slaves) {
       const got = await fetchKeys(client(slave), d.master, d.keyIds, false);
-      assert.ok(got.ok, got.ok ? '' : `${slave}: ${got.res.status} ${got.res.text}`);
+      assert.ok(got.ok, got.ok ? '' : `${slave}: ${shown(got.res)}`);
       ledger.slave(slave, d.master, got.keys);
     }
   }
@@ -54,7 +55,7 @@ describe('the peer KME goes away and comes back', () => {
 
   it('serves cross-site keys while both KMEs are up', async () => {
     const { res, delivery } = await ask(CROSS, 3);
-    assert.equal(res.status, 200, res.text);
+    assert.equal(res.status, 200, shown(res));
     await fetchAll(delivery!);
   });
 
@@ -70,7 +71,7 @@ describe('the peer KME goes away and comes back', () => {
     await new Promise((r) => setTimeout(r, 100));
     stopped = true;
     await load;
-    for (const { res } of results) assert.ok(res.status === 200 || res.status === 503, res.text);
+    for (const { res } of results) assert.ok(res.status === 200 || res.status === 503, shown(res));
     const failed = results.filter((r) => r.res.status === 503).length;
     refused += failed;
     t.diagnostic(`${results.length - failed} delivered, ${failed} refused around the shutdown`);
@@ -87,7 +88,7 @@ describe('the peer KME goes away and comes back', () => {
       [MIXED, false],
     ] as const) {
       const { res } = await ask(pair, 4, useGet);
-      assert.equal(res.status, 503, res.text);
+      assert.equal(res.status, 503, shown(res));
       assert.match((res.body as { message: string }).message, /peer KME kme-b is unreachable/);
       refused++;
     }
@@ -97,7 +98,7 @@ describe('the peer KME goes away and comes back', () => {
 
   it('still serves local pairs while the peer is down', async () => {
     const { res, delivery } = await ask(LOCAL, 4);
-    assert.equal(res.status, 200, res.text);
+    assert.equal(res.status, 200, shown(res));
     await fetchAll(delivery!);
     const again = await fetchKeys(client('sae-a2'), 'sae-a1', delivery!.keyIds.slice(0, 1), true);
     assert.equal(again.ok ? 200 : again.res.status, 400);
@@ -112,7 +113,7 @@ describe('the peer KME goes away and comes back', () => {
 
     for (const pair of [CROSS, BACK, MIXED, CROSS, BACK]) {
       const { res, delivery } = await ask(pair, 4);
-      assert.equal(res.status, 200, res.text);
+      assert.equal(res.status, 200, shown(res));
       await fetchAll(delivery!);
     }
     // Material cut before the outage, for refused requests, or after it is never handed out twice.

@@ -11,6 +11,7 @@ import type { PskMode } from '../../src/integrations/tls-psk/psk-tls.js';
 import { TunnelClient, TunnelServer } from '../../src/integrations/tls-psk/psk-tunnel.js';
 import { KeyRing } from '../../src/sae/key-ring.js';
 import { startEcho } from '../helpers/echo-server.js';
+import { assertModeOnWire, TlsCapture } from '../helpers/tls-capture.js';
 import { eventually } from '../helpers/two-kmes.js';
 
 const local = (port = 0) => ({ host: '127.0.0.1', port });
@@ -107,14 +108,22 @@ describe('real stunnel, driven by qks', () => {
         mode,
       });
       const used: string[] = [];
-      server.on('connection', (c) => used.push(c.keyId));
+      const modes: PskMode[] = [];
+      server.on('connection', (c) => {
+        used.push(c.keyId);
+        modes.push(c.mode);
+      });
       stunnel.start();
+      const capture = new TlsCapture(at.port);
       try {
         await eventually(() => portAnswers(port!), 5000, 'stunnel');
-        await new Promise((r) => setTimeout(r, 100));
+        await capture.start();
+        const probes = used.length; // portAnswers' probe went through to this server too
         const data = randomBytes(64 * 1024);
         assert.ok((await roundTrip(port!, data)).equals(data));
         assert.ok(used.includes(theirs.current()!.keyId), 'stunnel used the agreed key as its PSK identity');
+        assertModeOnWire(await capture.stop(), mode, used.length - probes);
+        assert.deepEqual(new Set(modes), new Set([mode]), 'the server reported the mode seen on the wire');
       } finally {
         await stunnel.stop();
         await server.close();

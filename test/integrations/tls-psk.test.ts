@@ -11,6 +11,7 @@ import { TunnelClient, TunnelServer } from '../../src/integrations/tls-psk/psk-t
 import type { PskMode } from '../../src/integrations/tls-psk/psk-tls.js';
 import { KeyRing } from '../../src/sae/key-ring.js';
 import { startEcho } from '../helpers/echo-server.js';
+import { assertModeOnWire, TlsCapture } from '../helpers/tls-capture.js';
 import { Rotation } from '../../src/sae/rotation.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 import { initiatorFor, responderFor, saeOf } from '../sae/sae-fixture.js';
@@ -202,59 +203,128 @@ describe('interoperability with OpenSSL', () => {
       });
       const seen: PskMode[] = [];
       client.on('connection', (c) => seen.push(c.mode));
+      const capture = new TlsCapture(port!);
       try {
         // s_server says ACCEPT when it listens (a probe connection would use up its one accept).
         let said = '';
         server.stdout.on('data', (d: Buffer) => (said += d.toString()));
         await eventually(() => said.includes('ACCEPT'), 5000, 's_server');
+        await capture.start();
         const at = await client.listen();
         const reply = await roundTrip(at.port, Buffer.from('olleh\n'));
         assert.equal(reply.toString(), 'hello\n', 's_server reversed the line');
-        assert.deepEqual(seen, [mode]);
+        assertModeOnWire(await capture.stop(), mode);
+        assert.deepEqual(seen, [mode], 'the client reported the mode seen on the wire');
       } finally {
         await client.close();
         server.kill();
       }
     });
+  }
 
-    it(`openssl s_client ↔ Node tunnel server (${mode})`, async () => {
-      const target = await echoServer();
-      const server = new TunnelServer({
-        listen: local,
-        target: { host: '127.0.0.1', port: (target.address() as AddressInfo).port },
-        keys: ring(),
-        mode,
-      });
-      const at = await server.listen();
-      const seen: PskMode[] = [];
-      server.on('connection', (c) => seen.push(c.mode));
-      const client = spawn('openssl', [
-        's_client',
-        '-connect',
-        `127.0.0.1:${at.port}`,
-        '-tls1_3',
-        '-psk',
-        key.key.toString('hex'),
-        '-psk_identity',
-        key.keyId,
-        '-ciphersuites',
-        'TLS_AES_128_GCM_SHA256',
-        '-quiet',
-        ...modeFlags(mode, 'X25519'),
-      ]);
-      try {
-        let out = '';
-        client.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        client.stdin.write('ping through the tunnel\n');
-        await eventually(() => out.includes('ping through the tunnel'), 5000, 'the echo');
-        assert.deepEqual(seen, [mode]);
-      } finally {
-        client.kill();
-        await server.close();
-        await new Promise((r) => target.close(r));
-      }
+  /**
+   * openssl s_client with `clientFlags` through a Node tunnel server configured for `mode`: the
+   * mode the server reports must be the one the wire shows.
+   */
+  async function sClientToServer(mode: PskMode, clientFlags: string[], expected: PskMode) {
+    const target = await echoServer();
+    const server = new TunnelServer({
+      listen: local,
+      target: { host: '127.0.0.1', port: (target.address() as AddressInfo).port },
+      keys: ring(),
+      mode,
+    });
+    const at = await server.listen();
+    const seen: PskMode[] = [];
+    server.on('connection', (c) => seen.push(c.mode));
+    const capture = new TlsCapture(at.port);
+    await capture.start();
+    const client = spawn('openssl', [
+      's_client',
+      '-connect',
+      `127.0.0.1:${at.port}`,
+      '-tls1_3',
+      '-psk',
+      key.key.toString('hex'),
+      '-psk_identity',
+      key.keyId,
+      '-ciphersuites',
+      'TLS_AES_128_GCM_SHA256',
+      '-quiet',
+      ...clientFlags,
+    ]);
+    try {
+      let out = '';
+      client.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      client.stdin.write('ping through the tunnel\n');
+      await eventually(() => out.includes('ping through the tunnel'), 5000, 'the echo');
+      assertModeOnWire(await capture.stop(), expected);
+      assert.deepEqual(seen, [expected], 'the server reported the mode seen on the wire');
+    } finally {
+      client.kill();
+      await server.close();
+      await new Promise((r) => target.close(r));
+    }
+  }
+
+  for (const mode of ['psk_ke', 'psk_dhe_ke'] as PskMode[]) {
+    it(`openssl s_client ↔ Node tunnel server (${mode}), on the wire`, async () => {
+      await sClientToServer(mode, modeFlags(mode, 'X25519'), mode);
     });
   }
+
+  it('a psk_ke server reports psk_dhe_ke when a client offering both modes gets (EC)DHE', async () => {
+    // The client offers psk_ke and psk_dhe_ke and supports P-256: OpenSSL asks for a P-256 share
+    // (HelloRetryRequest) and does ECDHE. Stronger than configured, so accepted, and reported as it is.
+    await sClientToServer('psk_ke', ['-allow_no_dhe_kex', '-groups', 'X25519:P-256'], 'psk_dhe_ke');
+  });
+
+  it('a psk_dhe_ke client drops a server that can only do psk_ke', async () => {
+    const [port] = await freePorts(1);
+    // Allowed psk_ke, and no (EC)DHE group usable in TLS 1.3: this server cannot do psk_dhe_ke.
+    const server = spawn('openssl', [
+      's_server',
+      '-accept',
+      `127.0.0.1:${port}`,
+      '-nocert',
+      '-psk',
+      key.key.toString('hex'),
+      '-psk_identity',
+      key.keyId,
+      '-tls1_3',
+      '-ciphersuites',
+      'TLS_AES_128_GCM_SHA256',
+      '-rev',
+      '-allow_no_dhe_kex',
+      '-groups',
+      'secp224r1',
+    ]);
+    const client = new TunnelClient({
+      listen: local,
+      server: { host: '127.0.0.1', port: port! },
+      keys: ring(),
+      mode: 'psk_dhe_ke',
+    });
+    const connected: PskMode[] = [];
+    const refused: string[] = [];
+    client.on('connection', (c) => connected.push(c.mode));
+    client.on('refused', (r) => refused.push(r.reason));
+    try {
+      let said = '';
+      server.stdout.on('data', (d: Buffer) => (said += d.toString()));
+      server.stderr.on('data', (d: Buffer) => (said += d.toString()));
+      await eventually(() => said.includes('ACCEPT'), 5000, 's_server');
+      const at = await client.listen();
+      const reply = await roundTrip(at.port, Buffer.from('olleh\n'));
+      assert.equal(reply.length, 0, 'nothing came back: the application saw its connection closed');
+      assert.deepEqual(connected, [], 'no connection in a weaker mode');
+      assert.equal(refused.length, 1);
+      await eventually(() => said.includes('no suitable key share'), 3000, 's_server to say why');
+    } finally {
+      await client.close();
+      server.kill();
+    }
+  });
 });
 
 describe('refusals', () => {

@@ -63,6 +63,8 @@ describe('negotiated PSK mode, seen on the wire', () => {
         mode,
       });
       await server.listen();
+      const reported: PskMode[] = [];
+      server.on('connection', (c) => reported.push(c.mode));
       const client = new TunnelClient({ listen: local(), server: local(port), keys: ring(key), mode });
       const capture = new TlsCapture(port!);
       await capture.start();
@@ -70,6 +72,7 @@ describe('negotiated PSK mode, seen on the wire', () => {
         await send((await client.listen()).port);
         const evidence = await capture.stop();
         expectMode(evidence, mode);
+        assert.deepEqual(reported, [mode], 'the server reported the mode seen on the wire');
         assert.ok(evidence.offeredModes[0]!.includes(mode === 'psk_ke' ? 0 : 1));
       } finally {
         await client.close();

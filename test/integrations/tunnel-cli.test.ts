@@ -40,6 +40,105 @@ describe('qks tunnel on the demo network', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** Sends `data` through the tunnel's plaintext port and resolves with what came back. */
+  const roundTrip = (port: number, data: Buffer) =>
+    new Promise<Buffer>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => s.write(data));
+      const chunks: Buffer[] = [];
+      let got = 0;
+      s.on('data', (d: Buffer) => {
+        chunks.push(d);
+        got += d.length;
+        if (got >= data.length) {
+          s.end();
+          resolve(Buffer.concat(chunks));
+        }
+      });
+      s.on('error', reject);
+    });
+
+  /** A qks tunnel server and client pair on fresh ports; extra client arguments as given. */
+  async function tunnelPair(clientArgs: string[]) {
+    const [agree, tls, plain] = await freePorts(3);
+    const target = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    const side = ['--manifest', manifest, '--agree', `127.0.0.1:${agree}`];
+    const server = run(
+      ['tunnel', '--role', 'server', ...side, '--sae', 'sae-b1', '--peer', 'sae-a1'].concat([
+        '--listen',
+        `127.0.0.1:${tls}`,
+        '--target',
+        target,
+      ]),
+    );
+    await eventually(() => server.some((e) => e['event'] === 'listening'), 10_000, 'the server side');
+    const client = run(
+      ['tunnel', '--role', 'client', ...side, '--sae', 'sae-a1', '--peer', 'sae-b1'].concat([
+        '--listen',
+        `127.0.0.1:${plain}`,
+        '--server',
+        `127.0.0.1:${tls}`,
+        ...clientArgs,
+      ]),
+    );
+    await eventually(() => client.some((e) => e['event'] === 'listening'), 10_000, 'the client side');
+    return { server, client, plain: plain! };
+  }
+  const keysOf = (events: Array<Record<string, unknown>>) =>
+    events.filter((e) => e['event'] === 'key').map((e) => e['key_ID'] as string);
+  const connectionKeys = (events: Array<Record<string, unknown>>) =>
+    events.filter((e) => e['event'] === 'connection').map((e) => e['key_ID'] as string);
+
+  it('rotates by uses: each connection is a use, the next key comes before the limit', async () => {
+    const { server, client, plain } = await tunnelPair(['--rotate-uses', '3', '--rotate-every', '3600']);
+    const data = randomBytes(1000);
+    for (let i = 0; i < 7; i++) {
+      assert.ok((await roundTrip(plain, data)).equals(data), `connection ${i}`);
+      await eventually(() => connectionKeys(client).length === i + 1, 5000, `connection ${i} to be reported`);
+      await new Promise((r) => setTimeout(r, 100)); // a rotation started by this use completes
+    }
+    const keys = keysOf(client);
+    const used = connectionKeys(client);
+    // Lead 0.8 of 3 uses: the next key is agreed at the second use, so each key carries two connections.
+    assert.ok(keys.length >= 3, `at least three keys for seven connections, got ${keys.length}`);
+    assert.ok(new Set(used).size >= 3, `connections used ${new Set(used).size} keys`);
+    for (const k of new Set(used)) {
+      assert.ok(used.filter((u) => u === k).length <= 3, `key ${k} carried at most 3 connections`);
+    }
+    for (const k of keys) assert.ok(keysOf(server).includes(k), `the server side agreed ${k} too`);
+    await eventually(() => connectionKeys(server).length === 7, 5000, 'the server side to report');
+    assert.deepEqual(connectionKeys(server), used, 'the server side saw each connection under the same key');
+  });
+
+  it('rotates by bytes carried through the tunnel', async () => {
+    const { server, client, plain } = await tunnelPair(['--rotate-bytes', '400000', '--rotate-every', '3600']);
+    const data = randomBytes(170_000); // 340,000 bytes both ways: past 0.8 of the limit, not past it
+    assert.ok((await roundTrip(plain, data)).equals(data));
+    await eventually(() => keysOf(client).length >= 2, 5000, 'a second key');
+    assert.ok((await roundTrip(plain, randomBytes(100))).length === 100);
+    await eventually(() => connectionKeys(client).length === 2, 5000, 'the second connection');
+    const [firstKey, secondKey] = keysOf(client);
+    assert.deepEqual(connectionKeys(client), [firstKey, secondKey], 'the next connection used the new key');
+    assert.ok(keysOf(server).includes(secondKey!));
+    // Small traffic does not rotate: 100 bytes both ways is far below the limit.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(keysOf(client).length, 2);
+  });
+
+  it('qks stunnel refuses --rotate-uses, which it cannot count', async () => {
+    const [agree] = await freePorts(1);
+    const child = spawn(
+      process.execPath,
+      [BIN, 'stunnel', '--role', 'client', '--manifest', manifest]
+        .concat(['--sae', 'sae-a1', '--peer', 'sae-b1', '--agree', `127.0.0.1:${agree}`, '--listen', '127.0.0.1:1'])
+        .concat(['--server', '127.0.0.1:2', '--dir', join(dir, 'refused'), '--rotate-uses', '5']),
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    assert.equal(code, 2);
+    assert.match(stderr, /cannot count uses or bytes/);
+  });
+
   for (const serverEngine of ['tunnel', 'stunnel']) {
     it(`carries a TCP stream over TLS 1.3 keyed by the key both sides agreed (server: qks ${serverEngine})`, async () => {
       const [agree, tls, plain] = await freePorts(3);

@@ -10,7 +10,7 @@ import type { PskMode } from '../../src/integrations/tls-psk/psk-tls.js';
 import { TunnelServer } from '../../src/integrations/tls-psk/psk-tunnel.js';
 import { KeyRing } from '../../src/sae/key-ring.js';
 import { startEcho } from '../helpers/echo-server.js';
-import { TlsCapture } from '../helpers/tls-capture.js';
+import { assertModeOnWire, TlsCapture } from '../helpers/tls-capture.js';
 
 const SOURCE = join(process.cwd(), 'test', 'peers', 'wolfssl-psk-client.c');
 
@@ -57,6 +57,8 @@ describe('interoperability with wolfSSL', () => {
 
   it('a pure psk_ke client (wolfSSL_CTX_no_dhe_psk) gets psk_ke, on the wire', async () => {
     const { server, at } = await serverFor('psk_ke');
+    const reported: PskMode[] = [];
+    server.on('connection', (c) => reported.push(c.mode));
     const capture = new TlsCapture(at.port);
     await capture.start();
     try {
@@ -66,17 +68,29 @@ describe('interoperability with wolfSSL', () => {
       const evidence = await capture.stop();
       assert.deepEqual(evidence.offeredModes, [[0]], 'the client offered psk_ke only');
       assert.deepEqual(evidence.serverHellos, [{ keyShare: false, preSharedKey: true }]);
+      assert.deepEqual(reported, ['psk_ke'], 'the server reported psk_ke');
     } finally {
       await server.close();
     }
   });
 
-  it('a psk_dhe_ke client gets psk_dhe_ke', async () => {
+  it('a psk_dhe_ke client gets psk_dhe_ke, on the wire and in the server’s report', async () => {
     const { server, at } = await serverFor('psk_dhe_ke');
+    const reported: PskMode[] = [];
+    server.on('connection', (c) => reported.push(c.mode));
+    const capture = new TlsCapture(at.port);
+    await capture.start();
     try {
       const run = await wolf(at.port, 'psk_dhe_ke', 'hybrid hello');
       assert.equal(run.code, 0, run.err);
       assert.equal(run.out.trim(), 'hybrid hello');
+      const evidence = await capture.stop();
+      assert.ok(
+        evidence.offeredModes.every((m) => m.includes(1)),
+        'the client offered psk_dhe_ke',
+      );
+      assertModeOnWire(evidence, 'psk_dhe_ke');
+      assert.deepEqual(reported, ['psk_dhe_ke']);
     } finally {
       await server.close();
     }
@@ -84,10 +98,13 @@ describe('interoperability with wolfSSL', () => {
 
   it('a psk_ke-only client cannot downgrade a psk_dhe_ke server', async () => {
     const { server, at } = await serverFor('psk_dhe_ke');
+    const refused: string[] = [];
+    server.on('refused', (r) => refused.push(r.reason));
     try {
       const run = await wolf(at.port, 'psk_ke', 'downgrade?');
       assert.notEqual(run.code, 0, 'the handshake failed');
       assert.doesNotMatch(run.out, /downgrade\?/);
+      assert.deepEqual(refused, ['client offers psk_ke only, weaker than psk_dhe_ke']);
     } finally {
       await server.close();
     }

@@ -4,10 +4,12 @@ import { after, before, describe, it } from 'node:test';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { freePorts } from '../../src/cli/ports.js';
+import { createCa, issueCertificate } from '../../src/pki/certificates.js';
 import { FrameReader, writeFrame } from '../../src/sae/agreement/framing.js';
-import { AgreementError } from '../../src/sae/agreement/messages.js';
+import { AgreementError, keyProof, type Offer } from '../../src/sae/agreement/messages.js';
 import type { AgreedKeys } from '../../src/sae/agreement/types.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { Responder } from '../../src/sae/agreement/responder.js';
 import { initiatorFor, responderFor, saeOf } from './sae-fixture.js';
 
 const agreedNext = (responder: ReturnType<typeof responderFor>) =>
@@ -32,7 +34,7 @@ async function rawClient(
 describe('SAE-to-SAE key agreement', () => {
   let sites: TwoSites;
   before(async () => {
-    sites = await startSites();
+    sites = await startSites({ access: { admins: ['sae-b2'] } }); // sae-b2 sets preferences at kme-b
     const { kme } = saeOf(sites, 'sae-a1');
     await eventually(async () => (await kme.status('sae-b1')).stored_key_count > 100, 10_000);
   });
@@ -119,6 +121,209 @@ describe('SAE-to-SAE key agreement', () => {
     }
   });
 
+  /** A responder that follows the protocol up to `stopAfter`, then drops the connection. */
+  async function brokenResponder(stopAfter: 'confirm' | 'old-version') {
+    const { tls, kme } = saeOf(sites, 'sae-b1');
+    const seen: string[] = [];
+    const server = createServer({ ...tls, requestCert: true }, (socket) => {
+      socket.on('error', () => undefined);
+      const reader = new FrameReader(socket);
+      void (async () => {
+        const offer = (await reader.next(5000)) as Offer;
+        seen.push('offer');
+        if (stopAfter === 'old-version') {
+          writeFrame(socket, { v: 1, type: 'error', code: 'unsupported_version', message: 'protocol version 2' });
+          return;
+        }
+        const got = await kme.getKeysWithIds(offer.master, offer.key_IDs);
+        const keys = got.keys.map((k) => Buffer.from(k.key, 'base64'));
+        writeFrame(socket, { v: 2, type: 'ack', exchange: offer.exchange, proof: keyProof('ack', offer, keys) });
+        const confirm = (await reader.next(5000)) as { type: string; proof: string };
+        if (confirm.type === 'confirm' && confirm.proof === keyProof('confirm', offer, keys)) seen.push('confirm');
+        socket.destroy(); // dies before its `done`
+      })().catch(() => socket.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const close = async () => {
+      await kme.close();
+      await new Promise((r) => server.close(r));
+    };
+    return { port: (server.address() as AddressInfo).port, seen, close };
+  }
+
+  it('an initiator whose responder dies after the confirm uses no keys', async () => {
+    const broken = await brokenResponder('confirm');
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', broken.port);
+    try {
+      await assert.rejects(initiator.agree(2), (err: AgreementError) => {
+        assert.ok(err instanceof AgreementError);
+        assert.equal(err.code, 'timeout');
+        assert.match(err.message, /responder did not confirm the keys/);
+        return true;
+      });
+      assert.deepEqual(broken.seen, ['offer', 'confirm'], 'the responder got a valid confirm before it died');
+    } finally {
+      initiator.close();
+      await broken.close();
+    }
+  });
+
+  it('a responder whose initiator dies after the ack wipes the keys and hands on none', async () => {
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
+    let handed = 0;
+    responder.on('keys', () => handed++);
+    const failed = failureNext(responder);
+    const { port } = await responder.listen();
+    const { kme } = saeOf(sites, 'sae-a1');
+    const { socket, reader } = await rawClient(sites, 'sae-a1', port);
+    try {
+      const got = await kme.getKeys('sae-b1', { number: 2 });
+      const keys = got.keys.map((k) => Buffer.from(k.key, 'base64'));
+      const offer: Offer = {
+        v: 2,
+        type: 'offer',
+        exchange: randomUUID(),
+        master: 'sae-a1',
+        slave: 'sae-b1',
+        key_IDs: got.keys.map((k) => k.key_ID),
+      };
+      writeFrame(socket, offer);
+      const ack = (await reader.next(3000)) as { type: string; proof: string };
+      assert.equal(ack.type, 'ack');
+      assert.equal(ack.proof, keyProof('ack', offer, keys), 'the responder held the keys');
+      socket.destroy(); // dies before its confirm
+      const failure = await failed;
+      assert.equal(failure.code, 'timeout');
+      assert.match(failure.message, /initiator did not confirm/);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(handed, 0, 'no keys handed on');
+    } finally {
+      socket.destroy();
+      await kme.close();
+      await responder.close();
+    }
+  });
+
+  it('waits as long as the SAE’s key_exchange_timeout preference says', async () => {
+    const setTimeoutPref = (seconds: number) =>
+      sites.sae('sae-b2').post('/api/v1/preferences/preference', {
+        name: 'key_exchange_timeout',
+        value: seconds,
+        SAE_ID: 'sae-b1',
+      });
+    assert.equal((await setTimeoutPref(1)).status, 200);
+    const { kme, tls } = saeOf(sites, 'sae-b1');
+    // No timeoutMs: the responder asks its KME for sae-b1's preference.
+    const responder = new Responder({ saeId: 'sae-b1', peers: ['sae-a1'], kme, tls });
+    const failed = failureNext(responder);
+    const { port } = await responder.listen();
+    const master = saeOf(sites, 'sae-a1').kme;
+    const { socket, reader } = await rawClient(sites, 'sae-a1', port);
+    try {
+      const got = await master.getKeys('sae-b1', { number: 1 });
+      writeFrame(socket, {
+        v: 2,
+        type: 'offer',
+        exchange: randomUUID(),
+        master: 'sae-a1',
+        slave: 'sae-b1',
+        key_IDs: got.keys.map((k) => k.key_ID),
+      });
+      assert.equal(((await reader.next(3000)) as { type: string }).type, 'ack');
+      const acked = Date.now();
+      // … and never confirms: the responder gives up after 1 s, not the default 30 s.
+      const failure = await failed;
+      const waited = Date.now() - acked;
+      assert.equal(failure.code, 'timeout');
+      assert.match(failure.message, /within 1000 ms/);
+      assert.ok(waited >= 900 && waited < 5000, `gave up after ${waited} ms`);
+    } finally {
+      socket.destroy();
+      await responder.close();
+      await Promise.all([kme.close(), master.close()]);
+      assert.equal((await setTimeoutPref(30)).status, 200);
+    }
+  });
+
+  it('reads an older peer’s refusal of this protocol version', async () => {
+    const broken = await brokenResponder('old-version');
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', broken.port);
+    try {
+      await assert.rejects(initiator.agree(1), (err: AgreementError) => err.code === 'unsupported_version');
+    } finally {
+      initiator.close();
+      await broken.close();
+    }
+  });
+
+  it('refuses a connection with no client certificate, or one of another CA naming the master', async () => {
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
+    let handed = 0;
+    responder.on('keys', () => handed++);
+    const { port } = await responder.listen();
+    const { tls } = saeOf(sites, 'sae-a1');
+    const foreignCa = await createCa('QKS SAE CA'); // the same name, another key
+    const forged = await issueCertificate(foreignCa, {
+      commonName: 'sae-a1',
+      entity: { kind: 'sae', id: 'sae-a1' },
+      client: true,
+    });
+    /** Connects with `creds`, sends an offer, and reports how the responder answered. */
+    const attempt = (creds: { cert?: string | Buffer; key?: string | Buffer }) =>
+      new Promise<string>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port, ca: tls.ca, ...creds, checkServerIdentity: () => undefined });
+        socket.once('secureConnect', () =>
+          writeFrame(socket, {
+            v: 2,
+            type: 'offer',
+            exchange: randomUUID(),
+            master: 'sae-a1',
+            slave: 'sae-b1',
+            key_IDs: [randomUUID()],
+          }),
+        );
+        new FrameReader(socket).next(3000).then(
+          (reply) => resolve(`answered ${JSON.stringify(reply)}`),
+          (err: Error) => resolve(`refused: ${err.message}`),
+        );
+        socket.on('error', () => undefined);
+      });
+    try {
+      assert.match(await attempt({}), /^refused/, 'no client certificate');
+      assert.match(await attempt({ cert: forged.cert, key: forged.key }), /^refused/, 'another CA’s certificate');
+      assert.equal(handed, 0);
+      // The same path with the real certificate gets an answer (a kme_refused for the made-up key ID).
+      assert.match(await attempt({ cert: tls.cert, key: tls.key }), /kme_refused/);
+    } finally {
+      await responder.close();
+    }
+  });
+
+  it('an initiator refuses a responder whose certificate another CA issued', async () => {
+    const foreignCa = await createCa('QKS SAE CA');
+    const forged = await issueCertificate(foreignCa, {
+      commonName: 'sae-b1',
+      entity: { kind: 'sae', id: 'sae-b1' },
+      client: true,
+      server: { dns: ['localhost'], ips: ['127.0.0.1'] },
+    });
+    const server = createServer({ cert: forged.cert, key: forged.key }, (s) => s.destroy());
+    server.on('tlsClientError', () => undefined);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', (server.address() as AddressInfo).port, 500);
+    const delivered = async () =>
+      ((await sites.sae('sae-a1').get('/api/v1/information/info')).body as { keys_delivered: { to_masters: number } })
+        .keys_delivered.to_masters;
+    const before = await delivered();
+    try {
+      await assert.rejects(initiator.agree(1), (err: AgreementError) => err.code === 'timeout');
+      assert.equal(await delivered(), before, 'no key was taken for an impostor');
+    } finally {
+      initiator.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('refuses offers from an SAE that is not an allowed master', async () => {
     const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
     const { port } = await responder.listen();
@@ -140,7 +345,7 @@ describe('SAE-to-SAE key agreement', () => {
     const { port } = await responder.listen();
     const { socket, reader } = await rawClient(sites, 'sae-a1', port);
     const offer = (over: Record<string, unknown>) => ({
-      v: 1,
+      v: 2,
       type: 'offer',
       exchange: randomUUID(),
       master: 'sae-a1',
@@ -160,7 +365,8 @@ describe('SAE-to-SAE key agreement', () => {
       const real = await kme.getKeys('sae-b2', { number: 1 }); // addressed to another slave
       assert.equal(await ask(offer({ key_IDs: [real.keys[0]!.key_ID] })), 'kme_refused');
       assert.equal(await ask(offer({ key_IDs: [real.keys[0]!.key_ID] })), 'replay');
-      assert.equal(await ask({ ...offer({}), v: 2 }), 'unsupported_version');
+      assert.equal(await ask({ ...offer({}), v: 1 }), 'unsupported_version', 'version 1 had no done');
+      assert.equal(await ask({ ...offer({}), v: 3 }), 'unsupported_version');
     } finally {
       socket.destroy();
       await responder.close();

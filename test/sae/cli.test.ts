@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -112,6 +112,115 @@ describe('qks sae against the demo network', () => {
     assert.ok(!('keys' in mine) && !('keys' in theirs), 'no key bytes without --show-keys');
     assert.ok(!/[A-Za-z0-9+/]{43}=/.test(init.stdout + raw));
     responder.kill('SIGTERM');
+  });
+
+  /** A long-running `qks sae agree` and the JSON lines it prints. */
+  function agreeProcess(args: string[]) {
+    const child = spawn(process.execPath, [BIN, 'sae', 'agree', '--manifest', manifest, ...args]);
+    children.push(child);
+    const events: Array<Record<string, unknown>> = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => events.push(json(l)));
+    const agreed = () => events.filter((e) => e['event'] === 'agreed').map((e) => (e['key_IDs'] as string[])[0]!);
+    return { child, events, agreed };
+  }
+
+  interface SecretsDoc {
+    format: string;
+    sae_ID: string;
+    peer_SAE_ID: string;
+    current_key_ID: string | null;
+    keys: Array<{ key_ID: string; key_hex: string; agreed_at: string }>;
+  }
+  const readSecrets = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as SecretsDoc;
+
+  async function agreeingPair(initiatorArgs: string[]) {
+    const [port] = await freePorts(1);
+    const sub = mkdtempSync(join(dir, 'agree-'));
+    const files = { initiator: join(sub, 'a1.json'), responder: join(sub, 'b1.json') };
+    const responder = agreeProcess(
+      ['--role', 'responder', '--sae', 'sae-b1', '--peer', 'sae-a1'].concat([
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--secrets-file',
+        files.responder,
+      ]),
+    );
+    await eventually(() => responder.events.some((e) => e['event'] === 'listening'), 10_000, 'the responder');
+    const initiator = agreeProcess(
+      ['--role', 'initiator', '--sae', 'sae-a1', '--peer', 'sae-b1'].concat([
+        '--connect',
+        `127.0.0.1:${port}`,
+        '--secrets-file',
+        files.initiator,
+        ...initiatorArgs,
+      ]),
+    );
+    await eventually(() => initiator.agreed().length >= 1 && existsSync(files.responder), 10_000, 'a first key');
+    return { sub, files, responder, initiator };
+  }
+
+  it('agree with rotation: two processes keep the same current key, secrets files 0600 and atomic', async () => {
+    const { sub, files, responder, initiator } = await agreeingPair(['--rotate-every', '1']);
+    const inodes = new Set<number>();
+    let samples = 0;
+    const until = Date.now() + 4500;
+    while (Date.now() < until) {
+      // Each read sees a whole document (a partial write would not parse): files are replaced by rename.
+      const mine = readSecrets(files.initiator);
+      const theirs = readSecrets(files.responder);
+      for (const [path, doc, sae, peer] of [
+        [files.initiator, mine, 'sae-a1', 'sae-b1'],
+        [files.responder, theirs, 'sae-b1', 'sae-a1'],
+      ] as const) {
+        assert.equal(statSync(path).mode & 0o777, 0o600, `${path} is mode 0600`);
+        assert.deepEqual([doc.format, doc.sae_ID, doc.peer_SAE_ID], ['qks-sae-keys/1', sae, peer]);
+        assert.ok(doc.keys.every((k) => /^[0-9a-f]{64}$/.test(k.key_hex) && !Number.isNaN(Date.parse(k.agreed_at))));
+      }
+      inodes.add(statSync(files.initiator).ino);
+      const current = mine.keys.find((k) => k.key_ID === mine.current_key_ID);
+      assert.ok(current, `the initiator's file holds its current key ${mine.current_key_ID}`);
+      const there = theirs.keys.find((k) => k.key_ID === current.key_ID);
+      assert.ok(there, `the responder's file holds the initiator's current key ${current.key_ID}`);
+      assert.ok(there.key_hex === current.key_hex, 'with the same bytes');
+      samples++;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const ids = initiator.agreed();
+    assert.ok(ids.length >= 4, `a key about every 0.8 s: ${ids.length} in 4.5 s`);
+    assert.deepEqual(responder.agreed().slice(0, ids.length - 1), ids.slice(0, -1), 'the same keys, in order');
+    assert.ok(inodes.size >= 3, `the file was replaced, not rewritten in place (${inodes.size} inodes)`);
+    assert.deepEqual(readdirSync(sub).sort(), ['a1.json', 'b1.json'], 'no temporary file left behind');
+    assert.ok(samples > 20);
+    const printed = initiator.events
+      .concat(responder.events)
+      .map((e) => JSON.stringify(e))
+      .join('\n');
+    assert.ok(!readSecrets(files.initiator).keys.some((k) => printed.includes(k.key_hex)), 'no key bytes printed');
+    initiator.child.kill('SIGTERM');
+    responder.child.kill('SIGTERM');
+  });
+
+  it('agree: SIGHUP to the initiator agrees a new key at once', async () => {
+    const { files, responder, initiator } = await agreeingPair(['--rotate-every', '3600']);
+    const first = initiator.agreed()[0]!;
+    const started = Date.now();
+    initiator.child.kill('SIGHUP');
+    await eventually(() => initiator.agreed().length === 2, 5000, 'a key on SIGHUP');
+    assert.ok(Date.now() - started < 3000, 'at once, not on the hour');
+    const second = initiator.agreed()[1]!;
+    assert.notEqual(second, first);
+    await eventually(() => readSecrets(files.responder).current_key_ID === second, 2000, 'the responder to follow');
+    await eventually(() => readSecrets(files.initiator).current_key_ID === second, 2000, 'the initiator file');
+    assert.ok(responder.agreed().includes(second));
+    initiator.child.kill('SIGTERM');
+    assert.equal(await new Promise((r) => initiator.child.once('exit', r)), 0, 'SIGHUP did not end it');
+    responder.child.kill('SIGTERM');
+  });
+
+  it('agree refuses --rotate-uses: nothing in qks sae agree uses the keys', () => {
+    const run = qks('agree', '--role', 'initiator', '--sae', 'sae-a1', '--peer', 'sae-b1', '--rotate-uses', '5');
+    assert.equal(run.status, 2);
+    assert.match(run.stderr, /--rotate-uses is for qks tunnel/);
   });
 
   it('refuses bad usage with a clear message', () => {

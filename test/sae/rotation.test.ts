@@ -49,13 +49,23 @@ describe('key rotation between two SAEs', () => {
     try {
       await rotation.start();
       const until = Date.now() + 2000;
+      let same = 0;
+      let samples = 0;
       while (Date.now() < until) {
         const current = mine.current();
         assert.ok(current, 'a current key at every moment of a steady run');
         seen.add(current.keyId);
+        // The responder keys first (on the confirm), the initiator on `done`: at every moment the
+        // initiator's current key is held by the responder, with the same bytes.
+        const there = theirs.get(current.keyId);
+        assert.ok(there, `the responder holds the initiator's current key ${current.keyId}`);
+        assert.ok(there.key.equals(current.key), 'with the same bytes');
+        samples++;
+        if (theirs.current()?.keyId === current.keyId) same++;
         await new Promise((r) => setTimeout(r, 20));
       }
       assert.ok(seen.size >= 4, `at least four keys in two seconds, saw ${seen.size}`);
+      assert.ok(same >= samples * 0.9, `the same current key on both sides in ${same} of ${samples} samples`);
       await eventually(() => theirs.current()?.keyId === mine.current()?.keyId, 1000, 'the responder to follow');
       assert.ok(theirs.current()!.key.equals(mine.current()!.key));
       // The secrets file: 0600, the documented format, the current key.
@@ -93,6 +103,52 @@ describe('key rotation between two SAEs', () => {
     } finally {
       await stop();
     }
+  });
+
+  it('by bytes: counted for the current key only, the next key agreed near the limit', async () => {
+    const { rotation, mine, theirs, stop } = await pair({ maxBytes: 1000, lead: 0.5 });
+    try {
+      const first = await rotation.start();
+      rotation.recordBytes(400, first.keyId);
+      rotation.recordBytes(5000, '00000000-0000-4000-8000-000000000000'); // a key no longer current
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(mine.current()!.keyId, first.keyId, '400 of 1000 bytes: no rotation yet');
+      rotation.recordBytes(100, first.keyId);
+      await eventually(() => mine.current()?.keyId !== first.keyId, 3000, 'a rotation by bytes');
+      const second = mine.current()!;
+      await eventually(() => theirs.current()?.keyId === second.keyId, 1000, 'the responder to follow');
+      assert.ok(theirs.current()!.key.equals(second.key));
+      rotation.recordBytes(499);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(mine.current()!.keyId, second.keyId, 'the count starts again for a new key');
+    } finally {
+      await stop();
+    }
+  });
+
+  it('by use: the next key is agreed once uses reach the lead fraction of the limit', async () => {
+    const ring = new KeyRing({ graceMs: 50 });
+    let agreements = 0;
+    const rotation = new Rotation(
+      async () => {
+        agreements++;
+        return {
+          exchange: 'x',
+          peer: 'p',
+          keys: [{ keyId: `k${agreements}`, key: Buffer.alloc(32, agreements) }],
+          timings: { kmeMs: 0, totalMs: 0 },
+        };
+      },
+      ring,
+      { maxUses: 4, lead: 0.5 },
+    );
+    await rotation.start();
+    rotation.recordUse(0, 'k1');
+    assert.equal(agreements, 1, 'one use of four: nothing yet');
+    rotation.recordUse(0, 'k1');
+    assert.equal(agreements, 2, 'two of four (lead 0.5): the next key is being agreed');
+    rotation.stop();
+    ring.clear();
   });
 
   it('a key past its limit with no successor stops being current', async () => {

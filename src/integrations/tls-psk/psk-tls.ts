@@ -13,16 +13,23 @@ const SUITES = 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256';
 const NO_RESUMPTION = constants.SSL_OP_NO_TICKET;
 
 /**
- * For psk_ke, both sides allow a handshake without (EC)DHE and are given no group in common, so
- * OpenSSL (which cannot prefer psk_ke) has to pick it.
+ * The server's (EC)DHE groups, by OpenSSL name and IANA number. For psk_ke the server has P-256
+ * only and the client X25519 only: no group in common, so OpenSSL (which cannot prefer psk_ke)
+ * has to pick it. The numbers let the server tell which mode a ClientHello will get.
  */
+export const SERVER_GROUPS: Record<PskMode, { readonly curves: string; readonly ids: readonly number[] }> = {
+  psk_ke: { curves: 'P-256', ids: [23] },
+  psk_dhe_ke: { curves: 'X25519:P-256:P-384', ids: [29, 23, 24] },
+};
+
+/** For psk_ke, both sides allow a handshake without (EC)DHE and are given no group in common. */
 export function serverPskOptions(mode: PskMode): TlsOptions {
   return {
     minVersion: 'TLSv1.3',
     maxVersion: 'TLSv1.3',
     ciphers: SUITES,
     secureOptions: NO_RESUMPTION | (mode === 'psk_ke' ? constants.SSL_OP_ALLOW_NO_DHE_KEX : 0),
-    ...(mode === 'psk_ke' ? { ecdhCurve: 'P-256' } : {}),
+    ecdhCurve: SERVER_GROUPS[mode].curves,
   };
 }
 
@@ -40,8 +47,8 @@ export function clientPskOptions(mode: PskMode): ConnectionOptions {
 
 /**
  * The mode a client's finished handshake used: with no ephemeral key exchange it was psk_ke.
- * (Node shows the key exchange only to clients; a server enforces its mode through OpenSSL:
- * without SSL_OP_ALLOW_NO_DHE_KEX it refuses handshakes that have no (EC)DHE.)
+ * (Node shows the key exchange only to clients; the tunnel server reads the ClientHello instead,
+ * see client-hello.ts.)
  */
 export function negotiatedMode(socket: TLSSocket): PskMode {
   const info = socket.getEphemeralKeyInfo();

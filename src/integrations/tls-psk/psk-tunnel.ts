@@ -8,7 +8,16 @@ import {
 } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { KeyRing } from '../../sae/key-ring.js';
-import { clientPskOptions, modeAcceptable, negotiatedMode, serverPskOptions, type PskMode } from './psk-tls.js';
+import { negotiatedServerMode, peekClientHello } from './client-hello.js';
+import { DEFAULT_CLOSE_GRACE_MS, endAtAge, splice } from './splice.js';
+import {
+  clientPskOptions,
+  modeAcceptable,
+  negotiatedMode,
+  serverPskOptions,
+  SERVER_GROUPS,
+  type PskMode,
+} from './psk-tls.js';
 
 export interface Endpoint {
   readonly host: string;
@@ -20,27 +29,31 @@ export interface TunnelEvents {
   connection: [{ keyId: string; mode: PskMode }];
   /** A connection refused or dropped, with the reason (never key material). */
   refused: [{ reason: string }];
+  /** Plaintext carried under a key, either way (the client side counts it for rotation by bytes). */
+  traffic: [{ keyId: string; bytes: number }];
+  /** A connection reached its maximum age and is being ended gracefully. */
+  aged: [{ keyId: string }];
 }
 
-/**
- * Joins two sockets both ways. pipe() respects back-pressure and passes an end of stream on, so a
- * half-close (the application is done sending but still reads) crosses the tunnel; the sockets are
- * half-open for that. A socket that closes or fails takes the other with it.
- */
-function splice(a: Socket, b: Socket): void {
-  a.pipe(b);
-  b.pipe(a);
-  const close = () => {
-    a.destroy();
-    b.destroy();
-  };
-  a.once('close', close);
-  b.once('close', close);
-  a.on('error', close);
-  b.on('error', close);
+/** Both sides: how long a connection may live on its key, and how long its graceful end may take. */
+export interface ConnectionAgeOptions {
+  /**
+   * Longest life of one tunnelled connection (ms). Then this side stops taking data from its
+   * local socket, flushes what it took, and ends the TLS connection; everything the other side
+   * still sends is delivered, and the local socket is ended after it. The application sees its
+   * TCP connection closed, as if the remote service had closed it, and reconnects with the
+   * current key.
+   */
+  readonly maxConnectionAgeMs?: number;
+  /** How long that graceful end, or delivery to a slow reader after a clean close, may take (ms). */
+  readonly closeGraceMs?: number;
+  /** At most this many connections at once; more are closed as they arrive (default: no limit). */
+  readonly maxConnections?: number;
 }
 
 const HALF_OPEN = { allowHalfOpen: true } as const;
+
+const peerOf = (s: Socket) => `${s.remoteAddress}|${s.remotePort}`;
 
 abstract class Tunnel extends EventEmitter<TunnelEvents> {
   protected server: Server | undefined;
@@ -51,8 +64,10 @@ abstract class Tunnel extends EventEmitter<TunnelEvents> {
     socket.once('close', () => this.sockets.delete(socket));
   }
 
-  protected async listenOn(server: Server, at: Endpoint): Promise<Endpoint> {
+  protected async listenOn(server: Server, at: Endpoint, maxConnections?: number): Promise<Endpoint> {
     this.server = server;
+    if (maxConnections !== undefined) server.maxConnections = maxConnections;
+    server.on('drop', () => this.emit('refused', { reason: `more than ${maxConnections} connections` }));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(at.port, at.host, () => resolve());
@@ -69,7 +84,7 @@ abstract class Tunnel extends EventEmitter<TunnelEvents> {
   }
 }
 
-export interface TunnelServerOptions {
+export interface TunnelServerOptions extends ConnectionAgeOptions {
   readonly listen: Endpoint;
   /** Where the plaintext goes. */
   readonly target: Endpoint;
@@ -81,6 +96,8 @@ export interface TunnelServerOptions {
 export class TunnelServer extends Tunnel {
   readonly #opts: TunnelServerOptions;
   readonly #identities = new WeakMap<TLSSocket, string>();
+  /** The mode each connection's ClientHello will get, by its remote address and port. */
+  readonly #modes = new Map<string, PskMode>();
 
   constructor(opts: TunnelServerOptions) {
     super();
@@ -89,7 +106,7 @@ export class TunnelServer extends Tunnel {
 
   listen(): Promise<Endpoint> {
     const { keys, mode, target } = this.#opts;
-    const server = createTlsServer({
+    const tlsServer = createTlsServer({
       ...HALF_OPEN,
       ...serverPskOptions(mode),
       // Any key the ring still holds: a client may connect with the previous key for a moment.
@@ -99,9 +116,10 @@ export class TunnelServer extends Tunnel {
         return key?.key ?? null;
       },
     });
-    server.on('tlsClientError', (err) => this.emit('refused', { reason: err.message }));
-    server.on('secureConnection', (tls: TLSSocket) => {
+    tlsServer.on('tlsClientError', (err) => this.emit('refused', { reason: err.message }));
+    tlsServer.on('secureConnection', (tls: TLSSocket) => {
       this.track(tls);
+      const negotiated = this.#modes.get(peerOf(tls));
       // A handshake that never asked for the external PSK resumed an earlier session: it is not
       // keyed from a current QKD key. (Node keeps no server session cache, so this should not
       // happen; the check makes sure.)
@@ -111,27 +129,53 @@ export class TunnelServer extends Tunnel {
         tls.destroy();
         return;
       }
-      // OpenSSL has enforced the mode already (see serverPskOptions); Node cannot show it here.
-      this.emit('connection', { keyId, mode });
+      if (negotiated === undefined) {
+        tls.destroy();
+        return;
+      }
+      this.emit('connection', { keyId, mode: negotiated });
       const plain = createConnection({ ...target, ...HALF_OPEN });
       this.track(plain);
-      splice(tls, plain);
+      const grace = this.#opts.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
+      splice(tls, plain, grace);
+      const { maxConnectionAgeMs } = this.#opts;
+      if (maxConnectionAgeMs) endAtAge(tls, plain, maxConnectionAgeMs, grace, () => this.emit('aged', { keyId }));
     });
-    return this.listenOn(server, this.#opts.listen);
+    // TCP first: the ClientHello is read (and put back) to learn the mode before TLS starts.
+    const front = createTcpServer(HALF_OPEN, (raw) => {
+      this.track(raw);
+      raw.on('error', () => raw.destroy());
+      peekClientHello(raw).then(
+        (offer) => {
+          const negotiated = negotiatedServerMode(offer, mode, SERVER_GROUPS[mode].ids);
+          if (negotiated === undefined || !modeAcceptable(mode, negotiated)) {
+            const weaker = offer.pskModes.includes(0) && !offer.pskModes.includes(1);
+            const reason = weaker ? `client offers psk_ke only, weaker than ${mode}` : `no ${mode} handshake possible`;
+            this.emit('refused', { reason });
+            raw.destroy();
+            return;
+          }
+          const peer = peerOf(raw);
+          this.#modes.set(peer, negotiated);
+          raw.once('close', () => this.#modes.delete(peer));
+          tlsServer.emit('connection', raw);
+        },
+        (err: Error) => {
+          this.emit('refused', { reason: err.message });
+          raw.destroy();
+        },
+      );
+    });
+    return this.listenOn(front, this.#opts.listen, this.#opts.maxConnections);
   }
 }
 
-export interface TunnelClientOptions {
+export interface TunnelClientOptions extends ConnectionAgeOptions {
   readonly listen: Endpoint;
   /** The tunnel server. */
   readonly server: Endpoint;
   readonly keys: KeyRing;
   readonly mode: PskMode;
-  /**
-   * Longest life of one tunnelled connection (ms): after it, the connection is closed so that its
-   * replacement uses the current key. The application sees its TCP connection closed.
-   */
-  readonly maxConnectionAgeMs?: number;
 }
 
 /** The client side: accepts plaintext locally and carries it to the tunnel server. */
@@ -145,7 +189,7 @@ export class TunnelClient extends Tunnel {
 
   listen(): Promise<Endpoint> {
     const server = createTcpServer(HALF_OPEN, (plain) => this.#forward(plain));
-    return this.listenOn(server, this.#opts.listen);
+    return this.listenOn(server, this.#opts.listen, this.#opts.maxConnections);
   }
 
   #forward(plain: Socket): void {
@@ -177,11 +221,15 @@ export class TunnelClient extends Tunnel {
         return;
       }
       this.emit('connection', { keyId: key.keyId, mode: negotiated });
-      if (this.#opts.maxConnectionAgeMs) {
-        const timer = setTimeout(() => tls.destroy(), this.#opts.maxConnectionAgeMs);
-        tls.once('close', () => clearTimeout(timer));
+      const carried = (chunk: Buffer) => this.emit('traffic', { keyId: key.keyId, bytes: chunk.length });
+      plain.on('data', carried);
+      tls.on('data', carried);
+      const grace = this.#opts.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
+      splice(plain, tls, grace);
+      const { maxConnectionAgeMs } = this.#opts;
+      if (maxConnectionAgeMs) {
+        endAtAge(tls, plain, maxConnectionAgeMs, grace, () => this.emit('aged', { keyId: key.keyId }));
       }
-      splice(plain, tls);
       plain.resume();
     });
     tls.once('error', (err) => {

@@ -63,7 +63,7 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
     const result = await opts.auth.identify(req.raw.socket as TLSSocket, req.headers.authorization);
     if (!result.ok) {
       opts.log.warn(
-        { remote: req.ip, url: req.url.split('?')[0], reason: result.reason },
+        { remote: req.ip, url: req.url.split('?')[0], reason: result.reason, presented: result.presented },
         'refused: not authenticated',
       );
       return reply.code(401).send();

@@ -8,12 +8,20 @@ export class FramingError extends Error {
 }
 
 /** Writes one frame: a 4-byte big-endian length, then UTF-8 JSON. */
-export function writeFrame(stream: Duplex, message: unknown): void {
+export function writeFrame(stream: Duplex, message: unknown, written?: (err?: Error | null) => void): void {
   const body = Buffer.from(JSON.stringify(message), 'utf8');
   if (body.length > MAX_FRAME_BYTES) throw new FramingError('message too large');
   const header = Buffer.alloc(4);
   header.writeUInt32BE(body.length);
-  stream.write(Buffer.concat([header, body]));
+  stream.write(Buffer.concat([header, body]), written);
+}
+
+/** Writes one frame and resolves once the stream has handed it on (rejects if the stream failed). */
+export function writeFrameFlushed(stream: Duplex, message: unknown): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!stream.writable) return reject(new FramingError('connection closed'));
+    writeFrame(stream, message, (err) => (err ? reject(err) : resolve()));
+  });
 }
 
 /**

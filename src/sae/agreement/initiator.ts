@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { entityFromAltNames } from '../../auth/tls-identity.js';
 import { KmeError, type KmeClient } from '../kme-client.js';
+import { exchangeTimeoutMs } from './exchange-timeout.js';
 import { FrameReader, writeFrame } from './framing.js';
 import { AgreementError, keyProof, parseMessage, proofMatches, PROTOCOL_VERSION, type Offer } from './messages.js';
 import type { AgreedKeys, SaeTls } from './types.js';
@@ -13,6 +14,7 @@ export interface InitiatorOptions {
   readonly peer: { readonly host: string; readonly port: number };
   readonly kme: KmeClient;
   readonly tls: SaeTls;
+  /** How long to wait for each reply (default: the key_exchange_timeout preference at the KME). */
   readonly timeoutMs?: number;
   /** While the responder is not up yet: how long to keep trying to connect. */
   readonly connectWithinMs?: number;
@@ -21,12 +23,14 @@ export interface InitiatorOptions {
 /**
  * The initiator side of the key agreement: connects to the responder first (no keys are taken
  * while the peer is unreachable), gets keys from its KME, offers their IDs, checks the responder's
- * proof and confirms. A failed exchange wipes its keys.
+ * proof, confirms, and uses the keys once the responder says it is done. A failed exchange wipes
+ * its keys.
  */
 export class Initiator {
   readonly #opts: InitiatorOptions;
   #socket: TLSSocket | undefined;
   #reader: FrameReader | undefined;
+  #timeoutMs = 30_000;
 
   constructor(opts: InitiatorOptions) {
     this.#opts = opts;
@@ -38,6 +42,7 @@ export class Initiator {
     for (let attempt = 0; ; attempt++) {
       try {
         const socket = await this.#connectOnce();
+        this.#timeoutMs = await exchangeTimeoutMs(this.#opts.timeoutMs, this.#opts.kme);
         this.#socket = socket;
         this.#reader = new FrameReader(socket);
         return { socket, reader: this.#reader };
@@ -102,7 +107,7 @@ export class Initiator {
     };
     try {
       writeFrame(socket, offer);
-      const reply = await this.#reply(reader);
+      const reply = await this.#reply(reader, 'acknowledge');
       if (reply.type === 'error') throw new AgreementError(reply.code, `responder refused: ${reply.message}`);
       if (reply.type !== 'ack' || reply.exchange !== offer.exchange) {
         throw new AgreementError('bad_message', 'expected the acknowledgement of this exchange');
@@ -116,6 +121,15 @@ export class Initiator {
         exchange: offer.exchange,
         proof: keyProof('confirm', offer, keys),
       });
+      // Only the responder's `done` shows it kept the keys: without it they are never used here.
+      const done = await this.#reply(reader, 'confirm the keys');
+      if (done.type === 'error') throw new AgreementError(done.code, `responder refused: ${done.message}`);
+      if (done.type !== 'done' || done.exchange !== offer.exchange) {
+        throw new AgreementError('bad_message', 'expected the responder to finish this exchange');
+      }
+      if (!proofMatches(keyProof('done', offer, keys), done.proof)) {
+        throw new AgreementError('bad_proof', 'responder holds different keys');
+      }
     } catch (err) {
       for (const k of keys) k.fill(0);
       this.#drop();
@@ -130,12 +144,12 @@ export class Initiator {
     };
   }
 
-  async #reply(reader: FrameReader) {
+  async #reply(reader: FrameReader, step = 'acknowledge') {
     try {
-      return parseMessage(await reader.next(this.#opts.timeoutMs ?? 30_000));
+      return parseMessage(await reader.next(this.#timeoutMs));
     } catch (err) {
       if (err instanceof AgreementError) throw err;
-      throw new AgreementError('timeout', `responder did not acknowledge: ${(err as Error).message}`);
+      throw new AgreementError('timeout', `responder did not ${step}: ${(err as Error).message}`);
     }
   }
 

@@ -1,13 +1,14 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
- * The SAE-to-SAE key agreement protocol, version 1 (docs/sae-agreement.md). Messages travel as
- * length-framed JSON over mutual TLS between the two SAEs' certificates.
+ * The SAE-to-SAE key agreement protocol, version 2 (docs/sae-agreement.md). Messages travel as
+ * length-framed JSON over mutual TLS between the two SAEs' certificates. Version 2 added `done`:
+ * the initiator uses keys only once the responder has seen its confirmation.
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export interface Offer {
-  v: 1;
+  v: 2;
   type: 'offer';
   exchange: string;
   master: string;
@@ -16,7 +17,7 @@ export interface Offer {
 }
 
 export interface Ack {
-  v: 1;
+  v: 2;
   type: 'ack';
   exchange: string;
   /** HMAC with the agreed keys: the responder holds the same keys. */
@@ -24,21 +25,29 @@ export interface Ack {
 }
 
 export interface Confirm {
-  v: 1;
+  v: 2;
   type: 'confirm';
   exchange: string;
   proof: string;
 }
 
+/** The responder's last word: it checked the confirmation and now holds the keys for use. */
+export interface Done {
+  v: 2;
+  type: 'done';
+  exchange: string;
+  proof: string;
+}
+
 export interface ErrorMessage {
-  v: 1;
+  v: number;
   type: 'error';
   exchange?: string;
   code: AgreementErrorCode;
   message: string;
 }
 
-export type Message = Offer | Ack | Confirm | ErrorMessage;
+export type Message = Offer | Ack | Confirm | Done | ErrorMessage;
 
 export type AgreementErrorCode =
   | 'bad_message'
@@ -73,8 +82,13 @@ const bad = (what: string) => new AgreementError('bad_message', what);
 /** Checks a received frame against the protocol; returns it typed, or throws bad_message. */
 export function parseMessage(raw: unknown): Message {
   if (!isObject(raw)) throw bad('message is not an object');
-  if (raw['v'] !== PROTOCOL_VERSION) {
-    throw new AgreementError('unsupported_version', `protocol version ${String(raw['v'])} is not supported`);
+  // A peer's error is read whatever its version, so that an older peer's refusal reaches the user.
+  const anyVersionError = raw['type'] === 'error' && Number.isInteger(raw['v']);
+  if (raw['v'] !== PROTOCOL_VERSION && !anyVersionError) {
+    throw new AgreementError(
+      'unsupported_version',
+      `protocol version ${String(raw['v'])} is not supported (this side speaks ${PROTOCOL_VERSION})`,
+    );
   }
   const exchange = raw['exchange'];
   if (raw['type'] !== 'error' && (typeof exchange !== 'string' || !UUID.test(exchange))) {
@@ -94,8 +108,9 @@ export function parseMessage(raw: unknown): Message {
     }
     case 'ack':
     case 'confirm':
+    case 'done':
       if (typeof raw['proof'] !== 'string' || raw['proof'].length > 128) throw bad('proof must be base64');
-      return raw as unknown as Ack | Confirm;
+      return raw as unknown as Ack | Confirm | Done;
     case 'error':
       if (typeof raw['code'] !== 'string' || typeof raw['message'] !== 'string')
         throw bad('error needs code and message');
@@ -109,11 +124,11 @@ export function parseMessage(raw: unknown): Message {
  * Key confirmation: an HMAC keyed with all agreed keys over the exchange, the key IDs and who is
  * speaking. Only a side that holds exactly these keys can compute it; it reveals nothing of them.
  */
-export function keyProof(role: 'ack' | 'confirm', offer: Offer, keys: readonly Buffer[]): string {
+export function keyProof(role: 'ack' | 'confirm' | 'done', offer: Offer, keys: readonly Buffer[]): string {
   const material = Buffer.concat(keys);
   const mac = createHmac('sha256', material)
     .update(
-      `qks/sae-agreement/v1/${role}\n${offer.exchange}\n${offer.master}\n${offer.slave}\n${offer.key_IDs.join(',')}`,
+      `qks/sae-agreement/v2/${role}\n${offer.exchange}\n${offer.master}\n${offer.slave}\n${offer.key_IDs.join(',')}`,
     )
     .digest('base64');
   material.fill(0);

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { peerIdentity } from '../../auth/tls-identity.js';
 import { KmeError, type KmeClient } from '../kme-client.js';
-import { FrameReader, writeFrame } from './framing.js';
+import { exchangeTimeoutMs } from './exchange-timeout.js';
+import { FrameReader, writeFrame, writeFrameFlushed } from './framing.js';
 import { AgreementError, keyProof, parseMessage, proofMatches, PROTOCOL_VERSION, type Offer } from './messages.js';
 import type { AgreedKeys, SaeTls } from './types.js';
 import { ReplayGuard } from './replay-guard.js';
@@ -17,7 +18,7 @@ export interface ResponderOptions {
   readonly tls: SaeTls;
   readonly host?: string;
   readonly port?: number;
-  /** How long to wait for each message of an exchange. */
+  /** How long to wait for each message of an exchange (default: the key_exchange_timeout preference). */
   readonly timeoutMs?: number;
 }
 
@@ -29,7 +30,8 @@ export interface ResponderEvents {
 /**
  * The responder side of the key agreement: accepts offers from known master SAEs over mutual TLS,
  * fetches the offered keys from its own KME, proves it holds them, and hands them on only when the
- * initiator has confirmed. Keys of an exchange that does not complete are wiped, never used.
+ * initiator has confirmed and its `done` is on the wire. Keys of an exchange that does not complete
+ * are wiped, never used.
  */
 export class Responder extends EventEmitter<ResponderEvents> {
   readonly #opts: ResponderOptions;
@@ -67,7 +69,8 @@ export class Responder extends EventEmitter<ResponderEvents> {
     socket.on('error', () => undefined);
     const peer = peerIdentity(socket, 'sae');
     const reader = new FrameReader(socket);
-    const timeout = this.#opts.timeoutMs ?? 30_000;
+    // Read per connection, so a changed preference applies to the next connection.
+    const timeout = await exchangeTimeoutMs(this.#opts.timeoutMs, this.#opts.kme);
     if (!peer || !this.#opts.peers.includes(peer)) {
       this.#refuse(
         socket,
@@ -145,6 +148,15 @@ export class Responder extends EventEmitter<ResponderEvents> {
       if (!proofMatches(keyProof('confirm', offer, keys), confirm.proof)) {
         throw new AgreementError('bad_proof', 'initiator holds different keys');
       }
+      const done = {
+        v: PROTOCOL_VERSION,
+        type: 'done',
+        exchange: offer.exchange,
+        proof: keyProof('done', offer, keys),
+      };
+      await writeFrameFlushed(socket, done).catch((err: Error) => {
+        throw new AgreementError('timeout', `could not finish the exchange: ${err.message}`);
+      });
     } catch (err) {
       for (const k of keys) k.fill(0);
       throw err;
