@@ -169,7 +169,7 @@ export class IpsecAgent extends EventEmitter<IpsecAgentEvents> {
     const sa = sas.find((s) => s.ikeId === current.ikeId)!;
     const delta = sa.bytes - this.#bytesSeen;
     this.#bytesSeen = sa.bytes;
-    if (delta > 0) this.#o.rotation?.recordUse(delta);
+    if (delta > 0) this.#o.rotation?.recordBytes(delta, current.keyId);
   }
 
   /** An SA of ours went down (not one we closed ourselves: those left #mine first). */
