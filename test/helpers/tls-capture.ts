@@ -1,7 +1,8 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startTshark } from './tshark.js';
 
 /** What the handshakes on one port showed on the wire. */
 export interface HandshakeEvidence {
@@ -15,7 +16,7 @@ export interface HandshakeEvidence {
 export class TlsCapture {
   readonly #port: number;
   readonly #dir = mkdtempSync(join(tmpdir(), 'qks-capture-'));
-  #tshark: ChildProcess | undefined;
+  #tshark: Awaited<ReturnType<typeof startTshark>> | undefined;
 
   constructor(port: number) {
     this.#port = port;
@@ -26,28 +27,12 @@ export class TlsCapture {
   }
 
   async start(): Promise<void> {
-    const tshark = spawn('tshark', ['-i', 'lo', '-f', `tcp port ${this.#port}`, '-w', this.#file, '-q']);
-    this.#tshark = tshark;
-    let said = '';
-    await new Promise<void>((resolve, reject) => {
-      tshark.stderr!.on('data', (d: Buffer) => {
-        said += d.toString();
-        if (said.includes('Capturing on')) resolve();
-      });
-      tshark.once('exit', (code) => reject(new Error(`tshark exited (${code}): ${said.trim()}`)));
-    });
-    // tshark says so a moment before packets really reach the file.
-    await new Promise((r) => setTimeout(r, 1000));
+    this.#tshark = await startTshark(['tshark', '-i', 'lo', '-f', `tcp port ${this.#port}`, '-w', this.#file, '-q']);
   }
 
   /** Stops the capture and reads the handshakes from it. */
   async stop(): Promise<HandshakeEvidence> {
-    const tshark = this.#tshark!;
-    await new Promise((r) => setTimeout(r, 300)); // let the last packets reach the file
-    await new Promise((resolve) => {
-      tshark.once('exit', resolve);
-      tshark.kill('SIGINT');
-    });
+    await this.#tshark!.stop();
     const out = spawnSync(
       'tshark',
       [
