@@ -10,12 +10,17 @@ import { TestClient } from './sae-client.js';
 
 export type SiteOptions = Omit<InitOptions, 'dir' | 'ports'>;
 
-/** A deployment of KMEs made by `qks init` in a temporary directory, with ports free now. */
+/**
+ * A deployment of KMEs made by `qks init` in a temporary directory, with ports free now. Links use
+ * the fast shared-seed simulator unless `source: 'qkd'` is asked for: most tests are about the
+ * KMEs, not the link, and want material at a known rate from the start.
+ */
 export async function createDeployment(opts: SiteOptions = {}): Promise<Deployment> {
   const dir = mkdtempSync(join(tmpdir(), 'qks-test-'));
   const kmes = opts.kmes ?? ['kme-a', 'kme-b'];
   const ports = await freePorts(kmes.length * 2);
   return initDeployment({
+    source: 'simulated',
     ...opts,
     dir,
     kmes,

@@ -53,3 +53,84 @@ export function checkSettings(s: QkdSettings): string[] {
   if (!(s.epsilonPa > 0 && s.epsilonPa < 1)) problems.push('epsilon_pa must be in (0, 1)');
   return problems;
 }
+
+/** The `qkd` source of a link in a KME configuration (docs/configuration.md); all but two optional. */
+export interface QkdSourceConfig {
+  type: 'qkd';
+  /** This end's device seed (hex, 32 bytes); each end has its own. */
+  seed_file: string;
+  distance_km?: number;
+  attenuation_db_per_km?: number;
+  detector_efficiency?: number;
+  dark_count_probability?: number;
+  misalignment?: number;
+  repetition_rate_hz?: number;
+  intensities?: { signal?: number; decoy?: number };
+  probabilities?: { signal?: number; decoy?: number };
+  eve_fraction?: number;
+  frame_pulses?: number;
+  cascade?: CascadeVariant;
+  qber_threshold?: number;
+  sample_fraction?: number;
+  n_sigma?: number;
+  epsilon_pa?: number;
+}
+
+const number = { type: 'number' };
+const pair = {
+  type: 'object',
+  properties: { signal: number, decoy: number },
+  additionalProperties: false,
+};
+
+/** JSON Schema of QkdSourceConfig (ranges are checked by checkSettings, with clearer messages). */
+export const QKD_SOURCE_SCHEMA = {
+  type: 'object',
+  required: ['type', 'seed_file'],
+  additionalProperties: false,
+  properties: {
+    type: { const: 'qkd' },
+    seed_file: { type: 'string', minLength: 1 },
+    distance_km: number,
+    attenuation_db_per_km: number,
+    detector_efficiency: number,
+    dark_count_probability: number,
+    misalignment: number,
+    repetition_rate_hz: number,
+    intensities: pair,
+    probabilities: pair,
+    eve_fraction: number,
+    frame_pulses: { type: 'integer' },
+    cascade: { enum: [...CASCADE_VARIANTS] },
+    qber_threshold: number,
+    sample_fraction: number,
+    n_sigma: number,
+    epsilon_pa: number,
+  },
+} as const;
+
+export function qkdSettingsOf(c: QkdSourceConfig): QkdSettings {
+  const d = DEFAULT_QKD;
+  const p = d.physics;
+  return {
+    physics: {
+      distanceKm: c.distance_km ?? p.distanceKm,
+      attenuationDbPerKm: c.attenuation_db_per_km ?? p.attenuationDbPerKm,
+      detectorEfficiency: c.detector_efficiency ?? p.detectorEfficiency,
+      darkCountProbability: c.dark_count_probability ?? p.darkCountProbability,
+      misalignment: c.misalignment ?? p.misalignment,
+      repetitionRateHz: c.repetition_rate_hz ?? p.repetitionRateHz,
+      mu: c.intensities?.signal ?? p.mu,
+      nu: c.intensities?.decoy ?? p.nu,
+      pSignal: c.probabilities?.signal ?? p.pSignal,
+      pDecoy: c.probabilities?.decoy ?? p.pDecoy,
+      eveFraction: c.eve_fraction ?? p.eveFraction,
+    },
+    framePulses: c.frame_pulses ?? d.framePulses,
+    cascade: c.cascade ?? d.cascade,
+    qberThreshold: c.qber_threshold ?? d.qberThreshold,
+    sampleFraction: c.sample_fraction ?? d.sampleFraction,
+    nSigma: c.n_sigma ?? d.nSigma,
+    epsilonPa: c.epsilon_pa ?? d.epsilonPa,
+  };
+}
