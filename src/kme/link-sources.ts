@@ -10,7 +10,12 @@ import type { PeerClient } from './peer-client.js';
 const readSeed = (file: string) => Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
 
 /** The key source of one link, as its configuration says. */
-export function createSource(kmeId: string, link: KmeConfig['links'][number], peers: PeerClient, log: Logger): KeySource {
+export function createSource(
+  kmeId: string,
+  link: KmeConfig['links'][number],
+  peers: PeerClient,
+  log: Logger,
+): KeySource {
   const src = link.source;
   if (src.type === 'simulated') {
     return new SimulatedLink({

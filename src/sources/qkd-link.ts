@@ -61,7 +61,7 @@ export class QkdLink implements KeySource {
     this.linkId = opts.linkId;
     this.blockBits = opts.blockBits;
     this.#opts = opts;
-    this.stats = new LinkStatsRecorder(opts.now);
+    this.stats = new LinkStatsRecorder(opts.settings.physics.repetitionRateHz);
     if (opts.role === 'leader') {
       this.#leader = new Leader({ ...opts, channel: opts.channel! });
     } else {
@@ -75,6 +75,11 @@ export class QkdLink implements KeySource {
         },
       });
     }
+  }
+
+  /** The highest block number this end holds or has delivered. */
+  get newestSeq(): number {
+    return this.#lastSeq;
   }
 
   get clock(): StageClock {

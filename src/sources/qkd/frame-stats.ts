@@ -12,26 +12,32 @@ export interface FrameSummary {
   readonly discarded?: string;
 }
 
-const WINDOW_MS = 10_000;
+const WINDOW_SECONDS = 10;
 
-/** Per-link statistics: rates over the frames of the last ten seconds, counts since start. */
+/**
+ * Per-link statistics: rates per second of link time (the frames' pulses at the repetition rate)
+ * over the latest ten seconds' worth of frames, and counts since start. When frames are paced, as
+ * in a KME, link time is wall-clock time.
+ */
 export class LinkStatsRecorder {
-  readonly #recent: Array<{ at: number; s: FrameSummary }> = [];
+  readonly #recent: FrameSummary[] = [];
   readonly #reasons: Record<string, number> = {};
-  readonly #now: () => number;
-  readonly #since: number;
+  readonly #repetitionRateHz: number;
   #done = 0;
   #discarded = 0;
   #last: FrameSummary | undefined;
   #lastEfficiency = 0;
 
-  constructor(now: () => number = Date.now) {
-    this.#now = now;
-    this.#since = now();
+  constructor(repetitionRateHz: number) {
+    this.#repetitionRateHz = repetitionRateHz;
   }
 
   record(s: FrameSummary): void {
-    this.#recent.push({ at: this.#now(), s });
+    this.#recent.push(s);
+    let seconds = this.#recent.reduce((t, f) => t + f.pulses, 0) / this.#repetitionRateHz;
+    while (this.#recent.length > 1 && seconds - this.#recent[0]!.pulses / this.#repetitionRateHz >= WINDOW_SECONDS) {
+      seconds -= this.#recent.shift()!.pulses / this.#repetitionRateHz;
+    }
     this.#last = s;
     if (s.efficiency > 0) this.#lastEfficiency = s.efficiency;
     if (s.discarded) {
@@ -45,10 +51,9 @@ export class LinkStatsRecorder {
   }
 
   stats(): LinkStats {
-    const now = this.#now();
-    while (this.#recent.length > 0 && this.#recent[0]!.at < now - WINDOW_MS) this.#recent.shift();
-    const seconds = Math.max(1e-3, Math.min(WINDOW_MS, now - this.#since) / 1000);
-    const sum = (f: (s: FrameSummary) => number) => this.#recent.reduce((t, r) => t + f(r.s), 0) / seconds;
+    const seconds = this.#recent.reduce((t, f) => t + f.pulses, 0) / this.#repetitionRateHz;
+    const sum = (f: (s: FrameSummary) => number) =>
+      seconds > 0 ? this.#recent.reduce((t, r) => t + f(r), 0) / seconds : 0;
     return {
       rawBps: sum((s) => s.clicks),
       siftedBps: sum((s) => s.sifted),
