@@ -37,6 +37,15 @@ export class Transmitter {
     this.#arrival = arrivalProbabilities(physics);
   }
 
+  /** Alice's choice packed as bit | basis << 1 | intensity << 2, without an object per pulse. */
+  packed(frame: number, index: number): number {
+    const h = mix32(frame, index, this.#keys[0]!);
+    const u = (h >>> 8) / TWO_24;
+    const p = this.#physics;
+    const intensity = u < p.pSignal ? SIGNAL : u < p.pSignal + p.pDecoy ? DECOY : VACUUM;
+    return (h & 3) | (intensity << 2);
+  }
+
   pulse(frame: number, index: number): PulseChoice {
     const h = mix32(frame, index, this.#keys[0]!);
     const u = (h >>> 8) / TWO_24;

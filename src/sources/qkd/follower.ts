@@ -1,9 +1,9 @@
 import { badRequest } from '../../domain/errors.js';
-import { bitsToBytes, gather, getBit, wipe, type Bits } from '../../qkd/bits.js';
+import { bitsToBytes, gather, wipe, type Bits } from '../../qkd/bits.js';
 import { CascadeResponder } from '../../qkd/cascade.js';
 import type { PassSpec } from '../../qkd/cascade-plan.js';
 import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../qkd/hashing.js';
-import { partition } from '../../qkd/sifting.js';
+import { onesOf, partition } from '../../qkd/sifting.js';
 import { Receiver, type Clicks } from '../../physics/receiver.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
@@ -179,13 +179,6 @@ export class Follower {
   close(): void {
     for (const frame of [...this.#frames.keys()]) this.#drop(frame);
   }
-}
-
-/** Positions of the set bits: the clicks Alice kept. */
-function onesOf(b: Bits, n: number): Uint32Array {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) if (getBit(b, i)) out.push(i);
-  return Uint32Array.from(out);
 }
 
 function parseSummary(value: unknown): FrameSummary {

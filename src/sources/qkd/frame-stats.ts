@@ -23,6 +23,8 @@ export class LinkStatsRecorder {
   readonly #recent: FrameSummary[] = [];
   readonly #reasons: Record<string, number> = {};
   readonly #repetitionRateHz: number;
+  /** Sums over every frame since start (bits), for benchmarks. */
+  readonly totals = { pulses: 0, clicks: 0, sifted: 0, secretBits: 0 };
   #done = 0;
   #discarded = 0;
   #last: FrameSummary | undefined;
@@ -33,6 +35,10 @@ export class LinkStatsRecorder {
   }
 
   record(s: FrameSummary): void {
+    this.totals.pulses += s.pulses;
+    this.totals.clicks += s.clicks;
+    this.totals.sifted += s.sifted;
+    this.totals.secretBits += s.secretBits;
     this.#recent.push(s);
     let seconds = this.#recent.reduce((t, f) => t + f.pulses, 0) / this.#repetitionRateHz;
     while (this.#recent.length > 1 && seconds - this.#recent[0]!.pulses / this.#repetitionRateHz >= WINDOW_SECONDS) {

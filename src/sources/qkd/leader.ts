@@ -94,16 +94,17 @@ export class Leader {
       const clickClasses = new Uint8Array(m);
       const clicksByClass: [number, number, number] = [0, 0, 0];
       for (let j = 0; j < m; j++) {
-        const c = this.#tx.pulse(frame, clicks[j]!);
-        setBit(aliceBases, j, c.basis);
-        setBit(aliceBits, j, c.bit);
-        clickClasses[j] = c.intensity;
-        clicksByClass[c.intensity]! += 1;
+        const c = this.#tx.packed(frame, clicks[j]!);
+        if (c & 2) aliceBases[j >>> 5]! |= 1 << (j & 31);
+        if (c & 1) aliceBits[j >>> 5]! |= 1 << (j & 31);
+        clickClasses[j] = c >>> 2;
+        clicksByClass[c >>> 2]! += 1;
       }
       const kept = matchingClicks(aliceBases, bobBases, m);
       const match = newBits(m);
       for (const j of kept) setBit(match, j, 1);
-      const classes = Uint8Array.from(kept, (j) => clickClasses[j]!);
+      const classes = new Uint8Array(kept.length);
+      for (let i = 0; i < kept.length; i++) classes[i] = clickClasses[kept[i]!]!;
       const keptBits = gather(aliceBits, kept);
       const sampleSeed = rng.u32();
       const parts = partition(classes, sampleSeed, s.sampleFraction);

@@ -11,9 +11,15 @@ export type QkdOp = (typeof QKD_OPS)[number];
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 
+// Long fields are only length-checked after decoding (every caller checks the length it needs);
+// short ones, where a regular expression costs nothing, are checked character by character.
 function unb64(value: unknown, what: string): Buffer {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw badRequest(`${what} must be base64`);
-  return Buffer.from(value, 'base64');
+  if (typeof value !== 'string' || (value.length < 4096 && !/^[A-Za-z0-9+/]*={0,2}$/.test(value))) {
+    throw badRequest(`${what} must be base64`);
+  }
+  const bytes = Buffer.from(value, 'base64');
+  if (Math.abs(Math.ceil(bytes.length / 3) * 4 - value.length) > 3) throw badRequest(`${what} must be base64`);
+  return bytes;
 }
 
 export function int(value: unknown, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
@@ -103,14 +109,15 @@ export function decodeIndices(value: unknown, count: number, below: number, what
   let at = 0;
   let prev = -1;
   for (let i = 0; i < count; i++) {
-    let gap = 0;
-    let shift = 0;
-    for (;;) {
-      if (at >= bytes.length || shift > 28) throw badRequest(`${what} is truncated or malformed`);
-      const byte = bytes[at++]!;
-      gap += (byte & 0x7f) * 2 ** shift;
-      shift += 7;
-      if (byte < 0x80) break;
+    if (at >= bytes.length) throw badRequest(`${what} is truncated or malformed`);
+    let byte = bytes[at++]!;
+    let gap = byte & 0x7f;
+    let scale = 128;
+    while (byte >= 0x80) {
+      if (at >= bytes.length || scale > 2 ** 28) throw badRequest(`${what} is truncated or malformed`);
+      byte = bytes[at++]!;
+      gap += (byte & 0x7f) * scale;
+      scale *= 128;
     }
     prev += gap + 1;
     if (prev >= below) throw badRequest(`${what} names a pulse outside the frame`);
