@@ -44,7 +44,7 @@ export class Receiver {
       let bit: number;
       if (nextArrival === index && dark !== index) {
         const state = arrivals.states[a]!;
-        bit = basis === state >>> 1 ? (state & 1) ^ (rng.float() < e ? 1 : 0) : rng.u32() & 1;
+        bit = basis === state >>> 1 ? (state & 1) ^ (rng.chance(e) ? 1 : 0) : rng.u32() & 1;
       } else {
         // A dark count, alone or with a photon: the outcome is random.
         bit = rng.u32() & 1;

@@ -72,7 +72,7 @@ export class Transmitter {
     for (let i = rng.geometric(pMax); i < pulses; i += 1 + rng.geometric(pMax)) {
       const choice = this.pulse(frame, i);
       const p = this.#arrival[choice.intensity]!;
-      if (p < pMax && rng.float() * pMax >= p) continue;
+      if (p < pMax && !rng.chance(p / pMax)) continue;
       let { bit, basis } = choice;
       if (eve) {
         const e = this.attack(frame, i);

@@ -1,4 +1,5 @@
-import { flipBit, parity32, rangeParity, type Bits } from './bits.js';
+import { flipBit, parity32, type Bits } from './bits.js';
+import { ParityIndex } from './parity-index.js';
 import { checkPass, inverseMod, shuffled, type PassSpec } from './cascade-plan.js';
 
 /**
@@ -16,7 +17,7 @@ export class CascadeResponder {
   readonly #key: Bits;
   readonly #n: number;
   readonly #passes: PassSpec[] = [];
-  readonly #views: Array<Bits | undefined> = [];
+  readonly #views: Array<ParityIndex | undefined> = [];
   disclosed = 0;
 
   constructor(key: Bits, n: number) {
@@ -39,15 +40,15 @@ export class CascadeResponder {
       const hi = questions[3 * i + 2]!;
       const spec = this.#passes[pass];
       if (!spec || hi > this.#n || lo >= hi) throw new RangeError('question outside the key');
-      const view = (this.#views[pass] ??= shuffled(this.#key, this.#n, spec));
-      if (rangeParity(view, lo, hi)) out[i >>> 3]! |= 1 << (i & 7);
+      const view = (this.#views[pass] ??= new ParityIndex(shuffled(this.#key, this.#n, spec)));
+      if (view.range(lo, hi)) out[i >>> 3]! |= 1 << (i & 7);
     }
     this.disclosed += count;
     return out;
   }
 
   wipe(): void {
-    for (const v of this.#views) v?.fill(0);
+    for (const v of this.#views) v?.wipe();
   }
 }
 
@@ -66,7 +67,7 @@ export class CascadeCorrector {
   readonly #n: number;
   readonly #passes: readonly PassSpec[];
   readonly #inverse: number[];
-  readonly #views: Array<Bits | undefined> = [];
+  readonly #views: Array<ParityIndex | undefined> = [];
   /** Responder's top-level parity per block, per pass. */
   readonly #top: Uint8Array[] = [];
   /** Whether each block's parity currently differs from the responder's, per opened pass. */
@@ -155,14 +156,14 @@ export class CascadeCorrector {
   #openNext(): void {
     const pass = ++this.#opened;
     const spec = this.#passes[pass]!;
-    const view = shuffled(this.#key, this.#n, spec);
+    const view = new ParityIndex(shuffled(this.#key, this.#n, spec));
     this.#views[pass] = view;
     const top = this.#top[pass]!;
     const odd = new Uint8Array(top.length);
     this.#searching[pass] = new Set();
     for (let b = 0; b < top.length; b++) {
       const lo = b * spec.blockSize;
-      odd[b] = rangeParity(view, lo, Math.min(this.#n, lo + spec.blockSize)) ^ top[b]!;
+      odd[b] = view.range(lo, Math.min(this.#n, lo + spec.blockSize)) ^ top[b]!;
       if (odd[b]) this.#search(pass, b);
     }
     this.#odd[pass] = odd;
@@ -176,14 +177,14 @@ export class CascadeCorrector {
   }
 
   #stillOdd(s: Search): boolean {
-    return rangeParity(this.#views[s.pass]!, s.lo, s.hi) !== s.parity;
+    return this.#views[s.pass]!.range(s.lo, s.hi) !== s.parity;
   }
 
   /** One binary-search step with the responder's parity of the first half. */
   #step(s: Search, firstHalf: number): void {
     if (!this.#stillOdd(s)) return this.#finish(s);
     const mid = s.lo + ((s.hi - s.lo) >>> 1);
-    if (rangeParity(this.#views[s.pass]!, s.lo, mid) !== firstHalf) {
+    if (this.#views[s.pass]!.range(s.lo, mid) !== firstHalf) {
       s.hi = mid;
       s.parity = firstHalf;
     } else {
@@ -203,7 +204,7 @@ export class CascadeCorrector {
       const p = this.#passes[pass]!;
       const q = ((((position - p.b) % this.#n) + this.#n) % this.#n) * this.#inverse[pass]!;
       const inPass = q % this.#n;
-      flipBit(this.#views[pass]!, inPass);
+      this.#views[pass]!.flip(inPass);
       const block = Math.floor(inPass / p.blockSize);
       const odd = this.#odd[pass]!;
       odd[block]! ^= 1;
@@ -219,7 +220,7 @@ export class CascadeCorrector {
   }
 
   wipe(): void {
-    for (const v of this.#views) v?.fill(0);
+    for (const v of this.#views) v?.wipe();
   }
 }
 

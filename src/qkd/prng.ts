@@ -66,7 +66,13 @@ export class Prng {
   geometric(p: number): number {
     if (p >= 1) return 0;
     if (p <= 0) return Infinity;
-    return Math.floor(Math.log(1 - this.float()) / Math.log1p(-p));
+    // 32 bits of uniform (never 0) are plenty for the skips the simulator draws.
+    return Math.floor(Math.log((this.u32() + 0.5) / 4294967296) / Math.log1p(-p));
+  }
+
+  /** True with probability p (to 2^-32). */
+  chance(p: number): boolean {
+    return this.u32() < p * 4294967296;
   }
 
   /** Fills `out` with uniform words. */

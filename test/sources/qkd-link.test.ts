@@ -12,11 +12,12 @@ const FAST = qkdSettings({ distanceKm: 5 }, { framePulses: 10_000_000 });
 
 describeKeySourceConformance('QKD link simulator', () => {
   const { leader, follower } = qkdPair(FAST);
-  leader.open();
-  follower.open();
   return {
     ends: [leader, follower],
     waitFor: async (seq) => {
+      // The link runs from the first wait (a pair only described is never started).
+      leader.open();
+      follower.open();
       const deadline = Date.now() + 60_000;
       while (leader.newestSeq < seq || follower.newestSeq < seq) {
         if (Date.now() > deadline) throw new Error('the link produced too little');
