@@ -4,13 +4,15 @@ import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../kme/config.js';
 import { startKme, type RunningKme } from '../kme/kme.js';
-import { initDeployment } from './init.js';
+import { initDeployment, type InitOptions } from './init.js';
 import { freePorts } from './ports.js';
 import { untilSignal } from './signals.js';
 
 export interface DemoOptions {
   readonly dir?: string;
   readonly manifest?: string;
+  readonly source?: 'qkd' | 'simulated';
+  readonly qkd?: InitOptions['qkd'];
   readonly rateBps?: number;
   readonly out?: (line: string) => void;
 }
@@ -22,7 +24,10 @@ export interface DemoManifest {
   saes: Array<{ id: string; kme: string; cert: string; key: string }>;
 }
 
-/** Two KMEs on loopback joined by a simulated link, with two SAEs each, until SIGINT or SIGTERM. */
+/**
+ * Two KMEs on loopback joined by a simulated link (by default the physics-level QKD simulator with
+ * its post-processing between the two KMEs), with two SAEs each, until SIGINT or SIGTERM.
+ */
 export async function runDemo(opts: DemoOptions): Promise<void> {
   const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
   const dir = resolve(opts.dir ?? mkdtempSync(join(tmpdir(), 'qks-demo-')));
@@ -33,6 +38,8 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       { sae: a1!, kme: a2! },
       { sae: b1!, kme: b2! },
     ],
+    source: opts.source ?? 'qkd',
+    ...(opts.qkd ? { qkd: opts.qkd } : {}),
     ...(opts.rateBps ? { rateBps: opts.rateBps } : {}),
   });
   const kmes: Array<{ kme: RunningKme; log: string; config: string }> = [];
@@ -57,7 +64,12 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   const [kmeA, kmeB] = manifest.kmes;
   const sae = (id: string) => manifest.saes.find((s) => s.id === id)!;
   const curl = (id: string) => `curl -s --cacert ${manifest.ca} --cert ${sae(id).cert} --key ${sae(id).key}`;
-  out(`QKS demo running: two KMEs joined by a simulated QKD link (not QKD: a shared-seed simulator).`);
+  const link = deployment.configs[0]!.config.links[0]!.source;
+  out(
+    link.type === 'qkd'
+      ? `QKS demo running: two KMEs joined by a simulated QKD link (decoy-state BB84 over ${link.distance_km ?? 25} km of modelled fibre, post-processed between the KMEs).`
+      : `QKS demo running: two KMEs joined by a simulated QKD link (not QKD: a shared-seed simulator).`,
+  );
   for (const k of manifest.kmes) out(`  ${k.id}: ${k.url}   (log ${k.log})`);
   out(`  SAEs: ${manifest.saes.map((s) => `${s.id}@${s.kme}`).join(', ')}`);
   out(`  manifest: ${manifestFile}`);

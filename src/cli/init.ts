@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CertificateAuthority } from '../pki/authority.js';
-import type { KmeConfig } from '../kme/config.js';
+import type { KmeConfig, QkdSourceConfig } from '../kme/config.js';
 import { MASTER_KEY_FILE } from '../kme/kme.js';
 
 export interface InitOptions {
@@ -13,6 +13,11 @@ export interface InitOptions {
   readonly host?: string;
   /** Ports per KME: SAE API and KME-to-KME channel. */
   readonly ports?: ReadonlyArray<{ sae: number; kme: number }>;
+  /** `qkd` (default): the physics-level simulator; `simulated`: the shared-seed stand-in. */
+  readonly source?: 'qkd' | 'simulated';
+  /** Settings of the `qkd` source beyond its defaults (docs/configuration.md). */
+  readonly qkd?: Omit<QkdSourceConfig, 'type' | 'seed_file'>;
+  /** Secret key rate of the `simulated` source. */
   readonly rateBps?: number;
   readonly blockBits?: number;
   readonly capacityBlocks?: number;
@@ -84,10 +89,17 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
   const epochMs = opts.epochMs ?? Date.now();
   const links = kmes.slice(1).map((kme, i) => {
     const id = `link-${kmes[i]!.replace(/^kme-/, '')}-${kme.replace(/^kme-/, '')}`;
-    const seedFile = join(dir, 'links', `${id}.seed`);
+    const endpoints = [kmes[i]!, kme] as [string, string];
     mkdirSync(join(dir, 'links'), { recursive: true });
-    writeFileSync(seedFile, randomBytes(32).toString('hex') + '\n', SECRET);
-    return { id, endpoints: [kmes[i]!, kme] as [string, string], seedFile };
+    // The shared-seed stand-in needs one seed for both ends; a QKD link's ends each have their own.
+    const seedFiles = new Map(
+      (opts.source === 'simulated' ? [''] : endpoints).map((end) => {
+        const file = join(dir, 'links', end ? `${id}.${end}.seed` : `${id}.seed`);
+        writeFileSync(file, randomBytes(32).toString('hex') + '\n', SECRET);
+        return [end, file];
+      }),
+    );
+    return { id, endpoints, seedFile: (end: string) => seedFiles.get(end) ?? seedFiles.get('')! };
   });
   const url = (port: number) => `https://${host}:${port}`;
 
@@ -135,7 +147,10 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
         endpoints: l.endpoints,
         block_bits: opts.blockBits ?? 256,
         capacity_blocks: opts.capacityBlocks ?? 100_000,
-        source: { type: 'simulated', seed_file: l.seedFile, rate_bps: opts.rateBps ?? 1_000_000, epoch_ms: epochMs },
+        source:
+          opts.source === 'simulated'
+            ? { type: 'simulated', seed_file: l.seedFile(kme), rate_bps: opts.rateBps ?? 1_000_000, epoch_ms: epochMs }
+            : { type: 'qkd', seed_file: l.seedFile(kme), ...opts.qkd },
       })),
       limits: {
         key_size: 256,

@@ -14,9 +14,10 @@ import { UsageError } from './usage-error.js';
 const USAGE = `Usage: qks <command> [options]
 
 Commands:
-  demo [--dir DIR] [--manifest FILE] [--rate BPS]
+  demo [--dir DIR] [--manifest FILE] [--source qkd|simulated] [--distance-km KM] [--rate BPS]
         Two KMEs on loopback joined by a simulated QKD link, two SAEs each; runs until Ctrl-C.
-  init --dir DIR [--kmes kme-a,kme-b] [--saes-per-kme N] [--host H] [--rate BPS]
+  init --dir DIR [--kmes kme-a,kme-b] [--saes-per-kme N] [--host H] [--source qkd|simulated]
+       [--distance-km KM] [--rate BPS]
         Creates CAs, certificates, master keys, link seeds and one config file per KME.
   kme --config FILE
         Runs one KME from a configuration file (docs/configuration.md).
@@ -30,18 +31,37 @@ Commands:
         An IPsec gateway's agent: QKD keys as IKEv2 PPKs in strongSwan or Libreswan (qks ipsec help).
 `;
 
+const LINK_OPTIONS = {
+  source: { type: 'string' },
+  'distance-km': { type: 'string' },
+  rate: { type: 'string' },
+} as const;
+
+/** The link options of `init` and `demo`: `--rate` is the shared-seed simulator's, and implies it. */
+function linkOptions(values: { source?: string; 'distance-km'?: string; rate?: string }) {
+  const source = values.source ?? (values.rate ? 'simulated' : 'qkd');
+  if (source !== 'qkd' && source !== 'simulated') throw new UsageError('--source must be qkd or simulated');
+  if (values.rate && source !== 'simulated') throw new UsageError('--rate applies to --source simulated only');
+  if (values['distance-km'] && source !== 'qkd') throw new UsageError('--distance-km applies to --source qkd only');
+  return {
+    source,
+    ...(values.rate ? { rateBps: positiveNumber(values.rate, '--rate') } : {}),
+    ...(values['distance-km'] ? { qkd: { distance_km: positiveNumber(values['distance-km'], '--distance-km') } } : {}),
+  } as const;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'demo': {
       const { values } = parseArgs({
         args: rest,
-        options: { dir: { type: 'string' }, manifest: { type: 'string' }, rate: { type: 'string' } },
+        options: { dir: { type: 'string' }, manifest: { type: 'string' }, ...LINK_OPTIONS },
       });
       await runDemo({
         ...(values.dir ? { dir: values.dir } : {}),
         ...(values.manifest ? { manifest: values.manifest } : {}),
-        ...(values.rate ? { rateBps: positiveNumber(values.rate, '--rate') } : {}),
+        ...linkOptions(values),
       });
       return 0;
     }
@@ -53,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
           kmes: { type: 'string' },
           'saes-per-kme': { type: 'string' },
           host: { type: 'string' },
-          rate: { type: 'string' },
+          ...LINK_OPTIONS,
         },
       });
       if (!values.dir) throw new UsageError('init needs --dir DIR');
@@ -62,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
         ...(values.kmes ? { kmes: values.kmes.split(',') } : {}),
         ...(values['saes-per-kme'] ? { saesPerKme: positiveNumber(values['saes-per-kme'], '--saes-per-kme') } : {}),
         ...(values.host ? { host: values.host } : {}),
-        ...(values.rate ? { rateBps: positiveNumber(values.rate, '--rate') } : {}),
+        ...linkOptions(values),
       });
       for (const c of d.configs) process.stdout.write(`${c.kme}: qks kme --config ${c.file}\n`);
       return 0;

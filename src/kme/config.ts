@@ -2,6 +2,7 @@ import { Ajv } from 'ajv';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { checkLimits, DEFAULT_LIMITS, type KeyLimits } from '../domain/limits.js';
+import { checkSettings, QKD_SOURCE_SCHEMA, qkdSettingsOf, type QkdSourceConfig } from '../sources/qkd/settings.js';
 
 /** One KME's configuration file (JSON). docs/configuration.md describes every field. */
 export interface KmeConfig {
@@ -35,7 +36,7 @@ export interface KmeConfig {
     endpoints: [string, string];
     block_bits: number;
     capacity_blocks: number;
-    source: { type: 'simulated'; seed_file: string; rate_bps: number; epoch_ms: number };
+    source: SimulatedSourceConfig | QkdSourceConfig;
   }>;
   limits: {
     key_size: number;
@@ -48,6 +49,16 @@ export interface KmeConfig {
   /** Keys a slave has not fetched are forgotten after this long; so are remembered cancellations. */
   key_ttl_seconds: number;
 }
+
+/** The shared-seed stand-in (not QKD). */
+export interface SimulatedSourceConfig {
+  type: 'simulated';
+  seed_file: string;
+  rate_bps: number;
+  epoch_ms: number;
+}
+
+export type { QkdSourceConfig };
 
 const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$' };
 const path = { type: 'string', minLength: 1 };
@@ -128,12 +139,17 @@ const SCHEMA = strict(
         endpoints: { type: 'array', items: id, minItems: 2, maxItems: 2 },
         block_bits: { type: 'integer', minimum: 128, multipleOf: 128, default: 256 },
         capacity_blocks: { ...positive, default: 100000 },
-        source: strict({
-          type: { const: 'simulated' },
-          seed_file: path,
-          rate_bps: { type: 'number', exclusiveMinimum: 0 },
-          epoch_ms: { type: 'integer', minimum: 0 },
-        }),
+        source: {
+          oneOf: [
+            strict({
+              type: { const: 'simulated' },
+              seed_file: path,
+              rate_bps: { type: 'number', exclusiveMinimum: 0 },
+              epoch_ms: { type: 'integer', minimum: 0 },
+            }),
+            QKD_SOURCE_SCHEMA,
+          ],
+        },
       }),
     },
     limits: strict(
@@ -201,6 +217,9 @@ function crossCheck(cfg: KmeConfig): string[] {
     const peer = link.endpoints.find((e) => e !== cfg.kme_id);
     if (peer && !cfg.peers.some((p) => p.kme_id === peer))
       problems.push(`links.${link.id}: no peers entry for ${peer}`);
+    if (link.source.type === 'qkd') {
+      for (const p of checkSettings(qkdSettingsOf(link.source))) problems.push(`links.${link.id}.source: ${p}`);
+    }
   }
   return problems;
 }

@@ -8,9 +8,11 @@ import { Barrier } from '../stores/barrier.js';
 import type { KeyStore } from '../stores/key-store.js';
 import { MemoryKeyStore } from '../stores/memory-store.js';
 import { SqliteKeyStore } from '../stores/sqlite-store.js';
-import { SimulatedLink } from '../sources/simulated-link.js';
+import { QkdLink } from '../sources/qkd-link.js';
 import { limitsOf, type KmeConfig } from './config.js';
 import { buildPeerApi } from './http/peer-api.js';
+import { registerQkdLinkRoutes } from './http/qkd-link-api.js';
+import { createSource } from './link-sources.js';
 import { buildSaeApi } from './http/sae-api.js';
 import { KeyService } from './key-service.js';
 import { LinkPool } from './link-pool.js';
@@ -65,18 +67,6 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
   const burned = await store.burnAllReserved();
   if (burned > 0) log.warn({ burned }, 'burned keys left unconfirmed by an earlier run');
 
-  const pools = cfg.links.map((link) => {
-    const ends = { linkId: link.id, endpoints: link.endpoints, blockBits: link.block_bits };
-    const source = new SimulatedLink({
-      linkId: link.id,
-      seed: Buffer.from(readFileSync(link.source.seed_file, 'utf8').trim(), 'hex'),
-      rateBps: link.source.rate_bps,
-      blockBits: link.block_bits,
-      epochMs: link.source.epoch_ms,
-      historyBlocks: 4 * link.capacity_blocks,
-    });
-    return new LinkPool({ kmeId: cfg.kme_id, ends, capacityBlocks: link.capacity_blocks }, store, barrier, source);
-  });
   const saeTlsFiles = { ...cfg.sae_api, ca: cfg.sae_api.client_ca };
   const kmeTls = readTls(cfg.kme_api);
   const peers = new PeerClient({
@@ -84,6 +74,13 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
     tls: kmeTls,
     store,
     log,
+  });
+  const qkdEnds = new Map<string, QkdLink>();
+  const pools = cfg.links.map((link) => {
+    const ends = { linkId: link.id, endpoints: link.endpoints, blockBits: link.block_bits };
+    const source = createSource(cfg.kme_id, link, peers, log);
+    if (source instanceof QkdLink) qkdEnds.set(link.id, source);
+    return new LinkPool({ kmeId: cfg.kme_id, ends, capacityBlocks: link.capacity_blocks }, store, barrier, source);
   });
   const limits = limitsOf(cfg);
   const keys = new KeyService({
@@ -110,6 +107,7 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
           state: s.state,
           description: s.description,
           ...(s.error ? { error: s.error } : {}),
+          ...(s.stats ? { stats: s.stats } : {}),
           rate_bps: s.rateBps,
           block_bits: s.blockBits,
           capacity_blocks: p.capacityBlocks,
@@ -153,6 +151,7 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
     log,
   });
   const peerApi = buildPeerApi({ tls: kmeTls, peers: new Set(cfg.peers.map((p) => p.kme_id)), keys, log });
+  registerQkdLinkRoutes(peerApi, { ends: qkdEnds, leaderOf: (id) => cfg.links.find((l) => l.id === id)?.endpoints[0] });
 
   for (const p of pools) await p.start();
   peers.start();

@@ -71,7 +71,12 @@ export class PeerClient implements PeerChannel {
     );
   }
 
-  async #post(kmeId: string, path: string, body: unknown): Promise<unknown> {
+  /** One request of another protocol on this channel (the QKD link's post-processing). */
+  exchange(kmeId: string, path: string, body: unknown): Promise<unknown> {
+    return this.#post(kmeId, path, body, 'answer');
+  }
+
+  async #post(kmeId: string, path: string, body: unknown, what = 'record the keys'): Promise<unknown> {
     const pool = this.#pools.get(kmeId);
     if (!pool) throw new QksError('PEER_KME_UNAVAILABLE', `no address configured for peer KME ${kmeId}`);
     let res;
@@ -95,7 +100,7 @@ export class PeerClient implements PeerChannel {
         // Not our peer's error body (a proxy's page, say): the status is all we know.
       }
       this.#opts.log.warn({ peer: kmeId, status: res.statusCode, reason }, 'peer KME refused');
-      throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} could not record the keys: ${reason}`);
+      throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} could not ${what}: ${reason}`);
     }
     return JSON.parse(text) as unknown;
   }

@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { DemoManifest } from '../../src/cli/demo.js';
 import { portAnswers } from '../../src/cli/ports.js';
+import { vacuumWeakRate } from '../../src/qkd/decoy.js';
+import type { LinkStats } from '../../src/sources/key-source.js';
+import { DEFAULT_QKD } from '../../src/sources/qkd/settings.js';
 import { TestClient } from '../helpers/sae-client.js';
 import { eventually } from '../helpers/two-kmes.js';
 import { assertSameKeys } from '../helpers/redact.js';
@@ -47,6 +50,26 @@ describe('qks demo', () => {
         10_000,
         'key material',
       );
+      // The default link is the QKD simulator: the pool grows at the rate its post-processing
+      // reports (each KME owns every other block; one 256-bit key per block).
+      const count = async () =>
+        ((await a.get(`/api/v1/keys/${slave.id}/status`)).body as { stored_key_count: number }).stored_key_count;
+      const source = async () =>
+        ((await a.get('/api/v1/information/info')).body as { key_sources: Array<{ kind: string; stats?: LinkStats }> })
+          .key_sources[0]!;
+      assert.equal((await source()).kind, 'qkd-simulator');
+      const [t0, c0] = [Date.now(), await count()];
+      await new Promise((r) => setTimeout(r, 6000));
+      const [t1, c1] = [Date.now(), await count()];
+      const { stats } = await source();
+      const measured = (c1 - c0) / ((t1 - t0) / 1000);
+      const reported = stats!.secretBps / 256 / 2;
+      assert.ok(stats!.secretBps > 0 && stats!.framesDone > 0);
+      assert.ok(measured > 0.5 * reported && measured < 1.6 * reported, `${measured} keys/s, link says ${reported}`);
+      const p = DEFAULT_QKD.physics;
+      const bound = vacuumWeakRate(p, p.mu, p.nu, 1.22) * p.pSignal * p.repetitionRateHz;
+      assert.ok(stats!.secretBps < bound && stats!.secretBps > 0.2 * bound, `${stats!.secretBps} bit/s vs ${bound}`);
+
       const got = await a.get(`/api/v1/keys/${slave.id}/enc_keys?number=1`);
       assert.equal(got.status, 200);
       const key = (got.body as { keys: Array<{ key_ID: string; key: string }> }).keys[0]!;

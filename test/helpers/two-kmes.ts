@@ -13,12 +13,17 @@ export type SiteOptions = Omit<InitOptions, 'dir' | 'ports'> & {
   readonly linkLagMs?: Readonly<Record<string, number>>;
 };
 
-/** A deployment of KMEs made by `qks init` in a temporary directory, with ports free now. */
+/**
+ * A deployment of KMEs made by `qks init` in a temporary directory, with ports free now. Links use
+ * the fast shared-seed simulator unless `source: 'qkd'` is asked for: most tests are about the
+ * KMEs, not the link, and want material at a known rate from the start.
+ */
 export async function createDeployment(opts: SiteOptions = {}): Promise<Deployment> {
   const dir = mkdtempSync(join(tmpdir(), 'qks-test-'));
   const kmes = opts.kmes ?? ['kme-a', 'kme-b'];
   const ports = await freePorts(kmes.length * 2);
   return initDeployment({
+    source: 'simulated',
     ...opts,
     dir,
     kmes,
@@ -51,8 +56,12 @@ export async function startSites(opts: SiteOptions = {}): Promise<TwoSites> {
     const log = pino({ level: 'debug' }, pino.destination({ dest: join(deployment.dir, `${id}.log`), sync: true }));
     const config = loadConfig(file);
     const lag = opts.linkLagMs?.[id] ?? 0;
-    // A later epoch at one end: the same blocks (they derive from seed and number), later.
-    for (const link of config.links) link.source = { ...link.source, epoch_ms: link.source.epoch_ms + lag };
+    // A later epoch at one end of a shared-seed link: the same blocks (they derive from seed and
+    // number), later.
+    for (const link of config.links) {
+      if (lag && link.source.type === 'simulated')
+        link.source = { ...link.source, epoch_ms: link.source.epoch_ms + lag };
+    }
     const kme = await startKme(config, log);
     kmes.set(id, kme);
     return kme;

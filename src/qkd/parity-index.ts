@@ -1,0 +1,58 @@
+import { parity32, type Bits } from './bits.js';
+
+/**
+ * A bit string with fast range parities: a Fenwick tree of XORs over its words makes the parity
+ * of any range O(log n) and a bit flip O(log n). Cascade asks parities of ranges up to half the
+ * key; scanning them word by word would cost O(n) each.
+ */
+export class ParityIndex {
+  readonly bits: Bits;
+  readonly #tree: Uint32Array;
+
+  constructor(bits: Bits) {
+    this.bits = bits;
+    const t = new Uint32Array(bits.length + 1);
+    t.set(bits, 1);
+    for (let i = 1; i <= bits.length; i++) {
+      const j = i + (i & -i);
+      if (j <= bits.length) t[j]! ^= t[i]!;
+    }
+    this.#tree = t;
+  }
+
+  flip(i: number): void {
+    const d = 1 << (i & 31);
+    this.bits[i >>> 5]! ^= d;
+    for (let w = (i >>> 5) + 1; w < this.#tree.length; w += w & -w) this.#tree[w]! ^= d;
+  }
+
+  /** XOR of words [0, w). */
+  #prefix(w: number): number {
+    let x = 0;
+    for (; w > 0; w -= w & -w) x ^= this.#tree[w]!;
+    return x;
+  }
+
+  /** Parity of bits [lo, hi). */
+  range(lo: number, hi: number): number {
+    if (hi <= lo) return 0;
+    const b = this.bits;
+    const wl = lo >>> 5;
+    const wh = (hi - 1) >>> 5;
+    const maskLo = (0xffffffff << (lo & 31)) >>> 0;
+    const maskHi = 0xffffffff >>> (31 - ((hi - 1) & 31));
+    if (wl === wh) return parity32(b[wl]! & maskLo & maskHi);
+    let x = (b[wl]! & maskLo) ^ (b[wh]! & maskHi);
+    if (wh - wl < 24) {
+      for (let w = wl + 1; w < wh; w++) x ^= b[w]!;
+    } else {
+      x ^= this.#prefix(wh) ^ this.#prefix(wl + 1);
+    }
+    return parity32(x);
+  }
+
+  wipe(): void {
+    this.bits.fill(0);
+    this.#tree.fill(0);
+  }
+}

@@ -1,0 +1,50 @@
+import type { Bits } from './bits.js';
+import { Prng } from './prng.js';
+
+/**
+ * Sifting and the choice of what to disclose. After Bob announces his detections and bases, Alice
+ * announces which bases matched and each kept pulse's intensity class. Decoy and vacuum pulses
+ * are disclosed whole (they estimate the channel); a random sample of the signal pulses is
+ * disclosed to estimate the QBER; the remaining signal pulses are the raw key.
+ */
+
+/** Clicks whose basis matched: positions into the click list. */
+export function matchingClicks(aliceBases: Bits, bobBases: Bits, clicks: number): Uint32Array {
+  const kept = new Uint32Array(clicks);
+  let k = 0;
+  for (let w = 0; w < aliceBases.length; w++) {
+    let same = ~(aliceBases[w]! ^ bobBases[w]!);
+    if (w === aliceBases.length - 1 && clicks & 31) same &= 0xffffffff >>> (32 - (clicks & 31));
+    while (same !== 0) {
+      const bit = 31 - Math.clz32(same & -same);
+      kept[k++] = w * 32 + bit;
+      same &= same - 1;
+    }
+  }
+  return kept.slice(0, k);
+}
+
+/** Positions of the set bits among the first n. */
+export const onesOf = (b: Bits, n: number): Uint32Array =>
+  matchingClicks(b, new Uint32Array(b.length).fill(0xffffffff), n);
+
+export interface Partition {
+  /** Positions into the kept list whose bits are disclosed (all non-signal, sampled signal). */
+  readonly disclosed: Uint32Array;
+  /** Positions into the kept list that form the raw key. */
+  readonly key: Uint32Array;
+}
+
+/** Splits the kept clicks; both ends compute the same split from the same public seed. */
+export function partition(classes: Uint8Array, sampleSeed: number, fraction: number, signal = 0): Partition {
+  const rng = new Prng([sampleSeed, 0x73616d70, classes.length, 1]);
+  const threshold = Math.floor(fraction * 2 ** 32);
+  const disclosed = new Uint32Array(classes.length);
+  const key = new Uint32Array(classes.length);
+  let [d, k] = [0, 0];
+  for (let i = 0; i < classes.length; i++) {
+    if (classes[i] !== signal || rng.u32() < threshold) disclosed[d++] = i;
+    else key[k++] = i;
+  }
+  return { disclosed: disclosed.slice(0, d), key: key.slice(0, k) };
+}

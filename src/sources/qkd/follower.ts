@@ -1,0 +1,199 @@
+import { badRequest } from '../../domain/errors.js';
+import { bitsToBytes, gather, wipe, type Bits } from '../../qkd/bits.js';
+import { CascadeResponder } from '../../qkd/cascade.js';
+import type { PassSpec } from '../../qkd/cascade-plan.js';
+import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../qkd/hashing.js';
+import { onesOf, partition } from '../../qkd/sifting.js';
+import { Receiver, type Clicks } from '../../physics/receiver.js';
+import type { FrameSummary } from './frame-stats.js';
+import type { QkdSettings } from './settings.js';
+import { expandSeed, StageClock } from './stages.js';
+import * as wire from './wire.js';
+
+interface FrameState {
+  pulses: number;
+  clicks?: Clicks;
+  kept?: Bits;
+  key?: Bits;
+  n?: number;
+  cascade?: CascadeResponder;
+}
+
+/** Frames a follower keeps at once; an older one is dropped when a new one arrives. */
+const MAX_FRAMES = 8;
+
+export interface FollowerEvents {
+  /** A frame finished: its secret key (the callee wipes it) and its first block number. */
+  onKey(firstSeq: number, key: Buffer, summary: FrameSummary): Promise<number>;
+  onDiscard(summary: FrameSummary): void;
+  lastSeq(): number;
+}
+
+/**
+ * Bob's end: it answers the leader. It holds only its own detections and learns of Alice only
+ * what she sends; every field of every message is checked first.
+ */
+export class Follower {
+  readonly clock = new StageClock();
+  readonly #settings: QkdSettings;
+  readonly #rx: Receiver;
+  readonly #events: FollowerEvents;
+  readonly #frames = new Map<number, FrameState>();
+
+  constructor(opts: { settings: QkdSettings; seed: Uint8Array; events: FollowerEvents }) {
+    this.#settings = opts.settings;
+    this.#rx = new Receiver(opts.settings.physics, opts.seed);
+    this.#events = opts.events;
+  }
+
+  #frame(body: Record<string, unknown>): [number, FrameState] {
+    const frame = wire.int(body['frame'], 'frame');
+    const state = this.#frames.get(frame);
+    if (!state) throw badRequest(`frame ${frame} is unknown here (expired or never sent)`);
+    return [frame, state];
+  }
+
+  #drop(frame: number): void {
+    const s = this.#frames.get(frame);
+    if (s) wipe(s.clicks?.bits, s.kept, s.key);
+    s?.cascade?.wipe();
+    this.#frames.delete(frame);
+  }
+
+  async handle(op: wire.QkdOp, message: unknown): Promise<Record<string, unknown>> {
+    const body = wire.obj(message);
+    switch (op) {
+      case 'fibre': {
+        // The simulated fibre: photons that reach Bob's detector (not a classical message).
+        const frame = wire.int(body['frame'], 'frame');
+        const pulses = wire.int(body['pulses'], 'pulses', 1, 2 ** 32);
+        if (pulses !== this.#settings.framePulses) throw badRequest('pulses per frame differ between the two ends');
+        const count = wire.int(body['count'], 'count', 0, pulses);
+        const indices = wire.decodeIndices(body['indices'], count, pulses, 'indices');
+        const states = wire.decodeCrumbs(body['states'], count, 'states');
+        this.#drop(frame);
+        while (this.#frames.size >= MAX_FRAMES) this.#drop(this.#frames.keys().next().value!);
+        const clicks = this.clock.time('physics', () => this.#rx.detect(frame, pulses, { indices, states }));
+        this.#frames.set(frame, { pulses, clicks });
+        return { ok: true };
+      }
+      case 'detections': {
+        const [, state] = this.#frame(body);
+        const c = state.clicks!;
+        return {
+          count: c.count,
+          indices: wire.encodeIndices(c.indices),
+          bases: wire.encodeBits(c.bases, c.count),
+          last_seq: this.#events.lastSeq(),
+        };
+      }
+      case 'sifting': {
+        const [, state] = this.#frame(body);
+        const c = state.clicks!;
+        const match = wire.decodeBits(body['match'], c.count, 'match');
+        const kept = this.clock.time('sifting', () => onesOf(match, c.count));
+        const classes = wire.decodeCrumbs(body['classes'], kept.length, 'classes', 2);
+        const seed = wire.int(body['sample_seed'], 'sample_seed', 0, 2 ** 32 - 1);
+        const fraction = wire.num(body['sample_fraction'], 'sample_fraction', 0, 1);
+        const { disclosed, bits, key } = this.clock.time('sifting', () => {
+          const keptBits = gather(c.bits, kept);
+          const parts = partition(classes, seed, fraction);
+          return { disclosed: parts.disclosed, bits: keptBits, key: gather(keptBits, parts.key) };
+        });
+        state.kept = bits;
+        state.key = key;
+        state.n = kept.length - disclosed.length;
+        return { bits: wire.encodeBits(gather(bits, disclosed), disclosed.length) };
+      }
+      case 'cascade': {
+        const [, state] = this.#frame(body);
+        if (!state.key) throw badRequest('cascade before sifting');
+        if (body['passes'] !== undefined) {
+          if (state.cascade) throw badRequest('Cascade passes were already given for this frame');
+          if (!Array.isArray(body['passes']) || body['passes'].length > 64) throw badRequest('passes must be a list');
+          const passes = (body['passes'] as unknown[]).map((p) => {
+            const o = wire.obj(p, 'pass');
+            return {
+              blockSize: wire.int(o['blockSize'], 'blockSize', 1),
+              a: wire.int(o['a'], 'a', 1),
+              b: wire.int(o['b'], 'b'),
+            };
+          }) satisfies PassSpec[];
+          state.cascade = new CascadeResponder(state.key, state.n!);
+          try {
+            state.cascade.addPasses(passes);
+          } catch (err) {
+            delete state.cascade;
+            throw badRequest((err as Error).message);
+          }
+        }
+        if (!state.cascade) throw badRequest('Cascade passes missing');
+        const questions = wire.decodeU32(body['questions'], 'questions', 3 * 2 ** 22);
+        const answers = this.clock.time('cascade', () => {
+          try {
+            return state.cascade!.answer(questions);
+          } catch (err) {
+            throw badRequest((err as Error).message);
+          }
+        });
+        return { parities: Buffer.from(answers).toString('base64') };
+      }
+      case 'verify': {
+        const [, state] = this.#frame(body);
+        if (!state.key) throw badRequest('verification before sifting');
+        const seed = wire.decodeU32(body['seed'], 'seed', toeplitzSeedWords(state.n!, 64));
+        if (seed.length !== toeplitzSeedWords(state.n!, 64)) throw badRequest('seed has a wrong length');
+        const tag = this.clock.time('verification', () => toeplitzHash(state.key!, state.n!, seed));
+        return { tag: tag.toString('base64') };
+      }
+      case 'amplify': {
+        const [frame, state] = this.#frame(body);
+        if (!state.key) throw badRequest('privacy amplification before sifting');
+        const n = state.n!;
+        const outBits = wire.int(body['out_bits'], 'out_bits', 8, n);
+        if (outBits % 8 !== 0) throw badRequest('out_bits must be a multiple of 8');
+        const firstSeq = wire.int(body['first_seq'], 'first_seq', 0);
+        const seed = wire.decodeBytes(body['seed'], 'seed', 32);
+        const summary = parseSummary(body['summary']);
+        const secret = this.clock.time('amplification', () => {
+          const seeds = expandSeed(seed, 2 * amplificationSeedBytes(n, outBits));
+          const half = seeds.length / 2;
+          const out = amplify(state.key!, n, seeds.subarray(0, half), seeds.subarray(half), outBits);
+          const bytes = bitsToBytes(out, outBits);
+          wipe(out);
+          return bytes;
+        });
+        this.#drop(frame);
+        const lastSeq = await this.#events.onKey(firstSeq, secret, summary);
+        return { ok: true, last_seq: lastSeq };
+      }
+      case 'discard': {
+        const frame = wire.int(body['frame'], 'frame');
+        this.#drop(frame);
+        this.#events.onDiscard(parseSummary(body['summary']));
+        return { ok: true };
+      }
+    }
+  }
+
+  close(): void {
+    for (const frame of [...this.#frames.keys()]) this.#drop(frame);
+  }
+}
+
+function parseSummary(value: unknown): FrameSummary {
+  const o = wire.obj(value, 'summary');
+  const reason = o['discarded'];
+  if (reason !== undefined && (typeof reason !== 'string' || !/^[a-z_]{1,40}$/.test(reason))) {
+    throw badRequest('summary.discarded must be a reason code');
+  }
+  return {
+    pulses: wire.int(o['pulses'], 'summary.pulses'),
+    clicks: wire.int(o['clicks'], 'summary.clicks'),
+    sifted: wire.int(o['sifted'], 'summary.sifted'),
+    secretBits: wire.int(o['secretBits'], 'summary.secretBits'),
+    qber: wire.num(o['qber'], 'summary.qber', 0, 1),
+    efficiency: wire.num(o['efficiency'], 'summary.efficiency', 0, 1e6),
+    ...(typeof reason === 'string' ? { discarded: reason } : {}),
+  };
+}

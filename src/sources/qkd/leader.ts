@@ -1,0 +1,229 @@
+import { bitsToBytes, gather, getBit, hammingDistance, newBits, setBit, wipe } from '../../qkd/bits.js';
+import { CascadeCorrector } from '../../qkd/cascade.js';
+import { planPasses } from '../../qkd/cascade-plan.js';
+import { efficiency, estimate, secretLength } from '../../qkd/estimation.js';
+import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../qkd/hashing.js';
+import { Prng } from '../../qkd/prng.js';
+import { matchingClicks, partition } from '../../qkd/sifting.js';
+import { Transmitter } from '../../physics/transmitter.js';
+import type { FrameSummary } from './frame-stats.js';
+import type { QkdSettings } from './settings.js';
+import { expandSeed, StageClock } from './stages.js';
+import * as wire from './wire.js';
+
+/** The classical channel to the other end, as the leader uses it. */
+export interface LinkChannel {
+  call(op: wire.QkdOp, body: Record<string, unknown>): Promise<unknown>;
+}
+
+export interface FrameResult {
+  readonly summary: FrameSummary;
+  /** The frame's secret key, when it gave one (consumed by the caller, who wipes it). */
+  readonly key?: Buffer;
+}
+
+const MAX_CASCADE_ROUNDS = 2000;
+
+/**
+ * Alice's end, which leads: it runs each frame's post-processing by asking Bob's end over the
+ * channel. Bob is the reference of error correction (Alice corrects her bits to his).
+ */
+export class Leader {
+  readonly clock = new StageClock();
+  readonly #linkId: string;
+  readonly #settings: QkdSettings;
+  readonly #tx: Transmitter;
+  readonly #seed: Uint8Array;
+  readonly #channel: LinkChannel;
+  readonly #blockBits: number;
+  /** Bob's highest block number, as he last reported it. */
+  followerLastSeq = -1;
+
+  constructor(opts: {
+    linkId: string;
+    settings: QkdSettings;
+    seed: Uint8Array;
+    channel: LinkChannel;
+    blockBits: number;
+  }) {
+    this.#linkId = opts.linkId;
+    this.#settings = opts.settings;
+    this.#seed = opts.seed;
+    this.#tx = new Transmitter(opts.settings.physics, opts.seed);
+    this.#channel = opts.channel;
+    this.#blockBits = opts.blockBits;
+  }
+
+  get transmitter(): Transmitter {
+    return this.#tx;
+  }
+
+  #call(op: wire.QkdOp, frame: number, body: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    return this.clock.wait(async () =>
+      wire.obj(await this.#channel.call(op, { link_ID: this.#linkId, frame, ...body })),
+    );
+  }
+
+  /**
+   * One frame, up to a verified key and its length. `commit` then assigns block numbers and
+   * finishes the frame at both ends (the caller runs commits one at a time, in order).
+   */
+  async runFrame(
+    frame: number,
+  ): Promise<{ summary: FrameSummary; commit?: (firstSeq: number) => Promise<FrameResult> }> {
+    const s = this.#settings;
+    const N = s.framePulses;
+    const rng = Prng.fromBytes(this.#seed, 0x70756263, frame);
+    const arrivals = this.clock.time('physics', () => this.#tx.emit(frame, N));
+    await this.#call('fibre', frame, {
+      pulses: N,
+      count: arrivals.indices.length,
+      indices: wire.encodeIndices(arrivals.indices),
+      states: wire.encodeCrumbs(arrivals.states),
+    });
+    const det = await this.#call('detections', frame);
+    const m = wire.int(det['count'], 'count', 0, N);
+    const clicks = wire.decodeIndices(det['indices'], m, N, 'indices');
+    const bobBases = wire.decodeBits(det['bases'], m, 'bases');
+    this.followerLastSeq = wire.int(det['last_seq'], 'last_seq', -1);
+
+    // Sifting: Alice's choices for the pulses Bob detected.
+    const sift = this.clock.time('sifting', () => {
+      const aliceBases = newBits(m);
+      const aliceBits = newBits(m);
+      const clickClasses = new Uint8Array(m);
+      const clicksByClass: [number, number, number] = [0, 0, 0];
+      for (let j = 0; j < m; j++) {
+        const c = this.#tx.packed(frame, clicks[j]!);
+        if (c & 2) aliceBases[j >>> 5]! |= 1 << (j & 31);
+        if (c & 1) aliceBits[j >>> 5]! |= 1 << (j & 31);
+        clickClasses[j] = c >>> 2;
+        clicksByClass[c >>> 2]! += 1;
+      }
+      const kept = matchingClicks(aliceBases, bobBases, m);
+      const match = newBits(m);
+      for (const j of kept) setBit(match, j, 1);
+      const classes = new Uint8Array(kept.length);
+      for (let i = 0; i < kept.length; i++) classes[i] = clickClasses[kept[i]!]!;
+      const keptBits = gather(aliceBits, kept);
+      const sampleSeed = rng.u32();
+      const parts = partition(classes, sampleSeed, s.sampleFraction);
+      return { kept, match, classes, keptBits, sampleSeed, parts, clicksByClass };
+    });
+    const sifted = sift.kept.length;
+    const summary = (over: Partial<FrameSummary>): FrameSummary => ({
+      pulses: N,
+      clicks: m,
+      sifted,
+      secretBits: 0,
+      qber: 0,
+      efficiency: 0,
+      ...over,
+    });
+    const siftReply = await this.#call('sifting', frame, {
+      match: wire.encodeBits(sift.match, m),
+      classes: wire.encodeCrumbs(sift.classes),
+      sample_seed: sift.sampleSeed,
+      sample_fraction: s.sampleFraction,
+    });
+    const bobDisclosed = wire.decodeBits(siftReply['bits'], sift.parts.disclosed.length, 'bits');
+
+    const est = this.clock.time('estimation', () => {
+      const compared: [number, number, number] = [0, 0, 0];
+      const errors: [number, number, number] = [0, 0, 0];
+      sift.parts.disclosed.forEach((pos, i) => {
+        const c = sift.classes[pos]!;
+        compared[c]! += 1;
+        if (getBit(sift.keptBits, pos) !== getBit(bobDisclosed, i)) errors[c]! += 1;
+      });
+      const p = s.physics;
+      const pulses: [number, number, number] = [N * p.pSignal, N * p.pDecoy, N * (1 - p.pSignal - p.pDecoy)];
+      return estimate(
+        { pulses, clicks: sift.clicksByClass, compared, errors },
+        { mu: p.mu, nu: p.nu, nSigma: s.nSigma },
+      );
+    });
+    const discard = async (reason: string, over: Partial<FrameSummary> = {}) => {
+      const sum = summary({ qber: est.qber, ...over, discarded: reason });
+      await this.#call('discard', frame, { reason, summary: sum });
+      return { summary: sum };
+    };
+    if (est.qber > s.qberThreshold) return discard('qber_above_threshold');
+    const n = sift.parts.key.length;
+    if (n < 2 || est.singlePhotonFraction <= 0) return discard('no_single_photon_bound');
+
+    // Error correction: Alice's key bits converge on Bob's.
+    const key = gather(sift.keptBits, sift.parts.key);
+    wipe(sift.keptBits);
+    const before = key.slice();
+    const passes = planPasses(s.cascade, Math.max(est.qber, 0.005), n, rng);
+    const cascade = new CascadeCorrector(key, n, passes);
+    let questions: Uint32Array | null = this.clock.time('cascade', () => cascade.firstQuestions());
+    let first = true;
+    while (questions) {
+      if (cascade.rounds >= MAX_CASCADE_ROUNDS) {
+        wipe(key, before);
+        cascade.wipe();
+        return discard('cascade_did_not_converge', { qber: est.qber });
+      }
+      const reply = await this.#call('cascade', frame, {
+        ...(first ? { passes } : {}),
+        questions: wire.encodeU32(questions),
+      });
+      first = false;
+      const answers = Buffer.from(String(reply['parities'] ?? ''), 'base64');
+      const asked = questions;
+      questions = this.clock.time('cascade', () => {
+        if (answers.length !== (asked.length / 3 + 7) >>> 3) throw new Error('wrong number of parities from the peer');
+        return cascade.onAnswers(answers);
+      });
+    }
+    cascade.wipe();
+    const errorsFound = hammingDistance(before, key, n);
+    wipe(before);
+    const f = efficiency(cascade.disclosed, n, errorsFound);
+
+    // Verification: a 64-bit Toeplitz tag of both keys.
+    const tagSeed = rng.fill(new Uint32Array(toeplitzSeedWords(n, 64)));
+    const verifyReply = await this.#call('verify', frame, { seed: wire.encodeU32(tagSeed) });
+    const ours = this.clock.time('verification', () => toeplitzHash(key, n, tagSeed));
+    const theirs = wire.decodeBytes(verifyReply['tag'], 'tag', 8);
+    const trueQber = errorsFound / n;
+    if (!ours.equals(theirs)) {
+      wipe(key);
+      return discard('verification_failed', { qber: trueQber, efficiency: f });
+    }
+    const disclosed = cascade.disclosed + 64;
+    const bits = secretLength(est, n, disclosed, s.epsilonPa);
+    const outBits = Math.floor(bits / this.#blockBits) * this.#blockBits;
+    if (outBits === 0) {
+      wipe(key);
+      return discard('no_secret_key', { qber: trueQber, efficiency: f });
+    }
+    const done = summary({ qber: trueQber, efficiency: f, secretBits: outBits });
+    const paSeed = Buffer.from(rng.fill(new Uint32Array(8)).buffer);
+    const commit = async (firstSeq: number): Promise<FrameResult> => {
+      try {
+        const reply = await this.#call('amplify', frame, {
+          seed: wire.encodeBytes(paSeed),
+          out_bits: outBits,
+          first_seq: firstSeq,
+          summary: done,
+        });
+        this.followerLastSeq = wire.int(reply['last_seq'], 'last_seq', -1);
+        const secret = this.clock.time('amplification', () => {
+          const seeds = expandSeed(paSeed, 2 * amplificationSeedBytes(n, outBits));
+          const half = seeds.length / 2;
+          const out = amplify(key, n, seeds.subarray(0, half), seeds.subarray(half), outBits);
+          const bytes = bitsToBytes(out, outBits);
+          wipe(out);
+          return bytes;
+        });
+        return { summary: done, key: secret };
+      } finally {
+        wipe(key);
+      }
+    };
+    return { summary: done, commit };
+  }
+}

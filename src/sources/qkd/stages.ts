@@ -1,0 +1,48 @@
+import { createCipheriv } from 'node:crypto';
+
+/** Where a link end spends its time, by stage (ms), for the benchmark. */
+export const STAGES = [
+  'physics',
+  'sifting',
+  'estimation',
+  'cascade',
+  'verification',
+  'amplification',
+  'channel',
+] as const;
+export type Stage = (typeof STAGES)[number];
+
+export class StageClock {
+  readonly ms: Record<Stage, number> = Object.fromEntries(STAGES.map((s) => [s, 0])) as Record<Stage, number>;
+
+  time<T>(stage: Stage, f: () => T): T {
+    const t = performance.now();
+    try {
+      return f();
+    } finally {
+      this.ms[stage] += performance.now() - t;
+    }
+  }
+
+  async wait<T>(f: () => Promise<T>): Promise<T> {
+    const t = performance.now();
+    try {
+      return await f();
+    } finally {
+      this.ms.channel += performance.now() - t;
+    }
+  }
+}
+
+/** The public seeds of privacy amplification, expanded from 32 bytes with AES-256-CTR. */
+export function expandSeed(seed: Uint8Array, bytes: number): Buffer {
+  return createCipheriv('aes-256-ctr', seed, Buffer.alloc(16)).update(Buffer.alloc(bytes));
+}
+
+/** The frame's secret key as blocks of `blockBits`. */
+export function toBlocks(key: Buffer, blockBits: number): Buffer[] {
+  const size = blockBits / 8;
+  return Array.from({ length: Math.floor(key.length / size) }, (_, i) =>
+    Buffer.from(key.subarray(i * size, (i + 1) * size)),
+  );
+}

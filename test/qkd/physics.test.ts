@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { getBit } from '../../src/qkd/bits.js';
+import { expected } from '../../src/qkd/decoy.js';
+import { DECOY, SIGNAL, VACUUM } from '../../src/physics/link-model.js';
+import { Receiver } from '../../src/physics/receiver.js';
+import { Transmitter } from '../../src/physics/transmitter.js';
+import { DEFAULT_QKD } from '../../src/sources/qkd/settings.js';
+
+describe('physics model', () => {
+  it('gains and error rates by intensity match the channel model of Ma et al. (eqs. 6–7)', () => {
+    const physics = { ...DEFAULT_QKD.physics, distanceKm: 40, darkCountProbability: 1e-5 };
+    const N = 40_000_000;
+    const tx = new Transmitter(physics, Buffer.alloc(32, 3));
+    const clicks = new Receiver(physics, Buffer.alloc(32, 4)).detect(7, N, tx.emit(7, N));
+    const by = [SIGNAL, DECOY, VACUUM].map(() => ({ clicks: 0, sifted: 0, errors: 0 }));
+    for (let j = 0; j < clicks.count; j++) {
+      const a = tx.pulse(7, clicks.indices[j]!);
+      const t = by[a.intensity]!;
+      t.clicks++;
+      if (a.basis !== getBit(clicks.bases, j)) continue;
+      t.sifted++;
+      if (a.bit !== getBit(clicks.bits, j)) t.errors++;
+    }
+    const pulses = [physics.pSignal, physics.pDecoy, 1 - physics.pSignal - physics.pDecoy].map((p) => p * N);
+    [physics.mu, physics.nu, 0].forEach((mu, k) => {
+      const model = expected(physics, mu);
+      const gain = by[k]!.clicks / pulses[k]!;
+      const sigma = Math.sqrt(by[k]!.clicks) / pulses[k]!;
+      assert.ok(
+        Math.abs(gain - model.gain) < 5 * sigma + 0.002 * model.gain,
+        `class ${k}: gain ${gain} vs ${model.gain}`,
+      );
+      const qber = by[k]!.errors / by[k]!.sifted;
+      const qSigma = Math.sqrt((model.qber * (1 - model.qber)) / by[k]!.sifted);
+      assert.ok(Math.abs(qber - model.qber) < 5 * qSigma, `class ${k}: QBER ${qber} vs ${model.qber}`);
+    });
+    assert.ok(Math.abs(by[SIGNAL]!.sifted / by[SIGNAL]!.clicks - 0.5) < 0.01, 'bases match half the time');
+  });
+
+  it('is reproducible from its seeds, and another seed gives another frame', () => {
+    const p = DEFAULT_QKD.physics;
+    const a = new Transmitter(p, Buffer.alloc(32, 1)).emit(3, 1_000_000);
+    const b = new Transmitter(p, Buffer.alloc(32, 1)).emit(3, 1_000_000);
+    const c = new Transmitter(p, Buffer.alloc(32, 2)).emit(3, 1_000_000);
+    assert.deepEqual(a, b);
+    assert.notDeepEqual(a.indices, c.indices);
+  });
+});
