@@ -6,6 +6,7 @@ import { initDeployment } from './init.js';
 import { pkiCommand } from './pki.js';
 import { saeCommand } from './sae.js';
 import { tunnelCommand, TUNNEL_USAGE } from './tunnel.js';
+import { operatorCommand } from './dashboard.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
@@ -24,6 +25,8 @@ Commands:
         A TCP tunnel over TLS 1.3 keyed by agreed QKD keys, natively or through stunnel (qks tunnel help).
   sae <status|get-key|get-key-with-ids|agree> ...
         Talks to a KME as an SAE, and runs the SAE-to-SAE key agreement (qks sae help).
+  dashboard|status --manifest FILE | --kme URL[,URL...] --ca FILE --cert FILE --key FILE
+        The operator dashboard for several KMEs (on loopback), or the same numbers in the terminal (qks status help).
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -59,7 +62,10 @@ async function main(argv: string[]): Promise<number> {
         ...(values['saes-per-kme'] ? { saesPerKme: positiveNumber(values['saes-per-kme'], '--saes-per-kme') } : {}),
         ...(values.host ? { host: values.host } : {}),
         ...(values.rate ? { rateBps: positiveNumber(values.rate, '--rate') } : {}),
+        operator: 'operator',
       });
+      if (d.operator)
+        process.stdout.write(`operator certificate (dashboard, qks status, /metrics): ${d.operator.cert}\n`);
       for (const c of d.configs) process.stdout.write(`${c.kme}: qks kme --config ${c.file}\n`);
       return 0;
     }
@@ -74,6 +80,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'sae':
       return saeCommand(rest);
+    case 'dashboard':
+    case 'status':
+      return operatorCommand(command, rest);
     case 'pki':
       return pkiCommand(rest);
     case 'tunnel':

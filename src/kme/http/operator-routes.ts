@@ -1,0 +1,69 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { parseIntegrationReport } from '../../domain/integration-report.js';
+import { badRequest } from '../../domain/errors.js';
+import { dashboardFiles } from '../../dashboard/static-files.js';
+import { EventStreams } from '../../dashboard/sse.js';
+import { buildNetwork } from '../../dashboard/network.js';
+import type { IntegrationBoard } from '../observability/integration-board.js';
+import type { KmeMetrics } from '../observability/metrics.js';
+import type { KmeOverview } from '../observability/overview.js';
+
+export interface OperatorViews {
+  readonly metrics: KmeMetrics;
+  readonly overview: () => Promise<KmeOverview>;
+  readonly integrations: IntegrationBoard;
+  /** How often the event stream sends a fresh view. */
+  readonly eventIntervalMs?: number;
+  readonly now?: () => number;
+}
+
+export interface OperatorGuards {
+  /** Throws a 401 unless the caller is an administrator (admin SAE, or a token with the admin scope). */
+  requireAdmin(req: FastifyRequest): void;
+  requireLocalSae(req: FastifyRequest): void;
+}
+
+/**
+ * What operators and integration agents use beside the ETSI API: the dashboard and its data,
+ * Prometheus metrics, all read-only and for administrators only; and the report an SAE's agents
+ * send about their tunnels and IPsec connections.
+ */
+export function addOperatorRoutes(app: FastifyInstance, views: OperatorViews, guard: OperatorGuards): void {
+  const now = views.now ?? Date.now;
+  const files = dashboardFiles();
+  const streams = new EventStreams();
+  app.addHook('preClose', async () => streams.closeAll());
+
+  app.get('/metrics', async (req, reply) => {
+    guard.requireAdmin(req);
+    return reply.type(views.metrics.contentType).send(await views.metrics.text());
+  });
+  app.get('/api/v1/admin/overview', (req) => {
+    guard.requireAdmin(req);
+    return views.overview();
+  });
+  app.get('/api/v1/admin/events', (req, reply) => {
+    guard.requireAdmin(req);
+    const network = async () => {
+      const overview = await views.overview();
+      return buildNetwork([{ KME_ID: overview.KME_ID, reachable: true, overview }], now());
+    };
+    streams.serve(req, reply, network, views.eventIntervalMs ?? 1000);
+  });
+  app.get('/dashboard/', (req, reply) => {
+    guard.requireAdmin(req);
+    return files.send(reply, 'index.html');
+  });
+  app.get<{ Params: { file: string } }>('/dashboard/:file', (req, reply) => {
+    guard.requireAdmin(req);
+    if (!files.has(req.params.file)) throw badRequest('no such file');
+    return files.send(reply, req.params.file);
+  });
+  app.post<{ Body: unknown }>('/api/v1/integrations/report', (req) => {
+    guard.requireLocalSae(req);
+    const report = parseIntegrationReport(req.body);
+    views.integrations.report(req.sae, report, now());
+    req.saeLog.debug({ kind: report.kind, name: report.name, key_ID: report.key_ID }, 'integration report');
+    return { SAE_ID: req.sae, ...report };
+  });
+}
