@@ -22,6 +22,7 @@ const SECURITY_HEADERS = {
 export const PUBLIC_DIR = new URL('../../../src/dashboard/public/', import.meta.url);
 
 export interface DashboardFiles {
+  readonly names: readonly string[];
   has(name: string): boolean;
   send(reply: FastifyReply, name: string): FastifyReply;
 }
@@ -36,6 +37,7 @@ export function dashboardFiles(): DashboardFiles {
   );
   const files = cached;
   return {
+    names: [...files.keys()].sort(),
     has: (name) => files.has(name),
     send: (reply, name) =>
       reply.headers({ ...SECURITY_HEADERS, 'content-type': TYPES[extname(name)]! }).send(files.get(name)),

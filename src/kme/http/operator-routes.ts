@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parseIntegrationReport } from '../../domain/integration-report.js';
-import { badRequest } from '../../domain/errors.js';
 import { dashboardFiles } from '../../dashboard/static-files.js';
 import { EventStreams } from '../../dashboard/sse.js';
 import { buildNetwork } from '../../dashboard/network.js';
@@ -54,11 +53,12 @@ export function addOperatorRoutes(app: FastifyInstance, views: OperatorViews, gu
     guard.requireAdmin(req);
     return files.send(reply, 'index.html');
   });
-  app.get<{ Params: { file: string } }>('/dashboard/:file', (req, reply) => {
-    guard.requireAdmin(req);
-    if (!files.has(req.params.file)) throw badRequest('no such file');
-    return files.send(reply, req.params.file);
-  });
+  for (const name of files.names.filter((n) => n !== 'index.html')) {
+    app.get(`/dashboard/${name}`, (req, reply) => {
+      guard.requireAdmin(req);
+      return files.send(reply, name);
+    });
+  }
   app.post<{ Body: unknown }>('/api/v1/integrations/report', (req) => {
     guard.requireLocalSae(req);
     const report = parseIntegrationReport(req.body);
