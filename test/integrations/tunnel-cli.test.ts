@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -37,6 +38,7 @@ describe('qks tunnel on the demo network', () => {
   after(async () => {
     for (const c of children) c.kill('SIGKILL');
     await new Promise((r) => echo.close(r));
+    archiveAndCheckLogs(dir);
     rmSync(dir, { recursive: true, force: true });
   });
 
