@@ -193,7 +193,12 @@ export async function startKme(
     info,
     log,
     metrics,
-    operator: { metrics, overview, integrations },
+    operator: {
+      metrics,
+      overview,
+      integrations,
+      localSae: (sae) => cfg.saes.some((s) => s.id === sae && s.kme === cfg.kme_id),
+    },
   });
   const peerApi = buildPeerApi({ tls: kmeTls, peers: new Set(cfg.peers.map((p) => p.kme_id)), keys, log });
 

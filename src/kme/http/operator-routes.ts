@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parseIntegrationReport } from '../../domain/integration-report.js';
+import { QksError } from '../../domain/errors.js';
 import { dashboardFiles } from '../../dashboard/static-files.js';
 import { EventStreams } from '../../dashboard/sse.js';
 import { buildNetwork } from '../../dashboard/network.js';
@@ -11,6 +12,8 @@ export interface OperatorViews {
   readonly metrics: KmeMetrics;
   readonly overview: () => Promise<KmeOverview>;
   readonly integrations: IntegrationBoard;
+  /** Whether this KME serves the SAE: only its own SAEs report here. */
+  readonly localSae: (sae: string) => boolean;
   /** How often the event stream sends a fresh view. */
   readonly eventIntervalMs?: number;
   readonly now?: () => number;
@@ -19,7 +22,6 @@ export interface OperatorViews {
 export interface OperatorGuards {
   /** Throws a 401 unless the caller is an administrator (admin SAE, or a token with the admin scope). */
   requireAdmin(req: FastifyRequest): void;
-  requireLocalSae(req: FastifyRequest): void;
 }
 
 /**
@@ -60,7 +62,7 @@ export function addOperatorRoutes(app: FastifyInstance, views: OperatorViews, gu
     });
   }
   app.post<{ Body: unknown }>('/api/v1/integrations/report', (req) => {
-    guard.requireLocalSae(req);
+    if (!views.localSae(req.sae)) throw new QksError('UNAUTHORIZED', `${req.sae} is not an SAE of this KME`);
     const report = parseIntegrationReport(req.body);
     views.integrations.report(req.sae, report, now());
     req.saeLog.debug({ kind: report.kind, name: report.name, key_ID: report.key_ID }, 'integration report');

@@ -150,9 +150,6 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
   if (opts.operator) {
     addOperatorRoutes(app, opts.operator, {
       requireAdmin: (req) => enforce(req, opts.access.checkAdmin(req.sae, req.caller.scopes)),
-      requireLocalSae: (req) => {
-        if (!opts.knownSae(req.sae)) throw new QksError('UNAUTHORIZED', `${req.sae} is not an SAE of this KME`);
-      },
     });
   }
 
