@@ -47,7 +47,7 @@ function layout(nodes, width, height) {
     pos.set(nodes[0].id, { x: width * 0.2, y: height / 2 });
     pos.set(nodes[1].id, { x: width * 0.8, y: height / 2 });
   } else {
-    const r = Math.min(width, height) / 2 - 60;
+    const r = Math.min(width, height) / 2 - 50;
     nodes.forEach((node, i) => {
       const a = -Math.PI / 2 + (2 * Math.PI * i) / n;
       pos.set(node.id, { x: width / 2 + r * Math.cos(a) * (width / height), y: height / 2 + r * Math.sin(a) });
@@ -59,7 +59,10 @@ function layout(nodes, width, height) {
 function drawTopology(view) {
   const root = $('topology');
   root.replaceChildren();
-  const [width, height] = [800, 440];
+  // Two sites need a strip; more go round an ellipse that fills the panel.
+  const [width, height] = [800, view.nodes.length <= 2 ? 240 : 440];
+  root.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  const crowded = view.nodes.length > 6;
   const pos = layout(view.nodes, width, height);
   const many = view.links.length > 6;
   for (const link of view.links) {
@@ -92,14 +95,15 @@ function drawTopology(view) {
   for (const node of view.nodes) {
     const p = pos.get(node.id);
     const g = svg('g', { class: `node ${node.status}`, 'data-node': node.id, transform: `translate(${p.x},${p.y})` });
-    g.append(svg('circle', { r: 34 }));
+    const r = crowded ? 22 : 34;
+    g.append(svg('circle', { r }));
     g.append(svg('text', { y: 5, class: 'name' }, node.id.replace(/^kme-/, '')));
-    g.append(svg('text', { y: 52, class: 'sub' }, node.id));
+    g.append(svg('text', { y: r + 16, class: 'sub' }, node.id));
     const sub =
       node.status === 'up'
         ? `${integer.format(node.keys_delivered.to_masters + node.keys_delivered.to_slaves)} keys delivered`
         : node.status;
-    g.append(svg('text', { y: 66, class: 'sub', 'data-field': 'node-sub' }, sub));
+    if (!crowded) g.append(svg('text', { y: r + 30, class: 'sub', 'data-field': 'node-sub' }, sub));
     g.append(svg('title', {}, node.error ? `${node.id}: ${node.error}` : node.id));
     root.append(g);
   }
@@ -196,7 +200,7 @@ function drawSites(view) {
       const sync = peers
         .map(
           (p) =>
-            `${p.peer}: ${p.lastLagMs === null ? 'no batch yet' : `${p.lastLagMs.toFixed(1)} ms`}${p.failures ? `, ${p.failures} failed` : ''}`,
+            `${p.peer} ${p.lastLagMs === null ? '–' : `${p.lastLagMs.toFixed(1)} ms`}${p.failures ? `, ${p.failures} failed` : ''}`,
         )
         .join('; ');
       const d = n.keys_delivered;
@@ -233,7 +237,13 @@ function drawIntegrations(view) {
 function drawSaes(view) {
   const root = $('saes');
   root.replaceChildren();
-  for (const sae of view.saes) {
+  // With many SAEs, the idle ones would bury the busy ones: they are named in one line instead.
+  const idle = view.saes.filter((s) => s.deliveries.length === 0);
+  const shown = view.saes.length > 6 ? view.saes.filter((s) => s.deliveries.length > 0) : view.saes;
+  if (shown.length < view.saes.length) {
+    root.append(el('p', { class: 'idle' }, `No keys yet: ${idle.map((s) => s.SAE_ID).join(', ')}`));
+  }
+  for (const sae of shown) {
     const box = el('div', { class: 'sae', 'data-sae': sae.SAE_ID });
     const title = el('h3', {}, sae.SAE_ID);
     title.append(el('span', { class: 'at' }, ` at ${sae.KME_ID}`));
@@ -247,7 +257,7 @@ function drawSaes(view) {
       tbody,
       sae.deliveries.slice(0, 8),
       (d) => {
-        const ids = el('code', {}, d.keyIds.join(' ') + (d.number > d.keyIds.length ? ' …' : ''));
+        const ids = el('code', {}, d.keyIds.slice(0, 3).join(' ') + (d.number > 3 ? ' …' : ''));
         return [clock(d.at), d.role, d.peers.join(', '), `${d.number} × ${d.sizeBits} bit`, ids];
       },
       'no keys delivered yet',
