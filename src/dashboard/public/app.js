@@ -98,7 +98,7 @@ function drawTopology(view) {
     const r = crowded ? 22 : 34;
     g.append(svg('circle', { r }));
     g.append(svg('text', { y: 5, class: 'name' }, node.id.replace(/^kme-/, '')));
-    g.append(svg('text', { y: r + 16, class: 'sub' }, node.id));
+    if (!crowded) g.append(svg('text', { y: r + 16, class: 'sub' }, node.id));
     const sub =
       node.status === 'up'
         ? `${integer.format(node.keys_delivered.to_masters + node.keys_delivered.to_slaves)} keys delivered`
