@@ -48,10 +48,17 @@ describe('the dashboard with a dozen sites', () => {
     await page.locator('[data-node].up').nth(11).waitFor({ timeout: 20_000 });
     assert.equal(await page.locator('[data-node]').count(), 12);
     assert.equal(await page.locator('[data-link]').count(), 11);
-    const svgBox = (await page.locator('#topology').boundingBox())!;
-    const boxes = await Promise.all(
-      KMES.map(async (k) => (await page.locator(`[data-node="${k}"] circle`).boundingBox())!),
-    );
+    // Read in one go: the page redraws the topology with every update.
+    const { svgBox, boxes } = await page.evaluate((ids) => {
+      const rect = (e: Element | null) => {
+        const r = e!.getBoundingClientRect();
+        return { x: r.x, y: r.y, width: r.width, height: r.height };
+      };
+      return {
+        svgBox: rect(document.querySelector('#topology')),
+        boxes: ids.map((id) => rect(document.querySelector(`[data-node="${id}"] circle`))),
+      };
+    }, KMES);
     for (const [i, a] of boxes.entries()) {
       assert.ok(a.x >= svgBox.x && a.y >= svgBox.y, `${KMES[i]} inside the panel`);
       assert.ok(a.x + a.width <= svgBox.x + svgBox.width && a.y + a.height <= svgBox.y + svgBox.height);
