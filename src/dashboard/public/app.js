@@ -56,56 +56,85 @@ function layout(nodes, width, height) {
   return pos;
 }
 
-function drawTopology(view) {
+const linkTitle = (link) =>
+  `${link.link_ID}: ${link.health}${link.health_reasons.length ? ` (${link.health_reasons.join('; ')})` : ''}`;
+
+/** Built again only when sites or links come or go; otherwise updated in place, so clicks land. */
+let shape = '';
+const drawn = { nodes: new Map(), links: new Map() };
+
+function buildTopology(view) {
   const root = $('topology');
   root.replaceChildren();
+  drawn.nodes.clear();
+  drawn.links.clear();
   // Two sites need a strip; more go round an ellipse that fills the panel.
   const [width, height] = [800, view.nodes.length <= 2 ? 240 : 440];
   root.setAttribute('viewBox', `0 0 ${width} ${height}`);
   const crowded = view.nodes.length > 6;
-  const pos = layout(view.nodes, width, height);
   const many = view.links.length > 6;
+  const pos = layout(view.nodes, width, height);
   for (const link of view.links) {
     const [a, b] = link.endpoints.map((e) => pos.get(e));
     if (!a || !b) continue;
     const g = svg('g', { 'data-link': link.link_ID, class: 'link' });
-    const line = svg('line', { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: `edge ${link.health}` });
-    if (link.link_ID === selectedLink) line.classList.add('selected');
-    line.append(
-      svg(
-        'title',
-        {},
-        `${link.link_ID}: ${link.health}${link.health_reasons.length ? ` (${link.health_reasons.join('; ')})` : ''}`,
-      ),
-    );
-    g.append(line);
-    const fill = Math.min(...link.ends.map((e) => e.pool_fill));
-    const label = many
-      ? `${formatRate(link.rate_bps)}`
-      : `${formatRate(link.rate_bps)} · QBER ${formatQber(link.qber)} · pool ${formatFill(fill)}`;
+    const line = svg('line', { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: 'edge' });
+    const title = svg('title');
+    line.append(title);
     const [mx, my] = [(a.x + b.x) / 2, (a.y + b.y) / 2];
-    g.append(svg('text', { x: mx, y: my - 10, class: 'edge-label', 'data-field': 'label' }, label));
+    const label = svg('text', { x: mx, y: my - 10, class: 'edge-label', 'data-field': 'label' });
+    g.append(line, label);
     if (!many) g.append(svg('text', { x: mx, y: my + 20, class: 'edge-label' }, link.link_ID));
     g.addEventListener('click', () => {
       selectedLink = link.link_ID;
       render(latest);
     });
     root.append(g);
+    drawn.links.set(link.link_ID, { line, title, label, many });
   }
   for (const node of view.nodes) {
     const p = pos.get(node.id);
-    const g = svg('g', { class: `node ${node.status}`, 'data-node': node.id, transform: `translate(${p.x},${p.y})` });
+    const g = svg('g', { 'data-node': node.id, transform: `translate(${p.x},${p.y})` });
     const r = crowded ? 22 : 34;
     g.append(svg('circle', { r }));
     g.append(svg('text', { y: 5, class: 'name' }, node.id.replace(/^kme-/, '')));
-    if (!crowded) g.append(svg('text', { y: r + 16, class: 'sub' }, node.id));
-    const sub =
-      node.status === 'up'
-        ? `${integer.format(node.keys_delivered.to_masters + node.keys_delivered.to_slaves)} keys delivered`
-        : node.status;
-    if (!crowded) g.append(svg('text', { y: r + 30, class: 'sub', 'data-field': 'node-sub' }, sub));
-    g.append(svg('title', {}, node.error ? `${node.id}: ${node.error}` : node.id));
+    let sub = null;
+    if (!crowded) {
+      g.append(svg('text', { y: r + 16, class: 'sub' }, node.id));
+      sub = svg('text', { y: r + 30, class: 'sub', 'data-field': 'node-sub' });
+      g.append(sub);
+    }
+    const title = svg('title');
+    g.append(title);
     root.append(g);
+    drawn.nodes.set(node.id, { g, sub, title });
+  }
+}
+
+function drawTopology(view) {
+  const key = JSON.stringify([view.nodes.map((n) => n.id), view.links.map((l) => [l.link_ID, l.endpoints])]);
+  if (key !== shape) buildTopology(view);
+  shape = key;
+  for (const link of view.links) {
+    const d = drawn.links.get(link.link_ID);
+    if (!d) continue;
+    d.line.setAttribute('class', `edge ${link.health}${link.link_ID === selectedLink ? ' selected' : ''}`);
+    d.title.textContent = linkTitle(link);
+    const fill = Math.min(...link.ends.map((e) => e.pool_fill));
+    d.label.textContent = d.many
+      ? formatRate(link.rate_bps)
+      : `${formatRate(link.rate_bps)} · QBER ${formatQber(link.qber)} · pool ${formatFill(fill)}`;
+  }
+  for (const node of view.nodes) {
+    const d = drawn.nodes.get(node.id);
+    d.g.setAttribute('class', `node ${node.status}`);
+    if (d.sub) {
+      d.sub.textContent =
+        node.status === 'up'
+          ? `${integer.format(node.keys_delivered.to_masters + node.keys_delivered.to_slaves)} keys delivered`
+          : node.status;
+    }
+    d.title.textContent = node.error ? `${node.id}: ${node.error}` : node.id;
   }
 }
 
