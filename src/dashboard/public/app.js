@@ -138,7 +138,7 @@ function drawTopology(view) {
   }
 }
 
-function chart(id, samples, value, format) {
+function chart(id, samples, value, format, unmeasured = 'collecting…') {
   const root = $(id);
   root.replaceChildren();
   const points = samples.map((s) => [s.t, value(s)]).filter(([, v]) => v !== null && v !== undefined);
@@ -147,7 +147,7 @@ function chart(id, samples, value, format) {
       svg(
         'text',
         { x: 180, y: 50, class: 'none' },
-        points.length === 0 && samples.length > 0 ? 'not measured by this link' : 'collecting…',
+        points.length === 0 && samples.length > 0 ? unmeasured : 'collecting…',
       ),
     );
     return;
@@ -192,7 +192,7 @@ function drawLink(view) {
     );
   }
   chart('chart-rate', link.history, (s) => s.rateBps, formatRate);
-  chart('chart-qber', link.history, (s) => s.qber, formatQber);
+  chart('chart-qber', link.history, (s) => s.qber, formatQber, 'not measured by this link');
   chart(
     'chart-pool',
     link.history,

@@ -8,8 +8,9 @@ export interface LinkSample {
   readonly rateBps: number;
   /** QBER when the source measures it, else null. */
   readonly qber: number | null;
-  readonly ownBlocks: number;
-  readonly peerBlocks: number;
+  /** Pool levels; null when nobody was watching (see below). */
+  readonly ownBlocks: number | null;
+  readonly peerBlocks: number | null;
 }
 
 export interface LinkHistoryOptions {
@@ -22,7 +23,8 @@ export interface LinkHistoryOptions {
 /**
  * Samples every link of this KME at a fixed interval, for the dashboard's time series and the
  * measured key rate. The rate comes from how far the link's block numbers advanced, so it is the
- * rate key actually arrived at, whatever the source claims.
+ * rate key actually arrived at, whatever the source claims. Pool levels cost a count in the store
+ * (milliseconds for a full pool), so they are sampled only while someone looks at the history.
  */
 export class LinkHistory {
   readonly #pools: readonly LinkPool[];
@@ -33,6 +35,8 @@ export class LinkHistory {
   readonly #last = new Map<string, { t: number; seq: number }>();
   #timer: NodeJS.Timeout | undefined;
   #sampling: Promise<void> = Promise.resolve();
+  /** Pool levels are sampled until then: a minute after the history was last read. */
+  #watchedUntil = 0;
 
   constructor(pools: readonly LinkPool[], opts: LinkHistoryOptions = {}) {
     this.#pools = pools;
@@ -67,15 +71,16 @@ export class LinkHistory {
       this.#last.set(pool.linkId, { t, seq });
       const stats = pool.source.info().stats;
       const measured = t > last.t ? ((seq - last.seq) * pool.ends.blockBits * 1000) / (t - last.t) : 0;
+      let list = this.#samples.get(pool.linkId);
+      if (!list) this.#samples.set(pool.linkId, (list = []));
+      const watched = t < this.#watchedUntil;
       const sample: LinkSample = {
         t,
         rateBps: stats ? stats.secretBps : Math.max(0, measured),
         qber: stats ? stats.qber : null,
-        ownBlocks: await pool.ownBlocks(),
-        peerBlocks: await pool.peerBlocks(),
+        ownBlocks: watched ? await pool.ownBlocks() : null,
+        peerBlocks: watched ? await pool.peerBlocks() : null,
       };
-      let list = this.#samples.get(pool.linkId);
-      if (!list) this.#samples.set(pool.linkId, (list = []));
       list.push(sample);
       if (list.length > this.#keep) list.splice(0, list.length - this.#keep);
     }
@@ -83,6 +88,7 @@ export class LinkHistory {
 
   /** Samples of one link from the last `ms` milliseconds, oldest first. */
   recent(linkId: string, ms = 300_000): LinkSample[] {
+    this.#watchedUntil = this.#now() + 60_000;
     const since = this.#now() - ms;
     return (this.#samples.get(linkId) ?? []).filter((s) => s.t >= since);
   }

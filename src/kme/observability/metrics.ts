@@ -18,8 +18,17 @@ export interface MetricSources {
  * can share a process. Pool and link gauges are read when scraped, from the same places the
  * status and information endpoints read, so both always agree.
  */
+/** What one scrape reads from the store, once, whichever metrics need it. */
+interface Snapshot {
+  readonly blocks: ReadonlyMap<string, { own: number; peer: number }>;
+  readonly ready: number;
+  readonly outbox: number;
+}
+
 export class KmeMetrics implements PeerSyncObserver {
   readonly registry = new Registry();
+  readonly #sources: MetricSources;
+  #snapshot: Snapshot | undefined;
   readonly #requests: Counter<'method' | 'route' | 'status'>;
   readonly #latency: Histogram<'method' | 'route' | 'status'>;
   readonly #refusals: Counter<'reason'>;
@@ -27,7 +36,9 @@ export class KmeMetrics implements PeerSyncObserver {
   readonly #syncFailures: Counter<'peer' | 'reason'>;
 
   constructor(s: MetricSources) {
+    this.#sources = s;
     const registers = [this.registry];
+    const snap = () => this.#snapshot ?? this.#read();
     collectDefaultMetrics({ register: this.registry });
     this.#requests = new Counter({
       name: 'qks_http_requests_total',
@@ -75,9 +86,9 @@ export class KmeMetrics implements PeerSyncObserver {
       labelNames: ['link', 'share'],
       registers,
       async collect() {
-        for (const pool of s.pools) {
-          this.set({ link: pool.linkId, share: 'own' }, await pool.ownBlocks());
-          this.set({ link: pool.linkId, share: 'peer' }, await pool.peerBlocks());
+        for (const [link, { own, peer }] of (await snap()).blocks) {
+          this.set({ link, share: 'own' }, own);
+          this.set({ link, share: 'peer' }, peer);
         }
       },
     });
@@ -95,8 +106,9 @@ export class KmeMetrics implements PeerSyncObserver {
       help: "Keys of the default size this KME can cut now, per link (status' stored_key_count)",
       labelNames: ['link'],
       registers,
-      collect() {
-        return perPool(async (p) => keysFromBlocks(p.ends.blockBits, s.keySize, await p.ownBlocks()), this);
+      async collect() {
+        const { blocks } = await snap();
+        return perPool((p) => keysFromBlocks(p.ends.blockBits, s.keySize, blocks.get(p.linkId)!.own), this);
       },
     });
     new Gauge({
@@ -142,7 +154,7 @@ export class KmeMetrics implements PeerSyncObserver {
       help: 'Keys stored for slave SAEs that have not fetched them yet',
       registers,
       async collect() {
-        this.set((await s.store.countKeys()).ready);
+        this.set((await snap()).ready);
       },
     });
     new Gauge({
@@ -150,7 +162,7 @@ export class KmeMetrics implements PeerSyncObserver {
       help: 'Cancels of burned keys waiting to reach a peer KME',
       registers,
       async collect() {
-        this.set((await s.store.listOutbox(1000)).length);
+        this.set((await snap()).outbox);
       },
     });
   }
@@ -173,8 +185,21 @@ export class KmeMetrics implements PeerSyncObserver {
     this.#syncFailures.inc({ peer, reason });
   }
 
-  text(): Promise<string> {
-    return this.registry.metrics();
+  async #read(): Promise<Snapshot> {
+    const blocks = new Map<string, { own: number; peer: number }>();
+    for (const p of this.#sources.pools) blocks.set(p.linkId, { own: await p.ownBlocks(), peer: await p.peerBlocks() });
+    const { store } = this.#sources;
+    return { blocks, ready: (await store.countKeys()).ready, outbox: (await store.listOutbox(1000)).length };
+  }
+
+  /** One scrape: the store is read once, then every metric is rendered from that reading. */
+  async text(): Promise<string> {
+    this.#snapshot = await this.#read();
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.#snapshot = undefined;
+    }
   }
 
   get contentType(): string {
