@@ -3,7 +3,7 @@ import { parseIntegrationReport } from '../../domain/integration-report.js';
 import { QksError } from '../../domain/errors.js';
 import { dashboardFiles } from '../../dashboard/static-files.js';
 import { EventStreams } from '../../dashboard/sse.js';
-import { buildNetwork } from '../../dashboard/network.js';
+import { buildNetwork, type NetworkView } from '../../dashboard/network.js';
 import type { IntegrationBoard } from '../observability/integration-board.js';
 import type { KmeMetrics } from '../observability/metrics.js';
 import type { KmeOverview } from '../observability/overview.js';
@@ -43,13 +43,23 @@ export function addOperatorRoutes(app: FastifyInstance, views: OperatorViews, gu
     guard.requireAdmin(req);
     return views.overview();
   });
+  // However many pages are open, the KME builds one view per interval for all of them: a view
+  // counts the pools in the store, which costs milliseconds for a full pool.
+  const interval = views.eventIntervalMs ?? 1000;
+  let shared: { at: number; view: Promise<NetworkView> } | undefined;
+  const network = () => {
+    if (!shared || now() - shared.at >= interval * 0.9) {
+      const view = views
+        .overview()
+        .then((overview) => buildNetwork([{ KME_ID: overview.KME_ID, reachable: true, overview }], now()));
+      shared = { at: now(), view };
+      view.catch(() => (shared = undefined));
+    }
+    return shared.view;
+  };
   app.get('/api/v1/admin/events', (req, reply) => {
     guard.requireAdmin(req);
-    const network = async () => {
-      const overview = await views.overview();
-      return buildNetwork([{ KME_ID: overview.KME_ID, reachable: true, overview }], now());
-    };
-    streams.serve(req, reply, network, views.eventIntervalMs ?? 1000);
+    streams.serve(req, reply, network, interval);
   });
   app.get('/dashboard/', (req, reply) => {
     guard.requireAdmin(req);
