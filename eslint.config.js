@@ -12,4 +12,9 @@ export default tseslint.config(
     },
   },
   { files: ['bin/**', 'scripts/**', 'bench/**', 'test/**'], rules: { 'no-console': 'off' } },
+  {
+    // The dashboard's front end runs in the browser.
+    files: ['src/dashboard/public/**'],
+    languageOptions: { globals: { document: 'readonly', Node: 'readonly', EventSource: 'readonly' } },
+  },
 );

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests use, when they are missing. Needs root (as in CI).
 set -euo pipefail
-packages=(openssl curl stunnel4 tshark libwolfssl-dev gcc pkg-config iproute2 iputils-ping
+packages=(openssl curl stunnel4 tshark libwolfssl-dev gcc pkg-config chromium iproute2 iputils-ping
   # strongSwan's charon with user-space ESP (this kernel has none), swanctl, VICI
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
   # what Libreswan's pluto needs to run (Libreswan itself is unpacked below)
@@ -21,13 +21,23 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "missing system packages: ${missing[*]} (run this script as root)" >&2
   exit 1
 fi
-apt-get update -qq
+
+# Another job may hold the dpkg lock for a while: try a few times.
+apt_get() {
+  for attempt in 1 2 3 4 5; do
+    apt-get "$@" && return 0
+    echo "apt-get $1 failed (attempt $attempt); retrying in 20 s" >&2
+    sleep 20
+  done
+  return 1
+}
+apt_get update -qq
 if [ ${#missing[@]} -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive apt_get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 if [ $need_libreswan -eq 1 ]; then
   tmp=$(mktemp -d)
-  (cd "$tmp" && apt-get download -qq libreswan 2>/dev/null)
+  (cd "$tmp" && apt_get download -qq libreswan 2>/dev/null)
   mkdir -p "$libreswan_root"
   dpkg-deb -x "$tmp"/libreswan_*.deb "$libreswan_root"
   rm -rf "$tmp"

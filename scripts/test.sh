@@ -16,5 +16,16 @@ rm -rf dist
 npx tsc -p tsconfig.json
 
 echo "== tests"
-mapfile -t files < <(find dist/test -name '*.test.js' | sort)
-node --test --test-reporter=spec --test-timeout=300000 "${files[@]}"
+# Tests fingerprint every key they receive and archive their KMEs' logs here; test/final/ then
+# scans all of it, and this run's own output, for key material.
+export QKS_TEST_LOG_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/qks-test-logs-XXXXXX")"
+trap 'rm -rf "$QKS_TEST_LOG_ROOT"' EXIT
+mapfile -t files < <(find dist/test -name '*.test.js' -not -path 'dist/test/final/*' | sort)
+node --test --test-reporter=spec --test-timeout=300000 "${files[@]}" 2>&1 | tee "$QKS_TEST_LOG_ROOT/test-output.log"
+
+echo "== key material in logs"
+node --test --test-reporter=spec dist/test/final/*.test.js
+
+# The suite's own summary last, where readers (and CI) look for it.
+echo "== summary"
+tail -n 8 "$QKS_TEST_LOG_ROOT/test-output.log"

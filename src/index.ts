@@ -18,3 +18,6 @@ export { Rotation, type RotationPolicy } from './sae/rotation.js';
 export { keepSecretsFile, writeSecretsFile } from './sae/secrets-file.js';
 export { startKme, type RunningKme } from './kme/kme.js';
 export { loadConfig, parseConfig, ConfigError, type KmeConfig } from './kme/config.js';
+export { IntegrationReporter, type IntegrationReporterOptions } from './integrations/reporter.js';
+export type { IntegrationReport, IntegrationKind, IntegrationState } from './domain/integration-report.js';
+export type { KmeOverview } from './kme/observability/overview.js';

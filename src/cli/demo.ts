@@ -7,6 +7,8 @@ import { startKme, type RunningKme } from '../kme/kme.js';
 import { initDeployment, type InitOptions } from './init.js';
 import { freePorts } from './ports.js';
 import { untilSignal } from './signals.js';
+import { NetworkCollector } from '../dashboard/collector.js';
+import { startDashboardServer, type RunningDashboard } from '../dashboard/server.js';
 
 export interface DemoOptions {
   readonly dir?: string;
@@ -22,6 +24,10 @@ export interface DemoManifest {
   ca: string;
   kmes: Array<{ id: string; url: string; config: string; log: string }>;
   saes: Array<{ id: string; kme: string; cert: string; key: string }>;
+  /** An administrator's certificate: the dashboard, `qks status`, /metrics. */
+  operator?: { id: string; cert: string; key: string };
+  /** The dashboard's URL, with its access token. */
+  dashboard?: string;
 }
 
 /**
@@ -41,6 +47,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     source: opts.source ?? 'qkd',
     ...(opts.qkd ? { qkd: opts.qkd } : {}),
     ...(opts.rateBps ? { rateBps: opts.rateBps } : {}),
+    operator: 'operator',
   });
   const kmes: Array<{ kme: RunningKme; log: string; config: string }> = [];
   try {
@@ -54,10 +61,20 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     await Promise.all(kmes.map((k) => k.kme.stop()));
     throw err;
   }
+  const operator = deployment.operator!;
+  // The dashboard asks the KMEs over their API, as an operator would, with the operator certificate.
+  const collector = new NetworkCollector({
+    urls: kmes.map((k) => k.kme.saeUrl),
+    client: { ca: deployment.ca, cert: operator.cert, key: operator.key },
+  });
+  const dashboardLog = pino({ level: 'warn' }, pino.destination({ dest: join(dir, 'dashboard.log'), sync: false }));
+  const dashboard: RunningDashboard = await startDashboardServer({ view: () => collector.view(), log: dashboardLog });
   const manifest: DemoManifest = {
     ca: deployment.ca,
     kmes: kmes.map((k) => ({ id: k.kme.id, url: k.kme.saeUrl, config: k.config, log: k.log })),
     saes: deployment.saes.map((s) => ({ ...s })),
+    operator: { ...operator },
+    dashboard: dashboard.url,
   };
   const manifestFile = resolve(opts.manifest ?? join(dir, 'manifest.json'));
 
@@ -74,6 +91,9 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   out(`  SAEs: ${manifest.saes.map((s) => `${s.id}@${s.kme}`).join(', ')}`);
   out(`  manifest: ${manifestFile}`);
   out('');
+  out(`Dashboard (open in a browser on this machine): ${dashboard.url}`);
+  out(`  in a terminal: qks status --manifest ${manifestFile}`);
+  out('');
   out('Try it: sae-a1 (at kme-a) gets keys for sae-b1 (at kme-b), which fetches the same keys by ID.');
   out(`  ${curl('sae-a1')} ${kmeA!.url}/api/v1/keys/sae-b1/status`);
   out(`  ${curl('sae-a1')} ${kmeA!.url}/api/v1/keys/sae-b1/enc_keys?number=1`);
@@ -85,5 +105,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
 
   const signal = await untilSignal();
   out(`\n${signal}: stopping`);
+  await dashboard.close();
+  await collector.close();
   await Promise.all(kmes.map((k) => k.kme.stop()));
 }

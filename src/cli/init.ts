@@ -28,6 +28,8 @@ export interface InitOptions {
   readonly logLevel?: string;
   readonly auth?: KmeConfig['sae_api']['auth'];
   readonly access?: Partial<KmeConfig['access']>;
+  /** Issues an operator certificate with this ID (`pki/operators/`), an administrator at every KME. */
+  readonly operator?: string;
 }
 
 export interface SaeCredentials {
@@ -43,6 +45,8 @@ export interface Deployment {
   readonly ca: string;
   readonly configs: ReadonlyArray<{ kme: string; file: string; config: KmeConfig }>;
   readonly saes: readonly SaeCredentials[];
+  /** The operator's certificate, for the dashboard, `qks status` and /metrics. */
+  readonly operator?: { readonly id: string; readonly cert: string; readonly key: string };
 }
 
 const SECRET = { mode: 0o600 } as const;
@@ -84,6 +88,18 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
       );
       saes.push({ id, kme, cert: files.cert, key: files.key });
     }
+  }
+
+  let operator: Deployment['operator'];
+  if (opts.operator) {
+    const id = opts.operator;
+    mkdirSync(join(pki, 'operators'), { recursive: true });
+    const files = await saeCa.issue(
+      { commonName: id, entity: { kind: 'sae', id }, client: true },
+      join(pki, 'operators'),
+      id,
+    );
+    operator = { id, cert: files.cert, key: files.key };
   }
 
   const epochMs = opts.epochMs ?? Date.now();
@@ -136,7 +152,13 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
         ca: kmeCa.certFile,
         crl: kmeCa.crlFile,
       },
-      access: { admins: [], admin_scope: 'qks:admin', rules: [], ...opts.access },
+      access: {
+        admins: [],
+        admin_scope: 'qks:admin',
+        rules: [],
+        ...opts.access,
+        operators: [...(operator ? [operator.id] : []), ...(opts.access?.operators ?? [])],
+      },
       peers: mine.map((l) => {
         const peer = l.endpoints.find((e) => e !== kme)!;
         return { kme_id: peer, url: url(ports[kmes.indexOf(peer)]!.kme) };
@@ -167,5 +189,5 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
     writeFileSync(file, JSON.stringify(config, null, 2) + '\n');
     configs.push({ kme, file, config });
   }
-  return { dir, ca: saeCa.certFile, configs, saes };
+  return { dir, ca: saeCa.certFile, configs, saes, ...(operator ? { operator } : {}) };
 }

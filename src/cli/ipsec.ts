@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { connectionOf, loadIpsecConfig, type IpsecAgentConfig } from '../integrations/ipsec/agent-config.js';
 import type { IpsecGateway } from '../integrations/ipsec/gateway.js';
 import { IpsecAgent } from '../integrations/ipsec/ipsec-agent.js';
+import { IntegrationReporter } from '../integrations/reporter.js';
 import { LibreswanGateway } from '../integrations/ipsec/libreswan.js';
 import { StrongSwanGateway } from '../integrations/ipsec/strongswan.js';
 import { Initiator } from '../sae/agreement/initiator.js';
@@ -74,10 +75,33 @@ export async function ipsecCommand(args: string[]): Promise<number> {
       keys: ring,
       ...(rotation ? { rotation } : {}),
     });
-    agent.on('installed', (e) => print({ event: 'ppk-installed', key_ID: e.keyId }));
-    agent.on('established', (e) =>
-      print({ event: 'ike-sa-up', key_ID: e.keyId, ike_SA: e.ikeId, ms: e.ms, replaced: e.replaced }),
-    );
+    // The operator dashboard learns of the PPK in use and the next rotation through the KME.
+    const reporter = new IntegrationReporter({
+      kme,
+      kind: 'ipsec',
+      name: cfg.connection.name,
+      peer: cfg.peer,
+      onError: (e) => print({ event: 'report-failed', message: e.message }),
+    });
+    const every = cfg.rotation.every_seconds * 1000;
+    const nextRotation = (keyId: string) => {
+      const agreedAt = ring.get(keyId)?.agreedAt;
+      return rotation && agreedAt !== undefined ? agreedAt + every * rotation.lead : null;
+    };
+    agent.on('installed', (e) => {
+      print({ event: 'ppk-installed', key_ID: e.keyId });
+      // The responder's SA comes up when the initiator's does; it reports the key it holds.
+      if (cfg.role === 'responder') reporter.update({ keyId: e.keyId, state: 'up' });
+    });
+    agent.on('established', (e) => {
+      print({ event: 'ike-sa-up', key_ID: e.keyId, ike_SA: e.ikeId, ms: e.ms, replaced: e.replaced });
+      reporter.update({ keyId: e.keyId, state: 'up', rotatesAt: nextRotation(e.keyId) });
+    });
+    agent.on('failure', (e) => {
+      if (e.code === 'sa_down' && !agent.current) reporter.update({ state: 'down' });
+    });
+    reporter.start();
+    stops.unshift(() => reporter.stop());
     agent.on('failure', (e) =>
       print({ event: 'failure', code: e.code, message: e.message, ...(e.keyId ? { key_ID: e.keyId } : {}) }),
     );

@@ -8,6 +8,7 @@ import { ipsecCommand, IPSEC_USAGE } from './ipsec.js';
 import { pkiCommand } from './pki.js';
 import { saeCommand } from './sae.js';
 import { tunnelCommand, TUNNEL_USAGE } from './tunnel.js';
+import { operatorCommand } from './dashboard.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
@@ -29,6 +30,8 @@ Commands:
         Talks to a KME as an SAE, and runs the SAE-to-SAE key agreement (qks sae help).
   ipsec --config FILE
         An IPsec gateway's agent: QKD keys as IKEv2 PPKs in strongSwan or Libreswan (qks ipsec help).
+  dashboard|status --manifest FILE | --kme URL[,URL...] --ca FILE --cert FILE --key FILE
+        The operator dashboard for several KMEs (on loopback), or the same numbers in the terminal (qks status help).
 `;
 
 const LINK_OPTIONS = {
@@ -83,7 +86,10 @@ async function main(argv: string[]): Promise<number> {
         ...(values['saes-per-kme'] ? { saesPerKme: positiveNumber(values['saes-per-kme'], '--saes-per-kme') } : {}),
         ...(values.host ? { host: values.host } : {}),
         ...linkOptions(values),
+        operator: 'operator',
       });
+      if (d.operator)
+        process.stdout.write(`operator certificate (dashboard, qks status, /metrics): ${d.operator.cert}\n`);
       for (const c of d.configs) process.stdout.write(`${c.kme}: qks kme --config ${c.file}\n`);
       return 0;
     }
@@ -98,6 +104,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'sae':
       return saeCommand(rest);
+    case 'dashboard':
+    case 'status':
+      return operatorCommand(command, rest);
     case 'pki':
       return pkiCommand(rest);
     case 'tunnel':

@@ -7,6 +7,7 @@ import { KmeClient } from '../sae/kme-client.js';
 import { Rotation } from '../sae/rotation.js';
 import { TunnelClient, TunnelServer, type Endpoint } from '../integrations/tls-psk/psk-tunnel.js';
 import { StunnelManager } from '../integrations/stunnel/stunnel-manager.js';
+import { IntegrationReporter } from '../integrations/reporter.js';
 import type { PskMode } from '../integrations/tls-psk/psk-tls.js';
 import { count, hostPort, identity, print, SAE_OPTIONS, tokenClient } from './sae.js';
 import { untilSignal } from './signals.js';
@@ -30,6 +31,8 @@ stunnel4) with the same keys: a safe configuration, a PSKsecrets file, SIGHUP on
                                 --rotate-every; server default: none)
   --max-connections N           qks tunnel: at most N connections at once; more are closed
   --dir DIR                     qks stunnel: where its configuration, secrets and log go
+  --name NAME                   how the operator dashboard lists this tunnel (default: role and --listen)
+  --report-every SECONDS        how often the tunnel tells its KME the key in use (default 30)
 `;
 
 export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel' = 'native'): Promise<number> {
@@ -45,6 +48,8 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
       'max-connection-age': { type: 'string' },
       'max-connections': { type: 'string' },
       'rotate-bytes': { type: 'string' },
+      name: { type: 'string' },
+      'report-every': { type: 'string' },
     },
   });
   if (v.mode !== 'psk_ke' && v.mode !== 'psk_dhe_ke') throw new UsageError('--mode must be psk_ke or psk_dhe_ke');
@@ -64,7 +69,31 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
   const limit = maxConnections ? { maxConnections } : {};
   const ring = new KeyRing({ graceMs: 120_000 });
   ring.on('key', (k) => print({ event: 'key', key_ID: k.keyId }));
-  const stops: Array<() => Promise<void> | void> = [() => kme.close(), () => tokens?.close(), () => ring.clear()];
+  // The operator dashboard shows which key this tunnel uses and when the next one comes.
+  const reporter = new IntegrationReporter({
+    kme,
+    kind: engine === 'stunnel' ? 'stunnel' : 'tunnel',
+    name: v.name ?? `${v.role}:${v.listen}`,
+    peer: v.peer.split(',')[0]!,
+    intervalMs: (count(v['report-every'], '--report-every') ?? 30) * 1000,
+    onError: (e) => print({ event: 'report-failed', message: e.message }),
+  });
+  const rotatesEvery = v.role === 'client' ? (count(v['rotate-every'], '--rotate-every') ?? 300) * 1000 : null;
+  ring.on('key', (k) =>
+    reporter.update({
+      keyId: k.keyId,
+      state: 'up',
+      // The client agrees the next key at 80 % of the key's age limit (Rotation's lead); the server follows.
+      rotatesAt: rotatesEvery === null ? null : k.agreedAt + rotatesEvery * 0.8,
+    }),
+  );
+  reporter.start();
+  const stops: Array<() => Promise<void> | void> = [
+    () => reporter.stop(),
+    () => kme.close(),
+    () => tokens?.close(),
+    () => ring.clear(),
+  ];
   try {
     if (v.role === 'server') {
       const responder = new Responder({

@@ -26,6 +26,8 @@ export interface KmeConfig {
   kme_api: { host: string; port: number; cert: string; key: string; ca: string; crl?: string };
   access: {
     admins: string[];
+    /** Operator certificates' IDs: administrators (dashboard, metrics, preferences) that take no keys. */
+    operators: string[];
     admin_scope: string;
     rules: Array<{ sae: string; slaves: string[] | '*'; max_keys_per_request?: number; requests_per_minute?: number }>;
   };
@@ -113,6 +115,7 @@ const SCHEMA = strict(
     access: strict(
       {
         admins: { type: 'array', items: id, default: [] },
+        operators: { type: 'array', items: id, default: [] },
         admin_scope: { type: 'string', minLength: 1, default: 'qks:admin' },
         rules: {
           type: 'array',

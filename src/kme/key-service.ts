@@ -10,6 +10,7 @@ import type { Barrier } from '../stores/barrier.js';
 import type { ClaimedKey, KeyRecord, KeyStore, NewKey } from '../stores/key-store.js';
 import type { LinkPool } from './link-pool.js';
 import type { KeyContainer, KeyStatus } from '../domain/etsi-messages.js';
+import { DeliveryLog } from './observability/delivery-log.js';
 
 export type { KeyContainer, KeyStatus };
 
@@ -40,6 +41,8 @@ export class KeyService {
   readonly #d: KeyServiceDeps;
   /** Keys handed out since start: to masters (enc_keys) and to slaves (dec_keys). */
   readonly delivered = { toMasters: 0, toSlaves: 0 };
+  /** The latest deliveries of each SAE, for the dashboard: key IDs (shortened), never key bytes. */
+  readonly deliveries = new DeliveryLog();
 
   constructor(deps: KeyServiceDeps) {
     this.#d = deps;
@@ -121,6 +124,15 @@ export class KeyService {
       await store.markDelivered(ids);
     }
     this.delivered.toMasters += records.length;
+    this.deliveries.record({
+      at: Date.now(),
+      sae: master,
+      role: 'master',
+      peers: [slave, ...request.additionalSlaveSaeIds],
+      number: records.length,
+      sizeBits: request.size,
+      keyIds: ids,
+    });
     return this.#container(records);
   }
 
@@ -137,6 +149,15 @@ export class KeyService {
         : new QksError('KEYS_NOT_FOUND');
     }
     this.delivered.toSlaves += result.keys.length;
+    this.deliveries.record({
+      at: Date.now(),
+      sae: slave,
+      role: 'slave',
+      peers: [master],
+      number: result.keys.length,
+      sizeBits: result.keys[0]?.sizeBits ?? 0,
+      keyIds: result.keys.map((k) => k.keyId),
+    });
     return this.#container(result.keys);
   }
 

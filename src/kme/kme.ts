@@ -25,6 +25,11 @@ import { AccessPolicy } from '../domain/access-policy.js';
 import { PEER_TLS_OPTIONS } from './http/peer-api.js';
 import { SAE_TLS_OPTIONS } from './http/sae-api.js';
 import type { Server as TlsServer } from 'node:tls';
+import { IntegrationBoard } from './observability/integration-board.js';
+import { LinkHistory } from './observability/link-history.js';
+import { KmeMetrics } from './observability/metrics.js';
+import { buildOverview, type KmeOverview } from './observability/overview.js';
+import { PeerSyncTracker } from './observability/peer-sync.js';
 
 export interface RunningKme {
   readonly id: string;
@@ -36,7 +41,15 @@ export interface RunningKme {
   /** Every route served, as `METHOD /path`: the SAE API and the KME-to-KME channel. */
   readonly routes: { readonly sae: readonly string[]; readonly kme: readonly string[] };
   setPeerUrl(kmeId: string, url: string): void;
+  /** What the dashboard shows of this KME (also `GET /api/v1/admin/overview`). */
+  overview(): Promise<KmeOverview>;
   stop(): Promise<void>;
+}
+
+/** Knobs for tests; a deployment leaves them alone. */
+export interface KmeRunOptions {
+  /** How often links are sampled for the dashboard's time series and measured rate. */
+  readonly sampleIntervalMs?: number;
 }
 
 export const MASTER_KEY_FILE = 'master.key';
@@ -57,7 +70,11 @@ const urlOf = (app: FastifyInstance, host: string) =>
   `https://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as AddressInfo).port}`;
 
 /** Starts one KME: store, key sources, the SAE API and the KME-to-KME channel. */
-export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.log_level })): Promise<RunningKme> {
+export async function startKme(
+  cfg: KmeConfig,
+  log: Logger = pino({ level: cfg.log_level }),
+  run: KmeRunOptions = {},
+): Promise<RunningKme> {
   log = log.child({ kme: cfg.kme_id });
   const barrier = new Barrier(readMasterKey(cfg.data_dir));
   const store: KeyStore =
@@ -69,19 +86,30 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
 
   const saeTlsFiles = { ...cfg.sae_api, ca: cfg.sae_api.client_ca };
   const kmeTls = readTls(cfg.kme_api);
+  // Filled once the KME channel exists: a QKD link post-processes over it.
+  const pools: LinkPool[] = [];
+  const history = new LinkHistory(pools, run.sampleIntervalMs ? { intervalMs: run.sampleIntervalMs } : {});
+  // The key service comes later; metrics read its counters only when scraped.
+  const delivered = (): KeyService['delivered'] => keys.delivered;
+  const metrics = new KmeMetrics({ pools, history, store, keySize: limitsOf(cfg).keySize, delivered });
+  const peerSync = new PeerSyncTracker(
+    cfg.peers.map((p) => p.kme_id),
+    metrics,
+  );
   const peers = new PeerClient({
     peers: cfg.peers.map((p) => ({ kmeId: p.kme_id, url: p.url })),
     tls: kmeTls,
     store,
     log,
+    observer: peerSync,
   });
   const qkdEnds = new Map<string, QkdLink>();
-  const pools = cfg.links.map((link) => {
+  for (const link of cfg.links) {
     const ends = { linkId: link.id, endpoints: link.endpoints, blockBits: link.block_bits };
     const source = createSource(cfg.kme_id, link, peers, log);
     if (source instanceof QkdLink) qkdEnds.set(link.id, source);
-    return new LinkPool({ kmeId: cfg.kme_id, ends, capacityBlocks: link.capacity_blocks }, store, barrier, source);
-  });
+    pools.push(new LinkPool({ kmeId: cfg.kme_id, ends, capacityBlocks: link.capacity_blocks }, store, barrier, source));
+  }
   const limits = limitsOf(cfg);
   const keys = new KeyService({
     kmeId: cfg.kme_id,
@@ -120,6 +148,21 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
     keys_delivered: { to_masters: keys.delivered.toMasters, to_slaves: keys.delivered.toSlaves },
   });
 
+  const integrations = new IntegrationBoard();
+  const overview = () =>
+    buildOverview({
+      kmeId: cfg.kme_id,
+      keySize: limits.keySize,
+      localSaes: cfg.saes.filter((s) => s.kme === cfg.kme_id).map((s) => s.id),
+      pools,
+      store,
+      history,
+      deliveries: keys.deliveries,
+      delivered: keys.delivered,
+      integrations,
+      peerSync,
+    });
+
   const { oidc } = cfg.sae_api.auth;
   const tokens = oidc
     ? new TokenVerifier({
@@ -135,7 +178,7 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
     keys,
     auth: new SaeAuthenticator(cfg.sae_api.auth.mode, tokens),
     access: new AccessPolicy({
-      admins: cfg.access.admins,
+      admins: [...cfg.access.admins, ...cfg.access.operators],
       adminScope: cfg.access.admin_scope,
       rules: cfg.access.rules.map((r) => ({
         sae: r.sae,
@@ -149,11 +192,19 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
     limits,
     info,
     log,
+    metrics,
+    operator: {
+      metrics,
+      overview,
+      integrations,
+      localSae: (sae) => cfg.saes.some((s) => s.id === sae && s.kme === cfg.kme_id),
+    },
   });
   const peerApi = buildPeerApi({ tls: kmeTls, peers: new Set(cfg.peers.map((p) => p.kme_id)), keys, log });
   registerQkdLinkRoutes(peerApi, { ends: qkdEnds, leaderOf: (id) => cfg.links.find((l) => l.id === id)?.endpoints[0] });
 
   for (const p of pools) await p.start();
+  history.start();
   peers.start();
   await saeApi.listen({ host: cfg.sae_api.host, port: cfg.sae_api.port });
   await peerApi.listen({ host: cfg.kme_api.host, port: cfg.kme_api.port });
@@ -177,11 +228,13 @@ export async function startKme(cfg: KmeConfig, log: Logger = pino({ level: cfg.l
     log,
     routes: { sae: saeApi.routeList, kme: peerApi.routeList },
     setPeerUrl: (kmeId, url) => peers.setPeerUrl(kmeId, url),
+    overview,
     stop: async () => {
       clearInterval(sweeper);
       stopWatching.forEach((stop) => stop());
       await saeApi.close();
       await peerApi.close();
+      await history.stop();
       await Promise.all(pools.map((p) => p.stop()));
       await peers.close();
       await store.close();

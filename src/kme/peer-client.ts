@@ -11,6 +11,7 @@ import type {
 } from '../domain/peer-messages.js';
 import type { KeyStore } from '../stores/key-store.js';
 import type { PeerChannel } from './key-service.js';
+import type { PeerSyncObserver } from './observability/peer-sync.js';
 
 const MAX_BATCH = 64;
 
@@ -27,6 +28,8 @@ export interface PeerClientOptions {
   readonly log: Logger;
   readonly timeoutMs?: number;
   readonly outboxIntervalMs?: number;
+  /** Told how each reservation batch went: its round trip, or why the peer did not confirm. */
+  readonly observer?: PeerSyncObserver;
 }
 
 /**
@@ -124,17 +127,22 @@ export class PeerClient implements PeerChannel {
 
   async #send(peerKme: string, batch: PendingReservation[]): Promise<void> {
     if (this.#batches.get(peerKme) === batch) this.#batches.delete(peerKme);
+    const observer = this.#opts.observer;
+    const started = performance.now();
     try {
       const body: ReservationBatch = { reservations: batch.map((b) => b.message) };
       const { results } = (await this.#post(peerKme, '/kme/v1/reservations', body)) as ReservationResults;
+      observer?.synced(peerKme, (performance.now() - started) / 1000);
       batch.forEach((b, i) => {
         const result = results?.[i];
         if (result?.ok) return b.resolve();
+        observer?.failed(peerKme, 'refused');
         const reason = result?.message ?? 'no answer';
         this.#opts.log.warn({ peer: peerKme, reason }, 'peer KME refused a reservation');
         b.reject(new QksError('PEER_KME_UNAVAILABLE', `peer KME ${peerKme} could not record the keys: ${reason}`));
       });
     } catch (err) {
+      observer?.failed(peerKme, /unreachable/.test((err as Error).message) ? 'unreachable' : 'refused');
       for (const b of batch) b.reject(err);
     }
   }

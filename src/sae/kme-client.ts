@@ -2,9 +2,12 @@ import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 
 import type { DeliveredKey, KeyContainer, KeyRequestBody, KeyStatus } from '../domain/etsi-messages.js';
+import type { IntegrationReport } from '../domain/integration-report.js';
+import type { KmeOverview } from '../kme/observability/overview.js';
 
 export type { DeliveredKey, KeyContainer, KeyStatus };
 export type KeyRequest = KeyRequestBody;
+export type { IntegrationReport, KmeOverview };
 
 /** Supplies request headers, e.g. `Authorization: Bearer …` from an OAuth2 client. */
 export type AuthHeaders = () => Promise<Record<string, string>>;
@@ -97,11 +100,29 @@ export class KmeClient {
     return this.#call('GET', '/api/v1/preferences');
   }
 
-  async #call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  /**
+   * Tells this SAE's KME what one of its integration agents (tunnel, stunnel, IPsec) is doing, for
+   * the operator dashboard: the key ID in use and when it rotates next. Returns the stored report.
+   */
+  reportIntegration(report: IntegrationReport): Promise<IntegrationReport & { SAE_ID: string }> {
+    return this.#call('POST', '/api/v1/integrations/report', report);
+  }
+
+  /** What the KME's dashboard shows of it; needs an administrator's certificate or token. */
+  overview(): Promise<KmeOverview> {
+    return this.#call('GET', '/api/v1/admin/overview');
+  }
+
+  /** The KME's Prometheus metrics (text format); needs an administrator's certificate or token. */
+  async metrics(): Promise<string> {
+    return this.#call('GET', '/metrics', undefined, true);
+  }
+
+  async #call<T>(method: 'GET' | 'POST', path: string, body?: unknown, asText = false): Promise<T> {
     const attempts = 1 + (this.#opts.retries ?? 3);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#once<T>(method, path, body);
+        return await this.#once<T>(method, path, body, asText);
       } catch (err) {
         if (!(err instanceof KmeError) || err.status !== 503 || attempt >= attempts) throw err;
         const base = this.#opts.retryBaseMs ?? 100;
@@ -110,7 +131,7 @@ export class KmeClient {
     }
   }
 
-  async #once<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async #once<T>(method: 'GET' | 'POST', path: string, body: unknown, asText: boolean): Promise<T> {
     const headers: Record<string, string> = { ...(await this.#opts.authHeaders?.()) };
     if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await request(this.#opts.url + path, {
@@ -120,7 +141,7 @@ export class KmeClient {
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.body.text();
-    if (res.statusCode === 200) return JSON.parse(text) as T;
+    if (res.statusCode === 200) return (asText ? text : JSON.parse(text)) as T;
     if (res.statusCode === 401) throw new KmeError(401, 'unauthorized: the KME did not accept this SAE');
     let parsed: { message?: unknown; details?: unknown } = {};
     try {

@@ -120,6 +120,21 @@ describe('OpenAPI documents', () => {
       check(P, 'POST', await a1.post(P, { name: 'log_level', value: 'shout' }));
       check(P, 'POST', await b1.post(P, { name: 'log_level', value: 'debug' }));
       check('/api/v1/information/info', 'GET', await a1.get('/api/v1/information/info'));
+      const O = '/api/v1/admin/overview';
+      check(O, 'GET', await a1.get(O));
+      check(O, 'GET', await b1.get(O));
+      const R = '/api/v1/integrations/report';
+      const report = {
+        kind: 'tunnel',
+        name: 'client:127.0.0.1:5000',
+        key_ID: one,
+        rotates_at: null,
+        state: 'up',
+        peer: 'sae-b1',
+      };
+      check(R, 'POST', await a1.post(R, report));
+      check(R, 'POST', await a1.post(R, { ...report, kind: 'vpn' }));
+      check(R, 'POST', await anonymous.post(R, report));
     } finally {
       await anonymous.close();
     }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,10 @@ const BIN = join(process.cwd(), 'bin', 'qks.js');
 
 describe('qks demo', () => {
   const dir = mkdtempSync(join(tmpdir(), 'qks-demo-test-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => {
+    archiveAndCheckLogs(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('runs two KMEs, writes the manifest when ready, and exits cleanly on SIGINT', async () => {
     const manifestFile = join(dir, 'manifest.json');

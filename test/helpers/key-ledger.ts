@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { recordDeliveredKeys } from './log-leaks.js';
 
 /** Where a key request goes: its master, the slave in the path, and any additional slaves. */
 export interface Pair {
@@ -40,6 +41,7 @@ export class KeyLedger {
 
   /** Records keys a master received; returns the delivery for its slaves to check against. */
   master(pair: Pair, keys: readonly WireKey[]): Delivery {
+    recordDeliveredKeys(keys.map((k) => k.key));
     const delivery: Delivery = {
       master: pair.master,
       slaves: slavesOf(pair),

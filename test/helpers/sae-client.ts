@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
+import { recordDeliveredKeys } from './log-leaks.js';
 
 export interface HttpResult {
   status: number;
@@ -53,6 +54,9 @@ export class TestClient {
         parsed = text;
       }
     }
+    const keys = (parsed as { keys?: Array<{ key?: unknown }> } | null)?.keys;
+    // Fingerprints of every key a test receives, for the scans of the logs (log-leaks.ts).
+    if (Array.isArray(keys)) recordDeliveredKeys(keys.flatMap((k) => (typeof k?.key === 'string' ? [k.key] : [])));
     return { status: res.statusCode, body: parsed, text, headers: res.headers };
   }
 

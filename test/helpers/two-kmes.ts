@@ -7,6 +7,7 @@ import { freePorts } from '../../src/cli/ports.js';
 import { loadConfig } from '../../src/kme/config.js';
 import { startKme, type RunningKme } from '../../src/kme/kme.js';
 import { TestClient } from './sae-client.js';
+import { archiveAndCheckLogs } from './log-leaks.js';
 
 export type SiteOptions = Omit<InitOptions, 'dir' | 'ports'> & {
   /** Per KME: its link ends produce each block this many ms after the other end does. */
@@ -92,7 +93,11 @@ export async function startSites(opts: SiteOptions = {}): Promise<TwoSites> {
     stop: async () => {
       await Promise.all(clients.map((c) => c.close()));
       await Promise.all([...kmes.values()].map((k) => k.stop()));
-      rmSync(deployment.dir, { recursive: true, force: true });
+      try {
+        archiveAndCheckLogs(deployment.dir);
+      } finally {
+        rmSync(deployment.dir, { recursive: true, force: true });
+      }
     },
   };
 }

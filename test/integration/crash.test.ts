@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Deployment } from '../../src/cli/init.js';
@@ -53,6 +54,7 @@ describe('KMEs killed with SIGKILL at random moments under load', () => {
   after(async () => {
     await procs?.killAll();
     await Promise.all([...clients.values()].map((c) => c.close()));
+    if (deployment) archiveAndCheckLogs(deployment.dir);
     if (deployment) rmSync(deployment.dir, { recursive: true, force: true });
   });
 

@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
+import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { freePorts } from '../../src/cli/ports.js';
+import type { DemoManifest } from '../../src/cli/demo.js';
+import { KmeClient } from '../../src/sae/kme-client.js';
 import { startEcho } from '../helpers/echo-server.js';
 import { eventually } from '../helpers/two-kmes.js';
 
@@ -37,6 +40,7 @@ describe('qks tunnel on the demo network', () => {
   after(async () => {
     for (const c of children) c.kill('SIGKILL');
     await new Promise((r) => echo.close(r));
+    archiveAndCheckLogs(dir);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -207,6 +211,35 @@ describe('qks tunnel on the demo network', () => {
         await eventually(() => server.some((e) => e['event'] === 'connection'), 5000);
         assert.equal(server.find((e) => e['event'] === 'connection')!['key_ID'], keyId);
       }
+      // Both sides told their KMEs which key they use, for the operator dashboard.
+      const m = JSON.parse(readFileSync(manifest, 'utf8')) as DemoManifest;
+      const overview = async (kme: number, name: string) => {
+        const op = new KmeClient({ url: m.kmes[kme]!.url, ca: m.ca, cert: m.operator!.cert, key: m.operator!.key });
+        try {
+          return (await op.overview()).integrations.find((i) => i.name === name);
+        } finally {
+          await op.close();
+        }
+      };
+      const short = String(keyId).slice(0, 8);
+      await eventually(
+        async () => (await overview(0, `client:127.0.0.1:${plain}`))?.key_ID === short,
+        5000,
+        'the client report',
+      );
+      const clientReport = (await overview(0, `client:127.0.0.1:${plain}`))!;
+      assert.equal(clientReport.kind, 'tunnel');
+      assert.equal(clientReport.sae, 'sae-a1');
+      assert.equal(clientReport.peer, 'sae-b1');
+      assert.equal(clientReport.state, 'up');
+      // The default rotation: 300 s, the next key agreed at 80 % of that.
+      assert.ok(Math.abs(clientReport.rotates_at! - Date.now() - 240_000) < 15_000, 'rotates in about 4 minutes');
+      await eventually(
+        async () => (await overview(1, `server:127.0.0.1:${tls}`))?.key_ID === short,
+        5000,
+        'the server report',
+      );
+      assert.equal((await overview(1, `server:127.0.0.1:${tls}`))!.kind, serverEngine);
     });
   }
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +31,7 @@ describe('qks sae against the demo network', () => {
   });
   after(() => {
     for (const c of children) c.kill('SIGKILL');
+    archiveAndCheckLogs(dir);
     rmSync(dir, { recursive: true, force: true });
   });
 

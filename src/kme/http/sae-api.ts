@@ -14,6 +14,8 @@ import { parsePreference } from '../../domain/preferences.js';
 import { acceptJsonBodies } from './json-body.js';
 import { serverOptions } from './server-options.js';
 import { recordRoutes } from './route-list.js';
+import type { KmeMetrics } from '../observability/metrics.js';
+import { addOperatorRoutes, type OperatorViews } from './operator-routes.js';
 
 export interface SaeApiOptions {
   readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer; crl?: string | Buffer };
@@ -27,6 +29,9 @@ export interface SaeApiOptions {
   readonly info: () => Promise<unknown>;
   readonly log: Logger;
   readonly bodyLimit?: number;
+  readonly metrics?: KmeMetrics;
+  /** The dashboard, /metrics and integration reports; left out, the API serves ETSI and extensions only. */
+  readonly operator?: OperatorViews;
 }
 
 declare module 'fastify' {
@@ -34,6 +39,8 @@ declare module 'fastify' {
     sae: string;
     caller: Caller;
     saeLog: Logger;
+    /** Why the request is refused, for the refusals metric; set by whatever refuses it first. */
+    refusal: string;
   }
 }
 
@@ -58,6 +65,7 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
   app.decorateRequest('sae', '');
   app.decorateRequest('caller', null as unknown as Caller);
   app.decorateRequest('saeLog', null as unknown as Logger);
+  app.decorateRequest('refusal', '');
 
   app.addHook('onRequest', async (req, reply) => {
     const result = await opts.auth.identify(req.raw.socket as TLSSocket, req.headers.authorization);
@@ -66,14 +74,17 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
         { remote: req.ip, url: req.url.split('?')[0], reason: result.reason, presented: result.presented },
         'refused: not authenticated',
       );
+      req.refusal = 'not_authenticated';
       return reply.code(401).send();
     }
     const sae = result.caller.sae;
     req.caller = result.caller;
     req.sae = sae;
-    req.saeLog = await opts.preferences.logger(opts.log, sae);
+    req.saeLog = (await opts.preferences.logger(opts.log, sae)).child({ reqId: req.id });
   });
   app.addHook('onResponse', async (req, reply) => {
+    opts.metrics?.request(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    if (reply.statusCode >= 400) opts.metrics?.refused(req.refusal || 'unknown');
     req.saeLog?.info(
       { method: req.method, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
       'request',
@@ -81,19 +92,24 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
   });
   app.setErrorHandler((err, req, reply) => {
     const { status } = toEtsiError(err);
+    req.refusal ||= err instanceof QksError ? err.code.toLowerCase() : status === 503 ? 'internal' : 'bad_request';
     if (status === 503 && !(err instanceof QksError)) req.log.error({ err }, 'internal error');
     else if (status === 401)
       req.saeLog.warn({ reason: (err as Error).message, via: req.caller.via }, 'refused: unauthorized');
     else (req.saeLog ?? opts.log).info({ status, message: (err as Error).message }, 'request refused');
     return sendEtsiError(reply, err);
   });
-  app.setNotFoundHandler((_req, reply) => reply.code(400).send({ message: 'no such endpoint' }));
+  app.setNotFoundHandler((req, reply) => {
+    req.refusal = 'no_such_endpoint';
+    return reply.code(400).send({ message: 'no such endpoint' });
+  });
 
   const now = opts.now ?? Date.now;
   /** Refusals are 401 with no body; the reason goes to the log with the caller's identity. */
   const enforce = (req: FastifyRequest, decision: AccessDecision) => {
     if (decision.allowed) return;
     req.saeLog.warn({ reason: decision.reason, via: req.caller.via }, 'refused by access rules');
+    req.refusal = 'access_rules';
     throw new QksError('UNAUTHORIZED');
   };
   const encKeys = async (req: FastifyRequest<Params>, request: KeyRequest) => {
@@ -131,6 +147,11 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
     return { SAE_ID: sae, preferences: await opts.preferences.set(sae, change) };
   });
   app.get('/api/v1/information/info', () => opts.info());
+  if (opts.operator) {
+    addOperatorRoutes(app, opts.operator, {
+      requireAdmin: (req) => enforce(req, opts.access.checkAdmin(req.sae, req.caller.scopes)),
+    });
+  }
 
   return app;
 }

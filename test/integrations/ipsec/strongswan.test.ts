@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { readFileSync } from 'node:fs';
+import type { DemoManifest } from '../../../src/cli/demo.js';
 import { freePorts } from '../../../src/cli/ports.js';
+import { KmeClient } from '../../../src/sae/kme-client.js';
 import { ViciClient } from '../../../src/integrations/ipsec/vici/client.js';
 import { AgentProcess, agentConfig, startDemo } from '../../helpers/ipsec-agents.js';
 import { IpsecLab } from '../../helpers/ipsec-lab.js';
@@ -72,6 +75,27 @@ describe('IPsec with QKD PPKs: two strongSwan gateways in network namespaces', (
     const ping = await lab.pingResult(lab.a, { count: 5, intervalS: 0.1 });
     assert.equal(ping.received, ping.sent, 'ping through the tunnel');
     assert.equal(ping.sent, 5);
+
+    // Both agents report in: the operator dashboard shows the connection and the PPK in use.
+    const manifest = JSON.parse(readFileSync(demo.manifest, 'utf8')) as DemoManifest;
+    for (const [kme, sae] of [
+      [manifest.kmes[0]!, 'sae-a1'],
+      [manifest.kmes[1]!, 'sae-b1'],
+    ] as const) {
+      const operator = new KmeClient({ url: kme.url, ca: manifest.ca, ...manifest.operator! });
+      try {
+        await eventually(
+          async () =>
+            (await operator.overview()).integrations.some(
+              (i) => i.kind === 'ipsec' && i.sae === sae && i.state === 'up' && firstKey.startsWith(i.key_ID ?? '-'),
+            ),
+          10_000,
+          `the IPsec report of ${sae}`,
+        );
+      } finally {
+        await operator.close();
+      }
+    }
     for (const a of agents.splice(0)) assert.equal(await a.stop(), 0, 'agents stop cleanly');
   });
 

@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { NetworkCollector } from '../dashboard/collector.js';
+import { startDashboardServer } from '../dashboard/server.js';
+import { renderStatus } from '../dashboard/status-view.js';
+import type { KmeClientOptions } from '../sae/kme-client.js';
+import { TokenClient } from '../sae/token-client.js';
+import type { DemoManifest } from './demo.js';
+import { hostPort } from './sae.js';
+import { untilSignal } from './signals.js';
+import { UsageError } from './usage-error.js';
+
+export const OPERATOR_USAGE = `Usage: qks dashboard|status [--manifest FILE | --kme URL[,URL...] --ca FILE (--cert FILE --key FILE | --issuer URL --client-id ID)]
+
+Both talk to the KMEs as an administrator: an operator certificate (an SAE certificate whose ID is
+in the KMEs' access.admins; \`qks init\` makes one in pki/operators/), or a token with the admin
+scope (--issuer, --client-id, secret in QKS_CLIENT_SECRET).
+
+  qks dashboard [--listen 127.0.0.1:PORT]   the dashboard for all these KMEs, on loopback; open the URL it prints
+  qks status [--once] [--interval SECONDS]  the same numbers in the terminal, redrawn every second
+`;
+
+const OPTIONS = {
+  manifest: { type: 'string' },
+  kme: { type: 'string' },
+  ca: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  issuer: { type: 'string' },
+  'client-id': { type: 'string' },
+  'client-secret': { type: 'string' },
+  resource: { type: 'string' },
+  listen: { type: 'string' },
+  once: { type: 'boolean' },
+  interval: { type: 'string' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
+function collectorFrom(v: Values): { collector: NetworkCollector; tokens: TokenClient | undefined } {
+  let urls: string[];
+  let client: Omit<KmeClientOptions, 'url'>;
+  if (v.manifest) {
+    const m = JSON.parse(readFileSync(v.manifest, 'utf8')) as DemoManifest;
+    if (!m.operator) throw new UsageError(`${v.manifest} names no operator certificate`);
+    urls = m.kmes.map((k) => k.url);
+    client = { ca: m.ca, cert: m.operator.cert, key: m.operator.key };
+  } else {
+    if (!v.kme || !v.ca) throw new UsageError('give --manifest, or --kme URL[,URL...] and --ca FILE');
+    urls = v.kme.split(',');
+    client = { ca: v.ca, ...(v.cert ? { cert: v.cert } : {}), ...(v.key ? { key: v.key } : {}) };
+  }
+  let tokens: TokenClient | undefined;
+  if (v.issuer) {
+    const secret = v['client-secret'] ?? process.env['QKS_CLIENT_SECRET'];
+    if (!v['client-id'] || !secret) throw new UsageError('--issuer needs --client-id and QKS_CLIENT_SECRET');
+    tokens = new TokenClient({
+      issuer: v.issuer,
+      clientId: v['client-id'],
+      clientSecret: secret,
+      scope: 'qks:admin',
+      ...(v.resource ? { resource: v.resource } : {}),
+    });
+    client = { ...client, authHeaders: tokens.headers };
+  } else if (!client.cert || !client.key) {
+    throw new UsageError('give an operator certificate (--cert and --key) or a token issuer (--issuer)');
+  }
+  return { collector: new NetworkCollector({ urls, client }), tokens };
+}
+
+export async function operatorCommand(command: 'dashboard' | 'status', args: string[]): Promise<number> {
+  if (args[0] === 'help' || args[0] === '--help') {
+    process.stdout.write(OPERATOR_USAGE);
+    return 0;
+  }
+  const { values: v } = parseArgs({ args, options: OPTIONS });
+  const { collector, tokens } = collectorFrom(v);
+  try {
+    if (command === 'status') return await status(collector, v);
+    const listen = v.listen ? hostPort(v.listen, '--listen') : { host: '127.0.0.1', port: 0 };
+    const dashboard = await startDashboardServer({
+      ...listen,
+      view: () => collector.view(),
+      log: pino({ level: 'warn' }),
+    }).catch((err: Error) => {
+      throw new UsageError(err.message);
+    });
+    process.stdout.write(`QKS dashboard: ${dashboard.url}\n`);
+    await untilSignal();
+    await dashboard.close();
+    return 0;
+  } finally {
+    await collector.close();
+    await tokens?.close();
+  }
+}
+
+async function status(collector: NetworkCollector, v: Values): Promise<number> {
+  const interval = Number(v.interval ?? 1);
+  if (!(interval > 0)) throw new UsageError('--interval must be a positive number of seconds');
+  const colour = process.stdout.isTTY === true;
+  if (v.once) {
+    const view = await collector.view();
+    process.stdout.write(renderStatus(view, { colour }));
+    return view.nodes.some((n) => n.status === 'unreachable') ? 1 : 0;
+  }
+  let stopped = false;
+  void untilSignal().then(() => (stopped = true));
+  while (!stopped) {
+    const text = renderStatus(await collector.view(), { colour });
+    // Home and clear below: redraws in place without flicker.
+    process.stdout.write(colour ? `\x1b[H\x1b[2J${text}` : `${text}\n`);
+    await new Promise((r) => setTimeout(r, interval * 1000));
+  }
+  return 0;
+}

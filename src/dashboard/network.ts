@@ -1,0 +1,134 @@
+import type { LinkHealth } from '../domain/link-health.js';
+import type { Delivery } from '../kme/observability/delivery-log.js';
+import type { IntegrationEntry } from '../kme/observability/integration-board.js';
+import type { LinkSample } from '../kme/observability/link-history.js';
+import type { KmeOverview } from '../kme/observability/overview.js';
+import type { PeerSyncState } from '../kme/observability/peer-sync.js';
+
+/** What one watched KME answered, or why it did not. */
+export interface KmeReport {
+  readonly KME_ID: string;
+  readonly url?: string;
+  readonly reachable: boolean;
+  readonly error?: string;
+  readonly overview?: KmeOverview;
+}
+
+export interface NetworkNode {
+  id: string;
+  /** `up`: answered; `unreachable`: watched but did not answer; `unwatched`: known only as a link's far end. */
+  status: 'up' | 'unreachable' | 'unwatched';
+  error?: string;
+  keys_delivered?: { to_masters: number; to_slaves: number };
+  keys_waiting_for_slaves?: number;
+  outbox_cancels?: number;
+}
+
+export interface LinkEnd {
+  KME_ID: string;
+  own_blocks: number;
+  capacity_blocks: number;
+  pool_fill: number;
+  stored_key_count: number;
+}
+
+export interface NetworkLink {
+  link_ID: string;
+  endpoints: readonly string[];
+  kind: string;
+  protocol: string;
+  state: string;
+  health: LinkHealth;
+  health_reasons: string[];
+  rate_bps: number;
+  qber: number | null;
+  /** The ends that reported, each with its own share of the pool. */
+  ends: LinkEnd[];
+  /** Samples from the first end that reported. */
+  history: LinkSample[];
+}
+
+/** The whole picture the dashboard draws and `qks status` prints. */
+export interface NetworkView {
+  generated_at: number;
+  key_size: number | null;
+  nodes: NetworkNode[];
+  links: NetworkLink[];
+  peers: Array<PeerSyncState & { KME_ID: string }>;
+  saes: Array<{ SAE_ID: string; KME_ID: string; deliveries: Delivery[] }>;
+  integrations: Array<IntegrationEntry & { KME_ID: string }>;
+}
+
+const WORST: readonly LinkHealth[] = ['down', 'degraded', 'healthy'];
+
+/** Merges what each KME reported into one network: KMEs as nodes, links as edges. */
+export function buildNetwork(reports: readonly KmeReport[], now: number): NetworkView {
+  const nodes = new Map<string, NetworkNode>();
+  for (const r of reports) {
+    const o = r.overview;
+    nodes.set(r.KME_ID, {
+      id: r.KME_ID,
+      status: r.reachable && o ? 'up' : 'unreachable',
+      ...(r.error ? { error: r.error } : {}),
+      ...(o
+        ? {
+            keys_delivered: o.keys_delivered,
+            keys_waiting_for_slaves: o.keys_waiting_for_slaves,
+            outbox_cancels: o.outbox_cancels,
+          }
+        : {}),
+    });
+  }
+  const links = new Map<string, NetworkLink>();
+  for (const r of reports) {
+    for (const l of r.overview?.links ?? []) {
+      for (const e of l.endpoints) if (!nodes.has(e)) nodes.set(e, { id: e, status: 'unwatched' });
+      const end: LinkEnd = {
+        KME_ID: r.KME_ID,
+        own_blocks: l.own_blocks,
+        capacity_blocks: l.capacity_blocks,
+        pool_fill: l.pool_fill,
+        stored_key_count: l.stored_key_count,
+      };
+      const known = links.get(l.link_ID);
+      if (!known) {
+        links.set(l.link_ID, {
+          link_ID: l.link_ID,
+          endpoints: l.endpoints,
+          kind: l.kind,
+          protocol: l.protocol,
+          state: l.state,
+          health: l.health,
+          health_reasons: [...l.health_reasons],
+          rate_bps: l.rate_bps,
+          qber: l.qber,
+          ends: [end],
+          history: l.history,
+        });
+        continue;
+      }
+      known.ends.push(end);
+      if (WORST.indexOf(l.health) < WORST.indexOf(known.health)) known.health = l.health;
+      for (const reason of l.health_reasons)
+        if (!known.health_reasons.includes(reason)) known.health_reasons.push(reason);
+      if (l.qber !== null) known.qber = Math.max(known.qber ?? 0, l.qber);
+    }
+  }
+  for (const link of links.values()) {
+    const lost = link.endpoints.filter((e) => nodes.get(e)?.status === 'unreachable');
+    if (lost.length > 0) {
+      link.health = 'down';
+      link.health_reasons.unshift(`${lost.join(', ')} not answering`);
+    }
+  }
+  const up = reports.filter((r) => r.overview);
+  return {
+    generated_at: now,
+    key_size: up[0]?.overview?.key_size ?? null,
+    nodes: [...nodes.values()].sort((a, b) => a.id.localeCompare(b.id)),
+    links: [...links.values()].sort((a, b) => a.link_ID.localeCompare(b.link_ID)),
+    peers: up.flatMap((r) => r.overview!.peers.map((p) => ({ ...p, KME_ID: r.KME_ID }))),
+    saes: up.flatMap((r) => r.overview!.saes.map((s) => ({ ...s, KME_ID: r.KME_ID }))),
+    integrations: up.flatMap((r) => r.overview!.integrations.map((i) => ({ ...i, KME_ID: r.KME_ID }))),
+  };
+}
