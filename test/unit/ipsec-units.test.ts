@@ -40,6 +40,13 @@ describe('VICI messages', () => {
     );
   });
 
+  it('keeps a `__proto__` name from the wire as a plain entry', () => {
+    const wire = Buffer.concat([Buffer.from([3, 9]), Buffer.from('__proto__'), Buffer.from([0, 1, 0x78])]);
+    const m = decodeMessage(wire);
+    assert.equal(Object.getPrototypeOf(m), Object.prototype);
+    assert.equal(Object.getOwnPropertyDescriptor(m, '__proto__')?.value, 'x');
+  });
+
   it('refuses truncated or malformed messages, and values too long to encode', () => {
     const good = encodeMessage({ s: { k: 'value' } });
     for (let cut = 1; cut < good.length; cut++) {

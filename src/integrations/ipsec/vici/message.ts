@@ -80,13 +80,16 @@ export function decodeMessage(buf: Buffer): ViciMessage {
   };
   const root: ViciMessage = {};
   const stack: ViciMessage[] = [root];
+  // An own property whatever the name: `__proto__` from the wire must not become a prototype.
+  const put = (m: ViciMessage, k: string, v: ViciMessage[string]) =>
+    Object.defineProperty(m, k, { value: v, enumerable: true, writable: true, configurable: true });
   while (at < buf.length) {
     const type = buf[at++]!;
     const top = stack[stack.length - 1]!;
     switch (type) {
       case SECTION_START: {
         const section: ViciMessage = {};
-        top[readName()] = section;
+        put(top, readName(), section);
         stack.push(section);
         break;
       }
@@ -95,8 +98,7 @@ export function decodeMessage(buf: Buffer): ViciMessage {
         stack.pop();
         break;
       case KEY_VALUE: {
-        const k = readName();
-        top[k] = readValue();
+        put(top, readName(), readValue());
         break;
       }
       case LIST_START: {
@@ -108,7 +110,7 @@ export function decodeMessage(buf: Buffer): ViciMessage {
         }
         need(1);
         if (buf[at++] !== LIST_END) throw new ViciEncodingError('VICI list not closed');
-        top[k] = items;
+        put(top, k, items);
         break;
       }
       default:
