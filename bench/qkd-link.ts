@@ -6,6 +6,7 @@
  *
  *   npm run build && node dist/bench/qkd-link.js [--seconds 20] [--runs 3] [--distance-km 25]
  *        [--repetition-rate-hz 1e9] [--frame-pulses 1e8] [--cascade yanetal] [--concurrency 3]
+ *        [--cpu-prof-dir DIR]   (a V8 CPU profile of each end)
  */
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -28,6 +29,7 @@ const { values: opt } = parseArgs({
     'frame-pulses': { type: 'string', default: '1e8' },
     cascade: { type: 'string', default: 'yanetal' },
     concurrency: { type: 'string', default: '3' },
+    'cpu-prof-dir': { type: 'string' },
   },
 });
 if (!CASCADE_VARIANTS.includes(opt.cascade as CascadeVariant)) throw new Error('unknown --cascade');
@@ -56,7 +58,9 @@ interface Report {
 async function once(): Promise<{ leader: Report; follower: Report }> {
   const [port] = await freePorts(1);
   const start = (role: string) => {
+    const profile = opt['cpu-prof-dir'] ? ['--cpu-prof', `--cpu-prof-dir=${opt['cpu-prof-dir']}`] : [];
     const child = spawn(process.execPath, [
+      ...profile,
       END,
       '--role',
       role,

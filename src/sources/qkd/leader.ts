@@ -11,7 +11,7 @@ import type { QkdSettings } from './settings.js';
 import { expandSeed, StageClock } from './stages.js';
 import * as wire from './wire.js';
 
-/** The classical channel to the other end, as the leader uses it. */
+/** The classical channel to the other end, as the leader uses it (byte fields as Uint8Array). */
 export interface LinkChannel {
   call(op: wire.QkdOp, body: Record<string, unknown>): Promise<unknown>;
 }
@@ -171,12 +171,8 @@ export class Leader {
         questions: wire.encodeU32(questions),
       });
       first = false;
-      const answers = Buffer.from(String(reply['parities'] ?? ''), 'base64');
-      const asked = questions;
-      questions = this.clock.time('cascade', () => {
-        if (answers.length !== (asked.length / 3 + 7) >>> 3) throw new Error('wrong number of parities from the peer');
-        return cascade.onAnswers(answers);
-      });
+      const answers = wire.decodeBytes(reply['parities'], 'parities', (questions.length / 3 + 7) >>> 3);
+      questions = this.clock.time('cascade', () => cascade.onAnswers(answers));
     }
     cascade.wipe();
     const errorsFound = hammingDistance(before, key, n);
