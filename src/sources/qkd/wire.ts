@@ -88,10 +88,11 @@ export function decodeCrumbs(value: unknown, count: number, what: string, max = 
 
 /** Increasing pulse indices as LEB128 gaps: about 1.5 bytes per click at typical click rates. */
 export function encodeIndices(indices: Uint32Array): Buffer {
-  const out = Buffer.alloc(indices.length * 5);
+  const out = Buffer.allocUnsafe(indices.length * 5);
   let at = 0;
   let prev = -1;
-  for (const index of indices) {
+  for (let i = 0; i < indices.length; i++) {
+    const index = indices[i]!;
     let gap = index - prev - 1;
     prev = index;
     while (gap >= 0x80) {
