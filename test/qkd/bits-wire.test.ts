@@ -112,5 +112,7 @@ describe('message envelopes', () => {
     assert.throws(() => decodeEnvelope(header('{"$binary":"bits"}')), /byte fields/);
     const clash = Buffer.concat([header('{"bits":1,"$binary":["bits"]}'), Buffer.from([0, 0, 0, 0])]);
     assert.throws(() => decodeEnvelope(clash), /byte fields/);
+    const proto = Buffer.concat([header('{"$binary":["__proto__"]}'), Buffer.from([0, 0, 0, 0])]);
+    assert.throws(() => decodeEnvelope(proto), /byte fields/);
   });
 });

@@ -13,6 +13,7 @@ export type Message = Record<string, unknown>;
 
 export const ENVELOPE_TYPE = 'application/octet-stream';
 const MAX_FIELDS = 16;
+const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_]{0,39}$/;
 
 export function encodeEnvelope(message: Message): Buffer {
   const header: Message = {};
@@ -53,7 +54,10 @@ export function decodeEnvelope(body: Uint8Array): Message {
   if (!Array.isArray(names) || names.length > MAX_FIELDS) throw fail('has a bad list of byte fields');
   let at = headerEnd;
   for (const name of names) {
-    if (typeof name !== 'string' || Object.hasOwn(message, name)) throw fail('has a bad list of byte fields');
+    // Plain names only (never `__proto__`), and none that a header field already has.
+    if (typeof name !== 'string' || !FIELD_NAME.test(name) || Object.hasOwn(message, name)) {
+      throw fail('has a bad list of byte fields');
+    }
     if (at + 4 > bytes.length) throw fail('is truncated');
     const end = at + 4 + bytes.readUInt32LE(at);
     if (end > bytes.length) throw fail('is truncated');
