@@ -18,6 +18,7 @@ import { registerQkdLinkRoutes } from '../src/kme/http/qkd-link-api.js';
 import { sendEtsiError } from '../src/kme/http/etsi-errors.js';
 import { PeerClient } from '../src/kme/peer-client.js';
 import { QkdLink } from '../src/sources/qkd-link.js';
+import { envelopeChannel } from '../src/sources/qkd/envelope.js';
 import type { QkdSettings } from '../src/sources/qkd/settings.js';
 import type { KeyStore } from '../src/stores/key-store.js';
 
@@ -74,7 +75,7 @@ if (role === 'follower') {
     ...base,
     role: 'leader',
     concurrency: Number(opt.concurrency),
-    channel: { call: (op, body) => peers.exchange('kme-b', `/kme/v1/qkd/${op}`, body) },
+    channel: envelopeChannel((op, body) => peers.exchange('kme-b', `/kme/v1/qkd/${op}`, body)),
   });
   close = () => peers.close();
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { KeySource } from '../sources/key-source.js';
 import { QkdLink } from '../sources/qkd-link.js';
+import { envelopeChannel } from '../sources/qkd/envelope.js';
 import { qkdSettingsOf } from '../sources/qkd/settings.js';
 import { SimulatedLink } from '../sources/simulated-link.js';
 import type { KmeConfig } from './config.js';
@@ -39,6 +40,6 @@ export function createSource(
     blockBits: link.block_bits,
     historyBlocks: 4 * link.capacity_blocks,
     log,
-    ...(leader ? { channel: { call: (op, body) => peers.exchange(peer, `/kme/v1/qkd/${op}`, body) } } : {}),
+    ...(leader ? { channel: envelopeChannel((op, body) => peers.exchange(peer, `/kme/v1/qkd/${op}`, body)) } : {}),
   });
 }

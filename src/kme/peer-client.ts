@@ -74,38 +74,44 @@ export class PeerClient implements PeerChannel {
     );
   }
 
-  /** One request of another protocol on this channel (the QKD link's post-processing). */
-  exchange(kmeId: string, path: string, body: unknown): Promise<unknown> {
-    return this.#post(kmeId, path, body, 'answer');
+  /** One request of another protocol on this channel, with a binary body (the QKD link's post-processing). */
+  exchange(kmeId: string, path: string, body: Uint8Array): Promise<Buffer> {
+    return this.#request(kmeId, path, 'application/octet-stream', body, 'answer');
   }
 
   async #post(kmeId: string, path: string, body: unknown, what = 'record the keys'): Promise<unknown> {
+    const reply = await this.#request(kmeId, path, 'application/json', JSON.stringify(body), what);
+    return JSON.parse(reply.toString('utf8')) as unknown;
+  }
+
+  async #request(
+    kmeId: string,
+    path: string,
+    contentType: string,
+    body: string | Uint8Array,
+    what: string,
+  ): Promise<Buffer> {
     const pool = this.#pools.get(kmeId);
     if (!pool) throw new QksError('PEER_KME_UNAVAILABLE', `no address configured for peer KME ${kmeId}`);
     let res;
     try {
-      res = await pool.request({
-        method: 'POST',
-        path,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
+      res = await pool.request({ method: 'POST', path, headers: { 'content-type': contentType }, body });
     } catch (err) {
       this.#opts.log.warn({ peer: kmeId, err: (err as Error).message }, 'peer KME unreachable');
       throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} is unreachable; try again later`);
     }
-    const text = await res.body.text();
+    const reply = Buffer.from(await res.body.arrayBuffer());
     if (res.statusCode !== 200) {
       let reason = `status ${res.statusCode}`;
       try {
-        reason = (JSON.parse(text) as { message?: string }).message ?? reason;
+        reason = (JSON.parse(reply.toString('utf8')) as { message?: string }).message ?? reason;
       } catch {
         // Not our peer's error body (a proxy's page, say): the status is all we know.
       }
       this.#opts.log.warn({ peer: kmeId, status: res.statusCode, reason }, 'peer KME refused');
       throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} could not ${what}: ${reason}`);
     }
-    return JSON.parse(text) as unknown;
+    return reply;
   }
 
   /**

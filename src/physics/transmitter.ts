@@ -1,3 +1,4 @@
+import { newBits, type Bits } from '../qkd/bits.js';
 import { mix32, Prng } from '../qkd/prng.js';
 import { arrivalProbabilities, DECOY, SIGNAL, VACUUM, type LinkPhysics } from './link-model.js';
 
@@ -29,21 +30,48 @@ export class Transmitter {
   readonly #physics: LinkPhysics;
   readonly #keys: Uint32Array;
   readonly #arrival: [number, number, number];
+  /** The thresholds of `pulse` on 24-bit integers (the same comparisons, exactly). */
+  readonly #signalBelow: number;
+  readonly #decoyBelow: number;
 
   constructor(physics: LinkPhysics, seed: Uint8Array) {
     this.#physics = physics;
     const rng = Prng.fromBytes(seed, 0x416c6963);
     this.#keys = Uint32Array.from([rng.u32(), rng.u32(), rng.u32(), rng.u32()]);
     this.#arrival = arrivalProbabilities(physics);
+    this.#signalBelow = physics.pSignal * TWO_24;
+    this.#decoyBelow = (physics.pSignal + physics.pDecoy) * TWO_24;
   }
 
   /** Alice's choice packed as bit | basis << 1 | intensity << 2, without an object per pulse. */
   packed(frame: number, index: number): number {
     const h = mix32(frame, index, this.#keys[0]!);
-    const u = (h >>> 8) / TWO_24;
-    const p = this.#physics;
-    const intensity = u < p.pSignal ? SIGNAL : u < p.pSignal + p.pDecoy ? DECOY : VACUUM;
+    const u = h >>> 8;
+    const intensity = u < this.#signalBelow ? SIGNAL : u < this.#decoyBelow ? DECOY : VACUUM;
     return (h & 3) | (intensity << 2);
+  }
+
+  /** Alice's choices for the pulses `indices`: bases and bits packed 32 to a word, classes. */
+  choicesAt(frame: number, indices: Uint32Array): { bases: Bits; bits: Bits; classes: Uint8Array } {
+    const m = indices.length;
+    const bases = newBits(m);
+    const bits = newBits(m);
+    const classes = new Uint8Array(m);
+    // A word at a time in registers: three times faster than setting bits one by one.
+    for (let w = 0, j = 0; j < m; w++) {
+      const end = Math.min(m, j + 32);
+      let basisWord = 0;
+      let bitWord = 0;
+      for (let k = 0; j < end; j++, k++) {
+        const c = this.packed(frame, indices[j]!);
+        bitWord |= (c & 1) << k;
+        basisWord |= ((c >>> 1) & 1) << k;
+        classes[j] = c >>> 2;
+      }
+      bases[w] = basisWord;
+      bits[w] = bitWord;
+    }
+    return { bases, bits, classes };
   }
 
   pulse(frame: number, index: number): PulseChoice {
@@ -68,25 +96,25 @@ export class Transmitter {
     let states = new Uint8Array(indices.length);
     let count = 0;
     const eve = this.#physics.eveFraction > 0;
+    const keep = this.#arrival.map((p) => (p / pMax) * 4294967296);
     // Candidates at the highest arrival probability, thinned to each pulse's own (exact).
-    for (let i = rng.geometric(pMax); i < pulses; i += 1 + rng.geometric(pMax)) {
-      const choice = this.pulse(frame, i);
-      const p = this.#arrival[choice.intensity]!;
-      if (p < pMax && !rng.chance(p / pMax)) continue;
-      let { bit, basis } = choice;
+    const skip = 1 / Math.log1p(-pMax);
+    for (let i = rng.geometricOf(skip); i < pulses; i += 1 + rng.geometricOf(skip)) {
+      const c = this.packed(frame, i);
+      const p = keep[c >>> 2]!;
+      if (p < 4294967296 && !(rng.u32() < p)) continue;
+      let state = c & 3;
       if (eve) {
         const e = this.attack(frame, i);
-        if (e.attacked) {
-          bit = e.basis === basis ? bit : e.guess;
-          basis = e.basis;
-        }
+        // She resends her guess in her basis; a matching basis keeps Alice's bit.
+        if (e.attacked) state = (e.basis === state >>> 1 ? state & 1 : e.guess) | (e.basis << 1);
       }
       if (count === indices.length) {
         indices = grow(indices);
         states = grow(states);
       }
       indices[count] = i;
-      states[count++] = bit | (basis << 1);
+      states[count++] = state;
     }
     return { indices: indices.slice(0, count), states: states.slice(0, count) };
   }

@@ -76,11 +76,18 @@ export function checkPass(p: PassSpec, n: number): void {
 export function shuffled(key: Uint32Array, n: number, p: PassSpec): Uint32Array {
   if (p.a === 1 && p.b === 0) return key.slice();
   const out = new Uint32Array(key.length);
+  const { a } = p;
   let idx = p.b;
-  for (let q = 0; q < n; q++) {
-    if ((key[idx >>> 5]! >>> (idx & 31)) & 1) out[q >>> 5]! |= 1 << (q & 31);
-    idx += p.a;
-    if (idx >= n) idx -= n;
+  // A word at a time, kept in a register: the reads are scattered, the writes need not be.
+  for (let w = 0, q = 0; q < n; w++) {
+    const end = Math.min(n, q + 32);
+    let word = 0;
+    for (let j = 0; q < end; j++, q++) {
+      word |= ((key[idx >>> 5]! >>> (idx & 31)) & 1) << j;
+      idx += a;
+      if (idx >= n) idx -= n;
+    }
+    out[w] = word;
   }
   return out;
 }

@@ -66,8 +66,13 @@ export class Prng {
   geometric(p: number): number {
     if (p >= 1) return 0;
     if (p <= 0) return Infinity;
+    return this.geometricOf(1 / Math.log1p(-p));
+  }
+
+  /** `geometric(p)` given 1 / log(1 − p), for hot loops that draw many skips of one p. */
+  geometricOf(inverseLog: number): number {
     // 32 bits of uniform (never 0) are plenty for the skips the simulator draws.
-    return Math.floor(Math.log((this.u32() + 0.5) / 4294967296) / Math.log1p(-p));
+    return Math.floor(Math.log((this.u32() + 0.5) / 4294967296) * inverseLog);
   }
 
   /** True with probability p (to 2^-32). */

@@ -24,6 +24,14 @@ export function matchingClicks(aliceBases: Bits, bobBases: Bits, clicks: number)
   return kept.slice(0, k);
 }
 
+/** Which of the first `clicks` bases agree, as a bit string. */
+export function matchBits(aliceBases: Bits, bobBases: Bits, clicks: number): Bits {
+  const match = new Uint32Array(aliceBases.length);
+  for (let w = 0; w < match.length; w++) match[w] = ~(aliceBases[w]! ^ bobBases[w]!);
+  if (clicks & 31) match[match.length - 1]! &= 0xffffffff >>> (32 - (clicks & 31));
+  return match;
+}
+
 /** Positions of the set bits among the first n. */
 export const onesOf = (b: Bits, n: number): Uint32Array =>
   matchingClicks(b, new Uint32Array(b.length).fill(0xffffffff), n);

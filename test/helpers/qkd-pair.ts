@@ -1,4 +1,5 @@
 import { QkdLink, type QkdLinkOptions } from '../../src/sources/qkd-link.js';
+import { decodeEnvelope, encodeEnvelope, envelopeChannel } from '../../src/sources/qkd/envelope.js';
 import { DEFAULT_QKD, type QkdSettings } from '../../src/sources/qkd/settings.js';
 import type { LinkPhysics } from '../../src/physics/link-model.js';
 
@@ -8,7 +9,7 @@ export function qkdSettings(physics: Partial<LinkPhysics> = {}, over: Partial<Qk
 }
 
 /**
- * Two ends of one link in this process. Every message crosses as JSON text, as it would between
+ * Two ends of one link in this process. Every message crosses encoded as bytes, as it would between
  * two KMEs, so the ends share no objects.
  */
 export function qkdPair(
@@ -28,13 +29,11 @@ export function qkdPair(
     ...base,
     role: 'leader',
     seed: Buffer.alloc(32, 0xa1),
-    channel: {
-      call: async (op, body) => {
-        // A turn of the event loop per message, as a socket would take: timers keep running.
-        await new Promise((resolve) => setImmediate(resolve));
-        return JSON.parse(JSON.stringify(await follower.handle(op, JSON.parse(JSON.stringify(body)))));
-      },
-    },
+    channel: envelopeChannel(async (op, body) => {
+      // A turn of the event loop per message, as a socket would take: timers keep running.
+      await new Promise((resolve) => setImmediate(resolve));
+      return encodeEnvelope(await follower.handle(op, decodeEnvelope(body)));
+    }),
     ...over,
   });
   return { leader, follower };

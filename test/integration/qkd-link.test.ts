@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Pool } from 'undici';
 import type { LinkStats } from '../../src/sources/key-source.js';
+import { encodeEnvelope } from '../../src/sources/qkd/envelope.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 
 interface Info {
@@ -50,15 +51,17 @@ describe('two KMEs joined by the QKD link simulator', () => {
           servername: 'localhost',
         },
       });
-    const post = async (pool: Pool, op: string, body: unknown) => {
+    const send = async (pool: Pool, op: string, contentType: string, body: Uint8Array | string) => {
       const res = await pool.request({
         method: 'POST',
         path: `/kme/v1/qkd/${op}`,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
+        headers: { 'content-type': contentType },
+        body,
       });
       return { status: res.statusCode, body: (await res.body.json()) as { message: string } };
     };
+    const post = (pool: Pool, op: string, body: Record<string, unknown>) =>
+      send(pool, op, 'application/octet-stream', encodeEnvelope(body));
     const bToA = client('kme-b', 'kme-a');
     const aToB = client('kme-a', 'kme-b');
     try {
@@ -71,14 +74,21 @@ describe('two KMEs joined by the QKD link simulator', () => {
         frame: 10 ** 9,
         pulses: 5_000_000,
         count: 2,
-        indices: Buffer.from([5, 0xff]).toString('base64'),
-        states: 'AA==',
+        indices: Buffer.from([5, 0xff]),
+        states: Buffer.from([0]),
       });
       assert.equal(bad.status, 400);
       assert.match(bad.body.message, /indices is truncated or malformed/);
-      const unknown = await post(aToB, 'verify', { link_ID: 'link-a-b', frame: 10 ** 9 + 1, seed: '' });
+      const unknown = await post(aToB, 'verify', { link_ID: 'link-a-b', frame: 10 ** 9 + 1, seed: Buffer.alloc(0) });
       assert.equal(unknown.status, 400);
       assert.match(unknown.body.message, /unknown here/);
+      const json = await send(aToB, 'verify', 'application/json', JSON.stringify({ link_ID: 'link-a-b', frame: 1 }));
+      assert.equal(json.status, 400);
+      assert.match(json.body.message, /must be application\/octet-stream/);
+      const cut = encodeEnvelope({ link_ID: 'link-a-b', frame: 1, seed: Buffer.alloc(64) }).subarray(0, 40);
+      const truncated = await send(aToB, 'verify', 'application/octet-stream', cut);
+      assert.equal(truncated.status, 400);
+      assert.match(truncated.body.message, /truncated/);
       await eventually(async () => (await stored()) > before, 20_000, 'the link going on');
     } finally {
       await Promise.all([bToA.close(), aToB.close()]);

@@ -12,6 +12,7 @@ import {
   setBit,
 } from '../../src/qkd/bits.js';
 import { decodeCrumbs, decodeIndices, encodeCrumbs, encodeIndices } from '../../src/sources/qkd/wire.js';
+import { decodeEnvelope, encodeEnvelope } from '../../src/sources/qkd/envelope.js';
 
 const fromString = (s: string) => {
   const b = newBits(s.length);
@@ -71,7 +72,7 @@ describe('wire encodings', () => {
     assert.throws(() => decodeIndices(enc, 3, 70000, 'indices'), /outside the frame/);
     assert.throws(() => decodeIndices(enc, 4, 1e6, 'indices'), /truncated/);
     assert.throws(() => decodeIndices(enc, 2, 1e6, 'indices'), /trailing/);
-    assert.throws(() => decodeIndices('not base64!', 1, 10, 'indices'), /base64/);
+    assert.throws(() => decodeIndices('not bytes', 1, 10, 'indices'), /must be a byte field/);
   });
 
   it('two-bit values round-trip and are range-checked', () => {
@@ -79,5 +80,39 @@ describe('wire encodings', () => {
     assert.deepEqual(decodeCrumbs(encodeCrumbs(v), 6, 'v'), v);
     assert.throws(() => decodeCrumbs(encodeCrumbs(v), 6, 'classes', 2), /above 2/);
     assert.throws(() => decodeCrumbs(encodeCrumbs(v), 9, 'classes'), /must hold 9/);
+  });
+});
+
+describe('message envelopes', () => {
+  it('carry JSON fields and byte fields unchanged', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 30 }), fc.integer(), (a, b, frame) => {
+        const back = decodeEnvelope(encodeEnvelope({ frame, a, nested: { x: [1, 'y'] }, b }));
+        assert.equal(back['frame'], frame);
+        assert.deepEqual(back['nested'], { x: [1, 'y'] });
+        assert.deepEqual(new Uint8Array(back['a'] as Buffer), a);
+        assert.deepEqual(new Uint8Array(back['b'] as Buffer), b);
+      }),
+    );
+  });
+
+  it('refuses truncated bodies, trailing bytes, bad headers and clashing field names', () => {
+    const body = encodeEnvelope({ frame: 1, bits: Buffer.from([1, 2, 3]) });
+    assert.throws(() => decodeEnvelope(body.subarray(0, body.length - 1)), /truncated/);
+    assert.throws(() => decodeEnvelope(Buffer.concat([body, Buffer.from([0])])), /trailing bytes/);
+    assert.throws(() => decodeEnvelope(Buffer.from([1, 0, 0])), /truncated/);
+    const header = (text: string) => {
+      const json = Buffer.from(text);
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(json.length);
+      return Buffer.concat([length, json]);
+    };
+    assert.throws(() => decodeEnvelope(header('{nope')), /not JSON/);
+    assert.throws(() => decodeEnvelope(header('[1]')), /must be an object/);
+    assert.throws(() => decodeEnvelope(header('{"$binary":"bits"}')), /byte fields/);
+    const clash = Buffer.concat([header('{"bits":1,"$binary":["bits"]}'), Buffer.from([0, 0, 0, 0])]);
+    assert.throws(() => decodeEnvelope(clash), /byte fields/);
+    const proto = Buffer.concat([header('{"$binary":["__proto__"]}'), Buffer.from([0, 0, 0, 0])]);
+    assert.throws(() => decodeEnvelope(proto), /byte fields/);
   });
 });

@@ -5,6 +5,7 @@ import { expected } from '../../src/qkd/decoy.js';
 import { DECOY, SIGNAL, VACUUM } from '../../src/physics/link-model.js';
 import { Receiver } from '../../src/physics/receiver.js';
 import { Transmitter } from '../../src/physics/transmitter.js';
+import { matchBits, matchingClicks, onesOf } from '../../src/qkd/sifting.js';
 import { DEFAULT_QKD } from '../../src/sources/qkd/settings.js';
 
 describe('physics model', () => {
@@ -45,5 +46,20 @@ describe('physics model', () => {
     const c = new Transmitter(p, Buffer.alloc(32, 2)).emit(3, 1_000_000);
     assert.deepEqual(a, b);
     assert.notDeepEqual(a.indices, c.indices);
+  });
+
+  it("looks up Alice's choices for a click list exactly as pulse by pulse, and matches bases bitwise", () => {
+    const physics = { ...DEFAULT_QKD.physics, distanceKm: 10 };
+    const tx = new Transmitter(physics, Buffer.alloc(32, 5));
+    const rx = new Receiver(physics, Buffer.alloc(32, 6)).detect(3, 200_000, tx.emit(3, 200_000));
+    const got = tx.choicesAt(3, rx.indices);
+    assert.ok(rx.count > 100);
+    for (let j = 0; j < rx.count; j++) {
+      const a = tx.pulse(3, rx.indices[j]!);
+      assert.deepEqual([getBit(got.bits, j), getBit(got.bases, j), got.classes[j]], [a.bit, a.basis, a.intensity]);
+    }
+    const kept = onesOf(matchBits(got.bases, rx.bases, rx.count), rx.count);
+    assert.deepEqual(kept, matchingClicks(got.bases, rx.bases, rx.count));
+    assert.ok(kept.length > rx.count * 0.4 && kept.length < rx.count * 0.6);
   });
 });

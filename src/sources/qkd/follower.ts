@@ -136,7 +136,7 @@ export class Follower {
             throw badRequest((err as Error).message);
           }
         });
-        return { parities: Buffer.from(answers).toString('base64') };
+        return { parities: answers };
       }
       case 'verify': {
         const [, state] = this.#frame(body);
@@ -144,7 +144,7 @@ export class Follower {
         const seed = wire.decodeU32(body['seed'], 'seed', toeplitzSeedWords(state.n!, 64));
         if (seed.length !== toeplitzSeedWords(state.n!, 64)) throw badRequest('seed has a wrong length');
         const tag = this.clock.time('verification', () => toeplitzHash(state.key!, state.n!, seed));
-        return { tag: tag.toString('base64') };
+        return { tag };
       }
       case 'amplify': {
         const [frame, state] = this.#frame(body);

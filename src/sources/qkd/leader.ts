@@ -1,17 +1,17 @@
-import { bitsToBytes, gather, getBit, hammingDistance, newBits, setBit, wipe } from '../../qkd/bits.js';
+import { bitsToBytes, gather, getBit, hammingDistance, wipe } from '../../qkd/bits.js';
 import { CascadeCorrector } from '../../qkd/cascade.js';
 import { planPasses } from '../../qkd/cascade-plan.js';
 import { efficiency, estimate, secretLength } from '../../qkd/estimation.js';
 import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../qkd/hashing.js';
 import { Prng } from '../../qkd/prng.js';
-import { matchingClicks, partition } from '../../qkd/sifting.js';
+import { matchBits, onesOf, partition } from '../../qkd/sifting.js';
 import { Transmitter } from '../../physics/transmitter.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
 import { expandSeed, StageClock } from './stages.js';
 import * as wire from './wire.js';
 
-/** The classical channel to the other end, as the leader uses it. */
+/** The classical channel to the other end, as the leader uses it (byte fields as Uint8Array). */
 export interface LinkChannel {
   call(op: wire.QkdOp, body: Record<string, unknown>): Promise<unknown>;
 }
@@ -89,23 +89,15 @@ export class Leader {
 
     // Sifting: Alice's choices for the pulses Bob detected.
     const sift = this.clock.time('sifting', () => {
-      const aliceBases = newBits(m);
-      const aliceBits = newBits(m);
-      const clickClasses = new Uint8Array(m);
+      const alice = this.#tx.choicesAt(frame, clicks);
       const clicksByClass: [number, number, number] = [0, 0, 0];
-      for (let j = 0; j < m; j++) {
-        const c = this.#tx.packed(frame, clicks[j]!);
-        if (c & 2) aliceBases[j >>> 5]! |= 1 << (j & 31);
-        if (c & 1) aliceBits[j >>> 5]! |= 1 << (j & 31);
-        clickClasses[j] = c >>> 2;
-        clicksByClass[c >>> 2]! += 1;
-      }
-      const kept = matchingClicks(aliceBases, bobBases, m);
-      const match = newBits(m);
-      for (const j of kept) setBit(match, j, 1);
+      for (let j = 0; j < m; j++) clicksByClass[alice.classes[j]!]! += 1;
+      const match = matchBits(alice.bases, bobBases, m);
+      const kept = onesOf(match, m);
       const classes = new Uint8Array(kept.length);
-      for (let i = 0; i < kept.length; i++) classes[i] = clickClasses[kept[i]!]!;
-      const keptBits = gather(aliceBits, kept);
+      for (let i = 0; i < kept.length; i++) classes[i] = alice.classes[kept[i]!]!;
+      const keptBits = gather(alice.bits, kept);
+      wipe(alice.bits);
       const sampleSeed = rng.u32();
       const parts = partition(classes, sampleSeed, s.sampleFraction);
       return { kept, match, classes, keptBits, sampleSeed, parts, clicksByClass };
@@ -171,12 +163,8 @@ export class Leader {
         questions: wire.encodeU32(questions),
       });
       first = false;
-      const answers = Buffer.from(String(reply['parities'] ?? ''), 'base64');
-      const asked = questions;
-      questions = this.clock.time('cascade', () => {
-        if (answers.length !== (asked.length / 3 + 7) >>> 3) throw new Error('wrong number of parities from the peer');
-        return cascade.onAnswers(answers);
-      });
+      const answers = wire.decodeBytes(reply['parities'], 'parities', (questions.length / 3 + 7) >>> 3);
+      questions = this.clock.time('cascade', () => cascade.onAnswers(answers));
     }
     cascade.wipe();
     const errorsFound = hammingDistance(before, key, n);
