@@ -85,6 +85,7 @@ async function pair(kind: 'qks' | 'stunnel', mode: PskMode, to = targetAt.port, 
         },
         stdio: ['pipe', 'pipe', 'inherit'],
       });
+      child.stdin!.on('error', () => undefined); // a side that already exited takes no more keys
       return new Promise<ChildProcess>((resolve) => child.stdout!.once('data', () => resolve(child)));
     };
     const server = await side('server', serverPort!, to);

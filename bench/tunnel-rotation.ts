@@ -106,7 +106,10 @@ export async function streamWhileRotating(
   let written = 0;
   let connections = 0;
   let rotations = 0;
-  const timer = setInterval(() => void Promise.resolve(rotate()).then(() => rotations++), everyMs);
+  let pending: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    pending = pending.then(rotate).then(() => void rotations++);
+  }, everyMs);
   const t0 = performance.now();
   let acked = 0;
   // A connection that carried nothing in 50 tries is a failure, not a slow rotation.
@@ -118,6 +121,7 @@ export async function streamWhileRotating(
   }
   const seconds = (performance.now() - t0) / 1000;
   clearInterval(timer);
+  await pending; // no rotation may reach a tunnel that is being stopped
   return {
     mbps: megabytes / seconds,
     connections,
