@@ -155,7 +155,7 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
         tunnel.on('refused', (r) => print({ event: 'refused', reason: r.reason }));
         // Each connection is a use of its key, and what it carries counts against the key's bytes.
         tunnel.on('connection', (c) => rotation.recordUse(0, c.keyId));
-        tunnel.on('traffic', (t) => rotation.recordBytes(t.bytes, t.keyId));
+        if (bytes) tunnel.on('traffic', (t) => rotation.recordBytes(t.bytes, t.keyId));
         print({ event: 'listening', ...(await tunnel.listen()), mode });
         stops.unshift(() => tunnel.close());
       }

@@ -221,9 +221,12 @@ export class TunnelClient extends Tunnel {
         return;
       }
       this.emit('connection', { keyId: key.keyId, mode: negotiated });
-      const carried = (chunk: Buffer) => this.emit('traffic', { keyId: key.keyId, bytes: chunk.length });
-      plain.on('data', carried);
-      tls.on('data', carried);
+      // Counted only for rotation by bytes: a listener per chunk costs the bulk path otherwise.
+      if (this.listenerCount('traffic') > 0) {
+        const carried = (chunk: Buffer) => this.emit('traffic', { keyId: key.keyId, bytes: chunk.length });
+        plain.on('data', carried);
+        tls.on('data', carried);
+      }
       const grace = this.#opts.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
       splice(plain, tls, grace);
       const { maxConnectionAgeMs } = this.#opts;
