@@ -151,6 +151,12 @@ async function tryFile(record: boolean) {
   sample.file.tunnel.push(t1 - t0);
 }
 
+// The demo's QKD link needs a few frames before the first keys: wait until there are enough.
+for (const deadline = Date.now() + 120_000; ;) {
+  if ((await a.kme.status('sae-b1')).stored_key_count >= warmup + tries + 5) break;
+  if (Date.now() > deadline) throw new Error('the demo link made too few keys in 2 minutes');
+  await new Promise((r) => setTimeout(r, 500));
+}
 for (let i = 0; i < warmup; i++) {
   await tryQks(false);
   await tryFile(false);
