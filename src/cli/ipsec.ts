@@ -9,9 +9,8 @@ import { StrongSwanGateway } from '../integrations/ipsec/strongswan.js';
 import { Initiator } from '../sae/agreement/initiator.js';
 import { Responder } from '../sae/agreement/responder.js';
 import { KeyRing } from '../sae/key-ring.js';
-import { KmeClient } from '../sae/kme-client.js';
 import { Rotation } from '../sae/rotation.js';
-import { identity, print } from './sae.js';
+import { identity, kmeClientOf, print } from './sae.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
@@ -47,7 +46,7 @@ export async function ipsecCommand(args: string[]): Promise<number> {
       message: 'ppk is optional: a peer without the PPK gets a tunnel that is not quantum-safe (RFC 8784 downgrade)',
     });
   }
-  const kme = new KmeClient({ url: me.kme, ca: me.ca, cert: me.cert, key: me.key });
+  const kme = kmeClientOf(me);
   const tls = { ca: readFileSync(me.ca), cert: readFileSync(me.cert), key: readFileSync(me.key) };
   const ring = new KeyRing({ graceMs: 2 * cfg.rotation.every_seconds * 1000 });
   const stops: Array<() => Promise<void> | void> = [() => kme.close(), () => ring.clear()];

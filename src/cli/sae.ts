@@ -117,13 +117,7 @@ export async function saeCommand(args: string[]): Promise<number> {
   const { values: v } = parseArgs({ args: rest, options: SAE_OPTIONS });
   const me = identity(v);
   const tokens = tokenClient(v, me.sae);
-  const kme = new KmeClient({
-    url: me.kme,
-    ca: me.ca,
-    cert: me.cert,
-    key: me.key,
-    ...(tokens ? { authHeaders: tokens.headers } : {}),
-  });
+  const kme = kmeClientOf(me, tokens);
   const show = v['show-keys'] ?? false;
   try {
     switch (command) {
@@ -153,6 +147,16 @@ export async function saeCommand(args: string[]): Promise<number> {
     await tokens?.close();
   }
 }
+
+/** The SAE's ETSI client: its certificate, and its tokens when it has an issuer. */
+export const kmeClientOf = (me: Identity, tokens?: TokenClient): KmeClient =>
+  new KmeClient({
+    url: me.kme,
+    ca: me.ca,
+    cert: me.cert,
+    key: me.key,
+    ...(tokens ? { authHeaders: tokens.headers } : {}),
+  });
 
 export function tokenClient(v: IdentityValues, sae: string): TokenClient | undefined {
   if (!v.issuer) return undefined;

@@ -3,13 +3,12 @@ import { parseArgs } from 'node:util';
 import { Initiator } from '../sae/agreement/initiator.js';
 import { Responder } from '../sae/agreement/responder.js';
 import { KeyRing } from '../sae/key-ring.js';
-import { KmeClient } from '../sae/kme-client.js';
 import { Rotation } from '../sae/rotation.js';
 import { TunnelClient, TunnelServer, type Endpoint } from '../integrations/tls-psk/psk-tunnel.js';
 import { StunnelManager } from '../integrations/stunnel/stunnel-manager.js';
 import { IntegrationReporter } from '../integrations/reporter.js';
 import type { PskMode } from '../integrations/tls-psk/psk-tls.js';
-import { count, hostPort, identity, print, SAE_OPTIONS, tokenClient } from './sae.js';
+import { count, hostPort, identity, kmeClientOf, print, SAE_OPTIONS, tokenClient } from './sae.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
@@ -57,13 +56,7 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
   if (!v.peer) throw new UsageError('--peer ID is required');
   const me = identity(v);
   const tokens = tokenClient(v, me.sae);
-  const kme = new KmeClient({
-    url: me.kme,
-    ca: me.ca,
-    cert: me.cert,
-    key: me.key,
-    ...(tokens ? { authHeaders: tokens.headers } : {}),
-  });
+  const kme = kmeClientOf(me, tokens);
   const tls = { ca: readFileSync(me.ca), cert: readFileSync(me.cert), key: readFileSync(me.key) };
   const maxConnections = count(v['max-connections'], '--max-connections');
   const limit = maxConnections ? { maxConnections } : {};
