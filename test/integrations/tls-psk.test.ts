@@ -174,26 +174,26 @@ describe('interoperability with OpenSSL', () => {
   const modeFlags = (mode: PskMode, groups: string) =>
     mode === 'psk_ke' ? ['-allow_no_dhe_kex', '-groups', groups] : [];
 
+  /** openssl s_server on the pair's key (PSK only, TLS 1.3), echoing lines reversed. */
+  const sServer = (port: number) => [
+    's_server',
+    '-accept',
+    `127.0.0.1:${port}`,
+    '-nocert',
+    '-psk',
+    key.key.toString('hex'),
+    '-psk_identity',
+    key.keyId,
+    '-tls1_3',
+    '-ciphersuites',
+    'TLS_AES_128_GCM_SHA256',
+    '-rev',
+  ];
+
   for (const mode of ['psk_ke', 'psk_dhe_ke'] as PskMode[]) {
     it(`Node tunnel client ↔ openssl s_server (${mode})`, async () => {
       const [port] = await freePorts(1);
-      const server = spawn('openssl', [
-        's_server',
-        '-accept',
-        `127.0.0.1:${port}`,
-        '-nocert',
-        '-psk',
-        key.key.toString('hex'),
-        '-psk_identity',
-        key.keyId,
-        '-tls1_3',
-        '-ciphersuites',
-        'TLS_AES_128_GCM_SHA256',
-        '-rev',
-        '-naccept',
-        '1',
-        ...modeFlags(mode, 'P-256'),
-      ]);
+      const server = spawn('openssl', [...sServer(port!), '-naccept', '1', ...modeFlags(mode, 'P-256')]);
       // s_server stops when its stdin closes: it stays open until the test kills it.
       const client = new TunnelClient({
         listen: local,
@@ -282,23 +282,7 @@ describe('interoperability with OpenSSL', () => {
   it('a psk_dhe_ke client drops a server that can only do psk_ke', async () => {
     const [port] = await freePorts(1);
     // Allowed psk_ke, and no (EC)DHE group usable in TLS 1.3: this server cannot do psk_dhe_ke.
-    const server = spawn('openssl', [
-      's_server',
-      '-accept',
-      `127.0.0.1:${port}`,
-      '-nocert',
-      '-psk',
-      key.key.toString('hex'),
-      '-psk_identity',
-      key.keyId,
-      '-tls1_3',
-      '-ciphersuites',
-      'TLS_AES_128_GCM_SHA256',
-      '-rev',
-      '-allow_no_dhe_kex',
-      '-groups',
-      'secp224r1',
-    ]);
+    const server = spawn('openssl', [...sServer(port!), '-allow_no_dhe_kex', '-groups', 'secp224r1']);
     const client = new TunnelClient({
       listen: local,
       server: { host: '127.0.0.1', port: port! },
