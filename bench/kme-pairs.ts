@@ -206,7 +206,15 @@ for (const pool of admin) {
 console.error(
   `pools full (${capacity} blocks per share) after ${((performance.now() - fillStart) / 1000).toFixed(0)} s`,
 );
-await sleep(2000);
+// Full pools need not mean the link's history is all in: wait (at most 60 s) until neither KME
+// still takes it in at full speed, so that no run pays for the start-up.
+for (let i = 0; i < 60; i++) {
+  const before = cpuNow();
+  await sleep(1000);
+  const after = cpuNow();
+  if (after[0] - before[0] < 300 && after[1] - before[1] < 300) break;
+}
+await sleep(1000);
 // What the KMEs burn with no requests at all: taking in the link's blocks, timers.
 const IDLE_SECONDS = 5;
 const idle0 = cpuNow();
