@@ -8,7 +8,7 @@ const IDS_PER_DRAW = 512;
 let idPool = Buffer.alloc(0);
 let nextId = 0;
 
-/** A random request ID; bytes are drawn from the generator in bulk, since one call per request cost more than the rest of the ID. */
+/** A random request ID (48 bits); drawn from the generator in bulk, since a call per request cost more than the rest. */
 function randomRequestId(): string {
   if (nextId + ID_BYTES > idPool.length) {
     idPool = randomBytes(ID_BYTES * IDS_PER_DRAW);
