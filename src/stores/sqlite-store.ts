@@ -351,7 +351,7 @@ export class SqliteKeyStore implements KeyStore {
 
   /**
    * Notes a change in one share's block count made by the write now running; it counts once that
-   * write's savepoint and the group's commit have succeeded. Returns `delta` (an absolute value).
+   * write's savepoint and the group's commit have succeeded. Returns how many blocks changed.
    */
   #counted(linkId: string, owner: string, delta: number): number {
     if (delta !== 0) {
