@@ -89,6 +89,10 @@ const clientCpuMs = () => {
   return (u.user + u.system) / 1000;
 };
 const cpuNow = () => [cpuMs(children[0]!), cpuMs(children[1]!), clientCpuMs()] as const;
+/** Of that, the time in the kernel (stime; the client's from process.cpuUsage().system). */
+const sysMs = (child: ChildProcess) =>
+  (Number(readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[12]) * 1000) / CLOCK_TICKS;
+const sysNow = () => [sysMs(children[0]!), sysMs(children[1]!), process.cpuUsage().system / 1000] as const;
 
 /** A keep-alive mutual-TLS connection pool holding one SAE's certificate, to that SAE's KME. */
 const client = (sae: string, connections: number) => {
@@ -100,17 +104,36 @@ const client = (sae: string, connections: number) => {
   });
 };
 
-const call = async <T>(pool: Pool, path: string, body?: unknown): Promise<T> => {
-  const res = await pool.request({
-    method: body === undefined ? 'GET' : 'POST',
-    path,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+/**
+ * One request, through undici's dispatcher interface: the body arrives as chunks, without the
+ * stream `request()` builds around it. The client shares the two cores with the KMEs, so it should
+ * cost as little as an SAE can; it is still HTTP/1.1 over mutual TLS on a kept-alive connection.
+ */
+const call = <T>(pool: Pool, path: string, body?: unknown): Promise<T> =>
+  new Promise<T>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let status = 0;
+    const post = body !== undefined;
+    pool.dispatch(
+      {
+        method: post ? 'POST' : 'GET',
+        path,
+        ...(post ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+      },
+      {
+        onRequestStart: () => undefined,
+        onResponseStart: (_c, statusCode) => void (status = statusCode),
+        onResponseData: (_c, chunk) => void chunks.push(chunk),
+        onResponseEnd: () => {
+          const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8');
+          // An error body names the problem, never key bytes; a 200 body is never printed.
+          if (status !== 200) reject(new Error(`${path}: status ${status} ${text}`));
+          else resolve(JSON.parse(text) as T);
+        },
+        onResponseError: (_c, err) => reject(err),
+      },
+    );
   });
-  const text = await res.body.text();
-  // An error body names the problem, never key bytes; a 200 body is never printed.
-  if (res.statusCode !== 200) throw new Error(`${path}: status ${res.statusCode} ${text}`);
-  return JSON.parse(text) as T;
-};
 
 interface Info {
   key_sources: Array<{ own_blocks: number; peer_blocks: number }>;
@@ -130,6 +153,8 @@ interface Run {
   decP50: number;
   /** CPU time per wall second (1 = one core busy). */
   cpu: { kmeA: number; kmeB: number; client: number };
+  /** The kernel's share of each process's CPU time (system calls: sockets, files). */
+  sys: { kmeA: number; kmeB: number; client: number };
 }
 
 async function measure(concurrency: number): Promise<Run> {
@@ -171,13 +196,16 @@ async function measure(concurrency: number): Promise<Run> {
   // Warm-up: connections open, TLS sessions set up, JIT warm.
   await drive(WARMUP_PAIRS, warmupSeconds * 1000, false);
   const cpu0 = cpuNow();
+  const sys0 = sysNow();
   const t0 = performance.now();
   await drive(maxPairs, seconds * 1000, true);
   const elapsed = (performance.now() - t0) / 1000;
   const cpu1 = cpuNow();
+  const sys1 = sysNow();
   await Promise.all([master.close(), slave.close()]);
   const quantile = (q: number, xs = latencies) => [...xs].sort((a, b) => a - b)[Math.floor(q * xs.length)]!;
   const perSecond = (i: 0 | 1 | 2) => (cpu1[i] - cpu0[i]) / 1000 / elapsed;
+  const sysShare = (i: 0 | 1 | 2) => (sys1[i] - sys0[i]) / Math.max(1, cpu1[i] - cpu0[i]);
   return {
     pairs: latencies.length,
     pairsPerSecond: latencies.length / elapsed,
@@ -186,6 +214,7 @@ async function measure(concurrency: number): Promise<Run> {
     encP50: quantile(0.5, encTimes),
     decP50: quantile(0.5, decTimes),
     cpu: { kmeA: perSecond(0), kmeB: perSecond(1), client: perSecond(2) },
+    sys: { kmeA: sysShare(0), kmeB: sysShare(1), client: sysShare(2) },
   };
 }
 
@@ -206,7 +235,15 @@ for (const pool of admin) {
 console.error(
   `pools full (${capacity} blocks per share) after ${((performance.now() - fillStart) / 1000).toFixed(0)} s`,
 );
-await sleep(2000);
+// Full pools need not mean the link's history is all in: wait (at most 60 s) until neither KME
+// still takes it in at full speed, so that no run pays for the start-up.
+for (let i = 0; i < 60; i++) {
+  const before = cpuNow();
+  await sleep(1000);
+  const after = cpuNow();
+  if (after[0] - before[0] < 300 && after[1] - before[1] < 300) break;
+}
+await sleep(1000);
 // What the KMEs burn with no requests at all: taking in the link's blocks, timers.
 const IDLE_SECONDS = 5;
 const idle0 = cpuNow();
@@ -231,7 +268,8 @@ for (const level of levels) {
       `concurrency ${level}, run ${i + 1}: ${r.pairs} pairs, ${r.pairsPerSecond.toFixed(0)} pairs/s, ` +
         `p50 ${r.p50.toFixed(2)} ms (enc_keys ${r.encP50.toFixed(2)}, dec_keys ${r.decP50.toFixed(2)}), ` +
         `p99 ${r.p99.toFixed(2)} ms, ` +
-        `CPU kme-a ${pct(r.cpu.kmeA)} kme-b ${pct(r.cpu.kmeB)} client ${pct(r.cpu.client)}`,
+        `CPU kme-a ${pct(r.cpu.kmeA)} kme-b ${pct(r.cpu.kmeB)} client ${pct(r.cpu.client)} ` +
+        `(in the kernel: ${pct(r.sys.kmeA)}, ${pct(r.sys.kmeB)}, ${pct(r.sys.client)} of each)`,
     );
   }
   const m = (f: (r: Run) => number) => median(results.map(f));

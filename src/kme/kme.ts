@@ -69,10 +69,19 @@ export function readMasterKey(dataDir: string): Buffer {
 const urlOf = (app: FastifyInstance, host: string) =>
   `https://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as AddressInfo).port}`;
 
+/**
+ * The KME's own log on stdout, buffered: a write per line held the event loop in a system call
+ * on every request (7-11% of its time in profiles under load). Lines go out in 4 KiB writes, and
+ * at least every 100 ms; pino writes what is left synchronously when the process exits, an
+ * uncaught error included. A SIGKILL loses at most the last 100 ms of lines.
+ */
+const stdoutLogger = (level: string) =>
+  pino({ level }, pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 100 }));
+
 /** Starts one KME: store, key sources, the SAE API and the KME-to-KME channel. */
 export async function startKme(
   cfg: KmeConfig,
-  log: Logger = pino({ level: cfg.log_level }),
+  log: Logger = stdoutLogger(cfg.log_level),
   run: KmeRunOptions = {},
 ): Promise<RunningKme> {
   log = log.child({ kme: cfg.kme_id });

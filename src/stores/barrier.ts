@@ -37,8 +37,13 @@ export class Barrier {
     const nonce = this.#nonce();
     const cipher = createCipheriv('aes-256-gcm', this.#key, nonce);
     cipher.setAAD(Buffer.from(aad));
-    const body = Buffer.concat([cipher.update(plain), cipher.final()]);
-    return Buffer.concat([nonce, body, cipher.getAuthTag()]);
+    // nonce ‖ ciphertext ‖ tag, written into one buffer (no concatenations): a link seals every block.
+    const sealed = Buffer.allocUnsafe(NONCE_BYTES + plain.length + TAG_BYTES);
+    nonce.copy(sealed, 0);
+    cipher.update(plain).copy(sealed, NONCE_BYTES);
+    cipher.final();
+    cipher.getAuthTag().copy(sealed, NONCE_BYTES + plain.length);
+    return sealed;
   }
 
   open(sealed: Uint8Array, aad: string): Buffer {

@@ -13,11 +13,13 @@ import type {
   SlaveTakeResult,
 } from './key-store.js';
 
+// Blocks are keyed by owner first: every lookup names the owner (it follows from the number),
+// and one B-tree costs half the writes of a table and an index by owner.
+const BLOCKS_TABLE = `(
+  link TEXT NOT NULL, owner TEXT NOT NULL, seq INTEGER NOT NULL, sealed BLOB NOT NULL,
+  PRIMARY KEY (link, owner, seq)) WITHOUT ROWID`;
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS blocks (
-  link TEXT NOT NULL, seq INTEGER NOT NULL, owner TEXT NOT NULL, sealed BLOB NOT NULL,
-  PRIMARY KEY (link, seq)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS blocks_by_owner ON blocks (link, owner, seq);
+CREATE TABLE IF NOT EXISTS blocks ${BLOCKS_TABLE};
 CREATE TABLE IF NOT EXISTS links (link TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (
   key_id TEXT PRIMARY KEY, link TEXT NOT NULL, size_bits INTEGER NOT NULL,
@@ -31,6 +33,20 @@ DROP INDEX IF EXISTS keys_by_state;
 CREATE TABLE IF NOT EXISTS preferences (sae TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY (sae, name)) WITHOUT ROWID;
 `;
+
+/** Stores written before blocks were keyed by owner: moved over once, in one transaction. */
+function migrateBlocks(db: Database.Database): void {
+  const columns = db
+    .prepare<[], { name: string; pk: number }>("SELECT name, pk FROM pragma_table_info('blocks')")
+    .all();
+  if (columns.length === 0 || columns.find((c) => c.name === 'owner')?.pk === 2) return;
+  db.transaction(() => {
+    db.exec(`CREATE TABLE blocks_by_owner_key ${BLOCKS_TABLE}`);
+    db.exec('INSERT INTO blocks_by_owner_key (link, owner, seq, sealed) SELECT link, owner, seq, sealed FROM blocks');
+    db.exec('DROP TABLE blocks');
+    db.exec('ALTER TABLE blocks_by_owner_key RENAME TO blocks');
+  })();
+}
 
 interface KeyRow {
   key_id: string;
@@ -46,9 +62,11 @@ interface KeyRow {
   created_at: number;
 }
 
+const countKey = (linkId: string, owner: string) => `${linkId}\u0000${owner}`;
+
 /** A key's sealed blocks all have one length, so they are kept as one blob and split on read. */
 function joinBlocks(blocks: readonly SealedBlock[]): Buffer {
-  return Buffer.concat(blocks.map((b) => b.sealed));
+  return blocks.length === 1 ? blocks[0]!.sealed : Buffer.concat(blocks.map((b) => b.sealed));
 }
 
 function toRecord(row: KeyRow): KeyRecord {
@@ -92,6 +110,10 @@ export class SqliteKeyStore implements KeyStore {
   readonly #stmt;
   readonly #tx;
   #queue: QueuedWrite[] = [];
+  /** Blocks per link and owner, once counted; kept up to date by every write that adds or takes blocks. */
+  readonly #counts = new Map<string, number>();
+  /** Count changes of the write running now, and of the group's writes that succeeded so far. */
+  #delta = new Map<string, number>();
   #flushing: Promise<void> | undefined;
 
   constructor(file: string, options: SqliteOptions = {}) {
@@ -99,6 +121,7 @@ export class SqliteKeyStore implements KeyStore {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
     this.#db.pragma('busy_timeout = 5000');
+    migrateBlocks(this.#db);
     this.#db.exec(SCHEMA);
     const db = this.#db;
     this.#stmt = {
@@ -108,19 +131,16 @@ export class SqliteKeyStore implements KeyStore {
       ),
       lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM links WHERE link = ?'),
       countBlocks: db.prepare<[string, string], { n: number }>(
-        'SELECT count(*) AS n FROM blocks INDEXED BY blocks_by_owner WHERE link = ? AND owner = ?',
+        'SELECT count(*) AS n FROM blocks WHERE link = ? AND owner = ?',
       ),
-      discardBlocks: db.prepare(
-        'DELETE FROM blocks INDEXED BY blocks_by_owner WHERE link = ? AND owner = ? AND seq < ?',
-      ),
+      discardBlocks: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq < ?'),
       oldestBlocks: db.prepare<[string, string, number], SealedBlock>(
-        // Without the hint SQLite walks the primary key from the oldest block, past the peer's share.
-        'SELECT seq, sealed FROM blocks INDEXED BY blocks_by_owner WHERE link = ? AND owner = ? ORDER BY seq LIMIT ?',
+        'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? ORDER BY seq LIMIT ?',
       ),
       getBlock: db.prepare<[string, string, number], SealedBlock>(
         'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? AND seq = ?',
       ),
-      deleteBlock: db.prepare('DELETE FROM blocks WHERE link = ? AND seq = ?'),
+      deleteBlock: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq = ?'),
       insertKey: db.prepare(
         'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -132,7 +152,8 @@ export class SqliteKeyStore implements KeyStore {
       expireKeys: db.prepare("DELETE FROM keys WHERE state = 'ready' AND created_at < ?"),
       expireCancelled: db.prepare('DELETE FROM cancelled WHERE at < ?'),
       deleteKey: db.prepare('DELETE FROM keys WHERE key_id = ?'),
-      setReady: db.prepare("UPDATE keys SET state = 'ready' WHERE key_id = ?"),
+      setReady: db.prepare("UPDATE keys SET state = 'ready' WHERE key_id = ? AND state = 'reserved'"),
+      dropDelivered: db.prepare("DELETE FROM keys WHERE key_id = ? AND state = 'reserved' AND pending = '[]'"),
       setPending: db.prepare('UPDATE keys SET pending = ?, delivered = ? WHERE key_id = ?'),
       reservedKeys: db.prepare<[], KeyRow>("SELECT * FROM keys WHERE state = 'reserved'"),
       countKeys: db.prepare<[], { state: KeyState; n: number }>('SELECT state, count(*) AS n FROM keys GROUP BY state'),
@@ -153,7 +174,8 @@ export class SqliteKeyStore implements KeyStore {
     const tx = <A extends unknown[], R>(body: (...args: A) => R) => db.transaction(body);
     this.#tx = {
       addBlocks: tx((linkId: string, blocks: readonly IncomingBlock[], lastSeq: number) => {
-        for (const b of blocks) this.#stmt.addBlock.run(linkId, b.seq, b.owner, b.sealed);
+        for (const b of blocks)
+          this.#counted(linkId, b.owner, this.#stmt.addBlock.run(linkId, b.seq, b.owner, b.sealed).changes);
         this.#stmt.setLastSeq.run(linkId, lastSeq);
       }),
       takeOwnBlocks: tx((linkId: string, owner: string, keys: readonly NewKey[]): KeyRecord[] | null => {
@@ -161,12 +183,26 @@ export class SqliteKeyStore implements KeyStore {
         const blocks = this.#stmt.oldestBlocks.all(linkId, owner, needed);
         if (blocks.length < needed || keys.some((k) => this.#stmt.hasKey.get({ id: k.keyId }))) return null;
         const records: KeyRecord[] = [];
+        const now = Date.now();
         let next = 0;
         for (const k of keys) {
           const mine = blocks.slice(next, (next += k.blockCount));
-          for (const b of mine) this.#stmt.deleteBlock.run(linkId, b.seq);
-          this.#insertKey(linkId, k, mine, k.peerKme, k.state);
-          records.push(toRecord(this.#stmt.getKey.get(k.keyId)!));
+          for (const b of mine) this.#stmt.deleteBlock.run(linkId, owner, b.seq);
+          this.#counted(linkId, owner, -mine.length);
+          this.#insertKey(linkId, k, mine, k.peerKme, k.state, now);
+          // The record is what was just written; reading the row back would only cost a statement.
+          records.push({
+            keyId: k.keyId,
+            linkId,
+            sizeBits: k.sizeBits,
+            blocks: mine,
+            masterSae: k.masterSae,
+            pendingSlaves: [...k.pendingSlaves],
+            deliveredSlaves: [],
+            peerKme: k.peerKme,
+            state: k.state,
+            createdAt: now,
+          });
         }
         return records;
       }),
@@ -182,25 +218,24 @@ export class SqliteKeyStore implements KeyStore {
         if (missingSeqs.length > 0 || existingKeyIds.length > 0 || found.size !== allSeqs.length) {
           return { ok: false, missingSeqs, existingKeyIds };
         }
+        const now = Date.now();
         for (const k of keys) {
-          for (const seq of k.seqs) this.#stmt.deleteBlock.run(linkId, seq);
+          for (const seq of k.seqs) this.#stmt.deleteBlock.run(linkId, owner, seq);
+          this.#counted(linkId, owner, -k.seqs.length);
           this.#insertKey(
             linkId,
             k,
             k.seqs.map((s) => found.get(s)!),
             null,
             'ready',
+            now,
           );
         }
         return { ok: true };
       }),
       markDelivered: tx((keyIds: readonly string[]) => {
-        for (const id of keyIds) {
-          const row = this.#stmt.getKey.get(id);
-          if (!row || row.state !== 'reserved') continue;
-          if ((JSON.parse(row.pending) as string[]).length === 0) this.#stmt.deleteKey.run(id);
-          else this.#stmt.setReady.run(id);
-        }
+        // A reserved key with no local slave goes; one with local slaves becomes ready.
+        for (const id of keyIds) if (this.#stmt.dropDelivered.run(id).changes === 0) this.#stmt.setReady.run(id);
       }),
       cancelReserved: tx((keyIds: readonly string[]) => {
         const rows = keyIds.map((id) => this.#stmt.getKey.get(id)).filter((r) => r?.state === 'reserved');
@@ -238,18 +273,24 @@ export class SqliteKeyStore implements KeyStore {
         return this.#stmt.expireKeys.run(time).changes;
       }),
       ackOutbox: tx((ids: readonly number[]) => ids.forEach((id) => this.#stmt.ackOutbox.run(id))),
-      group: tx((writes: readonly QueuedWrite[]) =>
-        writes.map((w) => {
+      group: tx((writes: readonly QueuedWrite[]) => {
+        const groupDelta = new Map<string, number>();
+        const outcomes = writes.map((w) => {
+          this.#delta = new Map();
           try {
-            return { ok: true as const, value: w.run() };
+            const value = w.run();
+            for (const [key, d] of this.#delta) groupDelta.set(key, (groupDelta.get(key) ?? 0) + d);
+            return { ok: true as const, value };
           } catch (err) {
             // Some errors (a full disk, say) make SQLite roll back the whole transaction: then
             // the writes before this one are gone too, and all of them must fail.
             if (!db.inTransaction) throw err;
             return { ok: false as const, err };
           }
-        }),
-      ),
+        });
+        this.#delta = groupDelta;
+        return outcomes;
+      }),
     };
   }
 
@@ -274,9 +315,16 @@ export class SqliteKeyStore implements KeyStore {
     try {
       outcomes = this.#tx.group(writes);
     } catch (err) {
+      this.#delta = new Map();
       for (const w of writes) w.reject(err);
       return;
     }
+    // Committed: the counts follow (only those counted already; the others are read when asked).
+    for (const [key, d] of this.#delta) {
+      const n = this.#counts.get(key);
+      if (n !== undefined) this.#counts.set(key, n + d);
+    }
+    this.#delta = new Map();
     // Answers only now that the commit is done: nobody acts on a change that might not last.
     writes.forEach((w, i) => {
       const o = outcomes[i]!;
@@ -293,15 +341,38 @@ export class SqliteKeyStore implements KeyStore {
     return this.#stmt.lastSeq.get(linkId)?.last_seq ?? null;
   }
 
+  /** From memory: counting a full pool in SQLite takes milliseconds, and status asks on every call. */
   async countBlocks(linkId: string, owner: string): Promise<number> {
-    return this.#stmt.countBlocks.get(linkId, owner)!.n;
+    const key = countKey(linkId, owner);
+    let n = this.#counts.get(key);
+    if (n === undefined) this.#counts.set(key, (n = this.#stmt.countBlocks.get(linkId, owner)!.n));
+    return n;
+  }
+
+  /**
+   * Notes a change in one share's block count made by the write now running; it counts once that
+   * write's savepoint and the group's commit have succeeded. Returns how many blocks changed.
+   */
+  #counted(linkId: string, owner: string, delta: number): number {
+    if (delta !== 0) {
+      const key = countKey(linkId, owner);
+      this.#delta.set(key, (this.#delta.get(key) ?? 0) + delta);
+    }
+    return Math.abs(delta);
   }
 
   discardBlocksBefore(linkId: string, owner: string, seq: number): Promise<number> {
-    return this.#write(() => this.#stmt.discardBlocks.run(linkId, owner, seq).changes);
+    return this.#write(() => this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, seq).changes));
   }
 
-  #insertKey(linkId: string, k: NewKey | ClaimedKey, blocks: SealedBlock[], peer: string | null, state: KeyState) {
+  #insertKey(
+    linkId: string,
+    k: NewKey | ClaimedKey,
+    blocks: readonly SealedBlock[],
+    peer: string | null,
+    state: KeyState,
+    now: number,
+  ) {
     this.#stmt.insertKey.run(
       k.keyId,
       linkId,
@@ -312,7 +383,7 @@ export class SqliteKeyStore implements KeyStore {
       JSON.stringify(k.pendingSlaves),
       peer,
       state,
-      Date.now(),
+      now,
     );
   }
 

@@ -60,6 +60,81 @@ describe('SqliteKeyStore', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('moves blocks of a store written with the earlier layout (keyed by number) over when opened', async () => {
+    const { dir, file } = tempDb();
+    const old = new Database(file);
+    old.exec(`CREATE TABLE blocks (link TEXT NOT NULL, seq INTEGER NOT NULL, owner TEXT NOT NULL, sealed BLOB NOT NULL,
+      PRIMARY KEY (link, seq)) WITHOUT ROWID; CREATE INDEX blocks_by_owner ON blocks (link, owner, seq);`);
+    const sealed = [0, 1, 2, 3, 4].map(() => randomBytes(60));
+    const insert = old.prepare('INSERT INTO blocks (link, seq, owner, sealed) VALUES (?, ?, ?, ?)');
+    sealed.forEach((b, seq) => insert.run('l', seq, seq % 2 ? 'b' : 'a', b));
+    old.close();
+
+    const store = new SqliteKeyStore(file);
+    assert.equal(await store.countBlocks('l', 'a'), 3);
+    assert.equal(await store.countBlocks('l', 'b'), 2);
+    const [k] = (await store.takeOwnBlocks('l', 'a', [
+      { keyId: 'k', sizeBits: 256, blockCount: 1, masterSae: 'm', pendingSlaves: [], peerKme: null, state: 'ready' },
+    ]))!;
+    assert.deepEqual(k!.blocks[0], { seq: 0, sealed: sealed[0] });
+    assert.deepEqual(
+      await store.claimBlocks('l', 'b', [
+        { keyId: 'c', sizeBits: 256, seqs: [3], masterSae: 'm', pendingSlaves: ['s'] },
+      ]),
+      { ok: true },
+    );
+    await store.close();
+    const db = new Database(file, { readonly: true });
+    const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'blocks'").all();
+    db.close();
+    assert.deepEqual(indexes, [], 'the index by owner went with the old table');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('counts blocks in memory exactly as the file does, whatever writes succeeded or failed', async () => {
+    const { dir, file } = tempDb();
+    const store = new SqliteKeyStore(file);
+    const block = (seq: number) => ({ seq, owner: seq % 2 ? 'b' : 'a', sealed: randomBytes(60) });
+    await store.addBlocks('l', [0, 1, 2, 3, 4, 5].map(block), 5);
+    assert.equal(await store.countBlocks('l', 'a'), 3, 'counted from the file once');
+    assert.equal(await store.countBlocks('l', 'b'), 3);
+    const newKey = (keyId: string, blockCount = 1) => ({
+      keyId,
+      sizeBits: 256 * blockCount,
+      blockCount,
+      masterSae: 'm',
+      pendingSlaves: [],
+      peerKme: null,
+      state: 'ready' as const,
+    });
+    // In one group commit: a duplicate add, a cut, a cut too big (refused), a claim of a missing
+    // block (refused), a claim that fails half-way (its first key taken, then its ID again:
+    // undone), a good claim and a discard.
+    const dup = (seq: number) => ({ keyId: 'dup', sizeBits: 256, seqs: [seq], masterSae: 'm', pendingSlaves: ['s'] });
+    const failed = store.claimBlocks('l', 'b', [dup(1), dup(5)]).then(
+      () => 'succeeded',
+      () => 'failed',
+    );
+    await Promise.all([
+      store.addBlocks('l', [4, 5, 6, 7].map(block), 7),
+      store.takeOwnBlocks('l', 'a', [newKey('k1')]),
+      store.takeOwnBlocks('l', 'a', [newKey('k2', 9)]),
+      store.claimBlocks('l', 'b', [
+        { keyId: 'c1', sizeBits: 512, seqs: [1, 99], masterSae: 'm', pendingSlaves: ['s'] },
+      ]),
+      store.claimBlocks('l', 'b', [{ keyId: 'c2', sizeBits: 256, seqs: [3], masterSae: 'm', pendingSlaves: ['s'] }]),
+      store.discardBlocksBefore('l', 'b', 2),
+    ]);
+    assert.equal(await failed, 'failed');
+    const counts = [await store.countBlocks('l', 'a'), await store.countBlocks('l', 'b')];
+    await store.close();
+    const reopened = new SqliteKeyStore(file);
+    assert.deepEqual(counts, [await reopened.countBlocks('l', 'a'), await reopened.countBlocks('l', 'b')]);
+    assert.deepEqual(counts, [3, 2], 'a: 0 2 4 6 less 0; b: 1 3 5 7 less 3 and 1');
+    await reopened.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('holds key material only sealed: the plain bytes are nowhere in its files', async () => {
     const { dir, file } = tempDb();
     const store = new SqliteKeyStore(file);

@@ -38,7 +38,11 @@ declare module 'fastify' {
   interface FastifyRequest {
     sae: string;
     caller: Caller;
-    saeLog: Logger;
+    /** The caller's log (its SAE's level), with this request's ID; made when first used. */
+    readonly saeLog: Logger;
+    /** The caller's SAE logger, without the request ID. */
+    saeBase: Logger | null;
+    saeChild: Logger | null;
     /** Why the request is refused, for the refusals metric; set by whatever refuses it first. */
     refusal: string;
   }
@@ -64,7 +68,15 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
   app.decorate('routeList', recordRoutes(app));
   app.decorateRequest('sae', '');
   app.decorateRequest('caller', null as unknown as Caller);
-  app.decorateRequest('saeLog', null as unknown as Logger);
+  app.decorateRequest('saeBase', null);
+  app.decorateRequest('saeChild', null);
+  // A child logger per request cost more than the rest of the request's logging: most requests
+  // log one line, written with the request ID in place (see onResponse).
+  app.decorateRequest('saeLog', {
+    getter(this: FastifyRequest) {
+      return (this.saeChild ??= this.saeBase?.child({ reqId: this.id }) ?? (null as unknown as Logger));
+    },
+  });
   app.decorateRequest('refusal', '');
 
   app.addHook('onRequest', async (req, reply) => {
@@ -80,15 +92,21 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
     const sae = result.caller.sae;
     req.caller = result.caller;
     req.sae = sae;
-    req.saeLog = (await opts.preferences.logger(opts.log, sae)).child({ reqId: req.id });
+    req.saeBase = await opts.preferences.logger(opts.log, sae);
   });
   app.addHook('onResponse', async (req, reply) => {
     opts.metrics?.request(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     if (reply.statusCode >= 400) opts.metrics?.refused(req.refusal || 'unknown');
-    req.saeLog?.info(
-      { method: req.method, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
-      'request',
-    );
+    if (!req.saeBase?.isLevelEnabled('info')) return;
+    const q = req.url.indexOf('?');
+    const line = {
+      method: req.method,
+      url: q < 0 ? req.url : req.url.slice(0, q),
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime),
+    };
+    if (req.saeChild) req.saeChild.info(line, 'request');
+    else req.saeBase.info({ reqId: req.id, ...line }, 'request');
   });
   app.setErrorHandler((err, req, reply) => {
     const { status } = toEtsiError(err);
