@@ -21,6 +21,8 @@ interface FrameState {
 
 /** Frames a follower keeps at once; an older one is dropped when a new one arrives. */
 const MAX_FRAMES = 8;
+/** Frames of detections a benchmark may record ahead (Leader.recordAhead). */
+const MAX_RECORDED = 64;
 
 export interface FollowerEvents {
   /** A frame finished: its secret key (the callee wipes it) and its first block number. */
@@ -39,6 +41,7 @@ export class Follower {
   readonly #rx: Receiver;
   readonly #events: FollowerEvents;
   readonly #frames = new Map<number, FrameState>();
+  readonly #recorded = new Map<number, Clicks>();
 
   constructor(opts: { settings: QkdSettings; seed: Uint8Array; events: FollowerEvents }) {
     this.#settings = opts.settings;
@@ -60,6 +63,16 @@ export class Follower {
     this.#frames.delete(frame);
   }
 
+  /** A new frame with the detections of a recorded one (the bits copied: a frame wipes its own). */
+  #replay(body: Record<string, unknown>): void {
+    const frame = wire.int(body['frame'], 'frame');
+    const from = this.#recorded.get(wire.int(body['replay'], 'replay'));
+    if (!from) throw badRequest('replay of a frame not recorded here');
+    this.#drop(frame);
+    while (this.#frames.size >= MAX_FRAMES) this.#drop(this.#frames.keys().next().value!);
+    this.#frames.set(frame, { pulses: this.#settings.framePulses, clicks: { ...from, bits: from.bits.slice() } });
+  }
+
   async handle(op: wire.QkdOp, message: unknown): Promise<Record<string, unknown>> {
     const body = wire.obj(message);
     switch (op) {
@@ -74,10 +87,15 @@ export class Follower {
         this.#drop(frame);
         while (this.#frames.size >= MAX_FRAMES) this.#drop(this.#frames.keys().next().value!);
         const clicks = this.clock.time('physics', () => this.#rx.detect(frame, pulses, { indices, states }));
-        this.#frames.set(frame, { pulses, clicks });
+        if (body['record'] === true) {
+          if (this.#recorded.size >= MAX_RECORDED && !this.#recorded.has(frame))
+            throw badRequest('too many recorded frames');
+          this.#recorded.set(frame, clicks);
+        } else this.#frames.set(frame, { pulses, clicks });
         return { ok: true };
       }
       case 'detections': {
+        if (body['replay'] !== undefined) this.#replay(body);
         const [, state] = this.#frame(body);
         const c = state.clicks!;
         return {
@@ -178,6 +196,8 @@ export class Follower {
 
   close(): void {
     for (const frame of [...this.#frames.keys()]) this.#drop(frame);
+    for (const clicks of this.#recorded.values()) wipe(clicks.bits);
+    this.#recorded.clear();
   }
 }
 

@@ -36,6 +36,8 @@ export class Leader {
   readonly #seed: Uint8Array;
   readonly #channel: LinkChannel;
   readonly #blockBits: number;
+  /** Frames of detection events recorded ahead and replayed in turn (benchmarks only), or 0. */
+  #recorded = 0;
   /** Bob's highest block number, as he last reported it. */
   followerLastSeq = -1;
 
@@ -65,6 +67,30 @@ export class Leader {
   }
 
   /**
+   * Benchmarks of the post-processing alone: simulates the quantum channel of `frames` frames now,
+   * which Bob keeps; later frames replay them in turn (frame f uses the detections of f mod
+   * `frames`), as if the detection events came from hardware. Their keys repeat: never for use.
+   */
+  async recordAhead(frames: number): Promise<void> {
+    if (!(Number.isInteger(frames) && frames >= 1 && frames <= 64)) throw new RangeError('record 1..64 frames');
+    for (let frame = 0; frame < frames; frame++) await this.#fibre(frame, true);
+    this.#recorded = frames;
+  }
+
+  /** The simulated fibre: the photons of one frame that reach Bob's detector cross to him. */
+  async #fibre(frame: number, record = false): Promise<void> {
+    const N = this.#settings.framePulses;
+    const arrivals = this.clock.time('physics', () => this.#tx.emit(frame, N));
+    await this.#call('fibre', frame, {
+      pulses: N,
+      count: arrivals.indices.length,
+      indices: wire.encodeIndices(arrivals.indices),
+      states: wire.encodeCrumbs(arrivals.states),
+      ...(record ? { record: true } : {}),
+    });
+  }
+
+  /**
    * One frame, up to a verified key and its length. `commit` then assigns block numbers and
    * finishes the frame at both ends (the caller runs commits one at a time, in order).
    */
@@ -74,14 +100,10 @@ export class Leader {
     const s = this.#settings;
     const N = s.framePulses;
     const rng = Prng.fromBytes(this.#seed, 0x70756263, frame);
-    const arrivals = this.clock.time('physics', () => this.#tx.emit(frame, N));
-    await this.#call('fibre', frame, {
-      pulses: N,
-      count: arrivals.indices.length,
-      indices: wire.encodeIndices(arrivals.indices),
-      states: wire.encodeCrumbs(arrivals.states),
-    });
-    const det = await this.#call('detections', frame);
+    // The frame whose pulses these are: itself, or the recorded one it replays.
+    const physical = this.#recorded > 0 ? frame % this.#recorded : frame;
+    if (this.#recorded === 0) await this.#fibre(frame);
+    const det = await this.#call('detections', frame, this.#recorded > 0 ? { replay: physical } : {});
     const m = wire.int(det['count'], 'count', 0, N);
     const clicks = wire.decodeIndices(det['indices'], m, N, 'indices');
     const bobBases = wire.decodeBits(det['bases'], m, 'bases');
@@ -89,7 +111,7 @@ export class Leader {
 
     // Sifting: Alice's choices for the pulses Bob detected.
     const sift = this.clock.time('sifting', () => {
-      const alice = this.#tx.choicesAt(frame, clicks);
+      const alice = this.#tx.choicesAt(physical, clicks);
       const clicksByClass: [number, number, number] = [0, 0, 0];
       for (let j = 0; j < m; j++) clicksByClass[alice.classes[j]!]! += 1;
       const match = matchBits(alice.bases, bobBases, m);
