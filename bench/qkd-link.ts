@@ -89,7 +89,10 @@ async function once(mode: Mode): Promise<{ leader: Report; follower: Report }> {
     const ready = new Promise<void>((resolve) => child.stdout.on('data', () => out.includes('ready') && resolve()));
     const report = new Promise<Report>((resolve, reject) =>
       child.on('exit', (code) => {
-        const line = out.split('\n').find((l) => l.startsWith('{'));
+        const lines = out.split('\n').filter((l) => l.startsWith('{'));
+        // Warnings (pino, JSON) go to stderr; the report is the line with the role.
+        for (const l of lines) if (!l.includes('"role"')) process.stderr.write(`${role}: ${l}\n`);
+        const line = lines.find((l) => l.includes('"role"'));
         if (code !== 0 || !line) reject(new Error(`${role} exited with ${code}`));
         else resolve(JSON.parse(line) as Report);
       }),

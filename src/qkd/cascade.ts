@@ -40,7 +40,7 @@ export class CascadeResponder {
       const hi = questions[3 * i + 2]!;
       const spec = this.#passes[pass];
       if (!spec || hi > this.#n || lo >= hi) throw new RangeError('question outside the key');
-      const view = (this.#views[pass] ??= new ParityIndex(shuffled(this.#key, this.#n, spec)));
+      const view = (this.#views[pass] ??= new ParityIndex(shuffled(this.#key, this.#n, spec), spec.blockSize));
       if (view.range(lo, hi)) out[i >>> 3]! |= 1 << (i & 7);
     }
     this.disclosed += count;
@@ -176,7 +176,7 @@ export class CascadeCorrector {
   #openNext(): void {
     const pass = ++this.#opened;
     const spec = this.#passes[pass]!;
-    const view = new ParityIndex(shuffled(this.#key, this.#n, spec));
+    const view = new ParityIndex(shuffled(this.#key, this.#n, spec), spec.blockSize);
     this.#views[pass] = view;
     const top = this.#top[pass]!;
     const odd = new Uint8Array(top.length);
@@ -193,7 +193,14 @@ export class CascadeCorrector {
     const size = this.#passes[pass]!.blockSize;
     const lo = block * size;
     this.#searching[pass]![block] = 1;
-    this.#pending.push({ pass, block, lo, hi: Math.min(this.#n, lo + size), parity: this.#top[pass]![block]!, checked: -1 });
+    this.#pending.push({
+      pass,
+      block,
+      lo,
+      hi: Math.min(this.#n, lo + size),
+      parity: this.#top[pass]![block]!,
+      checked: -1,
+    });
   }
 
   #stillOdd(s: Search): boolean {

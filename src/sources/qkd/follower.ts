@@ -1,9 +1,9 @@
 import { badRequest } from '../../domain/errors.js';
-import { bitsToBytes, gather, wipe, type Bits } from '../../qkd/bits.js';
+import { bitsToBytes, wipe, type Bits } from '../../qkd/bits.js';
 import { CascadeResponder } from '../../qkd/cascade.js';
 import type { PassSpec } from '../../qkd/cascade-plan.js';
 import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../qkd/hashing.js';
-import { onesOf, partition } from '../../qkd/sifting.js';
+import { keepMatching, splitKept } from '../../qkd/sifting.js';
 import { Receiver, type Clicks } from '../../physics/receiver.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
@@ -13,14 +13,13 @@ import * as wire from './wire.js';
 interface FrameState {
   pulses: number;
   clicks?: Clicks;
-  kept?: Bits;
   key?: Bits;
   n?: number;
   cascade?: CascadeResponder;
 }
 
 /** Frames a follower keeps at once; an older one is dropped when a new one arrives. */
-const MAX_FRAMES = 8;
+const MAX_FRAMES = 16;
 /** Frames of detections a benchmark may record ahead (Leader.recordAhead). */
 const MAX_RECORDED = 64;
 
@@ -58,7 +57,7 @@ export class Follower {
 
   #drop(frame: number): void {
     const s = this.#frames.get(frame);
-    if (s) wipe(s.clicks?.bits, s.kept, s.key);
+    if (s) wipe(s.clicks?.bits, s.key);
     s?.cascade?.wipe();
     this.#frames.delete(frame);
   }
@@ -109,19 +108,21 @@ export class Follower {
         const [, state] = this.#frame(body);
         const c = state.clicks!;
         const match = wire.decodeBits(body['match'], c.count, 'match');
-        const kept = this.clock.time('sifting', () => onesOf(match, c.count));
-        const classes = wire.decodeCrumbs(body['classes'], kept.length, 'classes', 2);
-        const seed = wire.int(body['sample_seed'], 'sample_seed', 0, 2 ** 32 - 1);
-        const fraction = wire.num(body['sample_fraction'], 'sample_fraction', 0, 1);
-        const { disclosed, bits, key } = this.clock.time('sifting', () => {
-          const keptBits = gather(c.bits, kept);
-          const parts = partition(classes, seed, fraction);
-          return { disclosed: parts.disclosed, bits: keptBits, key: gather(keptBits, parts.key) };
-        });
-        state.kept = bits;
-        state.key = key;
-        state.n = kept.length - disclosed.length;
-        return { bits: wire.encodeBits(gather(bits, disclosed), disclosed.length) };
+        const { kept, keptBits } = this.clock.time('sifting', () => keepMatching(match, c.count, c.bits));
+        let parts;
+        try {
+          const classes = wire.decodeCrumbs(body['classes'], kept.length, 'classes', 2);
+          const seed = wire.int(body['sample_seed'], 'sample_seed', 0, 2 ** 32 - 1);
+          const fraction = wire.num(body['sample_fraction'], 'sample_fraction', 0, 1);
+          parts = this.clock.time('sifting', () => splitKept(keptBits, classes, seed, fraction));
+        } finally {
+          wipe(keptBits);
+        }
+        state.key = parts.key;
+        state.n = parts.n;
+        const disclosed = bitsToBytes(parts.disclosedBits, parts.disclosed.length);
+        wipe(parts.disclosedBits);
+        return { bits: disclosed };
       }
       case 'cascade': {
         const [, state] = this.#frame(body);

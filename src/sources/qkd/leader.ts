@@ -1,10 +1,10 @@
-import { bitsToBytes, gather, getBit, hammingDistance, wipe } from '../../qkd/bits.js';
+import { bitsToBytes, getBit, hammingDistance, wipe } from '../../qkd/bits.js';
 import { CascadeCorrector } from '../../qkd/cascade.js';
 import { planPasses } from '../../qkd/cascade-plan.js';
 import { efficiency, estimate, secretLength } from '../../qkd/estimation.js';
 import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../qkd/hashing.js';
 import { Prng } from '../../qkd/prng.js';
-import { matchBits, onesOf, partition } from '../../qkd/sifting.js';
+import { keepMatching, matchBits, splitKept } from '../../qkd/sifting.js';
 import { Transmitter } from '../../physics/transmitter.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
@@ -115,14 +115,12 @@ export class Leader {
       const clicksByClass: [number, number, number] = [0, 0, 0];
       for (let j = 0; j < m; j++) clicksByClass[alice.classes[j]!]! += 1;
       const match = matchBits(alice.bases, bobBases, m);
-      const kept = onesOf(match, m);
-      const classes = new Uint8Array(kept.length);
-      for (let i = 0; i < kept.length; i++) classes[i] = alice.classes[kept[i]!]!;
-      const keptBits = gather(alice.bits, kept);
+      const { kept, keptBits, classes } = keepMatching(match, m, alice.bits, alice.classes);
       wipe(alice.bits);
       const sampleSeed = rng.u32();
-      const parts = partition(classes, sampleSeed, s.sampleFraction);
-      return { kept, match, classes, keptBits, sampleSeed, parts, clicksByClass };
+      const parts = splitKept(keptBits, classes, sampleSeed, s.sampleFraction);
+      wipe(keptBits);
+      return { kept, match, classes, sampleSeed, parts, clicksByClass };
     });
     const sifted = sift.kept.length;
     const summary = (over: Partial<FrameSummary>): FrameSummary => ({
@@ -145,11 +143,12 @@ export class Leader {
     const est = this.clock.time('estimation', () => {
       const compared: [number, number, number] = [0, 0, 0];
       const errors: [number, number, number] = [0, 0, 0];
-      sift.parts.disclosed.forEach((pos, i) => {
-        const c = sift.classes[pos]!;
+      const { disclosed, disclosedBits } = sift.parts;
+      for (let i = 0; i < disclosed.length; i++) {
+        const c = sift.classes[disclosed[i]!]!;
         compared[c]! += 1;
-        if (getBit(sift.keptBits, pos) !== getBit(bobDisclosed, i)) errors[c]! += 1;
-      });
+        if (getBit(disclosedBits, i) !== getBit(bobDisclosed, i)) errors[c]! += 1;
+      }
       const p = s.physics;
       const pulses: [number, number, number] = [N * p.pSignal, N * p.pDecoy, N * (1 - p.pSignal - p.pDecoy)];
       return estimate(
@@ -162,13 +161,17 @@ export class Leader {
       await this.#call('discard', frame, { reason, summary: sum });
       return { summary: sum };
     };
-    if (est.qber > s.qberThreshold) return discard('qber_above_threshold');
-    const n = sift.parts.key.length;
-    if (n < 2 || est.singlePhotonFraction <= 0) return discard('no_single_photon_bound');
+    if (est.qber > s.qberThreshold) {
+      wipe(sift.parts.key);
+      return discard('qber_above_threshold');
+    }
+    const { n, key } = sift.parts;
+    if (n < 2 || est.singlePhotonFraction <= 0) {
+      wipe(key);
+      return discard('no_single_photon_bound');
+    }
 
     // Error correction: Alice's key bits converge on Bob's.
-    const key = gather(sift.keptBits, sift.parts.key);
-    wipe(sift.keptBits);
     const before = key.slice();
     const passes = planPasses(s.cascade, Math.max(est.qber, 0.005), n, rng);
     const cascade = new CascadeCorrector(key, n, passes);

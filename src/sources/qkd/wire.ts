@@ -75,19 +75,32 @@ export function decodeBytes(value: unknown, what: string, length: number): Buffe
 
 /** Two-bit values (polarisation states, intensity classes), four to a byte. */
 export function encodeCrumbs(values: Uint8Array): Buffer {
-  const out = new Uint8Array((values.length + 3) >>> 2);
-  for (let i = 0; i < values.length; i++) out[i >>> 2]! |= (values[i]! & 3) << ((i & 3) * 2);
-  return view(out);
+  const out = Buffer.alloc((values.length + 3) >>> 2);
+  const full = values.length >>> 2;
+  for (let i = 0, j = 0; i < full; i++, j += 4) {
+    out[i] = (values[j]! & 3) | ((values[j + 1]! & 3) << 2) | ((values[j + 2]! & 3) << 4) | ((values[j + 3]! & 3) << 6);
+  }
+  for (let j = full * 4; j < values.length; j++) out[full]! |= (values[j]! & 3) << ((j & 3) * 2);
+  return out;
 }
 
-export function decodeCrumbs(value: unknown, count: number, what: string, max = 3): Uint8Array {
+export function decodeCrumbs(value: unknown, count: number, what: string, max: 2 | 3 = 3): Uint8Array {
   const bytes = bytesOf(value, what);
   if (bytes.length !== (count + 3) >>> 2) throw badRequest(`${what} must hold ${count} values`);
   const out = new Uint8Array(count);
-  for (let i = 0; i < count; i++) {
-    out[i] = (bytes[i >>> 2]! >>> ((i & 3) * 2)) & 3;
-    if (out[i]! > max) throw badRequest(`${what} holds a value above ${max}`);
+  let top = 0;
+  for (let i = 0, j = 0; i < bytes.length; i++, j += 4) {
+    const byte = bytes[i]!;
+    // A value above max is 3 (max is 2 or 3): both bits of some crumb set.
+    top |= byte & (byte >>> 1) & 0x55;
+    out[j] = byte & 3;
+    if (j + 3 < count) {
+      out[j + 1] = (byte >>> 2) & 3;
+      out[j + 2] = (byte >>> 4) & 3;
+      out[j + 3] = byte >>> 6;
+    } else for (let k = 1; j + k < count; k++) out[j + k] = (byte >>> (2 * k)) & 3;
   }
+  if (max < 3 && top !== 0) throw badRequest(`${what} holds a value above ${max}`);
   return out;
 }
 
