@@ -112,8 +112,7 @@ export class Leader {
     // Sifting: Alice's choices for the pulses Bob detected.
     const sift = this.clock.time('sifting', () => {
       const alice = this.#tx.choicesAt(physical, clicks);
-      const clicksByClass: [number, number, number] = [0, 0, 0];
-      for (let j = 0; j < m; j++) clicksByClass[alice.classes[j]!]! += 1;
+      const clicksByClass = alice.counts;
       const match = matchBits(alice.bases, bobBases, m);
       const { kept, keptBits, classes } = keepMatching(match, m, alice.bits, alice.classes);
       wipe(alice.bits);
