@@ -1,7 +1,7 @@
 import { badRequest } from '../../domain/errors.js';
-import { bitsToBytes, wipe, type Bits } from '../../qkd/bits.js';
-import { CascadeResponder } from '../../qkd/cascade.js';
-import type { PassSpec } from '../../qkd/cascade-plan.js';
+import { bitsToBytes, hammingDistance, wipe, type Bits } from '../../qkd/bits.js';
+import { CascadeCorrector } from '../../qkd/cascade.js';
+import { checkPass, type PassSpec } from '../../qkd/cascade-plan.js';
 import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../qkd/hashing.js';
 import { keepMatching, splitKept } from '../../qkd/sifting.js';
 import { Receiver, type Clicks } from '../../physics/receiver.js';
@@ -15,7 +15,10 @@ interface FrameState {
   clicks?: Clicks;
   key?: Bits;
   n?: number;
-  cascade?: CascadeResponder;
+  cascade?: CascadeCorrector;
+  /** Bob's key before Cascade (to count what it corrected), and how many questions are out. */
+  before?: Bits;
+  asked?: number;
 }
 
 /** Frames a follower keeps at once; an older one is dropped when a new one arrives. */
@@ -57,7 +60,7 @@ export class Follower {
 
   #drop(frame: number): void {
     const s = this.#frames.get(frame);
-    if (s) wipe(s.clicks?.bits, s.key);
+    if (s) wipe(s.clicks?.bits, s.key, s.before);
     s?.cascade?.wipe();
     this.#frames.delete(frame);
   }
@@ -127,35 +130,27 @@ export class Follower {
       case 'cascade': {
         const [, state] = this.#frame(body);
         if (!state.key) throw badRequest('cascade before sifting');
+        let questions: Uint32Array | null;
         if (body['passes'] !== undefined) {
           if (state.cascade) throw badRequest('Cascade passes were already given for this frame');
-          if (!Array.isArray(body['passes']) || body['passes'].length > 64) throw badRequest('passes must be a list');
-          const passes = (body['passes'] as unknown[]).map((p) => {
-            const o = wire.obj(p, 'pass');
-            return {
-              blockSize: wire.int(o['blockSize'], 'blockSize', 1),
-              a: wire.int(o['a'], 'a', 1),
-              b: wire.int(o['b'], 'b'),
-            };
-          }) satisfies PassSpec[];
-          state.cascade = new CascadeResponder(state.key, state.n!);
-          try {
-            state.cascade.addPasses(passes);
-          } catch (err) {
-            delete state.cascade;
-            throw badRequest((err as Error).message);
-          }
+          const passes = parsePasses(body['passes'], state.n!);
+          state.before = state.key.slice();
+          state.cascade = new CascadeCorrector(state.key, state.n!, passes);
+          questions = this.clock.time('cascade', () => state.cascade!.firstQuestions());
+        } else {
+          if (!state.cascade || state.asked === undefined) throw badRequest('Cascade passes missing');
+          const answers = wire.decodeBytes(body['parities'], 'parities', (state.asked + 7) >>> 3);
+          questions = this.clock.time('cascade', () => state.cascade!.onAnswers(answers));
         }
-        if (!state.cascade) throw badRequest('Cascade passes missing');
-        const questions = wire.decodeU32(body['questions'], 'questions', 3 * 2 ** 22);
-        const answers = this.clock.time('cascade', () => {
-          try {
-            return state.cascade!.answer(questions);
-          } catch (err) {
-            throw badRequest((err as Error).message);
-          }
-        });
-        return { parities: answers };
+        if (questions) {
+          state.asked = questions.length / 3;
+          return { questions: wire.encodeU32(questions) };
+        }
+        delete state.asked;
+        state.cascade.wipe();
+        const corrected = hammingDistance(state.before!, state.key, state.n!);
+        wipe(state.before);
+        return { done: true, corrected };
       }
       case 'verify': {
         const [, state] = this.#frame(body);
@@ -200,6 +195,24 @@ export class Follower {
     for (const clicks of this.#recorded.values()) wipe(clicks.bits);
     this.#recorded.clear();
   }
+}
+
+function parsePasses(value: unknown, n: number): PassSpec[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > 64) throw badRequest('passes must be a list');
+  return value.map((p: unknown) => {
+    const o = wire.obj(p, 'pass');
+    const pass = {
+      blockSize: wire.int(o['blockSize'], 'blockSize', 1),
+      a: wire.int(o['a'], 'a', 1),
+      b: wire.int(o['b'], 'b'),
+    };
+    try {
+      checkPass(pass, n);
+    } catch (err) {
+      throw badRequest((err as Error).message);
+    }
+    return pass;
+  });
 }
 
 function parseSummary(value: unknown): FrameSummary {

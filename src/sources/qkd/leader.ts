@@ -1,5 +1,6 @@
-import { bitsToBytes, getBit, hammingDistance, wipe } from '../../qkd/bits.js';
-import { CascadeCorrector } from '../../qkd/cascade.js';
+import { bitsToBytes, getBit, wipe } from '../../qkd/bits.js';
+import { badRequest } from '../../domain/errors.js';
+import { CascadeResponder } from '../../qkd/cascade.js';
 import { planPasses } from '../../qkd/cascade-plan.js';
 import { efficiency, estimate, secretLength } from '../../qkd/estimation.js';
 import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../qkd/hashing.js';
@@ -26,7 +27,7 @@ const MAX_CASCADE_ROUNDS = 2000;
 
 /**
  * Alice's end, which leads: it runs each frame's post-processing by asking Bob's end over the
- * channel. Bob is the reference of error correction (Alice corrects her bits to his).
+ * channel. Alice is the reference of error correction (Bob corrects his bits to hers).
  */
 export class Leader {
   readonly clock = new StageClock();
@@ -170,29 +171,31 @@ export class Leader {
       return discard('no_single_photon_bound');
     }
 
-    // Error correction: Alice's key bits converge on Bob's.
-    const before = key.slice();
+    // Error correction: Bob's key bits converge on Alice's. Bob runs the searches (the heavier
+    // side of Cascade) and asks; Alice answers parities from her fixed key and counts each one.
     const passes = planPasses(s.cascade, Math.max(est.qber, 0.005), n, rng);
-    const cascade = new CascadeCorrector(key, n, passes);
-    let questions: Uint32Array | null = this.clock.time('cascade', () => cascade.firstQuestions());
-    let first = true;
-    while (questions) {
-      if (cascade.rounds >= MAX_CASCADE_ROUNDS) {
-        wipe(key, before);
+    const cascade = new CascadeResponder(key, n);
+    cascade.addPasses(passes);
+    let reply = await this.#call('cascade', frame, { passes });
+    for (let rounds = 1; reply['done'] !== true; rounds++) {
+      if (rounds >= MAX_CASCADE_ROUNDS) {
+        wipe(key);
         cascade.wipe();
         return discard('cascade_did_not_converge', { qber: est.qber });
       }
-      const reply = await this.#call('cascade', frame, {
-        ...(first ? { passes } : {}),
-        questions: wire.encodeU32(questions),
+      const questions = wire.decodeU32(reply['questions'], 'questions', 3 * 2 ** 22);
+      const answers = this.clock.time('cascade', () => {
+        try {
+          return cascade.answer(questions);
+        } catch (err) {
+          throw badRequest(`Bob's Cascade questions: ${(err as Error).message}`);
+        }
       });
-      first = false;
-      const answers = wire.decodeBytes(reply['parities'], 'parities', (questions.length / 3 + 7) >>> 3);
-      questions = this.clock.time('cascade', () => cascade.onAnswers(answers));
+      reply = await this.#call('cascade', frame, { parities: answers });
     }
     cascade.wipe();
-    const errorsFound = hammingDistance(before, key, n);
-    wipe(before);
+    // Bob's count of the bits he corrected: for the statistics (f, true QBER) only.
+    const errorsFound = wire.int(reply['corrected'], 'corrected', 0, n);
     const f = efficiency(cascade.disclosed, n, errorsFound);
 
     // Verification: a 64-bit Toeplitz tag of both keys.
