@@ -8,7 +8,7 @@
  * Mbit/s and where each end's CPU time went.
  *
  *   npm run build && node dist/bench/qkd-link.js [--seconds 20] [--runs 3] [--distance-km 25]
- *        [--repetition-rate-hz 1e9] [--frame-pulses 1e9] [--cascade yanetal] [--concurrency 4]
+ *        [--repetition-rate-hz 1e9] [--frame-pulses 1e9] [--cascade yanetal] [--concurrency 6]
  *        [--modes physics,recorded] [--record-ahead 8] [--cpu-prof-dir DIR]
  */
 import { spawn } from 'node:child_process';
@@ -31,7 +31,7 @@ const { values: opt } = parseArgs({
     'repetition-rate-hz': { type: 'string', default: '1e9' },
     'frame-pulses': { type: 'string', default: '1e9' },
     cascade: { type: 'string', default: 'yanetal' },
-    concurrency: { type: 'string', default: '4' },
+    concurrency: { type: 'string', default: '6' },
     modes: { type: 'string', default: 'physics,recorded' },
     'record-ahead': { type: 'string', default: '8' },
     'cpu-prof-dir': { type: 'string' },

@@ -91,6 +91,19 @@ describe('KME peer stream', () => {
     }
   });
 
+  it('keeps going when both directions fill their buffers (back-pressure without a stall)', async () => {
+    const c = client('kme-a', 'kme-b', 20_000);
+    try {
+      for (let round = 0; round < 3; round++) {
+        const payloads = Array.from({ length: 48 }, (_, i) => Buffer.alloc(2 << 20, i + round));
+        const answers = await Promise.all(payloads.map((p) => c.request('echo', p)));
+        answers.forEach((a, i) => assert.ok(a.length === 2 << 20 && a[0] === i + round, `answer ${i}`));
+      }
+    } finally {
+      c.close();
+    }
+  });
+
   it("returns the handler's refusal with its code, hides internal errors, refuses unknown channels", async () => {
     const c = client();
     try {

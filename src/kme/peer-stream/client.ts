@@ -72,7 +72,11 @@ export class PeerStreamClient {
     const port = Number(this.#url.port || 443);
     const timeoutMs = this.#opts.connectTimeoutMs ?? this.#opts.timeoutMs ?? 5000;
     return new Promise((resolve, reject) => {
+      let settled = false;
       const fail = (why: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
         socket.destroy();
         log.warn({ peer: kmeId, err: why }, 'peer stream: cannot connect');
         reject(new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} is unreachable (${why}); try again later`));
@@ -91,10 +95,9 @@ export class PeerStreamClient {
         },
       });
       const timer = setTimeout(() => fail('timed out'), timeoutMs);
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        fail(err.message);
-      });
+      socket.once('error', (err) => fail(err.message));
+      // In TLS 1.3 a server refuses the client's certificate after the client's handshake is done.
+      socket.once('close', () => fail('the peer closed the connection'));
       socket.once('secureConnect', () => {
         socket.setNoDelay(true);
         socket.write(
@@ -110,10 +113,12 @@ export class PeerStreamClient {
           return;
         }
         socket.off('data', onData);
-        clearTimeout(timer);
         const status = head.toString('latin1', 0, head.indexOf('\r\n'));
         if (!/^HTTP\/1\.1 101 /.test(status)) return fail(`the peer answered ${status.slice(9, 60)}`);
+        settled = true;
+        clearTimeout(timer);
         socket.removeAllListeners('error');
+        socket.removeAllListeners('close');
         const conn = new StreamConnection(
           socket,
           {

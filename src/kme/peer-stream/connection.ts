@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ERROR_TABLE, QksError, type ErrorCode } from '../../domain/errors.js';
@@ -60,6 +59,7 @@ export class StreamConnection {
   #paused = false;
   #closed = false;
   #closeReason = 'connection closed';
+  #drained: Promise<void> | undefined;
 
   constructor(socket: Duplex, opts: ConnectionOptions, head?: Buffer) {
     this.peer = opts.peer;
@@ -95,7 +95,11 @@ export class StreamConnection {
       }, timeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
     });
-    await this.#send(FRAME_REQUEST, id, channel, payload);
+    // The caller sees a timeout through `answer` even while this still waits to write.
+    answer.catch(() => undefined);
+    await this.#writable();
+    // Not written if it timed out or the connection closed meanwhile.
+    if (this.#pending.has(id)) this.#write(FRAME_REQUEST, id, channel, payload);
     return answer;
   }
 
@@ -110,9 +114,29 @@ export class StreamConnection {
     return new QksError('PEER_KME_UNAVAILABLE', `peer KME ${this.peer}: ${reason}`);
   }
 
-  async #send(kind: FrameKind, id: number, channel: string, payload: Uint8Array): Promise<void> {
+  /** One wait for 'drain' shared by every writer held back (not a listener each); ends on close too. */
+  #drain(): Promise<void> {
+    if (!this.#drained) {
+      const done = () => {
+        this.#socket.off('drain', done);
+        this.#closeListeners.splice(this.#closeListeners.indexOf(done) >>> 0, 1);
+        this.#drained = undefined;
+        resolve();
+      };
+      let resolve!: () => void;
+      this.#drained = new Promise<void>((r) => (resolve = r));
+      this.#socket.once('drain', done);
+      this.#closeListeners.push(done);
+    }
+    return this.#drained;
+  }
+
+  async #writable(): Promise<void> {
+    while (this.#socket.writableNeedDrain && !this.#closed) await this.#drain();
+  }
+
+  #write(kind: FrameKind, id: number, channel: string, payload: Uint8Array): void {
     const socket = this.#socket;
-    while (socket.writableNeedDrain && !this.#closed) await once(socket, 'drain').catch(() => undefined);
     if (this.#closed) return;
     // Header and payload in one go, never interleaved with another frame.
     socket.cork();
@@ -176,19 +200,24 @@ export class StreamConnection {
           : { code: 'INTERNAL', message: ERROR_TABLE.INTERNAL.message };
         out = Buffer.from(JSON.stringify(body));
       }
-      await this.#send(kind, frame.id, '', out);
+      await this.#writable();
+      this.#write(kind, frame.id, '', out);
       this.#answering--;
       this.#backPressure();
     })();
   }
 
+  /** Stops reading while too many answers are being made or the socket's buffer is full. */
   #backPressure(): void {
-    const busy = this.#answering >= (this.#opts.maxConcurrent ?? 64) || this.#socket.writableNeedDrain;
-    if (busy && !this.#paused) {
-      this.#paused = true;
-      this.#socket.pause();
-      if (this.#socket.writableNeedDrain) this.#socket.once('drain', () => this.#backPressure());
-    } else if (!busy && this.#paused) {
+    const full = this.#socket.writableNeedDrain;
+    if (full || this.#answering >= (this.#opts.maxConcurrent ?? 64)) {
+      if (!this.#paused) {
+        this.#paused = true;
+        this.#socket.pause();
+      }
+      // Looked at again once it drains: the last answer may have been what filled it.
+      if (full) void this.#drain().then(() => this.#backPressure());
+    } else if (this.#paused) {
       this.#paused = false;
       this.#socket.resume();
     }
