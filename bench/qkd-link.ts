@@ -106,7 +106,10 @@ async function once(mode: Mode): Promise<{ leader: Report; follower: Report }> {
   follower.child.kill('SIGUSR2'); // the follower's times start now, after any recording
   await new Promise((r) => setTimeout(r, Number(opt.seconds) * 1000));
   leader.child.kill('SIGTERM');
-  const l = await leader.report;
+  const l = await leader.report.catch((err: unknown) => {
+    follower.child.kill('SIGKILL'); // no end left behind
+    throw err;
+  });
   follower.child.kill('SIGTERM');
   return { leader: l, follower: await follower.report };
 }
