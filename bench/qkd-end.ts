@@ -1,26 +1,22 @@
 /**
- * One end of a QKD link in its own process, for bench/qkd-link.ts: the follower serves the
- * post-processing routes on a mutual-TLS server like a KME's channel; the leader drives frames
- * through the KME's own peer client. Prints a JSON line of totals and stage times on SIGTERM.
+ * One end of a QKD link in its own process, for bench/qkd-link.ts: the follower serves the peer
+ * stream on a mutual-TLS server like a KME's channel; the leader drives frames through the KME's
+ * own stream client. Prints a JSON line of totals and stage times on SIGTERM.
  *
  *   node dist/bench/qkd-end.js --role leader|follower --deployment DIR --port N --settings JSON
+ *        [--concurrency 3] [--record-ahead K]   (leader: K frames of detections made before 'ready')
  */
-import Fastify from 'fastify';
+import { createServer } from 'node:https';
 import { readFileSync } from 'node:fs';
-import type { TLSSocket } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { peerIdentity } from '../src/auth/tls-identity.js';
 import { loadConfig } from '../src/kme/config.js';
-import { acceptJsonBodies } from '../src/kme/http/json-body.js';
 import { PEER_TLS_OPTIONS } from '../src/kme/http/peer-api.js';
-import { registerQkdLinkRoutes } from '../src/kme/http/qkd-link-api.js';
-import { sendEtsiError } from '../src/kme/http/etsi-errors.js';
-import { PeerClient } from '../src/kme/peer-client.js';
+import { PeerStreams } from '../src/kme/peer-stream/client.js';
+import { attachPeerStream } from '../src/kme/peer-stream/server.js';
+import { qkdLinkChannel, qkdLinkHandlers } from '../src/kme/qkd-link-channel.js';
 import { QkdLink } from '../src/sources/qkd-link.js';
-import { envelopeChannel } from '../src/sources/qkd/envelope.js';
 import type { QkdSettings } from '../src/sources/qkd/settings.js';
-import type { KeyStore } from '../src/stores/key-store.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -29,6 +25,7 @@ const { values: opt } = parseArgs({
     port: { type: 'string' },
     settings: { type: 'string' },
     concurrency: { type: 'string', default: '3' },
+    'record-ahead': { type: 'string', default: '0' },
   },
 });
 const role = opt.role === 'leader' ? 'leader' : 'follower';
@@ -53,33 +50,40 @@ let link: QkdLink;
 let close: () => Promise<void>;
 if (role === 'follower') {
   link = new QkdLink({ ...base, role: 'follower' });
-  const app = Fastify({ https: { ...tls, ...PEER_TLS_OPTIONS }, bodyLimit: 8 << 20 });
-  acceptJsonBodies(app);
-  app.decorateRequest('peerKme', '');
-  app.addHook('onRequest', async (req) => {
-    req.peerKme = peerIdentity(req.raw.socket as TLSSocket, 'kme') ?? '';
-  });
-  app.setErrorHandler((err, _req, reply) => sendEtsiError(reply, err));
-  registerQkdLinkRoutes(app, { ends: new Map([['link-a-b', link]]), leaderOf: () => 'kme-a' });
-  await app.listen({ host: '127.0.0.1', port: Number(opt.port) });
-  close = () => app.close();
-} else {
-  const peers = new PeerClient({
-    peers: [{ kmeId: 'kme-b', url: `https://127.0.0.1:${opt.port}` }],
-    tls,
-    store: undefined as unknown as KeyStore, // the outbox is not started
+  const server = createServer({ ...tls, ...PEER_TLS_OPTIONS });
+  const streams = attachPeerStream(server, {
+    peers: new Set(['kme-a']),
+    handlers: qkdLinkHandlers({ ends: new Map([['link-a-b', link]]), leaderOf: () => 'kme-a' }),
     log,
-    timeoutMs: 60_000,
   });
+  await new Promise<void>((resolve) => server.listen(Number(opt.port), '127.0.0.1', resolve));
+  close = async () => {
+    streams.close();
+    await new Promise((resolve) => server.close(resolve));
+  };
+} else {
+  const streams = new PeerStreams({ peers: [{ kmeId: 'kme-b', url: `https://127.0.0.1:${opt.port}` }], tls, log });
   link = new QkdLink({
     ...base,
     role: 'leader',
     concurrency: Number(opt.concurrency),
-    channel: envelopeChannel((op, body) => peers.exchange('kme-b', `/kme/v1/qkd/${op}`, body)),
+    channel: qkdLinkChannel(streams, 'kme-b'),
   });
-  close = () => peers.close();
+  const ahead = Number(opt['record-ahead']);
+  if (ahead > 0) await link.recordAhead(ahead);
+  close = async () => streams.close();
 }
-const started = performance.now();
+// Times from here on, and again from SIGUSR2 (the bench sends it once the leader has recorded
+// its frames ahead): that recording is not part of the run.
+let cpuAtStart = process.cpuUsage();
+let started = performance.now();
+const restart = () => {
+  for (const stage of Object.keys(link.clock.ms)) link.clock.ms[stage as keyof typeof link.clock.ms] = 0;
+  cpuAtStart = process.cpuUsage();
+  started = performance.now();
+};
+restart();
+process.on('SIGUSR2', restart);
 link.start(null, sink);
 process.stdout.write('ready\n');
 process.on('SIGTERM', () => {
@@ -87,7 +91,7 @@ process.on('SIGTERM', () => {
     const seconds = (performance.now() - started) / 1000;
     await link.stop();
     await close();
-    const usage = process.cpuUsage();
+    const usage = process.cpuUsage(cpuAtStart);
     process.stdout.write(
       JSON.stringify({
         role,

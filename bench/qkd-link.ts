@@ -1,12 +1,15 @@
 /**
  * Post-processing throughput of the QKD link simulator, end to end between two processes on
- * loopback: the leader (Alice) and the follower (Bob), each in its own process, talk over mutual
- * TLS through the KME channel's code. Frames run back to back (not paced). Prints sifted Mbit/s,
- * secret Mbit/s and where each end's time went.
+ * loopback: the leader (Alice) and the follower (Bob), each in its own process, talk over the
+ * KME channel's mutual-TLS peer stream. Frames run back to back (not paced). Two modes, run in
+ * turn: `physics` simulates the transmitter, fibre and receiver of every frame inside the timed
+ * window; `recorded` makes the detection events of a few frames before it and replays them (as if
+ * they came from hardware), so that only post-processing is timed. Prints sifted Mbit/s, secret
+ * Mbit/s and where each end's CPU time went.
  *
  *   npm run build && node dist/bench/qkd-link.js [--seconds 20] [--runs 3] [--distance-km 25]
- *        [--repetition-rate-hz 1e9] [--frame-pulses 1e8] [--cascade yanetal] [--concurrency 3]
- *        [--cpu-prof-dir DIR]   (a V8 CPU profile of each end)
+ *        [--repetition-rate-hz 1e9] [--frame-pulses 1e9] [--cascade yanetal] [--concurrency 6]
+ *        [--modes physics,recorded] [--record-ahead 8] [--cpu-prof-dir DIR]
  */
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -26,9 +29,11 @@ const { values: opt } = parseArgs({
     runs: { type: 'string', default: '3' },
     'distance-km': { type: 'string', default: '25' },
     'repetition-rate-hz': { type: 'string', default: '1e9' },
-    'frame-pulses': { type: 'string', default: '1e8' },
+    'frame-pulses': { type: 'string', default: '1e9' },
     cascade: { type: 'string', default: 'yanetal' },
-    concurrency: { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '6' },
+    modes: { type: 'string', default: 'physics,recorded' },
+    'record-ahead': { type: 'string', default: '8' },
     'cpu-prof-dir': { type: 'string' },
   },
 });
@@ -55,7 +60,11 @@ interface Report {
   cpuSeconds: number;
 }
 
-async function once(): Promise<{ leader: Report; follower: Report }> {
+type Mode = 'physics' | 'recorded';
+const modes = opt.modes.split(',') as Mode[];
+if (!modes.every((m) => m === 'physics' || m === 'recorded')) throw new Error('--modes: physics, recorded');
+
+async function once(mode: Mode): Promise<{ leader: Report; follower: Report }> {
   const [port] = await freePorts(1);
   const start = (role: string) => {
     const profile = opt['cpu-prof-dir'] ? ['--cpu-prof', `--cpu-prof-dir=${opt['cpu-prof-dir']}`] : [];
@@ -72,6 +81,7 @@ async function once(): Promise<{ leader: Report; follower: Report }> {
       JSON.stringify(settings),
       '--concurrency',
       opt.concurrency,
+      ...(role === 'leader' && mode === 'recorded' ? ['--record-ahead', opt['record-ahead']] : []),
     ]);
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -79,7 +89,10 @@ async function once(): Promise<{ leader: Report; follower: Report }> {
     const ready = new Promise<void>((resolve) => child.stdout.on('data', () => out.includes('ready') && resolve()));
     const report = new Promise<Report>((resolve, reject) =>
       child.on('exit', (code) => {
-        const line = out.split('\n').find((l) => l.startsWith('{'));
+        const lines = out.split('\n').filter((l) => l.startsWith('{'));
+        // Warnings (pino, JSON) go to stderr; the report is the line with the role.
+        for (const l of lines) if (!l.includes('"role"')) process.stderr.write(`${role}: ${l}\n`);
+        const line = lines.find((l) => l.includes('"role"'));
         if (code !== 0 || !line) reject(new Error(`${role} exited with ${code}`));
         else resolve(JSON.parse(line) as Report);
       }),
@@ -90,60 +103,64 @@ async function once(): Promise<{ leader: Report; follower: Report }> {
   await follower.ready;
   const leader = start('leader');
   await leader.ready;
+  follower.child.kill('SIGUSR2'); // the follower's times start now, after any recording
   await new Promise((r) => setTimeout(r, Number(opt.seconds) * 1000));
   leader.child.kill('SIGTERM');
-  const l = await leader.report;
+  const l = await leader.report.catch((err: unknown) => {
+    follower.child.kill('SIGKILL'); // no end left behind
+    throw err;
+  });
   follower.child.kill('SIGTERM');
   return { leader: l, follower: await follower.report };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const results: Array<{ leader: Report; follower: Report }> = [];
-for (let r = 0; r < Number(opt.runs); r++) results.push(await once());
+type Result = { leader: Report; follower: Report };
+const results = new Map<Mode, Result[]>(modes.map((m) => [m, []]));
+// The modes alternate, so that both see the same load on a shared machine.
+for (let r = 0; r < Number(opt.runs); r++) for (const m of modes) results.get(m)!.push(await once(m));
 rmSync(deployment.dir, { recursive: true, force: true });
 
-const mbps = (f: (x: (typeof results)[number]) => number) => median(results.map(f)).toFixed(2);
 console.log(`node dist/bench/qkd-link.js ${process.argv.slice(2).join(' ')}`);
 console.log(
   `settings: ${settings.physics.distanceKm} km, ${settings.physics.repetitionRateHz / 1e6} MHz, ` +
     `${settings.framePulses} pulses per frame, Cascade ${settings.cascade}, ${opt.concurrency} frames in flight; ` +
-    `median of ${results.length} runs of ${opt.seconds} s\n`,
+    `median of ${opt.runs} runs of ${opt.seconds} s per mode (modes alternating)\n` +
+    `physics: the simulated transmitter, fibre and receiver run inside the timed window; recorded: the detection\n` +
+    `events of ${opt['record-ahead']} frames are made before it and replayed in turn (as if from hardware)\n`,
 );
 // Post-processing capacity: sifted bits per CPU-second that the busier end spent on everything
-// but the physics simulation (its codecs, TLS and HTTP included). A derived figure: what the
-// post-processing could sustain if the detection events came from hardware.
+// but the physics simulation (its codecs and TLS included): what one core per end could sustain.
 const postProcessingCpu = (r: Report) => r.cpuSeconds - r.stageMs['physics']! / 1000;
 const physicsStages = STAGES.filter((st) => st !== 'channel');
+const fmt = (rs: Result[], f: (x: Result) => number, digits = 2) => median(rs.map(f)).toFixed(digits);
+const pct = (rs: Result[], f: (x: Result) => number) => `${(median(rs.map(f)) * 100).toFixed(0)}%`;
 console.log(
   table(
-    [
-      'sifted Mbit/s',
-      'secret Mbit/s',
-      'frames/s',
-      'QBER',
-      'f',
-      'CPU leader',
-      'CPU follower',
-      'post-processing capacity',
-    ],
-    [
-      [
-        mbps((x) => x.leader.totals.sifted / x.leader.seconds / 1e6),
-        mbps((x) => x.leader.totals.secretBits / x.leader.seconds / 1e6),
-        mbps((x) => x.leader.frames / x.leader.seconds),
-        median(results.map((x) => x.leader.stats.qber)).toFixed(4),
-        median(results.map((x) => x.leader.stats.reconciliationEfficiency)).toFixed(3),
-        `${(median(results.map((x) => x.leader.cpuSeconds / x.leader.seconds)) * 100).toFixed(0)}%`,
-        `${(median(results.map((x) => x.follower.cpuSeconds / x.leader.seconds)) * 100).toFixed(0)}%`,
-        `${mbps((x) => x.leader.totals.sifted / Math.max(postProcessingCpu(x.leader), postProcessingCpu(x.follower)) / 1e6)} Mbit/s`,
-      ],
-    ],
+    ['mode', 'sifted Mbit/s', 'secret Mbit/s', 'frames/s', 'QBER', 'f', 'CPU leader', 'CPU follower', 'capacity'],
+    modes.map((m) => {
+      const rs = results.get(m)!;
+      return [
+        m,
+        fmt(rs, (x) => x.leader.totals.sifted / x.leader.seconds / 1e6),
+        fmt(rs, (x) => x.leader.totals.secretBits / x.leader.seconds / 1e6),
+        fmt(rs, (x) => x.leader.frames / x.leader.seconds),
+        fmt(rs, (x) => x.leader.stats.qber, 4),
+        fmt(rs, (x) => x.leader.stats.reconciliationEfficiency, 3),
+        pct(rs, (x) => x.leader.cpuSeconds / x.leader.seconds),
+        pct(rs, (x) => x.follower.cpuSeconds / x.follower.seconds),
+        `${fmt(rs, (x) => x.leader.totals.sifted / Math.max(postProcessingCpu(x.leader), postProcessingCpu(x.follower)) / 1e6)} Mbit/s`,
+      ];
+    }),
   ),
 );
-console.log('\nShare of each end\'s CPU time by stage ("other": message codecs, TLS, HTTP, garbage collection):\n');
-const share = (rep: (x: (typeof results)[number]) => Report, stage: string) => {
-  const shares = results.map((x) => {
-    const r = rep(x);
+console.log(
+  '\n"capacity": sifted bits per CPU-second of the busier end, physics excluded (one core per end).\n' +
+    'Share of each end\'s CPU time by stage ("other": message codecs, TLS, garbage collection):\n',
+);
+const share = (rs: Result[], end: 'leader' | 'follower', stage: string) => {
+  const shares = rs.map((x) => {
+    const r = x[end];
     const cpuMs = r.cpuSeconds * 1000;
     const staged = physicsStages.reduce((a, st) => a + r.stageMs[st]!, 0);
     return ((stage === 'other' ? cpuMs - staged : r.stageMs[stage]!) / cpuMs) * 100;
@@ -153,10 +170,13 @@ const share = (rep: (x: (typeof results)[number]) => Report, stage: string) => {
 const columns = [...physicsStages, 'other'];
 console.log(
   table(
-    ['end', ...columns],
-    [
-      ['leader (Alice)', ...columns.map((st) => share((x) => x.leader, st))],
-      ['follower (Bob)', ...columns.map((st) => share((x) => x.follower, st))],
-    ],
+    ['mode', 'end', ...columns],
+    modes.flatMap((m) =>
+      (['leader', 'follower'] as const).map((end) => [
+        m,
+        end === 'leader' ? 'leader (Alice)' : 'follower (Bob)',
+        ...columns.map((st) => share(results.get(m)!, end, st)),
+      ]),
+    ),
   ),
 );

@@ -11,12 +11,14 @@ import { SqliteKeyStore } from '../stores/sqlite-store.js';
 import { QkdLink } from '../sources/qkd-link.js';
 import { limitsOf, type KmeConfig } from './config.js';
 import { buildPeerApi } from './http/peer-api.js';
-import { registerQkdLinkRoutes } from './http/qkd-link-api.js';
 import { createSource } from './link-sources.js';
 import { buildSaeApi } from './http/sae-api.js';
 import { KeyService } from './key-service.js';
 import { LinkPool } from './link-pool.js';
 import { PeerClient } from './peer-client.js';
+import { PeerStreams } from './peer-stream/client.js';
+import { attachPeerStream } from './peer-stream/server.js';
+import { qkdLinkHandlers } from './qkd-link-channel.js';
 import { PreferenceService } from './preference-service.js';
 import { readTls, reloadOnCrlChange } from './tls-files.js';
 import { SaeAuthenticator } from '../auth/sae-authenticator.js';
@@ -112,10 +114,12 @@ export async function startKme(
     log,
     observer: peerSync,
   });
+  // The peer stream (one framed connection per peer) carries the QKD link's post-processing.
+  const streams = new PeerStreams({ peers: cfg.peers.map((p) => ({ kmeId: p.kme_id, url: p.url })), tls: kmeTls, log });
   const qkdEnds = new Map<string, QkdLink>();
   for (const link of cfg.links) {
     const ends = { linkId: link.id, endpoints: link.endpoints, blockBits: link.block_bits };
-    const source = createSource(cfg.kme_id, link, peers, log);
+    const source = createSource(cfg.kme_id, link, streams, log);
     if (source instanceof QkdLink) qkdEnds.set(link.id, source);
     pools.push(new LinkPool({ kmeId: cfg.kme_id, ends, capacityBlocks: link.capacity_blocks }, store, barrier, source));
   }
@@ -210,7 +214,11 @@ export async function startKme(
     },
   });
   const peerApi = buildPeerApi({ tls: kmeTls, peers: new Set(cfg.peers.map((p) => p.kme_id)), keys, log });
-  registerQkdLinkRoutes(peerApi, { ends: qkdEnds, leaderOf: (id) => cfg.links.find((l) => l.id === id)?.endpoints[0] });
+  const streamServer = attachPeerStream(peerApi.server, {
+    peers: new Set(cfg.peers.map((p) => p.kme_id)),
+    handlers: qkdLinkHandlers({ ends: qkdEnds, leaderOf: (id) => cfg.links.find((l) => l.id === id)?.endpoints[0] }),
+    log,
+  });
 
   for (const p of pools) await p.start();
   history.start();
@@ -236,16 +244,21 @@ export async function startKme(
     kmeUrl: urlOf(peerApi, cfg.kme_api.host),
     log,
     routes: { sae: saeApi.routeList, kme: peerApi.routeList },
-    setPeerUrl: (kmeId, url) => peers.setPeerUrl(kmeId, url),
+    setPeerUrl: (kmeId, url) => {
+      peers.setPeerUrl(kmeId, url);
+      streams.setPeerUrl(kmeId, url);
+    },
     overview,
     stop: async () => {
       clearInterval(sweeper);
       stopWatching.forEach((stop) => stop());
       await saeApi.close();
+      streamServer.close();
       await peerApi.close();
       await history.stop();
       await Promise.all(pools.map((p) => p.stop()));
       await peers.close();
+      streams.close();
       await store.close();
       barrier.destroy();
     },

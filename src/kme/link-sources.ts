@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { KeySource } from '../sources/key-source.js';
 import { QkdLink } from '../sources/qkd-link.js';
-import { envelopeChannel } from '../sources/qkd/envelope.js';
 import { qkdSettingsOf } from '../sources/qkd/settings.js';
 import { SimulatedLink } from '../sources/simulated-link.js';
 import type { KmeConfig } from './config.js';
-import type { PeerClient } from './peer-client.js';
+import type { PeerStreams } from './peer-stream/client.js';
+import { qkdLinkChannel } from './qkd-link-channel.js';
 
 const readSeed = (file: string) => Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
 
@@ -14,7 +14,7 @@ const readSeed = (file: string) => Buffer.from(readFileSync(file, 'utf8').trim()
 export function createSource(
   kmeId: string,
   link: KmeConfig['links'][number],
-  peers: PeerClient,
+  streams: PeerStreams,
   log: Logger,
 ): KeySource {
   const src = link.source;
@@ -40,6 +40,6 @@ export function createSource(
     blockBits: link.block_bits,
     historyBlocks: 4 * link.capacity_blocks,
     log,
-    ...(leader ? { channel: envelopeChannel((op, body) => peers.exchange(peer, `/kme/v1/qkd/${op}`, body)) } : {}),
+    ...(leader ? { channel: qkdLinkChannel(streams, peer) } : {}),
   });
 }

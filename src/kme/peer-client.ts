@@ -74,11 +74,6 @@ export class PeerClient implements PeerChannel {
     );
   }
 
-  /** One request of another protocol on this channel, with a binary body (the QKD link's post-processing). */
-  exchange(kmeId: string, path: string, body: Uint8Array): Promise<Buffer> {
-    return this.#request(kmeId, path, 'application/octet-stream', body, 'answer');
-  }
-
   async #post(kmeId: string, path: string, body: unknown, what = 'record the keys'): Promise<unknown> {
     const reply = await this.#request(kmeId, path, 'application/json', JSON.stringify(body), what);
     return JSON.parse(reply.toString('utf8')) as unknown;

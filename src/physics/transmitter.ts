@@ -51,12 +51,16 @@ export class Transmitter {
     return (h & 3) | (intensity << 2);
   }
 
-  /** Alice's choices for the pulses `indices`: bases and bits packed 32 to a word, classes. */
-  choicesAt(frame: number, indices: Uint32Array): { bases: Bits; bits: Bits; classes: Uint8Array } {
+  /** Alice's choices for the pulses `indices`: bases and bits packed 32 to a word, classes and their counts. */
+  choicesAt(
+    frame: number,
+    indices: Uint32Array,
+  ): { bases: Bits; bits: Bits; classes: Uint8Array; counts: [number, number, number] } {
     const m = indices.length;
     const bases = newBits(m);
     const bits = newBits(m);
     const classes = new Uint8Array(m);
+    const counts: [number, number, number] = [0, 0, 0];
     // A word at a time in registers: three times faster than setting bits one by one.
     for (let w = 0, j = 0; j < m; w++) {
       const end = Math.min(m, j + 32);
@@ -67,11 +71,12 @@ export class Transmitter {
         bitWord |= (c & 1) << k;
         basisWord |= ((c >>> 1) & 1) << k;
         classes[j] = c >>> 2;
+        counts[c >>> 2]!++;
       }
       bases[w] = basisWord;
       bits[w] = bitWord;
     }
-    return { bases, bits, classes };
+    return { bases, bits, classes, counts };
   }
 
   pulse(frame: number, index: number): PulseChoice {

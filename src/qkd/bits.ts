@@ -64,10 +64,14 @@ export function gather(src: Bits, positions: ArrayLike<number>): Bits {
   return out;
 }
 
+/** Whether words sit in memory little-endian: then bit i is bit i & 7 of byte i >>> 3 already. */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 /** Little-endian bytes of the first `n` bits (the tail of the last byte zero). */
 export function bitsToBytes(b: Bits, n: number): Buffer {
   const bytes = Buffer.alloc((n + 7) >>> 3);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = (b[i >>> 2]! >>> ((i & 3) * 8)) & 0xff;
+  if (LITTLE_ENDIAN) bytes.set(new Uint8Array(b.buffer, b.byteOffset, bytes.length));
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = (b[i >>> 2]! >>> ((i & 3) * 8)) & 0xff;
   const tail = n & 7;
   if (tail) bytes[bytes.length - 1]! &= (1 << tail) - 1;
   return bytes;
@@ -76,7 +80,9 @@ export function bitsToBytes(b: Bits, n: number): Buffer {
 export function bytesToBits(bytes: Uint8Array, n: number): Bits {
   if (bytes.length < (n + 7) >>> 3) throw new RangeError(`${n} bits need ${(n + 7) >>> 3} bytes`);
   const b = newBits(n);
-  for (let i = 0; i < (n + 7) >>> 3; i++) b[i >>> 2]! |= bytes[i]! << ((i & 3) * 8);
+  const used = (n + 7) >>> 3;
+  if (LITTLE_ENDIAN) new Uint8Array(b.buffer).set(bytes.subarray(0, used));
+  else for (let i = 0; i < used; i++) b[i >>> 2]! |= bytes[i]! << ((i & 3) * 8);
   const tail = n & 31;
   if (tail) b[b.length - 1]! &= 0xffffffff >>> (32 - tail);
   return b;

@@ -79,16 +79,23 @@ export function shuffled(key: Uint32Array, n: number, p: PassSpec): Uint32Array 
   const { a } = p;
   let idx = p.b;
   // A word at a time, kept in a register: the reads are scattered, the writes need not be.
-  for (let w = 0, q = 0; q < n; w++) {
-    const end = Math.min(n, q + 32);
+  const full = n >>> 5;
+  for (let w = 0; w < full; w++) {
     let word = 0;
-    for (let j = 0; q < end; j++, q++) {
+    for (let j = 0; j < 32; j++) {
       word |= ((key[idx >>> 5]! >>> (idx & 31)) & 1) << j;
       idx += a;
       if (idx >= n) idx -= n;
     }
     out[w] = word;
   }
+  let word = 0;
+  for (let j = 0; j < (n & 31); j++) {
+    word |= ((key[idx >>> 5]! >>> (idx & 31)) & 1) << j;
+    idx += a;
+    if (idx >= n) idx -= n;
+  }
+  if (n & 31) out[full] = word;
   return out;
 }
 

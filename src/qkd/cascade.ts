@@ -40,7 +40,7 @@ export class CascadeResponder {
       const hi = questions[3 * i + 2]!;
       const spec = this.#passes[pass];
       if (!spec || hi > this.#n || lo >= hi) throw new RangeError('question outside the key');
-      const view = (this.#views[pass] ??= new ParityIndex(shuffled(this.#key, this.#n, spec)));
+      const view = (this.#views[pass] ??= new ParityIndex(shuffled(this.#key, this.#n, spec), spec.blockSize));
       if (view.range(lo, hi)) out[i >>> 3]! |= 1 << (i & 7);
     }
     this.disclosed += count;
@@ -59,6 +59,8 @@ interface Search {
   hi: number;
   /** The responder's parity of [lo, hi). */
   parity: number;
+  /** `fixes` when [lo, hi) was last known odd here: if no bit flipped since, it still is. */
+  checked: number;
 }
 
 /** The corrector's side: a state machine fed with answers, producing the next questions. */
@@ -72,7 +74,10 @@ export class CascadeCorrector {
   readonly #top: Uint8Array[] = [];
   /** Whether each block's parity currently differs from the responder's, per opened pass. */
   readonly #odd: Uint8Array[] = [];
-  readonly #searching: Array<Set<number>> = [];
+  /** Whether a search of each block is under way, per opened pass (a byte per block, no Set). */
+  readonly #searching: Uint8Array[] = [];
+  /** Per pass, b and a⁻¹ mod n: where a key position sits in that pass's order. */
+  readonly #offset: Float64Array;
   #opened = -1;
   #pending: Search[] = [];
   #asked: Search[] = [];
@@ -85,6 +90,7 @@ export class CascadeCorrector {
     this.#n = n;
     this.#passes = passes;
     this.#inverse = passes.map((p) => inverseMod(p.a, n));
+    this.#offset = Float64Array.from(passes, (p) => p.b);
   }
 
   get done(): boolean {
@@ -93,11 +99,19 @@ export class CascadeCorrector {
 
   /** The first batch: every top-level block of every pass (the responder's key never changes). */
   firstQuestions(): Uint32Array {
-    const triples: number[] = [];
-    this.#passes.forEach((p, pass) => {
-      for (let lo = 0; lo < this.#n; lo += p.blockSize) triples.push(pass, lo, Math.min(this.#n, lo + p.blockSize));
-    });
-    return Uint32Array.from(triples);
+    const n = this.#n;
+    const count = this.#passes.reduce((c, p) => c + Math.ceil(n / p.blockSize), 0);
+    const out = new Uint32Array(3 * count);
+    let at = 0;
+    for (let pass = 0; pass < this.#passes.length; pass++) {
+      const size = this.#passes[pass]!.blockSize;
+      for (let lo = 0; lo < n; lo += size) {
+        out[at++] = pass;
+        out[at++] = lo;
+        out[at++] = Math.min(n, lo + size);
+      }
+    }
+    return out;
   }
 
   /** Takes the answers to the last batch; returns the next one, or null when Cascade is finished. */
@@ -120,7 +134,7 @@ export class CascadeCorrector {
       this.disclosed += this.#asked.length;
       const asked = this.#asked;
       this.#asked = [];
-      asked.forEach((s, i) => this.#step(s, bit(i)));
+      for (let i = 0; i < asked.length; i++) this.#step(asked[i]!, bit(i));
     }
     return this.#nextQuestions();
   }
@@ -148,36 +162,52 @@ export class CascadeCorrector {
       do this.#openNext();
       while (this.#opened >= 2 && this.#opened < this.#passes.length - 1);
     }
-    const out = new Uint32Array(this.#asked.length * 3);
-    this.#asked.forEach((s, i) => out.set([s.pass, s.lo, s.lo + ((s.hi - s.lo) >>> 1)], 3 * i));
+    const asked = this.#asked;
+    const out = new Uint32Array(asked.length * 3);
+    for (let i = 0, at = 0; i < asked.length; i++) {
+      const s = asked[i]!;
+      out[at++] = s.pass;
+      out[at++] = s.lo;
+      out[at++] = s.lo + ((s.hi - s.lo) >>> 1);
+    }
     return out;
   }
 
   #openNext(): void {
     const pass = ++this.#opened;
     const spec = this.#passes[pass]!;
-    const view = new ParityIndex(shuffled(this.#key, this.#n, spec));
+    const view = new ParityIndex(shuffled(this.#key, this.#n, spec), spec.blockSize);
     this.#views[pass] = view;
     const top = this.#top[pass]!;
     const odd = new Uint8Array(top.length);
-    this.#searching[pass] = new Set();
-    for (let b = 0; b < top.length; b++) {
-      const lo = b * spec.blockSize;
-      odd[b] = view.range(lo, Math.min(this.#n, lo + spec.blockSize)) ^ top[b]!;
+    this.#searching[pass] = new Uint8Array(top.length);
+    this.#odd[pass] = odd;
+    const size = spec.blockSize;
+    for (let b = 0, lo = 0; b < top.length; b++, lo += size) {
+      odd[b] = view.range(lo, Math.min(this.#n, lo + size)) ^ top[b]!;
       if (odd[b]) this.#search(pass, b);
     }
-    this.#odd[pass] = odd;
   }
 
   #search(pass: number, block: number): void {
     const size = this.#passes[pass]!.blockSize;
     const lo = block * size;
-    this.#searching[pass]!.add(block);
-    this.#pending.push({ pass, block, lo, hi: Math.min(this.#n, lo + size), parity: this.#top[pass]![block]! });
+    this.#searching[pass]![block] = 1;
+    this.#pending.push({
+      pass,
+      block,
+      lo,
+      hi: Math.min(this.#n, lo + size),
+      parity: this.#top[pass]![block]!,
+      checked: -1,
+    });
   }
 
   #stillOdd(s: Search): boolean {
-    return this.#views[s.pass]!.range(s.lo, s.hi) !== s.parity;
+    if (s.checked === this.corrected) return true;
+    if (this.#views[s.pass]!.range(s.lo, s.hi) === s.parity) return false;
+    s.checked = this.corrected;
+    return true;
   }
 
   /** One binary-search step with the responder's parity of the first half. */
@@ -191,6 +221,8 @@ export class CascadeCorrector {
       s.lo = mid;
       s.parity ^= firstHalf;
     }
+    // The half kept is odd too (its parity and the other half's add up to the whole's).
+    s.checked = this.corrected;
     this.#pending.push(s);
   }
 
@@ -200,21 +232,22 @@ export class CascadeCorrector {
     const position = (spec.a * s.lo + spec.b) % this.#n;
     flipBit(this.#key, position);
     this.corrected++;
+    const n = this.#n;
     for (let pass = 0; pass <= this.#opened; pass++) {
-      const p = this.#passes[pass]!;
-      const q = ((((position - p.b) % this.#n) + this.#n) % this.#n) * this.#inverse[pass]!;
-      const inPass = q % this.#n;
+      let d = position - this.#offset[pass]!;
+      if (d < 0) d += n;
+      const inPass = (d * this.#inverse[pass]!) % n;
       this.#views[pass]!.flip(inPass);
-      const block = Math.floor(inPass / p.blockSize);
+      const block = Math.floor(inPass / this.#passes[pass]!.blockSize);
       const odd = this.#odd[pass]!;
       odd[block]! ^= 1;
-      if (odd[block] && !this.#searching[pass]!.has(block)) this.#search(pass, block);
+      if (odd[block] && !this.#searching[pass]![block]) this.#search(pass, block);
     }
     this.#finish(s);
   }
 
   #finish(s: Search): void {
-    this.#searching[s.pass]!.delete(s.block);
+    this.#searching[s.pass]![s.block] = 0;
     // Another correction may have left the block odd again while this search ran.
     if (this.#odd[s.pass]![s.block]) this.#search(s.pass, s.block);
   }

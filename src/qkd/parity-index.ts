@@ -5,12 +5,23 @@ import { parity32, type Bits } from './bits.js';
  * of any range O(log n) and a bit flip O(log n). Cascade asks parities of ranges up to half the
  * key; scanning them word by word would cost O(n) each.
  */
+/** Ranges shorter than this many words are scanned; only longer ones use the tree. */
+const SCAN_WORDS = 24;
+
 export class ParityIndex {
   readonly bits: Bits;
   readonly #tree: Uint32Array;
 
-  constructor(bits: Bits) {
+  /**
+   * `maxRange`: the longest range (bits) ever asked. When every range is short enough to scan
+   * (Cascade's first passes), no tree is kept, and a flip costs one word.
+   */
+  constructor(bits: Bits, maxRange = Infinity) {
     this.bits = bits;
+    if (maxRange <= (SCAN_WORDS - 1) * 32) {
+      this.#tree = new Uint32Array(0);
+      return;
+    }
     const t = new Uint32Array(bits.length + 1);
     t.set(bits, 1);
     for (let i = 1; i <= bits.length; i++) {
@@ -43,7 +54,7 @@ export class ParityIndex {
     const maskHi = 0xffffffff >>> (31 - ((hi - 1) & 31));
     if (wl === wh) return parity32(b[wl]! & maskLo & maskHi);
     let x = (b[wl]! & maskLo) ^ (b[wh]! & maskHi);
-    if (wh - wl < 24) {
+    if (wh - wl < SCAN_WORDS || this.#tree.length === 0) {
       for (let w = wl + 1; w < wh; w++) x ^= b[w]!;
     } else {
       x ^= this.#prefix(wh) ^ this.#prefix(wl + 1);

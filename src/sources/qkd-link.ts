@@ -113,6 +113,12 @@ export class QkdLink implements KeySource {
     };
   }
 
+  /** Benchmarks only: records the detections of `frames` frames now, replayed later (Leader.recordAhead). */
+  recordAhead(frames: number): Promise<void> {
+    if (!this.#leader) throw new TypeError('only the leader records frames ahead');
+    return this.#leader.recordAhead(frames);
+  }
+
   /** Starts the link itself (frames, or answering them) without a consumer yet. */
   open(): void {
     if (this.#open) return;

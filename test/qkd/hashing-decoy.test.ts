@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { bitsToBytes, bytesToBits, getBit, newBits, setBit } from '../../src/qkd/bits.js';
+import { bitsToBytes, bytesToBits, gather, getBit, newBits, setBit } from '../../src/qkd/bits.js';
 import * as decoy from '../../src/qkd/decoy.js';
 import { estimate, secretLength } from '../../src/qkd/estimation.js';
 import { amplify, toeplitzHash, toeplitzSeedWords } from '../../src/qkd/hashing.js';
 import { Prng } from '../../src/qkd/prng.js';
-import { partition } from '../../src/qkd/sifting.js';
+import { keepMatching, onesOf, partition, splitKept } from '../../src/qkd/sifting.js';
 
 describe('hashing', () => {
   it('Toeplitz tags equal the matrix product, bit by bit', () => {
@@ -136,5 +136,30 @@ describe('sifting', () => {
     assert.ok(sampled > 40 && sampled < 130, `about 10% of 800 signal bits sampled: ${sampled}`);
     assert.notDeepEqual(partition(classes, 43, 0.1), a);
     assert.equal(newBits(1).length, 1);
+  });
+
+  it('keepMatching and splitKept give what onesOf, gather and partition give, bit for bit', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 0, max: 2 ** 32 - 1 }), (m, seed) => {
+        const rng = new Prng([seed, 1, 2, 3]);
+        const match = rng.fill(newBits(m));
+        const bits = rng.fill(newBits(m));
+        const classesOfClicks = Uint8Array.from({ length: m }, () => rng.below(3));
+        const got = keepMatching(match, m, bits, classesOfClicks);
+        const kept = onesOf(match, m);
+        assert.deepEqual(got.kept, kept);
+        assert.deepEqual(got.keptBits, gather(bits, kept));
+        assert.deepEqual(
+          got.classes,
+          Uint8Array.from(kept, (p) => classesOfClicks[p]!),
+        );
+        const parts = partition(got.classes, seed, 0.1);
+        const split = splitKept(got.keptBits, got.classes, seed, 0.1);
+        assert.deepEqual(split.disclosed, parts.disclosed);
+        assert.deepEqual(split.disclosedBits, gather(got.keptBits, parts.disclosed));
+        assert.deepEqual(split.key, gather(got.keptBits, parts.key));
+        assert.equal(split.n, parts.key.length);
+      }),
+    );
   });
 });

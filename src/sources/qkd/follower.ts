@@ -1,9 +1,9 @@
 import { badRequest } from '../../domain/errors.js';
-import { bitsToBytes, gather, wipe, type Bits } from '../../qkd/bits.js';
-import { CascadeResponder } from '../../qkd/cascade.js';
-import type { PassSpec } from '../../qkd/cascade-plan.js';
+import { bitsToBytes, hammingDistance, wipe, type Bits } from '../../qkd/bits.js';
+import { CascadeCorrector } from '../../qkd/cascade.js';
+import { checkPass, type PassSpec } from '../../qkd/cascade-plan.js';
 import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../qkd/hashing.js';
-import { onesOf, partition } from '../../qkd/sifting.js';
+import { keepMatching, splitKept } from '../../qkd/sifting.js';
 import { Receiver, type Clicks } from '../../physics/receiver.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
@@ -13,14 +13,18 @@ import * as wire from './wire.js';
 interface FrameState {
   pulses: number;
   clicks?: Clicks;
-  kept?: Bits;
   key?: Bits;
   n?: number;
-  cascade?: CascadeResponder;
+  cascade?: CascadeCorrector;
+  /** Bob's key before Cascade (to count what it corrected), and how many questions are out. */
+  before?: Bits;
+  asked?: number;
 }
 
 /** Frames a follower keeps at once; an older one is dropped when a new one arrives. */
-const MAX_FRAMES = 8;
+const MAX_FRAMES = 16;
+/** Frames of detections a benchmark may record ahead (Leader.recordAhead). */
+const MAX_RECORDED = 64;
 
 export interface FollowerEvents {
   /** A frame finished: its secret key (the callee wipes it) and its first block number. */
@@ -39,6 +43,7 @@ export class Follower {
   readonly #rx: Receiver;
   readonly #events: FollowerEvents;
   readonly #frames = new Map<number, FrameState>();
+  readonly #recorded = new Map<number, Clicks>();
 
   constructor(opts: { settings: QkdSettings; seed: Uint8Array; events: FollowerEvents }) {
     this.#settings = opts.settings;
@@ -55,9 +60,19 @@ export class Follower {
 
   #drop(frame: number): void {
     const s = this.#frames.get(frame);
-    if (s) wipe(s.clicks?.bits, s.kept, s.key);
+    if (s) wipe(s.clicks?.bits, s.key, s.before);
     s?.cascade?.wipe();
     this.#frames.delete(frame);
+  }
+
+  /** A new frame with the detections of a recorded one (the bits copied: a frame wipes its own). */
+  #replay(body: Record<string, unknown>): void {
+    const frame = wire.int(body['frame'], 'frame');
+    const from = this.#recorded.get(wire.int(body['replay'], 'replay'));
+    if (!from) throw badRequest('replay of a frame not recorded here');
+    this.#drop(frame);
+    while (this.#frames.size >= MAX_FRAMES) this.#drop(this.#frames.keys().next().value!);
+    this.#frames.set(frame, { pulses: this.#settings.framePulses, clicks: { ...from, bits: from.bits.slice() } });
   }
 
   async handle(op: wire.QkdOp, message: unknown): Promise<Record<string, unknown>> {
@@ -74,10 +89,15 @@ export class Follower {
         this.#drop(frame);
         while (this.#frames.size >= MAX_FRAMES) this.#drop(this.#frames.keys().next().value!);
         const clicks = this.clock.time('physics', () => this.#rx.detect(frame, pulses, { indices, states }));
-        this.#frames.set(frame, { pulses, clicks });
+        if (body['record'] === true) {
+          if (this.#recorded.size >= MAX_RECORDED && !this.#recorded.has(frame))
+            throw badRequest('too many recorded frames');
+          this.#recorded.set(frame, clicks);
+        } else this.#frames.set(frame, { pulses, clicks });
         return { ok: true };
       }
       case 'detections': {
+        if (body['replay'] !== undefined) this.#replay(body);
         const [, state] = this.#frame(body);
         const c = state.clicks!;
         return {
@@ -91,52 +111,46 @@ export class Follower {
         const [, state] = this.#frame(body);
         const c = state.clicks!;
         const match = wire.decodeBits(body['match'], c.count, 'match');
-        const kept = this.clock.time('sifting', () => onesOf(match, c.count));
-        const classes = wire.decodeCrumbs(body['classes'], kept.length, 'classes', 2);
-        const seed = wire.int(body['sample_seed'], 'sample_seed', 0, 2 ** 32 - 1);
-        const fraction = wire.num(body['sample_fraction'], 'sample_fraction', 0, 1);
-        const { disclosed, bits, key } = this.clock.time('sifting', () => {
-          const keptBits = gather(c.bits, kept);
-          const parts = partition(classes, seed, fraction);
-          return { disclosed: parts.disclosed, bits: keptBits, key: gather(keptBits, parts.key) };
-        });
-        state.kept = bits;
-        state.key = key;
-        state.n = kept.length - disclosed.length;
-        return { bits: wire.encodeBits(gather(bits, disclosed), disclosed.length) };
+        const { kept, keptBits } = this.clock.time('sifting', () => keepMatching(match, c.count, c.bits));
+        let parts;
+        try {
+          const classes = wire.decodeCrumbs(body['classes'], kept.length, 'classes', 2);
+          const seed = wire.int(body['sample_seed'], 'sample_seed', 0, 2 ** 32 - 1);
+          const fraction = wire.num(body['sample_fraction'], 'sample_fraction', 0, 1);
+          parts = this.clock.time('sifting', () => splitKept(keptBits, classes, seed, fraction));
+        } finally {
+          wipe(keptBits);
+        }
+        state.key = parts.key;
+        state.n = parts.n;
+        const disclosed = bitsToBytes(parts.disclosedBits, parts.disclosed.length);
+        wipe(parts.disclosedBits);
+        return { bits: disclosed };
       }
       case 'cascade': {
         const [, state] = this.#frame(body);
         if (!state.key) throw badRequest('cascade before sifting');
+        let questions: Uint32Array | null;
         if (body['passes'] !== undefined) {
           if (state.cascade) throw badRequest('Cascade passes were already given for this frame');
-          if (!Array.isArray(body['passes']) || body['passes'].length > 64) throw badRequest('passes must be a list');
-          const passes = (body['passes'] as unknown[]).map((p) => {
-            const o = wire.obj(p, 'pass');
-            return {
-              blockSize: wire.int(o['blockSize'], 'blockSize', 1),
-              a: wire.int(o['a'], 'a', 1),
-              b: wire.int(o['b'], 'b'),
-            };
-          }) satisfies PassSpec[];
-          state.cascade = new CascadeResponder(state.key, state.n!);
-          try {
-            state.cascade.addPasses(passes);
-          } catch (err) {
-            delete state.cascade;
-            throw badRequest((err as Error).message);
-          }
+          const passes = parsePasses(body['passes'], state.n!);
+          state.before = state.key.slice();
+          state.cascade = new CascadeCorrector(state.key, state.n!, passes);
+          questions = this.clock.time('cascade', () => state.cascade!.firstQuestions());
+        } else {
+          if (!state.cascade || state.asked === undefined) throw badRequest('Cascade passes missing');
+          const answers = wire.decodeBytes(body['parities'], 'parities', (state.asked + 7) >>> 3);
+          questions = this.clock.time('cascade', () => state.cascade!.onAnswers(answers));
         }
-        if (!state.cascade) throw badRequest('Cascade passes missing');
-        const questions = wire.decodeU32(body['questions'], 'questions', 3 * 2 ** 22);
-        const answers = this.clock.time('cascade', () => {
-          try {
-            return state.cascade!.answer(questions);
-          } catch (err) {
-            throw badRequest((err as Error).message);
-          }
-        });
-        return { parities: answers };
+        if (questions) {
+          state.asked = questions.length / 3;
+          return { questions: wire.encodeU32(questions) };
+        }
+        delete state.asked;
+        state.cascade.wipe();
+        const corrected = hammingDistance(state.before!, state.key, state.n!);
+        wipe(state.before);
+        return { done: true, corrected };
       }
       case 'verify': {
         const [, state] = this.#frame(body);
@@ -178,7 +192,27 @@ export class Follower {
 
   close(): void {
     for (const frame of [...this.#frames.keys()]) this.#drop(frame);
+    for (const clicks of this.#recorded.values()) wipe(clicks.bits);
+    this.#recorded.clear();
   }
+}
+
+function parsePasses(value: unknown, n: number): PassSpec[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > 64) throw badRequest('passes must be a list');
+  return value.map((p: unknown) => {
+    const o = wire.obj(p, 'pass');
+    const pass = {
+      blockSize: wire.int(o['blockSize'], 'blockSize', 1),
+      a: wire.int(o['a'], 'a', 1),
+      b: wire.int(o['b'], 'b'),
+    };
+    try {
+      checkPass(pass, n);
+    } catch (err) {
+      throw badRequest((err as Error).message);
+    }
+    return pass;
+  });
 }
 
 function parseSummary(value: unknown): FrameSummary {

@@ -1,10 +1,11 @@
-import { bitsToBytes, gather, getBit, hammingDistance, wipe } from '../../qkd/bits.js';
-import { CascadeCorrector } from '../../qkd/cascade.js';
+import { bitsToBytes, getBit, wipe } from '../../qkd/bits.js';
+import { badRequest } from '../../domain/errors.js';
+import { CascadeResponder } from '../../qkd/cascade.js';
 import { planPasses } from '../../qkd/cascade-plan.js';
 import { efficiency, estimate, secretLength } from '../../qkd/estimation.js';
 import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../qkd/hashing.js';
 import { Prng } from '../../qkd/prng.js';
-import { matchBits, onesOf, partition } from '../../qkd/sifting.js';
+import { keepMatching, matchBits, splitKept } from '../../qkd/sifting.js';
 import { Transmitter } from '../../physics/transmitter.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
@@ -26,7 +27,7 @@ const MAX_CASCADE_ROUNDS = 2000;
 
 /**
  * Alice's end, which leads: it runs each frame's post-processing by asking Bob's end over the
- * channel. Bob is the reference of error correction (Alice corrects her bits to his).
+ * channel. Alice is the reference of error correction (Bob corrects his bits to hers).
  */
 export class Leader {
   readonly clock = new StageClock();
@@ -36,6 +37,8 @@ export class Leader {
   readonly #seed: Uint8Array;
   readonly #channel: LinkChannel;
   readonly #blockBits: number;
+  /** Frames of detection events recorded ahead and replayed in turn (benchmarks only), or 0. */
+  #recorded = 0;
   /** Bob's highest block number, as he last reported it. */
   followerLastSeq = -1;
 
@@ -65,6 +68,30 @@ export class Leader {
   }
 
   /**
+   * Benchmarks of the post-processing alone: simulates the quantum channel of `frames` frames now,
+   * which Bob keeps; later frames replay them in turn (frame f uses the detections of f mod
+   * `frames`), as if the detection events came from hardware. Their keys repeat: never for use.
+   */
+  async recordAhead(frames: number): Promise<void> {
+    if (!(Number.isInteger(frames) && frames >= 1 && frames <= 64)) throw new RangeError('record 1..64 frames');
+    for (let frame = 0; frame < frames; frame++) await this.#fibre(frame, true);
+    this.#recorded = frames;
+  }
+
+  /** The simulated fibre: the photons of one frame that reach Bob's detector cross to him. */
+  async #fibre(frame: number, record = false): Promise<void> {
+    const N = this.#settings.framePulses;
+    const arrivals = this.clock.time('physics', () => this.#tx.emit(frame, N));
+    await this.#call('fibre', frame, {
+      pulses: N,
+      count: arrivals.indices.length,
+      indices: wire.encodeIndices(arrivals.indices),
+      states: wire.encodeCrumbs(arrivals.states),
+      ...(record ? { record: true } : {}),
+    });
+  }
+
+  /**
    * One frame, up to a verified key and its length. `commit` then assigns block numbers and
    * finishes the frame at both ends (the caller runs commits one at a time, in order).
    */
@@ -74,14 +101,10 @@ export class Leader {
     const s = this.#settings;
     const N = s.framePulses;
     const rng = Prng.fromBytes(this.#seed, 0x70756263, frame);
-    const arrivals = this.clock.time('physics', () => this.#tx.emit(frame, N));
-    await this.#call('fibre', frame, {
-      pulses: N,
-      count: arrivals.indices.length,
-      indices: wire.encodeIndices(arrivals.indices),
-      states: wire.encodeCrumbs(arrivals.states),
-    });
-    const det = await this.#call('detections', frame);
+    // The frame whose pulses these are: itself, or the recorded one it replays.
+    const physical = this.#recorded > 0 ? frame % this.#recorded : frame;
+    if (this.#recorded === 0) await this.#fibre(frame);
+    const det = await this.#call('detections', frame, this.#recorded > 0 ? { replay: physical } : {});
     const m = wire.int(det['count'], 'count', 0, N);
     const clicks = wire.decodeIndices(det['indices'], m, N, 'indices');
     const bobBases = wire.decodeBits(det['bases'], m, 'bases');
@@ -89,18 +112,15 @@ export class Leader {
 
     // Sifting: Alice's choices for the pulses Bob detected.
     const sift = this.clock.time('sifting', () => {
-      const alice = this.#tx.choicesAt(frame, clicks);
-      const clicksByClass: [number, number, number] = [0, 0, 0];
-      for (let j = 0; j < m; j++) clicksByClass[alice.classes[j]!]! += 1;
+      const alice = this.#tx.choicesAt(physical, clicks);
+      const clicksByClass = alice.counts;
       const match = matchBits(alice.bases, bobBases, m);
-      const kept = onesOf(match, m);
-      const classes = new Uint8Array(kept.length);
-      for (let i = 0; i < kept.length; i++) classes[i] = alice.classes[kept[i]!]!;
-      const keptBits = gather(alice.bits, kept);
+      const { kept, keptBits, classes } = keepMatching(match, m, alice.bits, alice.classes);
       wipe(alice.bits);
       const sampleSeed = rng.u32();
-      const parts = partition(classes, sampleSeed, s.sampleFraction);
-      return { kept, match, classes, keptBits, sampleSeed, parts, clicksByClass };
+      const parts = splitKept(keptBits, classes, sampleSeed, s.sampleFraction);
+      wipe(keptBits);
+      return { kept, match, classes, sampleSeed, parts, clicksByClass };
     });
     const sifted = sift.kept.length;
     const summary = (over: Partial<FrameSummary>): FrameSummary => ({
@@ -123,11 +143,12 @@ export class Leader {
     const est = this.clock.time('estimation', () => {
       const compared: [number, number, number] = [0, 0, 0];
       const errors: [number, number, number] = [0, 0, 0];
-      sift.parts.disclosed.forEach((pos, i) => {
-        const c = sift.classes[pos]!;
+      const { disclosed, disclosedBits } = sift.parts;
+      for (let i = 0; i < disclosed.length; i++) {
+        const c = sift.classes[disclosed[i]!]!;
         compared[c]! += 1;
-        if (getBit(sift.keptBits, pos) !== getBit(bobDisclosed, i)) errors[c]! += 1;
-      });
+        if (getBit(disclosedBits, i) !== getBit(bobDisclosed, i)) errors[c]! += 1;
+      }
       const p = s.physics;
       const pulses: [number, number, number] = [N * p.pSignal, N * p.pDecoy, N * (1 - p.pSignal - p.pDecoy)];
       return estimate(
@@ -140,35 +161,41 @@ export class Leader {
       await this.#call('discard', frame, { reason, summary: sum });
       return { summary: sum };
     };
-    if (est.qber > s.qberThreshold) return discard('qber_above_threshold');
-    const n = sift.parts.key.length;
-    if (n < 2 || est.singlePhotonFraction <= 0) return discard('no_single_photon_bound');
+    if (est.qber > s.qberThreshold) {
+      wipe(sift.parts.key);
+      return discard('qber_above_threshold');
+    }
+    const { n, key } = sift.parts;
+    if (n < 2 || est.singlePhotonFraction <= 0) {
+      wipe(key);
+      return discard('no_single_photon_bound');
+    }
 
-    // Error correction: Alice's key bits converge on Bob's.
-    const key = gather(sift.keptBits, sift.parts.key);
-    wipe(sift.keptBits);
-    const before = key.slice();
+    // Error correction: Bob's key bits converge on Alice's. Bob runs the searches (the heavier
+    // side of Cascade) and asks; Alice answers parities from her fixed key and counts each one.
     const passes = planPasses(s.cascade, Math.max(est.qber, 0.005), n, rng);
-    const cascade = new CascadeCorrector(key, n, passes);
-    let questions: Uint32Array | null = this.clock.time('cascade', () => cascade.firstQuestions());
-    let first = true;
-    while (questions) {
-      if (cascade.rounds >= MAX_CASCADE_ROUNDS) {
-        wipe(key, before);
+    const cascade = new CascadeResponder(key, n);
+    cascade.addPasses(passes);
+    let reply = await this.#call('cascade', frame, { passes });
+    for (let rounds = 1; reply['done'] !== true; rounds++) {
+      if (rounds >= MAX_CASCADE_ROUNDS) {
+        wipe(key);
         cascade.wipe();
         return discard('cascade_did_not_converge', { qber: est.qber });
       }
-      const reply = await this.#call('cascade', frame, {
-        ...(first ? { passes } : {}),
-        questions: wire.encodeU32(questions),
+      const questions = wire.decodeU32(reply['questions'], 'questions', 3 * 2 ** 22);
+      const answers = this.clock.time('cascade', () => {
+        try {
+          return cascade.answer(questions);
+        } catch (err) {
+          throw badRequest(`Bob's Cascade questions: ${(err as Error).message}`);
+        }
       });
-      first = false;
-      const answers = wire.decodeBytes(reply['parities'], 'parities', (questions.length / 3 + 7) >>> 3);
-      questions = this.clock.time('cascade', () => cascade.onAnswers(answers));
+      reply = await this.#call('cascade', frame, { parities: answers });
     }
     cascade.wipe();
-    const errorsFound = hammingDistance(before, key, n);
-    wipe(before);
+    // Bob's count of the bits he corrected: for the statistics (f, true QBER) only.
+    const errorsFound = wire.int(reply['corrected'], 'corrected', 0, n);
     const f = efficiency(cascade.disclosed, n, errorsFound);
 
     // Verification: a 64-bit Toeplitz tag of both keys.

@@ -45,8 +45,12 @@ export function decodeBits(value: unknown, n: number, what: string): Bits {
   return bytesToBits(bytes, n);
 }
 
+/** Whether this machine stores words little-endian, as the wire does (then words copy as bytes). */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 /** Words as little-endian bytes (a copy: the caller may wipe or reuse its array). */
 export function encodeU32(words: Uint32Array): Buffer {
+  if (LITTLE_ENDIAN) return Buffer.from(view(words));
   const out = Buffer.alloc(words.length * 4);
   for (let i = 0; i < words.length; i++) out.writeUInt32LE(words[i]!, 4 * i);
   return out;
@@ -56,7 +60,8 @@ export function decodeU32(value: unknown, what: string, maxWords: number): Uint3
   const bytes = bytesOf(value, what);
   if (bytes.length % 4 !== 0 || bytes.length / 4 > maxWords) throw badRequest(`${what} has a wrong length`);
   const out = new Uint32Array(bytes.length / 4);
-  for (let i = 0; i < out.length; i++) out[i] = bytes.readUInt32LE(4 * i);
+  if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes);
+  else for (let i = 0; i < out.length; i++) out[i] = bytes.readUInt32LE(4 * i);
   return out;
 }
 
@@ -70,36 +75,60 @@ export function decodeBytes(value: unknown, what: string, length: number): Buffe
 
 /** Two-bit values (polarisation states, intensity classes), four to a byte. */
 export function encodeCrumbs(values: Uint8Array): Buffer {
-  const out = new Uint8Array((values.length + 3) >>> 2);
-  for (let i = 0; i < values.length; i++) out[i >>> 2]! |= (values[i]! & 3) << ((i & 3) * 2);
-  return view(out);
-}
-
-export function decodeCrumbs(value: unknown, count: number, what: string, max = 3): Uint8Array {
-  const bytes = bytesOf(value, what);
-  if (bytes.length !== (count + 3) >>> 2) throw badRequest(`${what} must hold ${count} values`);
-  const out = new Uint8Array(count);
-  for (let i = 0; i < count; i++) {
-    out[i] = (bytes[i >>> 2]! >>> ((i & 3) * 2)) & 3;
-    if (out[i]! > max) throw badRequest(`${what} holds a value above ${max}`);
+  const out = Buffer.alloc((values.length + 3) >>> 2);
+  const full = values.length >>> 2;
+  for (let i = 0, j = 0; i < full; i++, j += 4) {
+    out[i] = (values[j]! & 3) | ((values[j + 1]! & 3) << 2) | ((values[j + 2]! & 3) << 4) | ((values[j + 3]! & 3) << 6);
   }
+  for (let j = full * 4; j < values.length; j++) out[full]! |= (values[j]! & 3) << ((j & 3) * 2);
   return out;
 }
 
-/** Increasing pulse indices as LEB128 gaps: about 1.5 bytes per click at typical click rates. */
+export function decodeCrumbs(value: unknown, count: number, what: string, max: 2 | 3 = 3): Uint8Array {
+  const bytes = bytesOf(value, what);
+  if (bytes.length !== (count + 3) >>> 2) throw badRequest(`${what} must hold ${count} values`);
+  const out = new Uint8Array(count);
+  let top = 0;
+  for (let i = 0, j = 0; i < bytes.length; i++, j += 4) {
+    const byte = bytes[i]!;
+    // A value above max is 3 (max is 2 or 3): both bits of some crumb set.
+    top |= byte & (byte >>> 1) & 0x55;
+    out[j] = byte & 3;
+    if (j + 3 < count) {
+      out[j + 1] = (byte >>> 2) & 3;
+      out[j + 2] = (byte >>> 4) & 3;
+      out[j + 3] = byte >>> 6;
+    } else for (let k = 1; j + k < count; k++) out[j + k] = (byte >>> (2 * k)) & 3;
+  }
+  if (max < 3 && top !== 0) throw badRequest(`${what} holds a value above ${max}`);
+  return out;
+}
+
+/**
+ * Increasing pulse indices as gaps (index − previous − 1) in u16 LE; a gap of 0xffff or more is
+ * 0xffff then the gap as u32 LE. About 2 bytes per click at typical click rates, and a fixed
+ * width decodes several times faster than LEB128.
+ */
+const ESCAPE = 0xffff;
+
 export function encodeIndices(indices: Uint32Array): Buffer {
-  const out = Buffer.allocUnsafe(indices.length * 5);
+  const out = Buffer.allocUnsafe(indices.length * 6);
   let at = 0;
   let prev = -1;
   for (let i = 0; i < indices.length; i++) {
     const index = indices[i]!;
-    let gap = index - prev - 1;
+    const gap = index - prev - 1;
     prev = index;
-    while (gap >= 0x80) {
-      out[at++] = (gap & 0x7f) | 0x80;
-      gap >>>= 7;
+    if (gap < ESCAPE) {
+      out[at] = gap & 0xff;
+      out[at + 1] = gap >>> 8;
+      at += 2;
+    } else {
+      out[at] = 0xff;
+      out[at + 1] = 0xff;
+      out.writeUInt32LE(gap, at + 2);
+      at += 6;
     }
-    out[at++] = gap;
   }
   return out.subarray(0, at);
 }
@@ -107,23 +136,23 @@ export function encodeIndices(indices: Uint32Array): Buffer {
 export function decodeIndices(value: unknown, count: number, below: number, what: string): Uint32Array {
   const bytes = bytesOf(value, what);
   const out = new Uint32Array(count);
+  const end = bytes.length;
   let at = 0;
   let prev = -1;
   for (let i = 0; i < count; i++) {
-    if (at >= bytes.length) throw badRequest(`${what} is truncated or malformed`);
-    let byte = bytes[at++]!;
-    let gap = byte & 0x7f;
-    let scale = 128;
-    while (byte >= 0x80) {
-      if (at >= bytes.length || scale > 2 ** 28) throw badRequest(`${what} is truncated or malformed`);
-      byte = bytes[at++]!;
-      gap += (byte & 0x7f) * scale;
-      scale *= 128;
+    if (at + 2 > end) throw badRequest(`${what} is truncated or malformed`);
+    let gap = bytes[at]! | (bytes[at + 1]! << 8);
+    at += 2;
+    if (gap === ESCAPE) {
+      if (at + 4 > end) throw badRequest(`${what} is truncated or malformed`);
+      gap = bytes.readUInt32LE(at);
+      at += 4;
     }
     prev += gap + 1;
-    if (prev >= below) throw badRequest(`${what} names a pulse outside the frame`);
     out[i] = prev;
   }
-  if (at !== bytes.length) throw badRequest(`${what} has trailing bytes`);
+  // Increasing by construction: only the last can lie outside the frame.
+  if (count > 0 && prev >= below) throw badRequest(`${what} names a pulse outside the frame`);
+  if (at !== end) throw badRequest(`${what} has trailing bytes`);
   return out;
 }

@@ -1,0 +1,168 @@
+import { isIP } from 'node:net';
+import { checkServerIdentity, connect, type PeerCertificate, type TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { entityFromAltNames } from '../../auth/tls-identity.js';
+import { QksError } from '../../domain/errors.js';
+import { StreamConnection } from './connection.js';
+import { STREAM_PATH, STREAM_PROTOCOL } from './server.js';
+
+export interface PeerStreamClientOptions {
+  readonly kmeId: string;
+  readonly url: string;
+  readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer };
+  readonly log: Logger;
+  /** Default time a request waits for its answer. */
+  readonly timeoutMs?: number;
+  readonly connectTimeoutMs?: number;
+  readonly maxFrameBytes?: number;
+}
+
+/**
+ * This KME's stream to one peer KME: connected on first use, again on the next request after a
+ * failure or the peer's restart. The server must hold a KME certificate naming `kmeId`.
+ */
+export class PeerStreamClient {
+  readonly #opts: PeerStreamClientOptions;
+  #url: URL;
+  #conn: Promise<StreamConnection> | undefined;
+  #closed = false;
+
+  constructor(opts: PeerStreamClientOptions) {
+    this.#opts = opts;
+    this.#url = new URL(opts.url);
+  }
+
+  setUrl(url: string): void {
+    this.#url = new URL(url);
+    this.#drop();
+  }
+
+  async request(channel: string, payload: Uint8Array, timeoutMs = this.#opts.timeoutMs ?? 5000): Promise<Buffer> {
+    const conn = await this.#connection();
+    return conn.request(channel, payload, timeoutMs);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#drop();
+  }
+
+  #drop(): void {
+    const conn = this.#conn;
+    this.#conn = undefined;
+    void conn?.then((c) => c.close('the stream was closed here')).catch(() => undefined);
+  }
+
+  #connection(): Promise<StreamConnection> {
+    if (this.#closed) return Promise.reject(new QksError('PEER_KME_UNAVAILABLE', 'the peer stream is closed'));
+    if (!this.#conn) {
+      const attempt = this.#connect();
+      this.#conn = attempt;
+      attempt.then(
+        (c) => c.onClose(() => this.#conn === attempt && (this.#conn = undefined)),
+        () => this.#conn === attempt && (this.#conn = undefined),
+      );
+    }
+    return this.#conn;
+  }
+
+  #connect(): Promise<StreamConnection> {
+    const { kmeId, log } = this.#opts;
+    const host = this.#url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(this.#url.port || 443);
+    const timeoutMs = this.#opts.connectTimeoutMs ?? this.#opts.timeoutMs ?? 5000;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (why: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.destroy();
+        log.warn({ peer: kmeId, err: why }, 'peer stream: cannot connect');
+        reject(new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} is unreachable (${why}); try again later`));
+      };
+      const socket: TLSSocket = connect({
+        host,
+        port,
+        ...(isIP(host) ? {} : { servername: host }),
+        ...this.#opts.tls,
+        minVersion: 'TLSv1.3',
+        checkServerIdentity: (name: string, cert: PeerCertificate) => {
+          if (entityFromAltNames(cert.subjectaltname, 'kme') !== kmeId) {
+            return new Error(`peer certificate does not belong to KME ${kmeId}`);
+          }
+          return checkServerIdentity(name, cert);
+        },
+      });
+      const timer = setTimeout(() => fail('timed out'), timeoutMs);
+      socket.once('error', (err) => fail(err.message));
+      // In TLS 1.3 a server refuses the client's certificate after the client's handshake is done.
+      socket.once('close', () => fail('the peer closed the connection'));
+      socket.once('secureConnect', () => {
+        socket.setNoDelay(true);
+        socket.write(
+          `GET ${STREAM_PATH} HTTP/1.1\r\nHost: ${this.#url.host}\r\nConnection: Upgrade\r\nUpgrade: ${STREAM_PROTOCOL}\r\n\r\n`,
+        );
+      });
+      let head = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        head = Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) {
+          if (head.length > 8192) fail('bad answer to the upgrade');
+          return;
+        }
+        socket.off('data', onData);
+        const status = head.toString('latin1', 0, head.indexOf('\r\n'));
+        if (!/^HTTP\/1\.1 101 /.test(status)) return fail(`the peer answered ${status.slice(9, 60)}`);
+        settled = true;
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        socket.removeAllListeners('close');
+        const conn = new StreamConnection(
+          socket,
+          {
+            peer: kmeId,
+            log,
+            ...(this.#opts.maxFrameBytes ? { maxFrameBytes: this.#opts.maxFrameBytes } : {}),
+          },
+          head.subarray(end + 4),
+        );
+        socket.setKeepAlive(true, 30_000);
+        resolve(conn);
+      };
+      socket.on('data', onData);
+    });
+  }
+}
+
+/** One stream client per peer KME. */
+export class PeerStreams {
+  readonly #clients = new Map<string, PeerStreamClient>();
+  readonly #base: Omit<PeerStreamClientOptions, 'kmeId' | 'url'>;
+
+  constructor(
+    opts: Omit<PeerStreamClientOptions, 'kmeId' | 'url'> & { peers: ReadonlyArray<{ kmeId: string; url: string }> },
+  ) {
+    const { peers, ...base } = opts;
+    this.#base = base;
+    for (const p of peers) this.setPeerUrl(p.kmeId, p.url);
+  }
+
+  setPeerUrl(kmeId: string, url: string): void {
+    const client = this.#clients.get(kmeId);
+    if (client) client.setUrl(url);
+    else this.#clients.set(kmeId, new PeerStreamClient({ ...this.#base, kmeId, url }));
+  }
+
+  request(kmeId: string, channel: string, payload: Uint8Array, timeoutMs?: number): Promise<Buffer> {
+    const client = this.#clients.get(kmeId);
+    if (!client)
+      return Promise.reject(new QksError('PEER_KME_UNAVAILABLE', `no address configured for peer KME ${kmeId}`));
+    return client.request(channel, payload, timeoutMs);
+  }
+
+  close(): void {
+    for (const c of this.#clients.values()) c.close();
+  }
+}
