@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer, type TLSSocket } from 'node:tls';
@@ -9,7 +9,7 @@ import { FrameReader, writeFrame } from '../../src/sae/agreement/framing.js';
 import { AgreementError, keyProof, type Offer } from '../../src/sae/agreement/messages.js';
 import type { AgreedKeys } from '../../src/sae/agreement/types.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
-import { Responder } from '../../src/sae/agreement/responder.js';
+import { Initiator } from '../../src/sae/agreement/initiator.js';
 import { initiatorFor, responderFor, saeOf } from './sae-fixture.js';
 
 const agreedNext = (responder: ReturnType<typeof responderFor>) =>
@@ -34,7 +34,7 @@ async function rawClient(
 describe('SAE-to-SAE key agreement', () => {
   let sites: TwoSites;
   before(async () => {
-    sites = await startSites({ access: { admins: ['sae-b2'] } }); // sae-b2 sets preferences at kme-b
+    sites = await startSites({ access: { admins: ['sae-a2'] } }); // sae-a2 sets preferences at kme-a
     const { kme } = saeOf(sites, 'sae-a1');
     await eventually(async () => (await kme.status('sae-b1')).stored_key_count > 100, 10_000);
   });
@@ -121,8 +121,8 @@ describe('SAE-to-SAE key agreement', () => {
     }
   });
 
-  /** A responder that follows the protocol up to `stopAfter`, then drops the connection. */
-  async function brokenResponder(stopAfter: 'confirm' | 'old-version') {
+  /** A responder that fetches the offered keys, then misbehaves as `how` says. */
+  async function brokenResponder(how: 'dies' | 'wrong-proof' | 'old-version') {
     const { tls, kme } = saeOf(sites, 'sae-b1');
     const seen: string[] = [];
     const server = createServer({ ...tls, requestCert: true }, (socket) => {
@@ -131,16 +131,16 @@ describe('SAE-to-SAE key agreement', () => {
       void (async () => {
         const offer = (await reader.next(5000)) as Offer;
         seen.push('offer');
-        if (stopAfter === 'old-version') {
-          writeFrame(socket, { v: 1, type: 'error', code: 'unsupported_version', message: 'protocol version 2' });
+        if (how === 'old-version') {
+          writeFrame(socket, { v: 2, type: 'error', code: 'unsupported_version', message: 'protocol version 3' });
           return;
         }
         const got = await kme.getKeysWithIds(offer.master, offer.key_IDs);
         const keys = got.keys.map((k) => Buffer.from(k.key, 'base64'));
-        writeFrame(socket, { v: 2, type: 'ack', exchange: offer.exchange, proof: keyProof('ack', offer, keys) });
-        const confirm = (await reader.next(5000)) as { type: string; proof: string };
-        if (confirm.type === 'confirm' && confirm.proof === keyProof('confirm', offer, keys)) seen.push('confirm');
-        socket.destroy(); // dies before its `done`
+        if (offer.proof === keyProof('offer', offer, keys)) seen.push('valid proof');
+        if (how === 'dies') return socket.destroy(); // holds the keys, never acknowledges
+        // Echoes the initiator's own proof: it proves nothing about the responder.
+        writeFrame(socket, { v: 3, type: 'ack', exchange: offer.exchange, proof: offer.proof });
       })().catch(() => socket.destroy());
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -151,24 +151,36 @@ describe('SAE-to-SAE key agreement', () => {
     return { port: (server.address() as AddressInfo).port, seen, close };
   }
 
-  it('an initiator whose responder dies after the confirm uses no keys', async () => {
-    const broken = await brokenResponder('confirm');
+  it('an initiator whose responder dies after fetching the keys uses none', async () => {
+    const broken = await brokenResponder('dies');
     const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', broken.port);
     try {
       await assert.rejects(initiator.agree(2), (err: AgreementError) => {
         assert.ok(err instanceof AgreementError);
         assert.equal(err.code, 'timeout');
-        assert.match(err.message, /responder did not confirm the keys/);
+        assert.match(err.message, /responder did not acknowledge/);
         return true;
       });
-      assert.deepEqual(broken.seen, ['offer', 'confirm'], 'the responder got a valid confirm before it died');
+      assert.deepEqual(broken.seen, ['offer', 'valid proof'], 'the responder got the keys before it died');
     } finally {
       initiator.close();
       await broken.close();
     }
   });
 
-  it('a responder whose initiator dies after the ack wipes the keys and hands on none', async () => {
+  it('an initiator refuses an acknowledgement that does not prove the same keys', async () => {
+    const broken = await brokenResponder('wrong-proof');
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', broken.port);
+    try {
+      await assert.rejects(initiator.agree(1), (err: AgreementError) => err.code === 'bad_proof');
+      assert.deepEqual(broken.seen, ['offer', 'valid proof']);
+    } finally {
+      initiator.close();
+      await broken.close();
+    }
+  });
+
+  it('a responder refuses an offer whose proof does not match the keys, and hands on none', async () => {
     const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
     let handed = 0;
     responder.on('keys', () => handed++);
@@ -178,25 +190,21 @@ describe('SAE-to-SAE key agreement', () => {
     const { socket, reader } = await rawClient(sites, 'sae-a1', port);
     try {
       const got = await kme.getKeys('sae-b1', { number: 2 });
-      const keys = got.keys.map((k) => Buffer.from(k.key, 'base64'));
-      const offer: Offer = {
-        v: 2,
-        type: 'offer',
+      const terms = {
         exchange: randomUUID(),
         master: 'sae-a1',
         slave: 'sae-b1',
         key_IDs: got.keys.map((k) => k.key_ID),
       };
-      writeFrame(socket, offer);
-      const ack = (await reader.next(3000)) as { type: string; proof: string };
-      assert.equal(ack.type, 'ack');
-      assert.equal(ack.proof, keyProof('ack', offer, keys), 'the responder held the keys');
-      socket.destroy(); // dies before its confirm
-      const failure = await failed;
-      assert.equal(failure.code, 'timeout');
-      assert.match(failure.message, /initiator did not confirm/);
-      await new Promise((r) => setTimeout(r, 100));
+      // Right key IDs, but a proof made with other keys: the initiator does not hold these.
+      const proof = keyProof('offer', terms, [randomBytes(32), randomBytes(32)]);
+      writeFrame(socket, { v: 3, type: 'offer', ...terms, proof });
+      const reply = (await reader.next(3000)) as { type: string; code: string };
+      assert.deepEqual([reply.type, reply.code], ['error', 'bad_proof']);
+      assert.equal((await failed).code, 'bad_proof');
       assert.equal(handed, 0, 'no keys handed on');
+      // The KME delivered them once, to the responder, which wiped them: they cannot come again.
+      await assert.rejects(saeOf(sites, 'sae-b1').kme.getKeysWithIds('sae-a1', terms.key_IDs), /not found/);
     } finally {
       socket.destroy();
       await kme.close();
@@ -206,41 +214,41 @@ describe('SAE-to-SAE key agreement', () => {
 
   it('waits as long as the SAE’s key_exchange_timeout preference says', async () => {
     const setTimeoutPref = (seconds: number) =>
-      sites.sae('sae-b2').post('/api/v1/preferences/preference', {
+      sites.sae('sae-a2').post('/api/v1/preferences/preference', {
         name: 'key_exchange_timeout',
         value: seconds,
-        SAE_ID: 'sae-b1',
+        SAE_ID: 'sae-a1',
       });
     assert.equal((await setTimeoutPref(1)).status, 200);
-    const { kme, tls } = saeOf(sites, 'sae-b1');
-    // No timeoutMs: the responder asks its KME for sae-b1's preference.
-    const responder = new Responder({ saeId: 'sae-b1', peers: ['sae-a1'], kme, tls });
-    const failed = failureNext(responder);
-    const { port } = await responder.listen();
-    const master = saeOf(sites, 'sae-a1').kme;
-    const { socket, reader } = await rawClient(sites, 'sae-a1', port);
+    // A responder that reads the offer and never answers.
+    const { tls } = saeOf(sites, 'sae-b1');
+    const server = createServer({ ...tls, requestCert: true }, (socket) => {
+      socket.on('error', () => undefined);
+      new FrameReader(socket).next(10_000).catch(() => socket.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { kme, tls: mine } = saeOf(sites, 'sae-a1');
+    // No timeoutMs: the initiator asks its KME for sae-a1's preference.
+    const initiator = new Initiator({
+      saeId: 'sae-a1',
+      peerSaeId: 'sae-b1',
+      peer: { host: '127.0.0.1', port: (server.address() as AddressInfo).port },
+      kme,
+      tls: mine,
+    });
     try {
-      const got = await master.getKeys('sae-b1', { number: 1 });
-      writeFrame(socket, {
-        v: 2,
-        type: 'offer',
-        exchange: randomUUID(),
-        master: 'sae-a1',
-        slave: 'sae-b1',
-        key_IDs: got.keys.map((k) => k.key_ID),
+      const started = Date.now();
+      await assert.rejects(initiator.agree(1), (err: AgreementError) => {
+        assert.equal(err.code, 'timeout');
+        assert.match(err.message, /within 1000 ms/);
+        return true;
       });
-      assert.equal(((await reader.next(3000)) as { type: string }).type, 'ack');
-      const acked = Date.now();
-      // … and never confirms: the responder gives up after 1 s, not the default 30 s.
-      const failure = await failed;
-      const waited = Date.now() - acked;
-      assert.equal(failure.code, 'timeout');
-      assert.match(failure.message, /within 1000 ms/);
-      assert.ok(waited >= 900 && waited < 5000, `gave up after ${waited} ms`);
+      const waited = Date.now() - started;
+      assert.ok(waited >= 900 && waited < 5000, `gave up after ${waited} ms, not the default 30 s`);
     } finally {
-      socket.destroy();
-      await responder.close();
-      await Promise.all([kme.close(), master.close()]);
+      initiator.close();
+      await kme.close();
+      await new Promise((r) => server.close(r));
       assert.equal((await setTimeoutPref(30)).status, 200);
     }
   });
@@ -274,12 +282,13 @@ describe('SAE-to-SAE key agreement', () => {
         const socket = connect({ host: '127.0.0.1', port, ca: tls.ca, ...creds, checkServerIdentity: () => undefined });
         socket.once('secureConnect', () =>
           writeFrame(socket, {
-            v: 2,
+            v: 3,
             type: 'offer',
             exchange: randomUUID(),
             master: 'sae-a1',
             slave: 'sae-b1',
             key_IDs: [randomUUID()],
+            proof: 'AAAA',
           }),
         );
         new FrameReader(socket).next(3000).then(
@@ -345,12 +354,13 @@ describe('SAE-to-SAE key agreement', () => {
     const { port } = await responder.listen();
     const { socket, reader } = await rawClient(sites, 'sae-a1', port);
     const offer = (over: Record<string, unknown>) => ({
-      v: 2,
+      v: 3,
       type: 'offer',
       exchange: randomUUID(),
       master: 'sae-a1',
       slave: 'sae-b1',
       key_IDs: [randomUUID()],
+      proof: 'AAAA',
       ...over,
     });
     const ask = async (message: unknown) => {
@@ -365,8 +375,10 @@ describe('SAE-to-SAE key agreement', () => {
       const real = await kme.getKeys('sae-b2', { number: 1 }); // addressed to another slave
       assert.equal(await ask(offer({ key_IDs: [real.keys[0]!.key_ID] })), 'kme_refused');
       assert.equal(await ask(offer({ key_IDs: [real.keys[0]!.key_ID] })), 'replay');
-      assert.equal(await ask({ ...offer({}), v: 1 }), 'unsupported_version', 'version 1 had no done');
-      assert.equal(await ask({ ...offer({}), v: 3 }), 'unsupported_version');
+      assert.equal(await ask({ ...offer({}), v: 2 }), 'unsupported_version', 'version 2 took two round trips');
+      assert.equal(await ask({ ...offer({}), v: 4 }), 'unsupported_version');
+      // Last: a malformed message also ends the connection.
+      assert.equal(await ask(offer({ proof: undefined })), 'bad_message', 'an offer must carry its proof');
     } finally {
       socket.destroy();
       await responder.close();

@@ -4,7 +4,7 @@ import { entityFromAltNames } from '../../auth/tls-identity.js';
 import { KmeError, type KmeClient } from '../kme-client.js';
 import { exchangeTimeoutMs } from './exchange-timeout.js';
 import { FrameReader, writeFrame } from './framing.js';
-import { AgreementError, keyProof, parseMessage, proofMatches, PROTOCOL_VERSION, type Offer } from './messages.js';
+import { AgreementError, keyProof, parseMessage, proofMatches, PROTOCOL_VERSION, type OfferTerms } from './messages.js';
 import type { AgreedKeys, SaeTls } from './types.js';
 
 export interface InitiatorOptions {
@@ -22,9 +22,9 @@ export interface InitiatorOptions {
 
 /**
  * The initiator side of the key agreement: connects to the responder first (no keys are taken
- * while the peer is unreachable), gets keys from its KME, offers their IDs, checks the responder's
- * proof, confirms, and uses the keys once the responder says it is done. A failed exchange wipes
- * its keys.
+ * while the peer is unreachable), gets keys from its KME, offers their IDs with its proof of the
+ * keys, and uses them once the responder's acknowledgement proves it holds the same keys. A failed
+ * exchange wipes its keys.
  */
 export class Initiator {
   readonly #opts: InitiatorOptions;
@@ -97,37 +97,21 @@ export class Initiator {
     }
     const t2 = performance.now();
     const keys = container.keys.map((k) => Buffer.from(k.key, 'base64'));
-    const offer: Offer = {
-      v: PROTOCOL_VERSION,
-      type: 'offer',
+    const terms: OfferTerms = {
       exchange: randomUUID(),
       master: this.#opts.saeId,
       slave: this.#opts.peerSaeId,
       key_IDs: container.keys.map((k) => k.key_ID),
     };
     try {
-      writeFrame(socket, offer);
-      const reply = await this.#reply(reader, 'acknowledge');
+      writeFrame(socket, { v: PROTOCOL_VERSION, type: 'offer', ...terms, proof: keyProof('offer', terms, keys) });
+      // Only the responder's proof shows it holds and kept the keys: without it they are never used here.
+      const reply = await this.#reply(reader);
       if (reply.type === 'error') throw new AgreementError(reply.code, `responder refused: ${reply.message}`);
-      if (reply.type !== 'ack' || reply.exchange !== offer.exchange) {
+      if (reply.type !== 'ack' || reply.exchange !== terms.exchange) {
         throw new AgreementError('bad_message', 'expected the acknowledgement of this exchange');
       }
-      if (!proofMatches(keyProof('ack', offer, keys), reply.proof)) {
-        throw new AgreementError('bad_proof', 'responder holds different keys');
-      }
-      writeFrame(socket, {
-        v: PROTOCOL_VERSION,
-        type: 'confirm',
-        exchange: offer.exchange,
-        proof: keyProof('confirm', offer, keys),
-      });
-      // Only the responder's `done` shows it kept the keys: without it they are never used here.
-      const done = await this.#reply(reader, 'confirm the keys');
-      if (done.type === 'error') throw new AgreementError(done.code, `responder refused: ${done.message}`);
-      if (done.type !== 'done' || done.exchange !== offer.exchange) {
-        throw new AgreementError('bad_message', 'expected the responder to finish this exchange');
-      }
-      if (!proofMatches(keyProof('done', offer, keys), done.proof)) {
+      if (!proofMatches(keyProof('ack', terms, keys), reply.proof)) {
         throw new AgreementError('bad_proof', 'responder holds different keys');
       }
     } catch (err) {
@@ -137,19 +121,19 @@ export class Initiator {
     }
     const t3 = performance.now();
     return {
-      exchange: offer.exchange,
+      exchange: terms.exchange,
       peer: this.#opts.peerSaeId,
-      keys: offer.key_IDs.map((keyId, i) => ({ keyId, key: keys[i]! })),
+      keys: terms.key_IDs.map((keyId, i) => ({ keyId, key: keys[i]! })),
       timings: { connectMs: t1 - t0, kmeMs: t2 - t1, exchangeMs: t3 - t2, totalMs: t3 - t0 },
     };
   }
 
-  async #reply(reader: FrameReader, step = 'acknowledge') {
+  async #reply(reader: FrameReader) {
     try {
       return parseMessage(await reader.next(this.#timeoutMs));
     } catch (err) {
       if (err instanceof AgreementError) throw err;
-      throw new AgreementError('timeout', `responder did not ${step}: ${(err as Error).message}`);
+      throw new AgreementError('timeout', `responder did not acknowledge: ${(err as Error).message}`);
     }
   }
 

@@ -1,41 +1,32 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
- * The SAE-to-SAE key agreement protocol, version 2 (docs/sae-agreement.md). Messages travel as
- * length-framed JSON over mutual TLS between the two SAEs' certificates. Version 2 added `done`:
- * the initiator uses keys only once the responder has seen its confirmation.
+ * The SAE-to-SAE key agreement protocol, version 3 (docs/sae-agreement.md). Messages travel as
+ * length-framed JSON over mutual TLS between the two SAEs' certificates. Version 3 carries the
+ * initiator's key proof in the offer, so one round trip confirms the keys both ways.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
-export interface Offer {
-  v: 2;
-  type: 'offer';
+/** What an offer names; its proof covers exactly these fields. */
+export interface OfferTerms {
   exchange: string;
   master: string;
   slave: string;
   key_IDs: string[];
 }
 
+export interface Offer extends OfferTerms {
+  v: 3;
+  type: 'offer';
+  /** HMAC with the offered keys: the initiator holds them. */
+  proof: string;
+}
+
 export interface Ack {
-  v: 2;
+  v: 3;
   type: 'ack';
   exchange: string;
-  /** HMAC with the agreed keys: the responder holds the same keys. */
-  proof: string;
-}
-
-export interface Confirm {
-  v: 2;
-  type: 'confirm';
-  exchange: string;
-  proof: string;
-}
-
-/** The responder's last word: it checked the confirmation and now holds the keys for use. */
-export interface Done {
-  v: 2;
-  type: 'done';
-  exchange: string;
+  /** HMAC with the agreed keys: the responder holds the same keys and has kept them. */
   proof: string;
 }
 
@@ -47,7 +38,7 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type Message = Offer | Ack | Confirm | Done | ErrorMessage;
+export type Message = Offer | Ack | ErrorMessage;
 
 export type AgreementErrorCode =
   | 'bad_message'
@@ -79,6 +70,10 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 const bad = (what: string) => new AgreementError('bad_message', what);
 
+function checkProof(proof: unknown): void {
+  if (typeof proof !== 'string' || proof.length > 128) throw bad('proof must be base64');
+}
+
 /** Checks a received frame against the protocol; returns it typed, or throws bad_message. */
 export function parseMessage(raw: unknown): Message {
   if (!isObject(raw)) throw bad('message is not an object');
@@ -104,13 +99,12 @@ export function parseMessage(raw: unknown): Message {
       for (const f of ['master', 'slave'] as const) {
         if (typeof raw[f] !== 'string' || !ID.test(raw[f])) throw bad(`${f} must be an SAE ID`);
       }
+      checkProof(raw['proof']);
       return raw as unknown as Offer;
     }
     case 'ack':
-    case 'confirm':
-    case 'done':
-      if (typeof raw['proof'] !== 'string' || raw['proof'].length > 128) throw bad('proof must be base64');
-      return raw as unknown as Ack | Confirm | Done;
+      checkProof(raw['proof']);
+      return raw as unknown as Ack;
     case 'error':
       if (typeof raw['code'] !== 'string' || typeof raw['message'] !== 'string')
         throw bad('error needs code and message');
@@ -124,11 +118,11 @@ export function parseMessage(raw: unknown): Message {
  * Key confirmation: an HMAC keyed with all agreed keys over the exchange, the key IDs and who is
  * speaking. Only a side that holds exactly these keys can compute it; it reveals nothing of them.
  */
-export function keyProof(role: 'ack' | 'confirm' | 'done', offer: Offer, keys: readonly Buffer[]): string {
+export function keyProof(role: 'offer' | 'ack', offer: OfferTerms, keys: readonly Buffer[]): string {
   const material = Buffer.concat(keys);
   const mac = createHmac('sha256', material)
     .update(
-      `qks/sae-agreement/v2/${role}\n${offer.exchange}\n${offer.master}\n${offer.slave}\n${offer.key_IDs.join(',')}`,
+      `qks/sae-agreement/v3/${role}\n${offer.exchange}\n${offer.master}\n${offer.slave}\n${offer.key_IDs.join(',')}`,
     )
     .digest('base64');
   material.fill(0);

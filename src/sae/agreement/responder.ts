@@ -18,7 +18,7 @@ export interface ResponderOptions {
   readonly tls: SaeTls;
   readonly host?: string;
   readonly port?: number;
-  /** How long to wait for each message of an exchange (default: the key_exchange_timeout preference). */
+  /** How long dec_keys may take before the exchange is refused (default: the key_exchange_timeout preference). */
   readonly timeoutMs?: number;
 }
 
@@ -29,9 +29,9 @@ export interface ResponderEvents {
 
 /**
  * The responder side of the key agreement: accepts offers from known master SAEs over mutual TLS,
- * fetches the offered keys from its own KME, proves it holds them, and hands them on only when the
- * initiator has confirmed and its `done` is on the wire. Keys of an exchange that does not complete
- * are wiped, never used.
+ * fetches the offered keys from its own KME, checks the initiator's proof that it holds the same
+ * keys, and hands them on once its own proof (the acknowledgement) is on the wire. Keys of an
+ * exchange that does not complete are wiped, never used.
  */
 export class Responder extends EventEmitter<ResponderEvents> {
   readonly #opts: ResponderOptions;
@@ -94,7 +94,7 @@ export class Responder extends EventEmitter<ResponderEvents> {
         const msg = parseMessage(raw);
         if (msg.type !== 'offer') throw new AgreementError('bad_message', `expected an offer, got ${msg.type}`);
         offer = msg;
-        await this.#exchange(socket, reader, peer, offer, timeout);
+        await this.#exchange(socket, peer, offer, timeout);
       } catch (err) {
         const failure =
           err instanceof AgreementError ? err : new AgreementError('internal', (err as Error).message ?? 'failed');
@@ -104,7 +104,7 @@ export class Responder extends EventEmitter<ResponderEvents> {
     }
   }
 
-  async #exchange(socket: TLSSocket, reader: FrameReader, peer: string, offer: Offer, timeout: number) {
+  async #exchange(socket: TLSSocket, peer: string, offer: Offer, timeout: number) {
     if (offer.master !== peer) {
       throw new AgreementError('wrong_peer', `offer names master ${offer.master} but comes from ${peer}`);
     }
@@ -128,34 +128,16 @@ export class Responder extends EventEmitter<ResponderEvents> {
     }
     const fetchedMs = performance.now() - started;
     try {
-      writeFrame(socket, {
-        v: PROTOCOL_VERSION,
-        type: 'ack',
-        exchange: offer.exchange,
-        proof: keyProof('ack', offer, keys),
-      });
-      let confirm;
-      try {
-        confirm = parseMessage(await reader.next(timeout));
-      } catch (err) {
-        if (err instanceof AgreementError) throw err;
-        throw new AgreementError('timeout', `initiator did not confirm: ${(err as Error).message}`);
-      }
-      if (confirm.type === 'error') throw new AgreementError(confirm.code, `initiator gave up: ${confirm.message}`);
-      if (confirm.type !== 'confirm' || confirm.exchange !== offer.exchange) {
-        throw new AgreementError('bad_message', 'expected the confirmation of this exchange');
-      }
-      if (!proofMatches(keyProof('confirm', offer, keys), confirm.proof)) {
+      if (!proofMatches(keyProof('offer', offer, keys), offer.proof)) {
         throw new AgreementError('bad_proof', 'initiator holds different keys');
       }
-      const done = {
-        v: PROTOCOL_VERSION,
-        type: 'done',
-        exchange: offer.exchange,
-        proof: keyProof('done', offer, keys),
-      };
-      await writeFrameFlushed(socket, done).catch((err: Error) => {
-        throw new AgreementError('timeout', `could not finish the exchange: ${err.message}`);
+      // The initiator waits as long for the acknowledgement: later than that, it has given up.
+      if (fetchedMs > timeout) {
+        throw new AgreementError('timeout', `could not fetch the keys within ${timeout} ms`);
+      }
+      const ack = { v: PROTOCOL_VERSION, type: 'ack', exchange: offer.exchange, proof: keyProof('ack', offer, keys) };
+      await writeFrameFlushed(socket, ack).catch((err: Error) => {
+        throw new AgreementError('timeout', `could not acknowledge the exchange: ${err.message}`);
       });
     } catch (err) {
       for (const k of keys) k.fill(0);
