@@ -136,7 +136,9 @@ export class PeerStreams {
   readonly #clients = new Map<string, PeerStreamClient>();
   readonly #base: Omit<PeerStreamClientOptions, 'kmeId' | 'url'>;
 
-  constructor(opts: Omit<PeerStreamClientOptions, 'kmeId' | 'url'> & { peers: ReadonlyArray<{ kmeId: string; url: string }> }) {
+  constructor(
+    opts: Omit<PeerStreamClientOptions, 'kmeId' | 'url'> & { peers: ReadonlyArray<{ kmeId: string; url: string }> },
+  ) {
     const { peers, ...base } = opts;
     this.#base = base;
     for (const p of peers) this.setPeerUrl(p.kmeId, p.url);
@@ -150,7 +152,8 @@ export class PeerStreams {
 
   request(kmeId: string, channel: string, payload: Uint8Array, timeoutMs?: number): Promise<Buffer> {
     const client = this.#clients.get(kmeId);
-    if (!client) return Promise.reject(new QksError('PEER_KME_UNAVAILABLE', `no address configured for peer KME ${kmeId}`));
+    if (!client)
+      return Promise.reject(new QksError('PEER_KME_UNAVAILABLE', `no address configured for peer KME ${kmeId}`));
     return client.request(channel, payload, timeoutMs);
   }
 

@@ -166,7 +166,11 @@ export class StreamConnection {
       } catch (err) {
         kind = FRAME_ERROR;
         const known = err instanceof QksError;
-        if (!known) this.#opts.log.error({ peer: this.peer, channel: frame.channel, err: (err as Error).message }, 'peer stream handler failed');
+        if (!known)
+          this.#opts.log.error(
+            { peer: this.peer, channel: frame.channel, err: (err as Error).message },
+            'peer stream handler failed',
+          );
         const body = known
           ? { code: err.code, message: err.message }
           : { code: 'INTERNAL', message: ERROR_TABLE.INTERNAL.message };
