@@ -16,6 +16,7 @@ import { buildSaeApi } from './http/sae-api.js';
 import { KeyService } from './key-service.js';
 import { LinkPool } from './link-pool.js';
 import { PeerClient } from './peer-client.js';
+import { keySyncHandlers } from './peer-messages-service.js';
 import { PeerStreams } from './peer-stream/client.js';
 import { attachPeerStream } from './peer-stream/server.js';
 import { qkdLinkHandlers } from './qkd-link-channel.js';
@@ -107,15 +108,10 @@ export async function startKme(
     cfg.peers.map((p) => p.kme_id),
     metrics,
   );
-  const peers = new PeerClient({
-    peers: cfg.peers.map((p) => ({ kmeId: p.kme_id, url: p.url })),
-    tls: kmeTls,
-    store,
-    log,
-    observer: peerSync,
-  });
-  // The peer stream (one framed connection per peer) carries the QKD link's post-processing.
+  // The peer stream (one framed connection per peer) carries key synchronisation and the QKD
+  // link's post-processing.
   const streams = new PeerStreams({ peers: cfg.peers.map((p) => ({ kmeId: p.kme_id, url: p.url })), tls: kmeTls, log });
+  const peers = new PeerClient({ streams, store, log, observer: peerSync });
   const qkdEnds = new Map<string, QkdLink>();
   for (const link of cfg.links) {
     const ends = { linkId: link.id, endpoints: link.endpoints, blockBits: link.block_bits };
@@ -216,7 +212,10 @@ export async function startKme(
   const peerApi = buildPeerApi({ tls: kmeTls, peers: new Set(cfg.peers.map((p) => p.kme_id)), keys, log });
   const streamServer = attachPeerStream(peerApi.server, {
     peers: new Set(cfg.peers.map((p) => p.kme_id)),
-    handlers: qkdLinkHandlers({ ends: qkdEnds, leaderOf: (id) => cfg.links.find((l) => l.id === id)?.endpoints[0] }),
+    handlers: new Map([
+      ...keySyncHandlers(keys, log),
+      ...qkdLinkHandlers({ ends: qkdEnds, leaderOf: (id) => cfg.links.find((l) => l.id === id)?.endpoints[0] }),
+    ]),
     log,
   });
 
@@ -244,10 +243,7 @@ export async function startKme(
     kmeUrl: urlOf(peerApi, cfg.kme_api.host),
     log,
     routes: { sae: saeApi.routeList, kme: peerApi.routeList },
-    setPeerUrl: (kmeId, url) => {
-      peers.setPeerUrl(kmeId, url);
-      streams.setPeerUrl(kmeId, url);
-    },
+    setPeerUrl: (kmeId, url) => streams.setPeerUrl(kmeId, url),
     overview,
     stop: async () => {
       clearInterval(sweeper);

@@ -1,7 +1,4 @@
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
-import { Pool } from 'undici';
-import { entityFromAltNames } from '../auth/tls-identity.js';
 import { QksError } from '../domain/errors.js';
 import type {
   CancelMessage,
@@ -12,6 +9,9 @@ import type {
 import type { KeyStore } from '../stores/key-store.js';
 import type { PeerChannel } from './key-service.js';
 import type { PeerSyncObserver } from './observability/peer-sync.js';
+import { CANCELLATIONS_CHANNEL, RESERVATIONS_CHANNEL } from './peer-messages-service.js';
+import type { PeerStreams } from './peer-stream/client.js';
+import { PeerStreamRefusal } from './peer-stream/connection.js';
 
 const MAX_BATCH = 64;
 
@@ -22,8 +22,8 @@ interface PendingReservation {
 }
 
 export interface PeerClientOptions {
-  readonly peers: ReadonlyArray<{ kmeId: string; url: string }>;
-  readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer };
+  /** The framed streams to the peer KMEs (mutual TLS with the KME certificates). */
+  readonly streams: PeerStreams;
   readonly store: KeyStore;
   readonly log: Logger;
   readonly timeoutMs?: number;
@@ -33,12 +33,11 @@ export interface PeerClientOptions {
 }
 
 /**
- * This KME's side of the KME-to-KME channel: mutual TLS with the KME certificates, and a check
- * that the server really is the named peer KME. Cancels of burned keys go through the durable
- * outbox and are retried until the peer confirms them.
+ * This KME's side of key synchronisation, over the peer stream (its client checks that the server
+ * really is the named peer KME). Cancels of burned keys go through the durable outbox and are
+ * retried until the peer confirms them.
  */
 export class PeerClient implements PeerChannel {
-  readonly #pools = new Map<string, Pool>();
   readonly #opts: PeerClientOptions;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
@@ -47,66 +46,21 @@ export class PeerClient implements PeerChannel {
 
   constructor(opts: PeerClientOptions) {
     this.#opts = opts;
-    for (const peer of opts.peers) this.setPeerUrl(peer.kmeId, peer.url);
   }
 
-  /** Points the channel at a peer's address (the demo learns ports only after listening). */
-  setPeerUrl(kmeId: string, url: string): void {
-    void this.#pools.get(kmeId)?.close();
-    const timeout = this.#opts.timeoutMs ?? 5000;
-    this.#pools.set(
-      kmeId,
-      new Pool(url, {
-        connections: 16,
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-        connectTimeout: timeout,
-        connect: {
-          ...this.#opts.tls,
-          checkServerIdentity: (host: string, cert: PeerCertificate) => {
-            if (entityFromAltNames(cert.subjectaltname, 'kme') !== kmeId) {
-              return new Error(`peer certificate does not belong to KME ${kmeId}`);
-            }
-            return checkServerIdentity(host, cert);
-          },
-        },
-      }),
-    );
-  }
-
-  async #post(kmeId: string, path: string, body: unknown, what = 'record the keys'): Promise<unknown> {
-    const reply = await this.#request(kmeId, path, 'application/json', JSON.stringify(body), what);
-    return JSON.parse(reply.toString('utf8')) as unknown;
-  }
-
-  async #request(
-    kmeId: string,
-    path: string,
-    contentType: string,
-    body: string | Uint8Array,
-    what: string,
-  ): Promise<Buffer> {
-    const pool = this.#pools.get(kmeId);
-    if (!pool) throw new QksError('PEER_KME_UNAVAILABLE', `no address configured for peer KME ${kmeId}`);
-    let res;
+  async #post(kmeId: string, channel: string, body: unknown, what = 'record the keys'): Promise<unknown> {
+    let reply: Buffer;
     try {
-      res = await pool.request({ method: 'POST', path, headers: { 'content-type': contentType }, body });
+      reply = await this.#opts.streams.request(kmeId, channel, Buffer.from(JSON.stringify(body)), this.#opts.timeoutMs);
     } catch (err) {
+      if (err instanceof PeerStreamRefusal) {
+        this.#opts.log.warn({ peer: kmeId, code: err.peerCode, reason: err.message }, 'peer KME refused');
+        throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} could not ${what}: ${err.message}`);
+      }
       this.#opts.log.warn({ peer: kmeId, err: (err as Error).message }, 'peer KME unreachable');
       throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} is unreachable; try again later`);
     }
-    const reply = Buffer.from(await res.body.arrayBuffer());
-    if (res.statusCode !== 200) {
-      let reason = `status ${res.statusCode}`;
-      try {
-        reason = (JSON.parse(reply.toString('utf8')) as { message?: string }).message ?? reason;
-      } catch {
-        // Not our peer's error body (a proxy's page, say): the status is all we know.
-      }
-      this.#opts.log.warn({ peer: kmeId, status: res.statusCode, reason }, 'peer KME refused');
-      throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} could not ${what}: ${reason}`);
-    }
-    return reply;
+    return JSON.parse(reply.toString('utf8')) as unknown;
   }
 
   /**
@@ -132,7 +86,7 @@ export class PeerClient implements PeerChannel {
     const started = performance.now();
     try {
       const body: ReservationBatch = { reservations: batch.map((b) => b.message) };
-      const { results } = (await this.#post(peerKme, '/kme/v1/reservations', body)) as ReservationResults;
+      const { results } = (await this.#post(peerKme, RESERVATIONS_CHANNEL, body)) as ReservationResults;
       observer?.synced(peerKme, (performance.now() - started) / 1000);
       batch.forEach((b, i) => {
         const result = results?.[i];
@@ -170,7 +124,7 @@ export class PeerClient implements PeerChannel {
         for (const entry of await this.#opts.store.listOutbox(100)) {
           const message: CancelMessage = { key_IDs: entry.keyIds };
           try {
-            await this.#post(entry.peerKme, '/kme/v1/cancellations', message);
+            await this.#post(entry.peerKme, CANCELLATIONS_CHANNEL, message, 'cancel the keys');
             await this.#opts.store.ackOutbox([entry.id]);
           } catch {
             continue;
@@ -187,6 +141,5 @@ export class PeerClient implements PeerChannel {
     this.#closed = true;
     clearTimeout(this.#timer);
     await this.#flushing?.catch(() => undefined);
-    await Promise.all([...this.#pools.values()].map((p) => p.close()));
   }
 }

@@ -2,9 +2,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { peerIdentity } from '../../auth/tls-identity.js';
-import { QksError } from '../../domain/errors.js';
-import { parseCancel, parseReservationBatch, type ReservationResults } from '../../domain/peer-messages.js';
 import type { KeyService } from '../key-service.js';
+import { acceptCancellations, acceptReservations } from '../peer-messages-service.js';
 import { sendEtsiError } from './etsi-errors.js';
 import { acceptJsonBodies } from './json-body.js';
 import { serverOptions } from './server-options.js';
@@ -53,27 +52,7 @@ export function buildPeerApi(opts: PeerApiOptions): FastifyInstance {
     return sendEtsiError(reply, err);
   });
 
-  app.post('/kme/v1/reservations', async (req): Promise<ReservationResults> => {
-    // Started together (in order), so that the store commits the whole batch at once; each
-    // reservation still succeeds or fails on its own.
-    const results = await Promise.all(
-      parseReservationBatch(req.body).reservations.map(async (reservation) => {
-        try {
-          await opts.keys.acceptReservation(req.peerKme, reservation);
-          return { ok: true as const };
-        } catch (err) {
-          if (!(err instanceof QksError)) throw err;
-          req.log.warn({ peer: req.peerKme, message: err.message }, 'reservation refused');
-          return { ok: false as const, message: err.message };
-        }
-      }),
-    );
-    return { results };
-  });
-  app.post('/kme/v1/cancellations', async (req) => {
-    const removed = await opts.keys.acceptCancel(parseCancel(req.body).key_IDs);
-    req.log.info({ peer: req.peerKme, removed }, 'peer cancelled burned keys');
-    return { ok: true, removed };
-  });
+  app.post('/kme/v1/reservations', (req) => acceptReservations(opts.keys, req.peerKme, req.body, req.log));
+  app.post('/kme/v1/cancellations', (req) => acceptCancellations(opts.keys, req.peerKme, req.body, req.log));
   return app;
 }
