@@ -49,7 +49,7 @@ const base = { linkId: 'link-a-b', settings, seed, blockBits: 256, historyBlocks
 let link: QkdLink;
 let close: () => Promise<void>;
 if (role === 'follower') {
-  link = new QkdLink({ ...base, role: 'follower' });
+  link = new QkdLink({ ...base, role: 'follower', allowReplay: true });
   const server = createServer({ ...tls, ...PEER_TLS_OPTIONS });
   const streams = attachPeerStream(server, {
     peers: new Set(['kme-a']),

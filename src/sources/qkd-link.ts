@@ -26,6 +26,11 @@ export interface QkdLinkOptions {
   readonly concurrency?: number;
   readonly log?: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   readonly now?: () => number;
+  /**
+   * Benchmarks only: the follower records frames and replays them when the leader asks
+   * (recordAhead). Replayed frames repeat their keys, so a KME never sets this.
+   */
+  readonly allowReplay?: boolean;
 }
 
 /**
@@ -68,6 +73,7 @@ export class QkdLink implements KeySource {
       this.#follower = new Follower({
         settings: opts.settings,
         seed: opts.seed,
+        allowReplay: opts.allowReplay === true,
         events: {
           onKey: async (firstSeq, key, summary) => this.#append(firstSeq, key, summary),
           onDiscard: (summary) => this.stats.record(summary),

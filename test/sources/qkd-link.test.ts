@@ -69,6 +69,20 @@ describe('QKD link simulator', () => {
     );
   });
 
+  it('records and replays frames only where a benchmark allowed it: a KME never repeats keys', async () => {
+    const kme = qkdPair(FAST);
+    kme.follower.open();
+    await assert.rejects(kme.leader.recordAhead(1), /does not record frames/);
+    const bench = qkdPair(FAST, { allowReplay: true });
+    bench.follower.open();
+    await bench.leader.recordAhead(1);
+    await assert.rejects(
+      kme.follower.handle('detections', { link_ID: 'link-a-b', frame: 5, replay: 0 }),
+      /does not replay recorded frames/,
+    );
+    await Promise.all([kme.leader, kme.follower, bench.leader, bench.follower].map((end) => end.stop()));
+  });
+
   it('an intercept-resend eavesdropper shows as 25% errors on what she attacked', () => {
     const physics = { ...FAST.physics, misalignment: 0.01, eveFraction: 0.4 };
     const tx = new Transmitter(physics, Buffer.alloc(32, 1));

@@ -44,8 +44,10 @@ export class Follower {
   readonly #events: FollowerEvents;
   readonly #frames = new Map<number, FrameState>();
   readonly #recorded = new Map<number, Clicks>();
+  readonly #allowReplay: boolean;
 
-  constructor(opts: { settings: QkdSettings; seed: Uint8Array; events: FollowerEvents }) {
+  constructor(opts: { settings: QkdSettings; seed: Uint8Array; events: FollowerEvents; allowReplay?: boolean }) {
+    this.#allowReplay = opts.allowReplay === true;
     this.#settings = opts.settings;
     this.#rx = new Receiver(opts.settings.physics, opts.seed);
     this.#events = opts.events;
@@ -67,6 +69,7 @@ export class Follower {
 
   /** A new frame with the detections of a recorded one (the bits copied: a frame wipes its own). */
   #replay(body: Record<string, unknown>): void {
+    if (!this.#allowReplay) throw badRequest('this link end does not replay recorded frames');
     const frame = wire.int(body['frame'], 'frame');
     const from = this.#recorded.get(wire.int(body['replay'], 'replay'));
     if (!from) throw badRequest('replay of a frame not recorded here');
@@ -90,6 +93,7 @@ export class Follower {
         while (this.#frames.size >= MAX_FRAMES) this.#drop(this.#frames.keys().next().value!);
         const clicks = this.clock.time('physics', () => this.#rx.detect(frame, pulses, { indices, states }));
         if (body['record'] === true) {
+          if (!this.#allowReplay) throw badRequest('this link end does not record frames');
           if (this.#recorded.size >= MAX_RECORDED && !this.#recorded.has(frame))
             throw badRequest('too many recorded frames');
           this.#recorded.set(frame, clicks);
