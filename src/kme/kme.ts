@@ -108,10 +108,14 @@ export async function startKme(
     cfg.peers.map((p) => p.kme_id),
     metrics,
   );
-  // The peer stream (one framed connection per peer) carries key synchronisation and the QKD
-  // link's post-processing.
-  const streams = new PeerStreams({ peers: cfg.peers.map((p) => ({ kmeId: p.kme_id, url: p.url })), tls: kmeTls, log });
-  const peers = new PeerClient({ streams, store, log, observer: peerSync });
+  // Peer streams (one framed connection per peer each): one for key synchronisation, on the path
+  // of every cross-site enc_keys, and one for the QKD link's post-processing, whose multi-MB
+  // messages must not hold a reservation up.
+  const newStreams = () =>
+    new PeerStreams({ peers: cfg.peers.map((p) => ({ kmeId: p.kme_id, url: p.url })), tls: kmeTls, log });
+  const syncStreams = newStreams();
+  const streams = newStreams();
+  const peers = new PeerClient({ streams: syncStreams, store, log, observer: peerSync });
   const qkdEnds = new Map<string, QkdLink>();
   for (const link of cfg.links) {
     const ends = { linkId: link.id, endpoints: link.endpoints, blockBits: link.block_bits };
@@ -243,7 +247,7 @@ export async function startKme(
     kmeUrl: urlOf(peerApi, cfg.kme_api.host),
     log,
     routes: { sae: saeApi.routeList, kme: peerApi.routeList },
-    setPeerUrl: (kmeId, url) => streams.setPeerUrl(kmeId, url),
+    setPeerUrl: (kmeId, url) => [syncStreams, streams].forEach((s) => s.setPeerUrl(kmeId, url)),
     overview,
     stop: async () => {
       clearInterval(sweeper);
@@ -254,6 +258,7 @@ export async function startKme(
       await history.stop();
       await Promise.all(pools.map((p) => p.stop()));
       await peers.close();
+      syncStreams.close();
       streams.close();
       await store.close();
       barrier.destroy();

@@ -49,18 +49,26 @@ export class PeerClient implements PeerChannel {
   }
 
   async #post(kmeId: string, channel: string, body: unknown, what = 'record the keys'): Promise<unknown> {
-    let reply: Buffer;
     try {
-      reply = await this.#opts.streams.request(kmeId, channel, Buffer.from(JSON.stringify(body)), this.#opts.timeoutMs);
+      const reply = await this.#opts.streams.request(
+        kmeId,
+        channel,
+        Buffer.from(JSON.stringify(body)),
+        this.#opts.timeoutMs,
+      );
+      return JSON.parse(reply.toString('utf8')) as unknown;
     } catch (err) {
       if (err instanceof PeerStreamRefusal) {
         this.#opts.log.warn({ peer: kmeId, code: err.peerCode, reason: err.message }, 'peer KME refused');
         throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} could not ${what}: ${err.message}`);
       }
+      if (err instanceof SyntaxError) {
+        this.#opts.log.warn({ peer: kmeId }, 'peer KME answered something other than JSON');
+        throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} could not ${what}: unreadable answer`);
+      }
       this.#opts.log.warn({ peer: kmeId, err: (err as Error).message }, 'peer KME unreachable');
       throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} is unreachable; try again later`);
     }
-    return JSON.parse(reply.toString('utf8')) as unknown;
   }
 
   /**

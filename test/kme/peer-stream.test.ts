@@ -125,7 +125,7 @@ describe('KME peer stream', () => {
     }
   });
 
-  it('times out a request that gets no answer, and the late answer harms nothing', async () => {
+  it('times out a request that gets no answer, drops that connection, and the next request reconnects', async () => {
     const c = client('kme-a', 'kme-b', 50);
     try {
       await assert.rejects(c.request('later', Buffer.from([200])), /no answer on later within 50 ms/);

@@ -95,9 +95,11 @@ export class PeerStreamClient {
         },
       });
       const timer = setTimeout(() => fail('timed out'), timeoutMs);
-      socket.once('error', (err) => fail(err.message));
+      const onError = (err: Error) => fail(err.message);
       // In TLS 1.3 a server refuses the client's certificate after the client's handshake is done.
-      socket.once('close', () => fail('the peer closed the connection'));
+      const onClose = () => fail('the peer closed the connection');
+      socket.once('error', onError);
+      socket.once('close', onClose);
       socket.once('secureConnect', () => {
         socket.setNoDelay(true);
         socket.write(
@@ -117,8 +119,9 @@ export class PeerStreamClient {
         if (!/^HTTP\/1\.1 101 /.test(status)) return fail(`the peer answered ${status.slice(9, 60)}`);
         settled = true;
         clearTimeout(timer);
-        socket.removeAllListeners('error');
-        socket.removeAllListeners('close');
+        // Only ours: Node's TLS socket has close listeners of its own.
+        socket.off('error', onError);
+        socket.off('close', onClose);
         const conn = new StreamConnection(
           socket,
           {

@@ -91,7 +91,11 @@ export class StreamConnection {
     const answer = new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(this.#unavailable(`no answer on ${channel} within ${timeoutMs} ms`));
+        const reason = `no answer on ${channel} within ${timeoutMs} ms`;
+        reject(this.#unavailable(reason));
+        // A silent peer is presumed gone (TCP keep-alive would take minutes to tell): the next
+        // request opens a new connection instead of waiting on this one.
+        this.close(`${reason}; connection dropped`);
       }, timeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
     });

@@ -21,7 +21,7 @@ export interface PeerStreamServerOptions {
 export interface PeerStreamServer {
   /** Open connections, by peer KME (for tests and status). */
   connections(): StreamConnection[];
-  /** Closes every stream (the HTTP server's close() leaves upgraded sockets alone). */
+  /** Closes every stream and refuses new ones (the HTTP server's close() leaves upgraded sockets alone). */
   close(): void;
 }
 
@@ -35,8 +35,10 @@ const refuse = (socket: Duplex, status: string) =>
  */
 export function attachPeerStream(server: Server, opts: PeerStreamServerOptions): PeerStreamServer {
   const open = new Set<StreamConnection>();
+  let closing = false;
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
+    if (closing) return refuse(socket, '503 Service Unavailable');
     if (req.url !== STREAM_PATH || req.headers.upgrade?.toLowerCase() !== STREAM_PROTOCOL) {
       return refuse(socket, '400 Bad Request');
     }
@@ -65,6 +67,7 @@ export function attachPeerStream(server: Server, opts: PeerStreamServerOptions):
   return {
     connections: () => [...open],
     close: () => {
+      closing = true;
       for (const conn of [...open]) conn.close('the KME is stopping');
     },
   };

@@ -121,7 +121,10 @@ export class Responder extends EventEmitter<ResponderEvents> {
       const container = await this.#opts.kme.getKeysWithIds(offer.master, offer.key_IDs);
       const byId = new Map(container.keys.map((k) => [k.key_ID, Buffer.from(k.key, 'base64')]));
       keys = offer.key_IDs.map((id) => byId.get(id)!);
-      if (keys.some((k) => k === undefined)) throw new AgreementError('kme_refused', 'KME returned other keys');
+      if (keys.some((k) => k === undefined)) {
+        for (const k of byId.values()) k.fill(0);
+        throw new AgreementError('kme_refused', 'KME returned other keys');
+      }
     } catch (err) {
       if (err instanceof KmeError) throw new AgreementError('kme_refused', `KME refused the keys: ${err.message}`);
       throw err;
