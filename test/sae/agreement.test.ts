@@ -212,6 +212,28 @@ describe('SAE-to-SAE key agreement', () => {
     }
   });
 
+  it('a responder whose dec_keys outlasts its exchange timeout refuses and hands on none', async () => {
+    // A timeout of 0 ms: any dec_keys takes longer, as a slow KME would against a real timeout.
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1'], 0, 0);
+    let handed = 0;
+    responder.on('keys', () => handed++);
+    const failed = failureNext(responder);
+    const { port } = await responder.listen();
+    const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', port);
+    try {
+      await assert.rejects(initiator.agree(1), (err: AgreementError) => {
+        assert.equal(err.code, 'timeout');
+        assert.match(err.message, /could not fetch the keys within 0 ms/);
+        return true;
+      });
+      assert.equal((await failed).code, 'timeout');
+      assert.equal(handed, 0, 'no keys handed on');
+    } finally {
+      initiator.close();
+      await responder.close();
+    }
+  });
+
   it('waits as long as the SAE’s key_exchange_timeout preference says', async () => {
     const setTimeoutPref = (seconds: number) =>
       sites.sae('sae-a2').post('/api/v1/preferences/preference', {
