@@ -151,7 +151,17 @@ describe('the dashboard in a real browser, on the demo network', () => {
         fresh.goto(kmeUrl).catch(() => null),
       ]);
       assert.equal(kme.status(), 401);
-      await fresh.screenshot({ path: artifactPath('dashboard', '4-refused.png') });
+      // Chromium may still be swapping in its error page: wait for it, and try the picture again.
+      await fresh.waitForLoadState().catch(() => undefined);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await fresh.screenshot({ path: artifactPath('dashboard', '4-refused.png') });
+          break;
+        } catch (err) {
+          if (attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
     } finally {
       await fresh.close();
     }
