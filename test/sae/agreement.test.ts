@@ -17,6 +17,14 @@ const agreedNext = (responder: ReturnType<typeof responderFor>) =>
 const failureNext = (responder: ReturnType<typeof responderFor>) =>
   new Promise<AgreementError>((resolve) => responder.once('failure', resolve));
 
+/** Starts `responder` listening and counts the key sets it hands on. */
+async function listenCounting(responder: ReturnType<typeof responderFor>) {
+  let handed = 0;
+  responder.on('keys', () => handed++);
+  const { port } = await responder.listen();
+  return { port, handed: () => handed };
+}
+
 /** A raw TLS client speaking the agreement protocol with some SAE's certificate, for forgeries. */
 async function rawClient(
   sites: TwoSites,
@@ -182,10 +190,8 @@ describe('SAE-to-SAE key agreement', () => {
 
   it('a responder refuses an offer whose proof does not match the keys, and hands on none', async () => {
     const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
-    let handed = 0;
-    responder.on('keys', () => handed++);
     const failed = failureNext(responder);
-    const { port } = await responder.listen();
+    const { port, handed } = await listenCounting(responder);
     const { kme } = saeOf(sites, 'sae-a1');
     const { socket, reader } = await rawClient(sites, 'sae-a1', port);
     try {
@@ -202,7 +208,7 @@ describe('SAE-to-SAE key agreement', () => {
       const reply = (await reader.next(3000)) as { type: string; code: string };
       assert.deepEqual([reply.type, reply.code], ['error', 'bad_proof']);
       assert.equal((await failed).code, 'bad_proof');
-      assert.equal(handed, 0, 'no keys handed on');
+      assert.equal(handed(), 0, 'no keys handed on');
       // The KME delivered them once, to the responder, which wiped them: they cannot come again.
       await assert.rejects(saeOf(sites, 'sae-b1').kme.getKeysWithIds('sae-a1', terms.key_IDs), /not found/);
     } finally {
@@ -215,10 +221,8 @@ describe('SAE-to-SAE key agreement', () => {
   it('a responder whose dec_keys outlasts its exchange timeout refuses and hands on none', async () => {
     // A timeout of 0 ms: any dec_keys takes longer, as a slow KME would against a real timeout.
     const responder = responderFor(sites, 'sae-b1', ['sae-a1'], 0, 0);
-    let handed = 0;
-    responder.on('keys', () => handed++);
     const failed = failureNext(responder);
-    const { port } = await responder.listen();
+    const { port, handed } = await listenCounting(responder);
     const initiator = initiatorFor(sites, 'sae-a1', 'sae-b1', port);
     try {
       await assert.rejects(initiator.agree(1), (err: AgreementError) => {
@@ -227,7 +231,7 @@ describe('SAE-to-SAE key agreement', () => {
         return true;
       });
       assert.equal((await failed).code, 'timeout');
-      assert.equal(handed, 0, 'no keys handed on');
+      assert.equal(handed(), 0, 'no keys handed on');
     } finally {
       initiator.close();
       await responder.close();
@@ -288,9 +292,7 @@ describe('SAE-to-SAE key agreement', () => {
 
   it('refuses a connection with no client certificate, or one of another CA naming the master', async () => {
     const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
-    let handed = 0;
-    responder.on('keys', () => handed++);
-    const { port } = await responder.listen();
+    const { port, handed } = await listenCounting(responder);
     const { tls } = saeOf(sites, 'sae-a1');
     const foreignCa = await createCa('QKS SAE CA'); // the same name, another key
     const forged = await issueCertificate(foreignCa, {
@@ -322,7 +324,7 @@ describe('SAE-to-SAE key agreement', () => {
     try {
       assert.match(await attempt({}), /^refused/, 'no client certificate');
       assert.match(await attempt({ cert: forged.cert, key: forged.key }), /^refused/, 'another CA’s certificate');
-      assert.equal(handed, 0);
+      assert.equal(handed(), 0);
       // The same path with the real certificate gets an answer (a kme_refused for the made-up key ID).
       assert.match(await attempt({ cert: tls.cert, key: tls.key }), /kme_refused/);
     } finally {
@@ -409,15 +411,13 @@ describe('SAE-to-SAE key agreement', () => {
 
   it('accepts nothing over a malformed frame', async () => {
     const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
-    let accepted = 0;
-    responder.on('keys', () => accepted++);
     responder.on('failure', () => undefined);
-    const { port } = await responder.listen();
+    const { port, handed } = await listenCounting(responder);
     const { socket, reader } = await rawClient(sites, 'sae-a1', port);
     try {
       socket.write(Buffer.from([0, 0, 0, 5, 0x7b, 0x7b, 0x7b, 0x7b, 0x7b]));
       await assert.rejects(reader.next(3000));
-      assert.equal(accepted, 0);
+      assert.equal(handed(), 0);
     } finally {
       socket.destroy();
       await responder.close();
