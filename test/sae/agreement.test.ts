@@ -17,6 +17,18 @@ const agreedNext = (responder: ReturnType<typeof responderFor>) =>
 const failureNext = (responder: ReturnType<typeof responderFor>) =>
   new Promise<AgreementError>((resolve) => responder.once('failure', resolve));
 
+/** An offer from sae-a1 to sae-b1 of a made-up key ID with a made-up proof, changed by `over`. */
+const madeUpOffer = (over: Record<string, unknown> = {}) => ({
+  v: 3,
+  type: 'offer',
+  exchange: randomUUID(),
+  master: 'sae-a1',
+  slave: 'sae-b1',
+  key_IDs: [randomUUID()],
+  proof: 'AAAA',
+  ...over,
+});
+
 /** Starts `responder` listening and counts the key sets it hands on. */
 async function listenCounting(responder: ReturnType<typeof responderFor>) {
   let handed = 0;
@@ -304,17 +316,7 @@ describe('SAE-to-SAE key agreement', () => {
     const attempt = (creds: { cert?: string | Buffer; key?: string | Buffer }) =>
       new Promise<string>((resolve) => {
         const socket = connect({ host: '127.0.0.1', port, ca: tls.ca, ...creds, checkServerIdentity: () => undefined });
-        socket.once('secureConnect', () =>
-          writeFrame(socket, {
-            v: 3,
-            type: 'offer',
-            exchange: randomUUID(),
-            master: 'sae-a1',
-            slave: 'sae-b1',
-            key_IDs: [randomUUID()],
-            proof: 'AAAA',
-          }),
-        );
+        socket.once('secureConnect', () => writeFrame(socket, madeUpOffer()));
         new FrameReader(socket).next(3000).then(
           (reply) => resolve(`answered ${JSON.stringify(reply)}`),
           (err: Error) => resolve(`refused: ${err.message}`),
@@ -377,32 +379,22 @@ describe('SAE-to-SAE key agreement', () => {
     responder.on('failure', () => undefined);
     const { port } = await responder.listen();
     const { socket, reader } = await rawClient(sites, 'sae-a1', port);
-    const offer = (over: Record<string, unknown>) => ({
-      v: 3,
-      type: 'offer',
-      exchange: randomUUID(),
-      master: 'sae-a1',
-      slave: 'sae-b1',
-      key_IDs: [randomUUID()],
-      proof: 'AAAA',
-      ...over,
-    });
     const ask = async (message: unknown) => {
       writeFrame(socket, message);
       return ((await reader.next(3000)) as { code: string }).code;
     };
     try {
-      assert.equal(await ask(offer({ master: 'sae-a2' })), 'wrong_peer');
-      assert.equal(await ask(offer({ slave: 'sae-b2' })), 'not_addressed_to_me');
-      assert.equal(await ask(offer({})), 'kme_refused', 'key IDs the KME does not hold for this pair');
+      assert.equal(await ask(madeUpOffer({ master: 'sae-a2' })), 'wrong_peer');
+      assert.equal(await ask(madeUpOffer({ slave: 'sae-b2' })), 'not_addressed_to_me');
+      assert.equal(await ask(madeUpOffer({})), 'kme_refused', 'key IDs the KME does not hold for this pair');
       const { kme } = saeOf(sites, 'sae-a1');
       const real = await kme.getKeys('sae-b2', { number: 1 }); // addressed to another slave
-      assert.equal(await ask(offer({ key_IDs: [real.keys[0]!.key_ID] })), 'kme_refused');
-      assert.equal(await ask(offer({ key_IDs: [real.keys[0]!.key_ID] })), 'replay');
-      assert.equal(await ask({ ...offer({}), v: 2 }), 'unsupported_version', 'version 2 took two round trips');
-      assert.equal(await ask({ ...offer({}), v: 4 }), 'unsupported_version');
+      assert.equal(await ask(madeUpOffer({ key_IDs: [real.keys[0]!.key_ID] })), 'kme_refused');
+      assert.equal(await ask(madeUpOffer({ key_IDs: [real.keys[0]!.key_ID] })), 'replay');
+      assert.equal(await ask({ ...madeUpOffer({}), v: 2 }), 'unsupported_version', 'version 2 took two round trips');
+      assert.equal(await ask({ ...madeUpOffer({}), v: 4 }), 'unsupported_version');
       // Last: a malformed message also ends the connection.
-      assert.equal(await ask(offer({ proof: undefined })), 'bad_message', 'an offer must carry its proof');
+      assert.equal(await ask(madeUpOffer({ proof: undefined })), 'bad_message', 'an offer must carry its proof');
     } finally {
       socket.destroy();
       await responder.close();
