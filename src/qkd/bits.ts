@@ -88,7 +88,7 @@ export function bytesToBits(bytes: Uint8Array, n: number): Bits {
   return b;
 }
 
-/** Wipes key material. */
+/** Wipes key material (an array moved to another thread is empty here: nothing to wipe). */
 export function wipe(...arrays: Array<Uint32Array | Uint8Array | undefined>): void {
-  for (const a of arrays) a?.fill(0);
+  for (const a of arrays) if (a && a.length > 0) a.fill(0);
 }

@@ -5,6 +5,7 @@ import { getBit } from '../../src/qkd/bits.js';
 import { Receiver } from '../../src/physics/receiver.js';
 import { Transmitter } from '../../src/physics/transmitter.js';
 import { SIGNAL } from '../../src/physics/link-model.js';
+import type { QkdOp } from '../../src/sources/qkd/wire.js';
 import { qkdPair, qkdSettings } from '../helpers/qkd-pair.js';
 import { describeKeySourceConformance } from './key-source-conformance.js';
 
@@ -67,6 +68,37 @@ describe('QKD link simulator', () => {
       ),
       { numRuns: 12 },
     );
+  });
+
+  it('the follower amplifies once, after Cascade, and gives a key only on the commit that follows', async () => {
+    const { leader, follower } = qkdPair(FAST);
+    const handle = follower.handle.bind(follower);
+    const refused: string[] = [];
+    const attempt = (op: QkdOp, body: Record<string, unknown>) =>
+      handle(op, body).then(
+        () => 'answered',
+        (err: Error) => err.message,
+      );
+    follower.handle = async (op, message) => {
+      const body = message as Record<string, unknown>;
+      const frame = { link_ID: body['link_ID'], frame: body['frame'] };
+      if (op === 'cascade' && refused.length === 0)
+        refused.push(await attempt('amplify', { ...frame, seed: Buffer.alloc(32), out_bits: 256 }));
+      if (op !== 'amplify' || refused.length > 1) return handle(op, message);
+      refused.push(await attempt('commit', { ...frame, first_seq: 0 }));
+      const answer = await handle(op, message);
+      refused.push(await attempt('amplify', body));
+      return answer;
+    };
+    const got: [Buffer[], Buffer[]] = [[], []];
+    leader.start(null, async (blocks) => void got[0].push(...blocks.map((b) => Buffer.from(b.bytes))));
+    follower.start(null, async (blocks) => void got[1].push(...blocks.map((b) => Buffer.from(b.bytes))));
+    while (got[0].length < 2000 || got[1].length < 2000) await new Promise((r) => setTimeout(r, 20));
+    await Promise.all([leader.stop(), follower.stop()]);
+    assert.match(refused[0]!, /privacy amplification before Cascade finished/);
+    assert.match(refused[1]!, /commit before privacy amplification/);
+    assert.match(refused[2]!, /already amplified/);
+    for (let i = 0; i < 2000; i++) assert.ok(got[0][i]!.equals(got[1][i]!), `block ${i} identical`);
   });
 
   it('records and replays frames only where a benchmark allowed it: a KME never repeats keys', async () => {

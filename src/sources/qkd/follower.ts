@@ -2,12 +2,13 @@ import { badRequest } from '../../domain/errors.js';
 import { bitsToBytes, hammingDistance, wipe, type Bits } from '../../qkd/bits.js';
 import { CascadeCorrector } from '../../qkd/cascade.js';
 import { checkPass, type PassSpec } from '../../qkd/cascade-plan.js';
-import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../qkd/hashing.js';
+import { toeplitzSeedWords } from '../../qkd/hashing.js';
+import { amplifyOffThread, tagOffThread } from './offload.js';
 import { keepMatching, splitKept } from '../../qkd/sifting.js';
 import { Receiver, type Clicks } from '../../physics/receiver.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
-import { expandSeed, StageClock } from './stages.js';
+import { StageClock } from './stages.js';
 import * as wire from './wire.js';
 
 interface FrameState {
@@ -19,6 +20,8 @@ interface FrameState {
   /** Bob's key before Cascade (to count what it corrected), and how many questions are out. */
   before?: Bits;
   asked?: number;
+  /** The frame's secret key, amplified and waiting for its block numbers. */
+  secret?: Buffer;
 }
 
 /** Frames a follower keeps at once; an older one is dropped when a new one arrives. */
@@ -62,7 +65,7 @@ export class Follower {
 
   #drop(frame: number): void {
     const s = this.#frames.get(frame);
-    if (s) wipe(s.clicks?.bits, s.key, s.before);
+    if (s) wipe(s.clicks?.bits, s.key, s.before, s.secret);
     s?.cascade?.wipe();
     this.#frames.delete(frame);
   }
@@ -161,26 +164,37 @@ export class Follower {
         if (!state.key) throw badRequest('verification before sifting');
         const seed = wire.decodeU32(body['seed'], 'seed', toeplitzSeedWords(state.n!, 64));
         if (seed.length !== toeplitzSeedWords(state.n!, 64)) throw badRequest('seed has a wrong length');
-        const tag = this.clock.time('verification', () => toeplitzHash(state.key!, state.n!, seed));
-        return { tag };
+        return { tag: await tagOffThread(this.clock, state.key, state.n!, seed) };
       }
       case 'amplify': {
+        // The key is amplified on its own message so that 'commit', which waits for the frames
+        // before it, costs no computation.
         const [frame, state] = this.#frame(body);
-        if (!state.key) throw badRequest('privacy amplification before sifting');
+        if (state.secret || (state.cascade && !state.key)) throw badRequest('this frame is already amplified');
+        if (!state.key || !state.cascade || state.asked !== undefined)
+          throw badRequest('privacy amplification before Cascade finished');
         const n = state.n!;
         const outBits = wire.int(body['out_bits'], 'out_bits', 8, n);
         if (outBits % 8 !== 0) throw badRequest('out_bits must be a multiple of 8');
-        const firstSeq = wire.int(body['first_seq'], 'first_seq', 0);
         const seed = wire.decodeBytes(body['seed'], 'seed', 32);
+        const key = state.key;
+        delete state.key;
+        const secret = await amplifyOffThread(this.clock, key, n, seed, outBits);
+        // Discarded (or replaced) meanwhile: the key has nowhere to go.
+        if (this.#frames.get(frame) !== state) {
+          secret.fill(0);
+          throw badRequest(`frame ${frame} was discarded during privacy amplification`);
+        }
+        state.secret = secret;
+        return { ok: true };
+      }
+      case 'commit': {
+        const [frame, state] = this.#frame(body);
+        if (!state.secret) throw badRequest('commit before privacy amplification');
+        const firstSeq = wire.int(body['first_seq'], 'first_seq', 0);
         const summary = parseSummary(body['summary']);
-        const secret = this.clock.time('amplification', () => {
-          const seeds = expandSeed(seed, 2 * amplificationSeedBytes(n, outBits));
-          const half = seeds.length / 2;
-          const out = amplify(state.key!, n, seeds.subarray(0, half), seeds.subarray(half), outBits);
-          const bytes = bitsToBytes(out, outBits);
-          wipe(out);
-          return bytes;
-        });
+        const secret = state.secret;
+        delete state.secret;
         this.#drop(frame);
         const lastSeq = await this.#events.onKey(firstSeq, secret, summary);
         return { ok: true, last_seq: lastSeq };

@@ -1,15 +1,16 @@
-import { bitsToBytes, getBit, wipe } from '../../qkd/bits.js';
+import { getBit, wipe } from '../../qkd/bits.js';
 import { badRequest } from '../../domain/errors.js';
 import { CascadeResponder } from '../../qkd/cascade.js';
 import { planPasses } from '../../qkd/cascade-plan.js';
 import { efficiency, estimate, secretLength } from '../../qkd/estimation.js';
-import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../qkd/hashing.js';
+import { toeplitzSeedWords } from '../../qkd/hashing.js';
+import { amplifyOffThread, tagOffThread } from './offload.js';
 import { Prng } from '../../qkd/prng.js';
 import { keepMatching, matchBits, splitKept } from '../../qkd/sifting.js';
 import { Transmitter } from '../../physics/transmitter.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
-import { expandSeed, StageClock } from './stages.js';
+import { StageClock } from './stages.js';
 import * as wire from './wire.js';
 
 /** The classical channel to the other end, as the leader uses it (byte fields as Uint8Array). */
@@ -200,8 +201,10 @@ export class Leader {
 
     // Verification: a 64-bit Toeplitz tag of both keys.
     const tagSeed = rng.fill(new Uint32Array(toeplitzSeedWords(n, 64)));
-    const verifyReply = await this.#call('verify', frame, { seed: wire.encodeU32(tagSeed) });
-    const ours = this.clock.time('verification', () => toeplitzHash(key, n, tagSeed));
+    const [verifyReply, ours] = await Promise.all([
+      this.#call('verify', frame, { seed: wire.encodeU32(tagSeed) }),
+      tagOffThread(this.clock, key, n, tagSeed),
+    ]);
     const theirs = wire.decodeBytes(verifyReply['tag'], 'tag', 8);
     const trueQber = errorsFound / n;
     if (!ours.equals(theirs)) {
@@ -216,28 +219,28 @@ export class Leader {
       return discard('no_secret_key', { qber: trueQber, efficiency: f });
     }
     const done = summary({ qber: trueQber, efficiency: f, secretBits: outBits });
+    // Both ends amplify now, at the same time; only the block numbers (commit) wait their turn.
     const paSeed = Buffer.from(rng.fill(new Uint32Array(8)).buffer);
+    const [sent, mine] = await Promise.allSettled([
+      this.#call('amplify', frame, { seed: wire.encodeBytes(paSeed), out_bits: outBits }),
+      amplifyOffThread(this.clock, key, n, paSeed, outBits),
+    ]);
+    wipe(key);
+    if (mine.status === 'rejected') throw mine.reason;
+    const secret = mine.value;
+    if (sent.status === 'rejected') {
+      secret.fill(0);
+      throw sent.reason;
+    }
     const commit = async (firstSeq: number): Promise<FrameResult> => {
       try {
-        const reply = await this.#call('amplify', frame, {
-          seed: wire.encodeBytes(paSeed),
-          out_bits: outBits,
-          first_seq: firstSeq,
-          summary: done,
-        });
+        const reply = await this.#call('commit', frame, { first_seq: firstSeq, summary: done });
         this.followerLastSeq = wire.int(reply['last_seq'], 'last_seq', -1);
-        const secret = this.clock.time('amplification', () => {
-          const seeds = expandSeed(paSeed, 2 * amplificationSeedBytes(n, outBits));
-          const half = seeds.length / 2;
-          const out = amplify(key, n, seeds.subarray(0, half), seeds.subarray(half), outBits);
-          const bytes = bitsToBytes(out, outBits);
-          wipe(out);
-          return bytes;
-        });
-        return { summary: done, key: secret };
-      } finally {
-        wipe(key);
+      } catch (err) {
+        secret.fill(0);
+        throw err;
       }
+      return { summary: done, key: secret };
     };
     return { summary: done, commit };
   }

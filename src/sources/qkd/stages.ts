@@ -1,4 +1,6 @@
 import { createCipheriv } from 'node:crypto';
+import { bitsToBytes, wipe, type Bits } from '../../qkd/bits.js';
+import { amplificationSeedBytes, amplify } from '../../qkd/hashing.js';
 
 /** Where a link end spends its time, by stage (ms), for the benchmark. */
 export const STAGES = [
@@ -29,6 +31,11 @@ export class StageClock {
     }
   }
 
+  /** Time measured elsewhere (on the worker thread, as wall time there). */
+  add(stage: Stage, ms: number): void {
+    this.ms[stage] += ms;
+  }
+
   async wait<T>(f: () => Promise<T>): Promise<T> {
     const t = performance.now();
     try {
@@ -42,6 +49,16 @@ export class StageClock {
 /** The public seeds of privacy amplification, expanded from 32 bytes with AES-256-CTR. */
 export function expandSeed(seed: Uint8Array, bytes: number): Buffer {
   return createCipheriv('aes-256-ctr', seed, Buffer.alloc(16)).update(Buffer.alloc(bytes));
+}
+
+/** Privacy amplification of an n-bit reconciled key to `outBits` secret bits, as both ends run it. */
+export function secretKey(key: Bits, n: number, seed: Uint8Array, outBits: number): Buffer {
+  const seeds = expandSeed(seed, 2 * amplificationSeedBytes(n, outBits));
+  const half = seeds.length / 2;
+  const out = amplify(key, n, seeds.subarray(0, half), seeds.subarray(half), outBits);
+  const bytes = bitsToBytes(out, outBits);
+  wipe(out);
+  return bytes;
 }
 
 /** The frame's secret key as blocks of `blockBits`. */

@@ -7,7 +7,7 @@ import { bitsToBytes, bytesToBits, type Bits } from '../../qkd/bits.js';
  * and a malformed message is refused with a reason.
  */
 
-export const QKD_OPS = ['fibre', 'detections', 'sifting', 'cascade', 'verify', 'amplify', 'discard'] as const;
+export const QKD_OPS = ['fibre', 'detections', 'sifting', 'cascade', 'verify', 'amplify', 'commit', 'discard'] as const;
 export type QkdOp = (typeof QKD_OPS)[number];
 
 const view = (a: Uint8Array | Uint32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);

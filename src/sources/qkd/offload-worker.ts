@@ -1,0 +1,31 @@
+import { move } from 'piscina';
+import { toeplitzHash } from '../../qkd/hashing.js';
+import { wipe, type Bits } from '../../qkd/bits.js';
+import { secretKey } from './stages.js';
+
+/**
+ * The steps of a frame that offload.ts runs on a worker thread: pure functions of typed arrays.
+ * Each wipes the key material it was given, writes the milliseconds it took to `ms[0]` (shared
+ * memory) and moves its result back: no copy of a secret is left behind on this thread.
+ */
+interface Task {
+  key: Bits;
+  n: number;
+  ms: Float64Array;
+}
+
+function timed(task: Task, f: () => Buffer): unknown {
+  const t = performance.now();
+  try {
+    return move(f());
+  } finally {
+    wipe(task.key);
+    task.ms[0] = performance.now() - t;
+  }
+}
+
+export const amplification = (t: Task & { seed: Uint8Array; outBits: number }): unknown =>
+  timed(t, () => secretKey(t.key, t.n, t.seed, t.outBits));
+
+export const verification = (t: Task & { seed: Uint32Array }): unknown =>
+  timed(t, () => toeplitzHash(t.key, t.n, t.seed));
