@@ -76,26 +76,57 @@ export function checkPass(p: PassSpec, n: number): void {
 export function shuffled(key: Uint32Array, n: number, p: PassSpec): Uint32Array {
   if (p.a === 1 && p.b === 0) return key.slice();
   const out = new Uint32Array(key.length);
-  const { a } = p;
-  let idx = p.b;
-  // A word at a time, kept in a register: the reads are scattered, the writes need not be.
+  // The key twice over: a position a·j mod n plus a start below n needs no reduction mod n.
+  const twice = repeated(key, n);
+  // Where the 32 bits of an output word sit relative to its first: independent of each other, so
+  // the loads of one word need not wait for one another (a running index would chain them).
+  const offset = new Int32Array(32);
+  for (let j = 0; j < 32; j++) offset[j] = (j * p.a) % n;
+  const step = (32 * p.a) % n;
+  let start = p.b;
   const full = n >>> 5;
   for (let w = 0; w < full; w++) {
     let word = 0;
-    for (let j = 0; j < 32; j++) {
-      word |= ((key[idx >>> 5]! >>> (idx & 31)) & 1) << j;
-      idx += a;
-      if (idx >= n) idx -= n;
+    for (let j = 0; j < 32; j += 4) {
+      const q0 = start + offset[j]!;
+      const q1 = start + offset[j + 1]!;
+      const q2 = start + offset[j + 2]!;
+      const q3 = start + offset[j + 3]!;
+      const nibble =
+        ((twice[q0 >>> 5]! >>> q0) & 1) |
+        (((twice[q1 >>> 5]! >>> q1) & 1) << 1) |
+        (((twice[q2 >>> 5]! >>> q2) & 1) << 2) |
+        (((twice[q3 >>> 5]! >>> q3) & 1) << 3);
+      word |= nibble << j;
     }
     out[w] = word;
+    start += step - n;
+    start += (start >> 31) & n;
   }
   let word = 0;
   for (let j = 0; j < (n & 31); j++) {
-    word |= ((key[idx >>> 5]! >>> (idx & 31)) & 1) << j;
-    idx += a;
-    if (idx >= n) idx -= n;
+    const q = start + offset[j]!;
+    word |= ((twice[q >>> 5]! >>> q) & 1) << j;
   }
   if (n & 31) out[full] = word;
+  twice.fill(0);
+  return out;
+}
+
+/** The first n bits of `key`, then the same n bits again (2n bits; signed words read faster). */
+export function repeated(key: Uint32Array, n: number): Int32Array {
+  const out = new Int32Array(((2 * n + 31) >>> 5) + 1);
+  const words = (n + 31) >>> 5;
+  const at = n >>> 5;
+  const shift = n & 31;
+  out.set(key.subarray(0, words));
+  if (shift === 0) {
+    out.set(key.subarray(0, words), at);
+    return out;
+  }
+  out[at] = (key[at]! & ((1 << shift) - 1)) | (key[0]! << shift);
+  for (let i = 1; i < words; i++) out[at + i] = (key[i - 1]! >>> (32 - shift)) | (key[i]! << shift);
+  out[at + words] = key[words - 1]! >>> (32 - shift);
   return out;
 }
 
