@@ -29,7 +29,7 @@ export class CascadeResponder {
   addPasses(passes: readonly PassSpec[]): void {
     for (const p of passes) checkPass(p, this.#n);
     this.#passes.push(...passes);
-    for (const _ of passes) this.#views.push(null);
+    this.#views.push(...passes.map(() => null));
   }
 
   answer(questions: Uint32Array): Uint8Array {
