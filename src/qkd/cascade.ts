@@ -62,6 +62,12 @@ export class CascadeResponder {
   }
 }
 
+/** Where a search's fields sit in its block's four words of CascadeCorrector's state. */
+const LO = 0;
+const HI = 1;
+const CHECKED = 2;
+const FLIPS = 3;
+
 /**
  * The corrector's side: a state machine fed with answers, producing the next questions.
  *
@@ -88,13 +94,14 @@ export class CascadeCorrector {
   readonly #top: Uint8Array;
   readonly #odd: Uint8Array;
   readonly #searching: Uint8Array;
-  /** Per block: bits flipped in it so far (a search's cached oddness holds while this is unchanged). */
-  readonly #flips: Int32Array;
-  /** Per block, its search: the range [lo, hi) left, the responder's parity of it, `flips` when last known odd. */
-  readonly #lo: Int32Array;
-  readonly #hi: Int32Array;
+  /** Per block, the responder's parity of the range its search has left. */
   readonly #parity: Uint8Array;
-  readonly #checked: Int32Array;
+  /**
+   * Per block, four words side by side (one cache line, not four): its search's range [lo, hi),
+   * `flips` when that range was last known odd, and the bits flipped in the block so far (the
+   * cached oddness holds while that count is unchanged).
+   */
+  readonly #state: Int32Array;
   /** Searches to look at next, the spare buffer for the round after, and those asked about. */
   #pending: Int32Array;
   #pendingCount = 0;
@@ -124,11 +131,8 @@ export class CascadeCorrector {
     this.#top = new Uint8Array(blocks);
     this.#odd = new Uint8Array(blocks);
     this.#searching = new Uint8Array(blocks);
-    this.#flips = new Int32Array(blocks);
-    this.#lo = new Int32Array(blocks);
-    this.#hi = new Int32Array(blocks);
     this.#parity = new Uint8Array(blocks);
-    this.#checked = new Int32Array(blocks);
+    this.#state = new Int32Array(4 * blocks);
     this.#pending = new Int32Array(blocks);
     this.#spare = new Int32Array(blocks);
     this.#asked = new Int32Array(blocks);
@@ -191,7 +195,7 @@ export class CascadeCorrector {
       for (let i = 0; i < count; i++) {
         const s = ready[i]!;
         if (!this.#stillOdd(s)) this.#finish(s);
-        else if (this.#hi[s]! - this.#lo[s]! === 1) this.#fix(s);
+        else if (this.#state[4 * s + HI]! - this.#state[4 * s + LO]! === 1) this.#fix(s);
         else this.#asked[this.#askedCount++] = s;
       }
       if (this.#pendingCount > 0) continue;
@@ -206,10 +210,10 @@ export class CascadeCorrector {
     const out = new Uint32Array(this.#askedCount * 3);
     for (let i = 0, at = 0; i < this.#askedCount; i++) {
       const s = this.#asked[i]!;
-      const lo = this.#lo[s]!;
+      const lo = this.#state[4 * s + LO]!;
       out[at++] = this.#passOf[s]!;
       out[at++] = lo;
-      out[at++] = lo + ((this.#hi[s]! - lo) >>> 1);
+      out[at++] = lo + ((this.#state[4 * s + HI]! - lo) >>> 1);
     }
     return out;
   }
@@ -231,35 +235,36 @@ export class CascadeCorrector {
     const pass = this.#passOf[s]!;
     const lo = (s - this.#first[pass]!) * this.#passes[pass]!.blockSize;
     this.#searching[s] = 1;
-    this.#lo[s] = lo;
-    this.#hi[s] = Math.min(this.#n, lo + this.#passes[pass]!.blockSize);
+    this.#state[4 * s + LO] = lo;
+    this.#state[4 * s + HI] = Math.min(this.#n, lo + this.#passes[pass]!.blockSize);
     this.#parity[s] = this.#top[s]!;
-    this.#checked[s] = -1;
+    this.#state[4 * s + CHECKED] = -1;
     this.#pending[this.#pendingCount++] = s;
   }
 
   #stillOdd(s: number): boolean {
     // No bit of the block flipped since the range was last known odd: it still is.
-    if (this.#checked[s] === this.#flips[s]) return true;
-    if (this.#views[this.#passOf[s]!]!.range(this.#lo[s]!, this.#hi[s]!) === this.#parity[s]) return false;
-    this.#checked[s] = this.#flips[s]!;
+    if (this.#state[4 * s + CHECKED] === this.#state[4 * s + FLIPS]) return true;
+    if (this.#views[this.#passOf[s]!]!.range(this.#state[4 * s + LO]!, this.#state[4 * s + HI]!) === this.#parity[s])
+      return false;
+    this.#state[4 * s + CHECKED] = this.#state[4 * s + FLIPS]!;
     return true;
   }
 
   /** One binary-search step with the responder's parity of the first half. */
   #step(s: number, firstHalf: number): void {
     if (!this.#stillOdd(s)) return this.#finish(s);
-    const lo = this.#lo[s]!;
-    const mid = lo + ((this.#hi[s]! - lo) >>> 1);
+    const lo = this.#state[4 * s + LO]!;
+    const mid = lo + ((this.#state[4 * s + HI]! - lo) >>> 1);
     if (this.#views[this.#passOf[s]!]!.range(lo, mid) !== firstHalf) {
-      this.#hi[s] = mid;
+      this.#state[4 * s + HI] = mid;
       this.#parity[s] = firstHalf;
     } else {
-      this.#lo[s] = mid;
+      this.#state[4 * s + LO] = mid;
       this.#parity[s] = this.#parity[s]! ^ firstHalf;
     }
     // The half kept is odd too (its parity and the other half's add up to the whole's).
-    this.#checked[s] = this.#flips[s]!;
+    this.#state[4 * s + CHECKED] = this.#state[4 * s + FLIPS]!;
     this.#pending[this.#pendingCount++] = s;
   }
 
@@ -267,7 +272,7 @@ export class CascadeCorrector {
   #fix(s: number): void {
     const n = this.#n;
     const spec = this.#passes[this.#passOf[s]!]!;
-    let position = mulMod(spec.a, this.#lo[s]!, n, this.#perN) + spec.b;
+    let position = mulMod(spec.a, this.#state[4 * s + LO]!, n, this.#perN) + spec.b;
     if (position >= n) position -= n;
     flipBit(this.#key, position);
     this.corrected++;
@@ -282,7 +287,7 @@ export class CascadeCorrector {
       if (block * size > inPass) block--;
       else if ((block + 1) * size <= inPass) block++;
       const t = this.#first[pass]! + block;
-      this.#flips[t]!++;
+      this.#state[4 * t + FLIPS]!++;
       this.#odd[t]! ^= 1;
       if (this.#odd[t] && !this.#searching[t]) this.#search(t);
     }
@@ -297,7 +302,7 @@ export class CascadeCorrector {
 
   wipe(): void {
     for (const v of this.#views) v.wipe();
-    for (const a of [this.#odd, this.#lo, this.#hi, this.#parity, this.#pending, this.#spare, this.#asked]) a.fill(0);
+    for (const a of [this.#odd, this.#state, this.#parity, this.#pending, this.#spare, this.#asked]) a.fill(0);
   }
 }
 
