@@ -90,6 +90,16 @@ describe('Cascade', () => {
     assert.equal(r.disclosed, 2);
   });
 
+  it('the corrector refuses a plan with far more blocks than any variant makes', () => {
+    const n = 1000;
+    const tiny = Array.from({ length: 3 }, () => ({ blockSize: 1, a: 1, b: 0 }));
+    assert.throws(() => new CascadeCorrector(newBits(n), n, tiny), /too many blocks/);
+    for (const variant of ['original', 'yanetal', 'pow2'] as const) {
+      const passes = planPasses(variant, 0.5, n, new Prng([1, 2, 3, 4]));
+      assert.doesNotThrow(() => new CascadeCorrector(newBits(n), n, passes));
+    }
+  });
+
   it('corrects a single error in a small key with log2(block) questions', () => {
     const n = 16;
     const bob: Bits = Uint32Array.from([0b1011_0110_0101_1100]);
