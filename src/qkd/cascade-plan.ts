@@ -83,34 +83,56 @@ export function shuffled(key: Uint32Array, n: number, p: PassSpec): Uint32Array 
   const offset = new Int32Array(32);
   for (let j = 0; j < 32; j++) offset[j] = (j * p.a) % n;
   const step = (32 * p.a) % n;
+  const next = (from: number) => {
+    const s = from + step - n;
+    return s + ((s >> 31) & n);
+  };
   let start = p.b;
   const full = n >>> 5;
-  for (let w = 0; w < full; w++) {
-    let word = 0;
+  let w = 0;
+  // Two words at a time: each offset read serves both.
+  for (; w + 1 < full; w += 2) {
+    const second = next(start);
+    let x = 0;
+    let y = 0;
     for (let j = 0; j < 32; j += 4) {
-      const q0 = start + offset[j]!;
-      const q1 = start + offset[j + 1]!;
-      const q2 = start + offset[j + 2]!;
-      const q3 = start + offset[j + 3]!;
-      const nibble =
-        ((twice[q0 >>> 5]! >>> q0) & 1) |
-        (((twice[q1 >>> 5]! >>> q1) & 1) << 1) |
-        (((twice[q2 >>> 5]! >>> q2) & 1) << 2) |
-        (((twice[q3 >>> 5]! >>> q3) & 1) << 3);
-      word |= nibble << j;
+      const o0 = offset[j]!;
+      const o1 = offset[j + 1]!;
+      const o2 = offset[j + 2]!;
+      const o3 = offset[j + 3]!;
+      x |= fourBits(twice, start, o0, o1, o2, o3) << j;
+      y |= fourBits(twice, second, o0, o1, o2, o3) << j;
     }
-    out[w] = word;
-    start += step - n;
-    start += (start >> 31) & n;
+    out[w] = x;
+    out[w + 1] = y;
+    start = next(second);
   }
-  let word = 0;
-  for (let j = 0; j < (n & 31); j++) {
-    const q = start + offset[j]!;
-    word |= ((twice[q >>> 5]! >>> q) & 1) << j;
+  for (; w <= full; w++) {
+    const bits = w < full ? 32 : n & 31;
+    let word = 0;
+    for (let j = 0; j < bits; j++) {
+      const q = start + offset[j]!;
+      word |= ((twice[q >>> 5]! >>> q) & 1) << j;
+    }
+    if (bits) out[w] = word;
+    start = next(start);
   }
-  if (n & 31) out[full] = word;
   twice.fill(0);
   return out;
+}
+
+/** Bits s + o0, …, s + o3 of `bits`, as the low four bits of the result. */
+function fourBits(bits: Int32Array, s: number, o0: number, o1: number, o2: number, o3: number): number {
+  const q0 = s + o0;
+  const q1 = s + o1;
+  const q2 = s + o2;
+  const q3 = s + o3;
+  return (
+    ((bits[q0 >>> 5]! >>> q0) & 1) |
+    (((bits[q1 >>> 5]! >>> q1) & 1) << 1) |
+    (((bits[q2 >>> 5]! >>> q2) & 1) << 2) |
+    (((bits[q3 >>> 5]! >>> q3) & 1) << 3)
+  );
 }
 
 /** The first n bits of `key`, then the same n bits again (2n bits; signed words read faster). */
