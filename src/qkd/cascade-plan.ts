@@ -72,12 +72,19 @@ export function checkPass(p: PassSpec, n: number): void {
   if (!ok) throw new RangeError('invalid Cascade pass');
 }
 
-/** The key in a pass's order: bit q of the result is key bit (a·q + b) mod n. */
-export function shuffled(key: Uint32Array, n: number, p: PassSpec): Uint32Array {
+/**
+ * The key in a pass's order: bit q of the result is key bit (a·q + b) mod n. `twice`, the key
+ * repeated (see `repeated`), may be given when several passes are made from the same key.
+ */
+export function shuffled(key: Uint32Array, n: number, p: PassSpec, twice?: Int32Array): Uint32Array {
   if (p.a === 1 && p.b === 0) return key.slice();
+  if (!twice) {
+    const own = repeated(key, n);
+    const out = shuffled(key, n, p, own);
+    own.fill(0);
+    return out;
+  }
   const out = new Uint32Array(key.length);
-  // The key twice over: a position a·j mod n plus a start below n needs no reduction mod n.
-  const twice = repeated(key, n);
   // Where the 32 bits of an output word sit relative to its first: independent of each other, so
   // the loads of one word need not wait for one another (a running index would chain them).
   const offset = new Int32Array(32);
@@ -117,7 +124,6 @@ export function shuffled(key: Uint32Array, n: number, p: PassSpec): Uint32Array 
     if (bits) out[w] = word;
     start = next(start);
   }
-  twice.fill(0);
   return out;
 }
 
@@ -135,7 +141,10 @@ function fourBits(bits: Int32Array, s: number, o0: number, o1: number, o2: numbe
   );
 }
 
-/** The first n bits of `key`, then the same n bits again (2n bits; signed words read faster). */
+/**
+ * The first n bits of `key`, then the same n bits again (2n bits; signed words read faster): a
+ * position a·j mod n plus a start below n needs no reduction mod n there.
+ */
 export function repeated(key: Uint32Array, n: number): Int32Array {
   const out = new Int32Array(((2 * n + 31) >>> 5) + 1);
   const words = (n + 31) >>> 5;

@@ -1,6 +1,6 @@
 import { flipBit, parity32, type Bits } from './bits.js';
 import { FixedParities, ParityIndex } from './parity-index.js';
-import { checkPass, inverseMod, shuffled, type PassSpec } from './cascade-plan.js';
+import { checkPass, inverseMod, repeated, shuffled, type PassSpec } from './cascade-plan.js';
 
 /**
  * Cascade between a corrector (this end changes its key) and a responder (the other end, whose
@@ -19,6 +19,7 @@ export class CascadeResponder {
   readonly #passes: PassSpec[] = [];
   /** Each pass's view, made at its first question (null until then: a packed array reads faster). */
   readonly #views: Array<FixedParities | null> = [];
+  #twice: Int32Array | undefined;
   disclosed = 0;
 
   constructor(key: Bits, n: number) {
@@ -52,13 +53,16 @@ export class CascadeResponder {
   }
 
   #view(pass: number): FixedParities {
-    const view = new FixedParities(shuffled(this.#key, this.#n, this.#passes[pass]!));
+    // The key repeated, made once for all passes (this key never changes).
+    this.#twice ??= repeated(this.#key, this.#n);
+    const view = new FixedParities(shuffled(this.#key, this.#n, this.#passes[pass]!, this.#twice));
     this.#views[pass] = view;
     return view;
   }
 
   wipe(): void {
     for (const v of this.#views) v?.wipe();
+    this.#twice?.fill(0);
   }
 }
 
@@ -207,8 +211,11 @@ export class CascadeCorrector {
       // From the third pass on (whole-key-sized blocks in the improved variants, few errors
       // left) the remaining passes run together: a few duplicate parities instead of ~log2(n)
       // round trips per pass.
-      do this.#openNext();
+      // They are made from the same key: it is repeated once for all of them.
+      const twice = repeated(this.#key, this.#n);
+      do this.#openNext(twice);
       while (this.#opened >= 2 && this.#opened < this.#passes.length - 1);
+      twice.fill(0);
     }
     const out = new Uint32Array(this.#askedCount * 3);
     for (let i = 0, at = 0; i < this.#askedCount; i++) {
@@ -221,10 +228,10 @@ export class CascadeCorrector {
     return out;
   }
 
-  #openNext(): void {
+  #openNext(twice?: Int32Array): void {
     const pass = ++this.#opened;
     const spec = this.#passes[pass]!;
-    const view = new ParityIndex(shuffled(this.#key, this.#n, spec), spec.blockSize);
+    const view = new ParityIndex(shuffled(this.#key, this.#n, spec, twice), spec.blockSize);
     this.#views[pass] = view;
     const size = spec.blockSize;
     for (let s = this.#first[pass]!, lo = 0; s < this.#first[pass + 1]!; s++, lo += size) {
