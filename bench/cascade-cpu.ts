@@ -118,12 +118,16 @@ for (const qber of opt.qber.split(',').map(Number)) {
     }
     if (frame >= 0) errors += e;
   }
+  // This build's time over the other's, frame by frame (the two ran moments apart on the same
+  // frame, so the load of the moment mostly cancels): the median ratio.
+  const ratio = (side: 'bob' | 'alice', i: number) =>
+    i === 0 ? '' : ` (× ${summarise(per[0]![side].map((t, f) => t / per[i]![side][f]!))[0]})`;
   for (const [i, p] of per.entries()) {
     rows.push([
       String(qber),
       builds[i]![0],
-      summarise(p.bob)[0],
-      summarise(p.alice)[0],
+      summarise(p.bob)[0] + ratio('bob', i),
+      summarise(p.alice)[0] + ratio('alice', i),
       (p.disclosed / frames / n).toFixed(4),
       (p.disclosed / frames / (errors / frames)).toFixed(3),
       (p.rounds / frames).toFixed(1),
@@ -132,7 +136,10 @@ for (const qber of opt.qber.split(',').map(Number)) {
   }
 }
 
-console.log(`Cascade ${variant}, n = ${n}, ${frames} frames per QBER (medians of CPU ms per frame)`);
+console.log(
+  `Cascade ${variant}, n = ${n}, ${frames} frames per QBER: medians of CPU ms per frame` +
+    (opt.against ? "; (× r): median over frames of this build's time / that build's" : ''),
+);
 console.log(
   table(
     [
