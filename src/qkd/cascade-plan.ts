@@ -72,30 +72,92 @@ export function checkPass(p: PassSpec, n: number): void {
   if (!ok) throw new RangeError('invalid Cascade pass');
 }
 
-/** The key in a pass's order: bit q of the result is key bit (a·q + b) mod n. */
-export function shuffled(key: Uint32Array, n: number, p: PassSpec): Uint32Array {
+/**
+ * The key in a pass's order: bit q of the result is key bit (a·q + b) mod n. `twice`, the key
+ * repeated (see `repeated`), may be given when several passes are made from the same key.
+ */
+export function shuffled(key: Uint32Array, n: number, p: PassSpec, twice?: Int32Array): Uint32Array {
   if (p.a === 1 && p.b === 0) return key.slice();
+  if (!twice) {
+    const own = repeated(key, n);
+    const out = shuffled(key, n, p, own);
+    own.fill(0);
+    return out;
+  }
   const out = new Uint32Array(key.length);
-  const { a } = p;
-  let idx = p.b;
-  // A word at a time, kept in a register: the reads are scattered, the writes need not be.
+  // Where the 32 bits of an output word sit relative to its first: independent of each other, so
+  // the loads of one word need not wait for one another (a running index would chain them).
+  const offset = new Int32Array(32);
+  for (let j = 0; j < 32; j++) offset[j] = (j * p.a) % n;
+  const step = (32 * p.a) % n;
+  const next = (from: number) => {
+    const s = from + step - n;
+    return s + ((s >> 31) & n);
+  };
+  let start = p.b;
   const full = n >>> 5;
-  for (let w = 0; w < full; w++) {
-    let word = 0;
-    for (let j = 0; j < 32; j++) {
-      word |= ((key[idx >>> 5]! >>> (idx & 31)) & 1) << j;
-      idx += a;
-      if (idx >= n) idx -= n;
+  let w = 0;
+  // Two words at a time: each offset read serves both.
+  for (; w + 1 < full; w += 2) {
+    const second = next(start);
+    let x = 0;
+    let y = 0;
+    for (let j = 0; j < 32; j += 4) {
+      const o0 = offset[j]!;
+      const o1 = offset[j + 1]!;
+      const o2 = offset[j + 2]!;
+      const o3 = offset[j + 3]!;
+      x |= fourBits(twice, start, o0, o1, o2, o3) << j;
+      y |= fourBits(twice, second, o0, o1, o2, o3) << j;
     }
-    out[w] = word;
+    out[w] = x;
+    out[w + 1] = y;
+    start = next(second);
   }
-  let word = 0;
-  for (let j = 0; j < (n & 31); j++) {
-    word |= ((key[idx >>> 5]! >>> (idx & 31)) & 1) << j;
-    idx += a;
-    if (idx >= n) idx -= n;
+  for (; w <= full; w++) {
+    const bits = w < full ? 32 : n & 31;
+    let word = 0;
+    for (let j = 0; j < bits; j++) {
+      const q = start + offset[j]!;
+      word |= ((twice[q >>> 5]! >>> q) & 1) << j;
+    }
+    if (bits) out[w] = word;
+    start = next(start);
   }
-  if (n & 31) out[full] = word;
+  return out;
+}
+
+/** Bits s + o0, …, s + o3 of `bits`, as the low four bits of the result. */
+function fourBits(bits: Int32Array, s: number, o0: number, o1: number, o2: number, o3: number): number {
+  const q0 = s + o0;
+  const q1 = s + o1;
+  const q2 = s + o2;
+  const q3 = s + o3;
+  return (
+    ((bits[q0 >>> 5]! >>> q0) & 1) |
+    (((bits[q1 >>> 5]! >>> q1) & 1) << 1) |
+    (((bits[q2 >>> 5]! >>> q2) & 1) << 2) |
+    (((bits[q3 >>> 5]! >>> q3) & 1) << 3)
+  );
+}
+
+/**
+ * The first n bits of `key`, then the same n bits again (2n bits; signed words read faster): a
+ * position a·j mod n plus a start below n needs no reduction mod n there.
+ */
+export function repeated(key: Uint32Array, n: number): Int32Array {
+  const out = new Int32Array(((2 * n + 31) >>> 5) + 1);
+  const words = (n + 31) >>> 5;
+  const at = n >>> 5;
+  const shift = n & 31;
+  out.set(key.subarray(0, words));
+  if (shift === 0) {
+    out.set(key.subarray(0, words), at);
+    return out;
+  }
+  out[at] = (key[at]! & ((1 << shift) - 1)) | (key[0]! << shift);
+  for (let i = 1; i < words; i++) out[at + i] = (key[i - 1]! >>> (32 - shift)) | (key[i]! << shift);
+  out[at + words] = key[words - 1]! >>> (32 - shift);
   return out;
 }
 

@@ -1,6 +1,6 @@
 import { flipBit, parity32, type Bits } from './bits.js';
-import { ParityIndex } from './parity-index.js';
-import { checkPass, inverseMod, shuffled, type PassSpec } from './cascade-plan.js';
+import { FixedParities, ParityIndex } from './parity-index.js';
+import { checkPass, inverseMod, repeated, shuffled, type PassSpec } from './cascade-plan.js';
 
 /**
  * Cascade between a corrector (this end changes its key) and a responder (the other end, whose
@@ -17,7 +17,9 @@ export class CascadeResponder {
   readonly #key: Bits;
   readonly #n: number;
   readonly #passes: PassSpec[] = [];
-  readonly #views: Array<ParityIndex | undefined> = [];
+  /** Each pass's view, made at its first question (null until then: a packed array reads faster). */
+  readonly #views: Array<FixedParities | null> = [];
+  #twice: Int32Array | undefined;
   disclosed = 0;
 
   constructor(key: Bits, n: number) {
@@ -28,80 +30,129 @@ export class CascadeResponder {
   addPasses(passes: readonly PassSpec[]): void {
     for (const p of passes) checkPass(p, this.#n);
     this.#passes.push(...passes);
+    this.#views.push(...passes.map(() => null));
   }
 
   answer(questions: Uint32Array): Uint8Array {
     if (questions.length % 3 !== 0) throw new RangeError('questions come in triples');
     const count = questions.length / 3;
     const out = new Uint8Array((count + 7) >>> 3);
-    for (let i = 0; i < count; i++) {
-      const pass = questions[3 * i]!;
-      const lo = questions[3 * i + 1]!;
-      const hi = questions[3 * i + 2]!;
-      const spec = this.#passes[pass];
-      if (!spec || hi > this.#n || lo >= hi) throw new RangeError('question outside the key');
-      const view = (this.#views[pass] ??= new ParityIndex(shuffled(this.#key, this.#n, spec), spec.blockSize));
+    const n = this.#n;
+    const passes = this.#passes.length;
+    const views = this.#views;
+    for (let i = 0, at = 0; i < count; i++, at += 3) {
+      const pass = questions[at]!;
+      const lo = questions[at + 1]!;
+      const hi = questions[at + 2]!;
+      if (pass >= passes || hi > n || lo >= hi) throw new RangeError('question outside the key');
+      const view = views[pass] ?? this.#view(pass);
       if (view.range(lo, hi)) out[i >>> 3]! |= 1 << (i & 7);
     }
     this.disclosed += count;
     return out;
   }
 
+  #view(pass: number): FixedParities {
+    // The key repeated, made once for all passes (this key never changes).
+    this.#twice ??= repeated(this.#key, this.#n);
+    const view = new FixedParities(shuffled(this.#key, this.#n, this.#passes[pass]!, this.#twice));
+    this.#views[pass] = view;
+    return view;
+  }
+
   wipe(): void {
     for (const v of this.#views) v?.wipe();
+    this.#twice?.fill(0);
   }
 }
 
-interface Search {
-  readonly pass: number;
-  readonly block: number;
-  lo: number;
-  hi: number;
-  /** The responder's parity of [lo, hi). */
-  parity: number;
-  /** `fixes` when [lo, hi) was last known odd here: if no bit flipped since, it still is. */
-  checked: number;
-}
+/** Where a search's fields sit in its block's four words of CascadeCorrector's state. */
+const LO = 0;
+const HI = 1;
+const CHECKED = 2;
+const FLIPS = 3;
 
-/** The corrector's side: a state machine fed with answers, producing the next questions. */
+/**
+ * The corrector's side: a state machine fed with answers, producing the next questions.
+ *
+ * Every top-level block of every pass has a number (pass by pass, in order: the order of the first
+ * batch of questions), and at most one binary search runs in a block at a time, so a search's
+ * state lives in typed arrays indexed by its block's number, and the queues are arrays of such
+ * numbers: no objects per search, nothing for the garbage collector.
+ */
 export class CascadeCorrector {
   readonly #key: Bits;
   readonly #n: number;
   readonly #passes: readonly PassSpec[];
-  readonly #inverse: number[];
-  readonly #views: Array<ParityIndex | undefined> = [];
-  /** Responder's top-level parity per block, per pass. */
-  readonly #top: Uint8Array[] = [];
-  /** Whether each block's parity currently differs from the responder's, per opened pass. */
-  readonly #odd: Uint8Array[] = [];
-  /** Whether a search of each block is under way, per opened pass (a byte per block, no Set). */
-  readonly #searching: Uint8Array[] = [];
-  /** Per pass, b and a⁻¹ mod n: where a key position sits in that pass's order. */
-  readonly #offset: Float64Array;
+  /** 1/n, for x·y mod n without a division (see mulMod). */
+  readonly #perN: number;
+  /** Per pass: a⁻¹ mod n (where a key position sits in the pass's order), block size and 1/size. */
+  readonly #inverse: Float64Array;
+  readonly #size: Float64Array;
+  readonly #perSize: Float64Array;
+  /** Per pass: the number of its first block (one more entry: the total). */
+  readonly #first: Int32Array;
+  readonly #views: ParityIndex[] = [];
+  /** Per block: its pass, the responder's parity, whether ours differs, whether a search runs. */
+  readonly #passOf: Uint8Array;
+  readonly #top: Uint8Array;
+  readonly #odd: Uint8Array;
+  readonly #searching: Uint8Array;
+  /** Per block, the responder's parity of the range its search has left. */
+  readonly #parity: Uint8Array;
+  /**
+   * Per block, four words side by side (one cache line, not four): its search's range [lo, hi),
+   * `flips` when that range was last known odd, and the bits flipped in the block so far (the
+   * cached oddness holds while that count is unchanged).
+   */
+  readonly #state: Int32Array;
+  /** Searches to look at next, the spare buffer for the round after, and those asked about. */
+  #pending: Int32Array;
+  #pendingCount = 0;
+  #spare: Int32Array;
+  readonly #asked: Int32Array;
+  #askedCount = 0;
   #opened = -1;
-  #pending: Search[] = [];
-  #asked: Search[] = [];
+  #answered = false;
   disclosed = 0;
   corrected = 0;
   rounds = 0;
 
   constructor(key: Bits, n: number, passes: readonly PassSpec[]) {
+    if (passes.length > 255) throw new RangeError('too many Cascade passes');
     this.#key = key;
     this.#n = n;
     this.#passes = passes;
-    this.#inverse = passes.map((p) => inverseMod(p.a, n));
-    this.#offset = Float64Array.from(passes, (p) => p.b);
+    this.#perN = 1 / n;
+    this.#inverse = Float64Array.from(passes, (p) => inverseMod(p.a, n));
+    this.#size = Float64Array.from(passes, (p) => p.blockSize);
+    this.#perSize = Float64Array.from(passes, (p) => 1 / p.blockSize);
+    this.#first = new Int32Array(passes.length + 1);
+    passes.forEach((p, i) => (this.#first[i + 1] = this.#first[i]! + Math.ceil(n / p.blockSize)));
+    const blocks = this.#first[passes.length]!;
+    // Every plan of planPasses has fewer than n + 64 blocks; a peer's plan with many more would
+    // only cost memory (about 33 bytes a block).
+    if (blocks > 2 * n + 64) throw new RangeError('Cascade passes with too many blocks');
+    this.#passOf = new Uint8Array(blocks);
+    passes.forEach((_, i) => this.#passOf.fill(i, this.#first[i], this.#first[i + 1]));
+    this.#top = new Uint8Array(blocks);
+    this.#odd = new Uint8Array(blocks);
+    this.#searching = new Uint8Array(blocks);
+    this.#parity = new Uint8Array(blocks);
+    this.#state = new Int32Array(4 * blocks);
+    this.#pending = new Int32Array(blocks);
+    this.#spare = new Int32Array(blocks);
+    this.#asked = new Int32Array(blocks);
   }
 
   get done(): boolean {
-    return this.#opened === this.#passes.length - 1 && this.#pending.length === 0 && this.#asked.length === 0;
+    return this.#opened === this.#passes.length - 1 && this.#pendingCount === 0 && this.#askedCount === 0;
   }
 
   /** The first batch: every top-level block of every pass (the responder's key never changes). */
   firstQuestions(): Uint32Array {
     const n = this.#n;
-    const count = this.#passes.reduce((c, p) => c + Math.ceil(n / p.blockSize), 0);
-    const out = new Uint32Array(3 * count);
+    const out = new Uint32Array(3 * this.#first[this.#passes.length]!);
     let at = 0;
     for (let pass = 0; pass < this.#passes.length; pass++) {
       const size = this.#passes[pass]!.blockSize;
@@ -118,23 +169,20 @@ export class CascadeCorrector {
   onAnswers(answers: Uint8Array): Uint32Array | null {
     const bit = (i: number) => (answers[i >>> 3]! >>> (i & 7)) & 1;
     this.rounds++;
-    if (this.#top.length === 0) {
-      let i = 0;
-      for (const p of this.#passes) {
-        const blocks = Math.ceil(this.#n / p.blockSize);
-        const top = new Uint8Array(blocks);
-        for (let b = 0; b < blocks; b++) top[b] = bit(i++);
-        this.#top.push(top);
-      }
-      this.disclosed += i;
-      this.#checkLength(answers, i);
+    if (!this.#answered) {
+      const blocks = this.#top.length;
+      this.#checkLength(answers, blocks);
+      this.#answered = true;
+      for (let i = 0; i < blocks; i++) this.#top[i] = bit(i);
+      this.disclosed += blocks;
       this.#openNext();
     } else {
-      this.#checkLength(answers, this.#asked.length);
-      this.disclosed += this.#asked.length;
-      const asked = this.#asked;
-      this.#asked = [];
-      for (let i = 0; i < asked.length; i++) this.#step(asked[i]!, bit(i));
+      const count = this.#askedCount;
+      this.#checkLength(answers, count);
+      this.disclosed += count;
+      // #step never adds to the asked list, so it is read in place.
+      this.#askedCount = 0;
+      for (let i = 0; i < count; i++) this.#step(this.#asked[i]!, bit(i));
     }
     return this.#nextQuestions();
   }
@@ -147,114 +195,135 @@ export class CascadeCorrector {
     for (;;) {
       // Searches down to one bit need no question: that bit is wrong.
       const ready = this.#pending;
-      this.#pending = [];
-      for (const s of ready) {
+      const count = this.#pendingCount;
+      this.#pending = this.#spare;
+      this.#spare = ready;
+      this.#pendingCount = 0;
+      for (let i = 0; i < count; i++) {
+        const s = ready[i]!;
         if (!this.#stillOdd(s)) this.#finish(s);
-        else if (s.hi - s.lo === 1) this.#fix(s);
-        else this.#asked.push(s);
+        else if (this.#state[4 * s + HI]! - this.#state[4 * s + LO]! === 1) this.#fix(s);
+        else this.#asked[this.#askedCount++] = s;
       }
-      if (this.#pending.length > 0) continue;
-      if (this.#asked.length > 0) break;
+      if (this.#pendingCount > 0) continue;
+      if (this.#askedCount > 0) break;
       if (this.#opened === this.#passes.length - 1) return null;
       // From the third pass on (whole-key-sized blocks in the improved variants, few errors
       // left) the remaining passes run together: a few duplicate parities instead of ~log2(n)
       // round trips per pass.
-      do this.#openNext();
+      // They are made from the same key: it is repeated once for all of them.
+      const twice = repeated(this.#key, this.#n);
+      do this.#openNext(twice);
       while (this.#opened >= 2 && this.#opened < this.#passes.length - 1);
+      twice.fill(0);
     }
-    const asked = this.#asked;
-    const out = new Uint32Array(asked.length * 3);
-    for (let i = 0, at = 0; i < asked.length; i++) {
-      const s = asked[i]!;
-      out[at++] = s.pass;
-      out[at++] = s.lo;
-      out[at++] = s.lo + ((s.hi - s.lo) >>> 1);
+    const out = new Uint32Array(this.#askedCount * 3);
+    for (let i = 0, at = 0; i < this.#askedCount; i++) {
+      const s = this.#asked[i]!;
+      const lo = this.#state[4 * s + LO]!;
+      out[at++] = this.#passOf[s]!;
+      out[at++] = lo;
+      out[at++] = lo + ((this.#state[4 * s + HI]! - lo) >>> 1);
     }
     return out;
   }
 
-  #openNext(): void {
+  #openNext(twice?: Int32Array): void {
     const pass = ++this.#opened;
     const spec = this.#passes[pass]!;
-    const view = new ParityIndex(shuffled(this.#key, this.#n, spec), spec.blockSize);
+    const view = new ParityIndex(shuffled(this.#key, this.#n, spec, twice), spec.blockSize);
     this.#views[pass] = view;
-    const top = this.#top[pass]!;
-    const odd = new Uint8Array(top.length);
-    this.#searching[pass] = new Uint8Array(top.length);
-    this.#odd[pass] = odd;
     const size = spec.blockSize;
-    for (let b = 0, lo = 0; b < top.length; b++, lo += size) {
-      odd[b] = view.range(lo, Math.min(this.#n, lo + size)) ^ top[b]!;
-      if (odd[b]) this.#search(pass, b);
+    for (let s = this.#first[pass]!, lo = 0; s < this.#first[pass + 1]!; s++, lo += size) {
+      this.#odd[s] = view.range(lo, Math.min(this.#n, lo + size)) ^ this.#top[s]!;
+      if (this.#odd[s]) this.#search(s);
     }
   }
 
-  #search(pass: number, block: number): void {
-    const size = this.#passes[pass]!.blockSize;
-    const lo = block * size;
-    this.#searching[pass]![block] = 1;
-    this.#pending.push({
-      pass,
-      block,
-      lo,
-      hi: Math.min(this.#n, lo + size),
-      parity: this.#top[pass]![block]!,
-      checked: -1,
-    });
+  /** Starts a search of block s (its number). */
+  #search(s: number): void {
+    const pass = this.#passOf[s]!;
+    const lo = (s - this.#first[pass]!) * this.#passes[pass]!.blockSize;
+    this.#searching[s] = 1;
+    this.#state[4 * s + LO] = lo;
+    this.#state[4 * s + HI] = Math.min(this.#n, lo + this.#passes[pass]!.blockSize);
+    this.#parity[s] = this.#top[s]!;
+    this.#state[4 * s + CHECKED] = -1;
+    this.#pending[this.#pendingCount++] = s;
   }
 
-  #stillOdd(s: Search): boolean {
-    if (s.checked === this.corrected) return true;
-    if (this.#views[s.pass]!.range(s.lo, s.hi) === s.parity) return false;
-    s.checked = this.corrected;
+  #stillOdd(s: number): boolean {
+    // No bit of the block flipped since the range was last known odd: it still is.
+    if (this.#state[4 * s + CHECKED] === this.#state[4 * s + FLIPS]) return true;
+    if (this.#views[this.#passOf[s]!]!.range(this.#state[4 * s + LO]!, this.#state[4 * s + HI]!) === this.#parity[s])
+      return false;
+    this.#state[4 * s + CHECKED] = this.#state[4 * s + FLIPS]!;
     return true;
   }
 
   /** One binary-search step with the responder's parity of the first half. */
-  #step(s: Search, firstHalf: number): void {
+  #step(s: number, firstHalf: number): void {
     if (!this.#stillOdd(s)) return this.#finish(s);
-    const mid = s.lo + ((s.hi - s.lo) >>> 1);
-    if (this.#views[s.pass]!.range(s.lo, mid) !== firstHalf) {
-      s.hi = mid;
-      s.parity = firstHalf;
+    const lo = this.#state[4 * s + LO]!;
+    const mid = lo + ((this.#state[4 * s + HI]! - lo) >>> 1);
+    if (this.#views[this.#passOf[s]!]!.range(lo, mid) !== firstHalf) {
+      this.#state[4 * s + HI] = mid;
+      this.#parity[s] = firstHalf;
     } else {
-      s.lo = mid;
-      s.parity ^= firstHalf;
+      this.#state[4 * s + LO] = mid;
+      this.#parity[s] = this.#parity[s]! ^ firstHalf;
     }
     // The half kept is odd too (its parity and the other half's add up to the whole's).
-    s.checked = this.corrected;
-    this.#pending.push(s);
+    this.#state[4 * s + CHECKED] = this.#state[4 * s + FLIPS]!;
+    this.#pending[this.#pendingCount++] = s;
   }
 
-  /** The bit at s.lo is wrong: flip it everywhere, and reopen every block it makes odd. */
-  #fix(s: Search): void {
-    const spec = this.#passes[s.pass]!;
-    const position = (spec.a * s.lo + spec.b) % this.#n;
+  /** The bit at the search's lo is wrong: flip it everywhere, and reopen every block it makes odd. */
+  #fix(s: number): void {
+    const n = this.#n;
+    const spec = this.#passes[this.#passOf[s]!]!;
+    let position = mulMod(spec.a, this.#state[4 * s + LO]!, n, this.#perN) + spec.b;
+    if (position >= n) position -= n;
     flipBit(this.#key, position);
     this.corrected++;
-    const n = this.#n;
     for (let pass = 0; pass <= this.#opened; pass++) {
-      let d = position - this.#offset[pass]!;
+      let d = position - this.#passes[pass]!.b;
       if (d < 0) d += n;
-      const inPass = (d * this.#inverse[pass]!) % n;
+      const inPass = mulMod(d, this.#inverse[pass]!, n, this.#perN);
       this.#views[pass]!.flip(inPass);
-      const block = Math.floor(inPass / this.#passes[pass]!.blockSize);
-      const odd = this.#odd[pass]!;
-      odd[block]! ^= 1;
-      if (odd[block] && !this.#searching[pass]![block]) this.#search(pass, block);
+      const size = this.#size[pass]!;
+      let block = Math.floor(inPass * this.#perSize[pass]!);
+      // 1/size is rounded: the quotient may be one off.
+      if (block * size > inPass) block--;
+      else if ((block + 1) * size <= inPass) block++;
+      const t = this.#first[pass]! + block;
+      this.#state[4 * t + FLIPS]!++;
+      this.#odd[t]! ^= 1;
+      if (this.#odd[t] && !this.#searching[t]) this.#search(t);
     }
     this.#finish(s);
   }
 
-  #finish(s: Search): void {
-    this.#searching[s.pass]![s.block] = 0;
+  #finish(s: number): void {
+    this.#searching[s] = 0;
     // Another correction may have left the block odd again while this search ran.
-    if (this.#odd[s.pass]![s.block]) this.#search(s.pass, s.block);
+    if (this.#odd[s]) this.#search(s);
   }
 
   wipe(): void {
-    for (const v of this.#views) v?.wipe();
+    for (const v of this.#views) v.wipe();
+    for (const a of [this.#odd, this.#state, this.#parity, this.#pending, this.#spare, this.#asked]) a.fill(0);
   }
+}
+
+/**
+ * x·y mod n for integers 0 ≤ x, y < n < 2^26, without the slow floating-point remainder: the
+ * product is exact in a double, the quotient estimated from 1/n is off by at most one.
+ */
+export function mulMod(x: number, y: number, n: number, perN: number): number {
+  const p = x * y;
+  const r = p - Math.floor(p * perN) * n;
+  return r < 0 ? r + n : r >= n ? r - n : r;
 }
 
 /** Parity of a whole bit string (used by tests and checks). */

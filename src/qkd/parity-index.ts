@@ -67,3 +67,44 @@ export class ParityIndex {
     this.#tree.fill(0);
   }
 }
+
+/**
+ * A bit string that never changes, with O(1) range parities: word w holds the XOR of the string's
+ * words before w (a prefix), so a range costs four reads however long it is. The responder's
+ * views are of this kind; the bits themselves are not kept (word w is prefix[w] ^ prefix[w + 1]).
+ */
+export class FixedParities {
+  readonly #prefix: Uint32Array;
+
+  /** Takes over `bits` (and wipes it). */
+  constructor(bits: Bits) {
+    // One word past the end too: a range ending on the last word boundary reads it (masked away).
+    const p = new Uint32Array(bits.length + 2);
+    let x = 0;
+    for (let w = 0; w < bits.length; w++) {
+      p[w] = x;
+      x ^= bits[w]!;
+    }
+    p[bits.length] = x;
+    p[bits.length + 1] = x;
+    bits.fill(0);
+    this.#prefix = p;
+  }
+
+  /** XOR of bits [0, i) folded into a word (only its parity matters). */
+  #upTo(i: number): number {
+    const p = this.#prefix;
+    const w = i >>> 5;
+    const below = (1 << (i & 31)) - 1;
+    return p[w]! ^ ((p[w]! ^ p[w + 1]!) & below);
+  }
+
+  /** Parity of bits [lo, hi) (lo ≤ hi ≤ length in bits). */
+  range(lo: number, hi: number): number {
+    return parity32(this.#upTo(hi) ^ this.#upTo(lo));
+  }
+
+  wipe(): void {
+    this.#prefix.fill(0);
+  }
+}

@@ -11,7 +11,7 @@ import {
   rangeParity,
   setBit,
 } from '../../src/qkd/bits.js';
-import { ParityIndex } from '../../src/qkd/parity-index.js';
+import { FixedParities, ParityIndex } from '../../src/qkd/parity-index.js';
 import { Prng } from '../../src/qkd/prng.js';
 import { decodeCrumbs, decodeIndices, encodeCrumbs, encodeIndices } from '../../src/sources/qkd/wire.js';
 import { decodeEnvelope, encodeEnvelope } from '../../src/sources/qkd/envelope.js';
@@ -71,6 +71,28 @@ describe('bit strings', () => {
           }
         },
       ),
+    );
+  });
+
+  it('fixed parity views give every range the scan gives, and wipe the bits they took', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 700 }), fc.nat(), (n, seed) => {
+        const bits = new Prng([n, seed, 6, 7]).fill(newBits(n));
+        if (n & 31) bits[bits.length - 1]! &= 0xffffffff >>> (32 - (n & 31));
+        const reference = bits.slice();
+        const view = new FixedParities(bits);
+        assert.ok(
+          bits.every((w) => w === 0),
+          'the bits handed over are wiped',
+        );
+        for (let lo = 0; lo <= n; lo += 1 + (seed % 5)) {
+          for (let hi = lo; hi <= n; hi += 1 + (seed % 7)) {
+            assert.equal(view.range(lo, hi), rangeParity(reference, lo, hi), `[${lo}, ${hi}) of ${n}`);
+          }
+          assert.equal(view.range(lo, n), rangeParity(reference, lo, n));
+        }
+      }),
+      { numRuns: 60 },
     );
   });
 

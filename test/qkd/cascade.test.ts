@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { flipBit, hammingDistance, newBits, type Bits } from '../../src/qkd/bits.js';
-import { CascadeCorrector, CascadeResponder } from '../../src/qkd/cascade.js';
+import { flipBit, getBit, hammingDistance, newBits, type Bits } from '../../src/qkd/bits.js';
+import { CascadeCorrector, CascadeResponder, mulMod } from '../../src/qkd/cascade.js';
 import { blockSizes, planPasses, shuffled, type CascadeVariant } from '../../src/qkd/cascade-plan.js';
 import { h2 } from '../../src/qkd/decoy.js';
 import { Prng } from '../../src/qkd/prng.js';
@@ -43,6 +43,61 @@ describe('Cascade', () => {
     flipBit(key, 123);
     const view = shuffled(key, n, pass!);
     assert.equal(hammingDistance(view, newBits(n), n), 1);
+  });
+
+  it('a shuffled view is the key read in the affine order, for any n (odd, not a multiple of 32)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 3000 }), fc.nat(), (n, seed) => {
+        const rng = new Prng([n, seed, 1, 2]);
+        const key = rng.fill(newBits(n));
+        if (n & 31) key[key.length - 1]! &= 0xffffffff >>> (32 - (n & 31));
+        const [, pass] = planPasses('yanetal', 0.03, n, rng);
+        const view = shuffled(key, n, pass!);
+        for (let q = 0; q < n; q++) {
+          assert.equal(getBit(view, q), getBit(key, (pass!.a * q + pass!.b) % n), `bit ${q} of ${n}`);
+        }
+        if (n & 31) assert.equal(view[view.length - 1]! >>> (n & 31), 0, 'bits past n stay clear');
+      }),
+      { numRuns: 80 },
+    );
+  });
+
+  it('x·y mod n without a division agrees with exact arithmetic up to 2^26', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 2 ** 26 - 1 }), fc.nat(), fc.nat(), (n, x, y) => {
+        const [a, b] = [x % n, y % n];
+        assert.equal(mulMod(a, b, n, 1 / n), Number((BigInt(a) * BigInt(b)) % BigInt(n)));
+        assert.equal(mulMod(n - 1, n - 1, n, 1 / n), 1);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('the responder refuses a question outside the key and counts nothing for the batch', () => {
+    const n = 100;
+    const r = new CascadeResponder(newBits(n), n);
+    r.addPasses([{ blockSize: 10, a: 1, b: 0 }]);
+    for (const bad of [
+      [1, 0, 10],
+      [0, 0, 101],
+      [0, 5, 5],
+      [0, 0, 10, 0],
+    ]) {
+      assert.throws(() => r.answer(Uint32Array.from([0, 0, 10, ...bad])), RangeError);
+    }
+    assert.equal(r.disclosed, 0);
+    assert.equal(r.answer(Uint32Array.from([0, 0, 10, 0, 90, 100])).length, 1);
+    assert.equal(r.disclosed, 2);
+  });
+
+  it('the corrector refuses a plan with far more blocks than any variant makes', () => {
+    const n = 1000;
+    const tiny = Array.from({ length: 3 }, () => ({ blockSize: 1, a: 1, b: 0 }));
+    assert.throws(() => new CascadeCorrector(newBits(n), n, tiny), /too many blocks/);
+    for (const variant of ['original', 'yanetal', 'pow2'] as const) {
+      const passes = planPasses(variant, 0.5, n, new Prng([1, 2, 3, 4]));
+      assert.doesNotThrow(() => new CascadeCorrector(newBits(n), n, passes));
+    }
   });
 
   it('corrects a single error in a small key with log2(block) questions', () => {

@@ -141,8 +141,12 @@ export class Follower {
         if (body['passes'] !== undefined) {
           if (state.cascade) throw badRequest('Cascade passes were already given for this frame');
           const passes = parsePasses(body['passes'], state.n!);
+          try {
+            state.cascade = new CascadeCorrector(state.key, state.n!, passes);
+          } catch (err) {
+            throw badRequest((err as Error).message);
+          }
           state.before = state.key.slice();
-          state.cascade = new CascadeCorrector(state.key, state.n!, passes);
           questions = this.clock.time('cascade', () => state.cascade!.firstQuestions());
         } else {
           if (!state.cascade || state.asked === undefined) throw badRequest('Cascade passes missing');
