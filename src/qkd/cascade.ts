@@ -52,6 +52,31 @@ export class CascadeResponder {
     return out;
   }
 
+  /**
+   * The parities of every top-level block of every pass, in order: the answers to the corrector's
+   * first batch (which it need not send: it is implied by the passes).
+   */
+  answerTopLevel(): Uint8Array {
+    const n = this.#n;
+    const count = this.#passes.reduce((c, p) => c + Math.ceil(n / p.blockSize), 0);
+    const out = new Uint8Array((count + 7) >>> 3);
+    let i = 0;
+    this.#passes.forEach((p, pass) => {
+      const view = this.#views[pass] ?? this.#view(pass);
+      for (let lo = 0; lo < n; lo += p.blockSize, i++) {
+        if (view.range(lo, Math.min(n, lo + p.blockSize))) out[i >>> 3]! |= 1 << (i & 7);
+      }
+    });
+    this.disclosed += count;
+    return out;
+  }
+
+  /** Views made elsewhere (responderViews, on another thread), one per pass. */
+  useViews(prefixes: readonly Uint32Array[]): void {
+    if (prefixes.length !== this.#passes.length) throw new RangeError('one view per pass');
+    prefixes.forEach((p, pass) => (this.#views[pass] = FixedParities.fromPrefix(p)));
+  }
+
   #view(pass: number): FixedParities {
     // The key repeated, made once for all passes (this key never changes).
     this.#twice ??= repeated(this.#key, this.#n);
@@ -64,6 +89,22 @@ export class CascadeResponder {
     for (const v of this.#views) v?.wipe();
     this.#twice?.fill(0);
   }
+}
+
+/**
+ * The responder's views of every pass as one array of prefix words (FixedParities), pass after
+ * pass, each `wordsFor(n) + 2` long: made in one piece so that it can move between threads.
+ */
+export function responderViews(key: Bits, n: number, passes: readonly PassSpec[]): Uint32Array {
+  for (const p of passes) checkPass(p, n);
+  const twice = repeated(key, n);
+  const size = ((n + 31) >>> 5) + 2;
+  const out = new Uint32Array(size * passes.length);
+  passes.forEach((p, i) =>
+    FixedParities.prefixInto(shuffled(key, n, p, twice), out.subarray(i * size, (i + 1) * size)),
+  );
+  twice.fill(0);
+  return out;
 }
 
 /** Where a search's fields sit in its block's four words of CascadeCorrector's state. */
@@ -147,6 +188,11 @@ export class CascadeCorrector {
 
   get done(): boolean {
     return this.#opened === this.#passes.length - 1 && this.#pendingCount === 0 && this.#askedCount === 0;
+  }
+
+  /** How many top-level blocks all passes have: the size of the first batch. */
+  get topLevelBlocks(): number {
+    return this.#top.length;
   }
 
   /** The first batch: every top-level block of every pass (the responder's key never changes). */

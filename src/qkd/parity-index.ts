@@ -74,21 +74,32 @@ export class ParityIndex {
  * views are of this kind; the bits themselves are not kept (word w is prefix[w] ^ prefix[w + 1]).
  */
 export class FixedParities {
-  readonly #prefix: Uint32Array;
+  #prefix: Uint32Array;
 
   /** Takes over `bits` (and wipes it). */
   constructor(bits: Bits) {
+    this.#prefix = FixedParities.prefixInto(bits, new Uint32Array(bits.length + 2));
+  }
+
+  /** A view from the prefix words that prefixInto made (taken over, not copied). */
+  static fromPrefix(prefix: Uint32Array): FixedParities {
+    const view = new FixedParities(new Uint32Array(0));
+    view.#prefix = prefix;
+    return view;
+  }
+
+  /** Writes the prefix words of `bits` to `out` (bits.length + 2 words) and wipes `bits`. */
+  static prefixInto(bits: Bits, out: Uint32Array): Uint32Array {
     // One word past the end too: a range ending on the last word boundary reads it (masked away).
-    const p = new Uint32Array(bits.length + 2);
     let x = 0;
     for (let w = 0; w < bits.length; w++) {
-      p[w] = x;
+      out[w] = x;
       x ^= bits[w]!;
     }
-    p[bits.length] = x;
-    p[bits.length + 1] = x;
+    out[bits.length] = x;
+    out[bits.length + 1] = x;
     bits.fill(0);
-    this.#prefix = p;
+    return out;
   }
 
   /** XOR of bits [0, i) folded into a word (only its parity matters). */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { flipBit, getBit, hammingDistance, newBits, type Bits } from '../../src/qkd/bits.js';
-import { CascadeCorrector, CascadeResponder, mulMod } from '../../src/qkd/cascade.js';
+import { CascadeCorrector, CascadeResponder, mulMod, responderViews } from '../../src/qkd/cascade.js';
 import { blockSizes, planPasses, shuffled, type CascadeVariant } from '../../src/qkd/cascade-plan.js';
 import { h2 } from '../../src/qkd/decoy.js';
 import { Prng } from '../../src/qkd/prng.js';
@@ -33,6 +33,31 @@ describe('Cascade', () => {
     assert.deepEqual(blockSizes('original', 0.01, 1e6), [73, 146, 292, 584]);
     assert.deepEqual(blockSizes('yanetal', 0.02, 1e4).slice(0, 3), [40, 200, 5000]);
     assert.deepEqual(blockSizes('pow2', 0.03, 1e4).slice(0, 3), [64, 256, 5000]);
+  });
+
+  it('views made in one piece (for another thread) and implied top-level answers equal the asked ones', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 5000 }), fc.nat(), (n, seed) => {
+        const rng = new Prng([n, seed, 3, 4]);
+        const key = rng.fill(newBits(n));
+        if (n & 31) key[key.length - 1]! &= 0xffffffff >>> (32 - (n & 31));
+        const passes = planPasses('yanetal', 0.05, n, rng);
+        const asked = new CascadeResponder(key, n);
+        asked.addPasses(passes);
+        const implied = new CascadeResponder(key, n);
+        implied.addPasses(passes);
+        const size = ((n + 31) >>> 5) + 2;
+        const all = responderViews(key, n, passes);
+        implied.useViews(passes.map((_, i) => all.subarray(i * size, (i + 1) * size)));
+        const first = new CascadeCorrector(key.slice(), n, passes).firstQuestions();
+        assert.deepEqual(implied.answerTopLevel(), asked.answer(first));
+        assert.equal(implied.disclosed, asked.disclosed, 'the implied batch counts as disclosed');
+        const lo = rng.below(n);
+        const q = Uint32Array.of(passes.length - 1, lo, lo + 1 + rng.below(n - lo));
+        assert.deepEqual(implied.answer(q), asked.answer(q));
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('a shuffle is a permutation', () => {

@@ -147,7 +147,9 @@ export class Follower {
             throw badRequest((err as Error).message);
           }
           state.before = state.key.slice();
-          questions = this.clock.time('cascade', () => state.cascade!.firstQuestions());
+          // The first batch, every top-level block of every pass, goes without saying.
+          state.asked = state.cascade.topLevelBlocks;
+          return { top_level: true };
         } else {
           if (!state.cascade || state.asked === undefined) throw badRequest('Cascade passes missing');
           const answers = wire.decodeBytes(body['parities'], 'parities', (state.asked + 7) >>> 3);

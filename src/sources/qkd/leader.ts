@@ -4,7 +4,7 @@ import { CascadeResponder } from '../../qkd/cascade.js';
 import { planPasses } from '../../qkd/cascade-plan.js';
 import { efficiency, estimate, secretLength } from '../../qkd/estimation.js';
 import { toeplitzSeedWords } from '../../qkd/hashing.js';
-import { amplifyOffThread, tagOffThread } from './offload.js';
+import { amplifyOffThread, tagOffThread, viewsOffThread } from './offload.js';
 import { Prng } from '../../qkd/prng.js';
 import { keepMatching, matchBits, splitKept } from '../../qkd/sifting.js';
 import { Transmitter } from '../../physics/transmitter.js';
@@ -177,17 +177,32 @@ export class Leader {
     const passes = planPasses(s.cascade, Math.max(est.qber, 0.005), n, rng);
     const cascade = new CascadeResponder(key, n);
     cascade.addPasses(passes);
-    let reply = await this.#call('cascade', frame, { passes });
+    // Alice's views of every pass are made on the worker thread while Bob reads the passes.
+    let reply: Record<string, unknown>;
+    try {
+      let views: Uint32Array[];
+      [reply, views] = await alongside(
+        this.#call('cascade', frame, { passes }),
+        viewsOffThread(this.clock, key, n, passes),
+        (v) => wipe(...v),
+      );
+      cascade.useViews(views);
+    } catch (err) {
+      wipe(key);
+      throw err;
+    }
     for (let rounds = 1; reply['done'] !== true; rounds++) {
       if (rounds >= MAX_CASCADE_ROUNDS) {
         wipe(key);
         cascade.wipe();
         return discard('cascade_did_not_converge', { qber: est.qber });
       }
-      const questions = wire.decodeU32(reply['questions'], 'questions', 3 * 2 ** 22);
+      // Bob's first batch is implied (every top-level block); later ones are explicit.
+      const topLevel = rounds === 1 && reply['top_level'] === true;
+      const questions = topLevel ? undefined : wire.decodeU32(reply['questions'], 'questions', 3 * 2 ** 22);
       const answers = this.clock.time('cascade', () => {
         try {
-          return cascade.answer(questions);
+          return questions ? cascade.answer(questions) : cascade.answerTopLevel();
         } catch (err) {
           throw badRequest(`Bob's Cascade questions: ${(err as Error).message}`);
         }
@@ -221,16 +236,15 @@ export class Leader {
     const done = summary({ qber: trueQber, efficiency: f, secretBits: outBits });
     // Both ends amplify now, at the same time; only the block numbers (commit) wait their turn.
     const paSeed = Buffer.from(rng.fill(new Uint32Array(8)).buffer);
-    const [sent, mine] = await Promise.allSettled([
-      this.#call('amplify', frame, { seed: wire.encodeBytes(paSeed), out_bits: outBits }),
-      amplifyOffThread(this.clock, key, n, paSeed, outBits),
-    ]);
-    wipe(key);
-    if (mine.status === 'rejected') throw mine.reason;
-    const secret = mine.value;
-    if (sent.status === 'rejected') {
-      secret.fill(0);
-      throw sent.reason;
+    let secret: Buffer;
+    try {
+      [, secret] = await alongside(
+        this.#call('amplify', frame, { seed: wire.encodeBytes(paSeed), out_bits: outBits }),
+        amplifyOffThread(this.clock, key, n, paSeed, outBits),
+        (mine) => mine.fill(0),
+      );
+    } finally {
+      wipe(key);
     }
     const commit = async (firstSeq: number): Promise<FrameResult> => {
       try {
@@ -244,4 +258,15 @@ export class Leader {
     };
     return { summary: done, commit };
   }
+}
+
+/** The peer's answer and a result computed here meanwhile; if either fails, `dispose` gets the other's. */
+async function alongside<R, L>(remote: Promise<R>, local: Promise<L>, dispose: (l: L) => void): Promise<[R, L]> {
+  const [r, l] = await Promise.allSettled([remote, local]);
+  if (l.status === 'rejected') throw l.reason;
+  if (r.status === 'rejected') {
+    dispose(l.value);
+    throw r.reason;
+  }
+  return [r.value, l.value];
 }

@@ -1,4 +1,6 @@
 import { move } from 'piscina';
+import { responderViews } from '../../qkd/cascade.js';
+import type { PassSpec } from '../../qkd/cascade-plan.js';
 import { toeplitzHash } from '../../qkd/hashing.js';
 import { wipe, type Bits } from '../../qkd/bits.js';
 import { secretKey } from './stages.js';
@@ -14,7 +16,7 @@ interface Task {
   ms: Float64Array;
 }
 
-function timed(task: Task, f: () => Buffer): unknown {
+function timed(task: Task, f: () => Uint8Array | Uint32Array): unknown {
   const t = performance.now();
   try {
     return move(f());
@@ -29,3 +31,6 @@ export const amplification = (t: Task & { seed: Uint8Array; outBits: number }): 
 
 export const verification = (t: Task & { seed: Uint32Array }): unknown =>
   timed(t, () => toeplitzHash(t.key, t.n, t.seed));
+
+export const cascade = (t: Task & { passes: PassSpec[] }): unknown =>
+  timed(t, () => responderViews(t.key, t.n, t.passes));

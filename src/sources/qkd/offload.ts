@@ -1,9 +1,11 @@
 import { Piscina } from 'piscina';
 import { wipe, type Bits } from '../../qkd/bits.js';
+import type { PassSpec } from '../../qkd/cascade-plan.js';
 import type { Stage, StageClock } from './stages.js';
 
 /**
- * A frame's long computations (privacy amplification's big multiplication, the verification tag)
+ * A frame's long computations (privacy amplification's big multiplication, the verification tag,
+ * the responder's Cascade views)
  * run on a worker thread. The event loop then keeps answering the other frames' short messages —
  * Cascade takes hundreds of round trips per frame — instead of queueing them behind 40 ms steps,
  * which left both ends idle while each waited on the other (docs/qkd-link.md, "Throughput").
@@ -18,14 +20,8 @@ const workers = () =>
     idleTimeout: 60_000,
   }));
 
-/** Runs `name` on the key, which moves to the worker (a copy when `keep`) and is wiped there. */
-async function run(
-  clock: StageClock,
-  stage: Stage,
-  key: Bits,
-  keep: boolean,
-  args: Record<string, unknown>,
-): Promise<Buffer> {
+/** Runs the stage's step on the key, which moves to the worker (a copy when `keep`) and is wiped there. */
+async function run(clock: StageClock, stage: Stage, key: Bits, keep: boolean, args: Record<string, unknown>) {
   // The key travels alone in its buffer: transferring a view would detach whatever shares it.
   const own = keep || key.byteOffset !== 0 || key.byteLength !== key.buffer.byteLength ? key.slice() : key;
   if (own !== key && !keep) wipe(key);
@@ -33,15 +29,24 @@ async function run(
   const out = (await workers().run(
     { ...args, key: own, ms },
     { name: stage, transferList: [own.buffer as ArrayBuffer] },
-  )) as Uint8Array;
+  )) as Uint8Array | Uint32Array;
   clock.add(stage, ms[0]!);
-  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  return out;
 }
 
+const asBuffer = (a: Uint8Array | Uint32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
 /** The frame's secret key; `key` is detached or wiped. */
-export const amplifyOffThread = (clock: StageClock, key: Bits, n: number, seed: Uint8Array, outBits: number) =>
-  run(clock, 'amplification', key, false, { n, seed, outBits });
+export const amplifyOffThread = async (clock: StageClock, key: Bits, n: number, seed: Uint8Array, outBits: number) =>
+  asBuffer(await run(clock, 'amplification', key, false, { n, seed, outBits }));
 
 /** The 64-bit verification tag of the key (which stays the caller's). */
-export const tagOffThread = (clock: StageClock, key: Bits, n: number, seed: Uint32Array) =>
-  run(clock, 'verification', key, true, { n, seed });
+export const tagOffThread = async (clock: StageClock, key: Bits, n: number, seed: Uint32Array) =>
+  asBuffer(await run(clock, 'verification', key, true, { n, seed }));
+
+/** Cascade's responder views of the key (which stays the caller's), one per pass (responderViews). */
+export async function viewsOffThread(clock: StageClock, key: Bits, n: number, passes: readonly PassSpec[]) {
+  const all = (await run(clock, 'cascade', key, true, { n, passes })) as Uint32Array;
+  const size = all.length / passes.length;
+  return passes.map((_, i) => all.subarray(i * size, (i + 1) * size));
+}
