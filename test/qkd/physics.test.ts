@@ -56,7 +56,22 @@ describe('physics model', () => {
     assert.ok(rx.count > 100);
     for (let j = 0; j < rx.count; j++) {
       const a = tx.pulse(3, rx.indices[j]!);
-      assert.deepEqual([getBit(got.bits, j), getBit(got.bases, j), got.classes[j]], [a.bit, a.basis, a.intensity]);
+      const intensity = getBit(got.decoys, j) ? DECOY : getBit(got.vacuums, j) ? VACUUM : SIGNAL;
+      assert.deepEqual([getBit(got.bits, j), getBit(got.bases, j), intensity], [a.bit, a.basis, a.intensity]);
+      assert.equal(getBit(got.decoys, j) & getBit(got.vacuums, j), 0);
+      const packed = tx.packed(3, rx.indices[j]!);
+      assert.deepEqual([packed & 1, (packed >>> 1) & 1, packed >>> 2], [a.bit, a.basis, a.intensity]);
+    }
+    const counts = [SIGNAL, DECOY, VACUUM].map(
+      (c) => [...rx.indices].filter((i) => tx.pulse(3, i).intensity === c).length,
+    );
+    assert.deepEqual(got.counts, counts);
+    // Lengths that are not whole words, and none.
+    for (const m of [0, 1, 31, 33]) {
+      const part = tx.choicesAt(3, rx.indices.subarray(0, m));
+      assert.equal(part.bases.length, Math.ceil(m / 32));
+      for (let j = 0; j < m; j++) assert.equal(getBit(part.bits, j), getBit(got.bits, j));
+      if (m & 31) assert.equal(part.bits[part.bits.length - 1]! >>> (m & 31), 0, 'nothing beyond the last click');
     }
     const kept = onesOf(matchBits(got.bases, rx.bases, rx.count), rx.count);
     assert.deepEqual(kept, matchingClicks(got.bases, rx.bases, rx.count));
