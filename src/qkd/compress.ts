@@ -19,6 +19,22 @@ for (let mask = 0; mask < 256; mask++) {
   }
 }
 
+/** SELECT8[byte << 3 | r]: the position of the r-th (from 0) set bit of the byte. */
+const SELECT8 = new Uint8Array(2048);
+for (let byte = 0; byte < 256; byte++) {
+  for (let b = 0, r = 0; b < 8; b++) if ((byte >>> b) & 1) SELECT8[(byte << 3) | r++] = b;
+}
+
+/** The position of the r-th (from 0) set bit of x; r must be below its number of set bits. */
+export function selectBit(x: number, r: number): number {
+  let shift = 0;
+  for (let c = POP8[x & 255]!; r >= c; c = POP8[(x >>> shift) & 255]!) {
+    r -= c;
+    shift += 8;
+  }
+  return shift + SELECT8[(((x >>> shift) & 255) << 3) | r]!;
+}
+
 /** The mask of the first n bits within word w of a string of n bits. */
 export const tailMask = (n: number, w: number): number =>
   w === wordsFor(n) - 1 && n & 31 ? 0xffffffff >>> (32 - (n & 31)) : 0xffffffff;
@@ -44,23 +60,26 @@ export function compress(src: Bits, mask: Bits, n: number): { bits: Bits; count:
     const m = w === words - 1 ? mask[w]! & tailMask(n, w) : mask[w]!;
     if (m === 0) continue;
     const d = src[w]!;
-    if (m === 0xffffffff) {
-      out[o++] = acc | (d << fill);
-      acc = fill === 0 ? 0 : d >>> (32 - fill);
-      continue;
-    }
-    for (let s = 0; s < 32; s += 8) {
-      const mb = (m >>> s) & 255;
-      const c = POP8[mb]!;
-      if (c === 0) continue;
-      const v = PEXT8[(mb << 8) | ((d >>> s) & 255)]!;
-      acc |= v << fill;
-      fill += c;
-      if (fill >= 32) {
-        out[o++] = acc;
-        fill -= 32;
-        acc = v >>> (c - fill);
-      }
+    // The word's gathered bits, a byte at a time, then appended with one test.
+    const m0 = m & 255;
+    const m1 = (m >>> 8) & 255;
+    const m2 = (m >>> 16) & 255;
+    const m3 = m >>> 24;
+    const c0 = POP8[m0]!;
+    const c01 = c0 + POP8[m1]!;
+    const c012 = c01 + POP8[m2]!;
+    const c = c012 + POP8[m3]!;
+    const r =
+      PEXT8[(m0 << 8) | (d & 255)]! |
+      (PEXT8[(m1 << 8) | ((d >>> 8) & 255)]! << c0) |
+      (PEXT8[(m2 << 8) | ((d >>> 16) & 255)]! << c01) |
+      (PEXT8[(m3 << 8) | (d >>> 24)]! << c012);
+    acc |= r << fill;
+    fill += c;
+    if (fill >= 32) {
+      out[o++] = acc;
+      fill -= 32;
+      acc = fill === 0 ? 0 : r >>> (c - fill);
     }
   }
   if (fill > 0) out[o] = acc;

@@ -1,5 +1,5 @@
 import { newBits, popcount32, type Bits } from './bits.js';
-import { compress, tailMask } from './compress.js';
+import { compress, selectBit, tailMask } from './compress.js';
 import { Prng } from './prng.js';
 
 /**
@@ -104,9 +104,7 @@ export function splitMasks(
     const c = popcount32(s);
     let chosen = 0;
     while (next < base + c) {
-      let x = s;
-      for (let r = next - base; r > 0; r--) x &= x - 1;
-      chosen |= x & -x;
+      chosen |= 1 << selectBit(s, next - base);
       sampled++;
       next += 1 + rng.geometricOf(skip);
     }

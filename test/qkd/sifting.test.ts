@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { gather, getBit, newBits, setBit, type Bits } from '../../src/qkd/bits.js';
-import { compress, countOnes } from '../../src/qkd/compress.js';
+import { compress, countOnes, selectBit } from '../../src/qkd/compress.js';
 import { Prng } from '../../src/qkd/prng.js';
 import { keepMatching, onesOf, signalMask, splitMasks, type ClickChoices } from '../../src/qkd/sifting.js';
 import { decodeSignalMask, encodeClasses } from '../../src/sources/qkd/wire.js';
@@ -57,6 +57,19 @@ describe('sifting kernels against per-bit references', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('selectBit finds the r-th set bit of a word', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 32 - 1 }), fc.nat(31), (x, r0) => {
+        const ones = [...Array(32).keys()].filter((b) => (x >>> b) & 1);
+        const r = r0 % ones.length;
+        assert.equal(selectBit(x, r), ones[r]);
+      }),
+      { numRuns: 500 },
+    );
+    assert.equal(selectBit(0xffffffff, 31), 31);
+    assert.equal(selectBit(0x80000000, 0), 31);
   });
 
   it('the split masks equal the reference split, with the same random draws', () => {

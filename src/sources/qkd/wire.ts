@@ -162,16 +162,11 @@ const ESCAPE = 0xffff;
 
 export function encodeIndices(indices: Uint32Array): Buffer {
   if (!LITTLE_ENDIAN) return encodeIndicesBytes(indices);
-  let escapes = 0;
-  let prev = -1;
-  for (let i = 0; i < indices.length; i++) {
-    if (indices[i]! - prev - 1 >= ESCAPE) escapes++;
-    prev = indices[i]!;
-  }
-  const out = Buffer.allocUnsafe(2 * (indices.length + 2 * escapes));
-  const u16 = new Uint16Array(out.buffer, out.byteOffset, out.length >>> 1);
+  // Room for every gap escaped; allocUnsafe leaves the pages never written untouched.
+  const out = Buffer.allocUnsafe(6 * indices.length);
+  const u16 = new Uint16Array(out.buffer, out.byteOffset, 3 * indices.length);
   let at = 0;
-  prev = -1;
+  let prev = -1;
   for (let i = 0; i < indices.length; i++) {
     const index = indices[i]!;
     const gap = index - prev - 1;
@@ -184,7 +179,7 @@ export function encodeIndices(indices: Uint32Array): Buffer {
       at += 3;
     }
   }
-  return out;
+  return out.subarray(0, 2 * at);
 }
 
 function encodeIndicesBytes(indices: Uint32Array): Buffer {
@@ -201,6 +196,11 @@ function encodeIndicesBytes(indices: Uint32Array): Buffer {
   return out.subarray(0, at);
 }
 
+function unsafeWords(count: number): Uint32Array {
+  const bytes = Buffer.allocUnsafe(4 * count);
+  return bytes.byteOffset & 3 ? new Uint32Array(count) : new Uint32Array(bytes.buffer, bytes.byteOffset, count);
+}
+
 export function decodeIndices(value: unknown, count: number, below: number, what: string): Uint32Array {
   const bytes = bytesOf(value, what);
   if (bytes.length & 1) throw badRequest(`${what} is truncated or malformed`);
@@ -214,7 +214,8 @@ export function decodeIndices(value: unknown, count: number, below: number, what
     for (let j = 0; j < u16.length; j++) u16[j] = bytes.readUInt16LE(2 * j);
   }
   const end = u16.length;
-  const out = new Uint32Array(count);
+  // Not zeroed first: every element is written before it is returned.
+  const out = unsafeWords(count);
   let at = 0;
   let prev = -1;
   for (let i = 0; i < count; i++) {
