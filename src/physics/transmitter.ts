@@ -76,7 +76,8 @@ export class Transmitter {
       let decoyWord = 0;
       let vacuumWord = 0;
       for (let k = 0; j < end; j++, k++) {
-        let h = first ^ Math.imul(indices[j]! + 0x7f4a7c15, 0x85ebca77);
+        // `| 0` keeps the sum in 32-bit integers (the same value modulo 2^32 that imul takes).
+        let h = first ^ Math.imul(((indices[j]! | 0) + 0x7f4a7c15) | 0, 0x85ebca77);
         h ^= h >>> 16;
         h = Math.imul(h, 0x85ebca6b);
         h ^= h >>> 13;
