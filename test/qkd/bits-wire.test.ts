@@ -104,6 +104,26 @@ describe('wire encodings', () => {
     assert.throws(() => decodeIndices('not bytes', 1, 10, 'indices'), /must be a byte field/);
   });
 
+  it('pulse indices with many wide gaps, gaps at the escape boundary, and at an odd offset', () => {
+    // Every gap escaped (more than the encoder's first guess of room), then gaps around 0xffff.
+    const wide = Uint32Array.from({ length: 300 }, (_, i) => i * 70_000);
+    const enc = encodeIndices(wide);
+    assert.equal(enc.length, 2 + 299 * 6);
+    assert.deepEqual(decodeIndices(enc, 300, 2 ** 32, 'i'), wide);
+    const edge = Uint32Array.from([0xfffe, 0xfffe + 0xfffe + 1, 0xfffe + 0xfffe + 1 + 0xffff + 1, 2 ** 32 - 1]);
+    const e2 = encodeIndices(edge);
+    assert.equal(e2.length, 2 + 2 + 6 + 6);
+    assert.deepEqual(decodeIndices(e2, 4, 2 ** 32, 'i'), edge);
+    // A byte field at an odd offset of its message body decodes the same.
+    const body = Buffer.concat([Buffer.from([7]), e2]);
+    assert.equal(body.subarray(1).byteOffset & 1, body.byteOffset & 1 ? 0 : 1);
+    assert.deepEqual(decodeIndices(body.subarray(1), 4, 2 ** 32, 'i'), edge);
+    assert.throws(() => decodeIndices(e2.subarray(0, e2.length - 1), 4, 2 ** 32, 'i'), /truncated or malformed/);
+    assert.throws(() => decodeIndices(e2.subarray(0, e2.length - 2), 4, 2 ** 32, 'i'), /truncated/);
+    assert.deepEqual(decodeIndices(Buffer.alloc(0), 0, 10, 'i'), new Uint32Array(0));
+    assert.equal(encodeIndices(new Uint32Array(0)).length, 0);
+  });
+
   it('two-bit values round-trip and are range-checked', () => {
     const v = Uint8Array.from([0, 1, 2, 3, 2, 1]);
     assert.deepEqual(decodeCrumbs(encodeCrumbs(v), 6, 'v'), v);

@@ -15,7 +15,7 @@ export const STAGES = [
 export type Stage = (typeof STAGES)[number];
 
 /** Calls of one stage whose CPU time is read, one in this many (see StageClock). */
-const SAMPLE_EVERY = 8;
+const SAMPLE_EVERY = 16;
 /** Calls longer than this (ms, on average per stage) always have their CPU time read. */
 const LONG_CALL_MS = 2;
 
@@ -23,7 +23,7 @@ const LONG_CALL_MS = 2;
  * Computing stages are timed in CPU time (on a shared machine wall time would count other
  * processes' turns); `channel` is wall time spent waiting for the other end. Reading the CPU
  * clock (getrusage) costs about a microsecond, as much as some of Cascade's hundreds of small
- * calls per frame: those are all timed by the wall clock, and one in eight also by the CPU
+ * calls per frame: those are all timed by the wall clock, and one in sixteen also by the CPU
  * clock, whose ratio of CPU to wall time then scales the others. Long calls are read exactly.
  */
 export class StageClock {

@@ -162,9 +162,20 @@ const ESCAPE = 0xffff;
 
 export function encodeIndices(indices: Uint32Array): Buffer {
   if (!LITTLE_ENDIAN) return encodeIndicesBytes(indices);
-  // Room for every gap escaped; allocUnsafe leaves the pages never written untouched.
-  const out = Buffer.allocUnsafe(6 * indices.length);
-  const u16 = new Uint16Array(out.buffer, out.byteOffset, 3 * indices.length);
+  // Room for a few escaped gaps (rare at short distances); more, and it is written again, exactly.
+  return encodeGaps(indices, 64 + (indices.length >>> 6)) ?? encodeGaps(indices, countEscapes(indices))!;
+}
+
+function countEscapes(indices: Uint32Array): number {
+  let escapes = 0;
+  for (let i = 0, prev = -1; i < indices.length; prev = indices[i++]!) if (indices[i]! - prev - 1 >= ESCAPE) escapes++;
+  return escapes;
+}
+
+/** The gaps as u16, or undefined when more than `escapes` of them need escaping. */
+function encodeGaps(indices: Uint32Array, escapes: number): Buffer | undefined {
+  const out = Buffer.allocUnsafe(2 * (indices.length + 2 * escapes));
+  const u16 = new Uint16Array(out.buffer, out.byteOffset, out.length >>> 1);
   let at = 0;
   let prev = -1;
   for (let i = 0; i < indices.length; i++) {
@@ -173,6 +184,7 @@ export function encodeIndices(indices: Uint32Array): Buffer {
     prev = index;
     if (gap < ESCAPE) u16[at++] = gap;
     else {
+      if (escapes-- === 0) return undefined;
       u16[at] = ESCAPE;
       u16[at + 1] = gap & 0xffff;
       u16[at + 2] = gap >>> 16;
