@@ -1,6 +1,6 @@
 /**
  * CPU time per frame of the QKD link's per-click post-processing steps, at each end, in one
- * process: sifting (Alice's choices for Bob's clicks, keeping the matched ones, the split into
+ * process: sifting (decoding Bob's clicks and Alice's choices for them, keeping the matched ones, the split into
  * disclosed and key bits), estimation, the click-index codec and the verification tag. One
  * realistic frame (DEFAULT_QKD's channel at 25 km, 1 GHz, 10^9 pulses, as bench/qkd-link.ts) is
  * made with the real transmitter and receiver; then the steps of this build and of an older build
@@ -16,7 +16,7 @@ import { bitsToBytes, getBit, popcount32, type Bits } from '../src/qkd/bits.js';
 import { compress, countOnes, tailMask } from '../src/qkd/compress.js';
 import { toeplitzHash, toeplitzSeedOf, toeplitzSeedWords } from '../src/qkd/hashing.js';
 import { Prng } from '../src/qkd/prng.js';
-import { keepMatching, signalMask, splitMasks } from '../src/qkd/sifting.js';
+import { emptyChoices, keepMatching, signalMask, splitMasks } from '../src/qkd/sifting.js';
 import { Receiver, type Clicks } from '../src/physics/receiver.js';
 import { Transmitter } from '../src/physics/transmitter.js';
 import { DEFAULT_QKD, type QkdSettings } from '../src/sources/qkd/settings.js';
@@ -90,10 +90,10 @@ function oldFrame(alice: Times, bob: Times, matrix: Uint32Array): Outcome {
   cpu(bob, 'index codec', () => {
     det = { indices: old.wire.encodeIndices(clicks.indices), bases: old.wire.encodeBits(clicks.bases, m) };
   });
-  cpu(alice, 'index codec', () => {
+  cpu(alice, 'decode clicks + choices', () => {
     sift = { clicks: old.wire.decodeIndices(det!.indices, m, N, 'indices'), bob: old.wire.decodeBits(det!.bases, m) };
   });
-  cpu(alice, 'choices', () => (sift.alice = old.tx.choicesAt(FRAME, sift.clicks)));
+  cpu(alice, 'decode clicks + choices', () => (sift.alice = old.tx.choicesAt(FRAME, sift.clicks)));
   cpu(alice, 'keep matching', () => {
     sift.match = old.sifting.matchBits(sift.alice.bases, sift.bob, m);
     Object.assign(sift, old.sifting.keepMatching(sift.match, m, sift.alice.bits, sift.alice.classes));
@@ -148,17 +148,21 @@ function newFrame(alice: Times, bob: Times): Outcome {
   const o = {} as Outcome;
   let det: { indices: Buffer; bases: Buffer } | undefined;
   let bobBases: Bits | undefined;
-  let indices: Uint32Array | undefined;
   gc();
   cpu(bob, 'index codec', () => {
     det = { indices: wire.encodeIndices(clicks.indices), bases: wire.encodeBits(clicks.bases, m) };
   });
-  cpu(alice, 'index codec', () => {
-    indices = wire.decodeIndices(det!.indices, m, N, 'indices');
-    bobBases = wire.decodeBits(det!.bases, m, 'bases');
-  });
   let choices: ReturnType<Transmitter['choicesAt']> | undefined;
-  cpu(alice, 'choices', () => (choices = tx.choicesAt(FRAME, indices!)));
+  cpu(alice, 'decode clicks + choices', () => {
+    // As the leader does: runs of decoded indices straight into the lookups.
+    bobBases = wire.decodeBits(det!.bases, m, 'bases');
+    const alice = emptyChoices(m);
+    const run = new Uint32Array(1 << 15);
+    wire.decodeIndicesInRuns(det!.indices, m, N, 'indices', run, (indices, first) =>
+      tx.choicesInto(FRAME, indices, alice, first),
+    );
+    choices = alice;
+  });
   let kept: ReturnType<typeof keepMatching> | undefined;
   cpu(alice, 'keep matching', () => (kept = keepMatching(choices!, bobBases!, m)));
   o.sifted = kept!.count;
@@ -246,7 +250,7 @@ for (let r = -Number(opt.warmup); r < runs; r++) {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const steps = ['index codec', 'choices', 'keep matching', 'split', 'estimation', 'verification'];
+const steps = ['index codec', 'decode clicks + choices', 'keep matching', 'split', 'estimation', 'verification'];
 const rows: string[][] = [];
 for (const end of ['alice', 'bob'] as const) {
   const totals = { old: 0, new: 0 };

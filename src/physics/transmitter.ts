@@ -1,6 +1,6 @@
-import { newBits, popcount32 } from '../qkd/bits.js';
+import { popcount32 } from '../qkd/bits.js';
 import { mix32, Prng } from '../qkd/prng.js';
-import type { ClickChoices } from '../qkd/sifting.js';
+import { emptyChoices, type ClickChoices } from '../qkd/sifting.js';
 import { arrivalProbabilities, DECOY, SIGNAL, VACUUM, type LinkPhysics } from './link-model.js';
 
 /** Photons that reach Bob's detector: pulse index and polarisation (bit | basis << 1). */
@@ -57,19 +57,27 @@ export class Transmitter {
    * time in registers: bases, bits, and the decoy and vacuum classes as masks.
    */
   choicesAt(frame: number, indices: Uint32Array): ClickChoices {
+    const choices = emptyChoices(indices.length);
+    this.choicesInto(frame, indices, choices, 0);
+    return choices;
+  }
+
+  /**
+   * `choicesAt` for a run of clicks from click `first` on (a multiple of 32), written into
+   * `out`'s strings and added to its counts: Bob's clicks can be looked up as they are decoded.
+   */
+  choicesInto(frame: number, indices: Uint32Array, out: ClickChoices, first: number): void {
+    if (first & 31) throw new RangeError('runs of clicks start at a multiple of 32');
     const m = indices.length;
-    const bases = newBits(m);
-    const bits = newBits(m);
-    const decoys = newBits(m);
-    const vacuums = newBits(m);
+    const { bases, bits, decoys, vacuums } = out;
     // mix32(frame, index, key) with its first half fixed per frame; for integers u,
     // u < t exactly when u < ceil(t), and (u − t) >>> 31 is that comparison without a branch.
-    const first = Math.imul(frame ^ this.#keys[0]!, 0x9e3779b1);
+    const firstHalf = Math.imul(frame ^ this.#keys[0]!, 0x9e3779b1);
     const signalBelow = Math.ceil(this.#signalBelow);
     const decoyBelow = Math.ceil(this.#decoyBelow);
     let nDecoy = 0;
     let nVacuum = 0;
-    for (let w = 0, j = 0; j < m; w++) {
+    for (let w = first >>> 5, j = 0; j < m; w++) {
       const end = Math.min(m, j + 32);
       let basisWord = 0;
       let bitWord = 0;
@@ -77,7 +85,7 @@ export class Transmitter {
       let vacuumWord = 0;
       for (let k = 0; j < end; j++, k++) {
         // `| 0` keeps the sum in 32-bit integers (the same value modulo 2^32 that imul takes).
-        let h = first ^ Math.imul(((indices[j]! | 0) + 0x7f4a7c15) | 0, 0x85ebca77);
+        let h = firstHalf ^ Math.imul(((indices[j]! | 0) + 0x7f4a7c15) | 0, 0x85ebca77);
         h ^= h >>> 16;
         h = Math.imul(h, 0x85ebca6b);
         h ^= h >>> 13;
@@ -98,7 +106,9 @@ export class Transmitter {
       nDecoy += popcount32(decoyWord);
       nVacuum += popcount32(vacuumWord);
     }
-    return { bases, bits, decoys, vacuums, counts: [m - nDecoy - nVacuum, nDecoy, nVacuum] };
+    out.counts[0] += m - nDecoy - nVacuum;
+    out.counts[1] += nDecoy;
+    out.counts[2] += nVacuum;
   }
 
   pulse(frame: number, index: number): PulseChoice {

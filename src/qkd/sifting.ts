@@ -50,6 +50,15 @@ export interface ClickChoices {
   readonly counts: [number, number, number];
 }
 
+/** Choices for m clicks, all zero, to be filled (Transmitter.choicesInto). */
+export const emptyChoices = (m: number): ClickChoices => ({
+  bases: newBits(m),
+  bits: newBits(m),
+  decoys: newBits(m),
+  vacuums: newBits(m),
+  counts: [0, 0, 0],
+});
+
 /** The clicks whose bases matched, at Alice's end: their bits and their classes as masks. */
 export interface Kept {
   readonly match: Bits;

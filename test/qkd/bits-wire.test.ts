@@ -13,7 +13,13 @@ import {
 } from '../../src/qkd/bits.js';
 import { ParityIndex } from '../../src/qkd/parity-index.js';
 import { Prng } from '../../src/qkd/prng.js';
-import { decodeCrumbs, decodeIndices, encodeCrumbs, encodeIndices } from '../../src/sources/qkd/wire.js';
+import {
+  decodeCrumbs,
+  decodeIndices,
+  decodeIndicesInRuns,
+  encodeCrumbs,
+  encodeIndices,
+} from '../../src/sources/qkd/wire.js';
 import { decodeEnvelope, encodeEnvelope } from '../../src/sources/qkd/envelope.js';
 
 const fromString = (s: string) => {
@@ -92,6 +98,31 @@ describe('wire encodings', () => {
         assert.deepEqual(decodeIndices(encodeIndices(sorted), sorted.length, 2 ** 31 + 1, 'i'), sorted);
       }),
     );
+  });
+
+  it('pulse indices decoded in runs are those decoded at once, and checked alike', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 0, max: 2 ** 20 }), { maxLength: 500 }), fc.nat(3), (xs, r) => {
+        const sorted = Uint32Array.from(xs.sort((a, b) => a - b));
+        const enc = encodeIndices(sorted);
+        const seen: number[] = [];
+        const firsts: number[] = [];
+        decodeIndicesInRuns(enc, sorted.length, 2 ** 20 + 1, 'i', new Uint32Array(32 << r), (run, first) => {
+          firsts.push(first);
+          seen.push(...run);
+        });
+        assert.deepEqual(seen, [...sorted]);
+        assert.deepEqual(
+          firsts,
+          [...Array(Math.ceil(sorted.length / (32 << r))).keys()].map((k) => k * (32 << r)),
+        );
+      }),
+    );
+    const enc = encodeIndices(Uint32Array.from([3, 200, 70000]));
+    const run = new Uint32Array(32);
+    assert.throws(() => decodeIndicesInRuns(enc, 3, 70000, 'indices', run, () => {}), /outside the frame/);
+    assert.throws(() => decodeIndicesInRuns(enc, 4, 1e6, 'indices', run, () => {}), /truncated/);
+    assert.throws(() => decodeIndicesInRuns(enc, 2, 1e6, 'indices', run, () => {}), /trailing/);
   });
 
   it('refuses indices outside the frame, truncated or with trailing bytes', () => {

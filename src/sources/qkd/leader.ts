@@ -6,7 +6,7 @@ import { planPasses } from '../../qkd/cascade-plan.js';
 import { efficiency, estimate, secretLength } from '../../qkd/estimation.js';
 import { amplificationSeedBytes, amplify } from '../../qkd/hashing.js';
 import { Prng } from '../../qkd/prng.js';
-import { keepMatching, signalMask, splitMasks } from '../../qkd/sifting.js';
+import { emptyChoices, keepMatching, signalMask, splitMasks } from '../../qkd/sifting.js';
 import { Transmitter } from '../../physics/transmitter.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
@@ -25,6 +25,8 @@ export interface FrameResult {
 }
 
 const MAX_CASCADE_ROUNDS = 2000;
+/** Click indices decoded at a time (a multiple of 32; 128 KiB, which stays in cache). */
+const CLICK_RUN = 1 << 15;
 
 /**
  * Alice's end, which leads: it runs each frame's post-processing by asking Bob's end over the
@@ -107,14 +109,24 @@ export class Leader {
     if (this.#recorded === 0) await this.#fibre(frame);
     const det = await this.#call('detections', frame, this.#recorded > 0 ? { replay: physical } : {});
     const m = wire.int(det['count'], 'count', 0, N);
-    const clicks = wire.decodeIndices(det['indices'], m, N, 'indices');
     const bobBases = wire.decodeBits(det['bases'], m, 'bases');
-    this.followerLastSeq = wire.int(det['last_seq'], 'last_seq', -1);
+    const lastSeq = wire.int(det['last_seq'], 'last_seq', -1);
 
     // Sifting: Alice's choices for the pulses Bob detected, and the split of those kept.
     const sampleSeed = rng.u32();
     const sift = this.clock.time('sifting', () => {
-      const alice = this.#tx.choicesAt(physical, clicks);
+      // Bob's click indices decoded a run at a time straight into Alice's lookups (checked as
+      // they go: a malformed list throws before anything is kept).
+      const alice = emptyChoices(m);
+      const run = new Uint32Array(CLICK_RUN);
+      try {
+        wire.decodeIndicesInRuns(det['indices'], m, N, 'indices', run, (indices, first) =>
+          this.#tx.choicesInto(physical, indices, alice, first),
+        );
+      } catch (err) {
+        wipe(alice.bits);
+        throw err;
+      }
       const kept = keepMatching(alice, bobBases, m);
       wipe(alice.bits);
       const split = splitMasks(
@@ -135,6 +147,7 @@ export class Leader {
         classes: wire.encodeClasses(kept.decoys, kept.vacuums, kept.count),
       };
     });
+    this.followerLastSeq = lastSeq;
     const sifted = sift.kept.count;
     const summary = (over: Partial<FrameSummary>): FrameSummary => ({
       pulses: N,

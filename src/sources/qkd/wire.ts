@@ -214,11 +214,31 @@ function unsafeWords(count: number): Uint32Array {
 }
 
 export function decodeIndices(value: unknown, count: number, below: number, what: string): Uint32Array {
+  // Not zeroed first: every element is written before it is returned.
+  const out = unsafeWords(count);
+  decodeIndicesInRuns(value, count, below, what, out, () => {});
+  return out;
+}
+
+/**
+ * `decodeIndices` a run at a time: fills `run` (its length a multiple of 32) with the next indices
+ * and hands it (or, last, the part filled) to `use` with the number of the run's first click, so
+ * that a frame's millions of indices never sit in memory at once. Checks as `decodeIndices`; on
+ * malformed input it throws, after some runs may have been handed on.
+ */
+export function decodeIndicesInRuns(
+  value: unknown,
+  count: number,
+  below: number,
+  what: string,
+  run: Uint32Array,
+  use: (indices: Uint32Array, first: number) => void,
+): void {
   const bytes = bytesOf(value, what);
   if (bytes.length & 1) throw badRequest(`${what} is truncated or malformed`);
   let u16: Uint16Array;
   if (LITTLE_ENDIAN) {
-    // An odd offset into the message body cannot be viewed as u16: copied (rare, one memcpy).
+    // An odd offset into the message body cannot be viewed as u16: copied (one memcpy).
     const aligned = bytes.byteOffset & 1 ? Buffer.from(bytes) : bytes;
     u16 = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length >>> 1);
   } else {
@@ -226,23 +246,24 @@ export function decodeIndices(value: unknown, count: number, below: number, what
     for (let j = 0; j < u16.length; j++) u16[j] = bytes.readUInt16LE(2 * j);
   }
   const end = u16.length;
-  // Not zeroed first: every element is written before it is returned.
-  const out = unsafeWords(count);
   let at = 0;
   let prev = -1;
-  for (let i = 0; i < count; i++) {
-    if (at >= end) throw badRequest(`${what} is truncated or malformed`);
-    let gap = u16[at++]!;
-    if (gap === ESCAPE) {
-      if (at + 2 > end) throw badRequest(`${what} is truncated or malformed`);
-      gap = u16[at]! + u16[at + 1]! * 65536;
-      at += 2;
+  for (let first = 0; first < count; first += run.length) {
+    const n = Math.min(run.length, count - first);
+    for (let i = 0; i < n; i++) {
+      if (at >= end) throw badRequest(`${what} is truncated or malformed`);
+      let gap = u16[at++]!;
+      if (gap === ESCAPE) {
+        if (at + 2 > end) throw badRequest(`${what} is truncated or malformed`);
+        gap = u16[at]! + u16[at + 1]! * 65536;
+        at += 2;
+      }
+      prev += gap + 1;
+      run[i] = prev;
     }
-    prev += gap + 1;
-    out[i] = prev;
+    // Increasing by construction: only the last can lie outside the frame.
+    if (prev >= below) throw badRequest(`${what} names a pulse outside the frame`);
+    use(n === run.length ? run : run.subarray(0, n), first);
   }
-  // Increasing by construction: only the last can lie outside the frame.
-  if (count > 0 && prev >= below) throw badRequest(`${what} names a pulse outside the frame`);
   if (at !== end) throw badRequest(`${what} has trailing bytes`);
-  return out;
 }
