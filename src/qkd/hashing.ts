@@ -1,10 +1,11 @@
-import { bitsToBytes, bytesToBits, parity32, wordsFor, type Bits } from './bits.js';
+import { bitsToBytes, bytesToBits, wordsFor, type Bits } from './bits.js';
 
 /**
  * Two-universal hashing for the last two stages.
  *
  * Verification: a Toeplitz matrix, T[i][j] = t[i + j], applied to the key; 64 output bits, so two
- * different keys collide with probability 2^-64 over the choice of t.
+ * different keys collide with probability 2^-64 over the choice of t (the link ends expand t from
+ * a 32-byte public seed, `toeplitzSeed`).
  *
  * Privacy amplification: Dietzfelbinger's multiply-add-shift family (1996; Thorup, "High speed
  * hashing for integers and strings", 2015, §3.3): for an n-bit key x, w = n + ℓ − 1 and a, b
@@ -17,24 +18,45 @@ import { bitsToBytes, bytesToBits, parity32, wordsFor, type Bits } from './bits.
 /** Words of Toeplitz seed needed for an n-bit input and `outBits` outputs. */
 export const toeplitzSeedWords = (n: number, outBits: number): number => wordsFor(n + outBits) + 1;
 
-/** y_i = parity(t[i .. i+n) AND x) for i < outBits (at most 64), as little-endian bytes. */
+/** Toeplitz seed words from little-endian bytes (an expansion of the public seed, at least as long). */
+export function toeplitzSeedOf(bytes: Uint8Array, n: number, outBits = 64): Uint32Array {
+  const words = toeplitzSeedWords(n, outBits);
+  return bytesToBits(bytes, words * 32);
+}
+
+/**
+ * y_i = parity(t[i .. i+n) AND x) for i < outBits (at most 64), as little-endian bytes. Computed as
+ * the XOR, over the set bits j of x, of the 64 seed bits from t[j] (column j of the matrix): one
+ * pass over the key instead of one per output bit.
+ */
 export function toeplitzHash(x: Bits, n: number, seed: Uint32Array, outBits = 64): Buffer {
   if (outBits > 64 || outBits < 1) throw new RangeError('Toeplitz tags are 1 to 64 bits');
   if (seed.length < toeplitzSeedWords(n, outBits)) throw new RangeError('Toeplitz seed too short');
   const words = wordsFor(n);
   const lastMask = n & 31 ? 0xffffffff >>> (32 - (n & 31)) : 0xffffffff;
-  const out = new Uint32Array(2);
-  for (let i = 0; i < outBits; i++) {
-    const w0 = i >>> 5;
-    const s = i & 31;
-    let acc = 0;
-    for (let k = 0; k < words; k++) {
-      const window = s === 0 ? seed[w0 + k]! : (seed[w0 + k]! >>> s) | (seed[w0 + k + 1]! << (32 - s));
-      acc ^= window & (k === words - 1 ? x[k]! & lastMask : x[k]!);
+  let lo = 0;
+  let hi = 0;
+  for (let k = 0; k < words; k++) {
+    let v = k === words - 1 ? x[k]! & lastMask : x[k]!;
+    if (v === 0) continue;
+    const a = seed[k]!;
+    const b = seed[k + 1]!;
+    const c = seed[k + 2]!;
+    // Seed bits s .. s+63 of (a, b, c); `(y << 1) << (31 − s)` is y << (32 − s), and 0 when s = 0.
+    while (v !== 0) {
+      const low = v & -v;
+      const s = 31 - Math.clz32(low);
+      v ^= low;
+      lo ^= (a >>> s) | ((b << 1) << (31 - s));
+      hi ^= (b >>> s) | ((c << 1) << (31 - s));
     }
-    out[i >>> 5]! |= parity32(acc) << (i & 31);
   }
-  return Buffer.from(out.buffer, 0, (outBits + 7) >>> 3);
+  if (outBits < 32) lo &= (1 << outBits) - 1;
+  hi = outBits <= 32 ? 0 : outBits < 64 ? hi & ((1 << (outBits - 32)) - 1) : hi;
+  const out = Buffer.alloc(8);
+  out.writeUInt32LE(lo >>> 0, 0);
+  out.writeUInt32LE(hi >>> 0, 4);
+  return out.subarray(0, (outBits + 7) >>> 3);
 }
 
 const toBigInt = (bits: Bits, n: number): bigint => {

@@ -5,7 +5,8 @@
 
 /** A 32-bit hash of (a, b) under `key`: random access to per-pulse choices (murmur3's finaliser). */
 export function mix32(a: number, b: number, key: number): number {
-  let h = Math.imul(a ^ key, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca77);
+  // `| 0`: the sum modulo 2^32 (what imul takes) without a double for indices near 2^32.
+  let h = Math.imul(a ^ key, 0x9e3779b1) ^ Math.imul(((b | 0) + 0x7f4a7c15) | 0, 0x85ebca77);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -1,4 +1,5 @@
-import { newBits, popcount32, wordsFor, type Bits } from './bits.js';
+import { newBits, popcount32, type Bits } from './bits.js';
+import { compress, selectBit, tailMask } from './compress.js';
 import { Prng } from './prng.js';
 
 /**
@@ -6,6 +7,9 @@ import { Prng } from './prng.js';
  * announces which bases matched and each kept pulse's intensity class. Decoy and vacuum pulses
  * are disclosed whole (they estimate the channel); a random sample of the signal pulses is
  * disclosed to estimate the QBER; the remaining signal pulses are the raw key.
+ *
+ * Everything here works on bit strings a word at a time: per-click facts (basis, bit, class) are
+ * masks, and the kept, disclosed and key bits are gathered from them with `compress`.
  */
 
 /** Clicks whose basis matched: positions into the click list. */
@@ -36,110 +40,86 @@ export function matchBits(aliceBases: Bits, bobBases: Bits, clicks: number): Bit
 export const onesOf = (b: Bits, n: number): Uint32Array =>
   matchingClicks(b, new Uint32Array(b.length).fill(0xffffffff), n);
 
-export interface Partition {
-  /** Positions into the kept list whose bits are disclosed (all non-signal, sampled signal). */
-  readonly disclosed: Uint32Array;
-  /** Positions into the kept list that form the raw key. */
-  readonly key: Uint32Array;
+/** Alice's choices for Bob's clicks, one bit per click in each string (classes as two masks). */
+export interface ClickChoices {
+  readonly bases: Bits;
+  readonly bits: Bits;
+  readonly decoys: Bits;
+  readonly vacuums: Bits;
+  /** Clicks of each intensity class (signal, decoy, vacuum). */
+  readonly counts: [number, number, number];
+}
+
+/** Choices for m clicks, all zero, to be filled (Transmitter.choicesInto). */
+export const emptyChoices = (m: number): ClickChoices => ({
+  bases: newBits(m),
+  bits: newBits(m),
+  decoys: newBits(m),
+  vacuums: newBits(m),
+  counts: [0, 0, 0],
+});
+
+/** The clicks whose bases matched, at Alice's end: their bits and their classes as masks. */
+export interface Kept {
+  readonly match: Bits;
+  readonly count: number;
+  readonly bits: Bits;
+  readonly decoys: Bits;
+  readonly vacuums: Bits;
+}
+
+/** Alice's side of sifting: which of the `m` clicks' bases match Bob's, and what they keep. */
+export function keepMatching(alice: ClickChoices, bobBases: Bits, m: number): Kept {
+  const match = new Uint32Array(alice.bases.length);
+  for (let w = 0; w < match.length; w++) match[w] = ~(alice.bases[w]! ^ bobBases[w]!) & tailMask(m, w);
+  const bits = compress(alice.bits, match, m);
+  return {
+    match,
+    count: bits.count,
+    bits: bits.bits,
+    decoys: compress(alice.decoys, match, m).bits,
+    vacuums: compress(alice.vacuums, match, m).bits,
+  };
+}
+
+/** The signal pulses among n kept ones: neither decoy nor vacuum. */
+export function signalMask(decoys: Bits, vacuums: Bits, n: number): Bits {
+  const signal = newBits(n);
+  for (let w = 0; w < signal.length; w++) signal[w] = ~(decoys[w]! | vacuums[w]!) & tailMask(n, w);
+  return signal;
 }
 
 /**
- * Splits the kept clicks; both ends compute the same split from the same public seed. Each signal
- * bit is sampled with probability `fraction`, drawn as geometric gaps between sampled ones (the
- * same distribution as a coin per bit, for a twentieth of the random numbers).
+ * The split of the n kept clicks, which both ends compute alike from the public seed: `key` marks
+ * the raw key (signal pulses not sampled), `disclosed` the rest. Each signal pulse is sampled with
+ * probability `fraction`, drawn as geometric gaps between sampled ones (the distribution of a coin
+ * per pulse, for a twentieth of the random numbers).
  */
-export function partition(classes: Uint8Array, sampleSeed: number, fraction: number, signal = 0): Partition {
-  const rng = new Prng([sampleSeed, 0x73616d70, classes.length, 2]);
-  const skip = 1 / Math.log1p(-fraction);
-  const disclosed = new Uint32Array(classes.length);
-  const key = new Uint32Array(classes.length);
-  let [d, k] = [0, 0];
-  let ordinal = 0;
-  let next = rng.geometricOf(skip);
-  for (let i = 0; i < classes.length; i++) {
-    if (classes[i] !== signal) disclosed[d++] = i;
-    else if (ordinal++ === next) {
-      disclosed[d++] = i;
-      next = ordinal + rng.geometricOf(skip);
-    } else key[k++] = i;
-  }
-  return { disclosed: disclosed.slice(0, d), key: key.slice(0, k) };
-}
-
-/**
- * The clicks whose bases matched, in one pass over the match words: their positions, their bits
- * (from `bits`, one per click) and, when given one per click, their intensity classes.
- */
-export function keepMatching(
-  match: Bits,
-  clicks: number,
-  bits: Bits,
-  classesOfClicks?: Uint8Array,
-): { kept: Uint32Array; keptBits: Bits; classes: Uint8Array } {
-  const words = wordsFor(clicks);
-  const tail = clicks & 31 ? 0xffffffff >>> (32 - (clicks & 31)) : 0xffffffff;
-  let count = 0;
-  for (let w = 0; w < words; w++) count += popcount32(w === words - 1 ? match[w]! & tail : match[w]!);
-  const kept = new Uint32Array(count);
-  const keptBits = newBits(count);
-  const classes = new Uint8Array(classesOfClicks ? count : 0);
-  let k = 0;
-  let out = 0; // the kept bits' word being filled
-  for (let w = 0; w < words; w++) {
-    let m = w === words - 1 ? match[w]! & tail : match[w]!;
-    const b = bits[w]!;
-    while (m !== 0) {
-      const low = m & -m;
-      const pos = w * 32 + 31 - Math.clz32(low);
-      kept[k] = pos;
-      if (classesOfClicks) classes[k] = classesOfClicks[pos]!;
-      if (b & low) out |= 1 << (k & 31);
-      k++;
-      if ((k & 31) === 0) {
-        keptBits[(k >>> 5) - 1] = out;
-        out = 0;
-      }
-      m ^= low;
-    }
-    if (k & 31) keptBits[k >>> 5] = out;
-  }
-  return { kept, keptBits, classes };
-}
-
-/**
- * `partition` and the bits of each part in one pass: the disclosed positions and their bits, and
- * the raw key (the signal bits not sampled), as both ends compute them from the public seed.
- */
-export function splitKept(
-  bits: Bits,
-  classes: Uint8Array,
+export function splitMasks(
+  signal: Bits,
+  n: number,
   sampleSeed: number,
   fraction: number,
-  signal = 0,
-): { disclosed: Uint32Array; disclosedBits: Bits; key: Bits; n: number } {
-  const rng = new Prng([sampleSeed, 0x73616d70, classes.length, 2]);
+): { key: Bits; disclosed: Bits; sampled: number } {
+  const rng = new Prng([sampleSeed, 0x73616d70, n, 2]);
   const skip = 1 / Math.log1p(-fraction);
-  const disclosed = new Uint32Array(classes.length);
-  const disclosedBits = newBits(classes.length);
-  const key = newBits(classes.length);
-  let [d, k] = [0, 0];
-  let ordinal = 0;
-  let next = rng.geometricOf(skip);
-  for (let i = 0; i < classes.length; i++) {
-    const bit = (bits[i >>> 5]! >>> (i & 31)) & 1;
-    if (classes[i] !== signal || ordinal++ === next) {
-      if (classes[i] === signal) next = ordinal + rng.geometricOf(skip);
-      if (bit) disclosedBits[d >>> 5]! |= 1 << (d & 31);
-      disclosed[d++] = i;
-    } else {
-      if (bit) key[k >>> 5]! |= 1 << (k & 31);
-      k++;
+  const key = newBits(n);
+  const disclosed = newBits(n);
+  let next = rng.geometricOf(skip); // ordinal among the signal pulses of the next sampled one
+  let base = 0; // ordinal of the first signal pulse of word w
+  let sampled = 0;
+  for (let w = 0; w < key.length; w++) {
+    const s = signal[w]! & tailMask(n, w);
+    const c = popcount32(s);
+    let chosen = 0;
+    while (next < base + c) {
+      chosen |= 1 << selectBit(s, next - base);
+      sampled++;
+      next += 1 + rng.geometricOf(skip);
     }
+    base += c;
+    key[w] = s & ~chosen;
+    disclosed[w] = ~key[w]! & tailMask(n, w);
   }
-  return {
-    disclosed: disclosed.slice(0, d),
-    disclosedBits: disclosedBits.slice(0, wordsFor(d)),
-    key: key.slice(0, wordsFor(k)),
-    n: k,
-  };
+  return { key, disclosed, sampled };
 }

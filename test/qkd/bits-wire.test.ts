@@ -13,7 +13,13 @@ import {
 } from '../../src/qkd/bits.js';
 import { FixedParities, ParityIndex } from '../../src/qkd/parity-index.js';
 import { Prng } from '../../src/qkd/prng.js';
-import { decodeCrumbs, decodeIndices, encodeCrumbs, encodeIndices } from '../../src/sources/qkd/wire.js';
+import {
+  decodeCrumbs,
+  decodeIndices,
+  decodeIndicesInRuns,
+  encodeCrumbs,
+  encodeIndices,
+} from '../../src/sources/qkd/wire.js';
 import { decodeEnvelope, encodeEnvelope } from '../../src/sources/qkd/envelope.js';
 
 const fromString = (s: string) => {
@@ -116,6 +122,31 @@ describe('wire encodings', () => {
     );
   });
 
+  it('pulse indices decoded in runs are those decoded at once, and checked alike', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 0, max: 2 ** 20 }), { maxLength: 500 }), fc.nat(3), (xs, r) => {
+        const sorted = Uint32Array.from(xs.sort((a, b) => a - b));
+        const enc = encodeIndices(sorted);
+        const seen: number[] = [];
+        const firsts: number[] = [];
+        decodeIndicesInRuns(enc, sorted.length, 2 ** 20 + 1, 'i', new Uint32Array(32 << r), (run, first) => {
+          firsts.push(first);
+          seen.push(...run);
+        });
+        assert.deepEqual(seen, [...sorted]);
+        assert.deepEqual(
+          firsts,
+          [...Array(Math.ceil(sorted.length / (32 << r))).keys()].map((k) => k * (32 << r)),
+        );
+      }),
+    );
+    const enc = encodeIndices(Uint32Array.from([3, 200, 70000]));
+    const run = new Uint32Array(32);
+    assert.throws(() => decodeIndicesInRuns(enc, 3, 70000, 'indices', run, () => {}), /outside the frame/);
+    assert.throws(() => decodeIndicesInRuns(enc, 4, 1e6, 'indices', run, () => {}), /truncated/);
+    assert.throws(() => decodeIndicesInRuns(enc, 2, 1e6, 'indices', run, () => {}), /trailing/);
+  });
+
   it('refuses indices outside the frame, truncated or with trailing bytes', () => {
     // 70000 - 201 - 1 is a gap too wide for 16 bits: escaped, then 32 bits.
     const enc = encodeIndices(Uint32Array.from([3, 200, 70000]));
@@ -124,6 +155,26 @@ describe('wire encodings', () => {
     assert.throws(() => decodeIndices(enc, 4, 1e6, 'indices'), /truncated/);
     assert.throws(() => decodeIndices(enc, 2, 1e6, 'indices'), /trailing/);
     assert.throws(() => decodeIndices('not bytes', 1, 10, 'indices'), /must be a byte field/);
+  });
+
+  it('pulse indices with many wide gaps, gaps at the escape boundary, and at an odd offset', () => {
+    // Every gap escaped (more than the encoder's first guess of room), then gaps around 0xffff.
+    const wide = Uint32Array.from({ length: 300 }, (_, i) => i * 70_000);
+    const enc = encodeIndices(wide);
+    assert.equal(enc.length, 2 + 299 * 6);
+    assert.deepEqual(decodeIndices(enc, 300, 2 ** 32, 'i'), wide);
+    const edge = Uint32Array.from([0xfffe, 0xfffe + 0xfffe + 1, 0xfffe + 0xfffe + 1 + 0xffff + 1, 2 ** 32 - 1]);
+    const e2 = encodeIndices(edge);
+    assert.equal(e2.length, 2 + 2 + 6 + 6);
+    assert.deepEqual(decodeIndices(e2, 4, 2 ** 32, 'i'), edge);
+    // A byte field at an odd offset of its message body decodes the same.
+    const body = Buffer.concat([Buffer.from([7]), e2]);
+    assert.equal(body.subarray(1).byteOffset & 1, body.byteOffset & 1 ? 0 : 1);
+    assert.deepEqual(decodeIndices(body.subarray(1), 4, 2 ** 32, 'i'), edge);
+    assert.throws(() => decodeIndices(e2.subarray(0, e2.length - 1), 4, 2 ** 32, 'i'), /truncated or malformed/);
+    assert.throws(() => decodeIndices(e2.subarray(0, e2.length - 2), 4, 2 ** 32, 'i'), /truncated/);
+    assert.deepEqual(decodeIndices(Buffer.alloc(0), 0, 10, 'i'), new Uint32Array(0));
+    assert.equal(encodeIndices(new Uint32Array(0)).length, 0);
   });
 
   it('two-bit values round-trip and are range-checked', () => {

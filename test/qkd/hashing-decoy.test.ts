@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { bitsToBytes, bytesToBits, gather, getBit, newBits, setBit } from '../../src/qkd/bits.js';
+import { bitsToBytes, bytesToBits, getBit, setBit } from '../../src/qkd/bits.js';
 import * as decoy from '../../src/qkd/decoy.js';
 import { estimate, secretLength } from '../../src/qkd/estimation.js';
 import { amplify, toeplitzHash, toeplitzSeedWords } from '../../src/qkd/hashing.js';
 import { Prng } from '../../src/qkd/prng.js';
-import { keepMatching, onesOf, partition, splitKept } from '../../src/qkd/sifting.js';
 
 describe('hashing', () => {
   it('Toeplitz tags equal the matrix product, bit by bit', () => {
@@ -24,6 +23,30 @@ describe('hashing', () => {
       }),
       { numRuns: 30 },
     );
+  });
+
+  it('Toeplitz tags: shorter tags are prefixes, an empty key hashes to 0, an all-one key to the XOR of all columns', () => {
+    const rng = new Prng([4, 4, 4, 4]);
+    for (const n of [0, 1, 31, 32, 33, 64, 1000]) {
+      const t = rng.fill(new Uint32Array(toeplitzSeedWords(n, 64)));
+      const ones = new Uint32Array(Math.ceil(n / 32)).fill(0xffffffff);
+      const full = toeplitzHash(ones, n, t);
+      for (let i = 0; i < 64; i++) {
+        let y = 0;
+        for (let j = 0; j < n; j++) y ^= getBit(t, i + j);
+        assert.equal((full[i >>> 3]! >>> (i & 7)) & 1, y, `n ${n}, output bit ${i}`);
+      }
+      assert.deepEqual([...toeplitzHash(new Uint32Array(ones.length), n, t)], [0, 0, 0, 0, 0, 0, 0, 0]);
+      for (const bits of [1, 7, 31, 32, 33, 63]) {
+        const short = toeplitzHash(ones, n, t, bits);
+        assert.equal(short.length, Math.ceil(bits / 8));
+        for (let i = 0; i < 64; i++) {
+          const want = i < bits ? (full[i >>> 3]! >>> (i & 7)) & 1 : 0;
+          assert.equal(i < 8 * short.length ? (short[i >>> 3]! >>> (i & 7)) & 1 : 0, want, `${bits}-bit tag, bit ${i}`);
+        }
+      }
+    }
+    assert.throws(() => toeplitzHash(new Uint32Array(1), 32, new Uint32Array(3)), /too short/);
   });
 
   it('multiply-add-shift is strongly universal (exhaustive, 4-bit keys onto 2 bits)', () => {
@@ -120,46 +143,5 @@ describe('decoy-state BB84 against Ma, Qi, Zhao and Lo (2005) with the GYS param
     assert.equal(decoy.h2(0.5), 1);
     assert.equal(decoy.h2(0), 0);
     assert.ok(Math.abs(decoy.h2(0.11) - 0.4999) < 1e-3);
-  });
-});
-
-describe('sifting', () => {
-  it('both ends split the kept clicks alike from the public seed; non-signal pulses are all disclosed', () => {
-    const classes = Uint8Array.from({ length: 1000 }, (_, i) => (i % 10 === 0 ? 1 : i % 10 === 1 ? 2 : 0));
-    const a = partition(classes, 42, 0.1);
-    const b = partition(Uint8Array.from(classes), 42, 0.1);
-    assert.deepEqual(a, b);
-    assert.equal(a.disclosed.length + a.key.length, 1000);
-    for (const i of a.key) assert.equal(classes[i], 0);
-    assert.equal([...a.disclosed].filter((i) => classes[i] !== 0).length, 200);
-    const sampled = a.disclosed.length - 200;
-    assert.ok(sampled > 40 && sampled < 130, `about 10% of 800 signal bits sampled: ${sampled}`);
-    assert.notDeepEqual(partition(classes, 43, 0.1), a);
-    assert.equal(newBits(1).length, 1);
-  });
-
-  it('keepMatching and splitKept give what onesOf, gather and partition give, bit for bit', () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 0, max: 2 ** 32 - 1 }), (m, seed) => {
-        const rng = new Prng([seed, 1, 2, 3]);
-        const match = rng.fill(newBits(m));
-        const bits = rng.fill(newBits(m));
-        const classesOfClicks = Uint8Array.from({ length: m }, () => rng.below(3));
-        const got = keepMatching(match, m, bits, classesOfClicks);
-        const kept = onesOf(match, m);
-        assert.deepEqual(got.kept, kept);
-        assert.deepEqual(got.keptBits, gather(bits, kept));
-        assert.deepEqual(
-          got.classes,
-          Uint8Array.from(kept, (p) => classesOfClicks[p]!),
-        );
-        const parts = partition(got.classes, seed, 0.1);
-        const split = splitKept(got.keptBits, got.classes, seed, 0.1);
-        assert.deepEqual(split.disclosed, parts.disclosed);
-        assert.deepEqual(split.disclosedBits, gather(got.keptBits, parts.disclosed));
-        assert.deepEqual(split.key, gather(got.keptBits, parts.key));
-        assert.equal(split.n, parts.key.length);
-      }),
-    );
   });
 });

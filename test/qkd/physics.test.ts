@@ -5,7 +5,7 @@ import { expected } from '../../src/qkd/decoy.js';
 import { DECOY, SIGNAL, VACUUM } from '../../src/physics/link-model.js';
 import { Receiver } from '../../src/physics/receiver.js';
 import { Transmitter } from '../../src/physics/transmitter.js';
-import { matchBits, matchingClicks, onesOf } from '../../src/qkd/sifting.js';
+import { emptyChoices, matchBits, matchingClicks, onesOf } from '../../src/qkd/sifting.js';
 import { DEFAULT_QKD } from '../../src/sources/qkd/settings.js';
 
 describe('physics model', () => {
@@ -56,7 +56,29 @@ describe('physics model', () => {
     assert.ok(rx.count > 100);
     for (let j = 0; j < rx.count; j++) {
       const a = tx.pulse(3, rx.indices[j]!);
-      assert.deepEqual([getBit(got.bits, j), getBit(got.bases, j), got.classes[j]], [a.bit, a.basis, a.intensity]);
+      const intensity = getBit(got.decoys, j) ? DECOY : getBit(got.vacuums, j) ? VACUUM : SIGNAL;
+      assert.deepEqual([getBit(got.bits, j), getBit(got.bases, j), intensity], [a.bit, a.basis, a.intensity]);
+      assert.equal(getBit(got.decoys, j) & getBit(got.vacuums, j), 0);
+      const packed = tx.packed(3, rx.indices[j]!);
+      assert.deepEqual([packed & 1, (packed >>> 1) & 1, packed >>> 2], [a.bit, a.basis, a.intensity]);
+    }
+    const counts = [SIGNAL, DECOY, VACUUM].map(
+      (c) => [...rx.indices].filter((i) => tx.pulse(3, i).intensity === c).length,
+    );
+    assert.deepEqual(got.counts, counts);
+    // In runs, as the leader decodes them: the same strings and counts.
+    const runs = emptyChoices(rx.count);
+    for (let first = 0; first < rx.count; first += 64) {
+      tx.choicesInto(3, rx.indices.subarray(first, first + 64), runs, first);
+    }
+    assert.deepEqual(runs, got);
+    assert.throws(() => tx.choicesInto(3, rx.indices.subarray(0, 1), runs, 5), /multiple of 32/);
+    // Lengths that are not whole words, and none.
+    for (const m of [0, 1, 31, 33]) {
+      const part = tx.choicesAt(3, rx.indices.subarray(0, m));
+      assert.equal(part.bases.length, Math.ceil(m / 32));
+      for (let j = 0; j < m; j++) assert.equal(getBit(part.bits, j), getBit(got.bits, j));
+      if (m & 31) assert.equal(part.bits[part.bits.length - 1]! >>> (m & 31), 0, 'nothing beyond the last click');
     }
     const kept = onesOf(matchBits(got.bases, rx.bases, rx.count), rx.count);
     assert.deepEqual(kept, matchingClicks(got.bases, rx.bases, rx.count));

@@ -2,13 +2,13 @@ import { badRequest } from '../../domain/errors.js';
 import { bitsToBytes, hammingDistance, wipe, type Bits } from '../../qkd/bits.js';
 import { CascadeCorrector } from '../../qkd/cascade.js';
 import { checkPass, type PassSpec } from '../../qkd/cascade-plan.js';
-import { toeplitzSeedWords } from '../../qkd/hashing.js';
-import { amplifyOffThread, tagOffThread } from './offload.js';
-import { keepMatching, splitKept } from '../../qkd/sifting.js';
+import { compress, countOnes } from '../../qkd/compress.js';
+import { amplifyOffThread } from './offload.js';
+import { splitMasks } from '../../qkd/sifting.js';
 import { Receiver, type Clicks } from '../../physics/receiver.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
-import { StageClock } from './stages.js';
+import { StageClock, verificationTag } from './stages.js';
 import * as wire from './wire.js';
 
 interface FrameState {
@@ -117,22 +117,24 @@ export class Follower {
       case 'sifting': {
         const [, state] = this.#frame(body);
         const c = state.clicks!;
+        // Every field checked before anything changes.
         const match = wire.decodeBits(body['match'], c.count, 'match');
-        const { kept, keptBits } = this.clock.time('sifting', () => keepMatching(match, c.count, c.bits));
-        let parts;
-        try {
-          const classes = wire.decodeCrumbs(body['classes'], kept.length, 'classes', 2);
-          const seed = wire.int(body['sample_seed'], 'sample_seed', 0, 2 ** 32 - 1);
-          const fraction = wire.num(body['sample_fraction'], 'sample_fraction', 0, 1);
-          parts = this.clock.time('sifting', () => splitKept(keptBits, classes, seed, fraction));
-        } finally {
-          wipe(keptBits);
-        }
-        state.key = parts.key;
-        state.n = parts.n;
-        const disclosed = bitsToBytes(parts.disclosedBits, parts.disclosed.length);
-        wipe(parts.disclosedBits);
-        return { bits: disclosed };
+        const sifted = countOnes(match, c.count);
+        const signal = wire.decodeSignalMask(body['classes'], sifted, 'classes');
+        const seed = wire.int(body['sample_seed'], 'sample_seed', 0, 2 ** 32 - 1);
+        const fraction = wire.num(body['sample_fraction'], 'sample_fraction', 0, 1);
+        const { key, disclosed } = this.clock.time('sifting', () => {
+          const kept = compress(c.bits, match, c.count).bits;
+          const split = splitMasks(signal, sifted, seed, fraction);
+          const parts = { key: compress(kept, split.key, sifted), disclosed: compress(kept, split.disclosed, sifted) };
+          wipe(kept);
+          return parts;
+        });
+        state.key = key.bits;
+        state.n = key.count;
+        const bits = bitsToBytes(disclosed.bits, disclosed.count);
+        wipe(disclosed.bits);
+        return { bits };
       }
       case 'cascade': {
         const [, state] = this.#frame(body);
@@ -168,9 +170,9 @@ export class Follower {
       case 'verify': {
         const [, state] = this.#frame(body);
         if (!state.key) throw badRequest('verification before sifting');
-        const seed = wire.decodeU32(body['seed'], 'seed', toeplitzSeedWords(state.n!, 64));
-        if (seed.length !== toeplitzSeedWords(state.n!, 64)) throw badRequest('seed has a wrong length');
-        return { tag: await tagOffThread(this.clock, state.key, state.n!, seed) };
+        const seed = wire.decodeBytes(body['seed'], 'seed', 32);
+        const tag = this.clock.time('verification', () => verificationTag(state.key!, state.n!, seed));
+        return { tag };
       }
       case 'amplify': {
         // The key is amplified on its own message so that 'commit', which waits for the frames

@@ -1,16 +1,16 @@
-import { getBit, wipe } from '../../qkd/bits.js';
+import { popcount32, wipe } from '../../qkd/bits.js';
+import { compress, countOnes, tailMask } from '../../qkd/compress.js';
 import { badRequest } from '../../domain/errors.js';
 import { CascadeResponder } from '../../qkd/cascade.js';
 import { planPasses } from '../../qkd/cascade-plan.js';
 import { efficiency, estimate, secretLength } from '../../qkd/estimation.js';
-import { toeplitzSeedWords } from '../../qkd/hashing.js';
-import { amplifyOffThread, tagOffThread, viewsOffThread } from './offload.js';
+import { amplifyOffThread, viewsOffThread } from './offload.js';
 import { Prng } from '../../qkd/prng.js';
-import { keepMatching, matchBits, splitKept } from '../../qkd/sifting.js';
+import { emptyChoices, keepMatching, signalMask, splitMasks } from '../../qkd/sifting.js';
 import { Transmitter } from '../../physics/transmitter.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
-import { StageClock } from './stages.js';
+import { StageClock, verificationTag } from './stages.js';
 import * as wire from './wire.js';
 
 /** The classical channel to the other end, as the leader uses it (byte fields as Uint8Array). */
@@ -25,6 +25,8 @@ export interface FrameResult {
 }
 
 const MAX_CASCADE_ROUNDS = 2000;
+/** Click indices decoded at a time (a multiple of 32; 128 KiB, which stays in cache). */
+const CLICK_RUN = 1 << 15;
 
 /**
  * Alice's end, which leads: it runs each frame's post-processing by asking Bob's end over the
@@ -107,23 +109,46 @@ export class Leader {
     if (this.#recorded === 0) await this.#fibre(frame);
     const det = await this.#call('detections', frame, this.#recorded > 0 ? { replay: physical } : {});
     const m = wire.int(det['count'], 'count', 0, N);
-    const clicks = wire.decodeIndices(det['indices'], m, N, 'indices');
     const bobBases = wire.decodeBits(det['bases'], m, 'bases');
-    this.followerLastSeq = wire.int(det['last_seq'], 'last_seq', -1);
+    const lastSeq = wire.int(det['last_seq'], 'last_seq', -1);
 
-    // Sifting: Alice's choices for the pulses Bob detected.
+    // Sifting: Alice's choices for the pulses Bob detected, and the split of those kept.
+    const sampleSeed = rng.u32();
     const sift = this.clock.time('sifting', () => {
-      const alice = this.#tx.choicesAt(physical, clicks);
-      const clicksByClass = alice.counts;
-      const match = matchBits(alice.bases, bobBases, m);
-      const { kept, keptBits, classes } = keepMatching(match, m, alice.bits, alice.classes);
+      // Bob's click indices decoded a run at a time straight into Alice's lookups (checked as
+      // they go: a malformed list throws before anything is kept).
+      const alice = emptyChoices(m);
+      const run = new Uint32Array(CLICK_RUN);
+      try {
+        wire.decodeIndicesInRuns(det['indices'], m, N, 'indices', run, (indices, first) =>
+          this.#tx.choicesInto(physical, indices, alice, first),
+        );
+      } catch (err) {
+        wipe(alice.bits);
+        throw err;
+      }
+      const kept = keepMatching(alice, bobBases, m);
       wipe(alice.bits);
-      const sampleSeed = rng.u32();
-      const parts = splitKept(keptBits, classes, sampleSeed, s.sampleFraction);
-      wipe(keptBits);
-      return { kept, match, classes, sampleSeed, parts, clicksByClass };
+      const split = splitMasks(
+        signalMask(kept.decoys, kept.vacuums, kept.count),
+        kept.count,
+        sampleSeed,
+        s.sampleFraction,
+      );
+      const key = compress(kept.bits, split.key, kept.count);
+      const disclosed = compress(kept.bits, split.disclosed, kept.count);
+      wipe(kept.bits);
+      return {
+        kept,
+        split,
+        key,
+        disclosed,
+        clicksByClass: alice.counts,
+        classes: wire.encodeClasses(kept.decoys, kept.vacuums, kept.count),
+      };
     });
-    const sifted = sift.kept.length;
+    this.followerLastSeq = lastSeq;
+    const sifted = sift.kept.count;
     const summary = (over: Partial<FrameSummary>): FrameSummary => ({
       pulses: N,
       clicks: m,
@@ -134,22 +159,31 @@ export class Leader {
       ...over,
     });
     const siftReply = await this.#call('sifting', frame, {
-      match: wire.encodeBits(sift.match, m),
-      classes: wire.encodeCrumbs(sift.classes),
-      sample_seed: sift.sampleSeed,
+      match: wire.encodeBits(sift.kept.match, m),
+      classes: sift.classes,
+      sample_seed: sampleSeed,
       sample_fraction: s.sampleFraction,
     });
-    const bobDisclosed = wire.decodeBits(siftReply['bits'], sift.parts.disclosed.length, 'bits');
+    const bobDisclosed = wire.decodeBits(siftReply['bits'], sift.disclosed.count, 'bits');
 
+    // Estimation: errors by class among the disclosed bits, a word at a time.
     const est = this.clock.time('estimation', () => {
-      const compared: [number, number, number] = [0, 0, 0];
+      const d = sift.disclosed;
+      const decoys = compress(sift.kept.decoys, sift.split.disclosed, sifted).bits;
+      const vacuums = compress(sift.kept.vacuums, sift.split.disclosed, sifted).bits;
       const errors: [number, number, number] = [0, 0, 0];
-      const { disclosed, disclosedBits } = sift.parts;
-      for (let i = 0; i < disclosed.length; i++) {
-        const c = sift.classes[disclosed[i]!]!;
-        compared[c]! += 1;
-        if (getBit(disclosedBits, i) !== getBit(bobDisclosed, i)) errors[c]! += 1;
+      for (let w = 0; w < d.bits.length; w++) {
+        const diff = (d.bits[w]! ^ bobDisclosed[w]!) & tailMask(d.count, w);
+        errors[1] += popcount32(diff & decoys[w]!);
+        errors[2] += popcount32(diff & vacuums[w]!);
+        errors[0] += popcount32(diff & ~(decoys[w]! | vacuums[w]!));
       }
+      wipe(d.bits);
+      const compared: [number, number, number] = [
+        sift.split.sampled,
+        countOnes(sift.kept.decoys, sifted),
+        countOnes(sift.kept.vacuums, sifted),
+      ];
       const p = s.physics;
       const pulses: [number, number, number] = [N * p.pSignal, N * p.pDecoy, N * (1 - p.pSignal - p.pDecoy)];
       return estimate(
@@ -162,11 +196,11 @@ export class Leader {
       await this.#call('discard', frame, { reason, summary: sum });
       return { summary: sum };
     };
+    const { count: n, bits: key } = sift.key;
     if (est.qber > s.qberThreshold) {
-      wipe(sift.parts.key);
+      wipe(key);
       return discard('qber_above_threshold');
     }
-    const { n, key } = sift.parts;
     if (n < 2 || est.singlePhotonFraction <= 0) {
       wipe(key);
       return discard('no_single_photon_bound');
@@ -214,12 +248,12 @@ export class Leader {
     const errorsFound = wire.int(reply['corrected'], 'corrected', 0, n);
     const f = efficiency(cascade.disclosed, n, errorsFound);
 
-    // Verification: a 64-bit Toeplitz tag of both keys.
-    const tagSeed = rng.fill(new Uint32Array(toeplitzSeedWords(n, 64)));
-    const [verifyReply, ours] = await Promise.all([
-      this.#call('verify', frame, { seed: wire.encodeU32(tagSeed) }),
-      tagOffThread(this.clock, key, n, tagSeed),
-    ]);
+    // Verification: a 64-bit Toeplitz tag of both keys, the matrix expanded from a 32-byte seed
+    // (ours computed while Bob computes his).
+    const tagSeed = Buffer.from(rng.fill(new Uint32Array(8)).buffer);
+    const verifying = this.#call('verify', frame, { seed: wire.encodeBytes(tagSeed) });
+    const ours = this.clock.time('verification', () => verificationTag(key, n, tagSeed));
+    const verifyReply = await verifying;
     const theirs = wire.decodeBytes(verifyReply['tag'], 'tag', 8);
     const trueQber = errorsFound / n;
     if (!ours.equals(theirs)) {

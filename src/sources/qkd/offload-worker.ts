@@ -1,7 +1,6 @@
 import { move } from 'piscina';
 import { responderViews } from '../../qkd/cascade.js';
 import type { PassSpec } from '../../qkd/cascade-plan.js';
-import { toeplitzHash } from '../../qkd/hashing.js';
 import { wipe, type Bits } from '../../qkd/bits.js';
 import { secretKey } from './stages.js';
 
@@ -28,9 +27,6 @@ function timed(task: Task, f: () => Uint8Array | Uint32Array): unknown {
 
 export const amplification = (t: Task & { seed: Uint8Array; outBits: number }): unknown =>
   timed(t, () => secretKey(t.key, t.n, t.seed, t.outBits));
-
-export const verification = (t: Task & { seed: Uint32Array }): unknown =>
-  timed(t, () => toeplitzHash(t.key, t.n, t.seed));
 
 export const cascade = (t: Task & { passes: PassSpec[] }): unknown =>
   timed(t, () => responderViews(t.key, t.n, t.passes));

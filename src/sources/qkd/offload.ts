@@ -4,8 +4,8 @@ import type { PassSpec } from '../../qkd/cascade-plan.js';
 import type { Stage, StageClock } from './stages.js';
 
 /**
- * A frame's long computations (privacy amplification's big multiplication, the verification tag,
- * the responder's Cascade views)
+ * A frame's long computations (privacy amplification's big multiplication, the responder's
+ * Cascade views)
  * run on a worker thread. The event loop then keeps answering the other frames' short messages —
  * Cascade takes hundreds of round trips per frame — instead of queueing them behind 40 ms steps,
  * which left both ends idle while each waited on the other (docs/qkd-link.md, "Throughput").
@@ -39,10 +39,6 @@ const asBuffer = (a: Uint8Array | Uint32Array) => Buffer.from(a.buffer, a.byteOf
 /** The frame's secret key; `key` is detached or wiped. */
 export const amplifyOffThread = async (clock: StageClock, key: Bits, n: number, seed: Uint8Array, outBits: number) =>
   asBuffer(await run(clock, 'amplification', key, false, { n, seed, outBits }));
-
-/** The 64-bit verification tag of the key (which stays the caller's). */
-export const tagOffThread = async (clock: StageClock, key: Bits, n: number, seed: Uint32Array) =>
-  asBuffer(await run(clock, 'verification', key, true, { n, seed }));
 
 /** Cascade's responder views of the key (which stays the caller's), one per pass (responderViews). */
 export async function viewsOffThread(clock: StageClock, key: Bits, n: number, passes: readonly PassSpec[]) {

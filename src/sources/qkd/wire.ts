@@ -1,5 +1,5 @@
 import { badRequest } from '../../domain/errors.js';
-import { bitsToBytes, bytesToBits, type Bits } from '../../qkd/bits.js';
+import { bitsToBytes, bytesToBits, newBits, type Bits } from '../../qkd/bits.js';
 
 /**
  * Encodings of the post-processing messages' fields and their checks. Bit arrays are raw bytes
@@ -105,13 +105,96 @@ export function decodeCrumbs(value: unknown, count: number, what: string, max: 2
 }
 
 /**
+ * Intensity classes of the kept clicks (decoy 1, vacuum 2) from their masks, as two-bit values four
+ * to a byte (`decodeCrumbs`' layout).
+ */
+export function encodeClasses(decoys: Bits, vacuums: Bits, count: number): Buffer {
+  const out = Buffer.alloc((count + 3) >>> 2);
+  for (let i = 0; i < out.length; i++) {
+    const shift = (i & 7) * 4;
+    out[i] = SPREAD4[(decoys[i >>> 3]! >>> shift) & 15]! | (SPREAD4[(vacuums[i >>> 3]! >>> shift) & 15]! << 1);
+  }
+  return out;
+}
+
+/**
+ * The signal pulses (class 0) among `count` two-bit classes, as a bit string; refuses values
+ * above 2 and padding that is not zero.
+ */
+export function decodeSignalMask(value: unknown, count: number, what: string): Bits {
+  const bytes = bytesOf(value, what);
+  if (bytes.length !== (count + 3) >>> 2) throw badRequest(`${what} must hold ${count} values`);
+  const out = newBits(count);
+  let top = 0;
+  for (let w = 0, i = 0; i < bytes.length; w++) {
+    const end = Math.min(bytes.length, i + 8);
+    let word = 0;
+    for (let shift = 0; i < end; i++, shift += 4) {
+      const byte = bytes[i]!;
+      top |= byte & (byte >>> 1);
+      word |= ZEROS4[byte]! << shift;
+    }
+    out[w] = word;
+  }
+  if (top & 0x55) throw badRequest(`${what} holds a value above 2`);
+  if (count & 3 && bytes[bytes.length - 1]! >>> (2 * (count & 3)) !== 0) {
+    throw badRequest(`${what} has padding that is not zero`);
+  }
+  if (count & 31) out[out.length - 1]! &= 0xffffffff >>> (32 - (count & 31));
+  return out;
+}
+
+/** SPREAD4[x]: the four bits of x at the even positions of a byte. */
+const SPREAD4 = Uint8Array.from({ length: 16 }, (_, x) => (x & 1) | ((x & 2) << 1) | ((x & 4) << 2) | ((x & 8) << 3));
+/** ZEROS4[byte]: which of its four two-bit values are 0. */
+const ZEROS4 = Uint8Array.from({ length: 256 }, (_, b) => {
+  let z = 0;
+  for (let k = 0; k < 4; k++) if (((b >>> (2 * k)) & 3) === 0) z |= 1 << k;
+  return z;
+});
+
+/**
  * Increasing pulse indices as gaps (index − previous − 1) in u16 LE; a gap of 0xffff or more is
- * 0xffff then the gap as u32 LE. About 2 bytes per click at typical click rates, and a fixed
- * width decodes several times faster than LEB128.
+ * 0xffff then the gap as u32 LE (two u16, low first). About 2 bytes per click at typical click
+ * rates; on little-endian machines both directions run on a Uint16Array view of the bytes.
  */
 const ESCAPE = 0xffff;
 
 export function encodeIndices(indices: Uint32Array): Buffer {
+  if (!LITTLE_ENDIAN) return encodeIndicesBytes(indices);
+  // Room for a few escaped gaps (rare at short distances); more, and it is written again, exactly.
+  return encodeGaps(indices, 64 + (indices.length >>> 6)) ?? encodeGaps(indices, countEscapes(indices))!;
+}
+
+function countEscapes(indices: Uint32Array): number {
+  let escapes = 0;
+  for (let i = 0, prev = -1; i < indices.length; prev = indices[i++]!) if (indices[i]! - prev - 1 >= ESCAPE) escapes++;
+  return escapes;
+}
+
+/** The gaps as u16, or undefined when more than `escapes` of them need escaping. */
+function encodeGaps(indices: Uint32Array, escapes: number): Buffer | undefined {
+  const out = Buffer.allocUnsafe(2 * (indices.length + 2 * escapes));
+  const u16 = new Uint16Array(out.buffer, out.byteOffset, out.length >>> 1);
+  let at = 0;
+  let prev = -1;
+  for (let i = 0; i < indices.length; i++) {
+    const index = indices[i]!;
+    const gap = index - prev - 1;
+    prev = index;
+    if (gap < ESCAPE) u16[at++] = gap;
+    else {
+      if (escapes-- === 0) return undefined;
+      u16[at] = ESCAPE;
+      u16[at + 1] = gap & 0xffff;
+      u16[at + 2] = gap >>> 16;
+      at += 3;
+    }
+  }
+  return out.subarray(0, 2 * at);
+}
+
+function encodeIndicesBytes(indices: Uint32Array): Buffer {
   const out = Buffer.allocUnsafe(indices.length * 6);
   let at = 0;
   let prev = -1;
@@ -119,40 +202,68 @@ export function encodeIndices(indices: Uint32Array): Buffer {
     const index = indices[i]!;
     const gap = index - prev - 1;
     prev = index;
-    if (gap < ESCAPE) {
-      out[at] = gap & 0xff;
-      out[at + 1] = gap >>> 8;
-      at += 2;
-    } else {
-      out[at] = 0xff;
-      out[at + 1] = 0xff;
-      out.writeUInt32LE(gap, at + 2);
-      at += 6;
-    }
+    if (gap < ESCAPE) at = out.writeUInt16LE(gap, at);
+    else at = out.writeUInt32LE(gap, out.writeUInt16LE(ESCAPE, at));
   }
   return out.subarray(0, at);
 }
 
+function unsafeWords(count: number): Uint32Array {
+  const bytes = Buffer.allocUnsafe(4 * count);
+  return bytes.byteOffset & 3 ? new Uint32Array(count) : new Uint32Array(bytes.buffer, bytes.byteOffset, count);
+}
+
 export function decodeIndices(value: unknown, count: number, below: number, what: string): Uint32Array {
+  // Not zeroed first: every element is written before it is returned.
+  const out = unsafeWords(count);
+  decodeIndicesInRuns(value, count, below, what, out, () => {});
+  return out;
+}
+
+/**
+ * `decodeIndices` a run at a time: fills `run` (its length a multiple of 32) with the next indices
+ * and hands it (or, last, the part filled) to `use` with the number of the run's first click, so
+ * that a frame's millions of indices never sit in memory at once. Checks as `decodeIndices`; on
+ * malformed input it throws, after some runs may have been handed on.
+ */
+export function decodeIndicesInRuns(
+  value: unknown,
+  count: number,
+  below: number,
+  what: string,
+  run: Uint32Array,
+  use: (indices: Uint32Array, first: number) => void,
+): void {
   const bytes = bytesOf(value, what);
-  const out = new Uint32Array(count);
-  const end = bytes.length;
+  if (bytes.length & 1) throw badRequest(`${what} is truncated or malformed`);
+  let u16: Uint16Array;
+  if (LITTLE_ENDIAN) {
+    // An odd offset into the message body cannot be viewed as u16: copied (one memcpy).
+    const aligned = bytes.byteOffset & 1 ? Buffer.from(bytes) : bytes;
+    u16 = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length >>> 1);
+  } else {
+    u16 = new Uint16Array(bytes.length >>> 1);
+    for (let j = 0; j < u16.length; j++) u16[j] = bytes.readUInt16LE(2 * j);
+  }
+  const end = u16.length;
   let at = 0;
   let prev = -1;
-  for (let i = 0; i < count; i++) {
-    if (at + 2 > end) throw badRequest(`${what} is truncated or malformed`);
-    let gap = bytes[at]! | (bytes[at + 1]! << 8);
-    at += 2;
-    if (gap === ESCAPE) {
-      if (at + 4 > end) throw badRequest(`${what} is truncated or malformed`);
-      gap = bytes.readUInt32LE(at);
-      at += 4;
+  for (let first = 0; first < count; first += run.length) {
+    const n = Math.min(run.length, count - first);
+    for (let i = 0; i < n; i++) {
+      if (at >= end) throw badRequest(`${what} is truncated or malformed`);
+      let gap = u16[at++]!;
+      if (gap === ESCAPE) {
+        if (at + 2 > end) throw badRequest(`${what} is truncated or malformed`);
+        gap = u16[at]! + u16[at + 1]! * 65536;
+        at += 2;
+      }
+      prev += gap + 1;
+      run[i] = prev;
     }
-    prev += gap + 1;
-    out[i] = prev;
+    // Increasing by construction: only the last can lie outside the frame.
+    if (prev >= below) throw badRequest(`${what} names a pulse outside the frame`);
+    use(n === run.length ? run : run.subarray(0, n), first);
   }
-  // Increasing by construction: only the last can lie outside the frame.
-  if (count > 0 && prev >= below) throw badRequest(`${what} names a pulse outside the frame`);
   if (at !== end) throw badRequest(`${what} has trailing bytes`);
-  return out;
 }

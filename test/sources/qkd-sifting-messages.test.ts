@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { bitsToBytes } from '../../src/qkd/bits.js';
+import { compress } from '../../src/qkd/compress.js';
+import { keepMatching, signalMask, splitMasks } from '../../src/qkd/sifting.js';
+import { Transmitter } from '../../src/physics/transmitter.js';
+import { Follower } from '../../src/sources/qkd/follower.js';
+import { StageClock, verificationTag } from '../../src/sources/qkd/stages.js';
+import * as wire from '../../src/sources/qkd/wire.js';
+import { qkdSettings } from '../helpers/qkd-pair.js';
+
+const settings = qkdSettings({ distanceKm: 5 }, { framePulses: 10_000_000 });
+const is400 = (pattern: RegExp) => (err: unknown) => {
+  assert.equal((err as { status?: number }).status, 400);
+  assert.match((err as Error).message, pattern);
+  return true;
+};
+
+/** Bob's end with one frame detected, and what Alice would send it for sifting. */
+async function frameAtBob() {
+  const tx = new Transmitter(settings.physics, Buffer.alloc(32, 0xa1));
+  const events = { onKey: async () => -1, onDiscard: () => {}, lastSeq: () => -1 };
+  const bob = new Follower({ settings, seed: Buffer.alloc(32, 0xb0), events });
+  const N = settings.framePulses;
+  const arrivals = tx.emit(1, N);
+  const fibre = {
+    frame: 1,
+    pulses: N,
+    count: arrivals.indices.length,
+    indices: wire.encodeIndices(arrivals.indices),
+    states: wire.encodeCrumbs(arrivals.states),
+  };
+  await bob.handle('fibre', fibre);
+  const det = await bob.handle('detections', { frame: 1 });
+  const m = det['count'] as number;
+  const clicks = wire.decodeIndices(det['indices'], m, N, 'indices');
+  const kept = keepMatching(tx.choicesAt(1, clicks), wire.decodeBits(det['bases'], m, 'bases'), m);
+  const sifting = {
+    frame: 1,
+    match: wire.encodeBits(kept.match, m),
+    classes: wire.encodeClasses(kept.decoys, kept.vacuums, kept.count),
+    sample_seed: 77,
+    sample_fraction: 0.05,
+  };
+  return { bob, kept, sifting };
+}
+
+describe('QKD sifting and verification messages at Bob', () => {
+  it('refuses malformed sifting fields with a 400 and changes nothing; then sifts as Alice does', async () => {
+    const { bob, kept, sifting } = await frameAtBob();
+    const classes = Buffer.from(sifting.classes);
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ match: sifting.match.subarray(1) }, /match must hold/],
+      [{ classes: classes.subarray(1) }, /classes must hold/],
+      [{ classes: Buffer.from(classes).fill(0xff, 0, 1) }, /above 2/],
+      [{ sample_seed: -1 }, /sample_seed/],
+      [{ sample_fraction: 1.5 }, /sample_fraction/],
+      [{ classes: 'not bytes' }, /byte field/],
+    ];
+    if (kept.count & 3) {
+      const padded = Buffer.from(classes);
+      padded[padded.length - 1]! |= 0x40;
+      bad.push([{ classes: padded }, /padding/]);
+    }
+    for (const [over, pattern] of bad) {
+      await assert.rejects(bob.handle('sifting', { ...sifting, ...over }), is400(pattern));
+    }
+    await assert.rejects(bob.handle('verify', { frame: 1, seed: Buffer.alloc(32) }), is400(/before sifting/));
+    // Alice's split, from the same public seed: Bob discloses his bits at exactly her positions.
+    const reply = await bob.handle('sifting', sifting);
+    const split = splitMasks(signalMask(kept.decoys, kept.vacuums, kept.count), kept.count, 77, 0.05);
+    const ours = compress(kept.bits, split.disclosed, kept.count);
+    const theirs = wire.decodeBits(reply['bits'], ours.count, 'bits');
+    let differ = 0;
+    for (let i = 0; i < ours.count; i++) differ += ((ours.bits[i >>> 5]! ^ theirs[i >>> 5]!) >>> (i & 31)) & 1;
+    assert.ok(ours.count > 1000 && differ / ours.count < 0.1, `${differ} of ${ours.count} disclosed bits differ`);
+    bob.close();
+  });
+
+  it('verification takes a 32-byte seed; the same seed and key give the same tag at both ends', async () => {
+    const { bob, kept, sifting } = await frameAtBob();
+    await bob.handle('sifting', sifting);
+    for (const seed of [Buffer.alloc(31), Buffer.alloc(33), Buffer.alloc(0), 'x']) {
+      await assert.rejects(bob.handle('verify', { frame: 1, seed }), is400(/seed must/));
+    }
+    const seed = Buffer.alloc(32, 9);
+    const tag = (await bob.handle('verify', { frame: 1, seed }))['tag'] as Buffer;
+    assert.equal(tag.length, 8);
+    assert.deepEqual((await bob.handle('verify', { frame: 1, seed }))['tag'], tag, 'reproducible');
+    assert.notDeepEqual((await bob.handle('verify', { frame: 1, seed: Buffer.alloc(32, 8) }))['tag'], tag);
+    // Alice's key differs from Bob's before Cascade; her tag of her own key is another function
+    // of the same matrix: equal keys, equal tags; a flipped bit, another tag.
+    const split = splitMasks(signalMask(kept.decoys, kept.vacuums, kept.count), kept.count, 77, 0.05);
+    const key = compress(kept.bits, split.key, kept.count);
+    const a = verificationTag(key.bits, key.count, seed);
+    assert.deepEqual(verificationTag(key.bits.slice(), key.count, Buffer.from(seed)), a);
+    const flipped = key.bits.slice();
+    flipped[3]! ^= 1 << 7;
+    assert.notDeepEqual(verificationTag(flipped, key.count, seed), a);
+    assert.notDeepEqual(bitsToBytes(key.bits, key.count).length, 0);
+    bob.close();
+  });
+});
+
+describe('stage clock', () => {
+  it('counts the CPU time of many short calls and of long ones, reading the CPU clock for some', () => {
+    const clock = new StageClock();
+    const spin = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    const before = process.cpuUsage();
+    for (let i = 0; i < 400; i++) clock.time('cascade', () => spin(0.1));
+    for (let i = 0; i < 5; i++) clock.time('sifting', () => spin(5));
+    const used = process.cpuUsage(before);
+    const total = (used.user + used.system) / 1000;
+    const timed = clock.ms.cascade + clock.ms.sifting;
+    assert.ok(clock.ms.cascade > 10, `short calls: ${clock.ms.cascade} ms`);
+    assert.ok(clock.ms.sifting > 10, `long calls: ${clock.ms.sifting} ms`);
+    assert.ok(timed <= total * 1.1 + 1, `stages ${timed} ms within the ${total} ms of CPU used`);
+    assert.ok(timed >= total * 0.5, `stages ${timed} ms are most of the ${total} ms of CPU used`);
+  });
+});
