@@ -20,7 +20,7 @@ import { emptyChoices, keepMatching, signalMask, splitMasks } from '../src/qkd/s
 import { Receiver, type Clicks } from '../src/physics/receiver.js';
 import { Transmitter } from '../src/physics/transmitter.js';
 import { DEFAULT_QKD, type QkdSettings } from '../src/sources/qkd/settings.js';
-import { expandSeed, verificationTag } from '../src/sources/qkd/stages.js';
+import { expandSeed, verificationTag } from '../src/sources/qkd/frame-hashes.js';
 import * as wire from '../src/sources/qkd/wire.js';
 import { table } from './stats.js';
 

@@ -58,6 +58,8 @@ export function planPasses(variant: CascadeVariant, qber: number, n: number, rng
 
 /** Checks a pass received from the peer: nothing it says may index outside the key. */
 export function checkPass(p: PassSpec, n: number): void {
+  // The shuffles' arithmetic (mulMod, the doubled key) is exact only below this.
+  if (!(n >= 2 && n < 2 ** 26)) throw new RangeError('Cascade frames are limited to 2^26 bits');
   const ok =
     Number.isInteger(p.blockSize) &&
     p.blockSize >= 1 &&

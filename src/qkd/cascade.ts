@@ -171,9 +171,9 @@ export class CascadeCorrector {
     this.#first = new Int32Array(passes.length + 1);
     passes.forEach((p, i) => (this.#first[i + 1] = this.#first[i]! + Math.ceil(n / p.blockSize)));
     const blocks = this.#first[passes.length]!;
-    // Every plan of planPasses has fewer than n + 64 blocks; a peer's plan with many more would
-    // only cost memory (about 33 bytes a block).
-    if (blocks > 2 * n + 64) throw new RangeError('Cascade passes with too many blocks');
+    // Every plan of planPasses has fewer than n + 64 blocks; a peer's plan with more would only
+    // cost memory (about 33 bytes a block).
+    if (blocks > n + 64) throw new RangeError('Cascade passes with too many blocks');
     this.#passOf = new Uint8Array(blocks);
     passes.forEach((_, i) => this.#passOf.fill(i, this.#first[i], this.#first[i + 1]));
     this.#top = new Uint8Array(blocks);

@@ -1,4 +1,4 @@
-import { bitsToBytes, bytesToBits, wordsFor, type Bits } from './bits.js';
+import { bitsToBytes, bytesToBits, wipe, wordsFor, type Bits } from './bits.js';
 
 /**
  * Two-universal hashing for the last two stages.
@@ -59,9 +59,14 @@ export function toeplitzHash(x: Bits, n: number, seed: Uint32Array, outBits = 64
   return out.subarray(0, (outBits + 7) >>> 3);
 }
 
+/** The bits as a BigInt (the byte copy made on the way is wiped; the BigInt and its hex cannot be). */
 const toBigInt = (bits: Bits, n: number): bigint => {
   const bytes = bitsToBytes(bits, n).reverse();
-  return bytes.length === 0 ? 0n : BigInt('0x' + bytes.toString('hex'));
+  try {
+    return bytes.length === 0 ? 0n : BigInt('0x' + bytes.toString('hex'));
+  } finally {
+    wipe(bytes);
+  }
 };
 
 /** Bytes of the PA seeds a and b for an n-bit key and an ℓ-bit output. */
@@ -78,6 +83,10 @@ export function amplify(x: Bits, n: number, a: Uint8Array, b: Uint8Array, outBit
   if (a.length < need || b.length < need) throw new RangeError('privacy amplification seeds too short');
   const big = (bytes: Uint8Array) => toBigInt(bytesToBits(bytes, w), w);
   const h = BigInt.asUintN(w, big(a) * toBigInt(x, n) + big(b)) >> BigInt(w - outBits);
-  const hex = h.toString(16).padStart(2 * Math.ceil(outBits / 8), '0');
-  return bytesToBits(Buffer.from(hex, 'hex').reverse(), outBits);
+  const bytes = Buffer.from(h.toString(16).padStart(2 * Math.ceil(outBits / 8), '0'), 'hex').reverse();
+  try {
+    return bytesToBits(bytes, outBits);
+  } finally {
+    wipe(bytes);
+  }
 }

@@ -70,24 +70,38 @@ describe('QKD link simulator', () => {
     );
   });
 
-  it('the follower amplifies once, after Cascade, and gives a key only on the commit that follows', async () => {
+  it('the follower takes each message of a frame once, in order; resent or early ones change nothing', async () => {
     const { leader, follower } = qkdPair(FAST);
     const handle = follower.handle.bind(follower);
     const refused: string[] = [];
-    const attempt = (op: QkdOp, body: Record<string, unknown>) =>
-      handle(op, body).then(
+    const attempt = async (op: QkdOp, body: Record<string, unknown>) => {
+      const answer = await handle(op, body).then(
         () => 'answered',
         (err: Error) => err.message,
       );
+      refused.push(`${op}: ${answer}`);
+    };
+    let sifting: Record<string, unknown> | undefined;
+    let tried = false;
     follower.handle = async (op, message) => {
       const body = message as Record<string, unknown>;
       const frame = { link_ID: body['link_ID'], frame: body['frame'] };
-      if (op === 'cascade' && refused.length === 0)
-        refused.push(await attempt('amplify', { ...frame, seed: Buffer.alloc(32), out_bits: 256 }));
-      if (op !== 'amplify' || refused.length > 1) return handle(op, message);
-      refused.push(await attempt('commit', { ...frame, first_seq: 0 }));
+      // One frame is tried: the first to reach sifting (others run alongside, untouched).
+      if (op === 'sifting') sifting ??= body;
+      if (tried || body['frame'] !== sifting?.['frame'] || !['cascade', 'verify', 'amplify'].includes(op))
+        return handle(op, message);
+      if (op === 'cascade' && body['passes'] !== undefined)
+        await attempt('amplify', { ...frame, seed: Buffer.alloc(32), out_bits: 256 });
+      if (op === 'amplify') await attempt('commit', { ...frame, first_seq: 0 });
       const answer = await handle(op, message);
-      refused.push(await attempt('amplify', body));
+      if (op === 'verify') {
+        await attempt('sifting', sifting!);
+        await attempt('verify', body);
+      }
+      if (op === 'amplify') {
+        await attempt('amplify', body);
+        tried = true;
+      }
       return answer;
     };
     const got: [Buffer[], Buffer[]] = [[], []];
@@ -95,9 +109,12 @@ describe('QKD link simulator', () => {
     follower.start(null, async (blocks) => void got[1].push(...blocks.map((b) => Buffer.from(b.bytes))));
     while (got[0].length < 2000 || got[1].length < 2000) await new Promise((r) => setTimeout(r, 20));
     await Promise.all([leader.stop(), follower.stop()]);
-    assert.match(refused[0]!, /privacy amplification before Cascade finished/);
-    assert.match(refused[1]!, /commit before privacy amplification/);
-    assert.match(refused[2]!, /already amplified/);
+    assert.equal(refused.length, 5);
+    assert.match(refused[0]!, /^amplify: amplify out of order: frame \d+ is sifted, not verified/);
+    assert.match(refused[1]!, /^sifting: sifting out of order: frame \d+ is verified, not detected/);
+    assert.match(refused[2]!, /^verify: verify out of order: frame \d+ is verified, not reconciled/);
+    assert.match(refused[3]!, /^commit: commit out of order: frame \d+ is verified, not amplified/);
+    assert.match(refused[4]!, /^amplify: amplify out of order: frame \d+ is amplified, not verified/);
     for (let i = 0; i < 2000; i++) assert.ok(got[0][i]!.equals(got[1][i]!), `block ${i} identical`);
   });
 

@@ -8,10 +8,19 @@ import { splitMasks } from '../../qkd/sifting.js';
 import { Receiver, type Clicks } from '../../physics/receiver.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
-import { StageClock, verificationTag } from './stages.js';
+import { verificationTag } from './frame-hashes.js';
+import { StageClock } from './stages.js';
 import * as wire from './wire.js';
 
+/**
+ * Where a frame stands at Bob. Each message is taken only in its own phase, once: a message resent
+ * or out of order (e.g. a second 'sifting' after Cascade, which would replace the corrected key) is
+ * refused and changes nothing.
+ */
+type Phase = 'detected' | 'sifted' | 'cascade' | 'reconciled' | 'verified' | 'amplifying' | 'amplified';
+
 interface FrameState {
+  phase: Phase;
   pulses: number;
   clicks?: Clicks;
   key?: Bits;
@@ -56,10 +65,12 @@ export class Follower {
     this.#events = opts.events;
   }
 
-  #frame(body: Record<string, unknown>): [number, FrameState] {
+  /** The frame a message is about, which must be in `phase`. */
+  #frame(body: Record<string, unknown>, op: wire.QkdOp, phase: Phase): [number, FrameState] {
     const frame = wire.int(body['frame'], 'frame');
     const state = this.#frames.get(frame);
     if (!state) throw badRequest(`frame ${frame} is unknown here (expired or never sent)`);
+    if (state.phase !== phase) throw badRequest(`${op} out of order: frame ${frame} is ${state.phase}, not ${phase}`);
     return [frame, state];
   }
 
@@ -78,7 +89,8 @@ export class Follower {
     if (!from) throw badRequest('replay of a frame not recorded here');
     this.#drop(frame);
     while (this.#frames.size >= MAX_FRAMES) this.#drop(this.#frames.keys().next().value!);
-    this.#frames.set(frame, { pulses: this.#settings.framePulses, clicks: { ...from, bits: from.bits.slice() } });
+    const clicks = { ...from, bits: from.bits.slice() };
+    this.#frames.set(frame, { phase: 'detected', pulses: this.#settings.framePulses, clicks });
   }
 
   async handle(op: wire.QkdOp, message: unknown): Promise<Record<string, unknown>> {
@@ -100,12 +112,12 @@ export class Follower {
           if (this.#recorded.size >= MAX_RECORDED && !this.#recorded.has(frame))
             throw badRequest('too many recorded frames');
           this.#recorded.set(frame, clicks);
-        } else this.#frames.set(frame, { pulses, clicks });
+        } else this.#frames.set(frame, { phase: 'detected', pulses, clicks });
         return { ok: true };
       }
       case 'detections': {
         if (body['replay'] !== undefined) this.#replay(body);
-        const [, state] = this.#frame(body);
+        const [, state] = this.#frame(body, op, 'detected');
         const c = state.clicks!;
         return {
           count: c.count,
@@ -115,7 +127,7 @@ export class Follower {
         };
       }
       case 'sifting': {
-        const [, state] = this.#frame(body);
+        const [, state] = this.#frame(body, op, 'detected');
         const c = state.clicks!;
         // Every field checked before anything changes.
         const match = wire.decodeBits(body['match'], c.count, 'match');
@@ -132,29 +144,29 @@ export class Follower {
         });
         state.key = key.bits;
         state.n = key.count;
+        state.phase = 'sifted';
         const bits = bitsToBytes(disclosed.bits, disclosed.count);
         wipe(disclosed.bits);
         return { bits };
       }
       case 'cascade': {
-        const [, state] = this.#frame(body);
-        if (!state.key) throw badRequest('cascade before sifting');
+        const first = body['passes'] !== undefined;
+        const [, state] = this.#frame(body, op, first ? 'sifted' : 'cascade');
         let questions: Uint32Array | null;
-        if (body['passes'] !== undefined) {
-          if (state.cascade) throw badRequest('Cascade passes were already given for this frame');
+        if (first) {
           const passes = parsePasses(body['passes'], state.n!);
           try {
-            state.cascade = new CascadeCorrector(state.key, state.n!, passes);
+            state.cascade = new CascadeCorrector(state.key!, state.n!, passes);
           } catch (err) {
             throw badRequest((err as Error).message);
           }
-          state.before = state.key.slice();
+          state.before = state.key!.slice();
+          state.phase = 'cascade';
           // The first batch, every top-level block of every pass, goes without saying.
           state.asked = state.cascade.topLevelBlocks;
           return { top_level: true };
         } else {
-          if (!state.cascade || state.asked === undefined) throw badRequest('Cascade passes missing');
-          const answers = wire.decodeBytes(body['parities'], 'parities', (state.asked + 7) >>> 3);
+          const answers = wire.decodeBytes(body['parities'], 'parities', (state.asked! + 7) >>> 3);
           questions = this.clock.time('cascade', () => state.cascade!.onAnswers(answers));
         }
         if (questions) {
@@ -162,31 +174,30 @@ export class Follower {
           return { questions: wire.encodeU32(questions) };
         }
         delete state.asked;
-        state.cascade.wipe();
-        const corrected = hammingDistance(state.before!, state.key, state.n!);
+        state.cascade!.wipe();
+        const corrected = hammingDistance(state.before!, state.key!, state.n!);
         wipe(state.before);
+        state.phase = 'reconciled';
         return { done: true, corrected };
       }
       case 'verify': {
-        const [, state] = this.#frame(body);
-        if (!state.key) throw badRequest('verification before sifting');
+        const [, state] = this.#frame(body, op, 'reconciled');
         const seed = wire.decodeBytes(body['seed'], 'seed', 32);
         const tag = this.clock.time('verification', () => verificationTag(state.key!, state.n!, seed));
+        state.phase = 'verified';
         return { tag };
       }
       case 'amplify': {
         // The key is amplified on its own message so that 'commit', which waits for the frames
         // before it, costs no computation.
-        const [frame, state] = this.#frame(body);
-        if (state.secret || (state.cascade && !state.key)) throw badRequest('this frame is already amplified');
-        if (!state.key || !state.cascade || state.asked !== undefined)
-          throw badRequest('privacy amplification before Cascade finished');
+        const [frame, state] = this.#frame(body, op, 'verified');
         const n = state.n!;
         const outBits = wire.int(body['out_bits'], 'out_bits', 8, n);
         if (outBits % 8 !== 0) throw badRequest('out_bits must be a multiple of 8');
         const seed = wire.decodeBytes(body['seed'], 'seed', 32);
-        const key = state.key;
+        const key = state.key!;
         delete state.key;
+        state.phase = 'amplifying';
         const secret = await amplifyOffThread(this.clock, key, n, seed, outBits);
         // Discarded (or replaced) meanwhile: the key has nowhere to go.
         if (this.#frames.get(frame) !== state) {
@@ -194,14 +205,14 @@ export class Follower {
           throw badRequest(`frame ${frame} was discarded during privacy amplification`);
         }
         state.secret = secret;
+        state.phase = 'amplified';
         return { ok: true };
       }
       case 'commit': {
-        const [frame, state] = this.#frame(body);
-        if (!state.secret) throw badRequest('commit before privacy amplification');
+        const [frame, state] = this.#frame(body, op, 'amplified');
         const firstSeq = wire.int(body['first_seq'], 'first_seq', 0);
         const summary = parseSummary(body['summary']);
-        const secret = state.secret;
+        const secret = state.secret!;
         delete state.secret;
         this.#drop(frame);
         const lastSeq = await this.#events.onKey(firstSeq, secret, summary);

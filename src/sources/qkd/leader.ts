@@ -1,4 +1,4 @@
-import { popcount32, wipe } from '../../qkd/bits.js';
+import { popcount32, wipe, type Bits } from '../../qkd/bits.js';
 import { compress, countOnes, tailMask } from '../../qkd/compress.js';
 import { badRequest } from '../../domain/errors.js';
 import { CascadeResponder } from '../../qkd/cascade.js';
@@ -10,12 +10,19 @@ import { emptyChoices, keepMatching, signalMask, splitMasks } from '../../qkd/si
 import { Transmitter } from '../../physics/transmitter.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
-import { StageClock, verificationTag } from './stages.js';
+import { verificationTag } from './frame-hashes.js';
+import { StageClock } from './stages.js';
 import * as wire from './wire.js';
 
 /** The classical channel to the other end, as the leader uses it (byte fields as Uint8Array). */
 export interface LinkChannel {
   call(op: wire.QkdOp, body: Record<string, unknown>): Promise<unknown>;
+}
+
+/** A frame up to its verified key; `commit` gives it block numbers (absent: discarded). */
+export interface FrameRun {
+  summary: FrameSummary;
+  commit?: (firstSeq: number) => Promise<FrameResult>;
 }
 
 export interface FrameResult {
@@ -98,9 +105,20 @@ export class Leader {
    * One frame, up to a verified key and its length. `commit` then assigns block numbers and
    * finishes the frame at both ends (the caller runs commits one at a time, in order).
    */
-  async runFrame(
-    frame: number,
-  ): Promise<{ summary: FrameSummary; commit?: (firstSeq: number) => Promise<FrameResult> }> {
+  async runFrame(frame: number): Promise<FrameRun> {
+    // Key material the frame holds, wiped whatever fails (a message, a check, the worker).
+    const held: Array<Bits | CascadeResponder> = [];
+    try {
+      return await this.#steps(frame, held);
+    } catch (err) {
+      for (const x of held)
+        if (x instanceof CascadeResponder) x.wipe();
+        else wipe(x);
+      throw err;
+    }
+  }
+
+  async #steps(frame: number, held: Array<Bits | CascadeResponder>): Promise<FrameRun> {
     const s = this.#settings;
     const N = s.framePulses;
     const rng = Prng.fromBytes(this.#seed, 0x70756263, frame);
@@ -147,6 +165,7 @@ export class Leader {
         classes: wire.encodeClasses(kept.decoys, kept.vacuums, kept.count),
       };
     });
+    held.push(sift.key.bits, sift.disclosed.bits);
     this.followerLastSeq = lastSeq;
     const sifted = sift.kept.count;
     const summary = (over: Partial<FrameSummary>): FrameSummary => ({
@@ -210,6 +229,7 @@ export class Leader {
     // side of Cascade) and asks; Alice answers parities from her fixed key and counts each one.
     const passes = planPasses(s.cascade, Math.max(est.qber, 0.005), n, rng);
     const cascade = new CascadeResponder(key, n);
+    held.push(cascade);
     cascade.addPasses(passes);
     // Alice's views of every pass are made on the worker thread while Bob reads the passes.
     let reply: Record<string, unknown>;

@@ -2,12 +2,13 @@ import { move } from 'piscina';
 import { responderViews } from '../../qkd/cascade.js';
 import type { PassSpec } from '../../qkd/cascade-plan.js';
 import { wipe, type Bits } from '../../qkd/bits.js';
-import { secretKey } from './stages.js';
+import { secretKey } from './frame-hashes.js';
 
 /**
  * The steps of a frame that offload.ts runs on a worker thread: pure functions of typed arrays.
- * Each wipes the key material it was given, writes the milliseconds it took to `ms[0]` (shared
- * memory) and moves its result back: no copy of a secret is left behind on this thread.
+ * Each wipes the key material it was given and its own byte copies, writes the milliseconds it
+ * took to `ms[0]` (shared memory) and moves its result back (not a copy). What cannot be wiped
+ * are privacy amplification's BigInts, as on the main thread before.
  */
 interface Task {
   key: Bits;

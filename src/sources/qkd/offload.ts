@@ -5,8 +5,7 @@ import type { Stage, StageClock } from './stages.js';
 
 /**
  * A frame's long computations (privacy amplification's big multiplication, the responder's
- * Cascade views)
- * run on a worker thread. The event loop then keeps answering the other frames' short messages —
+ * Cascade views) run on a worker thread. The event loop then keeps answering the other frames' short messages —
  * Cascade takes hundreds of round trips per frame — instead of queueing them behind 40 ms steps,
  * which left both ends idle while each waited on the other (docs/qkd-link.md, "Throughput").
  * One thread per process, shared by every link; it does not keep the process alive.
@@ -26,10 +25,12 @@ async function run(clock: StageClock, stage: Stage, key: Bits, keep: boolean, ar
   const own = keep || key.byteOffset !== 0 || key.byteLength !== key.buffer.byteLength ? key.slice() : key;
   if (own !== key && !keep) wipe(key);
   const ms = new Float64Array(new SharedArrayBuffer(8));
-  const out = (await workers().run(
-    { ...args, key: own, ms },
-    { name: stage, transferList: [own.buffer as ArrayBuffer] },
-  )) as Uint8Array | Uint32Array;
+  const task = workers().run({ ...args, key: own, ms }, { name: stage, transferList: [own.buffer as ArrayBuffer] });
+  // Refused before it left (a closed pool): the copy is still here (empty if it had moved).
+  const out = (await task.catch((err: unknown) => {
+    wipe(own);
+    throw err;
+  })) as Uint8Array | Uint32Array;
   clock.add(stage, ms[0]!);
   return out;
 }
