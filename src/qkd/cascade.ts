@@ -17,7 +17,7 @@ export class CascadeResponder {
   readonly #key: Bits;
   readonly #n: number;
   readonly #passes: PassSpec[] = [];
-  /** Each pass's view, made at its first question (null until then: a packed array reads faster). */
+  /** Each pass's view: given by useViews, or made at its first question (null until then). */
   readonly #views: Array<FixedParities | null> = [];
   #twice: Int32Array | undefined;
   disclosed = 0;
