@@ -65,7 +65,7 @@ export function gather(src: Bits, positions: ArrayLike<number>): Bits {
 }
 
 /** Whether words sit in memory little-endian: then bit i is bit i & 7 of byte i >>> 3 already. */
-const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+export const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 /** Little-endian bytes of the first `n` bits (the tail of the last byte zero). */
 export function bitsToBytes(b: Bits, n: number): Buffer {

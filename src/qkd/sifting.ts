@@ -123,3 +123,8 @@ export function splitMasks(
   }
   return { key, disclosed, sampled };
 }
+
+/** The kept bits `bits` (n of them) split by `splitMasks` into the raw key and the disclosed bits. */
+export function splitBits(bits: Bits, n: number, split: { key: Bits; disclosed: Bits }) {
+  return { key: compress(bits, split.key, n), disclosed: compress(bits, split.disclosed, n) };
+}

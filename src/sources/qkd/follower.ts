@@ -4,7 +4,7 @@ import { CascadeCorrector } from '../../qkd/cascade.js';
 import { checkPass, type PassSpec } from '../../qkd/cascade-plan.js';
 import { compress, countOnes } from '../../qkd/compress.js';
 import { amplifyOffThread } from './offload.js';
-import { splitMasks } from '../../qkd/sifting.js';
+import { splitBits, splitMasks } from '../../qkd/sifting.js';
 import { Receiver, type Clicks } from '../../physics/receiver.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
@@ -138,7 +138,7 @@ export class Follower {
         const { key, disclosed } = this.clock.time('sifting', () => {
           const kept = compress(c.bits, match, c.count).bits;
           const split = splitMasks(signal, sifted, seed, fraction);
-          const parts = { key: compress(kept, split.key, sifted), disclosed: compress(kept, split.disclosed, sifted) };
+          const parts = splitBits(kept, sifted, split);
           wipe(kept);
           return parts;
         });

@@ -1,13 +1,12 @@
-import { popcount32, wipe, type Bits } from '../../qkd/bits.js';
-import { compress, countOnes, tailMask } from '../../qkd/compress.js';
+import { wipe, type Bits } from '../../qkd/bits.js';
 import { badRequest } from '../../domain/errors.js';
 import { CascadeResponder } from '../../qkd/cascade.js';
 import { planPasses } from '../../qkd/cascade-plan.js';
-import { efficiency, estimate, secretLength } from '../../qkd/estimation.js';
+import { efficiency, secretLength } from '../../qkd/estimation.js';
 import { amplifyOffThread, viewsOffThread } from './offload.js';
 import { Prng } from '../../qkd/prng.js';
-import { emptyChoices, keepMatching, signalMask, splitMasks } from '../../qkd/sifting.js';
 import { Transmitter } from '../../physics/transmitter.js';
+import { estimateAtAlice, siftAtAlice } from './alice-sifting.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
 import { verificationTag } from './frame-hashes.js';
@@ -32,8 +31,6 @@ export interface FrameResult {
 }
 
 const MAX_CASCADE_ROUNDS = 2000;
-/** Click indices decoded at a time (a multiple of 32; 128 KiB, which stays in cache). */
-const CLICK_RUN = 1 << 15;
 
 /**
  * Alice's end, which leads: it runs each frame's post-processing by asking Bob's end over the
@@ -132,39 +129,9 @@ export class Leader {
 
     // Sifting: Alice's choices for the pulses Bob detected, and the split of those kept.
     const sampleSeed = rng.u32();
-    const sift = this.clock.time('sifting', () => {
-      // Bob's click indices decoded a run at a time straight into Alice's lookups (checked as
-      // they go: a malformed list throws before anything is kept).
-      const alice = emptyChoices(m);
-      const run = new Uint32Array(CLICK_RUN);
-      try {
-        wire.decodeIndicesInRuns(det['indices'], m, N, 'indices', run, (indices, first) =>
-          this.#tx.choicesInto(physical, indices, alice, first),
-        );
-      } catch (err) {
-        wipe(alice.bits);
-        throw err;
-      }
-      const kept = keepMatching(alice, bobBases, m);
-      wipe(alice.bits);
-      const split = splitMasks(
-        signalMask(kept.decoys, kept.vacuums, kept.count),
-        kept.count,
-        sampleSeed,
-        s.sampleFraction,
-      );
-      const key = compress(kept.bits, split.key, kept.count);
-      const disclosed = compress(kept.bits, split.disclosed, kept.count);
-      wipe(kept.bits);
-      return {
-        kept,
-        split,
-        key,
-        disclosed,
-        clicksByClass: alice.counts,
-        classes: wire.encodeClasses(kept.decoys, kept.vacuums, kept.count),
-      };
-    });
+    const sift = this.clock.time('sifting', () =>
+      siftAtAlice(this.#tx, physical, det['indices'], bobBases, { m, N, sampleSeed, fraction: s.sampleFraction }),
+    );
     held.push(sift.key.bits, sift.disclosed.bits);
     this.followerLastSeq = lastSeq;
     const sifted = sift.kept.count;
@@ -185,31 +152,7 @@ export class Leader {
     });
     const bobDisclosed = wire.decodeBits(siftReply['bits'], sift.disclosed.count, 'bits');
 
-    // Estimation: errors by class among the disclosed bits, a word at a time.
-    const est = this.clock.time('estimation', () => {
-      const d = sift.disclosed;
-      const decoys = compress(sift.kept.decoys, sift.split.disclosed, sifted).bits;
-      const vacuums = compress(sift.kept.vacuums, sift.split.disclosed, sifted).bits;
-      const errors: [number, number, number] = [0, 0, 0];
-      for (let w = 0; w < d.bits.length; w++) {
-        const diff = (d.bits[w]! ^ bobDisclosed[w]!) & tailMask(d.count, w);
-        errors[1] += popcount32(diff & decoys[w]!);
-        errors[2] += popcount32(diff & vacuums[w]!);
-        errors[0] += popcount32(diff & ~(decoys[w]! | vacuums[w]!));
-      }
-      wipe(d.bits);
-      const compared: [number, number, number] = [
-        sift.split.sampled,
-        countOnes(sift.kept.decoys, sifted),
-        countOnes(sift.kept.vacuums, sifted),
-      ];
-      const p = s.physics;
-      const pulses: [number, number, number] = [N * p.pSignal, N * p.pDecoy, N * (1 - p.pSignal - p.pDecoy)];
-      return estimate(
-        { pulses, clicks: sift.clicksByClass, compared, errors },
-        { mu: p.mu, nu: p.nu, nSigma: s.nSigma },
-      );
-    });
+    const est = this.clock.time('estimation', () => estimateAtAlice(sift, bobDisclosed, s));
     const discard = async (reason: string, over: Partial<FrameSummary> = {}) => {
       const sum = summary({ qber: est.qber, ...over, discarded: reason });
       await this.#call('discard', frame, { reason, summary: sum });

@@ -1,5 +1,5 @@
 import { badRequest } from '../../domain/errors.js';
-import { bitsToBytes, bytesToBits, newBits, type Bits } from '../../qkd/bits.js';
+import { bitsToBytes, bytesToBits, LITTLE_ENDIAN, newBits, type Bits } from '../../qkd/bits.js';
 
 /**
  * Encodings of the post-processing messages' fields and their checks. Bit arrays are raw bytes
@@ -44,9 +44,6 @@ export function decodeBits(value: unknown, n: number, what: string): Bits {
   if (bytes.length !== (n + 7) >>> 3) throw badRequest(`${what} must hold ${n} bits`);
   return bytesToBits(bytes, n);
 }
-
-/** Whether this machine stores words little-endian, as the wire does (then words copy as bytes). */
-const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 /** Words as little-endian bytes (a copy: the caller may wipe or reuse its array). */
 export function encodeU32(words: Uint32Array): Buffer {
