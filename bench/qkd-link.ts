@@ -156,14 +156,16 @@ console.log(
 );
 console.log(
   '\n"capacity": sifted bits per CPU-second of the busier end, physics excluded (one core per end).\n' +
-    'Share of each end\'s CPU time by stage ("other": message codecs, TLS, garbage collection):\n',
+    'Share of each end\'s CPU time by stage ("other": message codecs, TLS, garbage collection; the stages\n' +
+    "run on the worker thread, amplification and Alice's Cascade views, count its wall time):\n",
 );
 const share = (rs: Result[], end: 'leader' | 'follower', stage: string) => {
   const shares = rs.map((x) => {
     const r = x[end];
     const cpuMs = r.cpuSeconds * 1000;
     const staged = physicsStages.reduce((a, st) => a + r.stageMs[st]!, 0);
-    return ((stage === 'other' ? cpuMs - staged : r.stageMs[stage]!) / cpuMs) * 100;
+    // Worker-thread stages count their wall time, which can exceed the CPU they got: "other" ≥ 0.
+    return ((stage === 'other' ? Math.max(0, cpuMs - staged) : r.stageMs[stage]!) / cpuMs) * 100;
   });
   return `${median(shares).toFixed(1)}%`;
 };
