@@ -4,11 +4,11 @@ import type { PassSpec } from '../../qkd/cascade-plan.js';
 import type { Stage, StageClock } from './stages.js';
 
 /**
- * A frame's long computations (privacy amplification's big multiplication, the responder's
- * Cascade views) run on a worker thread. The event loop then keeps answering the other frames' short messages —
- * Cascade takes hundreds of round trips per frame — instead of queueing them behind 40 ms steps,
- * which left both ends idle while each waited on the other (docs/qkd-link.md, "Throughput").
- * One thread per process, shared by every link; it does not keep the process alive.
+ * A frame's long computations (privacy amplification's big multiplication, the responder's Cascade
+ * views) run on a worker thread. The event loop then keeps answering the other frames' short
+ * messages — Cascade takes hundreds of round trips per frame — instead of queueing them behind
+ * 40 ms steps, which left both ends idle while each waited on the other (docs/qkd-link.md,
+ * "Throughput"). One thread per process, shared by every link; it does not keep the process alive.
  */
 let pool: Piscina | undefined;
 const workers = () =>

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { newBits } from '../../src/qkd/bits.js';
+import { responderViews } from '../../src/qkd/cascade.js';
+import { planPasses } from '../../src/qkd/cascade-plan.js';
+import { Prng } from '../../src/qkd/prng.js';
+import { secretKey } from '../../src/sources/qkd/frame-hashes.js';
+import { amplifyOffThread, viewsOffThread } from '../../src/sources/qkd/offload.js';
+import { StageClock } from '../../src/sources/qkd/stages.js';
+
+/** A random n-bit key, in its own buffer or as a view into a larger one. */
+function key(n: number, seed: number, inLarger = false): Uint32Array {
+  const rng = new Prng([seed, 5, 6, 7]);
+  const words = rng.fill(newBits(n));
+  if (n & 31) words[words.length - 1]! &= 0xffffffff >>> (32 - (n & 31));
+  if (!inLarger) return words;
+  const larger = new Uint32Array(words.length + 8);
+  larger.set(words, 4);
+  return larger.subarray(4, 4 + words.length);
+}
+
+describe('QKD steps on the worker thread', () => {
+  it('privacy amplification there gives the key computed here; the key moves (or is wiped), never stays', async () => {
+    const clock = new StageClock();
+    const seed = Buffer.alloc(32, 3);
+    const n = 100_003;
+    const own = key(n, 1);
+    const expected = secretKey(own.slice(), n, seed, 20_000);
+    assert.deepEqual(await amplifyOffThread(clock, own, n, seed, 20_000), expected);
+    assert.equal(own.length, 0, 'the array was moved to the worker (detached here)');
+    const view = key(n, 1, true);
+    const larger = new Uint32Array(view.buffer);
+    assert.deepEqual(await amplifyOffThread(clock, view, n, seed, 20_000), expected);
+    assert.ok(view.length > 0 && larger.every((w) => w === 0), 'a view into a larger buffer is copied, then wiped');
+    assert.ok(clock.ms.amplification > 0, 'its time is counted');
+  });
+
+  it("Alice's Cascade views made there equal those made here, and her key stays hers", async () => {
+    const n = 50_001;
+    const k = key(n, 2);
+    const before = k.slice();
+    const passes = planPasses('yanetal', 0.03, n, new Prng([1, 2, 3, 4]));
+    const views = await viewsOffThread(new StageClock(), k, n, passes);
+    const all = responderViews(k, n, passes);
+    const size = all.length / passes.length;
+    assert.equal(views.length, passes.length);
+    views.forEach((v, i) => assert.deepEqual(v, all.subarray(i * size, (i + 1) * size), `pass ${i}`));
+    assert.deepEqual(k, before);
+  });
+});
