@@ -3,10 +3,10 @@ import { badRequest } from '../../domain/errors.js';
 import { CascadeResponder } from '../../qkd/cascade.js';
 import { planPasses } from '../../qkd/cascade-plan.js';
 import { efficiency, secretLength } from '../../qkd/estimation.js';
-import { amplifyOffThread, viewsOffThread } from './offload.js';
+import { amplifyOffThread, siftOffThread, viewsOffThread } from './offload.js';
 import { Prng } from '../../qkd/prng.js';
 import { Transmitter } from '../../physics/transmitter.js';
-import { estimateAtAlice, siftAtAlice } from './alice-sifting.js';
+import { estimateAtAlice } from './alice-sifting.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
 import { verificationTag } from './frame-hashes.js';
@@ -129,8 +129,18 @@ export class Leader {
 
     // Sifting: Alice's choices for the pulses Bob detected, and the split of those kept.
     const sampleSeed = rng.u32();
-    const sift = this.clock.time('sifting', () =>
-      siftAtAlice(this.#tx, physical, det['indices'], bobBases, { m, N, sampleSeed, fraction: s.sampleFraction }),
+    const sift = await siftOffThread(
+      this.clock,
+      { physics: s.physics, seed: this.#seed },
+      physical,
+      det['indices'],
+      bobBases,
+      {
+        m,
+        N,
+        sampleSeed,
+        fraction: s.sampleFraction,
+      },
     );
     held.push(sift.key.bits, sift.disclosed.bits);
     this.followerLastSeq = lastSeq;

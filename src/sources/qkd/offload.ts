@@ -1,6 +1,9 @@
 import { Piscina } from 'piscina';
 import { wipe, type Bits } from '../../qkd/bits.js';
 import type { PassSpec } from '../../qkd/cascade-plan.js';
+import { badRequest } from '../../domain/errors.js';
+import type { LinkPhysics } from '../../physics/link-model.js';
+import type { AliceSift } from './alice-sifting.js';
 import type { Stage, StageClock } from './stages.js';
 
 /**
@@ -46,4 +49,34 @@ export async function viewsOffThread(clock: StageClock, key: Bits, n: number, pa
   const all = (await run(clock, 'cascade', key, true, { n, passes })) as Uint32Array;
   const size = all.length / passes.length;
   return passes.map((_, i) => all.subarray(i * size, (i + 1) * size));
+}
+
+/**
+ * Alice's sifting of a frame (siftAtAlice) on the worker: Bob's click indices and bases go as
+ * copies, with her transmitter's physics and seed; the result's arrays move back.
+ */
+export async function siftOffThread(
+  clock: StageClock,
+  tx: { physics: LinkPhysics; seed: Uint8Array },
+  frame: number,
+  indices: unknown,
+  bobBases: Bits,
+  o: { m: number; N: number; sampleSeed: number; fraction: number },
+): Promise<AliceSift> {
+  const ms = new Float64Array(new SharedArrayBuffer(8));
+  // Exact copies that move: a view would carry its whole message buffer along.
+  const bytes = indices instanceof Uint8Array ? indices.slice() : indices;
+  const bases = bobBases.slice();
+  const moved = [bases.buffer, ...(bytes instanceof Uint8Array ? [bytes.buffer] : [])] as ArrayBuffer[];
+  const task = { physics: tx.physics, seed: tx.seed, frame, indices: bytes, bobBases: bases, o, ms };
+  try {
+    const out = (await workers().run(task, { name: 'sifting', transferList: moved })) as {
+      sift?: AliceSift;
+      refused?: string;
+    };
+    if (out.refused !== undefined) throw badRequest(out.refused);
+    return out.sift!;
+  } finally {
+    clock.add('sifting', ms[0]!);
+  }
 }
