@@ -65,7 +65,7 @@ export async function siftOffThread(
 ): Promise<AliceSift> {
   const ms = new Float64Array(new SharedArrayBuffer(8));
   // Exact copies that move: a view would carry its whole message buffer along.
-  const bytes = indices instanceof Uint8Array ? indices.slice() : indices;
+  const bytes = indices instanceof Uint8Array ? new Uint8Array(indices) : indices;
   const bases = bobBases.slice();
   const moved = [bases.buffer, ...(bytes instanceof Uint8Array ? [bytes.buffer] : [])] as ArrayBuffer[];
   const task = { physics: tx.physics, seed: tx.seed, frame, indices: bytes, bobBases: bases, o, ms };
@@ -76,6 +76,46 @@ export async function siftOffThread(
     };
     if (out.refused !== undefined) throw badRequest(out.refused);
     return out.sift!;
+  } finally {
+    clock.add('sifting', ms[0]!);
+  }
+}
+
+/** Bob's click indices encoded for the wire (wire.encodeIndices), from a copy. */
+export async function encodeIndicesOffThread(clock: StageClock, indices: Uint32Array): Promise<Buffer> {
+  const ms = new Float64Array(new SharedArrayBuffer(8));
+  const copy = indices.slice();
+  try {
+    return asBuffer(
+      (await workers().run({ indices: copy, ms }, { name: 'detections', transferList: [copy.buffer] })) as Uint8Array,
+    );
+  } finally {
+    clock.add('sifting', ms[0]!);
+  }
+}
+
+type Part = { bits: Bits; count: number };
+
+/** Bob's sifting (his `bits` move to the worker and are wiped there): his key and disclosed bits. */
+export async function bobSiftOffThread(
+  clock: StageClock,
+  bits: Bits,
+  o: { match: Bits; count: number; signal: Bits; sifted: number; seed: number; fraction: number },
+): Promise<{ key: Part; disclosed: Part }> {
+  const ms = new Float64Array(new SharedArrayBuffer(8));
+  const own = bits.byteOffset === 0 && bits.byteLength === bits.buffer.byteLength ? bits : bits.slice();
+  if (own !== bits) wipe(bits);
+  try {
+    return (await workers().run(
+      { ...o, bits: own, ms },
+      { name: 'bobSifting', transferList: [own.buffer as ArrayBuffer] },
+    )) as {
+      key: Part;
+      disclosed: Part;
+    };
+  } catch (err) {
+    wipe(own);
+    throw err;
   } finally {
     clock.add('sifting', ms[0]!);
   }
