@@ -2,8 +2,9 @@ import { badRequest } from '../../domain/errors.js';
 import { bitsToBytes, hammingDistance, wipe, type Bits } from '../../qkd/bits.js';
 import { CascadeCorrector } from '../../qkd/cascade.js';
 import { checkPass, type PassSpec } from '../../qkd/cascade-plan.js';
-import { countOnes } from '../../qkd/compress.js';
-import { amplifyOffThread, bobSiftOffThread, encodeIndicesOffThread } from './offload.js';
+import { compress, countOnes } from '../../qkd/compress.js';
+import { amplifyOffThread } from './offload.js';
+import { splitBits, splitMasks } from '../../qkd/sifting.js';
 import { Receiver, type Clicks } from '../../physics/receiver.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
@@ -16,7 +17,7 @@ import * as wire from './wire.js';
  * or out of order (e.g. a second 'sifting' after Cascade, which would replace the corrected key) is
  * refused and changes nothing.
  */
-type Phase = 'detected' | 'sifting' | 'sifted' | 'cascade' | 'reconciled' | 'verified' | 'amplifying' | 'amplified';
+type Phase = 'detected' | 'sifted' | 'cascade' | 'reconciled' | 'verified' | 'amplifying' | 'amplified';
 
 interface FrameState {
   phase: Phase;
@@ -120,13 +121,13 @@ export class Follower {
         const c = state.clicks!;
         return {
           count: c.count,
-          indices: await encodeIndicesOffThread(this.clock, c.indices),
+          indices: wire.encodeIndices(c.indices),
           bases: wire.encodeBits(c.bases, c.count),
           last_seq: this.#events.lastSeq(),
         };
       }
       case 'sifting': {
-        const [frame, state] = this.#frame(body, op, 'detected');
+        const [, state] = this.#frame(body, op, 'detected');
         const c = state.clicks!;
         // Every field checked before anything changes.
         const match = wire.decodeBits(body['match'], c.count, 'match');
@@ -134,20 +135,13 @@ export class Follower {
         const signal = wire.decodeSignalMask(body['classes'], sifted, 'classes');
         const seed = wire.int(body['sample_seed'], 'sample_seed', 0, 2 ** 32 - 1);
         const fraction = wire.num(body['sample_fraction'], 'sample_fraction', 0, 1);
-        state.phase = 'sifting';
-        const { key, disclosed } = await bobSiftOffThread(this.clock, c.bits, {
-          match,
-          count: c.count,
-          signal,
-          sifted,
-          seed,
-          fraction,
+        const { key, disclosed } = this.clock.time('sifting', () => {
+          const kept = compress(c.bits, match, c.count).bits;
+          const split = splitMasks(signal, sifted, seed, fraction);
+          const parts = splitBits(kept, sifted, split);
+          wipe(kept);
+          return parts;
         });
-        // Discarded (or replaced) meanwhile: the bits have nowhere to go.
-        if (this.#frames.get(frame) !== state) {
-          wipe(key.bits, disclosed.bits);
-          throw badRequest(`frame ${frame} was discarded during sifting`);
-        }
         state.key = key.bits;
         state.n = key.count;
         state.phase = 'sifted';

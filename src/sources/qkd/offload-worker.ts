@@ -2,9 +2,6 @@ import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { Transmitter } from '../../physics/transmitter.js';
 import type { LinkPhysics } from '../../physics/link-model.js';
 import { siftAtAlice } from './alice-sifting.js';
-import { compress } from '../../qkd/compress.js';
-import { splitBits, splitMasks } from '../../qkd/sifting.js';
-import { encodeIndices } from './wire.js';
 import { responderViews } from '../../qkd/cascade.js';
 import type { PassSpec } from '../../qkd/cascade-plan.js';
 import { wipe, type Bits } from '../../qkd/bits.js';
@@ -75,53 +72,6 @@ export function sifting(t: {
     throw err;
   } finally {
     t.seed.fill(0);
-    t.ms[0] = performance.now() - start;
-  }
-}
-
-/** `a` in a buffer of its own (it can move without taking anything else along); a copy wipes `a`. */
-function alone<T extends Uint8Array | Uint32Array>(a: T): T {
-  if (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) return a;
-  // A real copy (Buffer's slice would be a view of the same memory).
-  const copy = (a instanceof Uint32Array ? a.slice() : new Uint8Array(a)) as T;
-  a.fill(0);
-  return copy;
-}
-
-/** Bob's announcement of his clicks (wire.encodeIndices): public, but 18 MB to read per frame. */
-export function detections(t: { indices: Uint32Array; ms: Float64Array }): unknown {
-  const start = performance.now();
-  try {
-    return move(alone(encodeIndices(t.indices)));
-  } finally {
-    t.ms[0] = performance.now() - start;
-  }
-}
-
-/** Bob's sifting: his bits where the bases matched, split into key and disclosed bits (both move back). */
-export function bobSifting(t: {
-  bits: Uint32Array;
-  match: Uint32Array;
-  count: number;
-  signal: Uint32Array;
-  sifted: number;
-  seed: number;
-  fraction: number;
-  ms: Float64Array;
-}): unknown {
-  const start = performance.now();
-  try {
-    const kept = compress(t.bits, t.match, t.count).bits;
-    const parts = splitBits(kept, t.sifted, splitMasks(t.signal, t.sifted, t.seed, t.fraction));
-    wipe(kept);
-    const key = { ...parts.key, bits: alone(parts.key.bits) };
-    const disclosed = { ...parts.disclosed, bits: alone(parts.disclosed.bits) };
-    return move({
-      [transferableSymbol]: [key.bits.buffer, disclosed.bits.buffer],
-      [valueSymbol]: { key, disclosed },
-    } as never);
-  } finally {
-    wipe(t.bits);
     t.ms[0] = performance.now() - start;
   }
 }
