@@ -42,7 +42,7 @@ const asBuffer = (a: Uint8Array | Uint32Array) => Buffer.from(a.buffer, a.byteOf
 
 /** The frame's secret key; `key` is detached or wiped. */
 export const amplifyOffThread = async (clock: StageClock, key: Bits, n: number, seed: Uint8Array, outBits: number) =>
-  asBuffer(await run(clock, 'amplification', key, false, { n, seed, outBits }));
+  asBuffer(await run(clock, 'amplification', key, false, { n, seed: new Uint8Array(seed), outBits }));
 
 /** Cascade's responder views of the key (which stays the caller's), one per pass (responderViews). */
 export async function viewsOffThread(clock: StageClock, key: Bits, n: number, passes: readonly PassSpec[]) {
@@ -67,8 +67,10 @@ export async function siftOffThread(
   // Exact copies that move: a view would carry its whole message buffer along.
   const bytes = indices instanceof Uint8Array ? new Uint8Array(indices) : indices;
   const bases = bobBases.slice();
-  const moved = [bases.buffer, ...(bytes instanceof Uint8Array ? [bytes.buffer] : [])] as ArrayBuffer[];
-  const task = { physics: tx.physics, seed: tx.seed, frame, indices: bytes, bobBases: bases, o, ms };
+  // The device seed too: a small Buffer is a view into a shared pool, which a clone would copy whole.
+  const seed = new Uint8Array(tx.seed);
+  const moved = [bases.buffer, seed.buffer, ...(bytes instanceof Uint8Array ? [bytes.buffer] : [])] as ArrayBuffer[];
+  const task = { physics: tx.physics, seed, frame, indices: bytes, bobBases: bases, o, ms };
   try {
     const out = (await workers().run(task, { name: 'sifting', transferList: moved })) as {
       sift?: AliceSift;
