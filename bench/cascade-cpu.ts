@@ -10,7 +10,7 @@
  */
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { hammingDistance, newBits } from '../src/qkd/bits.js';
+import { hammingDistance } from '../src/qkd/bits.js';
 import { planPasses, type CascadeVariant, type PassSpec } from '../src/qkd/cascade-plan.js';
 import { Prng } from '../src/qkd/prng.js';
 import { summarise, table } from './stats.js';
@@ -87,8 +87,7 @@ for (const qber of opt.qber.split(',').map(Number)) {
   const per = builds.map(() => ({ bob: [] as number[], alice: [] as number[], disclosed: 0, rounds: 0, residual: 0 }));
   let errors = 0;
   for (let frame = -1; frame < frames; frame++) {
-    const responderKey = rng.fill(newBits(n));
-    if (n & 31) responderKey[responderKey.length - 1]! &= 0xffffffff >>> (32 - (n & 31));
+    const responderKey = rng.bits(n);
     const correctorKey = responderKey.slice();
     let e = 0;
     for (let i = 0; i < n; i++) {

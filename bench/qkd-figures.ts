@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { flipBit, hammingDistance, newBits } from '../src/qkd/bits.js';
+import { flipBit, hammingDistance } from '../src/qkd/bits.js';
 import { CascadeCorrector, CascadeResponder } from '../src/qkd/cascade.js';
 import { planPasses, type CascadeVariant } from '../src/qkd/cascade-plan.js';
 import * as decoy from '../src/qkd/decoy.js';
@@ -95,8 +95,7 @@ for (const variant of variants) {
     let failures = 0;
     for (let run = 0; run < Number(opt.runs); run++) {
       const rng = new Prng([run, Math.round(q * 1000), variants.indexOf(variant), 5]);
-      const bob = rng.fill(newBits(n));
-      bob[bob.length - 1]! &= 0xffffffff >>> (32 - (n & 31));
+      const bob = rng.bits(n);
       const alice = bob.slice();
       let errors = 0;
       for (let i = 0; i < n; i++) {

@@ -81,6 +81,13 @@ export class Prng {
     return this.u32() < p * 4294967296;
   }
 
+  /** n random bits, packed as Bits (32 to a word), the bits past n zero. */
+  bits(n: number): Uint32Array {
+    const out = this.fill(new Uint32Array((n + 31) >>> 5));
+    if (n & 31) out[out.length - 1]! &= 0xffffffff >>> (32 - (n & 31));
+    return out;
+  }
+
   /** Fills `out` with uniform words. */
   fill(out: Uint32Array): Uint32Array {
     for (let i = 0; i < out.length; i++) out[i] = this.u32();

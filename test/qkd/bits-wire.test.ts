@@ -62,8 +62,7 @@ describe('bit strings', () => {
         fc.array(fc.tuple(fc.nat(), fc.nat(), fc.nat()), { minLength: 1, maxLength: 40 }),
         fc.boolean(),
         (n, ops, withTree) => {
-          const bits = new Prng([n, 5, 6, 7]).fill(newBits(n));
-          if (n & 31) bits[bits.length - 1]! &= 0xffffffff >>> (32 - (n & 31));
+          const bits = new Prng([n, 5, 6, 7]).bits(n);
           const reference = bits.slice();
           const view = new ParityIndex(bits, withTree ? Infinity : 100);
           for (const [f, x, y] of ops) {
@@ -83,8 +82,7 @@ describe('bit strings', () => {
   it('fixed parity views give every range the scan gives, and wipe the bits they took', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 700 }), fc.nat(), (n, seed) => {
-        const bits = new Prng([n, seed, 6, 7]).fill(newBits(n));
-        if (n & 31) bits[bits.length - 1]! &= 0xffffffff >>> (32 - (n & 31));
+        const bits = new Prng([n, seed, 6, 7]).bits(n);
         const reference = bits.slice();
         const view = new FixedParities(bits);
         assert.ok(

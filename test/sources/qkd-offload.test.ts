@@ -15,8 +15,7 @@ import { StageClock } from '../../src/sources/qkd/stages.js';
 /** A random n-bit key, in its own buffer or as a view into a larger one. */
 function key(n: number, seed: number, inLarger = false): Uint32Array {
   const rng = new Prng([seed, 5, 6, 7]);
-  const words = rng.fill(newBits(n));
-  if (n & 31) words[words.length - 1]! &= 0xffffffff >>> (32 - (n & 31));
+  const words = rng.bits(n);
   if (!inLarger) return words;
   const larger = new Uint32Array(words.length + 8);
   larger.set(words, 4);

@@ -158,9 +158,10 @@ const ZEROS4 = Uint8Array.from({ length: 256 }, (_, b) => {
 const ESCAPE = 0xffff;
 
 export function encodeIndices(indices: Uint32Array): Buffer {
-  if (!LITTLE_ENDIAN) return encodeIndicesBytes(indices);
   // Room for a few escaped gaps (rare at short distances); more, and it is written again, exactly.
-  return encodeGaps(indices, 64 + (indices.length >>> 6)) ?? encodeGaps(indices, countEscapes(indices))!;
+  const out = encodeGaps(indices, 64 + (indices.length >>> 6)) ?? encodeGaps(indices, countEscapes(indices))!;
+  // Written through a native u16 view: a big-endian machine turns it into the wire's order.
+  return LITTLE_ENDIAN ? out : out.swap16();
 }
 
 function countEscapes(indices: Uint32Array): number {
@@ -191,20 +192,6 @@ function encodeGaps(indices: Uint32Array, escapes: number): Buffer | undefined {
   return out.subarray(0, 2 * at);
 }
 
-function encodeIndicesBytes(indices: Uint32Array): Buffer {
-  const out = Buffer.allocUnsafe(indices.length * 6);
-  let at = 0;
-  let prev = -1;
-  for (let i = 0; i < indices.length; i++) {
-    const index = indices[i]!;
-    const gap = index - prev - 1;
-    prev = index;
-    if (gap < ESCAPE) at = out.writeUInt16LE(gap, at);
-    else at = out.writeUInt32LE(gap, out.writeUInt16LE(ESCAPE, at));
-  }
-  return out.subarray(0, at);
-}
-
 function unsafeWords(count: number): Uint32Array {
   const bytes = Buffer.allocUnsafe(4 * count);
   return bytes.byteOffset & 3 ? new Uint32Array(count) : new Uint32Array(bytes.buffer, bytes.byteOffset, count);
@@ -233,15 +220,10 @@ export function decodeIndicesInRuns(
 ): void {
   const bytes = bytesOf(value, what);
   if (bytes.length & 1) throw badRequest(`${what} is truncated or malformed`);
-  let u16: Uint16Array;
-  if (LITTLE_ENDIAN) {
-    // An odd offset into the message body cannot be viewed as u16: copied (one memcpy).
-    const aligned = bytes.byteOffset & 1 ? Buffer.from(bytes) : bytes;
-    u16 = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length >>> 1);
-  } else {
-    u16 = new Uint16Array(bytes.length >>> 1);
-    for (let j = 0; j < u16.length; j++) u16[j] = bytes.readUInt16LE(2 * j);
-  }
+  // An odd offset into the message body cannot be viewed as u16, and a big-endian machine reads
+  // the wire's order swapped: then a copy (one memcpy, and the swap).
+  const aligned = LITTLE_ENDIAN ? (bytes.byteOffset & 1 ? Buffer.from(bytes) : bytes) : Buffer.from(bytes).swap16();
+  const u16 = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length >>> 1);
   const end = u16.length;
   let at = 0;
   let prev = -1;
