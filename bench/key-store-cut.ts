@@ -11,8 +11,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { IncomingBlock, NewKey } from '../src/stores/key-store.js';
+import type { IncomingBlock } from '../src/stores/key-store.js';
 import { SqliteKeyStore } from '../src/stores/sqlite-store.js';
+import { newKey } from '../test/stores/key-store-conformance.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -41,20 +42,13 @@ const addBlocks = (n: number) => {
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 for (let added = 0; added < 2 * perShare; added += 2000) await addBlocks(2000);
 
-const newKey = (): NewKey => ({
-  keyId: randomUUID(),
-  sizeBits: 256,
-  blockCount: 1,
-  masterSae: 'sae-a1',
-  pendingSlaves: [],
-  peerKme: 'kme-b',
-  state: 'reserved',
-});
 const results: number[] = [];
 for (let run = 0; run < runs; run++) {
   const cpu0 = process.cpuUsage();
   for (let done = 0; done < keysPerRun; done += 8) {
-    const cut = await Promise.all(Array.from({ length: 8 }, () => store.takeOwnBlocks(LINK, 'kme-a', [newKey()])));
+    const cut = await Promise.all(
+      Array.from({ length: 8 }, () => store.takeOwnBlocks(LINK, 'kme-a', [newKey(randomUUID())])),
+    );
     await Promise.all(cut.map((records) => store.markDelivered([records![0]!.keyId])));
     await addBlocks(16);
   }

@@ -16,7 +16,8 @@ const block = (seq: number): IncomingBlock => ({
 });
 const blocks = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => block(from + i));
 
-const newKey = (keyId: string, over: Partial<NewKey> = {}): NewKey => ({
+/** A key record as the KME service makes one (a test's or a benchmark's). */
+export const newKey = (keyId: string, over: Partial<NewKey> = {}): NewKey => ({
   keyId,
   sizeBits: 256,
   blockCount: 1,
