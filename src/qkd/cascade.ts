@@ -1,6 +1,7 @@
 import { flipBit, parity32, type Bits } from './bits.js';
 import { ParityIndex } from './parity-index.js';
-import { inverseMod, repeated, shuffled, type PassSpec } from './cascade-plan.js';
+import { passLength, type PassSpec } from './cascade-plan.js';
+import { paddedLength, PassOrder } from './cascade-shuffle.js';
 
 // The responder's side lives in its own file; its users import it from here with the corrector.
 export { CascadeResponder, responderViews } from './cascade-responder.js';
@@ -33,10 +34,9 @@ export class CascadeCorrector {
   readonly #key: Bits;
   readonly #n: number;
   readonly #passes: readonly PassSpec[];
-  /** 1/n, for x·y mod n without a division (see mulMod). */
-  readonly #perN: number;
-  /** Per pass: a⁻¹ mod n (where a key position sits in the pass's order), block size and 1/size. */
-  readonly #inverse: Float64Array;
+  /** Per pass: its order (key positions both ways), its length, block size and 1/size. */
+  readonly #orders: PassOrder[];
+  readonly #length: Int32Array;
   readonly #size: Float64Array;
   readonly #perSize: Float64Array;
   /** Per pass: the number of its first block (one more entry: the total). */
@@ -72,16 +72,16 @@ export class CascadeCorrector {
     this.#key = key;
     this.#n = n;
     this.#passes = passes;
-    this.#perN = 1 / n;
-    this.#inverse = Float64Array.from(passes, (p) => inverseMod(p.a, n));
+    this.#orders = passes.map((p) => new PassOrder(n, p.shuffle));
+    this.#length = Int32Array.from(passes, (p) => passLength(p, n));
     this.#size = Float64Array.from(passes, (p) => p.blockSize);
     this.#perSize = Float64Array.from(passes, (p) => 1 / p.blockSize);
     this.#first = new Int32Array(passes.length + 1);
-    passes.forEach((p, i) => (this.#first[i + 1] = this.#first[i]! + Math.ceil(n / p.blockSize)));
+    passes.forEach((p, i) => (this.#first[i + 1] = this.#first[i]! + Math.ceil(this.#length[i]! / p.blockSize)));
     const blocks = this.#first[passes.length]!;
-    // Every plan of planPasses has fewer than n + 64 blocks; a peer's plan with more would only
+    // Every plan of planPasses has fewer blocks than this; a peer's plan with more would only
     // cost memory (about 33 bytes a block).
-    if (blocks > n + 64) throw new RangeError('Cascade passes with too many blocks');
+    if (blocks > paddedLength(n) + 64) throw new RangeError('Cascade passes with too many blocks');
     this.#passOf = new Uint8Array(blocks);
     passes.forEach((_, i) => this.#passOf.fill(i, this.#first[i], this.#first[i + 1]));
     this.#top = new Uint8Array(blocks);
@@ -105,15 +105,15 @@ export class CascadeCorrector {
 
   /** The first batch: every top-level block of every pass (the responder's key never changes). */
   firstQuestions(): Uint32Array {
-    const n = this.#n;
     const out = new Uint32Array(3 * this.#first[this.#passes.length]!);
     let at = 0;
     for (let pass = 0; pass < this.#passes.length; pass++) {
       const size = this.#passes[pass]!.blockSize;
-      for (let lo = 0; lo < n; lo += size) {
+      const length = this.#length[pass]!;
+      for (let lo = 0; lo < length; lo += size) {
         out[at++] = pass;
         out[at++] = lo;
-        out[at++] = Math.min(n, lo + size);
+        out[at++] = Math.min(length, lo + size);
       }
     }
     return out;
@@ -165,11 +165,8 @@ export class CascadeCorrector {
       // From the third pass on (whole-key-sized blocks in the improved variants, few errors
       // left) the remaining passes run together: a few duplicate parities instead of ~log2(n)
       // round trips per pass.
-      // They are made from the same key: it is repeated once for all of them.
-      const twice = repeated(this.#key, this.#n);
-      do this.#openNext(twice);
+      do this.#openNext();
       while (this.#opened >= 2 && this.#opened < this.#passes.length - 1);
-      twice.fill(0);
     }
     const out = new Uint32Array(this.#askedCount * 3);
     for (let i = 0, at = 0; i < this.#askedCount; i++) {
@@ -182,14 +179,15 @@ export class CascadeCorrector {
     return out;
   }
 
-  #openNext(twice?: Int32Array): void {
+  #openNext(): void {
     const pass = ++this.#opened;
     const spec = this.#passes[pass]!;
-    const view = new ParityIndex(shuffled(this.#key, this.#n, spec, twice), spec.blockSize);
+    const view = new ParityIndex(this.#orders[pass]!.view(this.#key), spec.blockSize);
     this.#views[pass] = view;
     const size = spec.blockSize;
+    const length = this.#length[pass]!;
     for (let s = this.#first[pass]!, lo = 0; s < this.#first[pass + 1]!; s++, lo += size) {
-      this.#odd[s] = view.range(lo, Math.min(this.#n, lo + size)) ^ this.#top[s]!;
+      this.#odd[s] = view.range(lo, Math.min(length, lo + size)) ^ this.#top[s]!;
       if (this.#odd[s]) this.#search(s);
     }
   }
@@ -200,7 +198,7 @@ export class CascadeCorrector {
     const lo = (s - this.#first[pass]!) * this.#passes[pass]!.blockSize;
     this.#searching[s] = 1;
     this.#state[4 * s + LO] = lo;
-    this.#state[4 * s + HI] = Math.min(this.#n, lo + this.#passes[pass]!.blockSize);
+    this.#state[4 * s + HI] = Math.min(this.#length[pass]!, lo + this.#passes[pass]!.blockSize);
     this.#parity[s] = this.#top[s]!;
     this.#state[4 * s + CHECKED] = -1;
     this.#pending[this.#pendingCount++] = s;
@@ -234,16 +232,13 @@ export class CascadeCorrector {
 
   /** The bit at the search's lo is wrong: flip it everywhere, and reopen every block it makes odd. */
   #fix(s: number): void {
-    const n = this.#n;
-    const spec = this.#passes[this.#passOf[s]!]!;
-    let position = mulMod(spec.a, this.#state[4 * s + LO]!, n, this.#perN) + spec.b;
-    if (position >= n) position -= n;
+    const position = this.#orders[this.#passOf[s]!]!.toKey(this.#state[4 * s + LO]!);
+    // Padding is the same at both ends: only answers that contradict each other lead there.
+    if (position >= this.#n) throw new RangeError('Cascade answers are inconsistent');
     flipBit(this.#key, position);
     this.corrected++;
     for (let pass = 0; pass <= this.#opened; pass++) {
-      let d = position - this.#passes[pass]!.b;
-      if (d < 0) d += n;
-      const inPass = mulMod(d, this.#inverse[pass]!, n, this.#perN);
+      const inPass = this.#orders[pass]!.toPass(position);
       this.#views[pass]!.flip(inPass);
       const size = this.#size[pass]!;
       let block = Math.floor(inPass * this.#perSize[pass]!);
@@ -268,16 +263,6 @@ export class CascadeCorrector {
     for (const v of this.#views) v.wipe();
     for (const a of [this.#odd, this.#state, this.#parity, this.#pending, this.#spare, this.#asked]) a.fill(0);
   }
-}
-
-/**
- * x·y mod n for integers 0 ≤ x, y < n < 2^26, without the slow floating-point remainder: the
- * product is exact in a double, the quotient estimated from 1/n is off by at most one.
- */
-export function mulMod(x: number, y: number, n: number, perN: number): number {
-  const p = x * y;
-  const r = p - Math.floor(p * perN) * n;
-  return r < 0 ? r + n : r >= n ? r - n : r;
 }
 
 /** Parity of a whole bit string (used by tests and checks). */

@@ -44,10 +44,7 @@ describe('QKD steps on the worker thread', () => {
     const before = k.slice();
     const passes = planPasses('yanetal', 0.03, n, new Prng([1, 2, 3, 4]));
     const views = await viewsOffThread(new StageClock(), k, n, passes);
-    const all = responderViews(k, n, passes);
-    const size = all.length / passes.length;
-    assert.equal(views.length, passes.length);
-    views.forEach((v, i) => assert.deepEqual(v, all.subarray(i * size, (i + 1) * size), `pass ${i}`));
+    assert.deepEqual(views, responderViews(k, n, passes));
     assert.deepEqual(k, before);
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CascadeResponder } from '../../src/qkd/cascade.js';
-import { planPasses } from '../../src/qkd/cascade-plan.js';
+import { planPasses, type PassSpec } from '../../src/qkd/cascade-plan.js';
 import { Prng } from '../../src/qkd/prng.js';
 import { compress } from '../../src/qkd/compress.js';
 import { keepMatching, signalMask, splitMasks } from '../../src/qkd/sifting.js';
@@ -96,6 +96,16 @@ describe('QKD sifting and verification messages at Bob', () => {
     const passes = planPasses('yanetal', 0.02, key.count, new Prng([1, 2, 3, 4]));
     const alice = new CascadeResponder(key.bits.slice(), key.count);
     alice.addPasses(passes);
+    const [first, second] = passes as [PassSpec, PassSpec];
+    for (const [bad, pattern] of [
+      [[], /passes must be a list/],
+      [[{ ...first, blockSize: 0 }], /blockSize must be/],
+      [[first, { ...second, shuffle: { seed: [1, 2, 3] } }], /shuffle.seed must be four/],
+      [[first, { ...second, shuffle: { seed: [1, 2, 3, 2 ** 32] } }], /shuffle.seed must be an integer/],
+      [[first, { ...second, shuffle: 'x' }], /shuffle must be/],
+    ] as const) {
+      await assert.rejects(bob.handle('cascade', { frame: 1, passes: bad }), is400(pattern));
+    }
     let reply = await bob.handle('cascade', { frame: 1, passes });
     while (reply['done'] !== true) {
       const parities =

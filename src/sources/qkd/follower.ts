@@ -238,11 +238,13 @@ function parsePasses(value: unknown, n: number): PassSpec[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > 64) throw badRequest('passes must be a list');
   return value.map((p: unknown) => {
     const o = wire.obj(p, 'pass');
-    const pass = {
-      blockSize: wire.int(o['blockSize'], 'blockSize', 1),
-      a: wire.int(o['a'], 'a', 1),
-      b: wire.int(o['b'], 'b'),
-    };
+    const blockSize = wire.int(o['blockSize'], 'blockSize', 1);
+    let pass: PassSpec = { blockSize };
+    if (o['shuffle'] !== undefined) {
+      const seed = wire.obj(o['shuffle'], 'shuffle')['seed'];
+      if (!Array.isArray(seed) || seed.length !== 4) throw badRequest('shuffle.seed must be four 32-bit words');
+      pass = { blockSize, shuffle: { seed: seed.map((x: unknown) => wire.int(x, 'shuffle.seed', 0, 2 ** 32 - 1)) } };
+    }
     try {
       checkPass(pass, n);
     } catch (err) {

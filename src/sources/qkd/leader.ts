@@ -187,11 +187,11 @@ export class Leader {
     // Alice's views of every pass are made on the worker thread while Bob reads the passes.
     let reply: Record<string, unknown>;
     try {
-      let views: Uint32Array[];
+      let views: Uint32Array;
       [reply, views] = await alongside(
         this.#call('cascade', frame, { passes }),
         viewsOffThread(this.clock, key, n, passes),
-        (v) => wipe(...v),
+        (v) => wipe(v),
       );
       cascade.useViews(views);
     } catch (err) {

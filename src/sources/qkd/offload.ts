@@ -44,12 +44,9 @@ const asBuffer = (a: Uint8Array | Uint32Array) => Buffer.from(a.buffer, a.byteOf
 export const amplifyOffThread = async (clock: StageClock, key: Bits, n: number, seed: Uint8Array, outBits: number) =>
   asBuffer(await run(clock, 'amplification', key, false, { n, seed: new Uint8Array(seed), outBits }));
 
-/** Cascade's responder views of the key (which stays the caller's), one per pass (responderViews). */
-export async function viewsOffThread(clock: StageClock, key: Bits, n: number, passes: readonly PassSpec[]) {
-  const all = (await run(clock, 'cascade', key, true, { n, passes })) as Uint32Array;
-  const size = all.length / passes.length;
-  return passes.map((_, i) => all.subarray(i * size, (i + 1) * size));
-}
+/** Cascade's responder views of the key (which stays the caller's), of every pass in one piece (responderViews). */
+export const viewsOffThread = async (clock: StageClock, key: Bits, n: number, passes: readonly PassSpec[]) =>
+  (await run(clock, 'cascade', key, true, { n, passes })) as Uint32Array;
 
 /**
  * Alice's sifting of a frame (siftAtAlice) on the worker: Bob's click indices and bases go as

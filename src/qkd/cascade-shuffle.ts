@@ -1,0 +1,145 @@
+import { wordsFor, type Bits } from './bits.js';
+import { Prng } from './prng.js';
+
+/**
+ * Cascade's shuffles. A shuffled pass reads the key, zero-padded to L = 1024·⌈n/1024⌉ bits (W = L/32
+ * words; both ends pad alike, so padding never differs and no search ends on it), in an order built
+ * from word operations only, with two random permutations P and Q of the W words (Fisher–Yates,
+ * expanded at both ends from the pass's public seed):
+ *
+ *   1. row r of tile t (t a multiple of 32) is key word P[t + r];
+ *   2. each tile of 32 × 32 bits is transposed (bit j of row r becomes bit r of row j);
+ *   3. row j of tile t becomes word Q[t + j] of the pass's order.
+ *
+ * So bit r of pass word Q[t + j] is key bit 32·P[t + r] + j: the 32 bits of a key word land in 32
+ * random pass words, and a pass word's 32 bits come from 32 random key words. A view costs a word
+ * operation per two bits or so instead of a scattered read per bit (docs/qkd-link.md, "Cascade's
+ * implementation"). Affine maps of the words instead of P and Q were tried: their regularity
+ * (errors at equal distances stay at equal distances) left 60% more errors after the second pass.
+ */
+export interface Shuffle {
+  /** Four 32-bit words. */
+  readonly seed: readonly number[];
+}
+
+/** Bits of a shuffled pass's order: the key's length rounded up to whole tiles. */
+export const paddedLength = (n: number): number => 1024 * Math.ceil(n / 1024);
+
+/** Whether s is a well-formed shuffle (its seed four 32-bit words). */
+export const validShuffle = (s: Shuffle): boolean =>
+  Array.isArray(s.seed) && s.seed.length === 4 && s.seed.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32);
+
+/**
+ * A random permutation of [0, size): Fisher–Yates with multiply-shift draws from xorshift128,
+ * inline (each draw biased by at most size/2^32, under 2^-11: harmless for a shuffle, which needs
+ * no secrecy, and a view's whole cost is a few passes like this one).
+ */
+function permutation(size: number, rng: Prng): Int32Array {
+  let [x, y, z, w] = [rng.u32() | 1, rng.u32(), rng.u32(), rng.u32()];
+  const out = new Int32Array(size);
+  for (let i = 0; i < size; i++) out[i] = i;
+  for (let i = size - 1; i > 0; i--) {
+    const t = x ^ (x << 11);
+    x = y;
+    y = z;
+    z = w;
+    w = w ^ (w >>> 19) ^ t ^ (t >>> 8);
+    const j = Math.floor((w >>> 0) * (i + 1) * 2.3283064365386963e-10);
+    const v = out[i]!;
+    out[i] = out[j]!;
+    out[j] = v;
+  }
+  return out;
+}
+
+function inverse(p: Int32Array): Int32Array {
+  const out = new Int32Array(p.length);
+  for (let i = 0; i < p.length; i++) out[p[i]!] = i;
+  return out;
+}
+
+/** A pass's order: its view of a key, and positions between the two (both ways). */
+export class PassOrder {
+  /** Bits in the pass's order. */
+  readonly length: number;
+  readonly #n: number;
+  readonly #rows: Int32Array | undefined;
+  readonly #columns: Int32Array | undefined;
+  #rowOf: Int32Array | undefined;
+  #columnOf: Int32Array | undefined;
+
+  /** Without a shuffle, the key's own order. */
+  constructor(n: number, shuffle?: Shuffle) {
+    this.#n = n;
+    this.length = shuffle ? paddedLength(n) : n;
+    if (!shuffle) return;
+    const rng = new Prng(shuffle.seed);
+    this.#rows = permutation(this.length >>> 5, rng);
+    this.#columns = permutation(this.length >>> 5, rng);
+  }
+
+  /** The key position of position q of the pass. */
+  toKey(q: number): number {
+    if (!this.#rows) return q;
+    this.#columnOf ??= inverse(this.#columns!);
+    const v = this.#columnOf[q >>> 5]!;
+    return 32 * this.#rows[(v & ~31) + (q & 31)]! + (v & 31);
+  }
+
+  /** The pass position of key position p. */
+  toPass(p: number): number {
+    if (!this.#rows) return p;
+    this.#rowOf ??= inverse(this.#rows);
+    const i = this.#rowOf[p >>> 5]!;
+    return 32 * this.#columns![(i & ~31) + (p & 31)]! + (i & 31);
+  }
+
+  /**
+   * The key (n bits) in this order: bit q of the result is key bit toKey(q), and 0 for padding.
+   * A fresh array: the caller may change or wipe it.
+   */
+  view(key: Bits): Uint32Array {
+    const n = this.#n;
+    const words = wordsFor(n);
+    const tail = n & 31 ? 0xffffffff >>> (32 - (n & 31)) : 0xffffffff;
+    const rows = this.#rows;
+    const columns = this.#columns;
+    if (!rows || !columns) {
+      const out = key.slice(0, words);
+      out[words - 1]! &= tail;
+      return out;
+    }
+    const out = new Uint32Array(rows.length);
+    const tile = new Int32Array(32);
+    for (let t = 0; t < rows.length; t += 32) {
+      for (let r = 0; r < 32; r++) {
+        const w = rows[t + r]!;
+        tile[r] = w < words - 1 ? key[w]! : w === words - 1 ? key[w]! & tail : 0;
+      }
+      transpose32(tile);
+      for (let j = 0; j < 32; j++) out[columns[t + j]!] = tile[j]!;
+    }
+    tile.fill(0);
+    return out;
+  }
+}
+
+/** Transposes 32 × 32 bits in place: bit j of word r trades places with bit r of word j. */
+export function transpose32(m: Int32Array): void {
+  // Swap the off-diagonal halves, then quarters within each half, …, down to single bits.
+  transposeStep(m, 16, 0x0000ffff);
+  transposeStep(m, 8, 0x00ff00ff);
+  transposeStep(m, 4, 0x0f0f0f0f);
+  transposeStep(m, 2, 0x33333333);
+  transposeStep(m, 1, 0x55555555);
+}
+
+function transposeStep(m: Int32Array, j: number, mask: number): void {
+  for (let k = 0; k < 32; k = ((k | j) + 1) & ~j) {
+    const x = m[k]!;
+    const y = m[k + j]!;
+    const t = ((x >>> j) ^ y) & mask;
+    m[k] = x ^ (t << j);
+    m[k + j] = y ^ t;
+  }
+}
