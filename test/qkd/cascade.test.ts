@@ -136,6 +136,19 @@ describe('Cascade', () => {
     assert.equal(r.disclosed, 2);
   });
 
+  it('the corrector refuses answers that would lead a search into the padding', () => {
+    // One-bit blocks over the padded order: answering "odd" everywhere sends searches to padding bits.
+    const n = 1000;
+    const passes = [{ blockSize: n }, { blockSize: 1, shuffle: { seed: [1, 2, 3, 4] } }];
+    const key = newBits(n);
+    const c = new CascadeCorrector(key, n, passes);
+    let q: Uint32Array | null = c.firstQuestions();
+    assert.throws(() => {
+      for (let round = 0; q && round < 64; round++)
+        q = c.onAnswers(new Uint8Array((q.length / 3 + 7) >>> 3).fill(0xff));
+    }, /Cascade answers are inconsistent/);
+  });
+
   it('the corrector refuses a plan with far more blocks than any variant makes', () => {
     const n = 1000;
     const tiny = Array.from({ length: 3 }, () => ({ blockSize: 1 }));

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CascadeResponder } from '../../src/qkd/cascade.js';
 import { planPasses, type PassSpec } from '../../src/qkd/cascade-plan.js';
+import { paddedLength } from '../../src/qkd/cascade-shuffle.js';
 import { Prng } from '../../src/qkd/prng.js';
 import { compress } from '../../src/qkd/compress.js';
 import { keepMatching, signalMask, splitMasks } from '../../src/qkd/sifting.js';
@@ -81,6 +82,26 @@ describe('QKD sifting and verification messages at Bob', () => {
     for (let i = 0; i < ours.count; i++) differ += ((ours.bits[i >>> 5]! ^ theirs[i >>> 5]!) >>> (i & 31)) & 1;
     assert.ok(ours.count > 1000 && differ / ours.count < 0.1, `${differ} of ${ours.count} disclosed bits differ`);
     bob.close();
+  });
+
+  it('answers that send a search into the padding are a 400, and the frame is dropped', async () => {
+    const { bob, kept, sifting } = await frameAtBob();
+    await bob.handle('sifting', sifting);
+    const split = splitMasks(signalMask(kept.decoys, kept.vacuums, kept.count), kept.count, 77, 0.05);
+    const n = compress(kept.bits, split.key, kept.count).count;
+    const passes = [{ blockSize: n }, { blockSize: 1, shuffle: { seed: [5, 6, 7, 8] } }];
+    let reply = await bob.handle('cascade', { frame: 1, passes });
+    assert.equal(reply['top_level'], true);
+    // "Odd" for every question: one-bit blocks over the padded order then name padding bits.
+    let asked = 1 + paddedLength(n);
+    const refused = (async () => {
+      for (let round = 0; round < 64; round++) {
+        reply = await bob.handle('cascade', { frame: 1, parities: Buffer.alloc((asked + 7) >>> 3, 0xff) });
+        asked = wire.decodeU32(reply['questions'], 'questions', 2 ** 24).length / 3;
+      }
+    })();
+    await assert.rejects(refused, is400(/Cascade answers are inconsistent/));
+    await assert.rejects(bob.handle('verify', { frame: 1, seed: Buffer.alloc(32) }), is400(/frame 1 is unknown here/));
   });
 
   it('verification takes a 32-byte seed, once, after Cascade: then the tags of both ends agree', async () => {

@@ -151,7 +151,7 @@ export class Follower {
       }
       case 'cascade': {
         const first = body['passes'] !== undefined;
-        const [, state] = this.#frame(body, op, first ? 'sifted' : 'cascade');
+        const [frame, state] = this.#frame(body, op, first ? 'sifted' : 'cascade');
         let questions: Uint32Array | null;
         if (first) {
           const passes = parsePasses(body['passes'], state.n!);
@@ -167,7 +167,13 @@ export class Follower {
           return { top_level: true };
         } else {
           const answers = wire.decodeBytes(body['parities'], 'parities', (state.asked! + 7) >>> 3);
-          questions = this.clock.time('cascade', () => state.cascade!.onAnswers(answers));
+          try {
+            questions = this.clock.time('cascade', () => state.cascade!.onAnswers(answers));
+          } catch (err) {
+            // Answers that contradict each other: Bob's key is no longer worth keeping.
+            this.#drop(frame);
+            throw badRequest((err as Error).message);
+          }
         }
         if (questions) {
           state.asked = questions.length / 3;
