@@ -120,6 +120,7 @@ describe('QKD sifting and verification messages at Bob', () => {
     const [first, second] = passes as [PassSpec, PassSpec];
     for (const [bad, pattern] of [
       [[], /passes must be a list/],
+      [Array<PassSpec>(17).fill(first), /passes must be a list of 1 to 16/],
       [[{ ...first, blockSize: 0 }], /blockSize must be/],
       [[first, { ...second, shuffle: { seed: [1, 2, 3] } }], /shuffle.seed must be four/],
       [[first, { ...second, shuffle: { seed: [1, 2, 3, 2 ** 32] } }], /shuffle.seed must be an integer/],

@@ -241,7 +241,9 @@ export class Follower {
 }
 
 function parsePasses(value: unknown, n: number): PassSpec[] {
-  if (!Array.isArray(value) || value.length === 0 || value.length > 64) throw badRequest('passes must be a list');
+  // No variant has more than 14 passes; each costs Bob a view and two permutations of the key's words.
+  if (!Array.isArray(value) || value.length === 0 || value.length > 16)
+    throw badRequest('passes must be a list of 1 to 16');
   return value.map((p: unknown) => {
     const o = wire.obj(p, 'pass');
     const blockSize = wire.int(o['blockSize'], 'blockSize', 1);
