@@ -100,11 +100,11 @@ const prefixWords = (length: number): number => ((length + 31) >>> 5) + 2;
  */
 export function responderViews(key: Bits, n: number, passes: readonly PassSpec[]): Uint32Array {
   for (const p of passes) checkPass(p, n);
-  const out = new Uint32Array(passes.reduce((words, p) => words + prefixWords(passLength(p, n)), 0));
+  const sizes = passes.map((p) => prefixWords(passLength(p, n)));
+  const out = new Uint32Array(sizes.reduce((a, b) => a + b, 0));
   let at = 0;
-  for (const p of passes) {
-    const size = prefixWords(passLength(p, n));
-    FixedParities.prefixInto(new PassOrder(n, p.shuffle).view(key), out.subarray(at, (at += size)));
-  }
+  passes.forEach((p, i) =>
+    FixedParities.prefixInto(new PassOrder(n, p.shuffle).view(key), out.subarray(at, (at += sizes[i]!))),
+  );
   return out;
 }
