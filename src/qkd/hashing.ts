@@ -1,4 +1,5 @@
-import { bitsToBytes, bytesToBits, wipe, wordsFor, type Bits } from './bits.js';
+import { bytesToBits, wordsFor, type Bits } from './bits.js';
+import { kernels } from './kernels.js';
 
 /**
  * Two-universal hashing for the last two stages.
@@ -11,8 +12,8 @@ import { bitsToBytes, bytesToBits, wipe, wordsFor, type Bits } from './bits.js';
  * hashing for integers and strings", 2015, §3.3): for an n-bit key x, w = n + ℓ − 1 and a, b
  * uniform in [0, 2^w), h(x) = ((a·x + b) mod 2^w) >> (w − ℓ) is strongly universal onto ℓ bits,
  * hence two-universal, which is what the leftover hash lemma needs. It costs one n × n-bit
- * multiplication, which V8's BigInt does in native code (Karatsuba/Toom/FFT): tens of times faster
- * than a Toeplitz product of the same size in JavaScript (docs/qkd-link.md gives the figures).
+ * multiplication, which GMP does (kernels.ts) by FFT: tens of times faster than a Toeplitz product
+ * of the same size in JavaScript, two to three times faster than V8's BigInt (docs/qkd-link.md).
  */
 
 /** Words of Toeplitz seed needed for an n-bit input and `outBits` outputs. */
@@ -59,16 +60,6 @@ export function toeplitzHash(x: Bits, n: number, seed: Uint32Array, outBits = 64
   return out.subarray(0, (outBits + 7) >>> 3);
 }
 
-/** The bits as a BigInt (the byte copy made on the way is wiped; the BigInt and its hex cannot be). */
-const toBigInt = (bits: Bits, n: number): bigint => {
-  const bytes = bitsToBytes(bits, n).reverse();
-  try {
-    return bytes.length === 0 ? 0n : BigInt('0x' + bytes.toString('hex'));
-  } finally {
-    wipe(bytes);
-  }
-};
-
 /** Bytes of the PA seeds a and b for an n-bit key and an ℓ-bit output. */
 export const amplificationSeedBytes = (n: number, outBits: number): number => Math.ceil((n + outBits - 1) / 8);
 
@@ -78,15 +69,8 @@ export const amplificationSeedBytes = (n: number, outBits: number): number => Ma
  */
 export function amplify(x: Bits, n: number, a: Uint8Array, b: Uint8Array, outBits: number): Bits {
   if (!(outBits >= 1 && outBits <= n)) throw new RangeError('output length must be 1..n bits');
-  const w = n + outBits - 1;
   const need = amplificationSeedBytes(n, outBits);
   if (a.length < need || b.length < need) throw new RangeError('privacy amplification seeds too short');
-  const big = (bytes: Uint8Array) => toBigInt(bytesToBits(bytes, w), w);
-  const h = BigInt.asUintN(w, big(a) * toBigInt(x, n) + big(b)) >> BigInt(w - outBits);
-  const bytes = Buffer.from(h.toString(16).padStart(2 * Math.ceil(outBits / 8), '0'), 'hex').reverse();
-  try {
-    return bytesToBits(bytes, outBits);
-  } finally {
-    wipe(bytes);
-  }
+  if (x.length < wordsFor(n)) throw new RangeError(`the key holds fewer than ${n} bits`);
+  return kernels().amplify(x, n, a, b, outBits);
 }

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { bitsToBytes, bytesToBits, getBit, setBit } from '../../src/qkd/bits.js';
+import { bitsToBytes, bytesToBits, getBit, setBit, wordsFor } from '../../src/qkd/bits.js';
 import * as decoy from '../../src/qkd/decoy.js';
 import { estimate, secretLength } from '../../src/qkd/estimation.js';
-import { amplify, toeplitzHash, toeplitzSeedWords } from '../../src/qkd/hashing.js';
+import { amplificationSeedBytes, amplify, toeplitzHash, toeplitzSeedWords } from '../../src/qkd/hashing.js';
 import { Prng } from '../../src/qkd/prng.js';
 
 describe('hashing', () => {
@@ -68,28 +68,49 @@ describe('hashing', () => {
     }
   });
 
-  it('amplify computes that family on long keys', () => {
+  it('amplify (GMP) computes that family, checked against BigInt, at edges of words and limbs', () => {
     const rng = new Prng([9, 9, 9, 9]);
-    const n = 1000;
-    const out = 300;
-    const x = bytesToBits(Buffer.from(rng.fill(new Uint32Array(32)).buffer), n);
-    const a = Buffer.from(rng.fill(new Uint32Array(41)).buffer);
-    const b = Buffer.from(rng.fill(new Uint32Array(41)).buffer);
     const big = (bytes: Uint8Array, bits: number) =>
       BigInt(
-        '0x' +
+        '0x0' +
           Buffer.from(bitsToBytes(bytesToBits(bytes, bits), bits))
             .reverse()
             .toString('hex'),
       );
-    const wbar = n + out - 1;
-    const expected =
-      BigInt.asUintN(wbar, big(a, wbar) * big(bitsToBytes(x, n), n) + big(b, wbar)) >> BigInt(wbar - out);
-    const got = amplify(x, n, a, b, out);
-    assert.equal(big(bitsToBytes(got, out), out), expected);
-    const x2 = x.slice();
-    setBit(x2, 17, getBit(x, 17) ^ 1);
-    assert.notDeepEqual(amplify(x2, n, a, b, out), got, 'another key, another output');
+    const sizes: Array<[number, number]> = [
+      [1, 1],
+      [31, 1],
+      [32, 32],
+      [63, 2],
+      [64, 64],
+      [65, 33],
+      [1000, 300],
+      [100_003, 20_001],
+    ];
+    for (const [n, out] of sizes) {
+      const wbar = n + out - 1;
+      // Garbage beyond n and w̄ bits, and views that do not start a buffer: all must be ignored.
+      const x = rng.fill(new Uint32Array(wordsFor(n) + 2)).subarray(1);
+      const seeds = Buffer.from(rng.fill(new Uint32Array(2 * wordsFor(wbar) + 3)).buffer).subarray(1);
+      const [a, b] = [seeds.subarray(0, amplificationSeedBytes(n, out) + 1), seeds.subarray(4 * wordsFor(wbar) + 2)];
+      const expected =
+        BigInt.asUintN(wbar, big(a, wbar) * big(bitsToBytes(x, n), n) + big(b, wbar)) >> BigInt(wbar - out);
+      const got = amplify(x, n, a, b, out);
+      assert.equal(got.length, wordsFor(out), `${n} → ${out}: length`);
+      assert.equal(big(bitsToBytes(got, out), out), expected, `${n} → ${out}`);
+      if (out & 31) assert.equal(got[got.length - 1]! >>> (out & 31), 0, `${n} → ${out}: tail zero`);
+      const x2 = x.slice();
+      setBit(x2, n - 1, getBit(x, n - 1) ^ 1);
+      if (out > 8) assert.notDeepEqual(amplify(x2, n, a, b, out), got, 'another key, another output');
+    }
+  });
+
+  it('amplify refuses lengths its buffers do not hold', () => {
+    const a = new Uint8Array(amplificationSeedBytes(64, 32));
+    assert.throws(() => amplify(new Uint32Array(1), 64, a, a, 32), /fewer than 64 bits/);
+    assert.throws(() => amplify(new Uint32Array(2), 64, a.subarray(1), a, 32), /seeds too short/);
+    assert.throws(() => amplify(new Uint32Array(2), 64, a, a, 65), /1\.\.n bits/);
+    assert.throws(() => amplify(new Uint32Array(2), 64, a, a, 0), /1\.\.n bits/);
   });
 });
 

@@ -10,8 +10,7 @@ import { secretKey } from './frame-hashes.js';
 /**
  * The steps of a frame that offload.ts runs on a worker thread: pure functions of typed arrays.
  * Each wipes the key material it was given and its own byte copies, writes the milliseconds it
- * took to `ms[0]` (shared memory) and moves its result back (not a copy). What cannot be wiped
- * are privacy amplification's BigInts, as on the main thread before.
+ * took to `ms[0]` (shared memory) and moves its result back (not a copy).
  */
 interface Task {
   key: Bits;

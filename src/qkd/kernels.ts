@@ -1,0 +1,27 @@
+import { createRequire } from 'node:module';
+
+/**
+ * The post-processing kernels written in C (`src/qkd/native/`, built by `npm ci` through
+ * node-gyp into `build/Release/`): the steps whose cost is memory traffic and big-number
+ * arithmetic, where V8 is several times slower. Loaded on first use, so that code which never
+ * runs the QKD link does not need the build.
+ */
+interface Kernels {
+  amplify(x: Uint32Array, n: number, a: Uint8Array, b: Uint8Array, outBits: number): Uint32Array;
+}
+
+let loaded: Kernels | undefined;
+
+export function kernels(): Kernels {
+  if (loaded) return loaded;
+  try {
+    loaded = createRequire(import.meta.url)('../../../build/Release/qks_native.node') as Kernels;
+  } catch (err) {
+    throw new Error(
+      'QKS native post-processing kernels are not built: run `npm ci` (or `npm run install`), which compiles ' +
+        `src/qkd/native/ with node-gyp (needs g++, make and libgmp10): ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  return loaded;
+}

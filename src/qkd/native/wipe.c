@@ -1,0 +1,41 @@
+/*
+ * Wiping of key material, for our buffers and for GMP's scratch space: GMP allocates through the
+ * functions installed here, which clear every block before freeing it.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+
+#if __has_include(<gmp.h>)
+#include <gmp.h>
+#else
+void __gmp_set_memory_functions(void *(*)(size_t), void *(*)(void *, size_t, size_t), void (*)(void *, size_t));
+#define mp_set_memory_functions __gmp_set_memory_functions
+#endif
+
+void qks_wipe_free(void *p, size_t bytes) {
+  if (!p) return;
+  explicit_bzero(p, bytes);
+  free(p);
+}
+
+static void *gmp_alloc(size_t bytes) {
+  void *p = malloc(bytes);
+  if (!p) abort(); /* what GMP itself does when memory runs out */
+  return p;
+}
+
+static void *gmp_realloc(void *old, size_t old_bytes, size_t new_bytes) {
+  void *p = gmp_alloc(new_bytes);
+  memcpy(p, old, old_bytes < new_bytes ? old_bytes : new_bytes);
+  qks_wipe_free(old, old_bytes);
+  return p;
+}
+
+static void install(void) { mp_set_memory_functions(gmp_alloc, gmp_realloc, qks_wipe_free); }
+
+void qks_wipe_gmp_scratch(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, install);
+}
