@@ -16,7 +16,7 @@ import { bitsToBytes, getBit, popcount32, type Bits } from '../src/qkd/bits.js';
 import { compress, countOnes, tailMask } from '../src/qkd/compress.js';
 import { toeplitzHash, toeplitzSeedOf, toeplitzSeedWords } from '../src/qkd/hashing.js';
 import { Prng } from '../src/qkd/prng.js';
-import { emptyChoices, keepMatching, signalMask, splitMasks } from '../src/qkd/sifting.js';
+import { keepMatching, signalMask, splitMasks } from '../src/qkd/sifting.js';
 import { Receiver, type Clicks } from '../src/physics/receiver.js';
 import { Transmitter } from '../src/physics/transmitter.js';
 import { DEFAULT_QKD, type QkdSettings } from '../src/sources/qkd/settings.js';
@@ -154,14 +154,8 @@ function newFrame(alice: Times, bob: Times): Outcome {
   });
   let choices: ReturnType<Transmitter['choicesAt']> | undefined;
   cpu(alice, 'decode clicks + choices', () => {
-    // As the leader does: runs of decoded indices straight into the lookups.
     bobBases = wire.decodeBits(det!.bases, m, 'bases');
-    const alice = emptyChoices(m);
-    const run = new Uint32Array(1 << 15);
-    wire.decodeIndicesInRuns(det!.indices, m, N, 'indices', run, (indices, first) =>
-      tx.choicesInto(FRAME, indices, alice, first),
-    );
-    choices = alice;
+    choices = tx.choicesAt(FRAME, wire.decodeIndices(det!.indices, m, N, 'indices'));
   });
   let kept: ReturnType<typeof keepMatching> | undefined;
   cpu(alice, 'keep matching', () => (kept = keepMatching(choices!, bobBases!, m)));

@@ -1,4 +1,4 @@
-import { popcount32 } from '../qkd/bits.js';
+import { kernels } from '../qkd/kernels.js';
 import { mix32, Prng } from '../qkd/prng.js';
 import { emptyChoices, type ClickChoices } from '../qkd/sifting.js';
 import { arrivalProbabilities, DECOY, SIGNAL, VACUUM, type LinkPhysics } from './link-model.js';
@@ -53,62 +53,24 @@ export class Transmitter {
   }
 
   /**
-   * Alice's choices for the pulses `indices` (those of `packed`, exactly), a word of 32 clicks at a
-   * time in registers: bases, bits, and the decoy and vacuum classes as masks.
+   * Alice's choices for the pulses `indices` (those of `packed`, exactly): bases, bits, and the
+   * decoy and vacuum classes as masks. A C kernel (kernels.ts): millions of clicks per frame.
    */
   choicesAt(frame: number, indices: Uint32Array): ClickChoices {
-    const choices = emptyChoices(indices.length);
-    this.choicesInto(frame, indices, choices, 0);
-    return choices;
-  }
-
-  /**
-   * `choicesAt` for a run of clicks from click `first` on (a multiple of 32), written into
-   * `out`'s strings and added to its counts: Bob's clicks can be looked up as they are decoded.
-   */
-  choicesInto(frame: number, indices: Uint32Array, out: ClickChoices, first: number): void {
-    if (first & 31) throw new RangeError('runs of clicks start at a multiple of 32');
-    const m = indices.length;
-    const { bases, bits, decoys, vacuums } = out;
+    const { bases, bits, decoys, vacuums } = emptyChoices(indices.length);
     // mix32(frame, index, key) with its first half fixed per frame; for integers u,
-    // u < t exactly when u < ceil(t), and (u − t) >>> 31 is that comparison without a branch.
-    const firstHalf = Math.imul(frame ^ this.#keys[0]!, 0x9e3779b1);
-    const signalBelow = Math.ceil(this.#signalBelow);
-    const decoyBelow = Math.ceil(this.#decoyBelow);
-    let nDecoy = 0;
-    let nVacuum = 0;
-    for (let w = first >>> 5, j = 0; j < m; w++) {
-      const end = Math.min(m, j + 32);
-      let basisWord = 0;
-      let bitWord = 0;
-      let decoyWord = 0;
-      let vacuumWord = 0;
-      for (let k = 0; j < end; j++, k++) {
-        // `| 0` keeps the sum in 32-bit integers (the same value modulo 2^32 that imul takes).
-        let h = firstHalf ^ Math.imul(((indices[j]! | 0) + 0x7f4a7c15) | 0, 0x85ebca77);
-        h ^= h >>> 16;
-        h = Math.imul(h, 0x85ebca6b);
-        h ^= h >>> 13;
-        h = Math.imul(h, 0xc2b2ae35);
-        h ^= h >>> 16;
-        const u = h >>> 8;
-        const isSignal = (u - signalBelow) >>> 31;
-        const notVacuum = (u - decoyBelow) >>> 31;
-        bitWord |= (h & 1) << k;
-        basisWord |= ((h >>> 1) & 1) << k;
-        decoyWord |= (notVacuum ^ isSignal) << k;
-        vacuumWord |= (notVacuum ^ 1) << k;
-      }
-      bases[w] = basisWord;
-      bits[w] = bitWord;
-      decoys[w] = decoyWord;
-      vacuums[w] = vacuumWord;
-      nDecoy += popcount32(decoyWord);
-      nVacuum += popcount32(vacuumWord);
-    }
-    out.counts[0] += m - nDecoy - nVacuum;
-    out.counts[1] += nDecoy;
-    out.counts[2] += nVacuum;
+    // u < t exactly when u < ceil(t).
+    const counts = kernels().choices(
+      Math.imul(frame ^ this.#keys[0]!, 0x9e3779b1) >>> 0,
+      Math.ceil(this.#signalBelow),
+      Math.ceil(this.#decoyBelow),
+      indices,
+      bases,
+      bits,
+      decoys,
+      vacuums,
+    );
+    return { bases, bits, decoys, vacuums, counts };
   }
 
   pulse(frame: number, index: number): PulseChoice {

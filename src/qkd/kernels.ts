@@ -8,6 +8,29 @@ import { createRequire } from 'node:module';
  */
 interface Kernels {
   amplify(x: Uint32Array, n: number, a: Uint8Array, b: Uint8Array, outBits: number): Uint32Array;
+  /** The gap code of increasing indices (wire.ts). */
+  encodeGaps(indices: Uint32Array): Uint8Array;
+  /** Decodes `count` indices below `below` into `out`: a `GapError`, 0 when well formed. */
+  decodeGaps(bytes: Uint8Array, count: number, below: number, out: Uint32Array): GapError;
+  /** Transmitter.choicesAt's loop, into the four strings; clicks per class. */
+  choices(
+    firstHalf: number,
+    signalBelow: number,
+    decoyBelow: number,
+    indices: Uint32Array,
+    bases: Uint32Array,
+    bits: Uint32Array,
+    decoys: Uint32Array,
+    vacuums: Uint32Array,
+  ): [number, number, number];
+}
+
+/** What `decodeGaps` found wrong (kernels.h). */
+export const enum GapError {
+  None = 0,
+  Malformed = 1,
+  Outside = 2,
+  Trailing = 3,
 }
 
 let loaded: Kernels | undefined;

@@ -50,7 +50,7 @@ export interface ClickChoices {
   readonly counts: [number, number, number];
 }
 
-/** Choices for m clicks, all zero, to be filled (Transmitter.choicesInto). */
+/** Choices for m clicks, all zero, to be filled (Transmitter.choicesAt). */
 export const emptyChoices = (m: number): ClickChoices => ({
   bases: newBits(m),
   bits: newBits(m),

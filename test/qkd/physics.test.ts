@@ -5,7 +5,7 @@ import { expected } from '../../src/qkd/decoy.js';
 import { DECOY, SIGNAL, VACUUM } from '../../src/physics/link-model.js';
 import { Receiver } from '../../src/physics/receiver.js';
 import { Transmitter } from '../../src/physics/transmitter.js';
-import { emptyChoices, matchBits, matchingClicks, onesOf } from '../../src/qkd/sifting.js';
+import { matchBits, matchingClicks, onesOf } from '../../src/qkd/sifting.js';
 import { DEFAULT_QKD } from '../../src/sources/qkd/settings.js';
 
 describe('physics model', () => {
@@ -66,13 +66,6 @@ describe('physics model', () => {
       (c) => [...rx.indices].filter((i) => tx.pulse(3, i).intensity === c).length,
     );
     assert.deepEqual(got.counts, counts);
-    // In runs, as the leader decodes them: the same strings and counts.
-    const runs = emptyChoices(rx.count);
-    for (let first = 0; first < rx.count; first += 64) {
-      tx.choicesInto(3, rx.indices.subarray(first, first + 64), runs, first);
-    }
-    assert.deepEqual(runs, got);
-    assert.throws(() => tx.choicesInto(3, rx.indices.subarray(0, 1), runs, 5), /multiple of 32/);
     // Lengths that are not whole words, and none.
     for (const m of [0, 1, 31, 33]) {
       const part = tx.choicesAt(3, rx.indices.subarray(0, m));

@@ -15,7 +15,7 @@
   } while (0)
 
 /* The bytes of a typed array argument, at least `need` of them. */
-static const uint8_t *bytes_arg(napi_env env, napi_value value, size_t need, const char *what) {
+static uint8_t *bytes_arg(napi_env env, napi_value value, size_t need, const char *what) {
   bool is;
   napi_typedarray_type type;
   size_t length, offset;
@@ -33,7 +33,8 @@ static const uint8_t *bytes_arg(napi_env env, napi_value value, size_t need, con
     napi_throw_range_error(env, "ERR_QKS_NATIVE", message);
     return NULL;
   }
-  return data ? data : (const uint8_t *)"";
+  static uint8_t none;
+  return data ? data : &none; /* an empty view may have no memory */
 }
 
 static size_t size_arg(napi_env env, napi_value value) {
@@ -51,11 +52,23 @@ static napi_value new_words(napi_env env, size_t words, uint32_t **data) {
   return array;
 }
 
+#define ARGS(n)                                                    \
+  size_t argc = (n);                                               \
+  napi_value argv[(n)];                                            \
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL)); \
+  if (argc < (n)) {                                                \
+    napi_throw_type_error(env, "ERR_QKS_NATIVE", "too few arguments"); \
+    return NULL;                                                   \
+  }
+
+static napi_value number(napi_env env, double v) {
+  napi_value out;
+  return napi_create_double(env, v, &out) == napi_ok ? out : NULL;
+}
+
 /* amplify(x, n, a, b, outBits): Uint32Array of outBits bits. */
 static napi_value amplify(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(5);
   const size_t n = size_arg(env, argv[1]), out_bits = size_arg(env, argv[4]);
   if (n == 0 || out_bits == 0 || out_bits > n) {
     napi_throw_range_error(env, "ERR_QKS_NATIVE", "amplify: 1 ≤ outBits ≤ n");
@@ -76,11 +89,86 @@ static napi_value amplify(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* encodeGaps(indices: Uint32Array): Uint8Array, the gap code. */
+static napi_value encode_gaps(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  size_t count;
+  napi_typedarray_type type;
+  void *data;
+  napi_value buffer, array;
+  size_t offset;
+  if (napi_get_typedarray_info(env, argv[0], &type, &count, &data, &buffer, &offset) != napi_ok ||
+      type != napi_uint32_array) {
+    napi_throw_type_error(env, "ERR_QKS_NATIVE", "encodeGaps: a Uint32Array");
+    return NULL;
+  }
+  const size_t size = qks_gaps_size(data, count);
+  uint8_t *out;
+  CALL(env, napi_create_arraybuffer(env, size, (void **)&out, &buffer));
+  CALL(env, napi_create_typedarray(env, napi_uint8_array, size, buffer, 0, &array));
+  qks_gaps_encode(data, count, out);
+  return array;
+}
+
+/* decodeGaps(bytes, count, below, out: Uint32Array): 0, or what is wrong (kernels.h). */
+static napi_value decode_gaps(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  napi_typedarray_type type;
+  size_t length, offset;
+  void *data;
+  napi_value buffer;
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, &buffer, &offset) != napi_ok ||
+      type != napi_uint8_array) {
+    napi_throw_type_error(env, "ERR_QKS_NATIVE", "decodeGaps: a Uint8Array");
+    return NULL;
+  }
+  const size_t count = size_arg(env, argv[1]);
+  double below;
+  CALL(env, napi_get_value_double(env, argv[2], &below));
+  uint32_t *out = (uint32_t *)bytes_arg(env, argv[3], 4 * count, "decodeGaps: out");
+  if (!out) return NULL;
+  return number(env, qks_gaps_decode(data ? data : (void *)"", length, count, (uint64_t)below, out));
+}
+
+/* choices(firstHalf, signalBelow, decoyBelow, indices, bases, bits, decoys, vacuums): [signal, decoy, vacuum]. */
+static napi_value choices(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  struct qks_choice_hash h;
+  CALL(env, napi_get_value_uint32(env, argv[0], &h.first_half));
+  CALL(env, napi_get_value_uint32(env, argv[1], &h.signal_below));
+  CALL(env, napi_get_value_uint32(env, argv[2], &h.decoy_below));
+  napi_typedarray_type type;
+  size_t m, offset;
+  void *indices;
+  napi_value buffer;
+  if (napi_get_typedarray_info(env, argv[3], &type, &m, &indices, &buffer, &offset) != napi_ok ||
+      type != napi_uint32_array) {
+    napi_throw_type_error(env, "ERR_QKS_NATIVE", "choices: indices in a Uint32Array");
+    return NULL;
+  }
+  uint32_t *strings[4];
+  for (int i = 0; i < 4; i++)
+    if (!(strings[i] = (uint32_t *)bytes_arg(env, argv[4 + i], 4 * ((m + 31) / 32), "choices: bit string")))
+      return NULL;
+  uint64_t counts[3] = {0, 0, 0};
+  qks_choices(&h, indices, m, strings[0], strings[1], strings[2], strings[3], counts);
+  napi_value out;
+  CALL(env, napi_create_array_with_length(env, 3, &out));
+  for (uint32_t i = 0; i < 3; i++) CALL(env, napi_set_element(env, out, i, number(env, (double)counts[i])));
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   qks_wipe_gmp_scratch();
-  napi_value fn;
-  if (napi_create_function(env, "amplify", NAPI_AUTO_LENGTH, amplify, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "amplify", fn) != napi_ok)
-    return NULL;
+  static const struct {
+    const char *name;
+    napi_callback fn;
+  } table[] = {{"amplify", amplify}, {"encodeGaps", encode_gaps}, {"decodeGaps", decode_gaps}, {"choices", choices}};
+  for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+    napi_value fn;
+    if (napi_create_function(env, table[i].name, NAPI_AUTO_LENGTH, table[i].fn, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, table[i].name, fn) != napi_ok)
+      return NULL;
+  }
   return exports;
 }

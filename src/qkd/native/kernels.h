@@ -16,4 +16,23 @@ void qks_wipe_gmp_scratch(void);
  */
 int qks_amplify(const uint8_t *x, size_t n, const uint8_t *a, const uint8_t *b, size_t out_bits, uint32_t *out);
 
+/* What qks_gaps_decode found wrong. */
+enum { QKS_OK = 0, QKS_MALFORMED = 1, QKS_OUTSIDE = 2, QKS_TRAILING = 3 };
+
+/* Bytes of the gap code of `count` increasing indices, and the code itself. */
+size_t qks_gaps_size(const uint32_t *indices, size_t count);
+void qks_gaps_encode(const uint32_t *indices, size_t count, uint8_t *out);
+
+/* `count` increasing indices below `below` from their gap code, or what is wrong with it. */
+int qks_gaps_decode(const uint8_t *bytes, size_t length, size_t count, uint64_t below, uint32_t *out);
+
+/* Transmitter's per-pulse hash for one frame: its first half, and the class thresholds (24-bit). */
+struct qks_choice_hash {
+  uint32_t first_half, signal_below, decoy_below;
+};
+
+/* Alice's choices for m clicks, 32 to a word from word 0 of each string; counts per class added. */
+void qks_choices(const struct qks_choice_hash *h, const uint32_t *indices, size_t m, uint32_t *bases,
+                 uint32_t *bits, uint32_t *decoys, uint32_t *vacuums, uint64_t counts[3]);
+
 #endif

@@ -1,13 +1,10 @@
 import { popcount32, wipe, type Bits } from '../../qkd/bits.js';
 import { compress, countOnes, tailMask } from '../../qkd/compress.js';
 import { estimate } from '../../qkd/estimation.js';
-import { emptyChoices, keepMatching, signalMask, splitBits, splitMasks, type Kept } from '../../qkd/sifting.js';
+import { keepMatching, signalMask, splitBits, splitMasks, type Kept } from '../../qkd/sifting.js';
 import type { Transmitter } from '../../physics/transmitter.js';
 import type { QkdSettings } from './settings.js';
 import * as wire from './wire.js';
-
-/** Click indices decoded at a time (a multiple of 32; 128 KiB, which stays in cache). */
-const CLICK_RUN = 1 << 15;
 
 /** Alice's side of sifting for one frame: what she keeps, splits and sends. */
 export interface AliceSift {
@@ -22,8 +19,8 @@ export interface AliceSift {
 }
 
 /**
- * Alice's choices for the `m` pulses Bob detected (his click indices decoded a run at a time
- * straight into her lookups, checked as they go: a malformed list throws before anything is kept),
+ * Alice's choices for the `m` pulses Bob detected (a malformed list of them throws before she
+ * looks anything up),
  * the basis-matched ones, and their split into sample and key from the public `sampleSeed`.
  */
 export function siftAtAlice(
@@ -33,15 +30,8 @@ export function siftAtAlice(
   bobBases: Bits,
   o: { m: number; N: number; sampleSeed: number; fraction: number },
 ): AliceSift {
-  const alice = emptyChoices(o.m);
-  try {
-    wire.decodeIndicesInRuns(indices, o.m, o.N, 'indices', new Uint32Array(CLICK_RUN), (run, first) =>
-      tx.choicesInto(frame, run, alice, first),
-    );
-  } catch (err) {
-    wipe(alice.bits);
-    throw err;
-  }
+  const clicks = wire.decodeIndices(indices, o.m, o.N, 'indices');
+  const alice = tx.choicesAt(frame, clicks);
   const kept = keepMatching(alice, bobBases, o.m);
   wipe(alice.bits);
   const split = splitMasks(signalMask(kept.decoys, kept.vacuums, kept.count), kept.count, o.sampleSeed, o.fraction);

@@ -1,5 +1,6 @@
 import { badRequest } from '../../domain/errors.js';
 import { bitsToBytes, bytesToBits, LITTLE_ENDIAN, newBits, type Bits } from '../../qkd/bits.js';
+import { GapError, kernels } from '../../qkd/kernels.js';
 
 /**
  * Encodings of the post-processing messages' fields and their checks. Bit arrays are raw bytes
@@ -153,96 +154,24 @@ const ZEROS4 = Uint8Array.from({ length: 256 }, (_, b) => {
 /**
  * Increasing pulse indices as gaps (index − previous − 1) in u16 LE; a gap of 0xffff or more is
  * 0xffff then the gap as u32 LE (two u16, low first). About 2 bytes per click at typical click
- * rates; on little-endian machines both directions run on a Uint16Array view of the bytes.
+ * rates. Both directions are C kernels (kernels.ts): millions of clicks per frame.
  */
-const ESCAPE = 0xffff;
-
 export function encodeIndices(indices: Uint32Array): Buffer {
-  // Room for a few escaped gaps (rare at short distances); more, and it is written again, exactly.
-  const out = encodeGaps(indices, 64 + (indices.length >>> 6)) ?? encodeGaps(indices, countEscapes(indices))!;
-  // Written through a native u16 view: a big-endian machine turns it into the wire's order.
-  return LITTLE_ENDIAN ? out : out.swap16();
-}
-
-function countEscapes(indices: Uint32Array): number {
-  let escapes = 0;
-  for (let i = 0, prev = -1; i < indices.length; prev = indices[i++]!) if (indices[i]! - prev - 1 >= ESCAPE) escapes++;
-  return escapes;
-}
-
-/** The gaps as u16, or undefined when more than `escapes` of them need escaping. */
-function encodeGaps(indices: Uint32Array, escapes: number): Buffer | undefined {
-  const out = Buffer.allocUnsafe(2 * (indices.length + 2 * escapes));
-  const u16 = new Uint16Array(out.buffer, out.byteOffset, out.length >>> 1);
-  let at = 0;
-  let prev = -1;
-  for (let i = 0; i < indices.length; i++) {
-    const index = indices[i]!;
-    const gap = index - prev - 1;
-    prev = index;
-    if (gap < ESCAPE) u16[at++] = gap;
-    else {
-      if (escapes-- === 0) return undefined;
-      u16[at] = ESCAPE;
-      u16[at + 1] = gap & 0xffff;
-      u16[at + 2] = gap >>> 16;
-      at += 3;
-    }
-  }
-  return out.subarray(0, 2 * at);
-}
-
-function unsafeWords(count: number): Uint32Array {
-  const bytes = Buffer.allocUnsafe(4 * count);
-  return bytes.byteOffset & 3 ? new Uint32Array(count) : new Uint32Array(bytes.buffer, bytes.byteOffset, count);
+  const code = kernels().encodeGaps(indices);
+  return Buffer.from(code.buffer, code.byteOffset, code.length);
 }
 
 export function decodeIndices(value: unknown, count: number, below: number, what: string): Uint32Array {
-  // Not zeroed first: every element is written before it is returned.
-  const out = unsafeWords(count);
-  decodeIndicesInRuns(value, count, below, what, out, () => {});
-  return out;
-}
-
-/**
- * `decodeIndices` a run at a time: fills `run` (its length a multiple of 32) with the next indices
- * and hands it (or, last, the part filled) to `use` with the number of the run's first click, so
- * that a frame's millions of indices never sit in memory at once. Checks as `decodeIndices`; on
- * malformed input it throws, after some runs may have been handed on.
- */
-export function decodeIndicesInRuns(
-  value: unknown,
-  count: number,
-  below: number,
-  what: string,
-  run: Uint32Array,
-  use: (indices: Uint32Array, first: number) => void,
-): void {
   const bytes = bytesOf(value, what);
-  if (bytes.length & 1) throw badRequest(`${what} is truncated or malformed`);
-  // An odd offset into the message body cannot be viewed as u16, and a big-endian machine reads
-  // the wire's order swapped: then a copy (one memcpy, and the swap).
-  const aligned = LITTLE_ENDIAN ? (bytes.byteOffset & 1 ? Buffer.from(bytes) : bytes) : Buffer.from(bytes).swap16();
-  const u16 = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length >>> 1);
-  const end = u16.length;
-  let at = 0;
-  let prev = -1;
-  for (let first = 0; first < count; first += run.length) {
-    const n = Math.min(run.length, count - first);
-    for (let i = 0; i < n; i++) {
-      if (at >= end) throw badRequest(`${what} is truncated or malformed`);
-      let gap = u16[at++]!;
-      if (gap === ESCAPE) {
-        if (at + 2 > end) throw badRequest(`${what} is truncated or malformed`);
-        gap = u16[at]! + u16[at + 1]! * 65536;
-        at += 2;
-      }
-      prev += gap + 1;
-      run[i] = prev;
-    }
-    // Increasing by construction: only the last can lie outside the frame.
-    if (prev >= below) throw badRequest(`${what} names a pulse outside the frame`);
-    use(n === run.length ? run : run.subarray(0, n), first);
+  const out = new Uint32Array(count);
+  switch (kernels().decodeGaps(bytes, count, below, out)) {
+    case GapError.None:
+      return out;
+    case GapError.Outside:
+      throw badRequest(`${what} names a pulse outside the frame`);
+    case GapError.Trailing:
+      throw badRequest(`${what} has trailing bytes`);
+    default:
+      throw badRequest(`${what} is truncated or malformed`);
   }
-  if (at !== end) throw badRequest(`${what} has trailing bytes`);
 }
