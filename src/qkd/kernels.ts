@@ -4,7 +4,9 @@ import { createRequire } from 'node:module';
  * The post-processing kernels written in C (`src/qkd/native/`, built by `npm ci` through
  * node-gyp into `build/Release/`): the steps whose cost is memory traffic and big-number
  * arithmetic, where V8 is several times slower. Loaded on first use, so that code which never
- * runs the QKD link does not need the build.
+ * runs the QKD link does not need the build. Loading them also keeps glibc's malloc from handing
+ * large freed blocks back to the kernel (`src/qkd/native/wipe.c`): a frame's megabyte arrays are
+ * then reused instead of faulting in afresh, page by page, every frame.
  */
 interface Kernels {
   amplify(x: Uint32Array, n: number, a: Uint8Array, b: Uint8Array, outBits: number): Uint32Array;

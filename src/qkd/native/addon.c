@@ -159,7 +159,7 @@ static napi_value choices(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  qks_wipe_gmp_scratch();
+  qks_process_setup();
   static const struct {
     const char *name;
     napi_callback fn;

@@ -12,44 +12,80 @@
 
 #define ESCAPE 0xffffu
 
+/*
+ * Both directions go 16 clicks at a time: a block with no escaped gap (nearly all of them at
+ * typical click rates) is one vectorised loop; the others go click by click.
+ */
+#define BLOCK 16
+
 size_t qks_gaps_size(const uint32_t *indices, size_t count) {
-  size_t units = count;
+  size_t escaped = 0;
   uint32_t prev = (uint32_t)-1;
   for (size_t i = 0; i < count; i++) {
-    units += 2 * ((uint32_t)(indices[i] - prev - 1) >= ESCAPE);
+    escaped += indices[i] - prev - 1 >= ESCAPE;
     prev = indices[i];
   }
-  return 2 * units;
+  return 2 * (count + 2 * escaped);
 }
 
-void qks_gaps_encode(const uint32_t *indices, size_t count, uint8_t *out) {
+static inline uint8_t *put_gap(uint8_t *out, uint32_t gap) {
+  if (gap < ESCAPE) {
+    const uint16_t u = (uint16_t)gap;
+    memcpy(out, &u, 2);
+    return out + 2;
+  }
+  const uint16_t u[3] = {ESCAPE, (uint16_t)gap, (uint16_t)(gap >> 16)};
+  memcpy(out, u, 6);
+  return out + 6;
+}
+
+QKS_VECTOR void qks_gaps_encode(const uint32_t *indices, size_t count, uint8_t *out) {
   uint32_t prev = (uint32_t)-1;
-  for (size_t i = 0; i < count; i++) {
-    const uint32_t gap = indices[i] - prev - 1;
-    prev = indices[i];
-    if (gap < ESCAPE) {
-      const uint16_t u = (uint16_t)gap;
-      memcpy(out, &u, 2);
-      out += 2;
-    } else {
-      const uint16_t u[3] = {ESCAPE, (uint16_t)gap, (uint16_t)(gap >> 16)};
-      memcpy(out, u, 6);
-      out += 6;
+  size_t i = 0;
+  for (; i + BLOCK <= count; i += BLOCK) {
+    uint32_t gaps[BLOCK], wide = 0;
+    gaps[0] = indices[i] - prev - 1;
+    for (unsigned k = 1; k < BLOCK; k++) gaps[k] = indices[i + k] - indices[i + k - 1] - 1;
+    for (unsigned k = 0; k < BLOCK; k++) wide |= gaps[k] >= ESCAPE;
+    prev = indices[i + BLOCK - 1];
+    if (wide) {
+      for (unsigned k = 0; k < BLOCK; k++) out = put_gap(out, gaps[k]);
+      continue;
     }
+    uint16_t narrow[BLOCK];
+    for (unsigned k = 0; k < BLOCK; k++) narrow[k] = (uint16_t)gaps[k];
+    memcpy(out, narrow, sizeof narrow);
+    out += sizeof narrow;
   }
+  for (; i < count; prev = indices[i++]) out = put_gap(out, indices[i] - prev - 1);
 }
 
-int qks_gaps_decode(const uint8_t *bytes, size_t length, size_t count, uint64_t below, uint32_t *out) {
+QKS_VECTOR int qks_gaps_decode(const uint8_t *bytes, size_t length, size_t count, uint64_t below, uint32_t *out) {
   if (length & 1) return QKS_MALFORMED;
   const size_t end = length / 2;
   size_t at = 0;
   uint64_t prev = (uint64_t)-1; /* index −1, so that the first gap counts from 0 */
-  for (size_t i = 0; i < count; i++) {
+  for (size_t i = 0; i < count;) {
+    uint16_t u[BLOCK];
+    unsigned escaped = 1;
+    if (i + BLOCK <= count && at + BLOCK <= end) {
+      memcpy(u, bytes + 2 * at, sizeof u);
+      escaped = 0;
+      for (unsigned k = 0; k < BLOCK; k++) escaped |= u[k] == ESCAPE;
+    }
+    if (!escaped) {
+      /* Increasing: only the block's last index need be checked. */
+      for (unsigned k = 0; k < BLOCK; k++) out[i + k] = (uint32_t)(prev += (uint64_t)u[k] + 1);
+      if (prev >= below) return QKS_OUTSIDE;
+      i += BLOCK;
+      at += BLOCK;
+      continue;
+    }
     if (at >= end) return QKS_MALFORMED;
-    uint16_t u;
-    memcpy(&u, bytes + 2 * at++, 2);
-    uint64_t gap = u;
-    if (u == ESCAPE) {
+    uint16_t gap16;
+    memcpy(&gap16, bytes + 2 * at++, 2);
+    uint64_t gap = gap16;
+    if (gap16 == ESCAPE) {
       if (at + 2 > end) return QKS_MALFORMED;
       uint16_t v[2];
       memcpy(v, bytes + 2 * at, 4);
@@ -59,37 +95,61 @@ int qks_gaps_decode(const uint8_t *bytes, size_t length, size_t count, uint64_t 
     }
     prev += gap + 1;
     if (prev >= below) return QKS_OUTSIDE;
-    out[i] = (uint32_t)prev;
+    out[i++] = (uint32_t)prev;
   }
   return at == end ? QKS_OK : QKS_TRAILING;
 }
 
-void qks_choices(const struct qks_choice_hash *h, const uint32_t *indices, size_t m, uint32_t *bases,
+/* Transmitter.packed's hash of one pulse, from the frame's first half. */
+static inline uint32_t pulse_hash(uint32_t first_half, uint32_t index) {
+  uint32_t x = first_half ^ ((index + 0x7f4a7c15u) * 0x85ebca77u);
+  x ^= x >> 16;
+  x *= 0x85ebca6bu;
+  x ^= x >> 13;
+  x *= 0xc2b2ae35u;
+  return x ^ (x >> 16);
+}
+
+/* Bit i of the result is bit `flag` of byte i of v: eight flags gathered by one multiplication. */
+static inline uint32_t gather8(uint64_t v, unsigned flag) {
+  return (uint32_t)((((v >> flag) & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56);
+}
+
+/*
+ * Up to 32 clicks into one word of each string: a byte of flags per click (bit, basis, decoy,
+ * vacuum), which vectorises, then each flag of eight bytes gathered at once.
+ */
+static void choice_word(const struct qks_choice_hash *h, const uint32_t *indices, unsigned count, uint32_t *out) {
+  uint8_t flags[32] = {0};
+  for (unsigned k = 0; k < count; k++) {
+    const uint32_t x = pulse_hash(h->first_half, indices[k]), u = x >> 8;
+    const uint32_t is_signal = u < h->signal_below, not_vacuum = u < h->decoy_below;
+    flags[k] = (uint8_t)((x & 3) | (not_vacuum ^ is_signal) << 2 | (not_vacuum ^ 1) << 3);
+  }
+  uint32_t words[4] = {0};
+  for (unsigned g = 0; g < 4; g++) {
+    uint64_t v;
+    memcpy(&v, flags + 8 * g, 8);
+    for (unsigned f = 0; f < 4; f++) words[f] |= gather8(v, f) << (8 * g);
+  }
+  out[0] = words[1]; /* bases: flag 1 */
+  out[1] = words[0]; /* bits: flag 0 */
+  out[2] = words[2];
+  out[3] = words[3];
+}
+
+QKS_VECTOR void qks_choices(const struct qks_choice_hash *h, const uint32_t *indices, size_t m, uint32_t *bases,
                  uint32_t *bits, uint32_t *decoys, uint32_t *vacuums, uint64_t counts[3]) {
   uint64_t n_decoy = 0, n_vacuum = 0;
-  for (size_t j = 0, w = 0; j < m; w++) {
-    const size_t end = m - j < 32 ? m : j + 32;
-    uint32_t basis_word = 0, bit_word = 0, decoy_word = 0, vacuum_word = 0;
-    for (unsigned k = 0; j < end; j++, k++) {
-      uint32_t x = h->first_half ^ ((indices[j] + 0x7f4a7c15u) * 0x85ebca77u);
-      x ^= x >> 16;
-      x *= 0x85ebca6bu;
-      x ^= x >> 13;
-      x *= 0xc2b2ae35u;
-      x ^= x >> 16;
-      const uint32_t u = x >> 8;
-      const uint32_t is_signal = u < h->signal_below, not_vacuum = u < h->decoy_below;
-      bit_word |= (x & 1) << k;
-      basis_word |= ((x >> 1) & 1) << k;
-      decoy_word |= (not_vacuum ^ is_signal) << k;
-      vacuum_word |= (not_vacuum ^ 1) << k;
-    }
-    bases[w] = basis_word;
-    bits[w] = bit_word;
-    decoys[w] = decoy_word;
-    vacuums[w] = vacuum_word;
-    n_decoy += (uint64_t)__builtin_popcount(decoy_word);
-    n_vacuum += (uint64_t)__builtin_popcount(vacuum_word);
+  for (size_t j = 0, w = 0; j < m; j += 32, w++) {
+    uint32_t word[4];
+    choice_word(h, indices + j, m - j < 32 ? (unsigned)(m - j) : 32, word);
+    bases[w] = word[0];
+    bits[w] = word[1];
+    decoys[w] = word[2];
+    vacuums[w] = word[3];
+    n_decoy += (uint64_t)__builtin_popcount(word[2]);
+    n_vacuum += (uint64_t)__builtin_popcount(word[3]);
   }
   counts[0] += m - n_decoy - n_vacuum;
   counts[1] += n_decoy;

@@ -4,11 +4,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Loops that vectorise: compiled also for AVX2, chosen when the processor has it (GCC's ifunc). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define QKS_VECTOR __attribute__((target_clones("avx2", "default")))
+#else
+#define QKS_VECTOR
+#endif
+
 /* Wipes and frees a buffer of key material (free(NULL) is a no-op). */
 void qks_wipe_free(void *p, size_t bytes);
 
-/* Makes GMP wipe its scratch space before freeing it (once per process; every thread shares it). */
-void qks_wipe_gmp_scratch(void);
+/*
+ * Once per process (every thread shares it): GMP wipes its scratch space before freeing it, and
+ * malloc keeps large freed blocks for reuse (wipe.c says why).
+ */
+void qks_process_setup(void);
 
 /*
  * Privacy amplification of the n-bit key x under seeds a, b (each ⌈(n + ℓ − 1)/8⌉ bytes, little
