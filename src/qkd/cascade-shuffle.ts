@@ -1,4 +1,5 @@
 import { wordsFor, type Bits } from './bits.js';
+import { kernels } from './kernels.js';
 import { Prng } from './prng.js';
 
 /**
@@ -33,35 +34,18 @@ export const validShuffle = (s: Shuffle): boolean =>
   Array.isArray(s.seed) && s.seed.length === 4 && s.seed.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32);
 
 /**
- * A random permutation of [0, size): Fisher–Yates with multiply-shift draws from xorshift128,
- * inline (each draw biased by at most size/2^32, under 2^-11: harmless for a shuffle, which needs
- * no secrecy, and a view's whole cost is a few passes like this one).
+ * A random permutation of [0, size): Fisher–Yates with multiply-shift draws from xorshift128
+ * seeded from `rng` (each draw biased by at most size/2^32, under 2^-11: harmless for a shuffle,
+ * which needs no secrecy). A C kernel, like the views: a frame has 18 of each.
  */
-function permutation(size: number, rng: Prng): Int32Array {
-  let [x, y, z, w] = [rng.u32() | 1, rng.u32(), rng.u32(), rng.u32()];
-  const out = new Int32Array(size);
-  for (let i = 0; i < size; i++) out[i] = i;
-  for (let i = size - 1; i > 0; i--) {
-    const t = x ^ (x << 11);
-    x = y;
-    y = z;
-    z = w;
-    w = w ^ (w >>> 19) ^ t ^ (t >>> 8);
-    const j = Math.floor((w >>> 0) * (i + 1) * 2.3283064365386963e-10);
-    const v = out[i]!;
-    out[i] = out[j]!;
-    out[j] = v;
-  }
-  return out;
-}
+const permutation = (size: number, rng: Prng): Int32Array =>
+  kernels().permutation(size, Uint32Array.of(rng.u32(), rng.u32(), rng.u32(), rng.u32()));
 
 function inverse(p: Int32Array): Int32Array {
   const out = new Int32Array(p.length);
   for (let i = 0; i < p.length; i++) out[p[i]!] = i;
   return out;
 }
-
-const rotl = (x: number, k: number) => (x << k) | (x >>> (32 - k));
 
 /** A pass's order: its view of a key, and positions between the two (both ways). */
 export class PassOrder {
@@ -126,38 +110,6 @@ export class PassOrder {
       out[words - 1]! &= tail;
       return out;
     }
-    const out = new Uint32Array(rows.length);
-    const tile = new Int32Array(32);
-    for (let t = 0; t < rows.length; t += 32) {
-      for (let r = 0; r < 32; r++) {
-        const w = rows[t + r]!;
-        const word = w < words - 1 ? key[w]! : w === words - 1 ? key[w]! & tail : 0;
-        tile[r] = rotl(word, PassOrder.#turn(t + r, this.#rowKey));
-      }
-      transpose32(tile);
-      for (let j = 0; j < 32; j++) out[columns[t + j]!] = rotl(tile[j]!, PassOrder.#turn(t + j, this.#columnKey));
-    }
-    tile.fill(0);
-    return out;
-  }
-}
-
-/** Transposes 32 × 32 bits in place: bit j of word r trades places with bit r of word j. */
-export function transpose32(m: Int32Array): void {
-  // Swap the off-diagonal halves, then quarters within each half, …, down to single bits.
-  transposeStep(m, 16, 0x0000ffff);
-  transposeStep(m, 8, 0x00ff00ff);
-  transposeStep(m, 4, 0x0f0f0f0f);
-  transposeStep(m, 2, 0x33333333);
-  transposeStep(m, 1, 0x55555555);
-}
-
-function transposeStep(m: Int32Array, j: number, mask: number): void {
-  for (let k = 0; k < 32; k = ((k | j) + 1) & ~j) {
-    const x = m[k]!;
-    const y = m[k + j]!;
-    const t = ((x >>> j) ^ y) & mask;
-    m[k] = x ^ (t << j);
-    m[k + j] = y ^ t;
+    return kernels().view(key, n, rows, columns, this.#rowKey >>> 0, this.#columnKey >>> 0);
   }
 }

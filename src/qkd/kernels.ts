@@ -25,6 +25,16 @@ interface Kernels {
     decoys: Uint32Array,
     vacuums: Uint32Array,
   ): [number, number, number];
+  /** cascade-shuffle.ts's word permutations and views. */
+  permutation(size: number, seed: Uint32Array): Int32Array;
+  view(
+    key: Uint32Array,
+    n: number,
+    rows: Int32Array,
+    columns: Int32Array,
+    rowKey: number,
+    columnKey: number,
+  ): Uint32Array;
 }
 
 /** What `decodeGaps` found wrong (kernels.h). */

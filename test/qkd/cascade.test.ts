@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { flipBit, getBit, hammingDistance, newBits, type Bits } from '../../src/qkd/bits.js';
 import { CascadeCorrector, CascadeResponder, responderViews } from '../../src/qkd/cascade.js';
 import { blockSizes, planPasses, type CascadeVariant } from '../../src/qkd/cascade-plan.js';
-import { paddedLength, PassOrder, transpose32 } from '../../src/qkd/cascade-shuffle.js';
+import { paddedLength, PassOrder } from '../../src/qkd/cascade-shuffle.js';
 import { h2 } from '../../src/qkd/decoy.js';
 import { Prng } from '../../src/qkd/prng.js';
 
@@ -55,16 +55,6 @@ describe('Cascade', () => {
       }),
       { numRuns: 60 },
     );
-  });
-
-  it('a 32 × 32 transpose moves bit j of word r to bit r of word j', () => {
-    const rng = new Prng([5, 6, 7, 8]);
-    const m = Int32Array.from({ length: 32 }, () => rng.u32() | 0);
-    const t = m.slice();
-    transpose32(t);
-    for (let r = 0; r < 32; r++) for (let j = 0; j < 32; j++) assert.equal((t[j]! >>> r) & 1, (m[r]! >>> j) & 1);
-    transpose32(t);
-    assert.deepEqual(t, m, 'twice is the identity');
   });
 
   it('a shuffle is a permutation of the padded key, its two maps inverse to each other', () => {

@@ -1,40 +1,50 @@
 /*
- * The Node-API binding of the kernels: arguments checked here are the memory-safety ones (a
- * buffer long enough for the lengths given); kernels.ts checks the rest before calling.
+ * The Node-API binding of the kernels. The checks here are the memory-safety ones (arrays of the
+ * right type, long enough for the lengths given); kernels.ts's callers check the rest.
  */
 #include <node_api.h>
 #include <stdio.h>
 #include "kernels.h"
 
-#define CALL(env, call)                                                  \
-  do {                                                                   \
-    if ((call) != napi_ok) {                                             \
-      napi_throw_error((env), "ERR_QKS_NATIVE", "Node-API call failed"); \
-      return NULL;                                                       \
-    }                                                                    \
-  } while (0)
+static void *fail(napi_env env, const char *what) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_type_error(env, "ERR_QKS_NATIVE", what);
+  return NULL;
+}
 
-/* The bytes of a typed array argument, at least `need` of them. */
-static uint8_t *bytes_arg(napi_env env, napi_value value, size_t need, const char *what) {
-  bool is;
-  napi_typedarray_type type;
-  size_t length, offset;
+#define CALL(call) \
+  if ((call) != napi_ok) return fail(env, "Node-API call failed")
+
+#define ARGS(n)                                                  \
+  size_t argc = (n);                                             \
+  napi_value argv[(n)];                                          \
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));    \
+  if (argc < (n)) return fail(env, "too few arguments")
+
+/*
+ * The memory of a typed array argument of `type` (Uint8Array also takes a Buffer) holding at
+ * least `need` elements; its length in *length when asked.
+ */
+static void *typed(napi_env env, napi_value value, napi_typedarray_type type, size_t need, size_t *length,
+                   const char *what) {
+  static uint8_t none; /* an empty view may have no memory */
+  bool is = false;
+  napi_typedarray_type actual;
+  size_t count, offset;
   void *data;
   napi_value buffer;
   if (napi_is_typedarray(env, value, &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, value, &type, &length, &data, &buffer, &offset) != napi_ok) {
-    napi_throw_type_error(env, "ERR_QKS_NATIVE", what);
-    return NULL;
-  }
-  size_t size = type == napi_uint32_array ? 4 : type == napi_uint8_array ? 1 : 0;
-  if (size == 0 || length * size < need) {
-    char message[128];
-    snprintf(message, sizeof message, "%s: a Uint8Array or Uint32Array of at least %zu bytes", what, need);
+      napi_get_typedarray_info(env, value, &actual, &count, &data, &buffer, &offset) != napi_ok || actual != type)
+    return fail(env, what);
+  if (count < need) {
+    char message[160];
+    snprintf(message, sizeof message, "%s: at least %zu elements", what, need);
     napi_throw_range_error(env, "ERR_QKS_NATIVE", message);
     return NULL;
   }
-  static uint8_t none;
-  return data ? data : &none; /* an empty view may have no memory */
+  if (length) *length = count;
+  return data ? data : &none;
 }
 
 static size_t size_arg(napi_env env, napi_value value) {
@@ -43,27 +53,24 @@ static size_t size_arg(napi_env env, napi_value value) {
   return v < 0 ? 0 : (size_t)v;
 }
 
-/* A new Uint32Array of `words` words (zeroed), and its memory. */
-static napi_value new_words(napi_env env, size_t words, uint32_t **data) {
-  napi_value buffer, array;
-  if (napi_create_arraybuffer(env, words * 4, (void **)data, &buffer) != napi_ok ||
-      napi_create_typedarray(env, napi_uint32_array, words, buffer, 0, &array) != napi_ok)
-    return NULL;
-  return array;
+static uint32_t u32_arg(napi_env env, napi_value value) {
+  uint32_t v = 0;
+  napi_get_value_uint32(env, value, &v);
+  return v;
 }
-
-#define ARGS(n)                                                    \
-  size_t argc = (n);                                               \
-  napi_value argv[(n)];                                            \
-  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL)); \
-  if (argc < (n)) {                                                \
-    napi_throw_type_error(env, "ERR_QKS_NATIVE", "too few arguments"); \
-    return NULL;                                                   \
-  }
 
 static napi_value number(napi_env env, double v) {
   napi_value out;
   return napi_create_double(env, v, &out) == napi_ok ? out : NULL;
+}
+
+/* A new typed array of `count` elements of `size` bytes (zeroed), and its memory. */
+static napi_value new_array(napi_env env, napi_typedarray_type type, size_t size, size_t count, void **data) {
+  napi_value buffer, array;
+  if (napi_create_arraybuffer(env, count * size, data, &buffer) != napi_ok ||
+      napi_create_typedarray(env, type, count, buffer, 0, &array) != napi_ok)
+    return fail(env, "out of memory");
+  return array;
 }
 
 /* amplify(x, n, a, b, outBits): Uint32Array of outBits bits. */
@@ -75,17 +82,12 @@ static napi_value amplify(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const size_t seed_bytes = (n + out_bits - 1 + 7) / 8;
-  const uint8_t *x = bytes_arg(env, argv[0], (n + 7) / 8, "amplify: key");
-  const uint8_t *a = x ? bytes_arg(env, argv[2], seed_bytes, "amplify: seed a") : NULL;
-  const uint8_t *b = a ? bytes_arg(env, argv[3], seed_bytes, "amplify: seed b") : NULL;
-  if (!b) return NULL;
+  const uint32_t *x = typed(env, argv[0], napi_uint32_array, (n + 31) / 32, NULL, "amplify: key (Uint32Array)");
+  const uint8_t *a = x ? typed(env, argv[2], napi_uint8_array, seed_bytes, NULL, "amplify: seed a (Uint8Array)") : NULL;
+  const uint8_t *b = a ? typed(env, argv[3], napi_uint8_array, seed_bytes, NULL, "amplify: seed b (Uint8Array)") : NULL;
   uint32_t *out;
-  napi_value result = new_words(env, (out_bits + 31) / 32, &out);
-  if (!result) return NULL;
-  if (!qks_amplify(x, n, a, b, out_bits, out)) {
-    napi_throw_error(env, "ERR_QKS_NATIVE", "amplify: out of memory");
-    return NULL;
-  }
+  napi_value result = b ? new_array(env, napi_uint32_array, 4, (out_bits + 31) / 32, (void **)&out) : NULL;
+  if (result && !qks_amplify((const uint8_t *)x, n, a, b, out_bits, out)) return fail(env, "amplify: out of memory");
   return result;
 }
 
@@ -93,69 +95,74 @@ static napi_value amplify(napi_env env, napi_callback_info info) {
 static napi_value encode_gaps(napi_env env, napi_callback_info info) {
   ARGS(1);
   size_t count;
-  napi_typedarray_type type;
-  void *data;
-  napi_value buffer, array;
-  size_t offset;
-  if (napi_get_typedarray_info(env, argv[0], &type, &count, &data, &buffer, &offset) != napi_ok ||
-      type != napi_uint32_array) {
-    napi_throw_type_error(env, "ERR_QKS_NATIVE", "encodeGaps: a Uint32Array");
-    return NULL;
-  }
-  const size_t size = qks_gaps_size(data, count);
+  const uint32_t *indices = typed(env, argv[0], napi_uint32_array, 0, &count, "encodeGaps: indices (Uint32Array)");
+  if (!indices) return NULL;
+  const size_t size = qks_gaps_size(indices, count);
   uint8_t *out;
-  CALL(env, napi_create_arraybuffer(env, size, (void **)&out, &buffer));
-  CALL(env, napi_create_typedarray(env, napi_uint8_array, size, buffer, 0, &array));
-  qks_gaps_encode(data, count, out);
-  return array;
+  napi_value result = new_array(env, napi_uint8_array, 1, size, (void **)&out);
+  if (result) qks_gaps_encode(indices, count, out);
+  return result;
 }
 
 /* decodeGaps(bytes, count, below, out: Uint32Array): 0, or what is wrong (kernels.h). */
 static napi_value decode_gaps(napi_env env, napi_callback_info info) {
   ARGS(4);
-  napi_typedarray_type type;
-  size_t length, offset;
-  void *data;
-  napi_value buffer;
-  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, &buffer, &offset) != napi_ok ||
-      type != napi_uint8_array) {
-    napi_throw_type_error(env, "ERR_QKS_NATIVE", "decodeGaps: a Uint8Array");
-    return NULL;
-  }
+  size_t length;
+  const uint8_t *bytes = typed(env, argv[0], napi_uint8_array, 0, &length, "decodeGaps: code (Uint8Array)");
   const size_t count = size_arg(env, argv[1]);
-  double below;
-  CALL(env, napi_get_value_double(env, argv[2], &below));
-  uint32_t *out = (uint32_t *)bytes_arg(env, argv[3], 4 * count, "decodeGaps: out");
-  if (!out) return NULL;
-  return number(env, qks_gaps_decode(data ? data : (void *)"", length, count, (uint64_t)below, out));
+  double below = 0;
+  napi_get_value_double(env, argv[2], &below);
+  uint32_t *out = bytes ? typed(env, argv[3], napi_uint32_array, count, NULL, "decodeGaps: out (Uint32Array)") : NULL;
+  return out ? number(env, qks_gaps_decode(bytes, length, count, (uint64_t)below, out)) : NULL;
 }
 
 /* choices(firstHalf, signalBelow, decoyBelow, indices, bases, bits, decoys, vacuums): [signal, decoy, vacuum]. */
 static napi_value choices(napi_env env, napi_callback_info info) {
   ARGS(8);
-  struct qks_choice_hash h;
-  CALL(env, napi_get_value_uint32(env, argv[0], &h.first_half));
-  CALL(env, napi_get_value_uint32(env, argv[1], &h.signal_below));
-  CALL(env, napi_get_value_uint32(env, argv[2], &h.decoy_below));
-  napi_typedarray_type type;
-  size_t m, offset;
-  void *indices;
-  napi_value buffer;
-  if (napi_get_typedarray_info(env, argv[3], &type, &m, &indices, &buffer, &offset) != napi_ok ||
-      type != napi_uint32_array) {
-    napi_throw_type_error(env, "ERR_QKS_NATIVE", "choices: indices in a Uint32Array");
-    return NULL;
-  }
+  const struct qks_choice_hash h = {u32_arg(env, argv[0]), u32_arg(env, argv[1]), u32_arg(env, argv[2])};
+  size_t m;
+  const uint32_t *indices = typed(env, argv[3], napi_uint32_array, 0, &m, "choices: indices (Uint32Array)");
+  if (!indices) return NULL;
   uint32_t *strings[4];
   for (int i = 0; i < 4; i++)
-    if (!(strings[i] = (uint32_t *)bytes_arg(env, argv[4 + i], 4 * ((m + 31) / 32), "choices: bit string")))
+    if (!(strings[i] = typed(env, argv[4 + i], napi_uint32_array, (m + 31) / 32, NULL, "choices: bit string")))
       return NULL;
   uint64_t counts[3] = {0, 0, 0};
   qks_choices(&h, indices, m, strings[0], strings[1], strings[2], strings[3], counts);
   napi_value out;
-  CALL(env, napi_create_array_with_length(env, 3, &out));
-  for (uint32_t i = 0; i < 3; i++) CALL(env, napi_set_element(env, out, i, number(env, (double)counts[i])));
+  CALL(napi_create_array_with_length(env, 3, &out));
+  for (uint32_t i = 0; i < 3; i++) CALL(napi_set_element(env, out, i, number(env, (double)counts[i])));
   return out;
+}
+
+/* permutation(size, seed: Uint32Array of 4): Int32Array. */
+static napi_value permutation(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  const size_t size = size_arg(env, argv[0]);
+  const uint32_t *seed = typed(env, argv[1], napi_uint32_array, 4, NULL, "permutation: seed (Uint32Array)");
+  int32_t *out;
+  napi_value result = seed ? new_array(env, napi_int32_array, 4, size, (void **)&out) : NULL;
+  if (result) qks_permutation(out, size, seed);
+  return result;
+}
+
+/* view(key, n, rows, columns, rowKey, columnKey): Uint32Array of rows.length words. */
+static napi_value view(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  const size_t n = size_arg(env, argv[1]);
+  size_t words, column_words;
+  const uint32_t *key = typed(env, argv[0], napi_uint32_array, (n + 31) / 32, NULL, "view: key (Uint32Array)");
+  const int32_t *rows = key ? typed(env, argv[2], napi_int32_array, 0, &words, "view: rows (Int32Array)") : NULL;
+  const int32_t *columns =
+      rows ? typed(env, argv[3], napi_int32_array, words, &column_words, "view: columns (Int32Array)") : NULL;
+  if (!columns) return NULL;
+  if (words % 32 || column_words != words) return fail(env, "view: rows and columns of whole tiles, alike");
+  for (size_t i = 0; i < words; i++)
+    if ((uint32_t)rows[i] >= words || (uint32_t)columns[i] >= words) return fail(env, "view: not permutations");
+  uint32_t *out;
+  napi_value result = new_array(env, napi_uint32_array, 4, words, (void **)&out);
+  if (result) qks_view(key, n, rows, columns, words, u32_arg(env, argv[4]), u32_arg(env, argv[5]), out);
+  return result;
 }
 
 NAPI_MODULE_INIT() {
@@ -163,7 +170,10 @@ NAPI_MODULE_INIT() {
   static const struct {
     const char *name;
     napi_callback fn;
-  } table[] = {{"amplify", amplify}, {"encodeGaps", encode_gaps}, {"decodeGaps", decode_gaps}, {"choices", choices}};
+  } table[] = {
+      {"amplify", amplify},         {"encodeGaps", encode_gaps}, {"decodeGaps", decode_gaps},
+      {"choices", choices},         {"permutation", permutation}, {"view", view},
+  };
   for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
     napi_value fn;
     if (napi_create_function(env, table[i].name, NAPI_AUTO_LENGTH, table[i].fn, NULL, &fn) != napi_ok ||

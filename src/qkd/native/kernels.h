@@ -9,6 +9,16 @@
 #define QKS_VECTOR __attribute__((target_clones("avx2", "default")))
 #else
 #define QKS_VECTOR
+/* A random permutation of [0, size): Fisher–Yates on xorshift128 from seed (cascade-shuffle.ts). */
+void qks_permutation(int32_t *out, size_t size, const uint32_t seed[4]);
+
+/*
+ * A shuffled pass's view of the n-bit key: `words` words (a multiple of 32; rows and columns are
+ * permutations of [0, words), checked by the caller) into out.
+ */
+void qks_view(const uint32_t *key, size_t n, const int32_t *rows, const int32_t *columns, size_t words,
+              uint32_t row_key, uint32_t column_key, uint32_t *out);
+
 #endif
 
 /* Wipes and frees a buffer of key material (free(NULL) is a no-op). */
@@ -44,5 +54,15 @@ struct qks_choice_hash {
 /* Alice's choices for m clicks, 32 to a word from word 0 of each string; counts per class added. */
 void qks_choices(const struct qks_choice_hash *h, const uint32_t *indices, size_t m, uint32_t *bases,
                  uint32_t *bits, uint32_t *decoys, uint32_t *vacuums, uint64_t counts[3]);
+
+/* A random permutation of [0, size): Fisher–Yates on xorshift128 from seed (cascade-shuffle.ts). */
+void qks_permutation(int32_t *out, size_t size, const uint32_t seed[4]);
+
+/*
+ * A shuffled pass's view of the n-bit key: `words` words (a multiple of 32; rows and columns are
+ * permutations of [0, words), checked by the caller) into out.
+ */
+void qks_view(const uint32_t *key, size_t n, const int32_t *rows, const int32_t *columns, size_t words,
+              uint32_t row_key, uint32_t column_key, uint32_t *out);
 
 #endif
