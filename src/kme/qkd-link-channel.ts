@@ -1,6 +1,6 @@
 import { QksError } from '../domain/errors.js';
 import type { QkdLink } from '../sources/qkd-link.js';
-import { decodeEnvelope, encodeEnvelope, envelopeChannel } from '../sources/qkd/envelope.js';
+import { decodeEnvelope, envelopeChannel, envelopeParts } from '../sources/qkd/envelope.js';
 import type { LinkChannel } from '../sources/qkd/leader.js';
 import { QKD_OPS } from '../sources/qkd/wire.js';
 import type { StreamHandler } from './peer-stream/connection.js';
@@ -30,7 +30,7 @@ export function qkdLinkHandlers(opts: QkdLinkChannelOptions): Map<string, Stream
       if (!end || opts.leaderOf(linkId as string) !== peerKme) {
         throw new QksError('BAD_REQUEST', `no QKD link led by ${peerKme} ends here`);
       }
-      return encodeEnvelope(await end.handle(op, body));
+      return envelopeParts(await end.handle(op, body));
     });
   }
   return handlers;

@@ -32,7 +32,7 @@ export function qkdPair(
     channel: envelopeChannel(async (op, body) => {
       // A turn of the event loop per message, as a socket would take: timers keep running.
       await new Promise((resolve) => setImmediate(resolve));
-      return encodeEnvelope(await follower.handle(op, decodeEnvelope(body)));
+      return encodeEnvelope(await follower.handle(op, decodeEnvelope(Buffer.concat(body))));
     }),
     ...over,
   });

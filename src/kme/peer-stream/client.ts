@@ -3,7 +3,7 @@ import { checkServerIdentity, connect, type PeerCertificate, type TLSSocket } fr
 import type { Logger } from 'pino';
 import { entityFromAltNames } from '../../auth/tls-identity.js';
 import { QksError } from '../../domain/errors.js';
-import { StreamConnection } from './connection.js';
+import { StreamConnection, type Payload } from './connection.js';
 import { STREAM_PATH, STREAM_PROTOCOL } from './server.js';
 
 export interface PeerStreamClientOptions {
@@ -37,7 +37,7 @@ export class PeerStreamClient {
     this.#drop();
   }
 
-  async request(channel: string, payload: Uint8Array, timeoutMs = this.#opts.timeoutMs ?? 5000): Promise<Buffer> {
+  async request(channel: string, payload: Payload, timeoutMs = this.#opts.timeoutMs ?? 5000): Promise<Buffer> {
     const conn = await this.#connection();
     return conn.request(channel, payload, timeoutMs);
   }
@@ -158,7 +158,7 @@ export class PeerStreams {
     else this.#clients.set(kmeId, new PeerStreamClient({ ...this.#base, kmeId, url }));
   }
 
-  request(kmeId: string, channel: string, payload: Uint8Array, timeoutMs?: number): Promise<Buffer> {
+  request(kmeId: string, channel: string, payload: Payload, timeoutMs?: number): Promise<Buffer> {
     const client = this.#clients.get(kmeId);
     if (!client)
       return Promise.reject(new QksError('PEER_KME_UNAVAILABLE', `no address configured for peer KME ${kmeId}`));

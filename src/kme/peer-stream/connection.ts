@@ -14,7 +14,10 @@ import {
 } from './frames.js';
 
 /** Answers one request of a channel; a QksError's code and message go back to the caller. */
-export type StreamHandler = (payload: Buffer, peerKme: string) => Promise<Uint8Array> | Uint8Array;
+/** A frame's payload: one piece, or pieces written one after the other (never copied together). */
+export type Payload = Uint8Array | readonly Uint8Array[];
+
+export type StreamHandler = (payload: Buffer, peerKme: string) => Promise<Payload> | Payload;
 
 export interface ConnectionOptions {
   /** The authenticated KME at the other end. */
@@ -83,7 +86,7 @@ export class StreamConnection {
   }
 
   /** Sends a request on `channel`; resolves with the answer's payload. */
-  async request(channel: string, payload: Uint8Array, timeoutMs: number): Promise<Buffer> {
+  async request(channel: string, payload: Payload, timeoutMs: number): Promise<Buffer> {
     if (!CHANNEL_NAME.test(channel)) throw new TypeError(`bad channel name ${channel}`);
     if (this.#closed) throw this.#unavailable(this.#closeReason);
     const id = this.#nextId;
@@ -139,13 +142,21 @@ export class StreamConnection {
     while (this.#socket.writableNeedDrain && !this.#closed) await this.#drain();
   }
 
-  #write(kind: FrameKind, id: number, channel: string, payload: Uint8Array): void {
+  #write(kind: FrameKind, id: number, channel: string, payload: Payload): void {
     const socket = this.#socket;
     if (this.#closed) return;
+    const parts = payload instanceof Uint8Array ? [payload] : payload;
     // Header and payload in one go, never interleaved with another frame.
     socket.cork();
-    socket.write(frameHeader(kind, id, channel, payload.byteLength));
-    if (payload.byteLength > 0) socket.write(payload);
+    socket.write(
+      frameHeader(
+        kind,
+        id,
+        channel,
+        parts.reduce((sum, p) => sum + p.byteLength, 0),
+      ),
+    );
+    for (const part of parts) if (part.byteLength > 0) socket.write(part);
     socket.uncork();
   }
 
@@ -187,7 +198,7 @@ export class StreamConnection {
     this.#backPressure();
     void (async () => {
       let kind: FrameKind = FRAME_RESPONSE;
-      let out: Uint8Array;
+      let out: Payload;
       try {
         if (!handler) throw new QksError('BAD_REQUEST', `no channel ${frame.channel} on this peer stream`);
         out = await handler(frame.payload, this.peer);

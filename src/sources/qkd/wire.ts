@@ -161,9 +161,16 @@ export function encodeIndices(indices: Uint32Array): Buffer {
   return Buffer.from(code.buffer, code.byteOffset, code.length);
 }
 
-export function decodeIndices(value: unknown, count: number, below: number, what: string): Uint32Array {
+/** The `count` indices, into `out` when given (exactly `count` long). */
+export function decodeIndices(
+  value: unknown,
+  count: number,
+  below: number,
+  what: string,
+  out = new Uint32Array(count),
+): Uint32Array {
   const bytes = bytesOf(value, what);
-  const out = new Uint32Array(count);
+  if (out.length !== count) throw new RangeError('decodeIndices: out must hold count indices');
   switch (kernels().decodeGaps(bytes, count, below, out)) {
     case GapError.None:
       return out;
