@@ -72,6 +72,12 @@ export class PassOrder {
     this.#columnKey = rng.u32() | 1;
   }
 
+  /** What makes the order, for the corrector's kernel (undefined: the key's own order). */
+  get tables(): { rows: Int32Array; columns: Int32Array; rowKey: number; columnKey: number } | undefined {
+    if (!this.#rows || !this.#columns) return undefined;
+    return { rows: this.#rows, columns: this.#columns, rowKey: this.#rowKey >>> 0, columnKey: this.#columnKey >>> 0 };
+  }
+
   /** How far row or column i of the tiles is rotated (0 to 31: a hash of i under the key). */
   static #turn(i: number, key: number): number {
     return Math.imul((i ^ key) + 0x7f4a7c15, 0x9e3779b1) >>> 27;

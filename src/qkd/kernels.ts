@@ -35,6 +35,11 @@ interface Kernels {
     rowKey: number,
     columnKey: number,
   ): Uint32Array;
+  /** Cascade's corrector (cascade.ts wraps it): a handle, freed by correctorFree or when collected. */
+  correctorNew(key: Uint32Array, n: number, specs: Uint32Array, tables: Array<Int32Array | undefined>): unknown;
+  correctorAnswers(corrector: unknown, answers: Uint8Array, out: Uint32Array): number;
+  correctorState(corrector: unknown, counts: Float64Array, key: Uint32Array | undefined): void;
+  correctorFree(corrector: unknown): void;
 }
 
 /** What `decodeGaps` found wrong (kernels.h). */

@@ -11,7 +11,7 @@ import {
   rangeParity,
   setBit,
 } from '../../src/qkd/bits.js';
-import { FixedParities, ParityIndex } from '../../src/qkd/parity-index.js';
+import { FixedParities } from '../../src/qkd/parity-index.js';
 import { Prng } from '../../src/qkd/prng.js';
 import { decodeCrumbs, decodeIndices, encodeCrumbs, encodeIndices } from '../../src/sources/qkd/wire.js';
 import { decodeEnvelope, encodeEnvelope } from '../../src/sources/qkd/envelope.js';
@@ -46,30 +46,6 @@ describe('bit strings', () => {
         const expected = bools.slice(lo, hi).filter(Boolean).length & 1;
         return rangeParity(b, lo, hi) === expected;
       }),
-    );
-  });
-
-  it('parity views, with a tree or without one (short blocks), agree with a scan after flips', () => {
-    fc.assert(
-      fc.property(
-        fc.integer({ min: 1, max: 5000 }),
-        fc.array(fc.tuple(fc.nat(), fc.nat(), fc.nat()), { minLength: 1, maxLength: 40 }),
-        fc.boolean(),
-        (n, ops, withTree) => {
-          const bits = new Prng([n, 5, 6, 7]).bits(n);
-          const reference = bits.slice();
-          const view = new ParityIndex(bits, withTree ? Infinity : 100);
-          for (const [f, x, y] of ops) {
-            const i = f % n;
-            view.flip(i);
-            reference[i >>> 5]! ^= 1 << (i & 31);
-            const lo = x % n;
-            const hi = lo + (y % (n - lo + 1));
-            // Longer ranges than promised still come out right (scanned), only slower.
-            assert.equal(view.range(lo, hi), rangeParity(reference, lo, hi));
-          }
-        },
-      ),
     );
   });
 

@@ -4,6 +4,7 @@
  */
 #include <node_api.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include "kernels.h"
 
 static void *fail(napi_env env, const char *what) {
@@ -165,6 +166,112 @@ static napi_value view(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* A corrector held by JavaScript: freed by corrector.free, or when collected, whichever is first. */
+struct held {
+  struct qks_corrector *c;
+};
+
+static void collected(napi_env env, void *data, void *hint) {
+  struct held *h = data;
+  qks_corrector_free(h->c);
+  free(h);
+}
+
+static struct qks_corrector *held_arg(napi_env env, napi_value value) {
+  struct held *h = NULL;
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external ||
+      napi_get_value_external(env, value, (void **)&h) != napi_ok || !h)
+    return fail(env, "corrector: not a corrector");
+  if (!h->c) return fail(env, "corrector: already freed");
+  return h->c;
+}
+
+/* correctorNew(key, n, specs: Uint32Array of [length, blockSize, rowKey, columnKey] a pass, tables: [rows, columns] a pass). */
+static napi_value corrector_new(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  const size_t n = size_arg(env, argv[1]);
+  size_t spec_words;
+  const uint32_t *key = typed(env, argv[0], napi_uint32_array, (n + 31) / 32, NULL, "correctorNew: key");
+  const uint32_t *spec = key ? typed(env, argv[2], napi_uint32_array, 0, &spec_words, "correctorNew: specs") : NULL;
+  if (!spec) return NULL;
+  const size_t passes = spec_words / 4;
+  if (spec_words % 4 || passes == 0 || passes > 255) return fail(env, "correctorNew: 1 to 255 passes");
+  struct qks_pass specs[255];
+  for (size_t p = 0; p < passes; p++) {
+    const uint32_t *w = spec + 4 * p;
+    specs[p] = (struct qks_pass){w[0], w[1], NULL, NULL, w[2], w[3]};
+    if (w[1] == 0) return fail(env, "correctorNew: block sizes of at least 1");
+    napi_value rows, columns;
+    napi_valuetype type;
+    CALL(napi_get_element(env, argv[3], (uint32_t)(2 * p), &rows));
+    CALL(napi_get_element(env, argv[3], (uint32_t)(2 * p + 1), &columns));
+    CALL(napi_typeof(env, rows, &type));
+    if (type == napi_undefined || type == napi_null) {
+      if (w[0] != n) return fail(env, "correctorNew: an unshuffled pass is n bits long");
+      continue;
+    }
+    const size_t words = w[0] / 32;
+    if (w[0] % 32) return fail(env, "correctorNew: a shuffled pass of whole words");
+    if (!(specs[p].rows = typed(env, rows, napi_int32_array, words, NULL, "correctorNew: rows")) ||
+        !(specs[p].columns = typed(env, columns, napi_int32_array, words, NULL, "correctorNew: columns")))
+      return NULL;
+    for (size_t i = 0; i < words; i++)
+      if ((uint32_t)specs[p].rows[i] >= words || (uint32_t)specs[p].columns[i] >= words)
+        return fail(env, "correctorNew: not permutations");
+  }
+  struct held *h = malloc(sizeof *h);
+  if (!h || !(h->c = qks_corrector_new(key, n, passes, specs))) {
+    free(h);
+    return fail(env, "correctorNew: out of memory");
+  }
+  napi_value out;
+  if (napi_create_external(env, h, collected, NULL, &out) != napi_ok) {
+    collected(env, h, NULL);
+    return fail(env, "correctorNew: Node-API call failed");
+  }
+  return out;
+}
+
+/* correctorAnswers(corrector, answers: Uint8Array, out: Uint32Array of 3 words a block): count, or < 0. */
+static napi_value corrector_answers(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  struct qks_corrector *c = held_arg(env, argv[0]);
+  size_t bytes;
+  const uint8_t *answers = c ? typed(env, argv[1], napi_uint8_array, 0, &bytes, "correctorAnswers: answers") : NULL;
+  uint32_t *out =
+      answers ? typed(env, argv[2], napi_uint32_array, 3 * qks_corrector_blocks(c), NULL, "correctorAnswers: out")
+              : NULL;
+  return out ? number(env, (double)qks_corrector_answers(c, answers, bytes, out)) : NULL;
+}
+
+/* correctorState(corrector, counts: Float64Array of 3, key: Uint32Array or undefined): counts, and the key when asked. */
+static napi_value corrector_state(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  struct qks_corrector *c = held_arg(env, argv[0]);
+  double *counts = c ? typed(env, argv[1], napi_float64_array, 3, NULL, "correctorState: counts") : NULL;
+  if (!counts) return NULL;
+  qks_corrector_counts(c, counts);
+  napi_valuetype type;
+  CALL(napi_typeof(env, argv[2], &type));
+  if (type != napi_undefined) {
+    uint32_t *key = typed(env, argv[2], napi_uint32_array, qks_corrector_key_words(c), NULL, "correctorState: key");
+    if (!key) return NULL;
+    qks_corrector_key(c, key);
+  }
+  return NULL;
+}
+
+/* correctorFree(corrector): wipes and frees it now. */
+static napi_value corrector_free(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  struct held *h = NULL;
+  if (napi_get_value_external(env, argv[0], (void **)&h) != napi_ok || !h) return fail(env, "corrector: not a corrector");
+  qks_corrector_free(h->c);
+  h->c = NULL;
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   qks_process_setup();
   static const struct {
@@ -173,6 +280,8 @@ NAPI_MODULE_INIT() {
   } table[] = {
       {"amplify", amplify},         {"encodeGaps", encode_gaps}, {"decodeGaps", decode_gaps},
       {"choices", choices},         {"permutation", permutation}, {"view", view},
+      {"correctorNew", corrector_new}, {"correctorAnswers", corrector_answers},
+      {"correctorState", corrector_state}, {"correctorFree", corrector_free},
   };
   for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
     napi_value fn;
