@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-test-deps.sh
 [ -d node_modules ] || npm ci
+# The C kernels (src/qkd/native/), rebuilt every run so that tests never load a stale build.
+npm run --silent install >/dev/null
 
 echo "== lint and format"
 npx eslint .

@@ -9,44 +9,6 @@
 #define QKS_VECTOR __attribute__((target_clones("avx2", "default")))
 #else
 #define QKS_VECTOR
-/* A random permutation of [0, size): Fisher–Yates on xorshift128 from seed (cascade-shuffle.ts). */
-void qks_permutation(int32_t *out, size_t size, const uint32_t seed[4]);
-
-/*
- * A shuffled pass's view of the n-bit key: `words` words (a multiple of 32; rows and columns are
- * permutations of [0, words), checked by the caller) into out.
- */
-void qks_view(const uint32_t *key, size_t n, const int32_t *rows, const int32_t *columns, size_t words,
-              uint32_t row_key, uint32_t column_key, uint32_t *out);
-
-/* A pass of Cascade as the corrector needs it (rows NULL: the key's own order, length n). */
-struct qks_pass {
-  size_t length, block_size;
-  const int32_t *rows, *columns; /* length / 32 words each, permutations (cascade-shuffle.ts) */
-  uint32_t row_key, column_key;
-};
-
-/* What qks_corrector_answers found wrong. */
-enum { QKS_WRONG_COUNT = -1, QKS_INCONSISTENT = -2, QKS_NO_MEMORY = -3 };
-
-/* Cascade's corrector (cascade.c): a copy of the key, corrected as the answers come. */
-struct qks_corrector;
-struct qks_corrector *qks_corrector_new(const uint32_t *key, size_t n, size_t passes, const struct qks_pass *specs);
-size_t qks_corrector_blocks(const struct qks_corrector *c);
-/*
- * Takes the answers to the last batch (the first: every top-level block); writes the next batch
- * to out (3 words a question, room for 3 per block) and returns its size, 0 when Cascade is done,
- * or what is wrong (< 0).
- */
-long qks_corrector_answers(struct qks_corrector *c, const uint8_t *answers, size_t bytes, uint32_t *out);
-/* Disclosed parities, corrected bits, rounds. */
-void qks_corrector_counts(const struct qks_corrector *c, double out[3]);
-/* The key as corrected so far: qks_corrector_key_words(c) words. */
-size_t qks_corrector_key_words(const struct qks_corrector *c);
-void qks_corrector_key(const struct qks_corrector *c, uint32_t *out);
-/* Wipes and frees (NULL: nothing). */
-void qks_corrector_free(struct qks_corrector *c);
-
 #endif
 
 /* Wipes and frees a buffer of key material (free(NULL) is a no-op). */
