@@ -137,6 +137,30 @@ describe('Cascade', () => {
       for (let round = 0; q && round < 64; round++)
         q = c.onAnswers(new Uint8Array((q.length / 3 + 7) >>> 3).fill(0xff));
     }, /Cascade answers are inconsistent/);
+    // Once inconsistent, always: nothing more is asked or corrected.
+    assert.throws(() => c.onAnswers(new Uint8Array((q!.length / 3 + 7) >>> 3)), /Cascade answers are inconsistent/);
+  });
+
+  it('random answers end in a refusal or an end, never in fixes undoing each other without end', () => {
+    // Found by fuzzing: two passes of short blocks in the key's order let contradicting answers
+    // flip bits back and forth inside one batch; a key cannot need more corrections than bits.
+    for (let seed = 1; seed <= 30; seed++) {
+      const n = 4682;
+      const passes = [{ blockSize: 4 }, { blockSize: 3 }, { blockSize: 4279, shuffle: { seed: [seed, 2, 3, 4] } }];
+      const c = new CascadeCorrector(new Prng([seed, 1, 1, 1]).bits(n), n, passes);
+      const rng = new Prng([seed, 9, 9, 9]);
+      let q: Uint32Array | null = c.firstQuestions();
+      try {
+        for (let round = 0; q && round < 200; round++) {
+          const answers = new Uint8Array((q.length / 3 + 7) >>> 3);
+          answers.set(new Uint8Array(rng.fill(new Uint32Array((answers.length + 3) >>> 2)).buffer, 0, answers.length));
+          q = c.onAnswers(answers);
+        }
+      } catch (err) {
+        assert.match((err as Error).message, /Cascade answers are inconsistent/);
+      }
+      assert.ok(c.corrected <= n, `seed ${seed}: ${c.corrected} corrections of a ${n}-bit key`);
+    }
   });
 
   it('the corrector refuses a plan with far more blocks than any variant makes', () => {

@@ -113,6 +113,7 @@ static napi_value decode_gaps(napi_env env, napi_callback_info info) {
   const size_t count = size_arg(env, argv[1]);
   double below = 0;
   napi_get_value_double(env, argv[2], &below);
+  below = below >= 0 ? (below < 4294967296.0 ? below : 4294967296.0) : 0; /* indices are u32; NaN: 0 */
   uint32_t *out = bytes ? typed(env, argv[3], napi_uint32_array, count, NULL, "decodeGaps: out (Uint32Array)") : NULL;
   return out ? number(env, qks_gaps_decode(bytes, length, count, (uint64_t)below, out)) : NULL;
 }
@@ -140,6 +141,7 @@ static napi_value choices(napi_env env, napi_callback_info info) {
 static napi_value permutation(napi_env env, napi_callback_info info) {
   ARGS(2);
   const size_t size = size_arg(env, argv[0]);
+  if (size > (1u << 26)) return fail(env, "permutation: at most 2^26 elements");
   const uint32_t *seed = typed(env, argv[1], napi_uint32_array, 4, NULL, "permutation: seed (Uint32Array)");
   int32_t *out;
   napi_value result = seed ? new_array(env, napi_int32_array, 4, size, (void **)&out) : NULL;
@@ -171,25 +173,56 @@ struct held {
   struct qks_corrector *c;
 };
 
+/* Marks the externals that are correctors (an External from another addon is not one). */
+static const napi_type_tag CORRECTOR_TAG = {0x716b732d636f7272ull, 0x6563746f72000001ull};
+
 static void collected(napi_env env, void *data, void *hint) {
   struct held *h = data;
   qks_corrector_free(h->c);
   free(h);
 }
 
-static struct qks_corrector *held_arg(napi_env env, napi_value value) {
+static struct held *held_of(napi_env env, napi_value value) {
   struct held *h = NULL;
   napi_valuetype type;
+  bool tagged = false;
   if (napi_typeof(env, value, &type) != napi_ok || type != napi_external ||
+      napi_check_object_type_tag(env, value, &CORRECTOR_TAG, &tagged) != napi_ok || !tagged ||
       napi_get_value_external(env, value, (void **)&h) != napi_ok || !h)
     return fail(env, "corrector: not a corrector");
-  if (!h->c) return fail(env, "corrector: already freed");
-  return h->c;
+  return h;
 }
 
-/* correctorNew(key, n, specs: Uint32Array of [length, blockSize, rowKey, columnKey] a pass, tables: [rows, columns] a pass). */
+static struct qks_corrector *held_arg(napi_env env, napi_value value) {
+  struct held *h = held_of(env, value);
+  if (h && !h->c) return fail(env, "corrector: already freed");
+  return h ? h->c : NULL;
+}
+
+static const char *const CORRECTOR_ERRORS[] = {
+    [QKS_BAD_KEY_LENGTH] = "correctorNew: keys of 1 to 2^26 bits",
+    [QKS_BAD_PASS] = "correctorNew: a pass is n bits (shuffled: n padded to 1024) in blocks of 1 to its length",
+    [QKS_BAD_TABLES] = "correctorNew: a shuffled pass's rows and columns are permutations of its words",
+    [QKS_TOO_MANY_BLOCKS] = "correctorNew: too many blocks",
+    [QKS_OUT_OF_MEMORY] = "correctorNew: out of memory",
+};
+
+/*
+ * correctorNew(key, n, specs: Uint32Array of [length, blockSize, rowKey, columnKey] a pass,
+ * tables: [rows, columns] a pass, undefined for the key's own order). The tables' elements are
+ * read first (reading them may run JavaScript), every pointer after; the corrector checks its
+ * own copies of the tables.
+ */
 static napi_value corrector_new(napi_env env, napi_callback_info info) {
   ARGS(4);
+  napi_value tables[2 * 255];
+  uint32_t listed = 0;
+  bool is_array = false;
+  CALL(napi_is_array(env, argv[3], &is_array));
+  if (!is_array) return fail(env, "correctorNew: tables in an array");
+  CALL(napi_get_array_length(env, argv[3], &listed));
+  if (listed > 2 * 255) return fail(env, "correctorNew: 1 to 255 passes");
+  for (uint32_t i = 0; i < listed; i++) CALL(napi_get_element(env, argv[3], i, &tables[i]));
   const size_t n = size_arg(env, argv[1]);
   size_t spec_words;
   const uint32_t *key = typed(env, argv[0], napi_uint32_array, (n + 31) / 32, NULL, "correctorNew: key");
@@ -201,32 +234,22 @@ static napi_value corrector_new(napi_env env, napi_callback_info info) {
   for (size_t p = 0; p < passes; p++) {
     const uint32_t *w = spec + 4 * p;
     specs[p] = (struct qks_pass){w[0], w[1], NULL, NULL, w[2], w[3]};
-    if (w[1] == 0) return fail(env, "correctorNew: block sizes of at least 1");
-    napi_value rows, columns;
-    napi_valuetype type;
-    CALL(napi_get_element(env, argv[3], (uint32_t)(2 * p), &rows));
-    CALL(napi_get_element(env, argv[3], (uint32_t)(2 * p + 1), &columns));
-    CALL(napi_typeof(env, rows, &type));
-    if (type == napi_undefined || type == napi_null) {
-      if (w[0] != n) return fail(env, "correctorNew: an unshuffled pass is n bits long");
-      continue;
-    }
-    const size_t words = w[0] / 32;
-    if (w[0] % 32) return fail(env, "correctorNew: a shuffled pass of whole words");
-    if (!(specs[p].rows = typed(env, rows, napi_int32_array, words, NULL, "correctorNew: rows")) ||
-        !(specs[p].columns = typed(env, columns, napi_int32_array, words, NULL, "correctorNew: columns")))
+    napi_valuetype type = napi_undefined;
+    if (2 * p + 1 < listed) CALL(napi_typeof(env, tables[2 * p], &type));
+    if (type == napi_undefined || type == napi_null) continue;
+    if (!(specs[p].rows = typed(env, tables[2 * p], napi_int32_array, w[0] / 32, NULL, "correctorNew: rows")) ||
+        !(specs[p].columns = typed(env, tables[2 * p + 1], napi_int32_array, w[0] / 32, NULL, "correctorNew: columns")))
       return NULL;
-    for (size_t i = 0; i < words; i++)
-      if ((uint32_t)specs[p].rows[i] >= words || (uint32_t)specs[p].columns[i] >= words)
-        return fail(env, "correctorNew: not permutations");
   }
   struct held *h = malloc(sizeof *h);
-  if (!h || !(h->c = qks_corrector_new(key, n, passes, specs))) {
+  int error = QKS_OUT_OF_MEMORY;
+  if (!h || !(h->c = qks_corrector_new(key, n, passes, specs, &error))) {
     free(h);
-    return fail(env, "correctorNew: out of memory");
+    return fail(env, CORRECTOR_ERRORS[error]);
   }
   napi_value out;
-  if (napi_create_external(env, h, collected, NULL, &out) != napi_ok) {
+  if (napi_create_external(env, h, collected, NULL, &out) != napi_ok ||
+      napi_type_tag_object(env, out, &CORRECTOR_TAG) != napi_ok) {
     collected(env, h, NULL);
     return fail(env, "correctorNew: Node-API call failed");
   }
@@ -265,8 +288,8 @@ static napi_value corrector_state(napi_env env, napi_callback_info info) {
 /* correctorFree(corrector): wipes and frees it now. */
 static napi_value corrector_free(napi_env env, napi_callback_info info) {
   ARGS(1);
-  struct held *h = NULL;
-  if (napi_get_value_external(env, argv[0], (void **)&h) != napi_ok || !h) return fail(env, "corrector: not a corrector");
+  struct held *h = held_of(env, argv[0]);
+  if (!h) return NULL;
   qks_corrector_free(h->c);
   h->c = NULL;
   return NULL;

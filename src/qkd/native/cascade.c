@@ -38,6 +38,7 @@ struct qks_corrector {
   size_t pending_count, asked_count;
   long opened;
   int answered;
+  long failed; /* the first error returned (< 0), returned again by every later call */
   uint64_t disclosed, corrected, rounds;
 };
 
@@ -111,21 +112,62 @@ void qks_corrector_free(struct qks_corrector *c) {
   free(c->searching);
   qks_wipe_free(c->parity, c->blocks);
   qks_wipe_free(c->state, 16 * c->blocks);
-  free(c->pending);
-  free(c->spare);
-  free(c->asked);
+  qks_wipe_free(c->pending, 4 * c->blocks + 4);
+  qks_wipe_free(c->spare, 4 * c->blocks + 4);
+  qks_wipe_free(c->asked, 4 * c->blocks + 4);
   free(c);
 }
 
+/* The inverse of p, a permutation of [0, size) (checked: NULL if it is not one, or no memory). */
 static int32_t *inverse(const int32_t *p, size_t size) {
   int32_t *out = malloc(4 * size + 4);
-  if (out)
-    for (size_t i = 0; i < size; i++) out[p[i]] = (int32_t)i;
+  if (!out) return NULL;
+  memset(out, 0xff, 4 * size);
+  for (size_t i = 0; i < size; i++) {
+    const uint32_t v = (uint32_t)p[i];
+    if (v >= size || out[v] != -1) {
+      free(out);
+      return NULL;
+    }
+    out[v] = (int32_t)i;
+  }
   return out;
 }
 
-struct qks_corrector *qks_corrector_new(const uint32_t *key, size_t n, size_t passes, const struct qks_pass *specs) {
+/* A pass's order from its spec: the key's own, or a shuffle of the padded key; 0 when malformed. */
+static int order_of(struct order *o, const struct qks_pass *s, size_t n, int *error) {
+  const size_t padded = 1024 * ((n + 1023) / 1024);
+  o->length = s->length;
+  if (s->length != (s->rows ? padded : n) || s->block_size < 1 || s->block_size > s->length) {
+    *error = QKS_BAD_PASS;
+    return 0;
+  }
+  if (!s->rows) return 1;
+  /* Copies, then checked: the caller's arrays may change under us (shared memory). */
+  const size_t words = s->length / 32;
+  o->rows = malloc(4 * words);
+  o->columns = malloc(4 * words);
+  *error = QKS_OUT_OF_MEMORY;
+  if (!o->rows || !o->columns) return 0;
+  memcpy(o->rows, s->rows, 4 * words);
+  memcpy(o->columns, s->columns, 4 * words);
+  o->row_of = inverse(o->rows, words);
+  o->column_of = inverse(o->columns, words);
+  o->row_key = s->row_key;
+  o->column_key = s->column_key;
+  if (!o->row_of || !o->column_of) *error = QKS_BAD_TABLES; /* (or out of memory: either way, none) */
+  return o->row_of && o->column_of;
+}
+
+struct qks_corrector *qks_corrector_new(const uint32_t *key, size_t n, size_t passes, const struct qks_pass *specs,
+                                        int *error) {
+  /* The bound a peer's plan must keep (cascade-plan.ts's checkPass): memory, and int32 positions. */
+  if (n < 1 || n >= ((size_t)1 << 26)) {
+    *error = QKS_BAD_KEY_LENGTH;
+    return NULL;
+  }
   struct qks_corrector *c = calloc(1, sizeof *c);
+  *error = QKS_OUT_OF_MEMORY;
   if (!c) return NULL;
   c->n = n;
   c->passes = passes;
@@ -135,31 +177,22 @@ struct qks_corrector *qks_corrector_new(const uint32_t *key, size_t n, size_t pa
   c->views = calloc(passes, sizeof *c->views);
   c->size = calloc(passes, sizeof *c->size);
   c->first = calloc(passes + 1, sizeof *c->first);
-  c->key = malloc(4 * key_words + 4);
+  c->key = malloc(4 * key_words);
   int ok = c->orders && c->views && c->size && c->first && c->key;
   for (size_t p = 0; ok && p < passes; p++) {
-    struct order *o = &c->orders[p];
-    const struct qks_pass *s = &specs[p];
-    o->length = s->length;
-    c->size[p] = s->block_size;
-    c->first[p + 1] = c->first[p] + (s->length + s->block_size - 1) / s->block_size;
-    if (!s->rows) continue;
-    const size_t words = s->length / 32;
-    o->rows = malloc(4 * words + 4);
-    o->columns = malloc(4 * words + 4);
-    ok = o->rows && o->columns;
-    if (!ok) break;
-    memcpy(o->rows, s->rows, 4 * words);
-    memcpy(o->columns, s->columns, 4 * words);
-    o->row_of = inverse(o->rows, words);
-    o->column_of = inverse(o->columns, words);
-    o->row_key = s->row_key;
-    o->column_key = s->column_key;
-    ok = o->row_of && o->column_of;
+    if (!(ok = order_of(&c->orders[p], &specs[p], n, error))) break;
+    c->size[p] = specs[p].block_size;
+    c->first[p + 1] = c->first[p] + (specs[p].length + specs[p].block_size - 1) / specs[p].block_size;
+  }
+  /* As cascade.ts: no variant's plan comes near this; a peer's may not cost more memory. */
+  if (ok && c->first[passes] > 1024 * ((n + 1023) / 1024) + 64) {
+    *error = QKS_TOO_MANY_BLOCKS;
+    ok = 0;
   }
   const size_t blocks = ok ? c->first[passes] : 0;
   c->blocks = blocks;
   if (ok) {
+    *error = QKS_OUT_OF_MEMORY;
     memcpy(c->key, key, 4 * key_words);
     c->pass_of = malloc(blocks + 1);
     c->top = calloc(blocks + 1, 1);
@@ -256,8 +289,12 @@ static void step(struct qks_corrector *c, size_t s, unsigned first_half) {
 /* The bit at the search's lo is wrong: flip it everywhere, and reopen every block it makes odd. */
 static int fix(struct qks_corrector *c, size_t s) {
   const size_t position = to_key(&c->orders[c->pass_of[s]], (uint32_t)c->state[4 * s + LO]);
-  /* Padding is the same at both ends: only answers that contradict each other lead there. */
-  if (position >= c->n) return 0;
+  /*
+   * Padding is the same at both ends: only answers that contradict each other lead there. Nor
+   * can consistent answers correct more bits than the key has (each fix removes an error):
+   * contradicting ones could make fixes undo each other forever (blocks of one bit).
+   */
+  if (position >= c->n || c->corrected >= c->n) return 0;
   c->key[position >> 5] ^= 1u << (position & 31);
   c->corrected++;
   for (size_t pass = 0; (long)pass <= c->opened; pass++) {
@@ -312,8 +349,7 @@ static long next_questions(struct qks_corrector *c, uint32_t *out) {
   return (long)c->asked_count;
 }
 
-long qks_corrector_answers(struct qks_corrector *c, const uint8_t *answers, size_t bytes, uint32_t *out) {
-  c->rounds++;
+static long answers(struct qks_corrector *c, const uint8_t *answers, size_t bytes, uint32_t *out) {
   if (!c->answered) {
     if (bytes != (c->blocks + 7) / 8) return QKS_WRONG_COUNT;
     c->answered = 1;
@@ -329,6 +365,15 @@ long qks_corrector_answers(struct qks_corrector *c, const uint8_t *answers, size
     for (size_t i = 0; i < count; i++) step(c, (size_t)c->asked[i], (answers[i >> 3] >> (i & 7)) & 1);
   }
   return next_questions(c, out);
+}
+
+long qks_corrector_answers(struct qks_corrector *c, const uint8_t *bytes, size_t length, uint32_t *out) {
+  if (c->failed) return c->failed;
+  c->rounds++;
+  const long result = answers(c, bytes, length, out);
+  /* A wrong count changes nothing and may be retried; after the others the state is unusable. */
+  if (result < 0 && result != QKS_WRONG_COUNT) c->failed = result;
+  return result;
 }
 
 size_t qks_corrector_blocks(const struct qks_corrector *c) { return c->blocks; }

@@ -117,40 +117,41 @@ static inline uint32_t gather8(uint64_t v, unsigned flag) {
 
 /*
  * Up to 32 clicks into one word of each string: a byte of flags per click (bit, basis, decoy,
- * vacuum), which vectorises, then each flag of eight bytes gathered at once.
+ * vacuum), which vectorises, then each flag of eight bytes gathered at once. `flags` and `words`
+ * are the caller's, so that it can wipe them (they hold Alice's bits).
  */
-static void choice_word(const struct qks_choice_hash *h, const uint32_t *indices, unsigned count, uint32_t *out) {
-  uint8_t flags[32] = {0};
+static inline void choice_word(const struct qks_choice_hash *h, const uint32_t *indices, unsigned count,
+                               uint8_t flags[32], uint32_t words[4]) {
+  memset(flags, 0, 32);
   for (unsigned k = 0; k < count; k++) {
     const uint32_t x = pulse_hash(h->first_half, indices[k]), u = x >> 8;
     const uint32_t is_signal = u < h->signal_below, not_vacuum = u < h->decoy_below;
     flags[k] = (uint8_t)((x & 3) | (not_vacuum ^ is_signal) << 2 | (not_vacuum ^ 1) << 3);
   }
-  uint32_t words[4] = {0};
+  memset(words, 0, 16);
   for (unsigned g = 0; g < 4; g++) {
     uint64_t v;
     memcpy(&v, flags + 8 * g, 8);
     for (unsigned f = 0; f < 4; f++) words[f] |= gather8(v, f) << (8 * g);
   }
-  out[0] = words[1]; /* bases: flag 1 */
-  out[1] = words[0]; /* bits: flag 0 */
-  out[2] = words[2];
-  out[3] = words[3];
 }
 
 QKS_VECTOR void qks_choices(const struct qks_choice_hash *h, const uint32_t *indices, size_t m, uint32_t *bases,
-                 uint32_t *bits, uint32_t *decoys, uint32_t *vacuums, uint64_t counts[3]) {
+                            uint32_t *bits, uint32_t *decoys, uint32_t *vacuums, uint64_t counts[3]) {
   uint64_t n_decoy = 0, n_vacuum = 0;
+  uint8_t flags[32];
+  uint32_t words[4]; /* flags 0 to 3: bits, bases, decoys, vacuums */
   for (size_t j = 0, w = 0; j < m; j += 32, w++) {
-    uint32_t word[4];
-    choice_word(h, indices + j, m - j < 32 ? (unsigned)(m - j) : 32, word);
-    bases[w] = word[0];
-    bits[w] = word[1];
-    decoys[w] = word[2];
-    vacuums[w] = word[3];
-    n_decoy += (uint64_t)__builtin_popcount(word[2]);
-    n_vacuum += (uint64_t)__builtin_popcount(word[3]);
+    choice_word(h, indices + j, m - j < 32 ? (unsigned)(m - j) : 32, flags, words);
+    bits[w] = words[0];
+    bases[w] = words[1];
+    decoys[w] = words[2];
+    vacuums[w] = words[3];
+    n_decoy += (uint64_t)__builtin_popcount(words[2]);
+    n_vacuum += (uint64_t)__builtin_popcount(words[3]);
   }
+  explicit_bzero(flags, sizeof flags);
+  explicit_bzero(words, sizeof words);
   counts[0] += m - n_decoy - n_vacuum;
   counts[1] += n_decoy;
   counts[2] += n_vacuum;

@@ -50,7 +50,7 @@ void qks_permutation(int32_t *out, size_t size, const uint32_t seed[4]);
 
 /*
  * A shuffled pass's view of the n-bit key: `words` words (a multiple of 32; rows and columns are
- * permutations of [0, words), checked by the caller) into out.
+ * permutations of [0, words): entries outside that range are skipped, never followed) into out.
  */
 void qks_view(const uint32_t *key, size_t n, const int32_t *rows, const int32_t *columns, size_t words,
               uint32_t row_key, uint32_t column_key, uint32_t *out);
@@ -62,12 +62,19 @@ struct qks_pass {
   uint32_t row_key, column_key;
 };
 
-/* What qks_corrector_answers found wrong. */
+/* What qks_corrector_answers found wrong; once it has, every later call says so again. */
 enum { QKS_WRONG_COUNT = -1, QKS_INCONSISTENT = -2, QKS_NO_MEMORY = -3 };
 
-/* Cascade's corrector (cascade.c): a copy of the key, corrected as the answers come. */
+/* Why qks_corrector_new made no corrector. */
+enum { QKS_BAD_KEY_LENGTH, QKS_BAD_PASS, QKS_BAD_TABLES, QKS_TOO_MANY_BLOCKS, QKS_OUT_OF_MEMORY };
+
+/*
+ * Cascade's corrector (cascade.c): a copy of the key, corrected as the answers come. Checks every
+ * pass (on its own copies of the tables); NULL and *error when one is wrong or memory runs out.
+ */
 struct qks_corrector;
-struct qks_corrector *qks_corrector_new(const uint32_t *key, size_t n, size_t passes, const struct qks_pass *specs);
+struct qks_corrector *qks_corrector_new(const uint32_t *key, size_t n, size_t passes, const struct qks_pass *specs,
+                                        int *error);
 size_t qks_corrector_blocks(const struct qks_corrector *c);
 /*
  * Takes the answers to the last batch (the first: every top-level block); writes the next batch

@@ -48,7 +48,10 @@ void qks_view(const uint32_t *key, size_t n, const int32_t *rows, const int32_t 
       tile[r] = rotl(word, turn((uint32_t)(t + r), row_key));
     }
     transpose32(tile);
-    for (unsigned j = 0; j < 32; j++) out[columns[t + j]] = rotl(tile[j], turn((uint32_t)(t + j), column_key));
+    for (unsigned j = 0; j < 32; j++) {
+      const uint32_t column = (uint32_t)columns[t + j];
+      if (column < words) out[column] = rotl(tile[j], turn((uint32_t)(t + j), column_key));
+    }
   }
   explicit_bzero(tile, sizeof tile);
 }
