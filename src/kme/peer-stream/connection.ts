@@ -13,10 +13,10 @@ import {
   type FrameKind,
 } from './frames.js';
 
-/** Answers one request of a channel; a QksError's code and message go back to the caller. */
 /** A frame's payload: one piece, or pieces written one after the other (never copied together). */
 export type Payload = Uint8Array | readonly Uint8Array[];
 
+/** Answers one request of a channel; a QksError's code and message go back to the caller. */
 export type StreamHandler = (payload: Buffer, peerKme: string) => Promise<Payload> | Payload;
 
 export interface ConnectionOptions {
@@ -146,16 +146,10 @@ export class StreamConnection {
     const socket = this.#socket;
     if (this.#closed) return;
     const parts = payload instanceof Uint8Array ? [payload] : payload;
+    const bytes = parts.reduce((sum, p) => sum + p.byteLength, 0);
     // Header and payload in one go, never interleaved with another frame.
     socket.cork();
-    socket.write(
-      frameHeader(
-        kind,
-        id,
-        channel,
-        parts.reduce((sum, p) => sum + p.byteLength, 0),
-      ),
-    );
+    socket.write(frameHeader(kind, id, channel, bytes));
     for (const part of parts) if (part.byteLength > 0) socket.write(part);
     socket.uncork();
   }

@@ -26,8 +26,8 @@ export interface AliceSift {
 
 /**
  * Alice's choices for the `m` pulses Bob detected (a malformed list of them throws before she
- * looks anything up),
- * the basis-matched ones, and their split into sample and key from the public `sampleSeed`.
+ * looks anything up), the basis-matched ones, and their split into sample and key from the
+ * public `sampleSeed`.
  */
 export function siftAtAlice(
   tx: Transmitter,
