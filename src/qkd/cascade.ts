@@ -1,7 +1,7 @@
 import { parity32, type Bits } from './bits.js';
 import { passLength, type PassSpec } from './cascade-plan.js';
 import { paddedLength, PassOrder } from './cascade-shuffle.js';
-import { kernels } from './kernels.js';
+import { CorrectorError, kernels } from './kernels.js';
 
 // The responder's side lives in its own file; its users import it from here with the corrector.
 export { CascadeResponder, responderViews } from './cascade-responder.js';
@@ -18,9 +18,9 @@ export { CascadeResponder, responderViews } from './cascade-responder.js';
 
 /** What the corrector's kernel found wrong (kernels.h). */
 const FAILURES: Record<number, string> = {
-  [-1]: 'wrong number of parity answers',
-  [-2]: 'Cascade answers are inconsistent',
-  [-3]: 'out of memory for Cascade',
+  [CorrectorError.WrongCount]: 'wrong number of parity answers',
+  [CorrectorError.Inconsistent]: 'Cascade answers are inconsistent',
+  [CorrectorError.NoMemory]: 'out of memory for Cascade',
 };
 
 /**

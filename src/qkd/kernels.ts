@@ -42,6 +42,13 @@ interface Kernels {
   correctorFree(corrector: unknown): void;
 }
 
+/** What `correctorAnswers` found wrong (kernels.h), when it returns less than 0. */
+export const enum CorrectorError {
+  WrongCount = -1,
+  Inconsistent = -2,
+  NoMemory = -3,
+}
+
 /** What `decodeGaps` found wrong (kernels.h). */
 export const enum GapError {
   None = 0,

@@ -7,19 +7,7 @@
 #include <string.h>
 #include "kernels.h"
 
-#if __has_include(<gmp.h>)
-#include <gmp.h>
-#else
-/* libgmp10 without its headers (the compiler itself needs the library): the two calls used. */
-typedef unsigned long mp_limb_t;
-typedef long mp_size_t;
-mp_limb_t __gmpn_mul(mp_limb_t *, const mp_limb_t *, mp_size_t, const mp_limb_t *, mp_size_t);
-mp_limb_t __gmpn_add_n(mp_limb_t *, const mp_limb_t *, const mp_limb_t *, mp_size_t);
-#define mpn_mul __gmpn_mul
-#define mpn_add_n __gmpn_add_n
-#endif
-
-_Static_assert(sizeof(mp_limb_t) == 8, "64-bit limbs");
+#include "gmp-calls.h"
 
 /* The first `bits` bits of little-endian bytes as limbs (the rest zero). */
 static void limbs_of(mp_limb_t *out, size_t limbs, const uint8_t *bytes, size_t bits) {

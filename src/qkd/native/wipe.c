@@ -9,12 +9,7 @@
 #include <string.h>
 #include "kernels.h"
 
-#if __has_include(<gmp.h>)
-#include <gmp.h>
-#else
-void __gmp_set_memory_functions(void *(*)(size_t), void *(*)(void *, size_t, size_t), void (*)(void *, size_t));
-#define mp_set_memory_functions __gmp_set_memory_functions
-#endif
+#include "gmp-calls.h"
 
 void qks_wipe_free(void *p, size_t bytes) {
   if (!p) return;
