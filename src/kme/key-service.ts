@@ -11,12 +11,18 @@ import type { ClaimedKey, KeyRecord, KeyStore, NewKey } from '../stores/key-stor
 import type { LinkPool } from './link-pool.js';
 import type { KeyContainer, KeyStatus } from '../domain/etsi-messages.js';
 import { DeliveryLog } from './observability/delivery-log.js';
+import { RequestNotSent } from './peer-stream/connection.js';
 
 export type { KeyContainer, KeyStatus };
 
-/** How this KME reaches its peers; fails with PEER_KME_UNAVAILABLE. */
+/**
+ * How this KME reaches its peers; fails with PEER_KME_UNAVAILABLE, as a RequestNotSent when the
+ * peer certainly never got the reservation.
+ */
 export interface PeerChannel {
   reserve(peerKme: string, message: ReservationMessage): Promise<void>;
+  /** Fails at once while the peer is known to be down (until a probe finds it back). */
+  ensureReachable(peerKme: string): Promise<void>;
 }
 
 export interface KeyServiceDeps {
@@ -88,6 +94,8 @@ export class KeyService {
     const plan = planSlaves(directory, kmeId, master, [slave, ...request.additionalSlaveSaeIds]);
     const pool = this.#poolFor(plan.peerKme);
     checkMandatoryExtensions(request.extensionMandatory, { sourceKind: pool.source.info().kind });
+    // No material is cut for a peer known to be down: SAE retries must not drain the pool.
+    if (plan.peerKme !== null) await this.#d.peers.ensureReachable(plan.peerKme);
 
     const blockCount = blocksPerKey(pool.ends.blockBits, request.size);
     const wanted: NewKey[] = Array.from({ length: request.number }, () => ({
@@ -117,8 +125,10 @@ export class KeyService {
           keys: records.map((r) => ({ key_ID: r.keyId, size: r.sizeBits, blocks: r.blocks.map((b) => b.seq) })),
         });
       } catch (err) {
-        // The material may be known to the peer or not; either way it is burned, never reused.
-        await store.cancelReserved(ids);
+        // Never sent: the peer cannot hold these keys, so their blocks go back to the pool. Otherwise
+        // the peer may have recorded them: they are burned (and cancelled there), never reused.
+        if (err instanceof RequestNotSent) await store.returnReserved(ids);
+        else await store.cancelReserved(ids);
         throw err;
       }
       await store.markDelivered(ids);
@@ -205,8 +215,15 @@ export class KeyService {
     }
   }
 
-  async acceptCancel(keyIds: readonly string[]): Promise<number> {
-    return this.#d.store.cancelKeys(keyIds);
+  /** A peer cancels keys it cut and burned; it may not touch keys another KME cut. */
+  async acceptCancel(fromKme: string, keyIds: readonly string[]): Promise<number> {
+    const result = await this.#d.store.cancelKeys(keyIds, fromKme);
+    if (!result.ok) {
+      throw badRequest(
+        `KME ${fromKme} may cancel only keys it reserved; not: ${result.notTheirs.slice(0, 8).join(', ')}`,
+      );
+    }
+    return result.removed;
   }
 
   #container(records: readonly KeyRecord[]): KeyContainer {

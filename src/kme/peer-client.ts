@@ -9,9 +9,10 @@ import type {
 import type { KeyStore } from '../stores/key-store.js';
 import type { PeerChannel } from './key-service.js';
 import type { PeerSyncObserver } from './observability/peer-sync.js';
-import { CANCELLATIONS_CHANNEL, RESERVATIONS_CHANNEL } from './peer-messages-service.js';
+import { PeerBreaker } from './peer-breaker.js';
+import { CANCELLATIONS_CHANNEL, PING_CHANNEL, RESERVATIONS_CHANNEL } from './peer-messages-service.js';
 import type { PeerStreams } from './peer-stream/client.js';
-import { PeerStreamRefusal } from './peer-stream/connection.js';
+import { PeerStreamRefusal, RequestNotSent } from './peer-stream/connection.js';
 
 const MAX_BATCH = 64;
 
@@ -28,6 +29,8 @@ export interface PeerClientOptions {
   readonly log: Logger;
   readonly timeoutMs?: number;
   readonly outboxIntervalMs?: number;
+  /** While a peer is down, how often an enc_keys may probe it (ms); those in between fail at once. */
+  readonly probeIntervalMs?: number;
   /** Told how each reservation batch went: its round trip, or why the peer did not confirm. */
   readonly observer?: PeerSyncObserver;
 }
@@ -43,9 +46,28 @@ export class PeerClient implements PeerChannel {
   #flushing: Promise<void> | undefined;
   #closed = false;
   readonly #batches = new Map<string, PendingReservation[]>();
+  readonly #breaker: PeerBreaker;
 
   constructor(opts: PeerClientOptions) {
     this.#opts = opts;
+    this.#breaker = new PeerBreaker({
+      probe: (peer) => this.#probe(peer),
+      ...(opts.probeIntervalMs !== undefined ? { retryAfterMs: opts.probeIntervalMs } : {}),
+    });
+  }
+
+  /** Any answer, even a refusal (a peer without the ping channel), shows the peer is there. */
+  async #probe(peerKme: string): Promise<boolean> {
+    try {
+      await this.#opts.streams.request(peerKme, PING_CHANNEL, Buffer.from('{}'), this.#opts.timeoutMs);
+      return true;
+    } catch (err) {
+      return err instanceof PeerStreamRefusal;
+    }
+  }
+
+  ensureReachable(peerKme: string): Promise<void> {
+    return this.#breaker.ensureUp(peerKme);
   }
 
   async #post(kmeId: string, channel: string, body: unknown, what = 'record the keys'): Promise<unknown> {
@@ -56,9 +78,11 @@ export class PeerClient implements PeerChannel {
         Buffer.from(JSON.stringify(body)),
         this.#opts.timeoutMs,
       );
+      this.#breaker.answered(kmeId);
       return JSON.parse(reply.toString('utf8')) as unknown;
     } catch (err) {
       if (err instanceof PeerStreamRefusal) {
+        this.#breaker.answered(kmeId);
         this.#opts.log.warn({ peer: kmeId, code: err.peerCode, reason: err.message }, 'peer KME refused');
         throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} could not ${what}: ${err.message}`);
       }
@@ -67,7 +91,10 @@ export class PeerClient implements PeerChannel {
         throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} could not ${what}: unreadable answer`);
       }
       this.#opts.log.warn({ peer: kmeId, err: (err as Error).message }, 'peer KME unreachable');
-      throw new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} is unreachable; try again later`);
+      this.#breaker.failed(kmeId);
+      const message = `peer KME ${kmeId} is unreachable; try again later`;
+      // Whether the request may have reached the peer decides whether its material can be reused.
+      throw err instanceof RequestNotSent ? new RequestNotSent(message) : new QksError('PEER_KME_UNAVAILABLE', message);
     }
   }
 
@@ -76,6 +103,8 @@ export class PeerClient implements PeerChannel {
    * load that saves most of the KME-to-KME round trips. Each still succeeds or fails on its own.
    */
   reserve(peerKme: string, message: ReservationMessage): Promise<void> {
+    // Known down since the caller looked: refused here, so certainly not sent.
+    if (this.#breaker.isDown(peerKme)) return Promise.reject(this.#breaker.refusal(peerKme));
     return new Promise((resolve, reject) => {
       let batch = this.#batches.get(peerKme);
       if (!batch || batch.length >= MAX_BATCH) {

@@ -10,6 +10,8 @@ type SyncLog = Pick<Logger, 'warn' | 'info'>;
 /** The peer-stream channels of key synchronisation (docs/kme-channel.md). */
 export const RESERVATIONS_CHANNEL = 'kme/reservations';
 export const CANCELLATIONS_CHANNEL = 'kme/cancellations';
+/** Answers anything with `{}`: how a KME finds out that a peer it saw go down is back. */
+export const PING_CHANNEL = 'kme/ping';
 
 /**
  * A batch of the peer's reservations: started together (in order), so that the store commits the
@@ -42,7 +44,7 @@ export async function acceptCancellations(
   body: unknown,
   log: SyncLog,
 ): Promise<{ ok: true; removed: number }> {
-  const removed = await keys.acceptCancel(parseCancel(body).key_IDs);
+  const removed = await keys.acceptCancel(peerKme, parseCancel(body).key_IDs);
   log.info({ peer: peerKme, removed }, 'peer cancelled burned keys');
   return { ok: true, removed };
 }
@@ -61,5 +63,6 @@ export function keySyncHandlers(keys: KeyService, log: Logger): Map<string, Stre
   return new Map<string, StreamHandler>([
     [RESERVATIONS_CHANNEL, async (p, peer) => answer(await acceptReservations(keys, peer, json(p), log))],
     [CANCELLATIONS_CHANNEL, async (p, peer) => answer(await acceptCancellations(keys, peer, json(p), log))],
+    [PING_CHANNEL, () => answer({})],
   ]);
 }

@@ -59,6 +59,14 @@ export type SlaveTakeResult =
   | { readonly ok: true; readonly keys: readonly KeyRecord[] }
   | { readonly ok: false; readonly reason: 'not_found' | 'unauthorized' };
 
+export type CancelResult =
+  | { readonly ok: true; readonly removed: number }
+  /** Keys here that another KME cut: the whole cancel is refused, nothing changes. */
+  | { readonly ok: false; readonly notTheirs: readonly string[] };
+
+/** Most cancelled key IDs remembered per peer KME; the oldest are forgotten first. */
+export const MAX_REMEMBERED_CANCELS = 65_536;
+
 export interface OutboxEntry {
   readonly id: number;
   readonly peerKme: string;
@@ -86,15 +94,22 @@ export interface KeyStore {
   markDelivered(keyIds: readonly string[]): Promise<void>;
   /** Burns reserved keys whose peer confirmation failed, queueing a cancel for the peer. */
   cancelReserved(keyIds: readonly string[]): Promise<void>;
+  /**
+   * The reservation provably never reached the peer: reserved keys go and their blocks return to
+   * the pool of the KME that cut them, with no cancel queued; returns how many keys went back.
+   */
+  returnReserved(keyIds: readonly string[]): Promise<number>;
   /** After a restart: burns every reserved key (never delivered) and queues cancels; returns how many. */
   burnAllReserved(): Promise<number>;
   /** Delivers keys to one slave, all or nothing; keys go once every slave has them. */
   takeForSlave(masterSae: string, slaveSae: string, keyIds: readonly string[]): Promise<SlaveTakeResult>;
   /**
-   * Removes keys the peer cancelled, and remembers the IDs so that a reservation of them arriving
-   * late is refused as already known; returns how many keys were here.
+   * Removes keys the peer `byKme` cancelled, and remembers the IDs (at most MAX_REMEMBERED_CANCELS
+   * per KME) so that a reservation of them by that KME arriving late is refused as already known.
+   * A KME cancels only keys it cut: naming a key another KME cut refuses the whole cancel. Keys
+   * stored before the cutting KME was recorded are left alone (they expire).
    */
-  cancelKeys(keyIds: readonly string[]): Promise<number>;
+  cancelKeys(keyIds: readonly string[], byKme: string): Promise<CancelResult>;
   /** Forgets keys still waiting for slaves, and remembered cancellations, from before `time` (ms). */
   expireBefore(time: number): Promise<number>;
   countKeys(): Promise<KeyCounts>;

@@ -1,4 +1,5 @@
 import type {
+  CancelResult,
   ClaimedKey,
   ClaimResult,
   IncomingBlock,
@@ -10,6 +11,10 @@ import type {
   SealedBlock,
   SlaveTakeResult,
 } from './key-store.js';
+import { MAX_REMEMBERED_CANCELS } from './key-store.js';
+
+/** A record with the KME that cut it (the owner of its blocks). */
+type StoredKey = KeyRecord & { readonly cutBy: string };
 
 /**
  * A store in process memory: for tests and throw-away runs only. Nothing survives a restart, so a
@@ -19,8 +24,9 @@ export class MemoryKeyStore implements KeyStore {
   // link → owner → seq → block (Map keeps insertion order; blocks arrive in sequence order)
   readonly #blocks = new Map<string, Map<string, Map<number, SealedBlock>>>();
   readonly #lastSeq = new Map<string, number>();
-  readonly #keys = new Map<string, KeyRecord>();
-  readonly #cancelled = new Map<string, number>();
+  readonly #keys = new Map<string, StoredKey>();
+  /** Cancelled key IDs by the KME that cancelled them, oldest first, with when. */
+  readonly #cancelled = new Map<string, Map<string, number>>();
   readonly #outbox: OutboxEntry[] = [];
   readonly #prefs = new Map<string, Record<string, unknown>>();
   #nextOutboxId = 1;
@@ -65,7 +71,8 @@ export class MemoryKeyStore implements KeyStore {
     let next = 0;
     for (const k of keys) {
       const seqs = oldest.slice(next, (next += k.blockCount));
-      const record: KeyRecord = {
+      const record: StoredKey = {
+        cutBy: owner,
         keyId: k.keyId,
         linkId,
         sizeBits: k.sizeBits,
@@ -88,12 +95,14 @@ export class MemoryKeyStore implements KeyStore {
     const pool = this.#pool(linkId, owner);
     const allSeqs = keys.flatMap((k) => k.seqs);
     const missingSeqs = allSeqs.filter((s) => !pool.has(s));
-    const existingKeyIds = keys.map((k) => k.keyId).filter((id) => this.#keys.has(id) || this.#cancelled.has(id));
+    const cancelled = this.#cancelled.get(owner);
+    const existingKeyIds = keys.map((k) => k.keyId).filter((id) => this.#keys.has(id) || cancelled?.has(id));
     if (missingSeqs.length > 0 || existingKeyIds.length > 0 || new Set(allSeqs).size !== allSeqs.length) {
       return { ok: false, missingSeqs, existingKeyIds };
     }
     for (const k of keys) {
       this.#keys.set(k.keyId, {
+        cutBy: owner,
         keyId: k.keyId,
         linkId,
         sizeBits: k.sizeBits,
@@ -132,6 +141,16 @@ export class MemoryKeyStore implements KeyStore {
     this.#burn(keyIds.map((id) => this.#keys.get(id)).filter((k) => k?.state === 'reserved') as KeyRecord[]);
   }
 
+  async returnReserved(keyIds: readonly string[]): Promise<number> {
+    const back = keyIds.map((id) => this.#keys.get(id)).filter((k) => k?.state === 'reserved') as StoredKey[];
+    for (const k of back) {
+      this.#keys.delete(k.keyId);
+      const pool = this.#pool(k.linkId, k.cutBy);
+      for (const b of k.blocks) pool.set(b.seq, b);
+    }
+    return back.length;
+  }
+
   async burnAllReserved(): Promise<number> {
     const reserved = [...this.#keys.values()].filter((k) => k.state === 'reserved');
     this.#burn(reserved);
@@ -143,7 +162,7 @@ export class MemoryKeyStore implements KeyStore {
     if (found.some((k) => !k || k.state !== 'ready' || k.masterSae !== masterSae)) {
       return { ok: false, reason: 'not_found' };
     }
-    const keys = found as KeyRecord[];
+    const keys = found as StoredKey[];
     if (keys.some((k) => k.deliveredSlaves.includes(slaveSae))) return { ok: false, reason: 'not_found' };
     if (keys.some((k) => !k.pendingSlaves.includes(slaveSae))) return { ok: false, reason: 'unauthorized' };
     for (const k of keys) {
@@ -154,15 +173,28 @@ export class MemoryKeyStore implements KeyStore {
     return { ok: true, keys };
   }
 
-  async cancelKeys(keyIds: readonly string[]): Promise<number> {
-    for (const id of keyIds) this.#cancelled.set(id, Date.now());
-    return keyIds.filter((id) => this.#keys.delete(id)).length;
+  async cancelKeys(keyIds: readonly string[], byKme: string): Promise<CancelResult> {
+    const notTheirs = keyIds.filter((id) => {
+      const k = this.#keys.get(id);
+      return k !== undefined && k.cutBy !== byKme;
+    });
+    if (notTheirs.length > 0) return { ok: false, notTheirs };
+    let remembered = this.#cancelled.get(byKme);
+    if (!remembered) this.#cancelled.set(byKme, (remembered = new Map()));
+    const now = Date.now();
+    for (const id of keyIds) if (!remembered.has(id)) remembered.set(id, now);
+    for (const id of remembered.keys()) {
+      if (remembered.size <= MAX_REMEMBERED_CANCELS) break;
+      remembered.delete(id);
+    }
+    return { ok: true, removed: keyIds.filter((id) => this.#keys.delete(id)).length };
   }
 
   async expireBefore(time: number): Promise<number> {
     const old = [...this.#keys.values()].filter((k) => k.state === 'ready' && k.createdAt < time);
     for (const k of old) this.#keys.delete(k.keyId);
-    for (const [id, at] of this.#cancelled) if (at < time) this.#cancelled.delete(id);
+    for (const remembered of this.#cancelled.values())
+      for (const [id, at] of remembered) if (at < time) remembered.delete(id);
     return old.length;
   }
 

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import type {
+  CancelResult,
   ClaimedKey,
   ClaimResult,
   IncomingBlock,
@@ -12,6 +13,7 @@ import type {
   SealedBlock,
   SlaveTakeResult,
 } from './key-store.js';
+import { MAX_REMEMBERED_CANCELS } from './key-store.js';
 
 // Blocks are keyed by owner first: every lookup names the owner (it follows from the number),
 // and one B-tree costs half the writes of a table and an index by owner.
@@ -24,9 +26,9 @@ CREATE TABLE IF NOT EXISTS links (link TEXT PRIMARY KEY, last_seq INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS keys (
   key_id TEXT PRIMARY KEY, link TEXT NOT NULL, size_bits INTEGER NOT NULL,
   seqs TEXT NOT NULL, sealed BLOB NOT NULL, master TEXT NOT NULL, pending TEXT NOT NULL, delivered TEXT NOT NULL DEFAULT '[]',
-  peer TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+  peer TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL, cut_by TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, peer TEXT NOT NULL, key_ids TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cancelled (key_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cancelled (key_id TEXT PRIMARY KEY, at INTEGER NOT NULL, kme TEXT) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS keys_by_age ON keys (state, created_at);
 -- keys_by_age serves every lookup by state; a second index on state alone only cost writes.
 DROP INDEX IF EXISTS keys_by_state;
@@ -48,6 +50,18 @@ function migrateBlocks(db: Database.Database): void {
   })();
 }
 
+/** Columns added since the first release: who cut a key, and who cancelled a remembered key ID. */
+function addColumns(db: Database.Database): void {
+  const has = (table: string, column: string) =>
+    db
+      .prepare<[string], { name: string }>('SELECT name FROM pragma_table_info(?)')
+      .all(table)
+      .some((c) => c.name === column);
+  if (!has('keys', 'cut_by')) db.exec('ALTER TABLE keys ADD COLUMN cut_by TEXT');
+  if (!has('cancelled', 'kme')) db.exec('ALTER TABLE cancelled ADD COLUMN kme TEXT');
+  db.exec('CREATE INDEX IF NOT EXISTS cancelled_by_kme ON cancelled (kme, at)');
+}
+
 interface KeyRow {
   key_id: string;
   link: string;
@@ -60,6 +74,7 @@ interface KeyRow {
   peer: string | null;
   state: KeyState;
   created_at: number;
+  cut_by: string | null;
 }
 
 const countKey = (linkId: string, owner: string) => `${linkId}\u0000${owner}`;
@@ -123,6 +138,7 @@ export class SqliteKeyStore implements KeyStore {
     this.#db.pragma('busy_timeout = 5000');
     migrateBlocks(this.#db);
     this.#db.exec(SCHEMA);
+    addColumns(this.#db);
     const db = this.#db;
     this.#stmt = {
       addBlock: db.prepare('INSERT OR IGNORE INTO blocks (link, seq, owner, sealed) VALUES (?, ?, ?, ?)'),
@@ -142,13 +158,20 @@ export class SqliteKeyStore implements KeyStore {
       ),
       deleteBlock: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq = ?'),
       insertKey: db.prepare(
-        'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at, cut_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       getKey: db.prepare<[string], KeyRow>('SELECT * FROM keys WHERE key_id = ?'),
       hasKey: db.prepare<[{ id: string }], { one: number }>(
         'SELECT 1 AS one FROM keys WHERE key_id = @id UNION ALL SELECT 1 FROM cancelled WHERE key_id = @id',
       ),
-      remember: db.prepare('INSERT OR IGNORE INTO cancelled (key_id, at) VALUES (?, ?)'),
+      /** Known here, or cancelled by the KME now claiming it (or by some KME, before that was recorded). */
+      claimedOrCancelled: db.prepare<[{ id: string; kme: string }], { one: number }>(
+        'SELECT 1 AS one FROM keys WHERE key_id = @id UNION ALL SELECT 1 FROM cancelled WHERE key_id = @id AND (kme = @kme OR kme IS NULL)',
+      ),
+      remember: db.prepare('INSERT OR IGNORE INTO cancelled (key_id, at, kme) VALUES (?, ?, ?)'),
+      forgetOldCancels: db.prepare(
+        'DELETE FROM cancelled WHERE kme = @kme AND key_id IN (SELECT key_id FROM cancelled WHERE kme = @kme ORDER BY at DESC, key_id LIMIT -1 OFFSET @keep)',
+      ),
       expireKeys: db.prepare("DELETE FROM keys WHERE state = 'ready' AND created_at < ?"),
       expireCancelled: db.prepare('DELETE FROM cancelled WHERE at < ?'),
       deleteKey: db.prepare('DELETE FROM keys WHERE key_id = ?'),
@@ -189,7 +212,7 @@ export class SqliteKeyStore implements KeyStore {
           const mine = blocks.slice(next, (next += k.blockCount));
           for (const b of mine) this.#stmt.deleteBlock.run(linkId, owner, b.seq);
           this.#counted(linkId, owner, -mine.length);
-          this.#insertKey(linkId, k, mine, k.peerKme, k.state, now);
+          this.#insertKey(linkId, owner, k, mine, k.peerKme, k.state, now);
           // The record is what was just written; reading the row back would only cost a statement.
           records.push({
             keyId: k.keyId,
@@ -214,7 +237,9 @@ export class SqliteKeyStore implements KeyStore {
           if (b) found.set(seq, b);
         }
         const missingSeqs = allSeqs.filter((s) => !found.has(s));
-        const existingKeyIds = keys.map((k) => k.keyId).filter((id) => this.#stmt.hasKey.get({ id }));
+        const existingKeyIds = keys
+          .map((k) => k.keyId)
+          .filter((id) => this.#stmt.claimedOrCancelled.get({ id, kme: owner }));
         if (missingSeqs.length > 0 || existingKeyIds.length > 0 || found.size !== allSeqs.length) {
           return { ok: false, missingSeqs, existingKeyIds };
         }
@@ -224,6 +249,7 @@ export class SqliteKeyStore implements KeyStore {
           this.#counted(linkId, owner, -k.seqs.length);
           this.#insertKey(
             linkId,
+            owner,
             k,
             k.seqs.map((s) => found.get(s)!),
             null,
@@ -262,12 +288,34 @@ export class SqliteKeyStore implements KeyStore {
         }
         return { ok: true, keys: records };
       }),
-      cancelKeys: tx((keyIds: readonly string[], now: number) =>
-        keyIds.reduce((n, id) => {
-          this.#stmt.remember.run(id, now);
-          return n + this.#stmt.deleteKey.run(id).changes;
-        }, 0),
-      ),
+      returnReserved: tx((keyIds: readonly string[]) => {
+        const rows = keyIds.map((id) => this.#stmt.getKey.get(id)).filter((r) => r?.state === 'reserved') as KeyRow[];
+        // A key without its cutting KME recorded cannot go back to a pool: it is burned instead.
+        this.#burn(rows.filter((r) => r.cut_by === null));
+        const back = rows.filter((r) => r.cut_by !== null);
+        for (const row of back) {
+          this.#stmt.deleteKey.run(row.key_id);
+          for (const b of toRecord(row).blocks)
+            this.#counted(
+              row.link,
+              row.cut_by!,
+              this.#stmt.addBlock.run(row.link, b.seq, row.cut_by, b.sealed).changes,
+            );
+        }
+        return back.length;
+      }),
+      cancelKeys: tx((keyIds: readonly string[], byKme: string, now: number): CancelResult => {
+        const rows = keyIds.map((id) => this.#stmt.getKey.get(id));
+        const notTheirs = keyIds.filter((_, i) => rows[i] && rows[i].cut_by !== null && rows[i].cut_by !== byKme);
+        if (notTheirs.length > 0) return { ok: false, notTheirs };
+        let removed = 0;
+        keyIds.forEach((id, i) => {
+          if (rows[i]?.cut_by === byKme) removed += this.#stmt.deleteKey.run(id).changes;
+          this.#stmt.remember.run(id, now, byKme);
+        });
+        this.#stmt.forgetOldCancels.run({ kme: byKme, keep: MAX_REMEMBERED_CANCELS });
+        return { ok: true, removed };
+      }),
       expireBefore: tx((time: number) => {
         this.#stmt.expireCancelled.run(time);
         return this.#stmt.expireKeys.run(time).changes;
@@ -367,6 +415,7 @@ export class SqliteKeyStore implements KeyStore {
 
   #insertKey(
     linkId: string,
+    cutBy: string,
     k: NewKey | ClaimedKey,
     blocks: readonly SealedBlock[],
     peer: string | null,
@@ -384,6 +433,7 @@ export class SqliteKeyStore implements KeyStore {
       peer,
       state,
       now,
+      cutBy,
     );
   }
 
@@ -420,9 +470,13 @@ export class SqliteKeyStore implements KeyStore {
     return this.#write(() => this.#tx.takeForSlave(masterSae, slaveSae, keyIds));
   }
 
-  cancelKeys(keyIds: readonly string[]): Promise<number> {
+  returnReserved(keyIds: readonly string[]): Promise<number> {
+    return this.#write(() => this.#tx.returnReserved(keyIds));
+  }
+
+  cancelKeys(keyIds: readonly string[], byKme: string): Promise<CancelResult> {
     const now = Date.now();
-    return this.#write(() => this.#tx.cancelKeys(keyIds, now));
+    return this.#write(() => this.#tx.cancelKeys(keyIds, byKme, now));
   }
 
   expireBefore(time: number): Promise<number> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { IncomingBlock, KeyStore, NewKey } from '../../src/stores/key-store.js';
+import { MAX_REMEMBERED_CANCELS, type IncomingBlock, type KeyStore, type NewKey } from '../../src/stores/key-store.js';
 
 export interface StoreUnderTest {
   readonly store: KeyStore;
@@ -211,8 +211,8 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
         pendingSlaves: ['sae-a1'],
       });
       await store.claimBlocks(LINK, 'kme-b', [claim('k1', 1)]);
-      assert.equal(await store.cancelKeys(['k1', 'k2']), 1);
-      assert.equal(await store.cancelKeys(['k1']), 0);
+      assert.deepEqual(await store.cancelKeys(['k1', 'k2'], 'kme-b'), { ok: true, removed: 1 });
+      assert.deepEqual(await store.cancelKeys(['k1'], 'kme-b'), { ok: true, removed: 0 });
       assert.deepEqual(await store.countKeys(), { reserved: 0, ready: 0 });
       // A cancel may overtake its reservation: the late reservation must not store the key.
       const late = await store.claimBlocks(LINK, 'kme-b', [claim('k2', 3)]);
@@ -220,11 +220,79 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
       assert.equal(await store.countBlocks(LINK, 'kme-b'), 4);
     });
 
+    it('lets a KME cancel only keys it cut, and remembers its cancels for it alone', async () => {
+      await store.addBlocks(LINK, blocks(0, 9), 9);
+      await store.addBlocks('link-b-c', [{ seq: 0, owner: 'kme-c', sealed: randomBytes(60) }], 0);
+      const claim = (keyId: string, seq: number) => ({
+        keyId,
+        sizeBits: 256,
+        seqs: [seq],
+        masterSae: 'sae-b1',
+        pendingSlaves: ['sae-a1'],
+      });
+      assert.deepEqual(await store.claimBlocks(LINK, 'kme-b', [claim('from-b', 1)]), { ok: true });
+      await store.takeOwnBlocks(LINK, 'kme-a', [newKey('mine', { state: 'ready', pendingSlaves: ['sae-a2'] })]);
+      // kme-c names kme-b's key and this KME's own: refused as a whole, nothing changes.
+      assert.deepEqual(await store.cancelKeys(['unknown', 'from-b', 'mine'], 'kme-c'), {
+        ok: false,
+        notTheirs: ['from-b', 'mine'],
+      });
+      assert.deepEqual(await store.cancelKeys(['mine'], 'kme-b'), { ok: false, notTheirs: ['mine'] });
+      assert.deepEqual(await store.countKeys(), { reserved: 0, ready: 2 });
+      assert.ok((await store.takeForSlave('sae-b1', 'sae-a1', ['from-b'])).ok, 'the slave still gets its key');
+      // A cancel by kme-c of an ID not here yet does not stop kme-c... nor anyone else's reservation.
+      assert.deepEqual(await store.cancelKeys(['early'], 'kme-c'), { ok: true, removed: 0 });
+      assert.deepEqual(await store.claimBlocks(LINK, 'kme-b', [claim('early', 3)]), { ok: true });
+      const late = await store.claimBlocks('link-b-c', 'kme-c', [{ ...claim('early', 0), keyId: 'early' }]);
+      assert.deepEqual(late, { ok: false, missingSeqs: [], existingKeyIds: ['early'] });
+    });
+
+    it('remembers a bounded number of cancelled IDs per KME, forgetting the oldest', async () => {
+      await store.addBlocks(LINK, blocks(0, 3), 3);
+      const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => `c-${from + i}`);
+      assert.deepEqual(await store.cancelKeys(['first'], 'kme-b'), { ok: true, removed: 0 });
+      for (let at = 0; at < MAX_REMEMBERED_CANCELS; at += 4096) {
+        // Later than 'first' (the clock may not have moved within a test).
+        await new Promise((r) => setTimeout(r, at === 0 ? 5 : 0));
+        assert.ok((await store.cancelKeys(ids(at, 4096), 'kme-b')).ok);
+      }
+      const claim = (keyId: string, seq: number) => ({
+        keyId,
+        sizeBits: 256,
+        seqs: [seq],
+        masterSae: 'sae-b1',
+        pendingSlaves: ['sae-a1'],
+      });
+      assert.deepEqual(await store.claimBlocks(LINK, 'kme-b', [claim('first', 1)]), { ok: true }, 'forgotten');
+      const last = `c-${MAX_REMEMBERED_CANCELS - 1}`;
+      const kept = await store.claimBlocks(LINK, 'kme-b', [claim(last, 3)]);
+      assert.deepEqual(kept, { ok: false, missingSeqs: [], existingKeyIds: [last] });
+    });
+
+    it('returns the blocks of reserved keys the peer never heard of, queueing no cancel', async () => {
+      const added = blocks(0, 7);
+      await store.addBlocks(LINK, added, 7);
+      await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k1', { blockCount: 2 }), newKey('k2')]);
+      await store.takeOwnBlocks(LINK, 'kme-a', [newKey('ready', { state: 'ready', pendingSlaves: ['s'] })]);
+      assert.equal(await store.countBlocks(LINK, 'kme-a'), 0);
+      assert.equal(await store.returnReserved(['k1', 'ready', 'unknown']), 1, 'only reserved keys go back');
+      assert.equal(await store.countBlocks(LINK, 'kme-a'), 2);
+      assert.deepEqual(await store.countKeys(), { reserved: 1, ready: 1 });
+      assert.deepEqual(await store.listOutbox(10), []);
+      const [again] = (await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k3', { blockCount: 2 })]))!;
+      assert.deepEqual(
+        again!.blocks.map((b) => [b.seq, b.sealed]),
+        [0, 2].map((seq) => [seq, added[seq]!.sealed]),
+        'the same sealed blocks, once',
+      );
+      assert.equal(await store.countBlocks(LINK, 'kme-b'), 4, 'the peer’s share is untouched');
+    });
+
     it('expires keys waiting for slaves, and remembered cancellations, from before a time', async () => {
       await store.addBlocks(LINK, blocks(0, 9), 9);
       const ready = newKey('old', { state: 'ready', peerKme: null, pendingSlaves: ['sae-a2'] });
       await store.takeOwnBlocks(LINK, 'kme-a', [ready, newKey('reserved')]);
-      await store.cancelKeys(['gone']);
+      await store.cancelKeys(['gone'], 'kme-b');
       assert.equal(await store.expireBefore(Date.now() - 60_000), 0, 'nothing is that old');
       assert.equal(await store.expireBefore(Date.now() + 1), 1, 'only keys ready for slaves expire');
       assert.deepEqual(await store.countKeys(), { reserved: 1, ready: 0 });

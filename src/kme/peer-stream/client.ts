@@ -2,8 +2,7 @@ import { isIP } from 'node:net';
 import { checkServerIdentity, connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { entityFromAltNames } from '../../auth/tls-identity.js';
-import { QksError } from '../../domain/errors.js';
-import { StreamConnection, type Payload } from './connection.js';
+import { RequestNotSent, StreamConnection, type Payload } from './connection.js';
 import { STREAM_PATH, STREAM_PROTOCOL } from './server.js';
 
 export interface PeerStreamClientOptions {
@@ -54,7 +53,7 @@ export class PeerStreamClient {
   }
 
   #connection(): Promise<StreamConnection> {
-    if (this.#closed) return Promise.reject(new QksError('PEER_KME_UNAVAILABLE', 'the peer stream is closed'));
+    if (this.#closed) return Promise.reject(new RequestNotSent('the peer stream is closed'));
     if (!this.#conn) {
       const attempt = this.#connect();
       this.#conn = attempt;
@@ -79,7 +78,8 @@ export class PeerStreamClient {
         clearTimeout(timer);
         socket.destroy();
         log.warn({ peer: kmeId, err: why }, 'peer stream: cannot connect');
-        reject(new QksError('PEER_KME_UNAVAILABLE', `peer KME ${kmeId} is unreachable (${why}); try again later`));
+        // Nothing is sent before the upgrade is answered: whatever went wrong, the peer has no request.
+        reject(new RequestNotSent(`peer KME ${kmeId} is unreachable (${why}); try again later`));
       };
       const socket: TLSSocket = connect({
         host,
@@ -160,8 +160,7 @@ export class PeerStreams {
 
   request(kmeId: string, channel: string, payload: Payload, timeoutMs?: number): Promise<Buffer> {
     const client = this.#clients.get(kmeId);
-    if (!client)
-      return Promise.reject(new QksError('PEER_KME_UNAVAILABLE', `no address configured for peer KME ${kmeId}`));
+    if (!client) return Promise.reject(new RequestNotSent(`no address configured for peer KME ${kmeId}`));
     return client.request(channel, payload, timeoutMs);
   }
 

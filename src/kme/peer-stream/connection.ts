@@ -39,10 +39,22 @@ export class PeerStreamRefusal extends QksError {
   }
 }
 
+/**
+ * The request certainly never left this KME (no connection, or it failed before the request was
+ * written): the peer cannot have acted on it. Anything else may have reached the peer.
+ */
+export class RequestNotSent extends QksError {
+  constructor(message: string) {
+    super('PEER_KME_UNAVAILABLE', message);
+  }
+}
+
 interface Pending {
   resolve(payload: Buffer): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
+  /** Written to the socket: from then on the peer may have it. */
+  sent: boolean;
 }
 
 /**
@@ -88,25 +100,30 @@ export class StreamConnection {
   /** Sends a request on `channel`; resolves with the answer's payload. */
   async request(channel: string, payload: Payload, timeoutMs: number): Promise<Buffer> {
     if (!CHANNEL_NAME.test(channel)) throw new TypeError(`bad channel name ${channel}`);
-    if (this.#closed) throw this.#unavailable(this.#closeReason);
+    if (this.#closed) throw this.#unavailable(this.#closeReason, false);
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
     const answer = new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => {
+        const sent = this.#pending.get(id)?.sent ?? true;
         this.#pending.delete(id);
         const reason = `no answer on ${channel} within ${timeoutMs} ms`;
-        reject(this.#unavailable(reason));
+        reject(this.#unavailable(reason, sent));
         // A silent peer is presumed gone (TCP keep-alive would take minutes to tell): the next
         // request opens a new connection instead of waiting on this one.
         this.close(`${reason}; connection dropped`);
       }, timeoutMs);
-      this.#pending.set(id, { resolve, reject, timer });
+      this.#pending.set(id, { resolve, reject, timer, sent: false });
     });
     // The caller sees a timeout through `answer` even while this still waits to write.
     answer.catch(() => undefined);
     await this.#writable();
     // Not written if it timed out or the connection closed meanwhile.
-    if (this.#pending.has(id)) this.#write(FRAME_REQUEST, id, channel, payload);
+    const pending = this.#pending.get(id);
+    if (pending && !this.#closed) {
+      pending.sent = true;
+      this.#write(FRAME_REQUEST, id, channel, payload);
+    }
     return answer;
   }
 
@@ -117,8 +134,9 @@ export class StreamConnection {
     this.#close(reason);
   }
 
-  #unavailable(reason: string): QksError {
-    return new QksError('PEER_KME_UNAVAILABLE', `peer KME ${this.peer}: ${reason}`);
+  #unavailable(reason: string, sent = true): QksError {
+    const message = `peer KME ${this.peer}: ${reason}`;
+    return sent ? new QksError('PEER_KME_UNAVAILABLE', message) : new RequestNotSent(message);
   }
 
   /** One wait for 'drain' shared by every writer held back (not a listener each); ends on close too. */
@@ -237,7 +255,7 @@ export class StreamConnection {
     this.#closed = true;
     for (const p of this.#pending.values()) {
       clearTimeout(p.timer);
-      p.reject(this.#unavailable(reason));
+      p.reject(this.#unavailable(reason, p.sent));
     }
     this.#pending.clear();
     for (const listener of this.#closeListeners.splice(0)) listener();
