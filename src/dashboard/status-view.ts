@@ -21,7 +21,7 @@ function table(rows: string[][]): string[] {
   // Widths from the visible text: colour codes take no room on screen.
   // eslint-disable-next-line no-control-regex
   const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => visible(r[i] ?? ''))));
+  const widths = rows[0]!.map((_, i) => rows.reduce((w, r) => Math.max(w, visible(r[i] ?? '')), -Infinity));
   return rows.map((r) =>
     r
       .map((cell, i) => (i === r.length - 1 ? cell : cell + ' '.repeat(widths[i]! - visible(cell))))

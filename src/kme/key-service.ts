@@ -201,8 +201,11 @@ export class KeyService {
     });
     let result = await store.claimBlocks(pool.linkId, fromKme, claimed);
     if (!result.ok && result.existingKeyIds.length === 0 && result.missingSeqs.every((s) => s > pool.latestSeq)) {
-      // The peer saw these blocks before we did; they are on their way.
-      if (await pool.waitForSeq(Math.max(...result.missingSeqs), this.#d.blockWaitMs)) {
+      // The peer saw these blocks before we did; they are on their way. (A loop: a spread of
+      // 131,072 numbers into Math.max overflows the stack.)
+      let newest = -1;
+      for (const seq of result.missingSeqs) if (seq > newest) newest = seq;
+      if (await pool.waitForSeq(newest, this.#d.blockWaitMs)) {
         result = await store.claimBlocks(pool.linkId, fromKme, claimed);
       }
     }

@@ -1,7 +1,16 @@
+import { badRequest, QksError } from '../domain/errors.js';
 import { blockAad, ownerOfBlock, type LinkEnds } from '../domain/material.js';
 import type { Barrier } from '../stores/barrier.js';
 import type { KeyStore } from '../stores/key-store.js';
 import type { KeySource, SourceBlock } from '../sources/key-source.js';
+
+/** Most reservations waiting for blocks of one link at once; more are refused at once. */
+export const MAX_BLOCK_WAITERS = 1024;
+
+interface Waiter {
+  readonly seq: number;
+  wake(): void;
+}
 
 export interface LinkPoolOptions {
   readonly kmeId: string;
@@ -27,7 +36,7 @@ export class LinkPool {
   readonly #barrier: Barrier;
   readonly #source: KeySource;
   #latestSeq = -1;
-  #waiters: Array<{ seq: number; resolve: () => void }> = [];
+  readonly #waiters = new Set<Waiter>();
 
   constructor(opts: LinkPoolOptions, store: KeyStore, barrier: Barrier, source: KeySource) {
     this.ends = opts.ends;
@@ -59,8 +68,7 @@ export class LinkPool {
 
   async stop(): Promise<void> {
     await this.#source.stop();
-    for (const w of this.#waiters) w.resolve();
-    this.#waiters = [];
+    for (const w of [...this.#waiters]) w.wake();
   }
 
   async #ingest(blocks: SourceBlock[], lastSeq: number): Promise<void> {
@@ -80,25 +88,52 @@ export class LinkPool {
     });
     await this.#store.addBlocks(this.linkId, sealed, lastSeq);
     this.#latestSeq = Math.max(this.#latestSeq, lastSeq);
-    this.#waiters = this.#waiters.filter((w) => (w.seq <= this.#latestSeq ? (w.resolve(), false) : true));
+    for (const w of [...this.#waiters]) if (w.seq <= this.#latestSeq) w.wake();
     // Blocks alternate between the two ends, so the newest 2 × capacity block numbers hold this
     // KME's newest `capacity` blocks. Range deletes cost only what they remove.
     await this.#store.discardBlocksBefore(this.linkId, this.#kmeId, this.#latestSeq - 2 * this.capacityBlocks + 1);
     await this.#store.discardBlocksBefore(this.linkId, this.peerKme, this.#latestSeq - 4 * this.capacityBlocks + 1);
   }
 
-  /** Resolves true once block `seq` has arrived, false after `timeoutMs`. */
+  /** Reservations waiting for blocks now. */
+  get waiting(): number {
+    return this.#waiters.size;
+  }
+
+  /**
+   * Resolves true once block `seq` has arrived, false after `timeoutMs`. Refuses a block number
+   * further ahead than the peer's whole share (2 × capacity numbers): no lag between the ends
+   * explains that, and waiting would only hold memory. At most MAX_BLOCK_WAITERS wait at once.
+   */
   waitForSeq(seq: number, timeoutMs: number): Promise<boolean> {
     if (seq <= this.#latestSeq) return Promise.resolve(true);
+    const horizon = this.#latestSeq + 2 * this.capacityBlocks;
+    if (seq > horizon) {
+      return Promise.reject(
+        badRequest(
+          `block ${seq} of link ${this.linkId} is beyond what the link can have produced (newest here ${this.#latestSeq}, at most ${2 * this.capacityBlocks} ahead)`,
+        ),
+      );
+    }
+    if (this.#waiters.size >= MAX_BLOCK_WAITERS) {
+      return Promise.reject(
+        new QksError(
+          'NOT_ENOUGH_KEY_MATERIAL',
+          `${this.#waiters.size} reservations already wait for blocks of link ${this.linkId}`,
+        ),
+      );
+    }
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(seq <= this.#latestSeq), timeoutMs);
-      this.#waiters.push({
+      const waiter: Waiter = {
         seq,
-        resolve: () => {
+        wake: () => {
           clearTimeout(timer);
+          this.#waiters.delete(waiter);
           resolve(seq <= this.#latestSeq);
         },
-      });
+      };
+      const timer = setTimeout(waiter.wake, timeoutMs);
+      this.#waiters.add(waiter);
     });
   }
 

@@ -90,7 +90,7 @@ export class Transmitter {
   /** The photons of frame `frame` (`pulses` pulses) that reach Bob's detector. */
   emit(frame: number, pulses: number): Arrivals {
     const rng = new Prng([this.#keys[2]!, this.#keys[3]!, frame, 0x66696272]);
-    const pMax = Math.max(...this.#arrival);
+    const pMax = this.#arrival.reduce((m, p) => (p > m ? p : m), -Infinity);
     let indices = new Uint32Array(Math.max(1024, Math.ceil(pulses * pMax * 1.2)));
     let states = new Uint8Array(indices.length);
     let count = 0;

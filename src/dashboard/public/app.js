@@ -120,7 +120,7 @@ function drawTopology(view) {
     if (!d) continue;
     d.line.setAttribute('class', `edge ${link.health}${link.link_ID === selectedLink ? ' selected' : ''}`);
     d.title.textContent = linkTitle(link);
-    const fill = Math.min(...link.ends.map((e) => e.pool_fill));
+    const fill = link.ends.reduce((m, e) => Math.min(m, e.pool_fill), Infinity);
     d.label.textContent = d.many
       ? formatRate(link.rate_bps)
       : `${formatRate(link.rate_bps)} · QBER ${formatQber(link.qber)} · pool ${formatFill(fill)}`;
@@ -153,7 +153,7 @@ function chart(id, samples, value, format, unmeasured = 'collecting…') {
     return;
   }
   const [t0, t1] = [points[0][0], points.at(-1)[0]];
-  const max = Math.max(...points.map(([, v]) => v)) || 1;
+  const max = points.reduce((m, [, v]) => Math.max(m, v), -Infinity) || 1;
   const x = (t) => 4 + ((t - t0) / Math.max(1, t1 - t0)) * 352;
   const y = (v) => 84 - (v / max) * 70;
   root.append(
