@@ -71,6 +71,11 @@ export class KmeProcesses {
     await gone;
   }
 
+  /** Sends a signal (SIGSTOP freezes the KME as a hung host would; SIGCONT wakes it). */
+  signal(kme: string, signal: NodeJS.Signals): void {
+    this.#running.get(kme)?.kill(signal);
+  }
+
   isRunning(kme: string): boolean {
     return this.#running.has(kme);
   }
