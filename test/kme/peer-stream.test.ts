@@ -10,7 +10,7 @@ import { freePorts } from '../../src/cli/ports.js';
 import { QksError } from '../../src/domain/errors.js';
 import { PEER_TLS_OPTIONS } from '../../src/kme/http/peer-api.js';
 import { PeerStreamClient } from '../../src/kme/peer-stream/client.js';
-import { PeerStreamRefusal, type StreamHandler } from '../../src/kme/peer-stream/connection.js';
+import { PeerStreamRefusal, RequestNotSent, type StreamHandler } from '../../src/kme/peer-stream/connection.js';
 import { attachPeerStream, type PeerStreamServer } from '../../src/kme/peer-stream/server.js';
 import { createDeployment } from '../helpers/two-kmes.js';
 
@@ -169,6 +169,27 @@ describe('KME peer stream', () => {
     } finally {
       c.close();
     }
+  });
+
+  it('tells a request that never left (no connection, upgrade refused) from one that may have arrived', async () => {
+    const c = client('kme-a', 'kme-b', 100);
+    try {
+      await c.request('echo', Buffer.from('up'));
+      // Written, then no answer: the peer may have acted on it.
+      const late = await c.request('later', Buffer.from([250])).catch((err: unknown) => err);
+      assert.ok(late instanceof QksError && !(late instanceof RequestNotSent), String(late));
+      await stopServer();
+      // Connection refused: certain that nothing left.
+      const refused = await c.request('echo', Buffer.alloc(1)).catch((err: unknown) => err);
+      assert.ok(refused instanceof RequestNotSent, String(refused));
+      await startServer();
+    } finally {
+      c.close();
+    }
+    const stranger = client('kme-c');
+    const handshake = await stranger.request('echo', Buffer.alloc(1)).catch((err: unknown) => err);
+    assert.ok(handshake instanceof RequestNotSent, String(handshake));
+    stranger.close();
   });
 
   it('closes a connection that sends a bad frame, and serves others as before', async () => {
