@@ -91,6 +91,31 @@ describe('SqliteKeyStore', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('records who cut keys in a store of an earlier version, leaving its older keys alone', async () => {
+    const { dir, file } = tempDb();
+    const old = new Database(file);
+    old.exec(`CREATE TABLE keys (key_id TEXT PRIMARY KEY, link TEXT NOT NULL, size_bits INTEGER NOT NULL,
+      seqs TEXT NOT NULL, sealed BLOB NOT NULL, master TEXT NOT NULL, pending TEXT NOT NULL, delivered TEXT NOT NULL DEFAULT '[]',
+      peer TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE cancelled (key_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;`);
+    old
+      .prepare("INSERT INTO keys VALUES ('old', 'l', 256, '[1]', ?, 'm', '[\"s\"]', '[]', NULL, 'ready', ?)")
+      .run(randomBytes(60), Date.now());
+    old.prepare("INSERT INTO cancelled VALUES ('gone', ?)").run(Date.now());
+    old.close();
+
+    const store = new SqliteKeyStore(file);
+    assert.deepEqual(await store.cancelKeys(['old'], 'b'), { ok: true, removed: 0 }, 'who cut it is unknown');
+    assert.deepEqual(await store.countKeys(), { reserved: 0, ready: 1 });
+    await store.addBlocks('l', [{ seq: 3, owner: 'b', sealed: randomBytes(60) }], 3);
+    const late = await store.claimBlocks('l', 'b', [
+      { keyId: 'gone', sizeBits: 256, seqs: [3], masterSae: 'm', pendingSlaves: ['s'] },
+    ]);
+    assert.deepEqual(late, { ok: false, missingSeqs: [], existingKeyIds: ['gone'] }, 'an older cancel still holds');
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('counts blocks in memory exactly as the file does, whatever writes succeeded or failed', async () => {
     const { dir, file } = tempDb();
     const store = new SqliteKeyStore(file);
