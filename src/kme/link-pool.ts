@@ -102,16 +102,18 @@ export class LinkPool {
 
   /**
    * Resolves true once block `seq` has arrived, false after `timeoutMs`. Refuses a block number
-   * further ahead than the peer's whole share (2 × capacity numbers): no lag between the ends
-   * explains that, and waiting would only hold memory. At most MAX_BLOCK_WAITERS wait at once.
+   * more than the link's history (4 × capacity numbers, what a link keeps for an end that was
+   * away) ahead of the newest here: the link cannot have produced it yet for this end, and waiting
+   * would only hold memory. At most MAX_BLOCK_WAITERS wait at once.
    */
   waitForSeq(seq: number, timeoutMs: number): Promise<boolean> {
     if (seq <= this.#latestSeq) return Promise.resolve(true);
-    const horizon = this.#latestSeq + 2 * this.capacityBlocks;
+    const lead = 4 * this.capacityBlocks;
+    const horizon = this.#latestSeq + lead;
     if (seq > horizon) {
       return Promise.reject(
         badRequest(
-          `block ${seq} of link ${this.linkId} is beyond what the link can have produced (newest here ${this.#latestSeq}, at most ${2 * this.capacityBlocks} ahead)`,
+          `block ${seq} of link ${this.linkId} is beyond what the link can have produced (newest here ${this.#latestSeq}, at most ${lead} ahead)`,
         ),
       );
     }
