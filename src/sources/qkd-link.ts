@@ -188,7 +188,10 @@ export class QkdLink implements KeySource {
               if (result.key) this.#append(result.firstSeq!, result.key, result.summary);
               else this.stats.record(result.summary);
               if (result.summary.discarded)
-                this.#opts.log?.warn({ link: this.linkId, frame, reason: result.summary.discarded }, 'QKD frame discarded');
+                this.#opts.log?.warn(
+                  { link: this.linkId, frame, reason: result.summary.discarded },
+                  'QKD frame discarded',
+                );
             });
             this.#commits = step.catch(() => undefined);
             await step;

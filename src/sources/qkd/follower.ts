@@ -274,7 +274,11 @@ export class Follower {
       this.#events.onDiscard({ ...summary, secretBits: 0, discarded: 'commit_digest_mismatch' });
       return { committed: false, refused: 'digest_mismatch' };
     }
-    const answer = { committed: true as const, last_seq: await this.#events.onKey(firstSeq, secret, summary), digest: ours };
+    const answer = {
+      committed: true as const,
+      last_seq: await this.#events.onKey(firstSeq, secret, summary),
+      digest: ours,
+    };
     this.#committed.set(frame, { firstSeq, answer });
     while (this.#committed.size > REMEMBERED_COMMITS) this.#committed.delete(this.#committed.keys().next().value!);
     return answer;
