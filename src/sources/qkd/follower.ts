@@ -77,7 +77,9 @@ export class Follower {
     this.#linkId = opts.linkId;
     this.#settings = opts.settings;
     // A fresh receiver every run (run-secrets.ts): frame numbers restart, its randomness does not.
-    this.#rx = new Receiver(opts.settings.physics, new RunSecrets(opts.seed).device('receiver'));
+    const run = new RunSecrets(opts.seed);
+    this.#rx = new Receiver(opts.settings.physics, run.device('receiver'));
+    run.wipe();
     this.#events = opts.events;
   }
 

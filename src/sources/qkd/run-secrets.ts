@@ -27,6 +27,11 @@ export class RunSecrets {
     return this.#derive(`frame/${purpose}/${frame}`);
   }
 
+  /** Wipes the run secret (an end that needs no more of its seeds). */
+  wipe(): void {
+    this.#secret.fill(0);
+  }
+
   #derive(label: string): Buffer {
     return createHmac('sha256', this.#secret).update(`qks/qkd/${label}`).digest();
   }
