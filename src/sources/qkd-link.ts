@@ -71,6 +71,7 @@ export class QkdLink implements KeySource {
       this.#leader = new Leader({ ...opts, channel: opts.channel! });
     } else {
       this.#follower = new Follower({
+        linkId: opts.linkId,
         settings: opts.settings,
         seed: opts.seed,
         allowReplay: opts.allowReplay === true,
@@ -180,9 +181,17 @@ export class QkdLink implements KeySource {
           if (run.commit) {
             const commit = run.commit;
             const step = this.#commits.then(async () => {
-              const first = Math.max(this.#lastSeq, leader.followerLastSeq) + 1;
-              const result = await commit(first);
-              this.#append(first, result.key!, result.summary);
+              const result = await commit(
+                () => this.#lastSeq,
+                async (ms) => (await this.#sleep(ms), this.#open),
+              );
+              if (result.key) this.#append(result.firstSeq!, result.key, result.summary);
+              else this.stats.record(result.summary);
+              if (result.summary.discarded)
+                this.#opts.log?.warn(
+                  { link: this.linkId, frame, reason: result.summary.discarded },
+                  'QKD frame discarded',
+                );
             });
             this.#commits = step.catch(() => undefined);
             await step;
@@ -213,16 +222,19 @@ export class QkdLink implements KeySource {
     });
   }
 
-  /** Cuts a frame's key into blocks numbered from `firstSeq` and keeps them for the consumer. */
+  /**
+   * Cuts a frame's key into blocks numbered from `firstSeq` and keeps them for the consumer.
+   * Numbers this end holds already are refused whole: a number never names two keys.
+   */
   #append(firstSeq: number, key: Buffer, summary: FrameSummary): number {
+    if (firstSeq <= this.#lastSeq) {
+      key.fill(0);
+      throw new Error(`blocks from ${firstSeq} overlap this end's (up to ${this.#lastSeq})`);
+    }
     const blocks = toBlocks(key, this.blockBits);
     key.fill(0);
-    blocks.forEach((bytes, i) => {
-      const seq = firstSeq + i;
-      if (seq <= this.#lastSeq) bytes.fill(0);
-      else this.#history.push({ seq, bytes });
-    });
-    this.#lastSeq = Math.max(this.#lastSeq, firstSeq + blocks.length - 1);
+    blocks.forEach((bytes, i) => this.#history.push({ seq: firstSeq + i, bytes }));
+    this.#lastSeq = firstSeq + blocks.length - 1;
     while (this.#history.length > this.#opts.historyBlocks) this.#history.shift()!.bytes.fill(0);
     this.stats.record(summary);
     this.#kick();

@@ -76,6 +76,15 @@ export class KmeProcesses {
     this.#running.get(kme)?.kill(signal);
   }
 
+  /** SIGTERM, as an operator's stop; resolves once the process has exited. */
+  async terminate(kme: string): Promise<void> {
+    const child = this.#running.get(kme);
+    if (!child) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await gone;
+  }
+
   isRunning(kme: string): boolean {
     return this.#running.has(kme);
   }

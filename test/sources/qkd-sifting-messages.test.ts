@@ -24,7 +24,7 @@ const is400 = (pattern: RegExp) => (err: unknown) => {
 async function frameAtBob() {
   const tx = new Transmitter(settings.physics, Buffer.alloc(32, 0xa1));
   const events = { onKey: async () => -1, onDiscard: () => {}, lastSeq: () => -1 };
-  const bob = new Follower({ settings, seed: Buffer.alloc(32, 0xb0), events });
+  const bob = new Follower({ linkId: 'link-a-b', settings, seed: Buffer.alloc(32, 0xb0), events });
   const N = settings.framePulses;
   const arrivals = tx.emit(1, N);
   const fibre = {

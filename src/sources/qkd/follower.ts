@@ -9,6 +9,8 @@ import { Receiver, type Clicks } from '../../physics/receiver.js';
 import type { FrameSummary } from './frame-stats.js';
 import type { QkdSettings } from './settings.js';
 import { verificationTag } from './frame-hashes.js';
+import { commitDigest, REMEMBERED_COMMITS, type CommitAnswer } from './commit.js';
+import { RunSecrets } from './run-secrets.js';
 import { StageClock } from './stages.js';
 import * as wire from './wire.js';
 
@@ -39,7 +41,10 @@ const MAX_FRAMES = 16;
 const MAX_RECORDED = 64;
 
 export interface FollowerEvents {
-  /** A frame finished: its secret key (the callee wipes it) and its first block number. */
+  /**
+   * A frame finished: its secret key (the callee wipes it) and its first block number, after
+   * `lastSeq()` (checked just before, with no turn of the event loop between).
+   */
   onKey(firstSeq: number, key: Buffer, summary: FrameSummary): Promise<number>;
   onDiscard(summary: FrameSummary): void;
   lastSeq(): number;
@@ -56,12 +61,25 @@ export class Follower {
   readonly #events: FollowerEvents;
   readonly #frames = new Map<number, FrameState>();
   readonly #recorded = new Map<number, Clicks>();
+  /** Recent commits by frame: a resent one (its answer lost) is answered the same. */
+  readonly #committed = new Map<number, { firstSeq: number; answer: CommitAnswer & { committed: true } }>();
   readonly #allowReplay: boolean;
+  readonly #linkId: string;
 
-  constructor(opts: { settings: QkdSettings; seed: Uint8Array; events: FollowerEvents; allowReplay?: boolean }) {
+  constructor(opts: {
+    linkId: string;
+    settings: QkdSettings;
+    seed: Uint8Array;
+    events: FollowerEvents;
+    allowReplay?: boolean;
+  }) {
     this.#allowReplay = opts.allowReplay === true;
+    this.#linkId = opts.linkId;
     this.#settings = opts.settings;
-    this.#rx = new Receiver(opts.settings.physics, opts.seed);
+    // A fresh receiver every run (run-secrets.ts): frame numbers restart, its randomness does not.
+    const run = new RunSecrets(opts.seed);
+    this.#rx = new Receiver(opts.settings.physics, run.device('receiver'));
+    run.wipe();
     this.#events = opts.events;
   }
 
@@ -75,6 +93,8 @@ export class Follower {
   }
 
   #drop(frame: number): void {
+    // A new frame under this number (a restarted leader counts from 0 again) is not the one committed.
+    this.#committed.delete(frame);
     const s = this.#frames.get(frame);
     if (s) wipe(s.clicks?.bits, s.key, s.before, s.secret);
     s?.cascade?.wipe();
@@ -214,16 +234,8 @@ export class Follower {
         state.phase = 'amplified';
         return { ok: true };
       }
-      case 'commit': {
-        const [frame, state] = this.#frame(body, op, 'amplified');
-        const firstSeq = wire.int(body['first_seq'], 'first_seq', 0);
-        const summary = parseSummary(body['summary']);
-        const secret = state.secret!;
-        delete state.secret;
-        this.#drop(frame);
-        const lastSeq = await this.#events.onKey(firstSeq, secret, summary);
-        return { ok: true, last_seq: lastSeq };
-      }
+      case 'commit':
+        return this.#commit(body);
       case 'discard': {
         const frame = wire.int(body['frame'], 'frame');
         this.#drop(frame);
@@ -233,8 +245,50 @@ export class Follower {
     }
   }
 
+  /** The frame's block numbers (commit.ts): taken whole, or refused with nothing changed. */
+  async #commit(body: Record<string, unknown>): Promise<CommitAnswer> {
+    const frame = wire.int(body['frame'], 'frame');
+    const numbers = () => ({
+      digest: wire.decodeBytes(body['digest'], 'digest', 32),
+      firstSeq: wire.int(body['first_seq'], 'first_seq', 0),
+    });
+    const before = this.#committed.get(frame);
+    if (before) {
+      const { digest, firstSeq } = numbers();
+      if (before.firstSeq === firstSeq && before.answer.digest.equals(digest)) return before.answer;
+      return { committed: false, refused: 'already_committed', last_seq: this.#events.lastSeq() };
+    }
+    const [, state] = this.#frame(body, 'commit', 'amplified');
+    const { digest, firstSeq } = numbers();
+    const afterSeq = wire.int(body['after_seq'], 'after_seq', -1);
+    const summary = parseSummary(body['summary']);
+    const lastSeq = this.#events.lastSeq();
+    // Numbers that overlap ours or skip some the leader did not know of: refused, the frame kept
+    // for numbers that follow ours.
+    if (afterSeq !== lastSeq || firstSeq <= afterSeq)
+      return { committed: false, refused: 'out_of_sequence', last_seq: lastSeq };
+    const secret = state.secret!;
+    const ours = commitDigest(secret, this.#linkId, frame, firstSeq);
+    delete state.secret;
+    this.#drop(frame);
+    if (!ours.equals(digest)) {
+      secret.fill(0);
+      this.#events.onDiscard({ ...summary, secretBits: 0, discarded: 'commit_digest_mismatch' });
+      return { committed: false, refused: 'digest_mismatch' };
+    }
+    const answer = {
+      committed: true as const,
+      last_seq: await this.#events.onKey(firstSeq, secret, summary),
+      digest: ours,
+    };
+    this.#committed.set(frame, { firstSeq, answer });
+    while (this.#committed.size > REMEMBERED_COMMITS) this.#committed.delete(this.#committed.keys().next().value!);
+    return answer;
+  }
+
   close(): void {
     for (const frame of [...this.#frames.keys()]) this.#drop(frame);
+    this.#committed.clear();
     for (const clicks of this.#recorded.values()) wipe(clicks.bits);
     this.#recorded.clear();
   }

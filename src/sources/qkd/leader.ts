@@ -5,6 +5,8 @@ import { planPasses } from '../../qkd/cascade-plan.js';
 import { efficiency, secretLength } from '../../qkd/estimation.js';
 import { amplifyOffThread, siftOffThread, viewsOffThread } from './offload.js';
 import { Prng } from '../../qkd/prng.js';
+import { COMMIT_RENUMBERINGS, COMMIT_SENDS, commitDigest } from './commit.js';
+import { RunSecrets } from './run-secrets.js';
 import { Transmitter } from '../../physics/transmitter.js';
 import { estimateAtAlice } from './alice-sifting.js';
 import type { FrameSummary } from './frame-stats.js';
@@ -18,16 +20,20 @@ export interface LinkChannel {
   call(op: wire.QkdOp, body: Record<string, unknown>): Promise<unknown>;
 }
 
-/** A frame up to its verified key; `commit` gives it block numbers (absent: discarded). */
+/**
+ * A frame up to its verified key; `commit` gives it block numbers after `ownLastSeq()` and the
+ * follower's (absent: discarded). `pause` waits between resends; false: the link is stopping.
+ */
 export interface FrameRun {
   summary: FrameSummary;
-  commit?: (firstSeq: number) => Promise<FrameResult>;
+  commit?: (ownLastSeq: () => number, pause: (ms: number) => Promise<boolean>) => Promise<FrameResult>;
 }
 
 export interface FrameResult {
   readonly summary: FrameSummary;
-  /** The frame's secret key, when it gave one (consumed by the caller, who wipes it). */
+  /** The frame's secret key, when it gave one (consumed by the caller, who wipes it), and its first block number. */
   readonly key?: Buffer;
+  readonly firstSeq?: number;
 }
 
 const MAX_CASCADE_ROUNDS = 2000;
@@ -41,13 +47,15 @@ export class Leader {
   readonly #linkId: string;
   readonly #settings: QkdSettings;
   readonly #tx: Transmitter;
-  readonly #seed: Uint8Array;
+  /** This run's secrets: the transmitter's seed and every frame's seeds (run-secrets.ts). */
+  readonly #run: RunSecrets;
+  readonly #txSeed: Buffer;
   readonly #channel: LinkChannel;
   readonly #blockBits: number;
   /** Frames of detection events recorded ahead and replayed in turn (benchmarks only), or 0. */
   #recorded = 0;
-  /** Bob's highest block number, as he last reported it. */
-  followerLastSeq = -1;
+  /** Bob's last block number as he last reported it (a hint until a commit's answer confirms it). */
+  #followerSeq: number | undefined;
 
   constructor(opts: {
     linkId: string;
@@ -58,8 +66,9 @@ export class Leader {
   }) {
     this.#linkId = opts.linkId;
     this.#settings = opts.settings;
-    this.#seed = opts.seed;
-    this.#tx = new Transmitter(opts.settings.physics, opts.seed);
+    this.#run = new RunSecrets(opts.seed);
+    this.#txSeed = this.#run.device('transmitter');
+    this.#tx = new Transmitter(opts.settings.physics, this.#txSeed);
     this.#channel = opts.channel;
     this.#blockBits = opts.blockBits;
   }
@@ -118,7 +127,6 @@ export class Leader {
   async #steps(frame: number, held: Array<Bits | CascadeResponder>): Promise<FrameRun> {
     const s = this.#settings;
     const N = s.framePulses;
-    const rng = Prng.fromBytes(this.#seed, 0x70756263, frame);
     // The frame whose pulses these are: itself, or the recorded one it replays.
     const physical = this.#recorded > 0 ? frame % this.#recorded : frame;
     if (this.#recorded === 0) await this.#fibre(frame);
@@ -128,10 +136,10 @@ export class Leader {
     const lastSeq = wire.int(det['last_seq'], 'last_seq', -1);
 
     // Sifting: Alice's choices for the pulses Bob detected, and the split of those kept.
-    const sampleSeed = rng.u32();
+    const sampleSeed = this.#run.frame('sampling', frame).readUInt32LE(0);
     const sift = await siftOffThread(
       this.clock,
-      { physics: s.physics, seed: this.#seed },
+      { physics: s.physics, seed: this.#txSeed },
       physical,
       det['indices'],
       bobBases,
@@ -143,7 +151,7 @@ export class Leader {
       },
     );
     held.push(sift.key.bits, sift.disclosed.bits);
-    this.followerLastSeq = lastSeq;
+    this.#followerSeq ??= lastSeq;
     const sifted = sift.kept.count;
     const summary = (over: Partial<FrameSummary>): FrameSummary => ({
       pulses: N,
@@ -180,7 +188,8 @@ export class Leader {
 
     // Error correction: Bob's key bits converge on Alice's. Bob runs the searches (the heavier
     // side of Cascade) and asks; Alice answers parities from her fixed key and counts each one.
-    const passes = planPasses(s.cascade, Math.max(est.qber, 0.005), n, rng);
+    const shuffles = Prng.fromBytes(this.#run.frame('cascade', frame));
+    const passes = planPasses(s.cascade, Math.max(est.qber, 0.005), n, shuffles);
     const cascade = new CascadeResponder(key, n);
     held.push(cascade);
     cascade.addPasses(passes);
@@ -223,7 +232,7 @@ export class Leader {
 
     // Verification: a 64-bit Toeplitz tag of both keys, the matrix expanded from a 32-byte seed
     // (ours computed while Bob computes his).
-    const tagSeed = Buffer.from(rng.fill(new Uint32Array(8)).buffer);
+    const tagSeed = this.#run.frame('verification', frame);
     const verifying = this.#call('verify', frame, { seed: wire.encodeBytes(tagSeed) });
     const ours = this.clock.time('verification', () => verificationTag(key, n, tagSeed));
     const verifyReply = await verifying;
@@ -242,7 +251,7 @@ export class Leader {
     }
     const done = summary({ qber: trueQber, efficiency: f, secretBits: outBits });
     // Both ends amplify now, at the same time; only the block numbers (commit) wait their turn.
-    const paSeed = Buffer.from(rng.fill(new Uint32Array(8)).buffer);
+    const paSeed = this.#run.frame('amplification', frame);
     let secret: Buffer;
     try {
       [, secret] = await alongside(
@@ -253,17 +262,65 @@ export class Leader {
     } finally {
       wipe(key);
     }
-    const commit = async (firstSeq: number): Promise<FrameResult> => {
+    const commit = async (ownLastSeq: () => number, pause: (ms: number) => Promise<boolean>) => {
       try {
-        const reply = await this.#call('commit', frame, { first_seq: firstSeq, summary: done });
-        this.followerLastSeq = wire.int(reply['last_seq'], 'last_seq', -1);
+        return await this.#commit(frame, secret, done, ownLastSeq, pause);
       } catch (err) {
         secret.fill(0);
         throw err;
       }
-      return { summary: done, key: secret };
     };
     return { summary: done, commit };
+  }
+
+  /**
+   * Gives the frame's key block numbers at both ends (commit.ts): proposed after both ends' last,
+   * renumbered when Bob refuses them as out of sequence, resent unchanged when his answer is lost.
+   * The key is served (returned) only when Bob's answer shows the same digest of it.
+   */
+  async #commit(
+    frame: number,
+    secret: Buffer,
+    done: FrameSummary,
+    ownLastSeq: () => number,
+    pause: (ms: number) => Promise<boolean>,
+  ): Promise<FrameResult> {
+    for (let renumbered = 0; ; renumbered++) {
+      const after = this.#followerSeq ?? ownLastSeq();
+      const first = Math.max(ownLastSeq(), after) + 1;
+      const digest = commitDigest(secret, this.#linkId, frame, first);
+      const body = { after_seq: after, first_seq: first, digest, summary: done };
+      const reply = await this.#send(frame, body, pause);
+      const refused = reply['refused'];
+      if (reply['committed'] === true) {
+        this.#followerSeq = wire.int(reply['last_seq'], 'last_seq', first);
+        if (!wire.decodeBytes(reply['digest'], 'digest', 32).equals(digest))
+          throw new Error(`the follower committed frame ${frame} under another digest`);
+        return { summary: done, key: secret, firstSeq: first };
+      }
+      if (refused === 'digest_mismatch') {
+        secret.fill(0);
+        return { summary: { ...done, secretBits: 0, discarded: 'commit_digest_mismatch' } };
+      }
+      this.#followerSeq = wire.int(reply['last_seq'], 'last_seq', -1);
+      if (refused !== 'out_of_sequence' || renumbered >= COMMIT_RENUMBERINGS)
+        throw new Error(`the follower refused the commit of frame ${frame} (${String(refused)})`);
+    }
+  }
+
+  /** One commit message, sent again unchanged while its answer is lost (the follower answers a resend the same). */
+  async #send(
+    frame: number,
+    body: Record<string, unknown>,
+    pause: (ms: number) => Promise<boolean>,
+  ): Promise<Record<string, unknown>> {
+    for (let sent = 1; ; sent++) {
+      try {
+        return await this.#call('commit', frame, body);
+      } catch (err) {
+        if (sent >= COMMIT_SENDS || !(await pause(500))) throw err;
+      }
+    }
   }
 }
 

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import type { Deployment } from '../../src/cli/init.js';
+import { KeyLedger } from '../helpers/key-ledger.js';
+import { fetchKeys, keysOf } from '../helpers/key-traffic.js';
+import { KmeProcesses } from '../helpers/kme-process.js';
+import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
+import { TestClient } from '../helpers/sae-client.js';
+import { createDeployment } from '../helpers/two-kmes.js';
+import { shown } from '../helpers/redact.js';
+
+const KMES = ['kme-a', 'kme-b'] as const;
+const PAIR = { master: 'sae-a1', slave: 'sae-b1' } as const;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Two KMEs joined by the QKD link simulator, drained of keys, restarted (SIGKILL, then SIGTERM) and
+ * drained again: every key's bytes are compared with every other's (KeyLedger: no 8-byte piece
+ * twice) and the slave's with the master's. The link's frame numbers restart at 0 each time.
+ */
+describe('KMEs on the QKD link simulator, restarted', () => {
+  let deployment: Deployment;
+  let procs: KmeProcesses;
+  const clients = new Map<string, TestClient>();
+  const ledger = new KeyLedger();
+
+  const client = (sae: string) => {
+    let c = clients.get(sae);
+    if (!c) {
+      const creds = deployment.saes.find((s) => s.id === sae)!;
+      const { config } = deployment.configs.find((x) => x.kme === creds.kme)!;
+      c = new TestClient(`https://127.0.0.1:${config.sae_api.port}`, { ca: deployment.ca, ...creds });
+      clients.set(sae, c);
+    }
+    return c;
+  };
+
+  /** Takes every key the link makes until it has run `frames` frames since the KMEs started. */
+  async function drain(frames: number): Promise<number> {
+    const master = client(PAIR.master);
+    const deadline = Date.now() + 120_000;
+    let taken = 0;
+    for (;;) {
+      if (Date.now() > deadline) throw new Error(`the link made too little (${taken} keys taken)`);
+      const status = await master.get(`/api/v1/keys/${PAIR.slave}/status`);
+      const stored = (status.body as { stored_key_count: number }).stored_key_count;
+      const info = await master.get('/api/v1/information/info');
+      const done = (info.body as { key_sources: Array<{ stats?: { framesDone: number } }> }).key_sources[0]!.stats!;
+      if (stored === 0) {
+        if (done.framesDone >= frames && taken > 0) return taken;
+        await sleep(200);
+        continue;
+      }
+      const got = await master.get(`/api/v1/keys/${PAIR.slave}/enc_keys?number=${Math.min(stored, 128)}&size=256`);
+      assert.equal(got.status, 200, shown(got));
+      const delivery = ledger.master(PAIR, keysOf(got));
+      const fetched = await fetchKeys(client(PAIR.slave), PAIR.master, delivery.keyIds, false);
+      assert.ok(fetched.ok, 'the slave gets the keys');
+      if (fetched.ok) ledger.slave(PAIR.slave, PAIR.master, fetched.keys);
+      taken += delivery.keyIds.length;
+    }
+  }
+
+  before(async () => {
+    deployment = await createDeployment({ source: 'qkd', qkd: { distance_km: 5, frame_pulses: 5_000_000 } });
+    procs = new KmeProcesses(deployment);
+    await Promise.all(KMES.map((k) => procs.start(k)));
+  });
+  after(async () => {
+    await procs?.killAll();
+    await Promise.all([...clients.values()].map((c) => c.close()));
+    if (deployment) archiveAndCheckLogs(deployment.dir);
+    if (deployment) rmSync(deployment.dir, { recursive: true, force: true });
+  });
+
+  it('never delivers the same key material again after the KMEs restart or are killed', async () => {
+    const taken = [await drain(3)];
+    for (const stop of ['kill', 'terminate'] as const) {
+      await Promise.all(KMES.map((k) => procs[stop](k)));
+      await Promise.all(KMES.map((k) => procs.start(k)));
+      taken.push(await drain(3));
+    }
+    assert.deepEqual(ledger.problems, []);
+    assert.ok(
+      taken.every((n) => n > 0),
+      `keys taken in each run: ${taken.join(', ')}`,
+    );
+  });
+});
