@@ -11,7 +11,8 @@ import { describeKeySourceConformance } from './key-source-conformance.js';
 
 // Ideal detectors (no dead time, no afterpulses) keep these small frames productive: the protocol is
 // tested here, the detectors in test/qkd/physics.test.ts.
-const FAST = qkdSettings({ distanceKm: 5, deadTimeUs: 0, afterpulseProbability: 0 }, { framePulses: 10_000_000 });
+const IDEAL = { deadTimeUs: 0, afterpulseProbability: 0 };
+const FAST = qkdSettings({ distanceKm: 5, ...IDEAL }, { framePulses: 10_000_000 });
 
 describeKeySourceConformance('QKD link simulator', () => {
   const { leader, follower } = qkdPair(FAST);
@@ -173,8 +174,12 @@ describe('QKD link simulator', () => {
   });
 
   it('reports rates, QBER and efficiency; rates fall with distance', async () => {
-    const near = (await runPair(qkdSettings({ distanceKm: 5 }, { framePulses: 10_000_000 }), 3)).leader.info();
-    const far = (await runPair(qkdSettings({ distanceKm: 50 }, { framePulses: 10_000_000 }), 3)).leader.info();
+    const near = (
+      await runPair(qkdSettings({ distanceKm: 5, ...IDEAL }, { framePulses: 10_000_000 }), 3)
+    ).leader.info();
+    const far = (
+      await runPair(qkdSettings({ distanceKm: 50, ...IDEAL }, { framePulses: 10_000_000 }), 3)
+    ).leader.info();
     const [n, f] = [near.stats!, far.stats!];
     assert.equal(near.kind, 'qkd-simulator');
     assert.ok(n.rawBps > n.siftedBps && n.siftedBps > n.secretBps && n.secretBps > 0);

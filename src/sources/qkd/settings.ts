@@ -20,7 +20,7 @@ export interface QkdSettings {
 
 /**
  * GYS's channel (Ma et al. 2005) at 25 km, 100 MHz, with Ma et al.'s optimal μ, and detectors with
- * a 1 µs dead time and 1% afterpulsing (typical InGaAs/InP SPADs: src/physics/detector.ts).
+ * a 1 µs dead time and 0.5% afterpulsing (typical InGaAs/InP SPADs: src/physics/detector.ts).
  */
 export const DEFAULT_QKD: QkdSettings = {
   physics: {
@@ -36,7 +36,7 @@ export const DEFAULT_QKD: QkdSettings = {
     pDecoy: 0.2,
     eveFraction: 0,
     deadTimeUs: 1,
-    afterpulseProbability: 0.01,
+    afterpulseProbability: 0.005,
   },
   framePulses: 50_000_000,
   cascade: 'yanetal',
