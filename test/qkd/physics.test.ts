@@ -7,7 +7,7 @@ import { Receiver } from '../../src/physics/receiver.js';
 import { Transmitter } from '../../src/physics/transmitter.js';
 import { matchBits, matchingClicks, onesOf } from '../../src/qkd/sifting.js';
 import { expected, vacuumWeakRate } from '../../src/qkd/decoy.js';
-import { DEFAULT_QKD } from '../../src/sources/qkd/settings.js';
+import { checkSettings, DEFAULT_QKD, qkdSettingsOf } from '../../src/sources/qkd/settings.js';
 
 /** One simulated frame of N pulses: clicks, sifted bits and errors by intensity class. */
 function simulate(physics: LinkPhysics, N: number) {
@@ -66,8 +66,11 @@ describe('physics model', () => {
     }
   });
 
-  it('the default detectors (1 µs dead time, 2% afterpulsing) match the model by class', () => {
+  it('the detectors (dead time, afterpulsing) match the model by class, from the defaults to saturation', () => {
     assertMatchesModel({ ...DEFAULT_QKD.physics, distanceKm: 25 }, 20_000_000, 0.02);
+    const saturated = { ...DEFAULT_QKD.physics, distanceKm: 5, repetitionRateHz: 1e9, afterpulseProbability: 0.05 };
+    assert.ok(detectorResponse(saturated).live < 0.2);
+    assertMatchesModel(saturated, 40_000_000, 0.03);
   });
 
   it('dead time saturates the click rate at high count rates, as 1/(1 + Rτ) predicts', () => {
@@ -112,6 +115,20 @@ describe('physics model', () => {
     const asymptotic = vacuumWeakRate(ideal, ideal.mu, ideal.nu, 1.22) * ideal.pSignal;
     assert.ok(Math.abs(expectedSecretPerPulse(ideal) / asymptotic - 1) < 1e-9);
     assert.ok(expectedSecretPerPulse(DEFAULT_QKD.physics) < asymptotic);
+  });
+
+  it('takes the detectors from the configuration, with defaults, and refuses values out of range', () => {
+    const base = { type: 'qkd' as const, seed_file: 'x' };
+    assert.deepEqual(
+      [qkdSettingsOf(base).physics.deadTimeUs, qkdSettingsOf(base).physics.afterpulseProbability],
+      [1, 0.005],
+    );
+    const set = qkdSettingsOf({ ...base, dead_time_us: 10, afterpulse_probability: 0.03 }).physics;
+    assert.deepEqual([set.deadTimeUs, set.afterpulseProbability], [10, 0.03]);
+    assert.deepEqual(checkSettings(qkdSettingsOf({ ...base, dead_time_us: -1, afterpulse_probability: 0.9 })), [
+      'dead_time_us must be within 0..1000',
+      'afterpulse_probability must be within 0..0.5',
+    ]);
   });
 
   it('is reproducible from its seeds, and another seed gives another frame', () => {
