@@ -14,16 +14,16 @@ import type { LinkPhysics } from './link-model.js';
  *   (the hold-off exists to let most traps empty first). It is a click of the detector that fired, so
  *   its bit is that detector's, uncorrelated with Alice's: it errs half the time in the sifted key.
  *
- * Defaults (settings.ts): τ = 1 µs and p_ap = 1%. Free-running and fast-gated InGaAs/InP SPADs
+ * Defaults (settings.ts): τ = 1 µs and p_ap = 0.5%. Free-running and fast-gated InGaAs/InP SPADs
  * run with hold-offs of about 1–10 µs and afterpulse probabilities of one to a few per cent (Zhang et
  * al., "Advances in InGaAs/InP single-photon detector systems for quantum communication", Light Sci.
  * Appl. 4, e286 (2015); Yu, Xu, Zhang, "Recent advances in InGaAs/InP single-photon detectors", Meas.
- * Sci. Technol. (2024)); 1% is the low end, and more costs much more key in finite frames
- * (docs/qkd-link.md). GYS's η and Y0 come from a 2 MHz gated system, where neither effect matters;
- * at 100 MHz–1 GHz both do.
+ * Sci. Technol. (2024)). 0.5% is optimistic, chosen so that the default 0.5 s frames still make key:
+ * more costs much more in finite frames (docs/qkd-link.md). GYS's η and Y0 come from a 2 MHz gated
+ * system, where neither effect matters; at 100 MHz–1 GHz both do.
  *
- * Each frame starts with both detectors live (a frame is ≥ 1000 pulses; the dead time is at most
- * a few per cent of the default frame).
+ * Each frame starts with both detectors live (frames are long against the dead time: by default
+ * 5·10^7 pulses against 100).
  */
 
 /** Pulses a detector stays blind after a click. */

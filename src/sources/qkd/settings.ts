@@ -20,7 +20,7 @@ export interface QkdSettings {
 
 /**
  * GYS's channel (Ma et al. 2005) at 25 km, 100 MHz, with Ma et al.'s optimal μ, and detectors with
- * a 1 µs dead time and 0.5% afterpulsing (typical InGaAs/InP SPADs: src/physics/detector.ts).
+ * a 1 µs dead time and 0.5% afterpulsing (InGaAs/InP SPADs, optimistic: src/physics/detector.ts).
  */
 export const DEFAULT_QKD: QkdSettings = {
   physics: {
