@@ -12,4 +12,13 @@ describe('the QKD link docs against their data', () => {
     assert.ok(inDoc.length > 1, 'the table is in the doc, under its header');
     assert.deepEqual(inDoc, expected);
   });
+
+  it('every simulated rate is positive and below the asymptotic model with the same detectors', () => {
+    const rows = simulatedRateRows(read('docs/figures/simulated-key-rate.csv')).slice(1);
+    assert.equal(rows.length, 10);
+    for (const r of rows) {
+      const ratio = Number(r[6]);
+      assert.ok(ratio > 0 && ratio < 1, `${r[0]} km, ${r[1]} detectors: ratio ${ratio}`);
+    }
+  });
 });
