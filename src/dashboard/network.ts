@@ -40,7 +40,10 @@ export interface NetworkLink {
   state: string;
   health: LinkHealth;
   health_reasons: string[];
-  rate_bps: number;
+  /** null: the link has measured no frame yet. */
+  rate_bps: number | null;
+  /** The link model's prediction, not a measurement (sources with a model). */
+  expected_rate_bps?: number;
   qber: number | null;
   /** The ends that reported, each with its own share of the pool. */
   ends: LinkEnd[];
@@ -101,6 +104,7 @@ export function buildNetwork(reports: readonly KmeReport[], now: number): Networ
           health: l.health,
           health_reasons: [...l.health_reasons],
           rate_bps: l.rate_bps,
+          ...(l.expected_rate_bps !== undefined ? { expected_rate_bps: l.expected_rate_bps } : {}),
           qber: l.qber,
           ends: [end],
           history: l.history,

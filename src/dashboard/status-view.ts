@@ -13,6 +13,14 @@ export function formatRate(bps: number): string {
   return `${Math.round(bps)} b/s`;
 }
 
+/** The measured rate, or, before the link's first frame, that and the model's figure labelled as such. */
+export function linkRate(l: { rate_bps: number | null; expected_rate_bps?: number }): string {
+  if (l.rate_bps !== null) return formatRate(l.rate_bps);
+  return l.expected_rate_bps === undefined
+    ? 'no frame yet'
+    : `no frame yet (expected ${formatRate(l.expected_rate_bps)})`;
+}
+
 const qber = (q: number | null) => (q === null ? 'n/a' : `${(q * 100).toFixed(2)}%`);
 const time = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 const n = (v: number) => v.toLocaleString('en');
@@ -42,7 +50,7 @@ export function renderStatus(view: NetworkView, style: StatusStyle = { colour: f
         l.link_ID,
         l.endpoints.join(' - '),
         paint(l.health),
-        formatRate(l.rate_bps),
+        linkRate(l),
         qber(l.qber),
         l.ends
           .map((e) => `${e.KME_ID} ${n(e.own_blocks)} ${(e.pool_fill * 100).toFixed(1)}% ${n(e.stored_key_count)}`)

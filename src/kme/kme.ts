@@ -150,6 +150,7 @@ export async function startKme(
           ...(s.error ? { error: s.error } : {}),
           ...(s.stats ? { stats: s.stats } : {}),
           rate_bps: s.rateBps,
+          ...(s.expectedRateBps !== undefined ? { expected_rate_bps: s.expectedRateBps } : {}),
           block_bits: s.blockBits,
           capacity_blocks: p.capacityBlocks,
           own_blocks: await p.ownBlocks(),

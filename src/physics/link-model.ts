@@ -16,6 +16,9 @@ export interface LinkPhysics extends ChannelParams {
   readonly pDecoy: number;
   /** Fraction of pulses an intercept-resend eavesdropper attacks, 0..1. */
   readonly eveFraction: number;
+  /** Bob's detectors (detector.ts): dead time after a click, µs, and afterpulse probability per click. */
+  readonly deadTimeUs: number;
+  readonly afterpulseProbability: number;
 }
 
 export function checkPhysics(p: LinkPhysics): string[] {
@@ -36,6 +39,8 @@ export function checkPhysics(p: LinkPhysics): string[] {
   within('probabilities.decoy', p.pDecoy, 0.001, 1);
   if (!(p.pSignal + p.pDecoy < 1)) problems.push('probabilities: signal + decoy must leave room for vacuum pulses');
   within('eve_fraction', p.eveFraction, 0, 1);
+  within('dead_time_us', p.deadTimeUs, 0, 1000);
+  within('afterpulse_probability', p.afterpulseProbability, 0, 0.5);
   return problems;
 }
 

@@ -1,5 +1,6 @@
 import { newBits, type Bits } from '../qkd/bits.js';
 import { Prng } from '../qkd/prng.js';
+import { deadTimePulses } from './detector.js';
 import type { LinkPhysics } from './link-model.js';
 import type { Arrivals } from './transmitter.js';
 
@@ -12,8 +13,10 @@ export interface Clicks {
 }
 
 /**
- * Bob's receiver: a random basis per pulse, misalignment errors, and dark counts (yield Y0 per
- * pulse, a random outcome). It sees only the photons that crossed the fibre, never Alice's choices.
+ * Bob's receiver: a random basis per pulse, misalignment errors, dark counts (yield Y0 per pulse, a
+ * random outcome), and two detectors, one per bit value, each blind for its dead time after a click
+ * and afterpulsing once after it with probability p_ap (detector.ts). It sees only the photons that
+ * crossed the fibre, never Alice's choices.
  */
 export class Receiver {
   readonly #physics: LinkPhysics;
@@ -29,28 +32,48 @@ export class Receiver {
     const rng = new Prng([this.#keys[0], this.#keys[1], frame, 0x64657465]);
     const y0 = this.#physics.darkCountProbability;
     const e = this.#physics.misalignment;
-    const max = arrivals.indices.length + Math.ceil(pulses * y0 * 3 + 256);
-    const indices = new Uint32Array(max);
-    const bases = newBits(max);
-    const bits = newBits(max);
+    const dead = deadTimePulses(this.#physics);
+    const pAfter = this.#physics.afterpulseProbability;
+    let indices: Uint32Array = new Uint32Array(arrivals.indices.length + Math.ceil(pulses * y0 * 3 + 256));
+    let bases: Uint32Array = newBits(indices.length);
+    let bits: Uint32Array = newBits(indices.length);
     let count = 0;
     let dark = rng.geometric(y0);
     let a = 0;
-    while (a < arrivals.indices.length || dark < pulses) {
+    // Per detector (bit value): the last pulse it is blind for, and its pending afterpulse.
+    const blindUntil = [-1, -1];
+    const afterpulse = [Infinity, Infinity];
+    for (;;) {
       const nextArrival = a < arrivals.indices.length ? arrivals.indices[a]! : Infinity;
-      if (count === max) break;
-      const index = Math.min(nextArrival, dark);
+      const index = Math.min(nextArrival, dark, afterpulse[0]!, afterpulse[1]!);
+      if (index >= pulses) break;
+      const photon = nextArrival === index;
+      const sources = +photon + +(dark === index) + +(afterpulse[0] === index) + +(afterpulse[1] === index);
       const basis = rng.u32() & 1;
       let bit: number;
-      if (nextArrival === index && dark !== index) {
+      if (photon && sources === 1) {
         const state = arrivals.states[a]!;
         bit = basis === state >>> 1 ? (state & 1) ^ (rng.chance(e) ? 1 : 0) : rng.u32() & 1;
+      } else if (sources === 1 && dark !== index) {
+        // An afterpulse: the detector that fires again gives its own bit.
+        bit = afterpulse[0] === index ? 0 : 1;
       } else {
-        // A dark count, alone or with a photon: the outcome is random.
+        // A dark count, or several sources in one gate (a double click): the outcome is random.
         bit = rng.u32() & 1;
       }
-      if (nextArrival === index) a++;
+      if (photon) a++;
       if (dark === index) dark += 1 + rng.geometric(y0);
+      if (afterpulse[0] === index) afterpulse[0] = Infinity;
+      if (afterpulse[1] === index) afterpulse[1] = Infinity;
+      // Non-paralyzable: a blind detector neither clicks nor extends its dead time.
+      if (index <= blindUntil[bit]!) continue;
+      blindUntil[bit] = index + dead;
+      if (pAfter > 0 && rng.chance(pAfter)) afterpulse[bit] = index + dead + 1;
+      if (count === indices.length) {
+        indices = grown(indices, indices.length * 2);
+        bases = grown(bases, bases.length * 2);
+        bits = grown(bits, bits.length * 2);
+      }
       indices[count] = index;
       if (basis) bases[count >>> 5]! |= 1 << (count & 31);
       if (bit) bits[count >>> 5]! |= 1 << (count & 31);
@@ -58,4 +81,10 @@ export class Receiver {
     }
     return { count, indices: indices.slice(0, count), bases, bits };
   }
+}
+
+function grown(a: Uint32Array, length: number): Uint32Array {
+  const b = new Uint32Array(length);
+  b.set(a);
+  return b;
 }

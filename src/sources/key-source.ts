@@ -33,7 +33,13 @@ export interface KeySourceInfo {
   /** The key distribution protocol, as the source states it. */
   readonly protocol: string;
   readonly state: SourceState;
-  readonly rateBps: number;
+  /**
+   * Secret key rate, bit/s: measured by a source that measures its link (null until its first
+   * frame), else the source's configured rate.
+   */
+  readonly rateBps: number | null;
+  /** The rate a model predicts for this link (not a measurement), when the source has one. */
+  readonly expectedRateBps?: number;
   readonly blockBits: number;
   readonly description: string;
   /** Why the source is failing, when it is. */

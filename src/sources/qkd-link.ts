@@ -1,5 +1,5 @@
 import { QksError } from '../domain/errors.js';
-import { vacuumWeakRate } from '../qkd/decoy.js';
+import { expectedSecretPerPulse } from '../physics/detector.js';
 import type { BlockSink, KeySource, KeySourceInfo, SourceBlock, SourceState } from './key-source.js';
 import { LinkStatsRecorder, type FrameSummary } from './qkd/frame-stats.js';
 import { Follower } from './qkd/follower.js';
@@ -93,10 +93,13 @@ export class QkdLink implements KeySource {
     return (this.#leader ?? this.#follower)!.clock;
   }
 
-  /** The secret key rate the model predicts (asymptotic vacuum + weak decoy bound, f = 1.22). */
+  /**
+   * The secret key rate the model predicts: the asymptotic vacuum + weak decoy bound with the
+   * detectors' dead time and afterpulsing, f = 1.22. Finite frames make less (docs/qkd-link.md).
+   */
   expectedSecretBps(): number {
     const p = this.#opts.settings.physics;
-    return vacuumWeakRate(p, p.mu, p.nu, 1.22) * p.pSignal * p.repetitionRateHz;
+    return expectedSecretPerPulse(p, 1.22) * p.repetitionRateHz;
   }
 
   info(): KeySourceInfo {
@@ -109,7 +112,9 @@ export class QkdLink implements KeySource {
       protocol: `decoy-state BB84 (simulated fibre), Cascade ${s.cascade}, Toeplitz verification, two-universal privacy amplification`,
       state: this.#lastError ? 'failed' : this.#state,
       ...(this.#lastError ? { error: this.#lastError } : {}),
-      rateBps: measured ? stats.secretBps : this.expectedSecretBps(),
+      // Measured only: no rate before the first frame; the model's figure is labelled as expected.
+      rateBps: measured ? stats.secretBps : null,
+      expectedRateBps: this.expectedSecretBps(),
       blockBits: this.blockBits,
       description:
         `Simulated QKD link, ${s.physics.distanceKm} km of fibre at ${s.physics.repetitionRateHz / 1e6} MHz` +

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { DemoManifest } from '../../src/cli/demo.js';
 import { portAnswers } from '../../src/cli/ports.js';
-import { vacuumWeakRate } from '../../src/qkd/decoy.js';
+import { expectedSecretPerPulse } from '../../src/physics/detector.js';
 import type { LinkStats } from '../../src/sources/key-source.js';
 import { DEFAULT_QKD } from '../../src/sources/qkd/settings.js';
 import { TestClient } from '../helpers/sae-client.js';
@@ -70,9 +70,11 @@ describe('qks demo', () => {
       const reported = stats!.secretBps / 256 / 2;
       assert.ok(stats!.secretBps > 0 && stats!.framesDone > 0);
       assert.ok(measured > 0.5 * reported && measured < 1.6 * reported, `${measured} keys/s, link says ${reported}`);
+      // Below the asymptotic bound with the detectors' dead time and afterpulsing; the finite-size
+      // terms of 0.5 s frames take most of the rest (docs/qkd-link.md).
       const p = DEFAULT_QKD.physics;
-      const bound = vacuumWeakRate(p, p.mu, p.nu, 1.22) * p.pSignal * p.repetitionRateHz;
-      assert.ok(stats!.secretBps < bound && stats!.secretBps > 0.2 * bound, `${stats!.secretBps} bit/s vs ${bound}`);
+      const bound = expectedSecretPerPulse(p) * p.repetitionRateHz;
+      assert.ok(stats!.secretBps < bound && stats!.secretBps > 0.1 * bound, `${stats!.secretBps} bit/s vs ${bound}`);
 
       const got = await a.get(`/api/v1/keys/${slave.id}/enc_keys?number=1`);
       assert.equal(got.status, 200);

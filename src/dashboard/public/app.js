@@ -27,6 +27,12 @@ export function formatRate(bps) {
   if (bps >= 1e3) return `${(bps / 1e3).toFixed(1)} kb/s`;
   return `${Math.round(bps)} b/s`;
 }
+// Measured only; before a link's first frame, the model's figure labelled as expected.
+export function linkRate(link) {
+  if (link.rate_bps !== null && link.rate_bps !== undefined) return formatRate(link.rate_bps);
+  const expected = link.expected_rate_bps;
+  return expected === undefined ? 'no frame yet' : `no frame yet (expected ${formatRate(expected)})`;
+}
 const formatQber = (q) => (q === null || q === undefined ? 'n/a' : `${(q * 100).toFixed(2)} %`);
 const formatFill = (f) => `${(f * 100).toFixed(f < 0.1 ? 1 : 0)} %`;
 const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
@@ -122,8 +128,8 @@ function drawTopology(view) {
     d.title.textContent = linkTitle(link);
     const fill = link.ends.reduce((m, e) => Math.min(m, e.pool_fill), Infinity);
     d.label.textContent = d.many
-      ? formatRate(link.rate_bps)
-      : `${formatRate(link.rate_bps)} · QBER ${formatQber(link.qber)} · pool ${formatFill(fill)}`;
+      ? linkRate(link)
+      : `${linkRate(link)} · QBER ${formatQber(link.qber)} · pool ${formatFill(fill)}`;
   }
   for (const node of view.nodes) {
     const d = drawn.nodes.get(node.id);
@@ -182,7 +188,7 @@ function drawLink(view) {
     facts.append(el('dt', {}, name), el('dd', field ? { 'data-field': field } : {}, value));
   add('health', `${link.health}${link.health_reasons.length ? ` — ${link.health_reasons.join('; ')}` : ''}`, 'health');
   add('source', `${link.kind}, ${link.state}`);
-  add('key rate', formatRate(link.rate_bps), 'rate');
+  add('key rate', linkRate(link), 'rate');
   add('QBER', formatQber(link.qber), 'qber');
   for (const end of link.ends) {
     add(

@@ -18,9 +18,12 @@ export interface LinkOverview {
   error?: string;
   health: LinkHealth;
   health_reasons: string[];
-  /** Secret key rate over the latest sampling window, bit/s. */
-  rate_bps: number;
-  configured_rate_bps: number;
+  /** Secret key rate over the latest sampling window, bit/s; null: the link has measured no frame yet. */
+  rate_bps: number | null;
+  /** The source's own figure: configured (shared-seed simulator) or measured (null before a frame). */
+  configured_rate_bps: number | null;
+  /** What the link's model predicts (not measured), when the source has a model. */
+  expected_rate_bps?: number;
   /** null when the source does not measure it (the shared-seed simulator). */
   qber: number | null;
   block_bits: number;
@@ -91,7 +94,7 @@ async function linkOverview(s: OverviewSources, pool: LinkPool, historyMs: numbe
   // Until the first sample, trust a running source's own rate rather than call the link down.
   const { health, reasons } = linkHealth({
     state: info.state,
-    rateBps: latest || info.stats ? rate : info.rateBps,
+    rateBps: latest || info.stats ? rate : (info.rateBps ?? 0),
     qber,
     poolFill: fill,
   });
@@ -105,8 +108,9 @@ async function linkOverview(s: OverviewSources, pool: LinkPool, historyMs: numbe
     ...(info.error ? { error: info.error } : {}),
     health,
     health_reasons: reasons,
-    rate_bps: Math.round(rate),
+    rate_bps: info.stats && info.rateBps === null ? null : Math.round(rate),
     configured_rate_bps: info.rateBps,
+    ...(info.expectedRateBps !== undefined ? { expected_rate_bps: Math.round(info.expectedRateBps) } : {}),
     qber,
     block_bits: pool.ends.blockBits,
     capacity_blocks: pool.capacityBlocks,

@@ -18,7 +18,10 @@ export interface QkdSettings {
   readonly epsilonPa: number;
 }
 
-/** GYS's channel (Ma et al. 2005) at 25 km, 100 MHz, with Ma et al.'s optimal μ. */
+/**
+ * GYS's channel (Ma et al. 2005) at 25 km, 100 MHz, with Ma et al.'s optimal μ, and detectors with
+ * a 1 µs dead time and 0.5% afterpulsing (InGaAs/InP SPADs, optimistic: src/physics/detector.ts).
+ */
 export const DEFAULT_QKD: QkdSettings = {
   physics: {
     distanceKm: 25,
@@ -32,6 +35,8 @@ export const DEFAULT_QKD: QkdSettings = {
     pSignal: 0.7,
     pDecoy: 0.2,
     eveFraction: 0,
+    deadTimeUs: 1,
+    afterpulseProbability: 0.005,
   },
   framePulses: 50_000_000,
   cascade: 'yanetal',
@@ -68,6 +73,8 @@ export interface QkdSourceConfig {
   intensities?: { signal?: number; decoy?: number };
   probabilities?: { signal?: number; decoy?: number };
   eve_fraction?: number;
+  dead_time_us?: number;
+  afterpulse_probability?: number;
   frame_pulses?: number;
   cascade?: CascadeVariant;
   qber_threshold?: number;
@@ -100,6 +107,8 @@ export const QKD_SOURCE_SCHEMA = {
     intensities: pair,
     probabilities: pair,
     eve_fraction: number,
+    dead_time_us: number,
+    afterpulse_probability: number,
     frame_pulses: { type: 'integer' },
     cascade: { enum: [...CASCADE_VARIANTS] },
     qber_threshold: number,
@@ -125,6 +134,8 @@ export function qkdSettingsOf(c: QkdSourceConfig): QkdSettings {
       pSignal: c.probabilities?.signal ?? p.pSignal,
       pDecoy: c.probabilities?.decoy ?? p.pDecoy,
       eveFraction: c.eve_fraction ?? p.eveFraction,
+      deadTimeUs: c.dead_time_us ?? p.deadTimeUs,
+      afterpulseProbability: c.afterpulse_probability ?? p.afterpulseProbability,
     },
     framePulses: c.frame_pulses ?? d.framePulses,
     cascade: c.cascade ?? d.cascade,
