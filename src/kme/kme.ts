@@ -201,6 +201,7 @@ export async function startKme(
       })),
     }),
     knownSae: (sae) => cfg.saes.some((s) => s.id === sae),
+    localSae: (sae) => cfg.saes.some((s) => s.id === sae && s.kme === cfg.kme_id),
     preferences: new PreferenceService(store),
     limits,
     info,

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply } from 'fastify';
-import { QksError } from '../../domain/errors.js';
+import { ERROR_TABLE, QksError } from '../../domain/errors.js';
 
 /** Fastify's own request errors, said in words an SAE can act on. */
 const FASTIFY_MESSAGES: Record<string, string> = {
@@ -13,15 +13,16 @@ const FASTIFY_MESSAGES: Record<string, string> = {
 
 /**
  * The one place where errors become ETSI GS QKD 014 responses: 400 and 503 carry the Error body
- * `{message, details?}`, 401 has no body, and nothing else is ever sent. Internal failures are
- * 503 with a generic text; their cause goes to the log only.
+ * `{message, details?}`, 401 the short `{"message": "unauthorized"}` (clients in the field parse
+ * JSON on every non-200; the reason stays in the log), and nothing else is ever sent. Internal
+ * failures are 503 with a generic text; their cause goes to the log only.
  */
 export function toEtsiError(err: unknown): {
   status: 400 | 401 | 503;
-  body?: { message: string; details?: unknown[] };
+  body: { message: string; details?: unknown[] };
 } {
   if (err instanceof QksError) {
-    if (err.status === 401) return { status: 401 };
+    if (err.status === 401) return { status: 401, body: { message: ERROR_TABLE.UNAUTHORIZED.message } };
     return { status: err.status, body: { message: err.message, ...(err.details ? { details: err.details } : {}) } };
   }
   const fe = err as Partial<FastifyError>;
@@ -33,6 +34,5 @@ export function toEtsiError(err: unknown): {
 
 export function sendEtsiError(reply: FastifyReply, err: unknown): FastifyReply {
   const { status, body } = toEtsiError(err);
-  reply.code(status);
-  return body ? reply.send(body) : reply.send();
+  return reply.code(status).send(body);
 }

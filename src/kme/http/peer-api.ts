@@ -5,6 +5,7 @@ import { peerIdentity } from '../../auth/tls-identity.js';
 import type { KeyService } from '../key-service.js';
 import { acceptCancellations, acceptReservations } from '../peer-messages-service.js';
 import { sendEtsiError } from './etsi-errors.js';
+import { QksError } from '../../domain/errors.js';
 import { acceptJsonBodies } from './json-body.js';
 import { serverOptions } from './server-options.js';
 import { recordRoutes } from './route-list.js';
@@ -43,7 +44,7 @@ export function buildPeerApi(opts: PeerApiOptions): FastifyInstance {
     const kme = peerIdentity(req.raw.socket as TLSSocket, 'kme');
     if (!kme || !opts.peers.has(kme)) {
       opts.log.warn({ remote: req.ip, kme }, 'refused on the KME channel: not a configured peer KME');
-      return reply.code(401).send();
+      return sendEtsiError(reply, new QksError('UNAUTHORIZED'));
     }
     req.peerKme = kme;
   });
