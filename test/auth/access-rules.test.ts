@@ -61,7 +61,7 @@ describe('access rules, checked before any key is touched', () => {
       clients: [{ id: 'sae-a1', scope: `openid ${ADMIN_SCOPE}` }, { id: 'sae-b2' }],
     });
     sites = await startSites({
-      auth: { mode: 'either', oidc: { issuer: issuer.issuer, audience: AUDIENCE } },
+      auth: { mode: 'either', oidc: { issuer: issuer.issuer, audience: AUDIENCE, allow_loopback_http: true } },
       access: {
         admins: ['sae-a2'],
         rules: [

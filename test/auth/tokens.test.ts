@@ -35,7 +35,7 @@ function setup(mode: 'token' | 'both' | 'either', issuerOpts: { shortLived?: str
     });
     const auth: SiteOptions['auth'] = {
       mode,
-      oidc: { issuer: ctx.issuer.issuer, audience: AUDIENCE, sae_claim: 'client_id' },
+      oidc: { issuer: ctx.issuer.issuer, audience: AUDIENCE, sae_claim: 'client_id', allow_loopback_http: true },
     };
     ctx.sites = await startSites({ auth });
     ctx.tokens = [];

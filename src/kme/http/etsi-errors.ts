@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { ERROR_TABLE, QksError } from '../../domain/errors.js';
 
 /** Fastify's own request errors, said in words an SAE can act on. */
@@ -35,4 +36,31 @@ export function toEtsiError(err: unknown): {
 export function sendEtsiError(reply: FastifyReply, err: unknown): FastifyReply {
   const { status, body } = toEtsiError(err);
   return reply.code(status).send(body);
+}
+
+/** Node's HTTP parser refuses these before any route runs; said as the ETSI 400 an SAE can act on. */
+const CLIENT_ERROR_MESSAGES: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: 'request headers or path are too large',
+  ERR_HTTP_REQUEST_TIMEOUT: 'request not received in time',
+};
+
+/** The raw HTTP answer to a request Node's parser refused (the connection closes after it). */
+export function clientErrorResponse(err: { code?: string | undefined }): string {
+  const body = JSON.stringify({ message: (err.code && CLIENT_ERROR_MESSAGES[err.code]) ?? 'malformed HTTP request' });
+  return (
+    'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
+}
+
+/** An `Expect` other than 100-continue: 400 instead of Node's 417. */
+export function unsupportedExpectation(res: ServerResponse): void {
+  const body = JSON.stringify({ message: 'the Expect header is not supported (only 100-continue)' });
+  res
+    .writeHead(400, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    })
+    .end(body);
 }

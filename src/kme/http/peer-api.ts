@@ -7,7 +7,7 @@ import { acceptCancellations, acceptReservations } from '../peer-messages-servic
 import { sendEtsiError } from './etsi-errors.js';
 import { QksError } from '../../domain/errors.js';
 import { acceptJsonBodies } from './json-body.js';
-import { serverOptions } from './server-options.js';
+import { guardListener, serverOptions, type ListenerSettings } from './server-options.js';
 import { recordRoutes } from './route-list.js';
 
 export interface PeerApiOptions {
@@ -15,6 +15,8 @@ export interface PeerApiOptions {
   readonly peers: ReadonlySet<string>;
   readonly keys: KeyService;
   readonly log: Logger;
+  /** Connection cap and timeouts (defaults in server-options.ts); peer streams count as connections. */
+  readonly listener?: ListenerSettings;
 }
 
 declare module 'fastify' {
@@ -32,10 +34,10 @@ export const PEER_TLS_OPTIONS = { requestCert: true, rejectUnauthorized: true, m
 
 export function buildPeerApi(opts: PeerApiOptions): FastifyInstance {
   const app = Fastify({
-    https: { ...opts.tls, ...PEER_TLS_OPTIONS },
-    ...serverOptions(opts.log),
+    ...serverOptions(opts.log, { ...opts.tls, ...PEER_TLS_OPTIONS }, opts.listener),
     bodyLimit: 8 * 1024 * 1024,
   }) as unknown as FastifyInstance;
+  guardListener(app.server, opts.listener);
   acceptJsonBodies(app);
   app.decorate('routeList', recordRoutes(app));
   app.decorateRequest('peerKme', '');

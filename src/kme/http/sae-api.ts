@@ -12,7 +12,7 @@ import { sendEtsiError, toEtsiError } from './etsi-errors.js';
 import { badRequest, QksError } from '../../domain/errors.js';
 import { parsePreference } from '../../domain/preferences.js';
 import { acceptJsonBodies } from './json-body.js';
-import { serverOptions } from './server-options.js';
+import { guardListener, serverOptions, type ListenerSettings } from './server-options.js';
 import { recordRoutes } from './route-list.js';
 import type { KmeMetrics } from '../observability/metrics.js';
 import { addOperatorRoutes, type OperatorViews } from './operator-routes.js';
@@ -31,6 +31,8 @@ export interface SaeApiOptions {
   readonly info: () => Promise<unknown>;
   readonly log: Logger;
   readonly bodyLimit?: number;
+  /** Connection cap and timeouts (defaults in server-options.ts). */
+  readonly listener?: ListenerSettings;
   readonly metrics?: KmeMetrics;
   /** The dashboard, /metrics and integration reports; left out, the API serves ETSI and extensions only. */
   readonly operator?: OperatorViews;
@@ -62,10 +64,10 @@ export const SAE_TLS_OPTIONS = { requestCert: true, rejectUnauthorized: false, m
 
 export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
   const app = Fastify({
-    https: { ...opts.tls, ...SAE_TLS_OPTIONS },
-    ...serverOptions(opts.log),
+    ...serverOptions(opts.log, { ...opts.tls, ...SAE_TLS_OPTIONS }, opts.listener),
     bodyLimit: opts.bodyLimit ?? 64 * 1024,
   }) as unknown as FastifyInstance;
+  guardListener(app.server, opts.listener);
   acceptJsonBodies(app);
   app.decorate('routeList', recordRoutes(app));
   app.decorateRequest('sae', '');
