@@ -25,6 +25,11 @@ describe('the SAE API on the wire: odd requests, slow and numerous clients', () 
           request_timeout_ms: 2 * HEADERS_TIMEOUT_MS,
           max_header_bytes: 8 * 1024,
         };
+        config.kme_api.connections = {
+          headers_timeout_ms: HEADERS_TIMEOUT_MS,
+          request_timeout_ms: 2 * HEADERS_TIMEOUT_MS,
+          keep_alive_timeout_ms: HEADERS_TIMEOUT_MS,
+        };
       },
     });
     port = sites.deployment.configs.find((c) => c.kme === 'kme-a')!.config.sae_api.port;
@@ -34,9 +39,9 @@ describe('the SAE API on the wire: odd requests, slow and numerous clients', () 
   });
   after(() => sites.stop());
 
-  /** A TLS connection with sae-a1's certificate, and everything the server sends on it until it closes. */
-  const open = async () => {
-    const socket = connect({ host: '127.0.0.1', port, ...tlsFiles, servername: 'localhost' });
+  /** A TLS connection with sae-a1's certificate (or those given), and everything the server sends on it until it closes. */
+  const open = async (to = { port, ...tlsFiles }) => {
+    const socket = connect({ host: '127.0.0.1', ...to, servername: 'localhost' });
     const received: Buffer[] = [];
     socket.on('data', (d: Buffer) => received.push(d));
     socket.on('error', () => undefined);
@@ -198,5 +203,25 @@ describe('the SAE API on the wire: odd requests, slow and numerous clients', () 
       c?.socket.destroy();
       return c !== undefined;
     });
+  });
+
+  it('the KME channel cuts off a slow client too, while the peer stream outlives its timeouts', async () => {
+    const kmeApi = sites.deployment.configs.find((c) => c.kme === 'kme-a')!.config.kme_api;
+    const files = { ca: readFileSync(kmeApi.ca), cert: readFileSync(kmeApi.cert), key: readFileSync(kmeApi.key) };
+    const c = await open({ port: kmeApi.port, ...files });
+    c.socket.write('POST /kme/v1/reservations HTTP/1.1\r\nHost: localhost\r\n');
+    await c.closed;
+    assert.deepEqual(firstResponse(c.text()), {
+      status: 'HTTP/1.1 400 Bad Request',
+      body: { message: 'request not received in time' },
+    });
+    // Longer than every timeout of the channel's listener has passed: keys still go from KME to KME.
+    const a1 = sites.sae('sae-a1');
+    const b1 = sites.sae('sae-b1');
+    const sent = await a1.post('/api/v1/keys/sae-b1/enc_keys', { number: 1 });
+    assert.equal(sent.status, 200);
+    const ids = { key_IDs: (sent.body as { keys: Array<{ key_ID: string }> }).keys.map((k) => ({ key_ID: k.key_ID })) };
+    const fetched = await b1.post('/api/v1/keys/sae-a1/dec_keys', ids);
+    assert.equal(fetched.status, 200);
   });
 });
