@@ -73,7 +73,9 @@ export function serverOptions<T extends object>(log: Logger, https: T, listener:
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
       log.debug({ remote: socket.remoteAddress, code: err.code }, 'malformed or late request refused');
-      if (!socket.writable) return void socket.destroy();
+      // An answer already under way cannot be followed by another on the same connection.
+      const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+      if (!socket.writable || answering) return void socket.destroy();
       socket.end(clientErrorResponse(err), () => socket.destroy());
     },
   };
