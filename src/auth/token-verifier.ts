@@ -14,6 +14,13 @@ export interface OidcSettings {
   /** PEM of the CA that issued the issuer's HTTPS certificate, if not a public one. */
   readonly ca?: string | Buffer;
   readonly clockToleranceSeconds?: number;
+  /**
+   * For tests and development only: accept an `http://` issuer and JWKS URI on the loopback
+   * interface. Anywhere else plain HTTP would let anyone on the path hand the KME signing keys.
+   */
+  readonly allowLoopbackHttp?: boolean;
+  /** First wait after a failed discovery before the next try; it doubles up to a minute. */
+  readonly discoveryRetryMs?: number;
 }
 
 export interface TokenIdentity {
@@ -28,6 +35,21 @@ export class TokenRefused extends Error {
 }
 
 const ASYMMETRIC = /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^ES256K$/;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+const MAX_DISCOVERY_RETRY_MS = 60_000;
+
+/** Why a URL may not carry the issuer's keys, or undefined: HTTPS, or HTTP to loopback where allowed. */
+export function insecureUrl(url: string, allowLoopbackHttp = false): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `${url} is not a URL`;
+  }
+  if (parsed.protocol === 'https:') return undefined;
+  if (parsed.protocol === 'http:' && allowLoopbackHttp && LOOPBACK.has(parsed.hostname)) return undefined;
+  return `${url} must be https://${allowLoopbackHttp ? ' (or http:// on loopback)' : ''}`;
+}
 export const DEFAULT_ALGORITHMS = ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'] as const;
 
 /**
@@ -40,9 +62,15 @@ export class TokenVerifier {
   readonly #algorithms: string[];
   readonly #fetch: typeof fetch;
   #jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  /** The discovery under way, if any: callers share it rather than fetch again. */
+  #discovering: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+  /** After a failed discovery: no new try before `until`, and the wait doubles each time. */
+  #failed: { until: number; waitMs: number; reason: string } | undefined;
   readonly #verified = new Map<string, TokenIdentity>();
 
   constructor(settings: OidcSettings) {
+    const insecure = insecureUrl(settings.issuer, settings.allowLoopbackHttp);
+    if (insecure) throw new TypeError(`OIDC issuer ${insecure}`);
     this.#algorithms = [...(settings.algorithms ?? DEFAULT_ALGORITHMS)];
     const weak = this.#algorithms.filter((a) => !ASYMMETRIC.test(a));
     if (weak.length > 0) throw new TypeError(`token algorithms must be asymmetric; refused: ${weak.join(', ')}`);
@@ -53,21 +81,50 @@ export class TokenVerifier {
     this.#fetch = (url, init) => send(url, init).catch(() => send(url, init));
   }
 
-  async #keys(): Promise<ReturnType<typeof createRemoteJWKSet>> {
-    if (this.#jwks) return this.#jwks;
+  /**
+   * The issuer's key set, found by discovery once. While discovery fails, tokens are refused without
+   * asking the issuer again until a back-off has passed, and one discovery at most is in flight:
+   * bearer strings from anyone must not become a stream of requests to the issuer.
+   */
+  #keys(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+    if (this.#jwks) return Promise.resolve(this.#jwks);
+    if (this.#discovering) return this.#discovering;
+    const failed = this.#failed;
+    if (failed && Date.now() < failed.until) {
+      return Promise.reject(new TokenRefused(`${failed.reason} (next try in ${failed.until - Date.now()} ms)`));
+    }
+    this.#discovering = this.#discover().then(
+      (jwks) => {
+        this.#failed = undefined;
+        return (this.#jwks = jwks);
+      },
+      (err: unknown) => {
+        const waitMs = failed
+          ? Math.min(2 * failed.waitMs, MAX_DISCOVERY_RETRY_MS)
+          : (this.#settings.discoveryRetryMs ?? 1000);
+        const reason = err instanceof TokenRefused ? err.message : `issuer discovery failed: ${(err as Error).message}`;
+        this.#failed = { until: Date.now() + waitMs, waitMs, reason };
+        throw err instanceof TokenRefused ? err : new TokenRefused(reason);
+      },
+    );
+    return this.#discovering.finally(() => (this.#discovering = undefined));
+  }
+
+  async #discover(): Promise<ReturnType<typeof createRemoteJWKSet>> {
     const base = this.#settings.issuer.replace(/\/$/, '');
     const res = await this.#fetch(`${base}/.well-known/openid-configuration`);
     if (!res.ok) throw new TokenRefused(`issuer discovery failed with HTTP ${res.status}`);
     const doc = (await res.json()) as { issuer?: string; jwks_uri?: string };
     if (doc.issuer !== this.#settings.issuer) throw new TokenRefused(`discovery names issuer ${doc.issuer}`);
     if (!doc.jwks_uri) throw new TokenRefused('discovery document has no jwks_uri');
-    this.#jwks = createRemoteJWKSet(new URL(doc.jwks_uri), {
+    const insecure = insecureUrl(doc.jwks_uri, this.#settings.allowLoopbackHttp);
+    if (insecure) throw new TokenRefused(`discovery names jwks_uri ${insecure}`);
+    return createRemoteJWKSet(new URL(doc.jwks_uri), {
       cooldownDuration: 5_000,
       cacheMaxAge: 10 * 60_000,
       [customFetch]: (url, init) =>
         this.#fetch(url, init as Parameters<typeof fetch>[1]) as unknown as Promise<Response>,
     });
-    return this.#jwks;
   }
 
   /**
@@ -90,7 +147,9 @@ export class TokenVerifier {
   async #verifyNow(token: string): Promise<TokenIdentity> {
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, await this.#keys(), {
+      // Keys are asked for only once the token has parsed and names an allowed algorithm.
+      const keys = async (...args: Parameters<ReturnType<typeof createRemoteJWKSet>>) => (await this.#keys())(...args);
+      ({ payload } = await jwtVerify(token, keys, {
         issuer: this.#settings.issuer,
         audience: this.#settings.audience,
         algorithms: this.#algorithms,

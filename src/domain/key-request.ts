@@ -24,8 +24,11 @@ const KEY_REQUEST_FIELDS = new Set([
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Validates a POST enc_keys body (undefined for an empty body). */
-export function parseKeyRequest(body: unknown, limits: KeyLimits): KeyRequest {
+/**
+ * Validates a POST enc_keys body (undefined for an empty body). `slave` is the path's slave SAE:
+ * naming it again in additional_slave_SAE_IDs is a duplicate like any other.
+ */
+export function parseKeyRequest(body: unknown, limits: KeyLimits, slave?: string): KeyRequest {
   if (body === undefined) body = {};
   if (!isPlainObject(body)) throw badRequest('key request must be a JSON object');
   const unknown = Object.keys(body).filter((k) => !KEY_REQUEST_FIELDS.has(k));
@@ -33,7 +36,7 @@ export function parseKeyRequest(body: unknown, limits: KeyLimits): KeyRequest {
   return {
     number: checkNumber(body['number'], limits),
     size: checkSize(body['size'], limits),
-    additionalSlaveSaeIds: checkAdditionalSlaves(body['additional_slave_SAE_IDs'], limits),
+    additionalSlaveSaeIds: checkAdditionalSlaves(body['additional_slave_SAE_IDs'], limits, slave),
     extensionMandatory: checkExtensions(body['extension_mandatory'], 'extension_mandatory'),
     extensionOptional: checkExtensions(body['extension_optional'], 'extension_optional'),
   };
@@ -85,7 +88,7 @@ function checkSize(value: unknown, limits: KeyLimits): number {
   return size;
 }
 
-function checkAdditionalSlaves(value: unknown, limits: KeyLimits): string[] {
+function checkAdditionalSlaves(value: unknown, limits: KeyLimits, slave: string | undefined): string[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) throw badRequest('additional_slave_SAE_IDs must be an array of SAE IDs');
   if (value.length > limits.maxSaeIdCount) {
@@ -96,7 +99,8 @@ function checkAdditionalSlaves(value: unknown, limits: KeyLimits): string[] {
     );
   }
   const ids = value.map((id) => requireEntityId(id, 'each additional_slave_SAE_IDs entry'));
-  if (new Set(ids).size !== ids.length) throw badRequest('additional_slave_SAE_IDs has duplicates');
+  const named = slave === undefined ? ids : [slave, ...ids];
+  if (new Set(named).size !== named.length) throw badRequest('additional_slave_SAE_IDs has duplicates');
   return ids;
 }
 
@@ -109,8 +113,10 @@ function checkExtensions(value: unknown, field: string): Extensions {
   const merged: Extensions = {};
   for (const entry of value) {
     for (const [name, v] of Object.entries(entry)) {
-      if (name in merged) throw badRequest(`${field} names ${name} more than once`);
-      merged[name] = v;
+      // Own names only, and defined rather than assigned: `constructor`, `toString` and `__proto__`
+      // are unknown names like any other, neither duplicates nor a change of prototype.
+      if (Object.hasOwn(merged, name)) throw badRequest(`${field} names ${name} more than once`);
+      Object.defineProperty(merged, name, { value: v, enumerable: true, writable: true, configurable: true });
     }
   }
   return merged;

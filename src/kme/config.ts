@@ -2,6 +2,8 @@ import { Ajv } from 'ajv';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { checkLimits, DEFAULT_LIMITS, type KeyLimits } from '../domain/limits.js';
+import { insecureUrl } from '../auth/token-verifier.js';
+import { LISTENER_DEFAULTS, type ListenerSettings } from './http/server-options.js';
 import { checkSettings, QKD_SOURCE_SCHEMA, qkdSettingsOf, type QkdSourceConfig } from '../sources/qkd/settings.js';
 
 /** One KME's configuration file (JSON). docs/configuration.md describes every field. */
@@ -18,12 +20,29 @@ export interface KmeConfig {
     client_ca: string;
     /** Revocation list of the SAE CA; reloaded when the file changes. */
     crl?: string;
+    connections?: ListenerSettings;
     auth: {
       mode: 'certificate' | 'token' | 'either' | 'both';
-      oidc?: { issuer: string; audience: string; algorithms?: string[]; sae_claim?: string; ca?: string };
+      oidc?: {
+        issuer: string;
+        audience: string;
+        algorithms?: string[];
+        sae_claim?: string;
+        ca?: string;
+        /** Tests and development only: an http:// issuer on loopback. */
+        allow_loopback_http?: boolean;
+      };
     };
   };
-  kme_api: { host: string; port: number; cert: string; key: string; ca: string; crl?: string };
+  kme_api: {
+    host: string;
+    port: number;
+    cert: string;
+    key: string;
+    ca: string;
+    crl?: string;
+    connections?: ListenerSettings;
+  };
   access: {
     admins: string[];
     /** Operator certificates' IDs: administrators (dashboard, metrics, preferences) that take no keys. */
@@ -66,6 +85,18 @@ const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$' };
 const path = { type: 'string', minLength: 1 };
 const port = { type: 'integer', minimum: 0, maximum: 65535 };
 const positive = { type: 'integer', minimum: 1 };
+/** Caps and timeouts of a listener; defaults in kme/http/server-options.ts. */
+const connections = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    max_connections: positive,
+    headers_timeout_ms: positive,
+    request_timeout_ms: positive,
+    keep_alive_timeout_ms: positive,
+    max_header_bytes: { type: 'integer', minimum: 1024, maximum: 1024 * 1024 },
+  },
+};
 const strict = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({
   type: 'object',
   properties,
@@ -86,6 +117,7 @@ const SCHEMA = strict(
         key: path,
         client_ca: path,
         crl: path,
+        connections,
         auth: strict(
           {
             mode: { enum: ['certificate', 'token', 'either', 'both'], default: 'certificate' },
@@ -96,6 +128,7 @@ const SCHEMA = strict(
                 algorithms: { type: 'array', items: { type: 'string' }, minItems: 1 },
                 sae_claim: { type: 'string', minLength: 1 },
                 ca: path,
+                allow_loopback_http: { type: 'boolean' },
               },
               ['issuer', 'audience'],
             ),
@@ -105,7 +138,7 @@ const SCHEMA = strict(
       },
       ['host', 'port', 'cert', 'key', 'client_ca'],
     ),
-    kme_api: strict({ host: { type: 'string' }, port, cert: path, key: path, ca: path, crl: path }, [
+    kme_api: strict({ host: { type: 'string' }, port, cert: path, key: path, ca: path, crl: path, connections }, [
       'host',
       'port',
       'cert',
@@ -207,6 +240,17 @@ function crossCheck(cfg: KmeConfig): string[] {
   const saeKmes = new Set(cfg.saes.map((s) => s.kme));
   if (new Set(cfg.saes.map((s) => s.id)).size !== cfg.saes.length) problems.push('saes: an SAE ID appears twice');
   if (!saeKmes.has(cfg.kme_id)) problems.push(`saes: no SAE is served by this KME (${cfg.kme_id})`);
+  for (const [name, c] of [
+    ['sae_api', cfg.sae_api.connections],
+    ['kme_api', cfg.kme_api.connections],
+  ] as const) {
+    const headers = c?.headers_timeout_ms ?? LISTENER_DEFAULTS.headers_timeout_ms;
+    if (headers > (c?.request_timeout_ms ?? LISTENER_DEFAULTS.request_timeout_ms))
+      problems.push(`${name}.connections: headers_timeout_ms must not exceed request_timeout_ms`);
+  }
+  const { oidc } = cfg.sae_api.auth;
+  const insecureIssuer = oidc && insecureUrl(oidc.issuer, oidc.allow_loopback_http);
+  if (insecureIssuer) problems.push(`sae_api.auth.oidc.issuer: ${insecureIssuer}`);
   if (cfg.sae_api.auth.mode !== 'certificate' && !cfg.sae_api.auth.oidc) {
     problems.push(`sae_api.auth: mode ${cfg.sae_api.auth.mode} needs an oidc section`);
   }

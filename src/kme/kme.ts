@@ -185,6 +185,7 @@ export async function startKme(
         ...(oidc.algorithms ? { algorithms: oidc.algorithms } : {}),
         ...(oidc.sae_claim ? { saeClaim: oidc.sae_claim } : {}),
         ...(oidc.ca ? { ca: readFileSync(oidc.ca) } : {}),
+        ...(oidc.allow_loopback_http ? { allowLoopbackHttp: true } : {}),
       })
     : undefined;
   const saeApi = buildSaeApi({
@@ -202,6 +203,8 @@ export async function startKme(
       })),
     }),
     knownSae: (sae) => cfg.saes.some((s) => s.id === sae),
+    ...(cfg.sae_api.connections ? { listener: cfg.sae_api.connections } : {}),
+    localSae: (sae) => cfg.saes.some((s) => s.id === sae && s.kme === cfg.kme_id),
     preferences: new PreferenceService(store),
     limits,
     info,
@@ -214,7 +217,13 @@ export async function startKme(
       localSae: (sae) => cfg.saes.some((s) => s.id === sae && s.kme === cfg.kme_id),
     },
   });
-  const peerApi = buildPeerApi({ tls: kmeTls, peers: new Set(cfg.peers.map((p) => p.kme_id)), keys, log });
+  const peerApi = buildPeerApi({
+    tls: kmeTls,
+    peers: new Set(cfg.peers.map((p) => p.kme_id)),
+    keys,
+    log,
+    ...(cfg.kme_api.connections ? { listener: cfg.kme_api.connections } : {}),
+  });
   const streamServer = attachPeerStream(peerApi.server, {
     peers: new Set(cfg.peers.map((p) => p.kme_id)),
     handlers: new Map([

@@ -139,8 +139,13 @@ export class LinkPool {
     });
   }
 
+  /**
+   * This KME's blocks, at most the capacity: a batch is added before the oldest blocks are trimmed,
+   * and a read in between must not report more than the pool holds once they are (status'
+   * stored_key_count never exceeds max_key_count).
+   */
   async ownBlocks(): Promise<number> {
-    return this.#store.countBlocks(this.linkId, this.#kmeId);
+    return Math.min(await this.#store.countBlocks(this.linkId, this.#kmeId), this.capacityBlocks);
   }
 
   async peerBlocks(): Promise<number> {

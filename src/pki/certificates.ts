@@ -17,8 +17,13 @@ const serial = () => {
   return bytes.toString('hex');
 };
 
+/** PEM text ends with a newline: `cat cert.pem key.pem` must not fuse the END and BEGIN lines (rustls refuses that). */
+const pemText = (pem: string): string => (pem.endsWith('\n') ? pem : `${pem}\n`);
+
 async function keyPem(key: CryptoKey): Promise<string> {
-  return x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', key as webcrypto.CryptoKey), 'PRIVATE KEY');
+  return pemText(
+    x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', key as webcrypto.CryptoKey), 'PRIVATE KEY'),
+  );
 }
 
 const newKeys = () => webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as Promise<CryptoKeyPair>;
@@ -39,7 +44,7 @@ export async function createCa(commonName: string, days = 3650): Promise<PemPair
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { cert: cert.toString('pem'), key: await keyPem(keys.privateKey) };
+  return { cert: pemText(cert.toString('pem')), key: await keyPem(keys.privateKey) };
 }
 
 export interface LeafRequest {
@@ -84,5 +89,5 @@ export async function issueCertificate(ca: PemPair, req: LeafRequest): Promise<P
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { cert: cert.toString('pem'), key: await keyPem(keys.privateKey) };
+  return { cert: pemText(cert.toString('pem')), key: await keyPem(keys.privateKey) };
 }

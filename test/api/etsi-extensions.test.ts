@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
-import { assertError, assertEtsiShape, keyIds, keysOf, type Status } from './etsi-helpers.js';
+import { assertError, assertEtsiShape, keyIds, keysOf, UNAUTHORIZED, type Status } from './etsi-helpers.js';
 import { assertSameKeys, shown } from '../helpers/redact.js';
 
 const ready = async (sites: TwoSites, count = 50) =>
@@ -51,6 +51,14 @@ describe('ETSI 014 multicast, extensions, errors; the QKS extension endpoints', 
       400,
       /duplicates/,
     );
+    // The path's slave named again is a duplicate too, refused the same way.
+    for (const repeated of [['sae-b1'], ['sae-b2', 'sae-b1']]) {
+      assertError(
+        await a1.post('/api/v1/keys/sae-b1/enc_keys', { additional_slave_SAE_IDs: repeated }),
+        400,
+        'additional_slave_SAE_IDs has duplicates',
+      );
+    }
     assertError(
       await a1.post('/api/v1/keys/sae-b1/enc_keys', { additional_slave_SAE_IDs: ['sae-nope'] }),
       400,
@@ -68,6 +76,26 @@ describe('ETSI 014 multicast, extensions, errors; the QKS extension endpoints', 
       { extension_mandatory_unsupported: 'abc_route_type is not supported' },
       { extension_mandatory_unsupported: 'abc_transfer_method is not supported' },
     ]);
+  });
+
+  it('extension names every JavaScript object has are ordinary unknown names, not duplicates', async () => {
+    const a1 = sites.sae('sae-a1');
+    const json = { 'content-type': 'application/json' };
+    const names = ['constructor', 'toString', '__proto__', 'hasOwnProperty'];
+    // Raw JSON: an object literal would set a prototype, not a "__proto__" name.
+    const list = `[${names.map((n) => `{"${n}": {"x": 1}}`).join(',')}]`;
+    const res = await a1.post('/api/v1/keys/sae-b1/enc_keys', `{"extension_mandatory": ${list}}`, json);
+    assertError(res, 400, 'not all extension_mandatory parameters are supported');
+    assert.deepEqual(
+      (res.body as { details: unknown }).details,
+      names.map((n) => ({ extension_mandatory_unsupported: `${n} is not supported` })),
+    );
+    keysOf(await a1.post('/api/v1/keys/sae-b1/enc_keys', `{"extension_optional": ${list}}`, json));
+    assertError(
+      await a1.post('/api/v1/keys/sae-b1/enc_keys', '{"extension_optional": [{"toString": 1}, {"toString": 2}]}', json),
+      400,
+      'extension_optional names toString more than once',
+    );
   });
 
   it('extension_mandatory: a known extension that cannot be met is refused; one that can is honoured', async () => {
@@ -160,7 +188,7 @@ describe('ETSI 014 multicast, extensions, errors; the QKS extension endpoints', 
     assert.deepEqual(own.body, { SAE_ID: 'sae-a2', preferences: { key_exchange_timeout: 30, log_level: 'info' } });
     const refused = await a2.post('/api/v1/preferences/preference', { name: 'log_level', value: 'debug' });
     assert.equal(refused.status, 401);
-    assert.equal(refused.text, '');
+    assert.deepEqual(refused.body, UNAUTHORIZED);
     const set = await a1.post('/api/v1/preferences/preference', {
       name: 'key_exchange_timeout',
       value: 12,
@@ -192,6 +220,16 @@ describe('ETSI 014 multicast, extensions, errors; the QKS extension endpoints', 
       400,
       /unknown SAE/,
     );
+  });
+
+  it('info and preferences answer only SAEs of this KME, like the key routes', async () => {
+    // sae-b1's certificate is valid (same CA, a configured SAE) but kme-a does not serve it.
+    const stranger = sites.saeAt('sae-b1', 'kme-a');
+    for (const path of ['/api/v1/information/info', '/api/v1/preferences', '/api/v1/keys/sae-a1/status']) {
+      const res = await stranger.get(path);
+      assert.deepEqual([res.status, res.body], [401, UNAUTHORIZED], path);
+    }
+    assert.equal((await sites.sae('sae-b1').get('/api/v1/information/info')).status, 200, 'at its own KME');
   });
 
   it('info: the attached key source, its protocol and state', async () => {

@@ -9,6 +9,7 @@ import { connect } from 'node:tls';
 import { KmeClient, KmeError } from '../../src/sae/kme-client.js';
 import { createCa, issueCertificate, type LeafRequest } from '../../src/pki/certificates.js';
 import { TestClient } from '../helpers/sae-client.js';
+import { UNAUTHORIZED_TEXT } from '../api/etsi-helpers.js';
 import { startSites, type TwoSites } from '../helpers/two-kmes.js';
 
 const BIN = join(process.cwd(), 'bin', 'qks.js');
@@ -52,7 +53,8 @@ describe('certificates: who may speak to a KME', () => {
     const client = new TestClient(saeUrl, { ca: sites.deployment.ca, ...files });
     try {
       const res = await client.get(STATUS);
-      return res.status === 401 ? `401 ${JSON.stringify(res.text)}` : String(res.status);
+      if (res.status !== 401) return String(res.status);
+      return res.text === UNAUTHORIZED_TEXT ? '401 unauthorized' : `401 ${JSON.stringify(res.text)}`;
     } finally {
       await client.close();
     }
@@ -82,7 +84,7 @@ describe('certificates: who may speak to a KME', () => {
     rmSync(scratch, { recursive: true, force: true });
   });
 
-  it('refuses with 401 and no body: no certificate, another CA’s, an expired or future one, a KME’s', async () => {
+  it('refuses with 401 unauthorized: no certificate, another CA’s, an expired or future one, a KME’s', async () => {
     const foreignCa = await createCa('QKS SAE CA'); // the same name, another key
     const foreign = write('foreign', await issueCertificate(foreignCa, saeRequest('sae-a1')));
     const expired = write(
@@ -112,7 +114,7 @@ describe('certificates: who may speak to a KME', () => {
       'the KME’s own SAE API certificate': await statusWith({ cert: `${kmeServer}.pem`, key: `${kmeServer}.key` }),
       'an SAE CA certificate naming a KME': await statusWith(kmeNamed),
     };
-    assert.deepEqual(refused, Object.fromEntries(Object.keys(refused).map((k) => [k, '401 ""'])));
+    assert.deepEqual(refused, Object.fromEntries(Object.keys(refused).map((k) => [k, '401 unauthorized'])));
     // Each refusal is logged with what the caller presented: its certificate's names, verified or not.
     const refusals = readFileSync(join(sites.deployment.dir, 'kme-a.log'), 'utf8')
       .split('\n')
@@ -225,7 +227,7 @@ describe('certificates: who may speak to a KME', () => {
       // Its kept-alive connection was cut; on a new one it is a 401.
       assert.ok(refusal instanceof KmeError ? refusal.status === 401 : true, String(refusal));
       await assert.rejects(a2.status('sae-b1'), (err: KmeError) => err.status === 401);
-      assert.equal(await statusWith(sae('sae-a2')), '401 ""');
+      assert.equal(await statusWith(sae('sae-a2')), '401 unauthorized');
       // The others are untouched, on their open connection and on new ones.
       assert.equal((await a1.status('sae-b1')).master_SAE_ID, 'sae-a1');
       assert.equal(await statusWith(sae('sae-a1')), '200');
@@ -251,9 +253,9 @@ describe('certificates: who may speak to a KME', () => {
     });
     const reissued = qksPki('issue', '--dir', sites.deployment.dir, '--sae', 'sae-a2') as { cert: string; key: string };
     assert.equal(await statusWith(reissued), '200', 'a new certificate for the revoked SAE');
-    assert.equal(await statusWith(old), '401 ""', 'the revoked one stays refused');
+    assert.equal(await statusWith(old), '401 unauthorized', 'the revoked one stays refused');
     const stranger = qksPki('issue', '--dir', sites.deployment.dir, '--sae', 'sae-c1') as { cert: string; key: string };
-    assert.equal(await statusWith(stranger), '401 ""', 'an SAE no KME serves');
+    assert.equal(await statusWith(stranger), '401 unauthorized', 'an SAE no KME serves');
   });
 });
 
@@ -286,6 +288,19 @@ describe('qks pki on a new directory', () => {
     assert.ok(!kmeCert.verify(saeCa.publicKey));
     assert.match(kmeCert.subjectAltName ?? '', /URI:urn:qks:kme:kme-x/);
     assert.match(kmeCert.subjectAltName ?? '', /IP Address:127\.0\.0\.1/);
+    for (const f of [
+      sae.cert,
+      sae.key,
+      kme.cert,
+      kme.key,
+      join(dir, 'pki', 'sae-ca.pem'),
+      join(dir, 'pki', 'sae-ca.key'),
+    ]) {
+      assert.ok(
+        readFileSync(f, 'utf8').endsWith('-----\n'),
+        `${f} ends with a newline (cat cert key must not fuse them)`,
+      );
+    }
     assert.equal(statSync(kme.key).mode & 0o777, 0o600);
 
     const listed = qksPki('list', '--dir', dir) as Record<string, Array<{ entity: string; revoked_at: null | string }>>;

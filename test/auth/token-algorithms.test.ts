@@ -19,25 +19,38 @@ describe('token signature algorithms are pinned', () => {
 
   it('takes an ES384 token by default (ES384 is allowed unless pinned), from the published key', async () => {
     assert.ok(DEFAULT_ALGORITHMS.includes('ES384'));
-    const verifier = new TokenVerifier({ issuer: issuer.issuer, audience: AUDIENCE });
+    const verifier = new TokenVerifier({ issuer: issuer.issuer, allowLoopbackHttp: true, audience: AUDIENCE });
     assert.equal((await verifier.verify(await issuer.signEs384(claims()))).sae, 'sae-a1');
   });
 
   it('refuses an algorithm allowed by default but not configured, and takes the configured one', async () => {
-    const verifier = new TokenVerifier({ issuer: issuer.issuer, audience: AUDIENCE, algorithms: ['ES256'] });
+    const verifier = new TokenVerifier({
+      issuer: issuer.issuer,
+      allowLoopbackHttp: true,
+      audience: AUDIENCE,
+      algorithms: ['ES256'],
+    });
     await assert.rejects(verifier.verify(await issuer.signEs384(claims())), (err: Error) => {
       assert.ok(err instanceof TokenRefused);
       assert.match(err.message, /ERR_JOSE_ALG_NOT_ALLOWED/);
       return true;
     });
     assert.equal((await verifier.verify(await issuer.sign(claims()))).sae, 'sae-a1');
-    const es384Only = new TokenVerifier({ issuer: issuer.issuer, audience: AUDIENCE, algorithms: ['ES384'] });
+    const es384Only = new TokenVerifier({
+      issuer: issuer.issuer,
+      allowLoopbackHttp: true,
+      audience: AUDIENCE,
+      algorithms: ['ES384'],
+    });
     await assert.rejects(es384Only.verify(await issuer.sign(claims())), /ERR_JOSE_ALG_NOT_ALLOWED/);
   });
 
   it('a KME configured with algorithms ["ES256"] refuses an ES384 token of the same issuer', async () => {
     const sites = await startSites({
-      auth: { mode: 'token', oidc: { issuer: issuer.issuer, audience: AUDIENCE, algorithms: ['ES256'] } },
+      auth: {
+        mode: 'token',
+        oidc: { issuer: issuer.issuer, audience: AUDIENCE, algorithms: ['ES256'], allow_loopback_http: true },
+      },
     });
     const config = sites.deployment.configs[0]!.config;
     const bare = new TestClient(`https://127.0.0.1:${config.sae_api.port}`, { ca: sites.deployment.ca });
@@ -55,7 +68,8 @@ describe('token signature algorithms are pinned', () => {
   it('refuses to be configured with none or HMAC', () => {
     for (const alg of ['none', 'HS256', 'HS512'])
       assert.throws(
-        () => new TokenVerifier({ issuer: issuer.issuer, audience: AUDIENCE, algorithms: [alg] }),
+        () =>
+          new TokenVerifier({ issuer: issuer.issuer, allowLoopbackHttp: true, audience: AUDIENCE, algorithms: [alg] }),
         /asymmetric/,
       );
   });

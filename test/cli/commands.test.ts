@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -27,6 +28,16 @@ describe('qks init and qks kme', () => {
       assert.equal(statSync(config.sae_api.key).mode & 0o777, 0o600);
       assert.equal(statSync(config.kme_api.key).mode & 0o777, 0o600);
     }
+    // Every PEM file ends with a newline, so `cat cert key` gives a bundle other TLS stacks read.
+    const pems = (readdirSync(site, { recursive: true }) as string[])
+      .map((f) => join(site, f))
+      .filter((f) => statSync(f).isFile() && readFileSync(f).subarray(0, 10).toString() === '-----BEGIN');
+    assert.ok(pems.length >= 3 + 2 * 3 + 9, `PEM files: ${pems.length}`);
+    for (const f of pems) assert.ok(readFileSync(f, 'utf8').endsWith('-----\n'), `${f} ends with a newline`);
+    const x = JSON.parse(readFileSync(join(site, 'kme-x.json'), 'utf8')) as KmeConfig;
+    const bundle = readFileSync(x.sae_api.cert, 'utf8') + readFileSync(x.sae_api.key, 'utf8');
+    assert.match(bundle, /-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n/);
+    createSecureContext({ cert: bundle, key: bundle });
     const middle = JSON.parse(readFileSync(join(site, 'kme-y.json'), 'utf8')) as KmeConfig;
     assert.deepEqual(middle.links.map((l) => l.endpoints).sort(), [
       ['kme-x', 'kme-y'],

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { initDeployment, type Deployment, type InitOptions } from '../../src/cli/init.js';
 import { freePorts } from '../../src/cli/ports.js';
-import { loadConfig } from '../../src/kme/config.js';
+import { loadConfig, type KmeConfig } from '../../src/kme/config.js';
 import { startKme, type RunningKme } from '../../src/kme/kme.js';
 import { TestClient } from './sae-client.js';
 import { archiveAndCheckLogs } from './log-leaks.js';
@@ -12,6 +12,8 @@ import { archiveAndCheckLogs } from './log-leaks.js';
 export type SiteOptions = Omit<InitOptions, 'dir' | 'ports'> & {
   /** Per KME: its link ends produce each block this many ms after the other end does. */
   readonly linkLagMs?: Readonly<Record<string, number>>;
+  /** Changes each KME's loaded configuration before it starts (settings `qks init` does not write). */
+  readonly configure?: (config: KmeConfig) => void;
 };
 
 /**
@@ -49,6 +51,7 @@ export interface TwoSites {
 export async function startSites(opts: SiteOptions = {}): Promise<TwoSites> {
   const initOpts: SiteOptions = { ...opts };
   delete (initOpts as { linkLagMs?: unknown }).linkLagMs;
+  delete (initOpts as { configure?: unknown }).configure;
   const deployment = await createDeployment(initOpts);
   const kmes = new Map<string, RunningKme>();
   const clients: TestClient[] = [];
@@ -56,6 +59,7 @@ export async function startSites(opts: SiteOptions = {}): Promise<TwoSites> {
     const { file } = deployment.configs.find((c) => c.kme === id)!;
     const log = pino({ level: 'debug' }, pino.destination({ dest: join(deployment.dir, `${id}.log`), sync: true }));
     const config = loadConfig(file);
+    opts.configure?.(config);
     const lag = opts.linkLagMs?.[id] ?? 0;
     // A later epoch at one end of a shared-seed link: the same blocks (they derive from seed and
     // number), later.

@@ -158,4 +158,27 @@ describe('link ingestion', () => {
     );
     assert.equal(await store.takeOwnBlocks(ends.linkId, 'kme-a', [key('k3')]), null);
   });
+
+  // Regression: a batch was added before the oldest blocks were trimmed, and a status read in
+  // between said stored_key_count > max_key_count (up to 101,320 of 100,000).
+  it('never counts more own blocks than the capacity, even between adding a batch and trimming', async () => {
+    const store = new MemoryKeyStore();
+    const source = new ScriptedSource();
+    const ends = { linkId: source.linkId, endpoints: ['kme-a', 'kme-b'] as const, blockBits: 256 };
+    const pool = new LinkPool({ kmeId: 'kme-a', ends, capacityBlocks: 4 }, store, new Barrier(randomBytes(32)), source);
+    const seen: number[] = [];
+    const add = store.addBlocks.bind(store);
+    store.addBlocks = async (...args: Parameters<typeof add>) => {
+      await add(...args);
+      seen.push(await pool.ownBlocks()); // what a status request at this moment reads
+    };
+    await pool.start();
+    for (let batch = 0; batch < 4; batch++) await source.deliver(Array.from({ length: 8 }, (_, i) => batch * 8 + i));
+    assert.deepEqual(seen, [4, 4, 4, 4]);
+    assert.equal(
+      await store.countBlocks(ends.linkId, 'kme-a'),
+      4,
+      'and the store holds exactly the capacity after trimming',
+    );
+  });
 });

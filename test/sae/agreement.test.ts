@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { freePorts } from '../../src/cli/ports.js';
 import { createCa, issueCertificate } from '../../src/pki/certificates.js';
-import { FrameReader, writeFrame } from '../../src/sae/agreement/framing.js';
+import { FrameReader, MAX_QUEUED_FRAMES, writeFrame } from '../../src/sae/agreement/framing.js';
 import { AgreementError, keyProof, type Offer } from '../../src/sae/agreement/messages.js';
 import type { AgreedKeys } from '../../src/sae/agreement/types.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
@@ -395,6 +395,31 @@ describe('SAE-to-SAE key agreement', () => {
       assert.equal(await ask({ ...madeUpOffer({}), v: 4 }), 'unsupported_version');
       // Last: a malformed message also ends the connection.
       assert.equal(await ask(madeUpOffer({ proof: undefined })), 'bad_message', 'an offer must carry its proof');
+    } finally {
+      socket.destroy();
+      await responder.close();
+    }
+  });
+
+  it('cuts off a master that pipelines more offers than the protocol has answers for', async () => {
+    const responder = responderFor(sites, 'sae-b1', ['sae-a1']);
+    responder.on('failure', () => undefined);
+    const { port, handed } = await listenCounting(responder);
+    const { socket, reader } = await rawClient(sites, 'sae-a1', port);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    try {
+      // An allowed master, 200 offers in one go: each costs the responder a dec_keys call.
+      for (let i = 0; i < 200; i++) writeFrame(socket, madeUpOffer());
+      let replies = 0;
+      for (;;) {
+        const reply = await reader.next(10_000).catch(() => undefined);
+        if (reply === undefined) break; // the connection is gone
+        replies++;
+        if (replies === 200) break;
+      }
+      assert.ok(replies <= MAX_QUEUED_FRAMES + 1, `${replies} offers answered before the connection was cut`);
+      await closed;
+      assert.equal(handed(), 0);
     } finally {
       socket.destroy();
       await responder.close();

@@ -89,5 +89,31 @@ describe('KME configuration', () => {
     bad((c) => (c['peers'] = []), /no peers entry/);
     bad((c) => ((c['sae_api'] as Record<string, unknown>)['auth'] = { mode: 'token' }), /needs an oidc section/);
     bad((c) => (c['access'] = { admins: ['nobody'] }), /unknown SAE nobody/);
+    const oidc = (o: Record<string, unknown>) => (c: Record<string, unknown>) =>
+      ((c['sae_api'] as Record<string, unknown>)['auth'] = { mode: 'token', oidc: { audience: 'kme', ...o } });
+    bad(oidc({ issuer: 'http://127.0.0.1:8080' }), /oidc.issuer: http:\/\/127.0.0.1:8080 must be https:\/\//);
+    bad(
+      oidc({ issuer: 'http://idp.example', allow_loopback_http: true }),
+      /must be https:\/\/ \(or http:\/\/ on loopback\)/,
+    );
+    bad(
+      (c) =>
+        ((c['sae_api'] as Record<string, unknown>)['connections'] = {
+          headers_timeout_ms: 5000,
+          request_timeout_ms: 1000,
+        }),
+      /headers_timeout_ms must not exceed request_timeout_ms/,
+    );
+    bad((c) => ((c['kme_api'] as Record<string, unknown>)['connections'] = { max_connections: 0 }), /max_connections/);
+  });
+  it('takes an https issuer, and http on loopback only where allowed (tests)', () => {
+    for (const o of [
+      { issuer: 'https://idp.example' },
+      { issuer: 'http://127.0.0.1:8080', allow_loopback_http: true },
+    ]) {
+      const c = base() as unknown as Record<string, unknown>;
+      (c['sae_api'] as Record<string, unknown>)['auth'] = { mode: 'token', oidc: { audience: 'kme', ...o } };
+      assert.equal(parseConfig(c, '/').sae_api.auth.oidc?.issuer, o.issuer);
+    }
   });
 });

@@ -62,6 +62,20 @@ describe('key request rules', () => {
     refuses(() => parseKeyRequest({ additional_slave_SAE_IDs: ['b'] }, { ...L, maxSaeIdCount: 0 }), /not supported/);
     refuses(() => parseKeyRequest({ extension_mandatory: { a: 1 } }, L), /array of objects/);
     refuses(() => parseKeyRequest({ extension_optional: [{ a: 1 }, { a: 2 }] }, L), /more than once/);
+    // The path's slave named again is a duplicate too.
+    refuses(
+      () => parseKeyRequest({ additional_slave_SAE_IDs: ['c', 'b'] }, L, 'b'),
+      'additional_slave_SAE_IDs has duplicates',
+    );
+  });
+
+  it('takes extension names every JavaScript object has as names like any other', () => {
+    const names = ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'];
+    const body = JSON.parse(`{"extension_optional": [${names.map((n) => `{"${n}": 1}`).join(',')}]}`) as unknown;
+    const ext = parseKeyRequest(body, L).extensionOptional;
+    assert.deepEqual(Object.keys(ext), names);
+    assert.equal(Object.getPrototypeOf(ext), Object.prototype, 'no name changes the prototype');
+    assert.equal(ext['__proto__'], 1);
   });
 
   it('accepts only plain decimal integers, once each, in the GET form', () => {

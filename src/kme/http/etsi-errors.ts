@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply } from 'fastify';
-import { QksError } from '../../domain/errors.js';
+import type { ServerResponse } from 'node:http';
+import { ERROR_TABLE, QksError } from '../../domain/errors.js';
 
 /** Fastify's own request errors, said in words an SAE can act on. */
 const FASTIFY_MESSAGES: Record<string, string> = {
@@ -13,15 +14,16 @@ const FASTIFY_MESSAGES: Record<string, string> = {
 
 /**
  * The one place where errors become ETSI GS QKD 014 responses: 400 and 503 carry the Error body
- * `{message, details?}`, 401 has no body, and nothing else is ever sent. Internal failures are
- * 503 with a generic text; their cause goes to the log only.
+ * `{message, details?}`, 401 the short `{"message": "unauthorized"}` (clients in the field parse
+ * JSON on every non-200; the reason stays in the log), and nothing else is ever sent. Internal
+ * failures are 503 with a generic text; their cause goes to the log only.
  */
 export function toEtsiError(err: unknown): {
   status: 400 | 401 | 503;
-  body?: { message: string; details?: unknown[] };
+  body: { message: string; details?: unknown[] };
 } {
   if (err instanceof QksError) {
-    if (err.status === 401) return { status: 401 };
+    if (err.status === 401) return { status: 401, body: { message: ERROR_TABLE.UNAUTHORIZED.message } };
     return { status: err.status, body: { message: err.message, ...(err.details ? { details: err.details } : {}) } };
   }
   const fe = err as Partial<FastifyError>;
@@ -33,6 +35,32 @@ export function toEtsiError(err: unknown): {
 
 export function sendEtsiError(reply: FastifyReply, err: unknown): FastifyReply {
   const { status, body } = toEtsiError(err);
-  reply.code(status);
-  return body ? reply.send(body) : reply.send();
+  return reply.code(status).send(body);
+}
+
+/** Node's HTTP parser refuses these before any route runs; said as the ETSI 400 an SAE can act on. */
+const CLIENT_ERROR_MESSAGES: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: 'request headers or path are too large',
+  ERR_HTTP_REQUEST_TIMEOUT: 'request not received in time',
+};
+
+/** The raw HTTP answer to a request Node's parser refused (the connection closes after it). */
+export function clientErrorResponse(err: { code?: string | undefined }): string {
+  const body = JSON.stringify({ message: (err.code && CLIENT_ERROR_MESSAGES[err.code]) ?? 'malformed HTTP request' });
+  return (
+    'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
+}
+
+/** An `Expect` other than 100-continue: 400 instead of Node's 417. */
+export function unsupportedExpectation(res: ServerResponse): void {
+  const body = JSON.stringify({ message: 'the Expect header is not supported (only 100-continue)' });
+  res
+    .writeHead(400, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    })
+    .end(body);
 }

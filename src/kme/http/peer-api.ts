@@ -5,8 +5,9 @@ import { peerIdentity } from '../../auth/tls-identity.js';
 import type { KeyService } from '../key-service.js';
 import { acceptCancellations, acceptReservations } from '../peer-messages-service.js';
 import { sendEtsiError } from './etsi-errors.js';
+import { QksError } from '../../domain/errors.js';
 import { acceptJsonBodies } from './json-body.js';
-import { serverOptions } from './server-options.js';
+import { guardListener, serverOptions, type ListenerSettings } from './server-options.js';
 import { recordRoutes } from './route-list.js';
 
 export interface PeerApiOptions {
@@ -14,6 +15,8 @@ export interface PeerApiOptions {
   readonly peers: ReadonlySet<string>;
   readonly keys: KeyService;
   readonly log: Logger;
+  /** Connection cap and timeouts (defaults in server-options.ts); peer streams count as connections. */
+  readonly listener?: ListenerSettings;
 }
 
 declare module 'fastify' {
@@ -31,10 +34,10 @@ export const PEER_TLS_OPTIONS = { requestCert: true, rejectUnauthorized: true, m
 
 export function buildPeerApi(opts: PeerApiOptions): FastifyInstance {
   const app = Fastify({
-    https: { ...opts.tls, ...PEER_TLS_OPTIONS },
-    ...serverOptions(opts.log),
+    ...serverOptions(opts.log, { ...opts.tls, ...PEER_TLS_OPTIONS }, opts.listener),
     bodyLimit: 8 * 1024 * 1024,
   }) as unknown as FastifyInstance;
+  guardListener(app.server, opts.listener);
   acceptJsonBodies(app);
   app.decorate('routeList', recordRoutes(app));
   app.decorateRequest('peerKme', '');
@@ -43,7 +46,7 @@ export function buildPeerApi(opts: PeerApiOptions): FastifyInstance {
     const kme = peerIdentity(req.raw.socket as TLSSocket, 'kme');
     if (!kme || !opts.peers.has(kme)) {
       opts.log.warn({ remote: req.ip, kme }, 'refused on the KME channel: not a configured peer KME');
-      return reply.code(401).send();
+      return sendEtsiError(reply, new QksError('UNAUTHORIZED'));
     }
     req.peerKme = kme;
   });

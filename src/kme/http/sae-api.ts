@@ -12,7 +12,7 @@ import { sendEtsiError, toEtsiError } from './etsi-errors.js';
 import { badRequest, QksError } from '../../domain/errors.js';
 import { parsePreference } from '../../domain/preferences.js';
 import { acceptJsonBodies } from './json-body.js';
-import { serverOptions } from './server-options.js';
+import { guardListener, serverOptions, type ListenerSettings } from './server-options.js';
 import { recordRoutes } from './route-list.js';
 import type { KmeMetrics } from '../observability/metrics.js';
 import { addOperatorRoutes, type OperatorViews } from './operator-routes.js';
@@ -26,9 +26,13 @@ export interface SaeApiOptions {
   readonly access: AccessPolicy;
   readonly now?: () => number;
   readonly knownSae: (sae: string) => boolean;
+  /** SAEs this KME serves: only they read its information and their preferences, as only they take keys. */
+  readonly localSae: (sae: string) => boolean;
   readonly info: () => Promise<unknown>;
   readonly log: Logger;
   readonly bodyLimit?: number;
+  /** Connection cap and timeouts (defaults in server-options.ts). */
+  readonly listener?: ListenerSettings;
   readonly metrics?: KmeMetrics;
   /** The dashboard, /metrics and integration reports; left out, the API serves ETSI and extensions only. */
   readonly operator?: OperatorViews;
@@ -60,10 +64,10 @@ export const SAE_TLS_OPTIONS = { requestCert: true, rejectUnauthorized: false, m
 
 export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
   const app = Fastify({
-    https: { ...opts.tls, ...SAE_TLS_OPTIONS },
-    ...serverOptions(opts.log),
+    ...serverOptions(opts.log, { ...opts.tls, ...SAE_TLS_OPTIONS }, opts.listener),
     bodyLimit: opts.bodyLimit ?? 64 * 1024,
   }) as unknown as FastifyInstance;
+  guardListener(app.server, opts.listener);
   acceptJsonBodies(app);
   app.decorate('routeList', recordRoutes(app));
   app.decorateRequest('sae', '');
@@ -87,7 +91,7 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
         'refused: not authenticated',
       );
       req.refusal = 'not_authenticated';
-      return reply.code(401).send();
+      return sendEtsiError(reply, new QksError('UNAUTHORIZED'));
     }
     const sae = result.caller.sae;
     req.caller = result.caller;
@@ -123,7 +127,7 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
   });
 
   const now = opts.now ?? Date.now;
-  /** Refusals are 401 with no body; the reason goes to the log with the caller's identity. */
+  /** Refusals are 401 `unauthorized`; the reason goes to the log with the caller's identity. */
   const enforce = (req: FastifyRequest, decision: AccessDecision) => {
     if (decision.allowed) return;
     req.saeLog.warn({ reason: decision.reason, via: req.caller.via }, 'refused by access rules');
@@ -145,17 +149,22 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
   };
 
   app.get<Params>('/api/v1/keys/:id/status', (req) => opts.keys.status(req.sae, req.params.id));
-  app.post<Params>('/api/v1/keys/:id/enc_keys', (req) => encKeys(req, parseKeyRequest(req.body, opts.limits)));
+  app.post<Params>('/api/v1/keys/:id/enc_keys', (req) =>
+    encKeys(req, parseKeyRequest(req.body, opts.limits, req.params.id)),
+  );
   app.get<Params>('/api/v1/keys/:id/enc_keys', (req) => encKeys(req, parseKeyRequestQuery(req.query, opts.limits)));
   app.post<Params>('/api/v1/keys/:id/dec_keys', (req) =>
     decKeys(req, parseKeyIds(req.body, opts.limits.maxKeyPerRequest)),
   );
   app.get<Params>('/api/v1/keys/:id/dec_keys', (req) => decKeys(req, parseKeyIdQuery(req.query)));
 
-  app.get('/api/v1/preferences', async (req) => ({
-    SAE_ID: req.sae,
-    preferences: await opts.preferences.get(req.sae),
-  }));
+  const requireLocal = (req: FastifyRequest) => {
+    if (!opts.localSae(req.sae)) throw new QksError('UNAUTHORIZED', `SAE ${req.sae} is not served by this KME`);
+  };
+  app.get('/api/v1/preferences', async (req) => {
+    requireLocal(req);
+    return { SAE_ID: req.sae, preferences: await opts.preferences.get(req.sae) };
+  });
   app.post<{ Body: unknown }>('/api/v1/preferences/preference', async (req) => {
     const change = parsePreference(req.body);
     enforce(req, opts.access.checkAdmin(req.sae, req.caller.scopes));
@@ -164,7 +173,10 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
     req.saeLog.info({ target: sae, name: change.name, value: change.value }, 'preference changed');
     return { SAE_ID: sae, preferences: await opts.preferences.set(sae, change) };
   });
-  app.get('/api/v1/information/info', () => opts.info());
+  app.get('/api/v1/information/info', (req) => {
+    requireLocal(req);
+    return opts.info();
+  });
   if (opts.operator) {
     addOperatorRoutes(app, opts.operator, {
       requireAdmin: (req) => enforce(req, opts.access.checkAdmin(req.sae, req.caller.scopes)),

@@ -2,6 +2,11 @@ import type { Duplex } from 'node:stream';
 
 /** Largest frame accepted; agreement messages are small, so anything bigger is an attack or a bug. */
 export const MAX_FRAME_BYTES = 64 * 1024;
+/**
+ * Most messages read ahead of the reader: each message of the protocol waits for its answer, so a
+ * peer that sends more ahead is refused (its connection cut) rather than queued without end.
+ */
+export const MAX_QUEUED_FRAMES = 8;
 
 export class FramingError extends Error {
   override name = 'FramingError';
@@ -33,8 +38,10 @@ export class FrameReader {
   #queue: unknown[] = [];
   #failure: Error | undefined;
   #wake: (() => void) | undefined;
+  readonly #maxQueued: number;
 
-  constructor(stream: Duplex) {
+  constructor(stream: Duplex, maxQueued = MAX_QUEUED_FRAMES) {
+    this.#maxQueued = maxQueued;
     stream.on('data', (chunk: Buffer) => {
       this.#buffer = Buffer.concat([this.#buffer, chunk]);
       try {
@@ -66,6 +73,9 @@ export class FrameReader {
         this.#queue.push(JSON.parse(body));
       } catch {
         throw new FramingError('frame is not valid JSON');
+      }
+      if (this.#queue.length > this.#maxQueued) {
+        throw new FramingError(`more than ${this.#maxQueued} messages sent ahead of their answers`);
       }
     }
   }
