@@ -153,7 +153,7 @@ export class KeyService {
     if (!directory.kmeOf.has(master)) throw badRequest(`unknown SAE ID: ${master}`);
     const result = await store.takeForSlave(master, slave, keyIds);
     if (!result.ok) {
-      // The 401 carries no body; its message is for the log.
+      // The 401's body says only "unauthorized"; this message is for the log.
       throw result.reason === 'unauthorized'
         ? new QksError('UNAUTHORIZED', `${slave} is not a slave named when the keys were requested`)
         : new QksError('KEYS_NOT_FOUND');

@@ -146,7 +146,7 @@ describe('the dashboard in a real browser, on the demo network', () => {
       const wrong = await fresh.goto(`${origin}/dashboard/?token=not-the-token`);
       assert.equal(wrong!.status(), 401);
       // The KME serves the same dashboard to administrators only; the browser has no certificate.
-      // (A 401 with no body makes Chromium show its own error page, so goto itself fails.)
+      // (Chromium may show its own error page for a 401 without a page to render, so goto may fail.)
       const kmeUrl = `${manifest.kmes[0]!.url}/dashboard/`;
       const [kme] = await Promise.all([
         fresh.waitForResponse((r) => r.url() === kmeUrl),
