@@ -29,9 +29,12 @@ export function parseCrl(file: string, pem: Buffer): CrlState {
 
 export const readCrl = (file: string): CrlState => parseCrl(file, readFileSync(file));
 
-/** Whether the certificate a TLS socket's peer presented is one the list names. */
+/**
+ * Whether the verified certificate of a TLS socket's peer is one the list names. An unverified
+ * one is left to whoever accepted it unverified (the SAE API answers it 401).
+ */
 export function peerRevoked(socket: TLSSocket, revoked: ReadonlySet<string>): boolean {
-  if (socket.destroyed) return false;
+  if (socket.destroyed || !socket.authorized) return false;
   const serial = socket.getPeerCertificate()?.serialNumber;
   return typeof serial === 'string' && serial !== '' && revoked.has(serialKey(serial));
 }
