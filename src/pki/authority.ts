@@ -206,7 +206,7 @@ export class CertificateAuthority {
         } catch {
           // Released meanwhile.
         }
-        if (Date.now() > deadline) throw new Error(`${lock} stays locked`);
+        if (Date.now() > deadline) throw new Error(`${lock} stays locked`, { cause: err });
         await sleep(20 + Math.random() * 30);
       }
     }
