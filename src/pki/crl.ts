@@ -72,6 +72,7 @@ export function watchCrl(
     }
     onChange(crl);
   };
-  watchFile(file, { interval: intervalMs }, listener);
+  // Not persistent: a watcher alone does not keep a process running.
+  watchFile(file, { interval: intervalMs, persistent: false }, listener);
   return () => unwatchFile(file, listener);
 }
