@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildNetwork } from '../../src/dashboard/network.js';
@@ -132,5 +134,56 @@ describe('with renewal off, the KME warns before its lists expire', () => {
       5000,
       'the expiry in the log',
     );
+  });
+});
+
+describe('qks pki renew-crl', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qks-renew-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const BIN = join(process.cwd(), 'bin', 'qks.js');
+  const qks = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, 'pki', ...args, '--dir', dir], { encoding: 'utf8' });
+  const ok = (...args: string[]) => {
+    const run = qks(...args);
+    assert.equal(run.status, 0, run.stderr);
+    return JSON.parse(run.stdout) as Record<
+      string,
+      { renewed: boolean; next_update: string; lifetime_seconds: number }
+    >;
+  };
+  const crl = (ca: string) => readCrl(join(dir, 'pki', `${ca}.crl.pem`));
+
+  it('issues the lists again with their lifetime or a new one, revocations kept, never losing one to a race', async () => {
+    ok('create-ca');
+    const issued = JSON.parse(qks('issue', '--sae', 'sae-x1').stdout) as { serial: string };
+    const started = Date.now();
+    const renewed = ok('renew-crl', '--seconds', '3600');
+    assert.deepEqual(Object.keys(renewed).sort(), ['kme-ca', 'sae-ca']);
+    for (const r of Object.values(renewed)) {
+      assert.equal(r.renewed, true);
+      assert.equal(r.lifetime_seconds, 3600);
+      assert.ok(Math.abs(Date.parse(r.next_update) - started - 3_600_000) < 60_000, r.next_update);
+    }
+    // Not due: more than half of the hour is left.
+    assert.equal(ok('renew-crl', '--if-due')['sae-ca']!.renewed, false);
+    // Revocations and renewals from several processes at once: the list ends naming the revoked one.
+    const runs = ['renew-crl', 'renew-crl', 'revoke'].map(
+      (cmd) =>
+        new Promise<number | null>((resolve) =>
+          spawn(
+            process.execPath,
+            [BIN, 'pki', cmd, '--dir', dir, ...(cmd === 'revoke' ? ['--sae', 'sae-x1'] : ['--ca', 'sae'])],
+            { stdio: 'ignore' },
+          ).once('exit', resolve),
+        ),
+    );
+    assert.deepEqual(await Promise.all(runs), [0, 0, 0]);
+    assert.ok(crl('sae-ca').revoked.has(issued.serial.toLowerCase().replace(/^0+/, '')), 'the revocation was kept');
+    const kept = ok('renew-crl', '--ca', 'sae', '--days', '2')['sae-ca']!;
+    assert.equal(kept.lifetime_seconds, 2 * 86_400);
+    assert.ok(crl('sae-ca').revoked.has(issued.serial.toLowerCase().replace(/^0+/, '')), 'renewal keeps it');
+    assert.equal(qks('renew-crl', '--ca', 'x').status, 2);
+    assert.match(qks('renew-crl', '--days', '0').stderr, /--days must be a positive integer/);
+    assert.match(spawnSync(process.execPath, [BIN, 'pki', 'help'], { encoding: 'utf8' }).stdout, /renew-crl/);
   });
 });
