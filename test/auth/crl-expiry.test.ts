@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -179,7 +179,12 @@ describe('qks pki renew-crl', () => {
     );
     assert.deepEqual(await Promise.all(runs), [0, 0, 0]);
     assert.ok(crl('sae-ca').revoked.has(issued.serial.toLowerCase().replace(/^0+/, '')), 'the revocation was kept');
+    // A lock left by a process killed while holding it (older than 30 s) does not block for good.
+    const lock = join(dir, 'pki', 'sae-ca.lock');
+    writeFileSync(lock, '');
+    utimesSync(lock, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
     const kept = ok('renew-crl', '--ca', 'sae', '--days', '2')['sae-ca']!;
+    assert.ok(!existsSync(lock), 'the lock was taken over and released');
     assert.equal(kept.lifetime_seconds, 2 * 86_400);
     assert.ok(crl('sae-ca').revoked.has(issued.serial.toLowerCase().replace(/^0+/, '')), 'renewal keeps it');
     assert.equal(qks('renew-crl', '--ca', 'x').status, 2);
