@@ -40,7 +40,7 @@ export class Responder extends EventEmitter<ResponderEvents> {
   readonly #replays = new ReplayGuard();
   readonly #sockets = new Set<TLSSocket>();
   #revoked: ReadonlySet<string> = new Set();
-  #stopWatching = () => undefined as void;
+  #stopWatching: () => void = () => undefined;
 
   constructor(opts: ResponderOptions) {
     super();
