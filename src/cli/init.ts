@@ -30,6 +30,10 @@ export interface InitOptions {
   readonly access?: Partial<KmeConfig['access']>;
   /** Issues an operator certificate with this ID (`pki/operators/`), an administrator at every KME. */
   readonly operator?: string;
+  /** How long each revocation list is valid (default a year); short ones are for tests. */
+  readonly crlLifetimeSeconds?: number;
+  /** The KMEs' upkeep of the revocation lists; by default they renew them with the CA keys made here. */
+  readonly crl?: Partial<KmeConfig['crl']>;
 }
 
 export interface SaeCredentials {
@@ -74,8 +78,9 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
 
   const pki = join(dir, 'pki');
   for (const sub of ['', 'saes', ...kmes]) mkdirSync(join(pki, sub), { recursive: true });
-  const saeCa = await CertificateAuthority.create(pki, SAE_CA, 'QKS SAE CA');
-  const kmeCa = await CertificateAuthority.create(pki, KME_CA, 'QKS KME CA');
+  const crlLifetimeMs = opts.crlLifetimeSeconds ? opts.crlLifetimeSeconds * 1000 : undefined;
+  const saeCa = await CertificateAuthority.create(pki, SAE_CA, 'QKS SAE CA', crlLifetimeMs);
+  const kmeCa = await CertificateAuthority.create(pki, KME_CA, 'QKS KME CA', crlLifetimeMs);
 
   const saes: SaeCredentials[] = [];
   for (const kme of kmes) {
@@ -184,6 +189,8 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
       },
       log_level: opts.logLevel ?? 'info',
       key_ttl_seconds: 7 * 24 * 3600,
+      // The CA keys are in this deployment's pki/: the KMEs renew the lists with them (docs/authentication.md).
+      crl: { renew: true, warn_before_seconds: 30 * 24 * 3600, check_interval_seconds: 60, ...opts.crl },
     };
     const file = join(dir, `${kme}.json`);
     writeFileSync(file, JSON.stringify(config, null, 2) + '\n');

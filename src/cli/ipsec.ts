@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { connectionOf, loadIpsecConfig, type IpsecAgentConfig } from '../integrations/ipsec/agent-config.js';
 import type { IpsecGateway } from '../integrations/ipsec/gateway.js';
@@ -10,7 +9,7 @@ import { Initiator } from '../sae/agreement/initiator.js';
 import { Responder } from '../sae/agreement/responder.js';
 import { KeyRing } from '../sae/key-ring.js';
 import { Rotation } from '../sae/rotation.js';
-import { identity, kmeClientOf, print } from './sae.js';
+import { agreementTls, identity, kmeClientOf, print } from './sae.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
@@ -47,7 +46,7 @@ export async function ipsecCommand(args: string[]): Promise<number> {
     });
   }
   const kme = kmeClientOf(me);
-  const tls = { ca: readFileSync(me.ca), cert: readFileSync(me.cert), key: readFileSync(me.key) };
+  const tls = agreementTls(me);
   const ring = new KeyRing({ graceMs: 2 * cfg.rotation.every_seconds * 1000 });
   const stops: Array<() => Promise<void> | void> = [() => kme.close(), () => ring.clear()];
   let rotation: Rotation | undefined;

@@ -15,6 +15,10 @@ export const PKI_USAGE = `Usage: qks pki <command> --dir DIR (a directory made b
   issue --kme ID [--host H]      a new KME-to-KME channel certificate
   revoke --sae ID | --kme ID | --serial HEX
                                  revokes; running KMEs reload the revocation list within a second
+  renew-crl [--ca sae|kme] [--days N | --seconds N] [--if-due]
+                                 issues the revocation lists again (both CAs unless --ca), valid N more
+                                 days (default: the lifetime they have); --if-due: only those with less
+                                 than half of it left (for a cron job or systemd timer)
 `;
 
 export async function pkiCommand(args: string[]): Promise<number> {
@@ -27,6 +31,10 @@ export async function pkiCommand(args: string[]): Promise<number> {
       kme: { type: 'string' },
       host: { type: 'string' },
       serial: { type: 'string' },
+      ca: { type: 'string' },
+      days: { type: 'string' },
+      seconds: { type: 'string' },
+      'if-due': { type: 'boolean' },
     },
   });
   if (!command || command === 'help') {
@@ -101,7 +109,31 @@ export async function pkiCommand(args: string[]): Promise<number> {
       }
       throw new UsageError(`no certificate with serial ${v.serial}`);
     }
+    case 'renew-crl': {
+      const names = v.ca === undefined ? [SAE_CA, KME_CA] : v.ca === 'sae' ? [SAE_CA] : v.ca === 'kme' ? [KME_CA] : [];
+      if (names.length === 0) throw new UsageError('--ca must be sae or kme');
+      if (v.days !== undefined && v.seconds !== undefined) throw new UsageError('give --days or --seconds, not both');
+      const lifetimeMs = lifetimeOf(v.days, 86_400_000, '--days') ?? lifetimeOf(v.seconds, 1000, '--seconds');
+      const out: Record<string, unknown> = {};
+      for (const name of names) {
+        const r = await ca(name).renewCrl({ ...(lifetimeMs ? { lifetimeMs } : {}), ifDue: v['if-due'] ?? false });
+        out[name] = {
+          renewed: r.renewed,
+          next_update: r.nextUpdate.toISOString(),
+          lifetime_seconds: Math.round(r.lifetimeMs / 1000),
+        };
+      }
+      print(out);
+      return 0;
+    }
     default:
       throw new UsageError(`unknown pki command: ${command}`);
   }
+}
+
+function lifetimeOf(text: string | undefined, unitMs: number, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} must be a positive integer`);
+  return n * unitMs;
 }

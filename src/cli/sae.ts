@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Initiator } from '../sae/agreement/initiator.js';
 import { Responder } from '../sae/agreement/responder.js';
-import type { AgreedKeys } from '../sae/agreement/types.js';
+import type { AgreedKeys, SaeTls } from '../sae/agreement/types.js';
 import { KeyRing } from '../sae/key-ring.js';
 import { KmeClient, type KeyContainer } from '../sae/kme-client.js';
 import { Rotation, type RotationPolicy } from '../sae/rotation.js';
@@ -15,6 +15,8 @@ import { UsageError } from './usage-error.js';
 export const SAE_USAGE = `Usage: qks sae <command> [options]
 
 Who: either --manifest FILE --sae ID (a demo manifest), or --sae ID --kme URL --ca FILE --cert FILE --key FILE.
+The key agreement checks the peer SAE's certificate against --crl FILE (default: the CA's list beside it,
+<ca>.crl.pem, as qks init writes it, when there is one).
 With a token issuer: --issuer URL [--resource AUDIENCE], and the client secret in QKS_CLIENT_SECRET
 (or --client-secret); the SAE ID is the client ID. The token is fetched once and reused.
 
@@ -33,6 +35,7 @@ export const SAE_OPTIONS = {
   sae: { type: 'string' },
   kme: { type: 'string' },
   ca: { type: 'string' },
+  crl: { type: 'string' },
   cert: { type: 'string' },
   key: { type: 'string' },
   slave: { type: 'string' },
@@ -58,7 +61,7 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof SAE_OPTIONS }>>['val
 /** What names an SAE and its KME on the command line. */
 export type IdentityValues = Pick<
   Values,
-  'sae' | 'manifest' | 'kme' | 'ca' | 'cert' | 'key' | 'issuer' | 'client-secret' | 'resource'
+  'sae' | 'manifest' | 'kme' | 'ca' | 'crl' | 'cert' | 'key' | 'issuer' | 'client-secret' | 'resource'
 >;
 
 export interface Identity {
@@ -67,9 +70,23 @@ export interface Identity {
   ca: string;
   cert: string;
   key: string;
+  /** The SAE CA's revocation list, for the key agreement. */
+  crl?: string;
+}
+
+/** The list `qks init` and `qks pki` write beside a CA certificate (`sae-ca.pem` → `sae-ca.crl.pem`). */
+function crlBeside(ca: string): string | undefined {
+  const file = ca.replace(/\.pem$/, '.crl.pem');
+  return file !== ca && existsSync(file) ? file : undefined;
 }
 
 export function identity(v: IdentityValues): Identity {
+  const found = identityOf(v);
+  const crl = v.crl ?? crlBeside(found.ca);
+  return crl ? { ...found, crl } : found;
+}
+
+function identityOf(v: IdentityValues): Identity {
   if (!v.sae) throw new UsageError('--sae ID is required');
   if (v.manifest) {
     const m = JSON.parse(readFileSync(v.manifest, 'utf8')) as DemoManifest;
@@ -148,6 +165,14 @@ export async function saeCommand(args: string[]): Promise<number> {
   }
 }
 
+/** The SAE's credentials for the key agreement with its peer SAEs. */
+export const agreementTls = (me: Identity): SaeTls => ({
+  ca: readFileSync(me.ca),
+  cert: readFileSync(me.cert),
+  key: readFileSync(me.key),
+  ...(me.crl ? { crlFile: me.crl } : {}),
+});
+
 /** The SAE's ETSI client: its certificate, and its tokens when it has an issuer. */
 export const kmeClientOf = (me: Identity, tokens?: TokenClient): KmeClient =>
   new KmeClient({
@@ -176,7 +201,7 @@ async function agree(v: Values, me: Identity, kme: KmeClient, show: boolean): Pr
     // Nothing in this process uses the keys, so there is nothing to count: qks tunnel counts them.
     throw new UsageError('qks sae agree rotates by time and on SIGHUP; --rotate-uses is for qks tunnel');
   }
-  const tls = { ca: readFileSync(me.ca), cert: readFileSync(me.cert), key: readFileSync(me.key) };
+  const tls = agreementTls(me);
   const ring = new KeyRing();
   const stopFile = v['secrets-file'] ? keepSecretsFile(v['secrets-file'], ring, me.sae, v.peer) : () => undefined;
   try {

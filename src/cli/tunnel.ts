@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Initiator } from '../sae/agreement/initiator.js';
 import { Responder } from '../sae/agreement/responder.js';
@@ -8,7 +7,7 @@ import { TunnelClient, TunnelServer, type Endpoint } from '../integrations/tls-p
 import { StunnelManager } from '../integrations/stunnel/stunnel-manager.js';
 import { IntegrationReporter } from '../integrations/reporter.js';
 import type { PskMode } from '../integrations/tls-psk/psk-tls.js';
-import { count, hostPort, identity, kmeClientOf, print, SAE_OPTIONS, tokenClient } from './sae.js';
+import { agreementTls, count, hostPort, identity, kmeClientOf, print, SAE_OPTIONS, tokenClient } from './sae.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
@@ -57,7 +56,7 @@ export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel'
   const me = identity(v);
   const tokens = tokenClient(v, me.sae);
   const kme = kmeClientOf(me, tokens);
-  const tls = { ca: readFileSync(me.ca), cert: readFileSync(me.cert), key: readFileSync(me.key) };
+  const tls = agreementTls(me);
   const maxConnections = count(v['max-connections'], '--max-connections');
   const limit = maxConnections ? { maxConnections } : {};
   const ring = new KeyRing({ graceMs: 120_000 });

@@ -22,6 +22,8 @@ export interface NetworkNode {
   keys_delivered?: { to_masters: number; to_slaves: number };
   keys_waiting_for_slaves?: number;
   outbox_cancels?: number;
+  /** What the operator must see to: revocation lists expiring or expired. */
+  warnings?: string[];
 }
 
 export interface LinkEnd {
@@ -78,6 +80,7 @@ export function buildNetwork(reports: readonly KmeReport[], now: number): Networ
             keys_delivered: o.keys_delivered,
             keys_waiting_for_slaves: o.keys_waiting_for_slaves,
             outbox_cancels: o.outbox_cancels,
+            warnings: crlWarnings(o),
           }
         : {}),
     });
@@ -135,4 +138,18 @@ export function buildNetwork(reports: readonly KmeReport[], now: number): Networ
     saes: up.flatMap((r) => r.overview!.saes.map((s) => ({ ...s, KME_ID: r.KME_ID }))),
     integrations: up.flatMap((r) => r.overview!.integrations.map((i) => ({ ...i, KME_ID: r.KME_ID }))),
   };
+}
+
+/** A line per revocation list that is not fine: after it expires, handshakes checked against it fail. */
+function crlWarnings(o: KmeOverview): string[] {
+  return (o.crls ?? [])
+    .filter((c) => c.state !== 'ok')
+    .map((c) => {
+      const list = `${c.api} revocation list`;
+      if (c.state === 'unreadable') return `${list} unreadable: ${c.error ?? 'unknown error'}`;
+      if (c.state === 'expired') return `${list} expired at ${c.next_update}: handshakes fail; run qks pki renew-crl`;
+      const hours = (c.seconds_left ?? 0) / 3600;
+      const left = hours >= 48 ? `${Math.floor(hours / 24)} days` : `${Math.max(0, Math.round(c.seconds_left ?? 0))} s`;
+      return `${list} expires in ${left} (${c.next_update})${c.renew ? '' : '; renewal is off: run qks pki renew-crl'}`;
+    });
 }

@@ -80,6 +80,8 @@ export function renderStatus(view: NetworkView, style: StatusStyle = { colour: f
       ]),
     ]),
   );
+  const warnings = view.nodes.flatMap((k) => (k.warnings ?? []).map((w) => `${k.id}: ${w}`));
+  if (warnings.length > 0) lines.push('', 'WARNINGS', ...warnings.map((w) => `  ${paint('down', w)}`));
   const recent = view.saes
     .flatMap((s) => s.deliveries.slice(0, 3).map((d) => ({ ...d, KME_ID: s.KME_ID })))
     .sort((a, b) => b.at - a.at)

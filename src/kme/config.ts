@@ -69,6 +69,13 @@ export interface KmeConfig {
   log_level: string;
   /** Keys a slave has not fetched are forgotten after this long; so are remembered cancellations. */
   key_ttl_seconds: number;
+  /** Upkeep of the revocation lists (sae_api.crl, kme_api.crl): renewal, warnings before they expire. */
+  crl: {
+    /** Issues a list again at half its lifetime, with the CA key found beside it (`<ca>.key`). */
+    renew: boolean;
+    warn_before_seconds: number;
+    check_interval_seconds: number;
+  };
 }
 
 /** The shared-seed stand-in (not QKD). */
@@ -199,6 +206,14 @@ const SCHEMA = strict(
       [],
     ),
     key_ttl_seconds: { ...positive, default: 7 * 24 * 3600 },
+    crl: strict(
+      {
+        renew: { type: 'boolean', default: false },
+        warn_before_seconds: { ...positive, default: 30 * 24 * 3600 },
+        check_interval_seconds: { ...positive, default: 60 },
+      },
+      [],
+    ),
     log_level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
   },
   ['kme_id', 'data_dir', 'sae_api', 'kme_api', 'saes', 'links'],
@@ -217,6 +232,7 @@ export function parseConfig(raw: unknown, baseDir: string): KmeConfig {
     cfg.peers ??= [];
     (cfg as { limits?: unknown }).limits ??= {};
     (cfg as { access?: unknown }).access ??= {};
+    (cfg as { crl?: unknown }).crl ??= {};
     if (typeof cfg.sae_api === 'object' && cfg.sae_api !== null) (cfg.sae_api as { auth?: unknown }).auth ??= {};
   }
   if (!validate(cfg)) {

@@ -22,6 +22,7 @@ import { attachPeerStream } from './peer-stream/server.js';
 import { qkdLinkHandlers } from './qkd-link-channel.js';
 import { PreferenceService } from './preference-service.js';
 import { readTls, reloadOnCrlChange } from './tls-files.js';
+import { CrlUpkeep } from './crl-upkeep.js';
 import { SaeAuthenticator } from '../auth/sae-authenticator.js';
 import { TokenVerifier } from '../auth/token-verifier.js';
 import { AccessPolicy } from '../domain/access-policy.js';
@@ -96,6 +97,19 @@ export async function startKme(
   const burned = await store.burnAllReserved();
   if (burned > 0) log.warn({ burned }, 'burned keys left unconfirmed by an earlier run');
 
+  const crls = new CrlUpkeep({
+    lists: [
+      ...(cfg.sae_api.crl ? [{ api: 'sae_api', file: cfg.sae_api.crl }] : []),
+      ...(cfg.kme_api.crl ? [{ api: 'kme_api', file: cfg.kme_api.crl }] : []),
+    ],
+    renew: cfg.crl.renew,
+    warnBeforeMs: cfg.crl.warn_before_seconds * 1000,
+    checkIntervalMs: cfg.crl.check_interval_seconds * 1000,
+    log,
+  });
+  // Before the TLS files are read: a list that expired while the KME was down is renewed first.
+  await crls.check();
+
   const saeTlsFiles = { ...cfg.sae_api, ca: cfg.sae_api.client_ca };
   const kmeTls = readTls(cfg.kme_api);
   // Filled once the KME channel exists: a QKD link post-processes over it.
@@ -103,7 +117,14 @@ export async function startKme(
   const history = new LinkHistory(pools, run.sampleIntervalMs ? { intervalMs: run.sampleIntervalMs } : {});
   // The key service comes later; metrics read its counters only when scraped.
   const delivered = (): KeyService['delivered'] => keys.delivered;
-  const metrics = new KmeMetrics({ pools, history, store, keySize: limitsOf(cfg).keySize, delivered });
+  const metrics = new KmeMetrics({
+    pools,
+    history,
+    store,
+    keySize: limitsOf(cfg).keySize,
+    delivered,
+    crls: () => crls.status(),
+  });
   const peerSync = new PeerSyncTracker(
     cfg.peers.map((p) => p.kme_id),
     metrics,
@@ -175,6 +196,7 @@ export async function startKme(
       delivered: keys.delivered,
       integrations,
       peerSync,
+      crls: () => crls.status(),
     });
 
   const { oidc } = cfg.sae_api.auth;
@@ -249,8 +271,12 @@ export async function startKme(
   sweeper.unref();
   const stopWatching = [
     reloadOnCrlChange(saeApi.server as unknown as TlsServer, saeTlsFiles, SAE_TLS_OPTIONS, log),
-    reloadOnCrlChange(peerApi.server as unknown as TlsServer, cfg.kme_api, PEER_TLS_OPTIONS, log),
+    // The KME's own streams to its peers check the peers' certificates against the same list.
+    reloadOnCrlChange(peerApi.server as unknown as TlsServer, cfg.kme_api, PEER_TLS_OPTIONS, log, (crl) =>
+      [syncStreams, streams].forEach((s) => s.reloadCrl(crl)),
+    ),
   ];
+  crls.start();
   const running: RunningKme = {
     id: cfg.kme_id,
     saeUrl: urlOf(saeApi, cfg.sae_api.host),
@@ -262,6 +288,7 @@ export async function startKme(
     stop: async () => {
       clearInterval(sweeper);
       stopWatching.forEach((stop) => stop());
+      await crls.stop();
       await saeApi.close();
       streamServer.close();
       await peerApi.close();

@@ -1,7 +1,7 @@
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Server, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { x509 } from '../pki/x509.js';
+import { closeRevoked, peerRevoked, readCrl, watchCrl, type CrlState } from '../pki/crl.js';
 
 export interface TlsFiles {
   readonly cert: string;
@@ -27,50 +27,51 @@ export function readTls(files: TlsFiles): TlsMaterial {
   };
 }
 
-/** Serial numbers are compared as lower-case hex without leading zeros (OpenSSL drops them). */
-const serialKey = (hex: string) => hex.toLowerCase().replace(/^0+(?=.)/, '');
-
-/** The serial numbers a PEM revocation list names. */
-export function revokedSerials(crlPem: string | Buffer): Set<string> {
-  const crl = new x509.X509Crl(crlPem.toString());
-  return new Set(crl.entries.map((e) => serialKey(e.serialNumber)));
-}
-
 /**
  * Reloads a server's TLS context when its revocation list changes, so a revocation takes effect
  * without a restart: new connections are verified against the new list, and open (kept-alive)
- * connections of a certificate it now names are closed, since they were verified before.
- * Returns a function that stops it.
+ * connections of a certificate it now names are closed, since they were verified before. `then`
+ * hears of each new list too (the KME's own outgoing connections). Returns a function that stops it.
  */
-export function reloadOnCrlChange(server: Server, files: TlsFiles, options: object, log: Logger): () => void {
-  const crl = files.crl;
-  if (!crl) return () => undefined;
+export function reloadOnCrlChange(
+  server: Server,
+  files: TlsFiles,
+  options: object,
+  log: Logger,
+  then?: (crl: CrlState) => void,
+): () => void {
+  const file = files.crl;
+  if (!file) return () => undefined;
   const open = new Set<TLSSocket>();
+  let revoked: ReadonlySet<string> = readCrl(file).revoked;
   const track = (socket: TLSSocket) => {
+    // A handshake that began before the reload was verified against the list before it.
+    if (peerRevoked(socket, revoked)) return socket.destroy();
     open.add(socket);
     socket.once('close', () => open.delete(socket));
   };
   server.on('secureConnection', track);
-  watchFile(crl, { interval: 500 }, () => {
-    try {
-      const material = readTls(files);
-      const revoked = revokedSerials(material.crl!);
-      server.setSecureContext({ ...options, ...material });
-      let closed = 0;
-      for (const socket of open) {
-        const serial = socket.authorized ? socket.getPeerCertificate().serialNumber : undefined;
-        if (serial && revoked.has(serialKey(serial))) {
-          socket.destroy();
-          closed += 1;
-        }
+  const stop = watchCrl(
+    file,
+    (crl) => {
+      try {
+        server.setSecureContext({ ...options, ...readTls(files), crl: crl.pem });
+      } catch (err) {
+        log.error({ crl: file, err: (err as Error).message }, 'revocation list not reloaded; the previous one stays');
+        return;
       }
-      log.info({ crl, closed_connections: closed }, 'revocation list reloaded');
-    } catch (err) {
-      log.error({ crl, err: (err as Error).message }, 'revocation list not reloaded; the previous one stays');
-    }
-  });
+      revoked = crl.revoked;
+      const closed = closeRevoked(open, revoked);
+      log.info(
+        { crl: file, closed_connections: closed, next_update: crl.nextUpdate?.toISOString() },
+        'revocation list reloaded',
+      );
+      then?.(crl);
+    },
+    (err) => log.error({ crl: file, err: err.message }, 'revocation list not reloaded; the previous one stays'),
+  );
   return () => {
-    unwatchFile(crl);
+    stop();
     server.off('secureConnection', track);
   };
 }

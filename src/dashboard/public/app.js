@@ -239,9 +239,15 @@ function drawSites(view) {
         )
         .join('; ');
       const d = n.keys_delivered;
+      // A warning (an expiring revocation list) shows beside the state, in full on hover.
+      const state = el('span', { class: `state-${n.status === 'up' ? 'up' : 'down'}` }, n.status);
+      const warnings = n.warnings ?? [];
+      const shown = warnings.length
+        ? el('span', { class: 'state-warning', title: warnings.join('\n') }, `${n.status} ⚠ ${warnings.join('; ')}`)
+        : state;
       return [
         n.id,
-        el('span', { class: `state-${n.status === 'up' ? 'up' : 'down'}` }, n.status),
+        shown,
         d ? integer.format(d.to_masters) : '—',
         d ? integer.format(d.to_slaves) : '—',
         n.keys_waiting_for_slaves ?? '—',

@@ -11,6 +11,8 @@ export interface MetricSources {
   readonly store: KeyStore;
   readonly keySize: number;
   readonly delivered: () => { readonly toMasters: number; readonly toSlaves: number };
+  /** The revocation lists checked, with their expiry (crl-upkeep.ts). */
+  readonly crls?: () => ReadonlyArray<{ api: string; seconds_left: number | null }>;
 }
 
 /**
@@ -155,6 +157,16 @@ export class KmeMetrics implements PeerSyncObserver {
       registers,
       async collect() {
         this.set((await snap()).ready);
+      },
+    });
+    new Gauge({
+      name: 'qks_crl_next_update_seconds',
+      help: 'Seconds until each revocation list expires (negative: expired, every handshake checked against it fails)',
+      labelNames: ['api'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of s.crls?.() ?? []) if (c.seconds_left !== null) this.set({ api: c.api }, c.seconds_left);
       },
     });
     new Gauge({

@@ -6,6 +6,7 @@ import type { Delivery, DeliveryLog } from './delivery-log.js';
 import type { IntegrationBoard, IntegrationEntry } from './integration-board.js';
 import type { LinkHistory, LinkSample } from './link-history.js';
 import type { PeerSyncState, PeerSyncTracker } from './peer-sync.js';
+import type { CrlStatus } from '../crl-upkeep.js';
 
 /** One link as this KME sees it. */
 export interface LinkOverview {
@@ -49,6 +50,8 @@ export interface KmeOverview {
   keys_waiting_for_slaves: number;
   saes: Array<{ SAE_ID: string; deliveries: Delivery[] }>;
   integrations: IntegrationEntry[];
+  /** The revocation lists this KME checks certificates against, and when each expires. */
+  crls?: CrlStatus[];
 }
 
 export interface OverviewSources {
@@ -62,6 +65,7 @@ export interface OverviewSources {
   readonly delivered: { readonly toMasters: number; readonly toSlaves: number };
   readonly integrations: IntegrationBoard;
   readonly peerSync: PeerSyncTracker;
+  readonly crls?: () => CrlStatus[];
   readonly now?: () => number;
 }
 
@@ -81,6 +85,7 @@ export async function buildOverview(s: OverviewSources, historyMs = 300_000): Pr
     keys_waiting_for_slaves: (await s.store.countKeys()).ready,
     saes: s.localSaes.map((sae) => ({ SAE_ID: sae, deliveries: recent[sae] ?? [] })),
     integrations: s.integrations.list(now),
+    crls: s.crls?.() ?? [],
   };
 }
 

@@ -2,13 +2,16 @@ import { isIP } from 'node:net';
 import { checkServerIdentity, connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { entityFromAltNames } from '../../auth/tls-identity.js';
+import { QksError } from '../../domain/errors.js';
+import { peerRevoked, type CrlState } from '../../pki/crl.js';
 import { RequestNotSent, StreamConnection, type Payload } from './connection.js';
 import { STREAM_PATH, STREAM_PROTOCOL } from './server.js';
 
 export interface PeerStreamClientOptions {
   readonly kmeId: string;
   readonly url: string;
-  readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer };
+  /** With the KME CA's revocation list (`crl`), the peer's certificate is checked against it. */
+  readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer; crl?: string | Buffer };
   readonly log: Logger;
   /** Default time a request waits for its answer. */
   readonly timeoutMs?: number;
@@ -24,16 +27,36 @@ export class PeerStreamClient {
   readonly #opts: PeerStreamClientOptions;
   #url: URL;
   #conn: Promise<StreamConnection> | undefined;
+  /** Sockets of open connections, whose peer certificates a new revocation list is checked against. */
+  readonly #sockets = new Set<TLSSocket>();
+  #tls: PeerStreamClientOptions['tls'];
+  #revoked: ReadonlySet<string> = new Set();
   #closed = false;
 
   constructor(opts: PeerStreamClientOptions) {
     this.#opts = opts;
+    this.#tls = opts.tls;
     this.#url = new URL(opts.url);
+  }
+
+  /**
+   * A new revocation list: later handshakes are verified against it, and an open connection whose
+   * peer it names is closed (the peer was verified against the list before).
+   */
+  reloadCrl(crl: CrlState): void {
+    this.#tls = { ...this.#tls, crl: crl.pem };
+    this.#revoked = crl.revoked;
+    if ([...this.#sockets].some((s) => peerRevoked(s, crl.revoked))) {
+      this.#opts.log.warn({ peer: this.#opts.kmeId }, 'peer stream: the peer KME’s certificate is revoked; closed');
+      // Destroyed, not ended: nothing more is sent to or taken from a revoked peer.
+      for (const s of this.#sockets) s.destroy();
+      this.#drop('the peer KME’s certificate was revoked');
+    }
   }
 
   setUrl(url: string): void {
     this.#url = new URL(url);
-    this.#drop();
+    this.#drop('the stream was closed here');
   }
 
   async request(channel: string, payload: Payload, timeoutMs = this.#opts.timeoutMs ?? 5000): Promise<Buffer> {
@@ -43,13 +66,13 @@ export class PeerStreamClient {
 
   close(): void {
     this.#closed = true;
-    this.#drop();
+    this.#drop('the stream was closed here');
   }
 
-  #drop(): void {
+  #drop(reason: string): void {
     const conn = this.#conn;
     this.#conn = undefined;
-    void conn?.then((c) => c.close('the stream was closed here')).catch(() => undefined);
+    void conn?.then((c) => c.close(reason)).catch(() => undefined);
   }
 
   #connection(): Promise<StreamConnection> {
@@ -58,7 +81,10 @@ export class PeerStreamClient {
       const attempt = this.#connect();
       this.#conn = attempt;
       attempt.then(
-        (c) => c.onClose(() => this.#conn === attempt && (this.#conn = undefined)),
+        (c) =>
+          c.onClose(() => {
+            if (this.#conn === attempt) this.#conn = undefined;
+          }),
         () => this.#conn === attempt && (this.#conn = undefined),
       );
     }
@@ -85,7 +111,7 @@ export class PeerStreamClient {
         host,
         port,
         ...(isIP(host) ? {} : { servername: host }),
-        ...this.#opts.tls,
+        ...this.#tls,
         minVersion: 'TLSv1.3',
         checkServerIdentity: (name: string, cert: PeerCertificate) => {
           if (entityFromAltNames(cert.subjectaltname, 'kme') !== kmeId) {
@@ -115,6 +141,8 @@ export class PeerStreamClient {
           return;
         }
         socket.off('data', onData);
+        // A list that came during the handshake: this peer was verified against the one before.
+        if (peerRevoked(socket, this.#revoked)) return fail('the peer KME’s certificate is revoked');
         const status = head.toString('latin1', 0, head.indexOf('\r\n'));
         if (!/^HTTP\/1\.1 101 /.test(status)) return fail(`the peer answered ${status.slice(9, 60)}`);
         settled = true;
@@ -132,6 +160,8 @@ export class PeerStreamClient {
           head.subarray(end + 4),
         );
         socket.setKeepAlive(true, 30_000);
+        this.#sockets.add(socket);
+        conn.onClose(() => this.#sockets.delete(socket));
         resolve(conn);
       };
       socket.on('data', onData);
@@ -142,7 +172,7 @@ export class PeerStreamClient {
 /** One stream client per peer KME. */
 export class PeerStreams {
   readonly #clients = new Map<string, PeerStreamClient>();
-  readonly #base: Omit<PeerStreamClientOptions, 'kmeId' | 'url'>;
+  #base: Omit<PeerStreamClientOptions, 'kmeId' | 'url'>;
 
   constructor(
     opts: Omit<PeerStreamClientOptions, 'kmeId' | 'url'> & { peers: ReadonlyArray<{ kmeId: string; url: string }> },
@@ -150,6 +180,12 @@ export class PeerStreams {
     const { peers, ...base } = opts;
     this.#base = base;
     for (const p of peers) this.setPeerUrl(p.kmeId, p.url);
+  }
+
+  /** A new KME CA revocation list for every peer's stream (PeerStreamClient.reloadCrl). */
+  reloadCrl(crl: CrlState): void {
+    this.#base = { ...this.#base, tls: { ...this.#base.tls, crl: crl.pem } };
+    for (const c of this.#clients.values()) c.reloadCrl(crl);
   }
 
   setPeerUrl(kmeId: string, url: string): void {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { entityFromAltNames } from '../../auth/tls-identity.js';
+import { peerRevoked, readCrl, watchCrl, type CrlState } from '../../pki/crl.js';
 import { KmeError, type KmeClient } from '../kme-client.js';
 import { exchangeTimeoutMs } from './exchange-timeout.js';
 import { FrameReader, writeFrame } from './framing.js';
@@ -31,9 +32,30 @@ export class Initiator {
   #socket: TLSSocket | undefined;
   #reader: FrameReader | undefined;
   #timeoutMs = 30_000;
+  #crl: CrlState | undefined;
+  #stopWatching: (() => void) | undefined;
 
   constructor(opts: InitiatorOptions) {
     this.#opts = opts;
+  }
+
+  /** The revocation list in force, watched from the first connection on (see SaeTls.crlFile). */
+  #currentCrl(): CrlState | undefined {
+    const file = this.#opts.tls.crlFile;
+    if (!file) return undefined;
+    if (!this.#stopWatching) {
+      this.#crl = readCrl(file);
+      // A list that cannot be read is skipped: the one before stays in force.
+      this.#stopWatching = watchCrl(
+        file,
+        (crl) => {
+          this.#crl = crl;
+          if (this.#socket && peerRevoked(this.#socket, crl.revoked)) this.#drop();
+        },
+        () => undefined,
+      );
+    }
+    return this.#crl;
   }
 
   async #connection(): Promise<{ socket: TLSSocket; reader: FrameReader }> {
@@ -60,12 +82,17 @@ export class Initiator {
   }
 
   #connectOnce(): Promise<TLSSocket> {
-    const { peer, peerSaeId, tls } = this.#opts;
+    const { peer, peerSaeId } = this.#opts;
+    const { ca, cert, key } = this.#opts.tls;
+    const crl = this.#currentCrl();
     return new Promise((resolve, reject) => {
       const socket = connect({
         host: peer.host,
         port: peer.port,
-        ...tls,
+        ca,
+        cert,
+        key,
+        ...(crl ? { crl: crl.pem } : {}),
         minVersion: 'TLSv1.3',
         // SAE certificates name SAEs, not hosts: the peer is checked by its SAE identity.
         checkServerIdentity: (_host: string, cert: PeerCertificate) =>
@@ -75,6 +102,11 @@ export class Initiator {
       });
       socket.setNoDelay(true);
       socket.once('secureConnect', () => {
+        // A list that came during the handshake names this responder.
+        if (peerRevoked(socket, this.#crl?.revoked ?? new Set())) {
+          socket.destroy();
+          return reject(new Error(`responder ${peerSaeId}'s certificate is revoked`));
+        }
         socket.off('error', reject);
         socket.on('error', () => undefined);
         resolve(socket);
@@ -144,6 +176,7 @@ export class Initiator {
   }
 
   close(): void {
+    this.#stopWatching?.();
     this.#socket?.end();
     this.#drop();
   }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { closeRevoked, peerRevoked, readCrl, watchCrl } from '../../pki/crl.js';
 import { peerIdentity } from '../../auth/tls-identity.js';
 import { KmeError, type KmeClient } from '../kme-client.js';
 import { exchangeTimeoutMs } from './exchange-timeout.js';
@@ -38,15 +39,33 @@ export class Responder extends EventEmitter<ResponderEvents> {
   readonly #server: Server;
   readonly #replays = new ReplayGuard();
   readonly #sockets = new Set<TLSSocket>();
+  #revoked: ReadonlySet<string> = new Set();
+  #stopWatching: () => void = () => undefined;
 
   constructor(opts: ResponderOptions) {
     super();
     this.#opts = opts;
+    const { crlFile, ...material } = opts.tls;
+    const secure = { ...material, minVersion: 'TLSv1.3' as const };
+    const crl = crlFile ? readCrl(crlFile) : undefined;
+    this.#revoked = crl?.revoked ?? new Set();
     this.#server = createServer(
-      { ...opts.tls, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' },
+      { ...secure, ...(crl ? { crl: crl.pem } : {}), requestCert: true, rejectUnauthorized: true },
       (socket) => void this.#serve(socket),
     );
     this.#server.on('tlsClientError', () => undefined);
+    if (crlFile) {
+      // A list that cannot be read is skipped: the one before stays in force.
+      this.#stopWatching = watchCrl(
+        crlFile,
+        (next) => {
+          this.#server.setSecureContext({ ...secure, crl: next.pem });
+          this.#revoked = next.revoked;
+          closeRevoked(this.#sockets, next.revoked);
+        },
+        () => undefined,
+      );
+    }
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -59,11 +78,14 @@ export class Responder extends EventEmitter<ResponderEvents> {
   }
 
   async close(): Promise<void> {
+    this.#stopWatching();
     for (const s of this.#sockets) s.destroy();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
   async #serve(socket: TLSSocket): Promise<void> {
+    // Verified against the list before the latest, during a reload.
+    if (peerRevoked(socket, this.#revoked)) return void socket.destroy();
     this.#sockets.add(socket);
     socket.on('close', () => this.#sockets.delete(socket));
     socket.on('error', () => undefined);

@@ -3,6 +3,12 @@ export interface SaeTls {
   readonly cert: string | Buffer;
   readonly key: string | Buffer;
   readonly ca: string | Buffer;
+  /**
+   * The CA's revocation list (PEM file): the peer SAE's certificate is checked against it at each
+   * handshake, and an open connection of a certificate it comes to name is closed. Reloaded when
+   * the file changes; once it expires, handshakes fail (as at the KMEs).
+   */
+  readonly crlFile?: string;
 }
 
 export interface AgreedKey {
