@@ -2,7 +2,6 @@ import { isIP } from 'node:net';
 import { checkServerIdentity, connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { entityFromAltNames } from '../../auth/tls-identity.js';
-import { QksError } from '../../domain/errors.js';
 import { peerRevoked, type CrlState } from '../../pki/crl.js';
 import { RequestNotSent, StreamConnection, type Payload } from './connection.js';
 import { STREAM_PATH, STREAM_PROTOCOL } from './server.js';
