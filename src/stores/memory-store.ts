@@ -19,6 +19,8 @@ export class MemoryKeyStore implements KeyStore {
   // link → owner → seq → block (Map keeps insertion order; blocks arrive in sequence order)
   readonly #blocks = new Map<string, Map<string, Map<number, SealedBlock>>>();
   readonly #lastSeq = new Map<string, number>();
+  /** Per link and owner: the highest block number consumed (cut or discarded); never added again. */
+  readonly #marks = new Map<string, number>();
   readonly #keys = new Map<string, KeyRecord>();
   readonly #cancelled = new Map<string, number>();
   readonly #outbox: OutboxEntry[] = [];
@@ -33,10 +35,18 @@ export class MemoryKeyStore implements KeyStore {
     return pool;
   }
 
+  #mark(linkId: string, owner: string): number {
+    return this.#marks.get(`${linkId}\u0000${owner}`) ?? -1;
+  }
+
+  #setMark(linkId: string, owner: string, seq: number): void {
+    this.#marks.set(`${linkId}\u0000${owner}`, Math.max(seq, this.#mark(linkId, owner)));
+  }
+
   async addBlocks(linkId: string, blocks: readonly IncomingBlock[], lastSeq: number): Promise<void> {
     for (const b of [...blocks].sort((x, y) => x.seq - y.seq)) {
       const pool = this.#pool(linkId, b.owner);
-      if (!pool.has(b.seq)) pool.set(b.seq, { seq: b.seq, sealed: b.sealed });
+      if (!pool.has(b.seq) && b.seq > this.#mark(linkId, b.owner)) pool.set(b.seq, { seq: b.seq, sealed: b.sealed });
     }
     this.#lastSeq.set(linkId, Math.max(lastSeq, this.#lastSeq.get(linkId) ?? -1));
   }
@@ -53,6 +63,7 @@ export class MemoryKeyStore implements KeyStore {
     const pool = this.#pool(linkId, owner);
     const old = [...pool.keys()].filter((s) => s < seq);
     for (const s of old) pool.delete(s);
+    this.#setMark(linkId, owner, seq - 1);
     return old.length;
   }
 
@@ -61,6 +72,7 @@ export class MemoryKeyStore implements KeyStore {
     const needed = keys.reduce((sum, k) => sum + k.blockCount, 0);
     if (pool.size < needed || keys.some((k) => this.#keys.has(k.keyId))) return null;
     const oldest = [...pool.keys()].sort((a, b) => a - b).slice(0, needed);
+    if (oldest.length > 0) this.#setMark(linkId, owner, oldest.at(-1)!);
     const records: KeyRecord[] = [];
     let next = 0;
     for (const k of keys) {

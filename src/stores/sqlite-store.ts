@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { QksError } from '../domain/errors.js';
 import type {
   ClaimedKey,
   ClaimResult,
@@ -9,43 +10,64 @@ import type {
   KeyStore,
   NewKey,
   OutboxEntry,
+  RowIntegrity,
   SealedBlock,
   SlaveTakeResult,
 } from './key-store.js';
 
 // Blocks are keyed by owner first: every lookup names the owner (it follows from the number),
 // and one B-tree costs half the writes of a table and an index by owner.
-const BLOCKS_TABLE = `(
-  link TEXT NOT NULL, owner TEXT NOT NULL, seq INTEGER NOT NULL, sealed BLOB NOT NULL,
-  PRIMARY KEY (link, owner, seq)) WITHOUT ROWID`;
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS blocks ${BLOCKS_TABLE};
+CREATE TABLE IF NOT EXISTS blocks (
+  link TEXT NOT NULL, owner TEXT NOT NULL, seq INTEGER NOT NULL, sealed BLOB NOT NULL,
+  PRIMARY KEY (link, owner, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS links (link TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+-- The highest block number of each share consumed (cut or discarded), under the master key's MAC.
+CREATE TABLE IF NOT EXISTS marks (link TEXT NOT NULL, owner TEXT NOT NULL, seq INTEGER NOT NULL, tag BLOB NOT NULL,
+  PRIMARY KEY (link, owner)) WITHOUT ROWID;
+-- tag: the MAC of the key's identity (ID, link, size, blocks, master, slaves) under the master key.
 CREATE TABLE IF NOT EXISTS keys (
   key_id TEXT PRIMARY KEY, link TEXT NOT NULL, size_bits INTEGER NOT NULL,
   seqs TEXT NOT NULL, sealed BLOB NOT NULL, master TEXT NOT NULL, pending TEXT NOT NULL, delivered TEXT NOT NULL DEFAULT '[]',
-  peer TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+  peer TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL, tag BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, peer TEXT NOT NULL, key_ids TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cancelled (key_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS keys_by_age ON keys (state, created_at);
--- keys_by_age serves every lookup by state; a second index on state alone only cost writes.
-DROP INDEX IF EXISTS keys_by_state;
 CREATE TABLE IF NOT EXISTS preferences (sae TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY (sae, name)) WITHOUT ROWID;
 `;
 
-/** Stores written before blocks were keyed by owner: moved over once, in one transaction. */
-function migrateBlocks(db: Database.Database): void {
-  const columns = db
-    .prepare<[], { name: string; pk: number }>("SELECT name, pk FROM pragma_table_info('blocks')")
-    .all();
-  if (columns.length === 0 || columns.find((c) => c.name === 'owner')?.pk === 2) return;
-  db.transaction(() => {
-    db.exec(`CREATE TABLE blocks_by_owner_key ${BLOCKS_TABLE}`);
-    db.exec('INSERT INTO blocks_by_owner_key (link, owner, seq, sealed) SELECT link, owner, seq, sealed FROM blocks');
-    db.exec('DROP TABLE blocks');
-    db.exec('ALTER TABLE blocks_by_owner_key RENAME TO blocks');
-  })();
+/** The layout and sealing this code writes, in `PRAGMA user_version`; earlier files had 0. */
+export const STORE_FORMAT = 2;
+
+export class StoreFormatError extends Error {
+  override name = 'StoreFormatError';
+}
+
+/**
+ * Creates the tables of a new file, or checks that an existing one is of this format. A file of an
+ * earlier version is refused rather than migrated: its rows carry no ownership MAC and its blocks
+ * were sealed under the earlier key, so nothing in it could be trusted or opened.
+ */
+function prepareSchema(db: Database.Database, file: string): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n;
+  if (version === 0 && tables > 0) {
+    throw new StoreFormatError(
+      `${file} was written by an earlier QKS version (store format 0, this one writes ${STORE_FORMAT}) and ` +
+        'cannot be used: its keys are not bound to their owners and its blocks are sealed the earlier way. ' +
+        'Stop both KMEs, move the file (and its -wal and -shm) aside, and start again: the links refill it.',
+    );
+  }
+  if (version > STORE_FORMAT) {
+    throw new StoreFormatError(`${file} has store format ${version}, newer than this QKS (${STORE_FORMAT})`);
+  }
+  if (version === 0) {
+    db.transaction(() => {
+      db.exec(SCHEMA);
+      db.pragma(`user_version = ${STORE_FORMAT}`);
+    })();
+  }
 }
 
 interface KeyRow {
@@ -60,6 +82,7 @@ interface KeyRow {
   peer: string | null;
   state: KeyState;
   created_at: number;
+  tag: Buffer;
 }
 
 const countKey = (linkId: string, owner: string) => `${linkId}\u0000${owner}`;
@@ -86,10 +109,28 @@ function toRecord(row: KeyRow): KeyRecord {
   };
 }
 
+export type Synchronous = 'NORMAL' | 'FULL' | 'EXTRA';
+
 export interface SqliteOptions {
-  /** `NORMAL` survives a killed process (WAL); `FULL` also survives power loss, at a cost. */
-  readonly synchronous?: 'NORMAL' | 'FULL';
+  /**
+   * `FULL` (the default) or `EXTRA`: every answered commit has reached the disk, so a power loss
+   * undoes nothing that was answered. `NORMAL` (WAL): a killed process loses nothing, but a power
+   * loss can undo the last commits — blocks already cut come back and are cut again for others.
+   */
+  readonly synchronous?: Synchronous;
 }
+
+const SYNCHRONOUS_NAMES: readonly string[] = ['OFF', 'NORMAL', 'FULL', 'EXTRA'];
+
+/** What a key's MAC covers: who it is for and which material it is; slaves in a fixed order. */
+const keyIdentity = (keyId: string, link: string, sizeBits: number, seqs: string, master: string, slaves: string[]) => [
+  keyId,
+  link,
+  sizeBits,
+  seqs,
+  master,
+  [...new Set(slaves)].sort(),
+];
 
 interface QueuedWrite {
   run(): unknown;
@@ -107,6 +148,7 @@ interface QueuedWrite {
  */
 export class SqliteKeyStore implements KeyStore {
   readonly #db: Database.Database;
+  readonly #integrity: RowIntegrity;
   readonly #stmt;
   readonly #tx;
   #queue: QueuedWrite[] = [];
@@ -116,14 +158,24 @@ export class SqliteKeyStore implements KeyStore {
   #delta = new Map<string, number>();
   #flushing: Promise<void> | undefined;
 
-  constructor(file: string, options: SqliteOptions = {}) {
+  /** `integrity` (the barrier) binds rows to their use under the master key. */
+  constructor(file: string, integrity: RowIntegrity, options: SqliteOptions = {}) {
+    this.#integrity = integrity;
+    const synchronous = options.synchronous ?? 'FULL';
+    if (!['NORMAL', 'FULL', 'EXTRA'].includes(synchronous)) throw new TypeError(`synchronous: ${synchronous}?`);
     this.#db = new Database(file);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
-    this.#db.pragma('busy_timeout = 5000');
-    migrateBlocks(this.#db);
-    this.#db.exec(SCHEMA);
     const db = this.#db;
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${synchronous}`);
+      // Deleted rows (keys delivered, blocks cut) are overwritten with zeros, not left in free pages.
+      db.pragma('secure_delete = ON');
+      db.pragma('busy_timeout = 5000');
+      prepareSchema(db, file);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
     this.#stmt = {
       addBlock: db.prepare('INSERT OR IGNORE INTO blocks (link, seq, owner, sealed) VALUES (?, ?, ?, ?)'),
       setLastSeq: db.prepare(
@@ -134,15 +186,24 @@ export class SqliteKeyStore implements KeyStore {
         'SELECT count(*) AS n FROM blocks WHERE link = ? AND owner = ?',
       ),
       discardBlocks: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq < ?'),
-      oldestBlocks: db.prepare<[string, string, number], SealedBlock>(
-        'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? ORDER BY seq LIMIT ?',
+      oldestBlocks: db.prepare<[string, string, number, number], SealedBlock>(
+        'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? AND seq > ? ORDER BY seq LIMIT ?',
+      ),
+      newestBlock: db.prepare<[string, string], { seq: number | null }>(
+        'SELECT max(seq) AS seq FROM blocks WHERE link = ? AND owner = ?',
+      ),
+      getMark: db.prepare<[string, string], { seq: number; tag: Buffer }>(
+        'SELECT seq, tag FROM marks WHERE link = ? AND owner = ?',
+      ),
+      setMark: db.prepare(
+        'INSERT INTO marks (link, owner, seq, tag) VALUES (?, ?, ?, ?) ON CONFLICT (link, owner) DO UPDATE SET seq = excluded.seq, tag = excluded.tag',
       ),
       getBlock: db.prepare<[string, string, number], SealedBlock>(
         'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? AND seq = ?',
       ),
       deleteBlock: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq = ?'),
       insertKey: db.prepare(
-        'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at, tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       getKey: db.prepare<[string], KeyRow>('SELECT * FROM keys WHERE key_id = ?'),
       hasKey: db.prepare<[{ id: string }], { one: number }>(
@@ -174,14 +235,26 @@ export class SqliteKeyStore implements KeyStore {
     const tx = <A extends unknown[], R>(body: (...args: A) => R) => db.transaction(body);
     this.#tx = {
       addBlocks: tx((linkId: string, blocks: readonly IncomingBlock[], lastSeq: number) => {
-        for (const b of blocks)
-          this.#counted(linkId, b.owner, this.#stmt.addBlock.run(linkId, b.seq, b.owner, b.sealed).changes);
+        const marks = new Map<string, number>();
+        for (const b of blocks) {
+          let mark = marks.get(b.owner);
+          if (mark === undefined) {
+            const lowest = Math.min(...blocks.filter((o) => o.owner === b.owner).map((o) => o.seq));
+            marks.set(b.owner, (mark = this.#mark(linkId, b.owner, lowest - 1)));
+          }
+          // A number consumed already is never added back: that would hand its material out again.
+          if (b.seq > mark)
+            this.#counted(linkId, b.owner, this.#stmt.addBlock.run(linkId, b.seq, b.owner, b.sealed).changes);
+        }
         this.#stmt.setLastSeq.run(linkId, lastSeq);
       }),
       takeOwnBlocks: tx((linkId: string, owner: string, keys: readonly NewKey[]): KeyRecord[] | null => {
         const needed = keys.reduce((sum, k) => sum + k.blockCount, 0);
-        const blocks = this.#stmt.oldestBlocks.all(linkId, owner, needed);
+        const mark = this.#mark(linkId, owner);
+        // Rows at or below the mark were consumed already: put back from a copy, never served again.
+        const blocks = this.#stmt.oldestBlocks.all(linkId, owner, mark, needed);
         if (blocks.length < needed || keys.some((k) => this.#stmt.hasKey.get({ id: k.keyId }))) return null;
+        if (blocks.length > 0) this.#setMark(linkId, owner, blocks.at(-1)!.seq);
         const records: KeyRecord[] = [];
         const now = Date.now();
         let next = 0;
@@ -209,8 +282,9 @@ export class SqliteKeyStore implements KeyStore {
       claimBlocks: tx((linkId: string, owner: string, keys: readonly ClaimedKey[]): ClaimResult => {
         const allSeqs = keys.flatMap((k) => k.seqs);
         const found = new Map<number, SealedBlock>();
+        const mark = this.#mark(linkId, owner);
         for (const seq of allSeqs) {
-          const b = this.#stmt.getBlock.get(linkId, owner, seq);
+          const b = seq > mark ? this.#stmt.getBlock.get(linkId, owner, seq) : undefined;
           if (b) found.set(seq, b);
         }
         const missingSeqs = allSeqs.filter((s) => !found.has(s));
@@ -248,6 +322,7 @@ export class SqliteKeyStore implements KeyStore {
       }),
       takeForSlave: tx((masterSae: string, slaveSae: string, keyIds: readonly string[]): SlaveTakeResult => {
         const rows = keyIds.map((id) => this.#stmt.getKey.get(id));
+        for (const row of rows) if (row) this.#checkKey(row);
         if (rows.some((r) => !r || r.state !== 'ready' || r.master !== masterSae)) {
           return { ok: false, reason: 'not_found' };
         }
@@ -362,7 +437,42 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   discardBlocksBefore(linkId: string, owner: string, seq: number): Promise<number> {
-    return this.#write(() => this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, seq).changes));
+    return this.#write(() => {
+      if (seq - 1 > this.#mark(linkId, owner)) this.#setMark(linkId, owner, seq - 1);
+      return this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, seq).changes);
+    });
+  }
+
+  /**
+   * The highest number of the share consumed so far, checked against its MAC. With no mark yet (a
+   * new share, or a deleted row) it starts at `floor` (what the caller knows is new) or at the
+   * newest block present, whichever is higher: blocks already here without a mark are not trusted.
+   */
+  #mark(linkId: string, owner: string, floor = -1): number {
+    const row = this.#stmt.getMark.get(linkId, owner);
+    if (row) {
+      if (!this.#integrity.verify('mark', [linkId, owner, row.seq], row.tag)) {
+        throw new QksError('KEY_DATA_ACCESS_ERROR', `the consumed-block mark of link ${linkId} fails its check`);
+      }
+      return row.seq;
+    }
+    const mark = Math.max(floor, this.#stmt.newestBlock.get(linkId, owner)?.seq ?? -1);
+    this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, mark + 1).changes);
+    this.#setMark(linkId, owner, mark);
+    return mark;
+  }
+
+  #setMark(linkId: string, owner: string, seq: number): void {
+    this.#stmt.setMark.run(linkId, owner, seq, this.#integrity.tag('mark', [linkId, owner, seq]));
+  }
+
+  /** Refuses a key row whose owners or material differ from what was sealed when it was cut. */
+  #checkKey(row: KeyRow): void {
+    const slaves = [...(JSON.parse(row.pending) as string[]), ...(JSON.parse(row.delivered) as string[])];
+    const identity = keyIdentity(row.key_id, row.link, row.size_bits, row.seqs, row.master, slaves);
+    if (!this.#integrity.verify('key', identity, row.tag)) {
+      throw new QksError('KEY_DATA_ACCESS_ERROR', `key ${row.key_id} fails its ownership check`);
+    }
   }
 
   #insertKey(
@@ -373,17 +483,19 @@ export class SqliteKeyStore implements KeyStore {
     state: KeyState,
     now: number,
   ) {
+    const seqs = JSON.stringify(blocks.map((b) => b.seq));
     this.#stmt.insertKey.run(
       k.keyId,
       linkId,
       k.sizeBits,
-      JSON.stringify(blocks.map((b) => b.seq)),
+      seqs,
       joinBlocks(blocks),
       k.masterSae,
       JSON.stringify(k.pendingSlaves),
       peer,
       state,
       now,
+      this.#integrity.tag('key', keyIdentity(k.keyId, linkId, k.sizeBits, seqs, k.masterSae, [...k.pendingSlaves])),
     );
   }
 
@@ -455,6 +567,11 @@ export class SqliteKeyStore implements KeyStore {
     return this.#write(() => {
       this.#stmt.setPref.run(sae, name, JSON.stringify(value));
     });
+  }
+
+  /** The `synchronous` setting in force on this store's connection, as SQLite reports it. */
+  get synchronous(): string {
+    return SYNCHRONOUS_NAMES[this.#db.pragma('synchronous', { simple: true }) as number] ?? 'unknown';
   }
 
   async close(): Promise<void> {

@@ -87,6 +87,24 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
       assert.deepEqual(await store.countKeys(), { reserved: 2, ready: 0 });
     });
 
+    it('never takes back a block of a number consumed already (cut or discarded)', async () => {
+      await store.addBlocks(LINK, blocks(0, 11), 11);
+      await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k1')]);
+      await store.discardBlocksBefore(LINK, 'kme-b', 4);
+      // The link hands blocks 0 to 3 over again (a replay after a restore, say).
+      await store.addBlocks(LINK, blocks(0, 3), 11);
+      assert.equal(await store.countBlocks(LINK, 'kme-a'), 5, 'block 0 was cut; block 2 is still there');
+      assert.equal(await store.countBlocks(LINK, 'kme-b'), 4, 'blocks 1 and 3 were discarded');
+      const [k2] = (await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k2')]))!;
+      assert.equal(k2!.blocks[0]!.seq, 2);
+      assert.deepEqual(
+        await store.claimBlocks(LINK, 'kme-b', [
+          { keyId: 'c', sizeBits: 256, seqs: [3], masterSae: 'sae-b1', pendingSlaves: ['sae-a1'] },
+        ]),
+        { ok: false, missingSeqs: [3], existingKeyIds: [] },
+      );
+    });
+
     it('changes nothing when there are too few blocks or a key ID exists', async () => {
       await store.addBlocks(LINK, blocks(0, 5), 5);
       assert.equal(await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k1', { blockCount: 4 })]), null);
