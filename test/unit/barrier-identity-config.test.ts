@@ -66,6 +66,7 @@ describe('KME configuration', () => {
     assert.equal(cfg.sae_api.client_ca, '/etc/qks/ca.pem');
     assert.equal(cfg.links[0]!.source.seed_file, '/etc/qks/s');
     assert.equal(cfg.store, 'sqlite');
+    assert.equal(cfg.store_synchronous, 'FULL', 'answered commits survive a power loss unless told otherwise');
     assert.equal(cfg.limits.key_size, 256);
     assert.equal(cfg.links[0]!.block_bits, 256);
     assert.deepEqual(cfg.sae_api.auth, { mode: 'certificate' });
@@ -87,6 +88,7 @@ describe('KME configuration', () => {
       /not an endpoint/,
     );
     bad((c) => (c['limits'] = { key_size: 100 }), /key_size/);
+    bad((c) => (c['store_synchronous'] = 'OFF'), /store_synchronous/);
     bad((c) => (c['peers'] = []), /no peers entry/);
     bad((c) => ((c['sae_api'] as Record<string, unknown>)['auth'] = { mode: 'token' }), /needs an oidc section/);
     bad((c) => (c['access'] = { admins: ['nobody'] }), /unknown SAE nobody/);
