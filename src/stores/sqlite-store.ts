@@ -95,6 +95,11 @@ export class SqliteKeyStore implements KeyStore {
   /** Count changes of the write running now, and of the group's writes that succeeded so far. */
   #delta = new Map<string, number>();
   #flushing: Promise<void> | undefined;
+  /**
+   * The highest consumed-block mark of each share read or written by this process. It may run
+   * ahead of the file when a write is undone (its blocks are then skipped: lost, never re-issued).
+   */
+  readonly #marksSeen = new Map<string, { seq: number; tag: Buffer }>();
 
   /** `integrity` (the barrier) binds rows to their use under the master key. */
   constructor(file: string, integrity: RowIntegrity, options: SqliteOptions = {}) {
@@ -387,21 +392,29 @@ export class SqliteKeyStore implements KeyStore {
    * newest block present, whichever is higher: blocks already here without a mark are not trusted.
    */
   #mark(linkId: string, owner: string, floor = -1): number {
+    const key = countKey(linkId, owner);
+    const seen = this.#marksSeen.get(key);
     const row = this.#stmt.getMark.get(linkId, owner);
     if (row) {
-      if (!this.#integrity.verify('mark', [linkId, owner, row.seq], row.tag)) {
+      const known = seen !== undefined && seen.seq === row.seq && seen.tag.equals(row.tag);
+      if (!known && !this.#integrity.verify('mark', [linkId, owner, row.seq], row.tag)) {
         throw new QksError('KEY_DATA_ACCESS_ERROR', `the consumed-block mark of link ${linkId} fails its check`);
       }
+      // A row put back to an older value (with its older, valid MAC) does not lower the mark.
+      if (seen && seen.seq > row.seq) return seen.seq;
+      if (!known) this.#marksSeen.set(key, { seq: row.seq, tag: row.tag });
       return row.seq;
     }
-    const mark = Math.max(floor, this.#stmt.newestBlock.get(linkId, owner)?.seq ?? -1);
+    const mark = Math.max(floor, this.#stmt.newestBlock.get(linkId, owner)?.seq ?? -1, seen?.seq ?? -1);
     this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, mark + 1).changes);
     this.#setMark(linkId, owner, mark);
     return mark;
   }
 
   #setMark(linkId: string, owner: string, seq: number): void {
-    this.#stmt.setMark.run(linkId, owner, seq, this.#integrity.tag('mark', [linkId, owner, seq]));
+    const tag = this.#integrity.tag('mark', [linkId, owner, seq]);
+    this.#stmt.setMark.run(linkId, owner, seq, tag);
+    this.#marksSeen.set(countKey(linkId, owner), { seq, tag });
   }
 
   /** Refuses a key row whose owners or material differ from what was sealed when it was cut. */

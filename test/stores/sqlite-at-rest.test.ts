@@ -171,6 +171,25 @@ describe('SQLite store at rest', () => {
       fourth!.blocks.map((b) => b.seq),
       [12],
     );
+    // Block 14 and the mark row copied before 14 was cut, then put back, the mark's MAC valid.
+    await store.addBlocks('l', blocks(14, 17), 17);
+    const early = {
+      marks: attacker.prepare('SELECT * FROM marks').all() as Array<Record<string, unknown>>,
+      block: attacker.prepare("SELECT * FROM blocks WHERE owner = 'kme-a' AND seq = 14").get() as Record<
+        string,
+        unknown
+      >,
+    };
+    await store.takeOwnBlocks('l', 'kme-a', [newKey('k4b')]);
+    attacker.prepare('DELETE FROM marks').run();
+    for (const m of early.marks) attacker.prepare('INSERT INTO marks VALUES (@link, @owner, @seq, @tag)').run(m);
+    attacker.prepare('INSERT INTO blocks VALUES (@link, @owner, @seq, @sealed)').run(early.block);
+    const [fifth] = (await store.takeOwnBlocks('l', 'kme-a', [newKey('k4c')]))!;
+    assert.deepEqual(
+      fifth!.blocks.map((b) => b.seq),
+      [16],
+      'block 14 was cut already',
+    );
     // A mark edited by hand fails its check.
     attacker.prepare("UPDATE marks SET seq = -1 WHERE owner = 'kme-a'").run();
     restore();
