@@ -52,6 +52,20 @@ describe('a key store edited behind the KME’s back', () => {
     assert.equal(fetched.status, 200, shown(fetched));
   });
 
+  it('does not cut a key from a block of the peer’s share moved into its own', async () => {
+    const db = storeOf('kme-a');
+    const { seq } = db.prepare("SELECT min(seq) AS seq FROM blocks WHERE owner = 'kme-a'").get() as { seq: number };
+    // kme-b cuts its keys from odd blocks: kme-a taking one too would give its bytes to two pairs.
+    const moved = db.prepare("UPDATE blocks SET owner = 'kme-a' WHERE owner = 'kme-b' AND seq = ?").run(seq - 1);
+    db.close();
+    assert.equal(moved.changes, 1);
+    const refused = await sites.sae('sae-a1').post('/api/v1/keys/sae-a2/enc_keys', { number: 1, size: 256 });
+    assert.equal(refused.status, 503, shown(refused));
+    assert.deepEqual(Object.keys(refused.body as object), ['message']);
+    const next = await sites.sae('sae-a1').post('/api/v1/keys/sae-a2/enc_keys', { number: 1, size: 256 });
+    assert.equal(next.status, 200, shown(next));
+  });
+
   it('never cuts blocks put back from an earlier copy into a key for another pair', async () => {
     const db = storeOf('kme-a');
     const backup = db
