@@ -82,6 +82,9 @@ export async function startKme(
       ? new MemoryKeyStore()
       : new SqliteKeyStore(join(cfg.data_dir, 'keys.db'), barrier, { synchronous: cfg.store_synchronous });
   if (cfg.store === 'memory') log.warn('memory store: keys do not survive a restart; for tests only');
+  if (store instanceof SqliteKeyStore && store.upgrade) {
+    log.warn(store.upgrade, 'keys.db of an earlier format upgraded: its blocks and keys were dropped, never reused');
+  }
   if (cfg.store === 'sqlite' && cfg.store_synchronous === 'NORMAL') {
     log.warn('store_synchronous NORMAL: a power loss can undo answered commits and hand out key material again');
   }

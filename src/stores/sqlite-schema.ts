@@ -1,5 +1,11 @@
 import type Database from 'better-sqlite3';
 
+/** Tables an upgrade keeps (created first when an earlier file lacks them). */
+const SIDE_TABLES = `
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, peer TEXT NOT NULL, key_ids TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cancelled (key_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+`;
+
 // Blocks are keyed by owner first: every lookup names the owner (it follows from the number),
 // and one B-tree costs half the writes of a table and an index by owner.
 const SCHEMA = `
@@ -15,12 +21,10 @@ CREATE TABLE IF NOT EXISTS keys (
   key_id TEXT PRIMARY KEY, link TEXT NOT NULL, size_bits INTEGER NOT NULL,
   seqs TEXT NOT NULL, sealed BLOB NOT NULL, master TEXT NOT NULL, pending TEXT NOT NULL, delivered TEXT NOT NULL DEFAULT '[]',
   peer TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL, tag BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, peer TEXT NOT NULL, key_ids TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cancelled (key_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS keys_by_age ON keys (state, created_at);
 CREATE TABLE IF NOT EXISTS preferences (sae TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY (sae, name)) WITHOUT ROWID;
-`;
+${SIDE_TABLES}`;
 
 /** The layout and sealing this code writes, in `PRAGMA user_version`; earlier files had 0. */
 export const STORE_FORMAT = 2;
@@ -29,30 +33,74 @@ export class StoreFormatError extends Error {
   override name = 'StoreFormatError';
 }
 
+/** What opening a file of an earlier format threw away. */
+export interface StoreUpgrade {
+  readonly fromFormat: number;
+  /** Keys not yet fetched by all their slaves: gone (reserved ones with a cancel queued for the peer). */
+  readonly keysDropped: number;
+  readonly blocksDropped: number;
+}
+
+const tableExists = (db: Database.Database, name: string) =>
+  db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+
 /**
- * Creates the tables of a new file, or checks that an existing one is of this format. A file of an
- * earlier version is refused rather than migrated: its rows carry no ownership MAC and its blocks
- * were sealed under the earlier key, so nothing in it could be trusted or opened.
+ * Moves a file of format 0 (before keys were bound to their owners) to this format, in one
+ * transaction. Its blocks and keys cannot be trusted (no MACs) nor opened (sealed under the earlier
+ * key), so they go: reserved keys as after a crash, with a cancel queued for the peer; keys waiting
+ * for slaves are forgotten and their IDs remembered as cancelled. The links' last block numbers
+ * stay, so every link continues after them and no material used before comes back; the outbox,
+ * cancellations and preferences stay too.
  */
-export function prepareSchema(db: Database.Database, file: string): void {
+function upgradeFromFormat0(db: Database.Database): StoreUpgrade {
+  return db.transaction(() => {
+    let keysDropped = 0;
+    if (tableExists(db, 'keys')) {
+      db.exec(SIDE_TABLES);
+      const keys = db.prepare('SELECT key_id, peer, state FROM keys').all() as Array<{
+        key_id: string;
+        peer: string | null;
+        state: string;
+      }>;
+      const byPeer = new Map<string, string[]>();
+      for (const k of keys) {
+        if (k.state === 'reserved' && k.peer) byPeer.set(k.peer, [...(byPeer.get(k.peer) ?? []), k.key_id]);
+      }
+      const enqueue = db.prepare('INSERT INTO outbox (peer, key_ids) VALUES (?, ?)');
+      for (const [peer, ids] of byPeer) enqueue.run(peer, JSON.stringify(ids));
+      const remember = db.prepare('INSERT OR IGNORE INTO cancelled (key_id, at) VALUES (?, ?)');
+      for (const k of keys) remember.run(k.key_id, Date.now());
+      keysDropped = keys.length;
+      db.exec('DROP TABLE keys');
+    }
+    let blocksDropped = 0;
+    if (tableExists(db, 'blocks')) {
+      blocksDropped = (db.prepare('SELECT count(*) AS n FROM blocks').get() as { n: number }).n;
+      db.exec('DROP TABLE blocks');
+    }
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${STORE_FORMAT}`);
+    return { fromFormat: 0, keysDropped, blocksDropped };
+  })();
+}
+
+/**
+ * Creates the tables of a new file, moves one of format 0 over (above), or checks that an existing
+ * one is of this format; a file of a later format is refused. Returns what an upgrade threw away.
+ */
+export function prepareSchema(db: Database.Database, file: string): StoreUpgrade | null {
   const version = db.pragma('user_version', { simple: true }) as number;
-  const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n;
-  if (version === 0 && tables > 0) {
-    throw new StoreFormatError(
-      `${file} was written by an earlier QKS version (store format 0, this one writes ${STORE_FORMAT}) and ` +
-        'cannot be used: its keys are not bound to their owners and its blocks are sealed the earlier way. ' +
-        'Stop both KMEs, move the file (and its -wal and -shm) aside, and start again: the links refill it.',
-    );
-  }
   if (version > STORE_FORMAT) {
     throw new StoreFormatError(`${file} has store format ${version}, newer than this QKS (${STORE_FORMAT})`);
   }
-  if (version === 0) {
-    db.transaction(() => {
-      db.exec(SCHEMA);
-      db.pragma(`user_version = ${STORE_FORMAT}`);
-    })();
-  }
+  if (version === STORE_FORMAT) return null;
+  const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n;
+  if (tables > 0) return upgradeFromFormat0(db);
+  db.transaction(() => {
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${STORE_FORMAT}`);
+  })();
+  return null;
 }
 
 /** What a key's MAC covers: who it is for and which material it is; slaves in a fixed order. */

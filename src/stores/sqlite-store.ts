@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { QksError } from '../domain/errors.js';
-import { keyIdentity, prepareSchema } from './sqlite-schema.js';
+import { keyIdentity, prepareSchema, type StoreUpgrade } from './sqlite-schema.js';
 import type {
   ClaimedKey,
   ClaimResult,
@@ -16,7 +16,7 @@ import type {
   SlaveTakeResult,
 } from './key-store.js';
 
-export { STORE_FORMAT, StoreFormatError } from './sqlite-schema.js';
+export { STORE_FORMAT, StoreFormatError, type StoreUpgrade } from './sqlite-schema.js';
 
 interface KeyRow {
   key_id: string;
@@ -87,6 +87,8 @@ interface QueuedWrite {
 export class SqliteKeyStore implements KeyStore {
   readonly #db: Database.Database;
   readonly #integrity: RowIntegrity;
+  /** What opening a file of an earlier format threw away; null otherwise. */
+  readonly upgrade: StoreUpgrade | null;
   readonly #stmt;
   readonly #tx;
   #queue: QueuedWrite[] = [];
@@ -114,7 +116,7 @@ export class SqliteKeyStore implements KeyStore {
       // Deleted rows (keys delivered, blocks cut) are overwritten with zeros, not left in free pages.
       db.pragma('secure_delete = ON');
       db.pragma('busy_timeout = 5000');
-      prepareSchema(db, file);
+      this.upgrade = prepareSchema(db, file);
     } catch (err) {
       db.close();
       throw err;
@@ -388,8 +390,9 @@ export class SqliteKeyStore implements KeyStore {
 
   /**
    * The highest number of the share consumed so far, checked against its MAC. With no mark yet (a
-   * new share, or a deleted row) it starts at `floor` (what the caller knows is new) or at the
-   * newest block present, whichever is higher: blocks already here without a mark are not trusted.
+   * new share, an upgraded file, or a deleted row) it starts at the highest of `floor` (below what
+   * the caller adds), the link's last block number and the newest block present: blocks already
+   * here without a mark are not trusted.
    */
   #mark(linkId: string, owner: string, floor = -1): number {
     const key = countKey(linkId, owner);
@@ -405,7 +408,9 @@ export class SqliteKeyStore implements KeyStore {
       if (!known) this.#marksSeen.set(key, { seq: row.seq, tag: row.tag });
       return row.seq;
     }
-    const mark = Math.max(floor, this.#stmt.newestBlock.get(linkId, owner)?.seq ?? -1, seen?.seq ?? -1);
+    // Nothing at or below the link's last block number arrives again (LinkPool keeps to that).
+    const lastSeq = this.#stmt.lastSeq.get(linkId)?.last_seq ?? -1;
+    const mark = Math.max(floor, lastSeq, this.#stmt.newestBlock.get(linkId, owner)?.seq ?? -1, seen?.seq ?? -1);
     this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, mark + 1).changes);
     this.#setMark(linkId, owner, mark);
     return mark;

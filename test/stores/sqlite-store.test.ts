@@ -62,33 +62,65 @@ describe('SqliteKeyStore', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses a file of an earlier version, saying what it is and what to do, and changes nothing', async () => {
+  it('upgrades a file of an earlier version: its blocks and keys go, the links go on after their last block', async () => {
     const { dir, file } = tempDb();
     const old = new Database(file);
     old.exec(`CREATE TABLE blocks (link TEXT NOT NULL, seq INTEGER NOT NULL, owner TEXT NOT NULL, sealed BLOB NOT NULL,
-      PRIMARY KEY (link, seq)) WITHOUT ROWID; CREATE TABLE keys (key_id TEXT PRIMARY KEY, sealed BLOB);`);
-    old.prepare('INSERT INTO blocks VALUES (?, ?, ?, ?)').run('l', 0, 'a', randomBytes(60));
+      PRIMARY KEY (link, seq)) WITHOUT ROWID; CREATE INDEX blocks_by_owner ON blocks (link, owner, seq);
+      CREATE TABLE links (link TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+      CREATE TABLE keys (key_id TEXT PRIMARY KEY, link TEXT NOT NULL, size_bits INTEGER NOT NULL, seqs TEXT NOT NULL,
+        sealed BLOB NOT NULL, master TEXT NOT NULL, pending TEXT NOT NULL, peer TEXT, state TEXT NOT NULL,
+        created_at INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE preferences (sae TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (sae, name)) WITHOUT ROWID;`);
+    const insert = old.prepare('INSERT INTO blocks (link, seq, owner, sealed) VALUES (?, ?, ?, ?)');
+    for (let seq = 0; seq < 10; seq++) insert.run('l', seq, seq % 2 ? 'b' : 'a', randomBytes(60));
+    old.prepare("INSERT INTO links VALUES ('l', 9)").run();
+    const key = old.prepare("INSERT INTO keys VALUES (?, 'l', 256, '[0]', ?, 'm', '[\"s\"]', ?, ?, 0)");
+    key.run('reserved-key', randomBytes(60), 'kme-b', 'reserved');
+    key.run('ready-key', randomBytes(60), null, 'ready');
+    old.prepare(`INSERT INTO preferences VALUES ('m', 'log_level', '"debug"')`).run();
     old.close();
+
+    const store = new SqliteKeyStore(file, barrier);
+    assert.deepEqual(store.upgrade, { fromFormat: 0, keysDropped: 2, blocksDropped: 10 });
+    assert.equal(await store.lastSeq('l'), 9, 'the link goes on after its last block');
+    assert.equal(await store.countBlocks('l', 'a'), 0);
+    assert.deepEqual(await store.countKeys(), { reserved: 0, ready: 0 });
+    assert.deepEqual(
+      (await store.listOutbox(5)).map((e) => [e.peerKme, e.keyIds]),
+      [['kme-b', ['reserved-key']]],
+      'the peer is told the reserved key is burned',
+    );
+    assert.deepEqual(await store.getPreferences('m'), { log_level: 'debug' });
+    // The old blocks' numbers are never taken again, even if the link delivered them once more.
+    await store.addBlocks(
+      'l',
+      [8, 9, 10, 11].map((seq) => ({ seq, owner: seq % 2 ? 'b' : 'a', sealed: randomBytes(60) })),
+      11,
+    );
+    assert.equal(await store.countBlocks('l', 'a'), 1, 'block 10 only');
+    const claimed = await store.claimBlocks('l', 'b', [
+      { keyId: 'ready-key', sizeBits: 256, seqs: [11], masterSae: 'm', pendingSlaves: ['s'] },
+    ]);
+    assert.deepEqual(claimed, { ok: false, missingSeqs: [], existingKeyIds: ['ready-key'] });
+    await store.close();
+    const db = new Database(file, { readonly: true });
+    assert.equal(db.pragma('user_version', { simple: true }), STORE_FORMAT);
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a file of a later format, changing nothing', async () => {
+    const { dir, file } = tempDb();
+    await new SqliteKeyStore(file, barrier).close();
+    const db = new Database(file);
+    db.pragma(`user_version = ${STORE_FORMAT + 1}`);
+    db.close();
     assert.throws(
       () => new SqliteKeyStore(file, barrier),
       (err: Error) =>
-        err instanceof StoreFormatError &&
-        err.message.includes(file) &&
-        /earlier QKS version/.test(err.message) &&
-        /move the file .* aside/.test(err.message),
+        err instanceof StoreFormatError && err.message.includes(file) && /newer than this QKS/.test(err.message),
     );
-    const after = new Database(file, { readonly: true });
-    assert.equal(after.pragma('user_version', { simple: true }), 0);
-    assert.equal((after.prepare('SELECT count(*) AS n FROM blocks').get() as { n: number }).n, 1);
-    after.close();
-    // A new file gets this format; a later one is refused too.
-    const fresh = join(dir, 'fresh.db');
-    await new SqliteKeyStore(fresh, barrier).close();
-    const db = new Database(fresh);
-    assert.equal(db.pragma('user_version', { simple: true }), STORE_FORMAT);
-    db.pragma(`user_version = ${STORE_FORMAT + 1}`);
-    db.close();
-    assert.throws(() => new SqliteKeyStore(fresh, barrier), /newer than this QKS/);
     rmSync(dir, { recursive: true, force: true });
   });
 
