@@ -6,10 +6,10 @@
  *
  *   npm run bench -- [--levels 1,16,64] [--seconds 10] [--pairs 100000] [--runs 3]
  *                    [--warmup-seconds 2] [--rate-bps 1000000] [--capacity-blocks 1000000]
- *                    [--log-level info] [--profile DIR]
+ *                    [--log-level info] [--synchronous FULL|EXTRA|NORMAL] [--profile DIR]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,7 @@ const { values: opt } = parseArgs({
     'rate-bps': { type: 'string', default: '1000000' },
     'capacity-blocks': { type: 'string', default: '1000000' },
     'log-level': { type: 'string', default: 'info' },
+    synchronous: { type: 'string', default: 'FULL' },
     profile: { type: 'string' },
   },
 });
@@ -59,6 +60,13 @@ const deployment = await createDeployment({
   epochMs: Date.now() - ((2 * capacity * BLOCK_BITS) / rateBps) * 1000 - 5000,
   logLevel: opt['log-level'],
 });
+// The store's durability (docs/configuration.md): FULL as shipped, NORMAL to compare.
+for (const c of deployment.configs) {
+  writeFileSync(
+    c.file,
+    JSON.stringify({ ...JSON.parse(readFileSync(c.file, 'utf8')), store_synchronous: opt.synchronous }),
+  );
+}
 let stopping = false;
 const children: ChildProcess[] = deployment.configs.map((c) => {
   // Request logs go to a file, as they would in service; a KME that dies says why on our stderr.

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CertificateAuthority } from '../pki/authority.js';
 import type { KmeConfig, QkdSourceConfig } from '../kme/config.js';
@@ -129,6 +129,8 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
     const dataDir = join(dir, kme);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     writeFileSync(join(dataDir, MASTER_KEY_FILE), randomBytes(32), SECRET);
+    // The mode above applies only to a new file: one left from an earlier run is made private too.
+    chmodSync(join(dataDir, MASTER_KEY_FILE), SECRET.mode);
     const saeApi = await saeCa.issue({ commonName: kme, server }, join(pki, kme), 'sae-api');
     const kmeApi = await kmeCa.issue(
       { commonName: kme, entity: { kind: 'kme', id: kme }, server, client: true },
@@ -140,6 +142,7 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
       kme_id: kme,
       data_dir: dataDir,
       store: opts.store ?? 'sqlite',
+      store_synchronous: 'FULL',
       sae_api: {
         host,
         port: ports[i]!.sae,

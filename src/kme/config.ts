@@ -12,6 +12,8 @@ export interface KmeConfig {
   /** Holds master.key and the key store; created by `qks init`. */
   data_dir: string;
   store: 'sqlite' | 'memory';
+  /** SQLite `synchronous`: FULL (default) and EXTRA keep answered commits across a power loss. */
+  store_synchronous: 'FULL' | 'EXTRA' | 'NORMAL';
   sae_api: {
     host: string;
     port: number;
@@ -116,6 +118,7 @@ const SCHEMA = strict(
     kme_id: id,
     data_dir: path,
     store: { enum: ['sqlite', 'memory'], default: 'sqlite' },
+    store_synchronous: { enum: ['FULL', 'EXTRA', 'NORMAL'], default: 'FULL' },
     sae_api: strict(
       {
         host: { type: 'string' },

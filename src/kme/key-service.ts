@@ -3,7 +3,7 @@ import { checkMandatoryExtensions } from '../domain/extensions.js';
 import { requireEntityId } from '../domain/ids.js';
 import type { KeyRequest } from '../domain/key-request.js';
 import type { KeyLimits } from '../domain/limits.js';
-import { assembleKey, blockAad, blocksPerKey, keysFromBlocks, ownerOfBlock } from '../domain/material.js';
+import { blocksPerKey, keysFromBlocks, ownerOfBlock } from '../domain/material.js';
 import type { ReservationMessage } from '../domain/peer-messages.js';
 import { planSlaves, requireLocalSae, type SaeDirectory } from '../domain/sae-directory.js';
 import type { Barrier } from '../stores/barrier.js';
@@ -116,6 +116,11 @@ export class KeyService {
       );
     }
     const ids = records.map((r) => r.keyId);
+    if (records.some((r) => r.blocks.some((b) => ownerOfBlock(pool.ends, b.seq) !== kmeId))) {
+      // The store's owner column is not sealed: a peer's block moved into our share is burned, not cut.
+      await store.cancelKeys(ids, kmeId);
+      throw new QksError('KEY_DATA_ACCESS_ERROR', 'the key store holds a block of the peer among this KME’s own');
+    }
     if (plan.peerKme !== null) {
       try {
         await this.#d.peers.reserve(plan.peerKme, {
@@ -233,10 +238,7 @@ export class KeyService {
     const { barrier } = this.#d;
     return {
       keys: records.map((r) => {
-        const key = assembleKey(
-          r.blocks.map((b) => barrier.open(b.sealed, blockAad(r.linkId, b.seq))),
-          r.sizeBits,
-        );
+        const key = barrier.openKey(r.linkId, r.blocks, r.sizeBits);
         const encoded = key.toString('base64');
         key.fill(0);
         return { key_ID: r.keyId, key: encoded };

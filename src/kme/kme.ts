@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { Barrier } from '../stores/barrier.js';
+import { openBarrier } from '../stores/master-key.js';
 import type { KeyStore } from '../stores/key-store.js';
 import { MemoryKeyStore } from '../stores/memory-store.js';
 import { SqliteKeyStore } from '../stores/sqlite-store.js';
@@ -56,19 +56,7 @@ export interface KmeRunOptions {
   readonly sampleIntervalMs?: number;
 }
 
-export const MASTER_KEY_FILE = 'master.key';
-
-export function readMasterKey(dataDir: string): Buffer {
-  const file = join(dataDir, MASTER_KEY_FILE);
-  let key: Buffer;
-  try {
-    key = readFileSync(file);
-  } catch {
-    throw new Error(`cannot read the master key ${file}; run \`qks init\` first`);
-  }
-  if (key.length !== 32) throw new Error(`master key ${file} must hold exactly 32 bytes`);
-  return key;
-}
+export { MASTER_KEY_FILE } from '../stores/master-key.js';
 
 const urlOf = (app: FastifyInstance, host: string) =>
   `https://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as AddressInfo).port}`;
@@ -89,10 +77,18 @@ export async function startKme(
   run: KmeRunOptions = {},
 ): Promise<RunningKme> {
   log = log.child({ kme: cfg.kme_id });
-  const barrier = new Barrier(readMasterKey(cfg.data_dir));
+  const barrier = openBarrier(cfg.data_dir);
   const store: KeyStore =
-    cfg.store === 'memory' ? new MemoryKeyStore() : new SqliteKeyStore(join(cfg.data_dir, 'keys.db'));
+    cfg.store === 'memory'
+      ? new MemoryKeyStore()
+      : new SqliteKeyStore(join(cfg.data_dir, 'keys.db'), barrier, { synchronous: cfg.store_synchronous });
   if (cfg.store === 'memory') log.warn('memory store: keys do not survive a restart; for tests only');
+  if (store instanceof SqliteKeyStore && store.upgrade) {
+    log.warn(store.upgrade, 'keys.db of an earlier format upgraded: its blocks and keys were dropped, never reused');
+  }
+  if (cfg.store === 'sqlite' && cfg.store_synchronous === 'NORMAL') {
+    log.warn('store_synchronous NORMAL: a power loss can undo answered commits and hand out key material again');
+  }
 
   const burned = await store.burnAllReserved();
   if (burned > 0) log.warn({ burned }, 'burned keys left unconfirmed by an earlier run');

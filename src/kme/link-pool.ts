@@ -1,5 +1,5 @@
 import { badRequest, QksError } from '../domain/errors.js';
-import { blockAad, ownerOfBlock, type LinkEnds } from '../domain/material.js';
+import { ownerOfBlock, type LinkEnds } from '../domain/material.js';
 import type { Barrier } from '../stores/barrier.js';
 import type { KeyStore } from '../stores/key-store.js';
 import type { KeySource, SourceBlock } from '../sources/key-source.js';
@@ -81,7 +81,7 @@ export class LinkPool {
       const block = {
         seq: b.seq,
         owner: ownerOfBlock(this.ends, b.seq),
-        sealed: this.#barrier.seal(b.bytes, blockAad(this.linkId, b.seq)),
+        sealed: this.#barrier.sealBlock(b.bytes, this.linkId, b.seq),
       };
       b.bytes.fill(0);
       return block;

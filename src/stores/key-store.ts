@@ -4,6 +4,16 @@
  * the KME's invariants (a key ID means the same bytes everywhere, each key delivered at most once)
  * rest on that. Every backend must pass test/stores/key-store-conformance.ts.
  */
+/**
+ * A MAC under the master key (the barrier), with which a store binds its rows to their use: a key
+ * to its ID, link, blocks, size, master and slaves; a link's mark of consumed blocks to its value.
+ * A row edited or put back by someone without the master key then fails its check.
+ */
+export interface RowIntegrity {
+  tag(kind: string, fields: readonly unknown[]): Buffer;
+  verify(kind: string, fields: readonly unknown[], tag: Uint8Array): boolean;
+}
+
 export interface SealedBlock {
   readonly seq: number;
   readonly sealed: Buffer;
@@ -67,6 +77,38 @@ export type CancelResult =
 /** Most cancelled key IDs remembered per peer KME; the oldest are forgotten first. */
 export const MAX_REMEMBERED_CANCELS = 65_536;
 
+/** Reserved keys on their way back, grouped by the share they were cut from (owner null: unknown). */
+export interface ReturnGroup<K> {
+  readonly link: string;
+  readonly owner: string | null;
+  /** Their block numbers, ascending. */
+  readonly seqs: number[];
+  readonly rows: K[];
+}
+
+/**
+ * Groups keys for `returnReserved`. Keys are cut from a share's oldest blocks, so a share's newest
+ * cut lies above every other block consumed there: when its highest block is the share's mark, its
+ * blocks can go back and the mark down to just below them, leaving every other consumed block at
+ * or below the mark. Stores put back only such a cut and burn any other.
+ */
+export function returnable<K>(
+  keys: readonly K[],
+  shareOf: (k: K) => { link: string; owner: string | null; seqs: readonly number[] },
+): ReturnGroup<K>[] {
+  const groups = new Map<string, ReturnGroup<K>>();
+  for (const k of keys) {
+    const { link, owner, seqs } = shareOf(k);
+    const id = `${link}\u0000${owner ?? ''}`;
+    let g = groups.get(id);
+    if (!g) groups.set(id, (g = { link, owner, seqs: [], rows: [] }));
+    g.rows.push(k);
+    for (const seq of seqs) g.seqs.push(seq);
+  }
+  for (const g of groups.values()) g.seqs.sort((a, b) => a - b);
+  return [...groups.values()];
+}
+
 export interface OutboxEntry {
   readonly id: number;
   readonly peerKme: string;
@@ -79,14 +121,20 @@ export interface KeyCounts {
 }
 
 export interface KeyStore {
-  /** Adds link blocks (duplicates ignored) and records the last sequence number ingested. */
+  /**
+   * Adds link blocks (duplicates ignored) and records the last sequence number ingested. A block
+   * of a number already consumed (cut into a key or discarded) is never added back.
+   */
   addBlocks(linkId: string, blocks: readonly IncomingBlock[], lastSeq: number): Promise<void>;
   lastSeq(linkId: string): Promise<number | null>;
   countBlocks(linkId: string, owner: string): Promise<number>;
   /** Discards one owner's blocks numbered below `seq` (too old to use); returns how many went. */
   discardBlocksBefore(linkId: string, owner: string, seq: number): Promise<number>;
 
-  /** Cuts keys from the owner's oldest blocks; null, changing nothing, when there are too few. */
+  /**
+   * Cuts keys from the owner's oldest blocks; null, changing nothing, when there are too few. Blocks
+   * are consumed in order: none numbered at or below one consumed before is ever cut again.
+   */
   takeOwnBlocks(linkId: string, owner: string, keys: readonly NewKey[]): Promise<KeyRecord[] | null>;
   /** Records keys the peer cut from its blocks, taking exactly those blocks; all or nothing. */
   claimBlocks(linkId: string, owner: string, keys: readonly ClaimedKey[]): Promise<ClaimResult>;

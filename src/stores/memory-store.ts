@@ -11,7 +11,7 @@ import type {
   SealedBlock,
   SlaveTakeResult,
 } from './key-store.js';
-import { MAX_REMEMBERED_CANCELS } from './key-store.js';
+import { MAX_REMEMBERED_CANCELS, returnable } from './key-store.js';
 
 /** A record with the KME that cut it (the owner of its blocks). */
 type StoredKey = KeyRecord & { readonly cutBy: string };
@@ -27,6 +27,8 @@ export class MemoryKeyStore implements KeyStore {
   readonly #keys = new Map<string, StoredKey>();
   /** Cancelled key IDs by the KME that cancelled them, oldest first, with when. */
   readonly #cancelled = new Map<string, Map<string, number>>();
+  /** Per link and owner: the highest block number consumed (cut or discarded); never added again. */
+  readonly #marks = new Map<string, number>();
   readonly #outbox: OutboxEntry[] = [];
   readonly #prefs = new Map<string, Record<string, unknown>>();
   #nextOutboxId = 1;
@@ -39,10 +41,18 @@ export class MemoryKeyStore implements KeyStore {
     return pool;
   }
 
+  #mark(linkId: string, owner: string): number {
+    return this.#marks.get(`${linkId}\u0000${owner}`) ?? -1;
+  }
+
+  #setMark(linkId: string, owner: string, seq: number): void {
+    this.#marks.set(`${linkId}\u0000${owner}`, Math.max(seq, this.#mark(linkId, owner)));
+  }
+
   async addBlocks(linkId: string, blocks: readonly IncomingBlock[], lastSeq: number): Promise<void> {
     for (const b of [...blocks].sort((x, y) => x.seq - y.seq)) {
       const pool = this.#pool(linkId, b.owner);
-      if (!pool.has(b.seq)) pool.set(b.seq, { seq: b.seq, sealed: b.sealed });
+      if (!pool.has(b.seq) && b.seq > this.#mark(linkId, b.owner)) pool.set(b.seq, { seq: b.seq, sealed: b.sealed });
     }
     this.#lastSeq.set(linkId, Math.max(lastSeq, this.#lastSeq.get(linkId) ?? -1));
   }
@@ -59,6 +69,7 @@ export class MemoryKeyStore implements KeyStore {
     const pool = this.#pool(linkId, owner);
     const old = [...pool.keys()].filter((s) => s < seq);
     for (const s of old) pool.delete(s);
+    this.#setMark(linkId, owner, seq - 1);
     return old.length;
   }
 
@@ -67,6 +78,7 @@ export class MemoryKeyStore implements KeyStore {
     const needed = keys.reduce((sum, k) => sum + k.blockCount, 0);
     if (pool.size < needed || keys.some((k) => this.#keys.has(k.keyId))) return null;
     const oldest = [...pool.keys()].sort((a, b) => a - b).slice(0, needed);
+    if (oldest.length > 0) this.#setMark(linkId, owner, oldest.at(-1)!);
     const records: KeyRecord[] = [];
     let next = 0;
     for (const k of keys) {
@@ -142,13 +154,22 @@ export class MemoryKeyStore implements KeyStore {
   }
 
   async returnReserved(keyIds: readonly string[]): Promise<number> {
-    const back = keyIds.map((id) => this.#keys.get(id)).filter((k) => k?.state === 'reserved') as StoredKey[];
-    for (const k of back) {
-      this.#keys.delete(k.keyId);
-      const pool = this.#pool(k.linkId, k.cutBy);
-      for (const b of k.blocks) pool.set(b.seq, b);
+    const rows = keyIds.map((id) => this.#keys.get(id)).filter((k) => k?.state === 'reserved') as StoredKey[];
+    let returned = 0;
+    for (const group of returnable(rows, (k) => ({
+      link: k.linkId,
+      owner: k.cutBy,
+      seqs: k.blocks.map((b) => b.seq),
+    }))) {
+      const { link, owner, seqs } = group;
+      for (const k of group.rows) this.#keys.delete(k.keyId);
+      if (owner === null || seqs.at(-1) !== this.#mark(link, owner)) continue;
+      const pool = this.#pool(link, owner);
+      for (const k of group.rows) for (const b of k.blocks) pool.set(b.seq, b);
+      this.#marks.set(`${link}\u0000${owner}`, seqs[0]! - 1);
+      returned += group.rows.length;
     }
-    return back.length;
+    return returned;
   }
 
   async burnAllReserved(): Promise<number> {

@@ -1,4 +1,6 @@
 import Database from 'better-sqlite3';
+import { QksError } from '../domain/errors.js';
+import { keyIdentity, prepareSchema, type StoreUpgrade } from './sqlite-schema.js';
 import type {
   CancelResult,
   ClaimedKey,
@@ -10,45 +12,13 @@ import type {
   KeyStore,
   NewKey,
   OutboxEntry,
+  RowIntegrity,
   SealedBlock,
   SlaveTakeResult,
 } from './key-store.js';
-import { MAX_REMEMBERED_CANCELS } from './key-store.js';
+import { MAX_REMEMBERED_CANCELS, returnable } from './key-store.js';
 
-// Blocks are keyed by owner first: every lookup names the owner (it follows from the number),
-// and one B-tree costs half the writes of a table and an index by owner.
-const BLOCKS_TABLE = `(
-  link TEXT NOT NULL, owner TEXT NOT NULL, seq INTEGER NOT NULL, sealed BLOB NOT NULL,
-  PRIMARY KEY (link, owner, seq)) WITHOUT ROWID`;
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS blocks ${BLOCKS_TABLE};
-CREATE TABLE IF NOT EXISTS links (link TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS keys (
-  key_id TEXT PRIMARY KEY, link TEXT NOT NULL, size_bits INTEGER NOT NULL,
-  seqs TEXT NOT NULL, sealed BLOB NOT NULL, master TEXT NOT NULL, pending TEXT NOT NULL, delivered TEXT NOT NULL DEFAULT '[]',
-  peer TEXT, state TEXT NOT NULL, created_at INTEGER NOT NULL, cut_by TEXT) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, peer TEXT NOT NULL, key_ids TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cancelled (key_id TEXT PRIMARY KEY, at INTEGER NOT NULL, kme TEXT) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS keys_by_age ON keys (state, created_at);
--- keys_by_age serves every lookup by state; a second index on state alone only cost writes.
-DROP INDEX IF EXISTS keys_by_state;
-CREATE TABLE IF NOT EXISTS preferences (sae TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
-  PRIMARY KEY (sae, name)) WITHOUT ROWID;
-`;
-
-/** Stores written before blocks were keyed by owner: moved over once, in one transaction. */
-function migrateBlocks(db: Database.Database): void {
-  const columns = db
-    .prepare<[], { name: string; pk: number }>("SELECT name, pk FROM pragma_table_info('blocks')")
-    .all();
-  if (columns.length === 0 || columns.find((c) => c.name === 'owner')?.pk === 2) return;
-  db.transaction(() => {
-    db.exec(`CREATE TABLE blocks_by_owner_key ${BLOCKS_TABLE}`);
-    db.exec('INSERT INTO blocks_by_owner_key (link, owner, seq, sealed) SELECT link, owner, seq, sealed FROM blocks');
-    db.exec('DROP TABLE blocks');
-    db.exec('ALTER TABLE blocks_by_owner_key RENAME TO blocks');
-  })();
-}
+export { STORE_FORMAT, StoreFormatError, type StoreUpgrade } from './sqlite-schema.js';
 
 /** Columns added since the first release: who cut a key, and who cancelled a remembered key ID. */
 function addColumns(db: Database.Database): void {
@@ -75,6 +45,7 @@ interface KeyRow {
   state: KeyState;
   created_at: number;
   cut_by: string | null;
+  tag: Buffer;
 }
 
 const countKey = (linkId: string, owner: string) => `${linkId}\u0000${owner}`;
@@ -101,10 +72,18 @@ function toRecord(row: KeyRow): KeyRecord {
   };
 }
 
+export type Synchronous = 'NORMAL' | 'FULL' | 'EXTRA';
+
 export interface SqliteOptions {
-  /** `NORMAL` survives a killed process (WAL); `FULL` also survives power loss, at a cost. */
-  readonly synchronous?: 'NORMAL' | 'FULL';
+  /**
+   * `FULL` (the default) or `EXTRA`: every answered commit has reached the disk, so a power loss
+   * undoes nothing that was answered. `NORMAL` (WAL): a killed process loses nothing, but a power
+   * loss can undo the last commits — blocks already cut come back and are cut again for others.
+   */
+  readonly synchronous?: Synchronous;
 }
+
+const SYNCHRONOUS_NAMES: readonly string[] = ['OFF', 'NORMAL', 'FULL', 'EXTRA'];
 
 interface QueuedWrite {
   run(): unknown;
@@ -122,6 +101,9 @@ interface QueuedWrite {
  */
 export class SqliteKeyStore implements KeyStore {
   readonly #db: Database.Database;
+  readonly #integrity: RowIntegrity;
+  /** What opening a file of an earlier format threw away; null otherwise. */
+  readonly upgrade: StoreUpgrade | null;
   readonly #stmt;
   readonly #tx;
   #queue: QueuedWrite[] = [];
@@ -130,16 +112,31 @@ export class SqliteKeyStore implements KeyStore {
   /** Count changes of the write running now, and of the group's writes that succeeded so far. */
   #delta = new Map<string, number>();
   #flushing: Promise<void> | undefined;
+  /**
+   * The highest consumed-block mark of each share read or written by this process. It may run
+   * ahead of the file when a write is undone (its blocks are then skipped: lost, never re-issued).
+   */
+  readonly #marksSeen = new Map<string, { seq: number; tag: Buffer }>();
 
-  constructor(file: string, options: SqliteOptions = {}) {
+  /** `integrity` (the barrier) binds rows to their use under the master key. */
+  constructor(file: string, integrity: RowIntegrity, options: SqliteOptions = {}) {
+    this.#integrity = integrity;
+    const synchronous = options.synchronous ?? 'FULL';
+    if (!['NORMAL', 'FULL', 'EXTRA'].includes(synchronous)) throw new TypeError(`synchronous: ${synchronous}?`);
     this.#db = new Database(file);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
-    this.#db.pragma('busy_timeout = 5000');
-    migrateBlocks(this.#db);
-    this.#db.exec(SCHEMA);
-    addColumns(this.#db);
     const db = this.#db;
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${synchronous}`);
+      // Deleted rows (keys delivered, blocks cut) are overwritten with zeros, not left in free pages.
+      db.pragma('secure_delete = ON');
+      db.pragma('busy_timeout = 5000');
+      this.upgrade = prepareSchema(db, file);
+      addColumns(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
     this.#stmt = {
       addBlock: db.prepare('INSERT OR IGNORE INTO blocks (link, seq, owner, sealed) VALUES (?, ?, ?, ?)'),
       setLastSeq: db.prepare(
@@ -150,15 +147,24 @@ export class SqliteKeyStore implements KeyStore {
         'SELECT count(*) AS n FROM blocks WHERE link = ? AND owner = ?',
       ),
       discardBlocks: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq < ?'),
-      oldestBlocks: db.prepare<[string, string, number], SealedBlock>(
-        'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? ORDER BY seq LIMIT ?',
+      oldestBlocks: db.prepare<[string, string, number, number], SealedBlock>(
+        'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? AND seq > ? ORDER BY seq LIMIT ?',
+      ),
+      newestBlock: db.prepare<[string, string], { seq: number | null }>(
+        'SELECT max(seq) AS seq FROM blocks WHERE link = ? AND owner = ?',
+      ),
+      getMark: db.prepare<[string, string], { seq: number; tag: Buffer }>(
+        'SELECT seq, tag FROM marks WHERE link = ? AND owner = ?',
+      ),
+      setMark: db.prepare(
+        'INSERT INTO marks (link, owner, seq, tag) VALUES (?, ?, ?, ?) ON CONFLICT (link, owner) DO UPDATE SET seq = excluded.seq, tag = excluded.tag',
       ),
       getBlock: db.prepare<[string, string, number], SealedBlock>(
         'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? AND seq = ?',
       ),
       deleteBlock: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq = ?'),
       insertKey: db.prepare(
-        'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at, cut_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at, cut_by, tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       getKey: db.prepare<[string], KeyRow>('SELECT * FROM keys WHERE key_id = ?'),
       hasKey: db.prepare<[{ id: string }], { one: number }>(
@@ -197,14 +203,26 @@ export class SqliteKeyStore implements KeyStore {
     const tx = <A extends unknown[], R>(body: (...args: A) => R) => db.transaction(body);
     this.#tx = {
       addBlocks: tx((linkId: string, blocks: readonly IncomingBlock[], lastSeq: number) => {
-        for (const b of blocks)
-          this.#counted(linkId, b.owner, this.#stmt.addBlock.run(linkId, b.seq, b.owner, b.sealed).changes);
+        const marks = new Map<string, number>();
+        for (const b of blocks) {
+          let mark = marks.get(b.owner);
+          if (mark === undefined) {
+            const lowest = Math.min(...blocks.filter((o) => o.owner === b.owner).map((o) => o.seq));
+            marks.set(b.owner, (mark = this.#mark(linkId, b.owner, lowest - 1)));
+          }
+          // A number consumed already is never added back: that would hand its material out again.
+          if (b.seq > mark)
+            this.#counted(linkId, b.owner, this.#stmt.addBlock.run(linkId, b.seq, b.owner, b.sealed).changes);
+        }
         this.#stmt.setLastSeq.run(linkId, lastSeq);
       }),
       takeOwnBlocks: tx((linkId: string, owner: string, keys: readonly NewKey[]): KeyRecord[] | null => {
         const needed = keys.reduce((sum, k) => sum + k.blockCount, 0);
-        const blocks = this.#stmt.oldestBlocks.all(linkId, owner, needed);
+        const mark = this.#mark(linkId, owner);
+        // Rows at or below the mark were consumed already: put back from a copy, never served again.
+        const blocks = this.#stmt.oldestBlocks.all(linkId, owner, mark, needed);
         if (blocks.length < needed || keys.some((k) => this.#stmt.hasKey.get({ id: k.keyId }))) return null;
+        if (blocks.length > 0) this.#setMark(linkId, owner, blocks.at(-1)!.seq);
         const records: KeyRecord[] = [];
         const now = Date.now();
         let next = 0;
@@ -232,8 +250,9 @@ export class SqliteKeyStore implements KeyStore {
       claimBlocks: tx((linkId: string, owner: string, keys: readonly ClaimedKey[]): ClaimResult => {
         const allSeqs = keys.flatMap((k) => k.seqs);
         const found = new Map<number, SealedBlock>();
+        const mark = this.#mark(linkId, owner);
         for (const seq of allSeqs) {
-          const b = this.#stmt.getBlock.get(linkId, owner, seq);
+          const b = seq > mark ? this.#stmt.getBlock.get(linkId, owner, seq) : undefined;
           if (b) found.set(seq, b);
         }
         const missingSeqs = allSeqs.filter((s) => !found.has(s));
@@ -274,6 +293,7 @@ export class SqliteKeyStore implements KeyStore {
       }),
       takeForSlave: tx((masterSae: string, slaveSae: string, keyIds: readonly string[]): SlaveTakeResult => {
         const rows = keyIds.map((id) => this.#stmt.getKey.get(id));
+        for (const row of rows) if (row) this.#checkKey(row);
         if (rows.some((r) => !r || r.state !== 'ready' || r.master !== masterSae)) {
           return { ok: false, reason: 'not_found' };
         }
@@ -290,19 +310,24 @@ export class SqliteKeyStore implements KeyStore {
       }),
       returnReserved: tx((keyIds: readonly string[]) => {
         const rows = keyIds.map((id) => this.#stmt.getKey.get(id)).filter((r) => r?.state === 'reserved') as KeyRow[];
-        // A key without its cutting KME recorded cannot go back to a pool: it is burned instead.
-        this.#burn(rows.filter((r) => r.cut_by === null));
-        const back = rows.filter((r) => r.cut_by !== null);
-        for (const row of back) {
-          this.#stmt.deleteKey.run(row.key_id);
-          for (const b of toRecord(row).blocks)
-            this.#counted(
-              row.link,
-              row.cut_by!,
-              this.#stmt.addBlock.run(row.link, b.seq, row.cut_by, b.sealed).changes,
-            );
+        let returned = 0;
+        for (const group of returnable(rows, (r) => ({
+          link: r.link,
+          owner: r.cut_by,
+          seqs: toRecord(r).blocks.map((b) => b.seq),
+        }))) {
+          const { link, owner, seqs } = group;
+          for (const row of group.rows) this.#stmt.deleteKey.run(row.key_id);
+          // Only the share's newest cut goes back, and the mark with it (see `returnable`); an older
+          // one is burned (without a cancel: the peer never heard of it).
+          if (owner === null || seqs.at(-1) !== this.#mark(link, owner)) continue;
+          for (const row of group.rows)
+            for (const b of toRecord(row).blocks)
+              this.#counted(link, owner, this.#stmt.addBlock.run(link, b.seq, owner, b.sealed).changes);
+          this.#setMark(link, owner, seqs[0]! - 1);
+          returned += group.rows.length;
         }
-        return back.length;
+        return returned;
       }),
       cancelKeys: tx((keyIds: readonly string[], byKme: string, now: number): CancelResult => {
         const rows = keyIds.map((id) => this.#stmt.getKey.get(id));
@@ -410,7 +435,53 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   discardBlocksBefore(linkId: string, owner: string, seq: number): Promise<number> {
-    return this.#write(() => this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, seq).changes));
+    return this.#write(() => {
+      if (seq - 1 > this.#mark(linkId, owner)) this.#setMark(linkId, owner, seq - 1);
+      return this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, seq).changes);
+    });
+  }
+
+  /**
+   * The highest number of the share consumed so far, checked against its MAC. With no mark yet (a
+   * new share, an upgraded file, or a deleted row) it starts at the highest of `floor` (below what
+   * the caller adds), the link's last block number and the newest block present: blocks already
+   * here without a mark are not trusted.
+   */
+  #mark(linkId: string, owner: string, floor = -1): number {
+    const key = countKey(linkId, owner);
+    const seen = this.#marksSeen.get(key);
+    const row = this.#stmt.getMark.get(linkId, owner);
+    if (row) {
+      const known = seen !== undefined && seen.seq === row.seq && seen.tag.equals(row.tag);
+      if (!known && !this.#integrity.verify('mark', [linkId, owner, row.seq], row.tag)) {
+        throw new QksError('KEY_DATA_ACCESS_ERROR', `the consumed-block mark of link ${linkId} fails its check`);
+      }
+      // A row put back to an older value (with its older, valid MAC) does not lower the mark.
+      if (seen && seen.seq > row.seq) return seen.seq;
+      if (!known) this.#marksSeen.set(key, { seq: row.seq, tag: row.tag });
+      return row.seq;
+    }
+    // Nothing at or below the link's last block number arrives again (LinkPool keeps to that).
+    const lastSeq = this.#stmt.lastSeq.get(linkId)?.last_seq ?? -1;
+    const mark = Math.max(floor, lastSeq, this.#stmt.newestBlock.get(linkId, owner)?.seq ?? -1, seen?.seq ?? -1);
+    this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, mark + 1).changes);
+    this.#setMark(linkId, owner, mark);
+    return mark;
+  }
+
+  #setMark(linkId: string, owner: string, seq: number): void {
+    const tag = this.#integrity.tag('mark', [linkId, owner, seq]);
+    this.#stmt.setMark.run(linkId, owner, seq, tag);
+    this.#marksSeen.set(countKey(linkId, owner), { seq, tag });
+  }
+
+  /** Refuses a key row whose owners or material differ from what was sealed when it was cut. */
+  #checkKey(row: KeyRow): void {
+    const slaves = [...(JSON.parse(row.pending) as string[]), ...(JSON.parse(row.delivered) as string[])];
+    const identity = keyIdentity(row.key_id, row.link, row.size_bits, row.seqs, row.master, slaves);
+    if (!this.#integrity.verify('key', identity, row.tag)) {
+      throw new QksError('KEY_DATA_ACCESS_ERROR', `key ${row.key_id} fails its ownership check`);
+    }
   }
 
   #insertKey(
@@ -422,11 +493,12 @@ export class SqliteKeyStore implements KeyStore {
     state: KeyState,
     now: number,
   ) {
+    const seqs = JSON.stringify(blocks.map((b) => b.seq));
     this.#stmt.insertKey.run(
       k.keyId,
       linkId,
       k.sizeBits,
-      JSON.stringify(blocks.map((b) => b.seq)),
+      seqs,
       joinBlocks(blocks),
       k.masterSae,
       JSON.stringify(k.pendingSlaves),
@@ -434,6 +506,7 @@ export class SqliteKeyStore implements KeyStore {
       state,
       now,
       cutBy,
+      this.#integrity.tag('key', keyIdentity(k.keyId, linkId, k.sizeBits, seqs, k.masterSae, [...k.pendingSlaves])),
     );
   }
 
@@ -509,6 +582,11 @@ export class SqliteKeyStore implements KeyStore {
     return this.#write(() => {
       this.#stmt.setPref.run(sae, name, JSON.stringify(value));
     });
+  }
+
+  /** The `synchronous` setting in force on this store's connection, as SQLite reports it. */
+  get synchronous(): string {
+    return SYNCHRONOUS_NAMES[this.#db.pragma('synchronous', { simple: true }) as number] ?? 'unknown';
   }
 
   async close(): Promise<void> {

@@ -87,6 +87,24 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
       assert.deepEqual(await store.countKeys(), { reserved: 2, ready: 0 });
     });
 
+    it('never takes back a block of a number consumed already (cut or discarded)', async () => {
+      await store.addBlocks(LINK, blocks(0, 11), 11);
+      await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k1')]);
+      await store.discardBlocksBefore(LINK, 'kme-b', 4);
+      // The link hands blocks 0 to 3 over again (a replay after a restore, say).
+      await store.addBlocks(LINK, blocks(0, 3), 11);
+      assert.equal(await store.countBlocks(LINK, 'kme-a'), 5, 'block 0 was cut; block 2 is still there');
+      assert.equal(await store.countBlocks(LINK, 'kme-b'), 4, 'blocks 1 and 3 were discarded');
+      const [k2] = (await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k2')]))!;
+      assert.equal(k2!.blocks[0]!.seq, 2);
+      assert.deepEqual(
+        await store.claimBlocks(LINK, 'kme-b', [
+          { keyId: 'c', sizeBits: 256, seqs: [3], masterSae: 'sae-b1', pendingSlaves: ['sae-a1'] },
+        ]),
+        { ok: false, missingSeqs: [3], existingKeyIds: [] },
+      );
+    });
+
     it('changes nothing when there are too few blocks or a key ID exists', async () => {
       await store.addBlocks(LINK, blocks(0, 5), 5);
       assert.equal(await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k1', { blockCount: 4 })]), null);
@@ -272,19 +290,27 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
     it('returns the blocks of reserved keys the peer never heard of, queueing no cancel', async () => {
       const added = blocks(0, 7);
       await store.addBlocks(LINK, added, 7);
-      await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k1', { blockCount: 2 }), newKey('k2')]);
       await store.takeOwnBlocks(LINK, 'kme-a', [newKey('ready', { state: 'ready', pendingSlaves: ['s'] })]);
+      await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k1', { blockCount: 2 }), newKey('k2')]);
       assert.equal(await store.countBlocks(LINK, 'kme-a'), 0);
-      assert.equal(await store.returnReserved(['k1', 'ready', 'unknown']), 1, 'only reserved keys go back');
-      assert.equal(await store.countBlocks(LINK, 'kme-a'), 2);
-      assert.deepEqual(await store.countKeys(), { reserved: 1, ready: 1 });
+      assert.equal(await store.returnReserved(['k1', 'k2', 'ready', 'unknown']), 2, 'only reserved keys go back');
+      assert.equal(await store.countBlocks(LINK, 'kme-a'), 3);
+      assert.deepEqual(await store.countKeys(), { reserved: 0, ready: 1 });
       assert.deepEqual(await store.listOutbox(10), []);
       const [again] = (await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k3', { blockCount: 2 })]))!;
       assert.deepEqual(
         again!.blocks.map((b) => [b.seq, b.sealed]),
-        [0, 2].map((seq) => [seq, added[seq]!.sealed]),
+        [2, 4].map((seq) => [seq, added[seq]!.sealed]),
         'the same sealed blocks, once',
       );
+      // k3 is no longer the share's newest cut: put back, its blocks would sit below k4's, which the
+      // consumed-block mark covers. It is burned instead, still without a cancel.
+      await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k4')]);
+      assert.equal(await store.returnReserved(['k3']), 0, 'an older cut is burned');
+      assert.deepEqual(await store.countKeys(), { reserved: 1, ready: 1 });
+      assert.equal(await store.countBlocks(LINK, 'kme-a'), 0);
+      assert.deepEqual(await store.listOutbox(10), []);
+      assert.equal(await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k5')]), null, 'nothing of k3 comes back');
       assert.equal(await store.countBlocks(LINK, 'kme-b'), 4, 'the peer’s share is untouched');
     });
 

@@ -9,21 +9,22 @@ describe('Barrier', () => {
   const plain = randomBytes(32);
   it('seals and opens; the sealed bytes do not contain the plain ones', () => {
     const b = new Barrier(randomBytes(32));
-    const sealed = b.seal(plain, 'here');
+    const sealed = b.sealBlock(plain, 'l', 7);
     assert.equal(sealed.length, Barrier.sealedLength(32));
     assert.equal(sealed.indexOf(plain.subarray(0, 8)), -1);
-    assert.ok(b.open(sealed, 'here').equals(plain));
-    assert.ok(!b.seal(plain, 'here').equals(sealed), 'a fresh nonce each time');
+    assert.ok(b.openBlock(sealed, 'l', 7).equals(plain));
+    assert.ok(!b.sealBlock(plain, 'l', 7).equals(sealed), 'a fresh nonce each time');
   });
   it('refuses another place, a changed byte, or another master key, saying nothing more', () => {
     const b = new Barrier(randomBytes(32));
-    const sealed = b.seal(plain, 'here');
+    const sealed = b.sealBlock(plain, 'l', 7);
     const tampered = Buffer.from(sealed);
     tampered[20]! ^= 1;
     for (const attempt of [
-      () => b.open(sealed, 'there'),
-      () => b.open(tampered, 'here'),
-      () => new Barrier(randomBytes(32)).open(sealed, 'here'),
+      () => b.openBlock(sealed, 'l', 9),
+      () => b.openBlock(sealed, 'm', 7),
+      () => b.openBlock(tampered, 'l', 7),
+      () => new Barrier(randomBytes(32)).openBlock(sealed, 'l', 7),
     ]) {
       assert.throws(attempt, (err: Error) => err.message === 'key data access error');
     }
@@ -65,6 +66,7 @@ describe('KME configuration', () => {
     assert.equal(cfg.sae_api.client_ca, '/etc/qks/ca.pem');
     assert.equal(cfg.links[0]!.source.seed_file, '/etc/qks/s');
     assert.equal(cfg.store, 'sqlite');
+    assert.equal(cfg.store_synchronous, 'FULL', 'answered commits survive a power loss unless told otherwise');
     assert.equal(cfg.limits.key_size, 256);
     assert.equal(cfg.links[0]!.block_bits, 256);
     assert.deepEqual(cfg.sae_api.auth, { mode: 'certificate' });
@@ -86,6 +88,7 @@ describe('KME configuration', () => {
       /not an endpoint/,
     );
     bad((c) => (c['limits'] = { key_size: 100 }), /key_size/);
+    bad((c) => (c['store_synchronous'] = 'OFF'), /store_synchronous/);
     bad((c) => (c['peers'] = []), /no peers entry/);
     bad((c) => ((c['sae_api'] as Record<string, unknown>)['auth'] = { mode: 'token' }), /needs an oidc section/);
     bad((c) => (c['access'] = { admins: ['nobody'] }), /unknown SAE nobody/);
