@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests use, when they are missing. Needs root (as in CI).
 set -euo pipefail
-packages=(openssl curl stunnel4 tshark libwolfssl-dev gcc pkg-config chromium iproute2 iputils-ping
+packages=(openssl curl strace stunnel4 tshark libwolfssl-dev gcc pkg-config chromium iproute2 iputils-ping
   # strongSwan's charon with user-space ESP (this kernel has none), swanctl, VICI
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
   # what Libreswan's pluto needs to run (Libreswan itself is unpacked below)

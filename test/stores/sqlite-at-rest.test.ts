@@ -54,8 +54,6 @@ function syncsOf(setting: string, commits: number): { syncs: number; reported: s
   return { syncs, reported: run.stdout.trim() };
 }
 
-const straceWorks = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', 'true']).status === 0;
-
 describe('SQLite store durability', () => {
   it('uses synchronous=FULL unless told otherwise, as its own connection reports', async () => {
     const file = tempDb();
@@ -75,24 +73,20 @@ describe('SQLite store durability', () => {
   // A power loss cannot be pulled in a test; what decides whether an answered commit survives one
   // is whether it reached the disk before the answer. Under strace, every commit of the default
   // setting is followed by an fsync of the WAL; NORMAL syncs only at checkpoints (here: at close).
-  it(
-    'syncs every answered commit to disk by default; NORMAL does not',
-    { skip: straceWorks ? false : 'strace cannot trace here' },
-    () => {
-      // Syncs made by 40 commits more: opening and closing sync a few times whatever the setting.
-      const extra = (setting: string) => {
-        const few = syncsOf(setting, 10);
-        const many = syncsOf(setting, 50);
-        assert.equal(few.reported, many.reported);
-        return { syncs: many.syncs - few.syncs, reported: many.reported };
-      };
-      const byDefault = extra('default');
-      const normal = extra('NORMAL');
-      assert.equal(byDefault.reported, 'FULL');
-      assert.ok(byDefault.syncs >= 40, `${byDefault.syncs} syncs for 40 commits more`);
-      assert.ok(normal.syncs < 10, `NORMAL: ${normal.syncs} syncs for 40 commits more`);
-    },
-  );
+  it('syncs every answered commit to disk by default; NORMAL does not', () => {
+    // Syncs made by 40 commits more: opening and closing sync a few times whatever the setting.
+    const extra = (setting: string) => {
+      const few = syncsOf(setting, 10);
+      const many = syncsOf(setting, 50);
+      assert.equal(few.reported, many.reported);
+      return { syncs: many.syncs - few.syncs, reported: many.reported };
+    };
+    const byDefault = extra('default');
+    const normal = extra('NORMAL');
+    assert.equal(byDefault.reported, 'FULL');
+    assert.ok(byDefault.syncs >= 40, `${byDefault.syncs} syncs for 40 commits more`);
+    assert.ok(normal.syncs < 10, `NORMAL: ${normal.syncs} syncs for 40 commits more`);
+  });
 });
 
 describe('SQLite store at rest', () => {
