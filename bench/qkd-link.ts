@@ -9,7 +9,8 @@
  *
  *   npm run build && node dist/bench/qkd-link.js [--seconds 20] [--runs 3] [--distance-km 25]
  *        [--repetition-rate-hz 1e9] [--frame-pulses 1e9] [--cascade yanetal] [--concurrency 6]
- *        [--modes physics,recorded] [--record-ahead 8] [--cpu-prof-dir DIR]
+ *        [--modes physics,recorded] [--record-ahead 8] [--dead-time-us 1] [--afterpulse-probability 0.005]
+ *        [--cpu-prof-dir DIR]
  */
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -34,6 +35,9 @@ const { values: opt } = parseArgs({
     concurrency: { type: 'string', default: '6' },
     modes: { type: 'string', default: 'physics,recorded' },
     'record-ahead': { type: 'string', default: '8' },
+    // Ideal detectors (0 and 0) make the frames of figures measured before the detector model.
+    'dead-time-us': { type: 'string', default: String(DEFAULT_QKD.physics.deadTimeUs) },
+    'afterpulse-probability': { type: 'string', default: String(DEFAULT_QKD.physics.afterpulseProbability) },
     'cpu-prof-dir': { type: 'string' },
   },
 });
@@ -46,6 +50,8 @@ const settings: QkdSettings = {
     ...DEFAULT_QKD.physics,
     distanceKm: Number(opt['distance-km']),
     repetitionRateHz: Number(opt['repetition-rate-hz']),
+    deadTimeUs: Number(opt['dead-time-us']),
+    afterpulseProbability: Number(opt['afterpulse-probability']),
   },
 };
 const deployment = await createDeployment({ source: 'qkd' });
