@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { IpsecAgent } from '../../../src/integrations/ipsec/ipsec-agent.js';
 import type { IpsecConnection } from '../../../src/integrations/ipsec/gateway.js';
 import { StrongSwanGateway } from '../../../src/integrations/ipsec/strongswan.js';
@@ -66,6 +66,10 @@ describe('strongSwan gateways refuse what is not the agreed PPK', () => {
 
   before(async () => {
     await lab.start();
+  });
+  // A test that fails before it stops its agents must not leave them running into the next one.
+  afterEach(async () => {
+    for (const a of agents.splice(0)) await a.stop().catch(() => undefined);
   });
   after(async () => {
     for (const a of agents) await a.stop().catch(() => undefined);
