@@ -166,7 +166,9 @@ describe('stage clock', () => {
     const from = process.cpuUsage();
     while (cpuMs(from) < ms);
   };
-  const block = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  /** Blocks this thread for `ms` without using CPU. */
+  const block = (ms: number) => Atomics.wait(cell, 0, 0, ms);
 
   it('counts the CPU time of long calls exactly, and of short ones no more than their wall time', () => {
     const clock = new StageClock();
@@ -189,7 +191,7 @@ describe('stage clock', () => {
     for (let i = 0; i < 5; i++) clock.time('estimation', () => block(20));
     const longWall = performance.now() - longStart;
     const shortStart = performance.now();
-    for (let i = 0; i < 64; i++) clock.time('amplification', () => block(1));
+    for (let i = 0; i < 160; i++) clock.time('amplification', () => block(1));
     const shortWall = performance.now() - shortStart;
     assert.ok(clock.ms.estimation < longWall / 4, `long waits: ${clock.ms.estimation} ms of ${longWall} ms`);
     assert.ok(clock.ms.amplification < shortWall / 4, `short waits: ${clock.ms.amplification} ms of ${shortWall} ms`);
