@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
 import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -163,7 +174,11 @@ describe('qks sae against the demo network', () => {
 
   it('agree with rotation: two processes keep the same current key, secrets files 0600 and atomic', async () => {
     const { sub, files, responder, initiator } = await agreeingPair(['--rotate-every', '1']);
-    const inodes = new Set<number>();
+    // The first generation of the initiator's file, held open: a rename puts a new file in its
+    // place and leaves this one whole and unlinked; a rewrite in place would change it.
+    await eventually(() => existsSync(files.initiator), 30_000, "the initiator's file");
+    const early = openSync(files.initiator, 'r');
+    const earlyText = readFileSync(early, 'utf8');
     let samples = 0;
     // Sampled until four keys have come (one about every 0.8 s when the machine is idle), however
     // long a busy machine takes.
@@ -181,7 +196,6 @@ describe('qks sae against the demo network', () => {
         assert.deepEqual([doc.format, doc.sae_ID, doc.peer_SAE_ID], ['qks-sae-keys/1', sae, peer]);
         assert.ok(doc.keys.every((k) => /^[0-9a-f]{64}$/.test(k.key_hex) && !Number.isNaN(Date.parse(k.agreed_at))));
       }
-      inodes.add(statSync(files.initiator).ino);
       // The two processes write their files one after the other: read between the two writes, one
       // file is a key ahead. Both are read again until they show the same current key.
       let pair = { mine, theirs };
@@ -204,7 +218,15 @@ describe('qks sae against the demo network', () => {
     const ids = initiator.agreed();
     await eventually(() => responder.agreed().length >= ids.length, 30_000, 'the responder to report every key');
     assert.deepEqual(responder.agreed().slice(0, ids.length), ids, 'the same keys, in order');
-    assert.ok(inodes.size >= 3, `the file was replaced, not rewritten in place (${inodes.size} inodes)`);
+    try {
+      const now = Buffer.alloc(earlyText.length + 1);
+      const size = readSync(early, now, 0, now.length, 0);
+      assert.equal(now.toString('utf8', 0, size), earlyText, 'the first file, held open, is unchanged');
+      assert.equal(fstatSync(early).nlink, 0, 'and no longer in the directory: replaced by rename');
+      assert.notEqual(readSecrets(files.initiator).current_key_ID, JSON.parse(earlyText).current_key_ID);
+    } finally {
+      closeSync(early);
+    }
     assert.deepEqual(readdirSync(sub).sort(), ['a1.json', 'b1.json'], 'no temporary file left behind');
     const printed = initiator.events
       .concat(responder.events)
