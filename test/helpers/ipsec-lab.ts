@@ -230,7 +230,8 @@ export class IpsecLab {
   /**
    * Runs ping to completion: requests sent, requests that reached the peer (its kernel's count of
    * echo requests), and replies received. Every reply is waited for (up to 10 s past the last
-   * request), so a packet counts as lost only if it really was.
+   * request), so a packet counts as lost only if it really was; with a deadline, ping sends more
+   * than `count` requests when replies were lost, until `count` replies came: compare with `sent`.
    */
   async pingResult(
     from: Gateway,

@@ -135,7 +135,7 @@ describe('IPsec with QKD PPKs: two strongSwan gateways in network namespaces', (
       assert.ok((u['replaced'] as string[]).length >= 1, 'each new IKE SA replaced the one before (make-before-break)');
       assert.match(lab.log(lab.b), new RegExp(`using PPK for PPK_ID '${String(u['key_ID'])}'`));
     }
-    assert.equal(result.sent, 90);
+    assert.ok(result.sent >= 90, `${result.sent} requests`);
     assertMakeBeforeBreak(t, result, initiator.of('ike-sa-up').length - 1);
     await eventually(async () => (await ikeSas('a')).length === 1, 30_000, 'old IKE SAs closed');
     for (const a of agents.splice(0)) await a.stop();
@@ -148,7 +148,7 @@ describe('IPsec with QKD PPKs: two strongSwan gateways in network namespaces', (
     const initiator = await agent('a', port!, { bytes: 200_000 });
     const [first] = await initiator.waitFor('ike-sa-up');
     const quiet = await lab.pingResult(lab.a, { count: 5, intervalS: 0.1 });
-    assert.equal(quiet.received, 5);
+    assert.deepEqual([quiet.sent, quiet.received], [5, 5]);
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(initiator.of('ike-sa-up').length, 1, 'little traffic: no rotation');
     const result = await lab.pingResult(lab.a, { count: 100, intervalS: 0.02, size: 1200 });
@@ -171,7 +171,7 @@ describe('IPsec with QKD PPKs: two strongSwan gateways in network namespaces', (
     assert.equal(down!['code'], 'agreement');
     assert.match(String(down!['message']), /sae-b1/, 'names the peer');
     let ping = await lab.pingResult(lab.a, { count: 3, intervalS: 0.1 });
-    assert.equal(ping.received, 3, 'the old SA still carries traffic');
+    assert.deepEqual([ping.sent, ping.received], [3, 3], 'the old SA still carries traffic');
     assert.equal(initiator.of('ike-sa-up').length, 1);
 
     const responder2 = await agent('b', port!);
@@ -191,7 +191,7 @@ describe('IPsec with QKD PPKs: two strongSwan gateways in network namespaces', (
     const ups = await initiator.waitFor('ike-sa-up', 2, 20_000);
     assert.notEqual(ups[1]!['key_ID'], up!['key_ID']);
     ping = await lab.pingResult(lab.a, { count: 3, intervalS: 0.1 });
-    assert.equal(ping.received, 3, 'tunnel back with a new PPK');
+    assert.deepEqual([ping.sent, ping.received], [3, 3], 'tunnel back with a new PPK');
     void responder2;
     for (const a of agents.splice(0)) await a.stop();
   });
