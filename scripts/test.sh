@@ -23,11 +23,5 @@ echo "== tests"
 export QKS_TEST_LOG_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/qks-test-logs-XXXXXX")"
 trap 'rm -rf "$QKS_TEST_LOG_ROOT"' EXIT
 mapfile -t files < <(find dist/test -name '*.test.js' -not -path 'dist/test/final/*' | sort)
-node --test --test-reporter=spec --test-timeout=300000 "${files[@]}" 2>&1 | tee "$QKS_TEST_LOG_ROOT/test-output.log"
-
-echo "== key material in logs"
-node --test --test-reporter=spec dist/test/final/*.test.js
-
-# The suite's own summary last, where readers (and CI) look for it.
-echo "== summary"
-tail -n 8 "$QKS_TEST_LOG_ROOT/test-output.log"
+# Tests, then the key-material scan whatever the tests did; fails if either failed.
+bash scripts/run-tests.sh "${files[@]}"

@@ -193,8 +193,15 @@ export class IpsecLab {
     for (const f of [join(g.dir, 'charon.vici'), this.ctlSocket(g)]) rmSync(f, { force: true });
   }
 
-  /** Pings the peer's inner address from this gateway's inner address, through the tunnel. */
-  ping(from: Gateway, opts: { count: number; intervalS?: number; timeoutS?: number; size?: number }): ChildProcess {
+  /**
+   * Pings the peer's inner address from this gateway's inner address, through the tunnel. With
+   * `deadlineS`, ping waits for every reply until then instead of about two round trips after
+   * the last request (a busy machine's late reply is not a lost one).
+   */
+  ping(
+    from: Gateway,
+    opts: { count: number; intervalS?: number; timeoutS?: number; size?: number; deadlineS?: number },
+  ): ChildProcess {
     return spawn(
       'ip',
       [
@@ -211,6 +218,7 @@ export class IpsecLab {
         String(opts.timeoutS ?? 1),
         '-s',
         String(opts.size ?? 56),
+        ...(opts.deadlineS ? ['-w', String(opts.deadlineS)] : []),
         '-I',
         from.inner,
         this.peer(from).inner,
@@ -219,17 +227,33 @@ export class IpsecLab {
     );
   }
 
-  /** Runs ping to completion: packets sent and answered. */
+  /**
+   * Runs ping to completion: requests sent, requests that reached the peer (its kernel's count of
+   * echo requests), and replies received. Every reply is waited for (up to 10 s past the last
+   * request), so a packet counts as lost only if it really was; with a deadline, ping sends more
+   * than `count` requests when replies were lost, until `count` replies came: compare with `sent`.
+   */
   async pingResult(
     from: Gateway,
     opts: { count: number; intervalS?: number; size?: number },
-  ): Promise<{ sent: number; received: number }> {
-    const p = this.ping(from, opts);
+  ): Promise<{ sent: number; arrived: number; received: number }> {
+    const before = this.echoRequestsIn(this.peer(from));
+    const deadlineS = Math.ceil(opts.count * (opts.intervalS ?? 0.2)) + 10;
+    const p = this.ping(from, { ...opts, deadlineS });
     let out = '';
     p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     await new Promise((r) => p.once('exit', r));
+    const arrived = this.echoRequestsIn(this.peer(from)) - before;
     const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
-    return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
+    return { sent: Number(m?.[1] ?? 0), arrived, received: Number(m?.[2] ?? 0) };
+  }
+
+  /** ICMP echo requests the gateway's namespace has received so far (/proc/net/snmp, InEchos). */
+  echoRequestsIn(g: Gateway): number {
+    const snmp = execFileSync('ip', ['netns', 'exec', g.ns, 'cat', '/proc/net/snmp'], { encoding: 'utf8' });
+    const [names, values] = snmp.split('\n').filter((l) => l.startsWith('Icmp:'));
+    const at = names!.split(/\s+/).indexOf('InEchos');
+    return Number(values!.split(/\s+/)[at]);
   }
 
   /** A capture of IKE on one gateway's outer interface. */

@@ -44,7 +44,7 @@ describe('qks TLS 1.3 PSK tunnel with QKD keys', () => {
     sites = await startSites();
     echo = await echoServer();
     const { kme } = saeOf(sites, 'sae-a1');
-    await eventually(async () => (await kme.status('sae-b1')).stored_key_count > 50, 10_000);
+    await eventually(async () => (await kme.status('sae-b1')).stored_key_count > 50, 30_000);
   });
   after(async () => {
     await sites.stop();
@@ -123,7 +123,7 @@ describe('qks TLS 1.3 PSK tunnel with QKD keys', () => {
       const first = rings.clientRing.current()!.keyId;
       const long = connect(clientAt.port, '127.0.0.1');
       const closed = new Promise((r) => long.once('close', r));
-      await eventually(() => used.length === 1, 2000);
+      await eventually(() => used.length === 1, 30_000);
       await rings.rotation.rotateNow();
       await eventually(() => rings.serverRing.current()?.keyId === rings.clientRing.current()?.keyId, 2000);
       const data = Buffer.from('after rotation');
@@ -208,7 +208,7 @@ describe('interoperability with OpenSSL', () => {
         // s_server says ACCEPT when it listens (a probe connection would use up its one accept).
         let said = '';
         server.stdout.on('data', (d: Buffer) => (said += d.toString()));
-        await eventually(() => said.includes('ACCEPT'), 5000, 's_server');
+        await eventually(() => said.includes('ACCEPT'), 30_000, 's_server');
         await capture.start();
         const at = await client.listen();
         const reply = await roundTrip(at.port, Buffer.from('olleh\n'));
@@ -257,7 +257,7 @@ describe('interoperability with OpenSSL', () => {
       let out = '';
       client.stdout.on('data', (d: Buffer) => (out += d.toString()));
       client.stdin.write('ping through the tunnel\n');
-      await eventually(() => out.includes('ping through the tunnel'), 5000, 'the echo');
+      await eventually(() => out.includes('ping through the tunnel'), 30_000, 'the echo');
       assertModeOnWire(await capture.stop(), expected);
       assert.deepEqual(seen, [expected], 'the server reported the mode seen on the wire');
     } finally {
@@ -297,13 +297,13 @@ describe('interoperability with OpenSSL', () => {
       let said = '';
       server.stdout.on('data', (d: Buffer) => (said += d.toString()));
       server.stderr.on('data', (d: Buffer) => (said += d.toString()));
-      await eventually(() => said.includes('ACCEPT'), 5000, 's_server');
+      await eventually(() => said.includes('ACCEPT'), 30_000, 's_server');
       const at = await client.listen();
       const reply = await roundTrip(at.port, Buffer.from('olleh\n'));
       assert.equal(reply.length, 0, 'nothing came back: the application saw its connection closed');
       assert.deepEqual(connected, [], 'no connection in a weaker mode');
       assert.equal(refused.length, 1);
-      await eventually(() => said.includes('no suitable key share'), 3000, 's_server to say why');
+      await eventually(() => said.includes('no suitable key share'), 30_000, 's_server to say why');
     } finally {
       await client.close();
       server.kill();

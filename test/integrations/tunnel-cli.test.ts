@@ -74,7 +74,7 @@ describe('qks tunnel on the demo network', () => {
         target,
       ]),
     );
-    await eventually(() => server.some((e) => e['event'] === 'listening'), 10_000, 'the server side');
+    await eventually(() => server.some((e) => e['event'] === 'listening'), 60_000, 'the server side');
     const client = run(
       ['tunnel', '--role', 'client', ...side, '--sae', 'sae-a1', '--peer', 'sae-b1'].concat([
         '--listen',
@@ -84,7 +84,7 @@ describe('qks tunnel on the demo network', () => {
         ...clientArgs,
       ]),
     );
-    await eventually(() => client.some((e) => e['event'] === 'listening'), 10_000, 'the client side');
+    await eventually(() => client.some((e) => e['event'] === 'listening'), 60_000, 'the client side');
     return { server, client, plain: plain! };
   }
   const keysOf = (events: Array<Record<string, unknown>>) =>
@@ -96,9 +96,15 @@ describe('qks tunnel on the demo network', () => {
     const { server, client, plain } = await tunnelPair(['--rotate-uses', '3', '--rotate-every', '3600']);
     const data = randomBytes(1000);
     for (let i = 0; i < 7; i++) {
+      const keysBefore = keysOf(client).length;
       assert.ok((await roundTrip(plain, data)).equals(data), `connection ${i}`);
-      await eventually(() => connectionKeys(client).length === i + 1, 5000, `connection ${i} to be reported`);
-      await new Promise((r) => setTimeout(r, 100)); // a rotation started by this use completes
+      await eventually(() => connectionKeys(client).length === i + 1, 30_000, `connection ${i} to be reported`);
+      // The second use of a key starts the next agreement (lead 0.8 of 3 uses): it completes
+      // before the next connection, however long that takes on a busy machine.
+      const latest = keysOf(client).at(-1);
+      if (connectionKeys(client).filter((k) => k === latest).length >= 2) {
+        await eventually(() => keysOf(client).length > keysBefore, 30_000, `the key after connection ${i}`);
+      }
     }
     const keys = keysOf(client);
     const used = connectionKeys(client);
@@ -109,7 +115,7 @@ describe('qks tunnel on the demo network', () => {
       assert.ok(used.filter((u) => u === k).length <= 3, `key ${k} carried at most 3 connections`);
     }
     for (const k of keys) assert.ok(keysOf(server).includes(k), `the server side agreed ${k} too`);
-    await eventually(() => connectionKeys(server).length === 7, 5000, 'the server side to report');
+    await eventually(() => connectionKeys(server).length === 7, 30_000, 'the server side to report');
     assert.deepEqual(connectionKeys(server), used, 'the server side saw each connection under the same key');
   });
 
@@ -117,9 +123,9 @@ describe('qks tunnel on the demo network', () => {
     const { server, client, plain } = await tunnelPair(['--rotate-bytes', '400000', '--rotate-every', '3600']);
     const data = randomBytes(170_000); // 340,000 bytes both ways: past 0.8 of the limit, not past it
     assert.ok((await roundTrip(plain, data)).equals(data));
-    await eventually(() => keysOf(client).length >= 2, 5000, 'a second key');
+    await eventually(() => keysOf(client).length >= 2, 30_000, 'a second key');
     assert.ok((await roundTrip(plain, randomBytes(100))).length === 100);
-    await eventually(() => connectionKeys(client).length === 2, 5000, 'the second connection');
+    await eventually(() => connectionKeys(client).length === 2, 30_000, 'the second connection');
     const [firstKey, secondKey] = keysOf(client);
     assert.deepEqual(connectionKeys(client), [firstKey, secondKey], 'the next connection used the new key');
     assert.ok(keysOf(server).includes(secondKey!));
@@ -145,6 +151,7 @@ describe('qks tunnel on the demo network', () => {
 
   for (const serverEngine of ['tunnel', 'stunnel']) {
     it(`carries a TCP stream over TLS 1.3 keyed by the key both sides agreed (server: qks ${serverEngine})`, async () => {
+      const started = Date.now();
       const [agree, tls, plain] = await freePorts(3);
       const target = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
       const server = run([
@@ -166,7 +173,7 @@ describe('qks tunnel on the demo network', () => {
         '--target',
         target,
       ]);
-      await eventually(() => server.some((e) => e['event'] === 'listening'), 10_000, 'the server side');
+      await eventually(() => server.some((e) => e['event'] === 'listening'), 60_000, 'the server side');
       const client = run([
         'tunnel',
         '--role',
@@ -184,7 +191,7 @@ describe('qks tunnel on the demo network', () => {
         '--server',
         `127.0.0.1:${tls}`,
       ]);
-      await eventually(() => client.some((e) => e['event'] === 'listening'), 10_000, 'the client side');
+      await eventually(() => client.some((e) => e['event'] === 'listening'), 60_000, 'the client side');
 
       const data = randomBytes(100_000);
       const back = await new Promise<Buffer>((resolve, reject) => {
@@ -208,7 +215,7 @@ describe('qks tunnel on the demo network', () => {
         'the server side agreed the same key',
       );
       if (serverEngine === 'tunnel') {
-        await eventually(() => server.some((e) => e['event'] === 'connection'), 5000);
+        await eventually(() => server.some((e) => e['event'] === 'connection'), 30_000);
         assert.equal(server.find((e) => e['event'] === 'connection')!['key_ID'], keyId);
       }
       // Both sides told their KMEs which key they use, for the operator dashboard.
@@ -224,7 +231,7 @@ describe('qks tunnel on the demo network', () => {
       const short = String(keyId).slice(0, 8);
       await eventually(
         async () => (await overview(0, `client:127.0.0.1:${plain}`))?.key_ID === short,
-        5000,
+        30_000,
         'the client report',
       );
       const clientReport = (await overview(0, `client:127.0.0.1:${plain}`))!;
@@ -233,10 +240,14 @@ describe('qks tunnel on the demo network', () => {
       assert.equal(clientReport.peer, 'sae-b1');
       assert.equal(clientReport.state, 'up');
       // The default rotation: 300 s, the next key agreed at 80 % of that.
-      assert.ok(Math.abs(clientReport.rotates_at! - Date.now() - 240_000) < 15_000, 'rotates in about 4 minutes');
+      // Agreed between the start of this test and now: due 240 s after that, however slow the machine.
+      assert.ok(
+        clientReport.rotates_at! >= started + 240_000 && clientReport.rotates_at! <= Date.now() + 240_000,
+        'rotates 4 minutes after the key was agreed',
+      );
       await eventually(
         async () => (await overview(1, `server:127.0.0.1:${tls}`))?.key_ID === short,
-        5000,
+        30_000,
         'the server report',
       );
       assert.equal((await overview(1, `server:127.0.0.1:${tls}`))!.kind, serverEngine);

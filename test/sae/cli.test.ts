@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
 import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -26,7 +37,7 @@ describe('qks sae against the demo network', () => {
     await eventually(() => existsSync(manifest), 30_000, 'the demo');
     await eventually(
       () => (json(qks('status', '--sae', 'sae-a1', '--slave', 'sae-b1').stdout)['stored_key_count'] as number) > 20,
-      10_000,
+      30_000,
     );
   });
   after(() => {
@@ -90,7 +101,7 @@ describe('qks sae against the demo network', () => {
       raw += l;
       lines.push(json(l));
     });
-    await eventually(() => lines.some((l) => l['event'] === 'listening'), 10_000, 'the responder');
+    await eventually(() => lines.some((l) => l['event'] === 'listening'), 30_000, 'the responder');
     const init = qks(
       'agree',
       '--role',
@@ -107,7 +118,7 @@ describe('qks sae against the demo network', () => {
     );
     assert.equal(init.status, 0, init.stderr);
     const mine = json(init.stdout);
-    await eventually(() => lines.some((l) => l['event'] === 'agreed'), 5000, 'the responder to agree');
+    await eventually(() => lines.some((l) => l['event'] === 'agreed'), 30_000, 'the responder to agree');
     const theirs = lines.find((l) => l['event'] === 'agreed')!;
     assert.deepEqual(theirs['key_IDs'], mine['key_IDs']);
     assert.equal((mine['key_IDs'] as string[]).length, 2);
@@ -147,7 +158,7 @@ describe('qks sae against the demo network', () => {
         files.responder,
       ]),
     );
-    await eventually(() => responder.events.some((e) => e['event'] === 'listening'), 10_000, 'the responder');
+    await eventually(() => responder.events.some((e) => e['event'] === 'listening'), 30_000, 'the responder');
     const initiator = agreeProcess(
       ['--role', 'initiator', '--sae', 'sae-a1', '--peer', 'sae-b1'].concat([
         '--connect',
@@ -157,16 +168,23 @@ describe('qks sae against the demo network', () => {
         ...initiatorArgs,
       ]),
     );
-    await eventually(() => initiator.agreed().length >= 1 && existsSync(files.responder), 10_000, 'a first key');
+    await eventually(() => initiator.agreed().length >= 1 && existsSync(files.responder), 30_000, 'a first key');
     return { sub, files, responder, initiator };
   }
 
   it('agree with rotation: two processes keep the same current key, secrets files 0600 and atomic', async () => {
     const { sub, files, responder, initiator } = await agreeingPair(['--rotate-every', '1']);
-    const inodes = new Set<number>();
+    // The first generation of the initiator's file, held open: a rename puts a new file in its
+    // place and leaves this one whole and unlinked; a rewrite in place would change it.
+    await eventually(() => existsSync(files.initiator), 30_000, "the initiator's file");
+    const early = openSync(files.initiator, 'r');
+    const earlyText = readFileSync(early, 'utf8');
     let samples = 0;
-    const until = Date.now() + 4500;
-    while (Date.now() < until) {
+    // Sampled until four keys have come (one about every 0.8 s when the machine is idle), however
+    // long a busy machine takes.
+    const deadline = Date.now() + 60_000;
+    while (initiator.agreed().length < 4 || samples < 20) {
+      assert.ok(Date.now() < deadline, `only ${initiator.agreed().length} keys in 60 s`);
       // Each read sees a whole document (a partial write would not parse): files are replaced by rename.
       const mine = readSecrets(files.initiator);
       const theirs = readSecrets(files.responder);
@@ -178,21 +196,38 @@ describe('qks sae against the demo network', () => {
         assert.deepEqual([doc.format, doc.sae_ID, doc.peer_SAE_ID], ['qks-sae-keys/1', sae, peer]);
         assert.ok(doc.keys.every((k) => /^[0-9a-f]{64}$/.test(k.key_hex) && !Number.isNaN(Date.parse(k.agreed_at))));
       }
-      inodes.add(statSync(files.initiator).ino);
-      const current = mine.keys.find((k) => k.key_ID === mine.current_key_ID);
-      assert.ok(current, `the initiator's file holds its current key ${mine.current_key_ID}`);
-      const there = theirs.keys.find((k) => k.key_ID === current.key_ID);
+      // The two processes write their files one after the other: read between the two writes, one
+      // file is a key ahead. Both are read again until they show the same current key.
+      let pair = { mine, theirs };
+      await eventually(
+        () => {
+          pair = { mine: readSecrets(files.initiator), theirs: readSecrets(files.responder) };
+          return pair.mine.current_key_ID === pair.theirs.current_key_ID;
+        },
+        30_000,
+        'both files at the same key',
+      );
+      const current = pair.mine.keys.find((k) => k.key_ID === pair.mine.current_key_ID);
+      assert.ok(current, `the initiator's file holds its current key ${pair.mine.current_key_ID}`);
+      const there = pair.theirs.keys.find((k) => k.key_ID === current.key_ID);
       assert.ok(there, `the responder's file holds the initiator's current key ${current.key_ID}`);
       assert.ok(there.key_hex === current.key_hex, 'with the same bytes');
       samples++;
       await new Promise((r) => setTimeout(r, 50));
     }
     const ids = initiator.agreed();
-    assert.ok(ids.length >= 4, `a key about every 0.8 s: ${ids.length} in 4.5 s`);
-    assert.deepEqual(responder.agreed().slice(0, ids.length - 1), ids.slice(0, -1), 'the same keys, in order');
-    assert.ok(inodes.size >= 3, `the file was replaced, not rewritten in place (${inodes.size} inodes)`);
+    await eventually(() => responder.agreed().length >= ids.length, 30_000, 'the responder to report every key');
+    assert.deepEqual(responder.agreed().slice(0, ids.length), ids, 'the same keys, in order');
+    try {
+      const now = Buffer.alloc(earlyText.length + 1);
+      const size = readSync(early, now, 0, now.length, 0);
+      assert.equal(now.toString('utf8', 0, size), earlyText, 'the first file, held open, is unchanged');
+      assert.equal(fstatSync(early).nlink, 0, 'and no longer in the directory: replaced by rename');
+      assert.notEqual(readSecrets(files.initiator).current_key_ID, JSON.parse(earlyText).current_key_ID);
+    } finally {
+      closeSync(early);
+    }
     assert.deepEqual(readdirSync(sub).sort(), ['a1.json', 'b1.json'], 'no temporary file left behind');
-    assert.ok(samples > 20);
     const printed = initiator.events
       .concat(responder.events)
       .map((e) => JSON.stringify(e))
@@ -205,14 +240,13 @@ describe('qks sae against the demo network', () => {
   it('agree: SIGHUP to the initiator agrees a new key at once', async () => {
     const { files, responder, initiator } = await agreeingPair(['--rotate-every', '3600']);
     const first = initiator.agreed()[0]!;
-    const started = Date.now();
     initiator.child.kill('SIGHUP');
-    await eventually(() => initiator.agreed().length === 2, 5000, 'a key on SIGHUP');
-    assert.ok(Date.now() - started < 3000, 'at once, not on the hour');
+    // "At once" is: long before the hour the rotation is set to; how soon depends on the machine's load.
+    await eventually(() => initiator.agreed().length === 2, 30_000, 'a key on SIGHUP');
     const second = initiator.agreed()[1]!;
     assert.notEqual(second, first);
-    await eventually(() => readSecrets(files.responder).current_key_ID === second, 2000, 'the responder to follow');
-    await eventually(() => readSecrets(files.initiator).current_key_ID === second, 2000, 'the initiator file');
+    await eventually(() => readSecrets(files.responder).current_key_ID === second, 30_000, 'the responder to follow');
+    await eventually(() => readSecrets(files.initiator).current_key_ID === second, 30_000, 'the initiator file');
     assert.ok(responder.agreed().includes(second));
     initiator.child.kill('SIGTERM');
     assert.equal(await new Promise((r) => initiator.child.once('exit', r)), 0, 'SIGHUP did not end it');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { freePorts } from '../../../src/cli/ports.js';
 import { AgentProcess, agentConfig, startDemo } from '../../helpers/ipsec-agents.js';
 import { IpsecLab, type Gateway } from '../../helpers/ipsec-lab.js';
@@ -36,6 +36,10 @@ describe('IPsec with QKD PPKs: two Libreswan gateways in network namespaces (IKE
   before(async () => {
     await lab.start();
     demo = await startDemo();
+  });
+  // A test that fails before it stops its agents must not leave them running into the next one.
+  afterEach(async () => {
+    for (const a of agents.splice(0)) await a.stop('SIGKILL');
   });
   after(async () => {
     for (const a of agents) await a.stop('SIGKILL');

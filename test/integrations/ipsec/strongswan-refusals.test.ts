@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { IpsecAgent } from '../../../src/integrations/ipsec/ipsec-agent.js';
 import type { IpsecConnection } from '../../../src/integrations/ipsec/gateway.js';
 import { StrongSwanGateway } from '../../../src/integrations/ipsec/strongswan.js';
@@ -67,6 +67,10 @@ describe('strongSwan gateways refuse what is not the agreed PPK', () => {
   before(async () => {
     await lab.start();
   });
+  // A test that fails before it stops its agents must not leave them running into the next one.
+  afterEach(async () => {
+    for (const a of agents.splice(0)) await a.stop().catch(() => undefined);
+  });
   after(async () => {
     for (const a of agents) await a.stop().catch(() => undefined);
     await lab.stop();
@@ -98,7 +102,7 @@ describe('strongSwan gateways refuse what is not the agreed PPK', () => {
     );
     assert.equal(a.current?.ikeId, oldSa, 'the old SA is still the one in use');
     const ping = await lab.pingResult(lab.a, { count: 3, intervalS: 0.1 });
-    assert.equal(ping.received, 3, 'and still carries traffic');
+    assert.deepEqual([ping.sent, ping.received], [3, 3], 'and still carries traffic');
     for (const ag of agents.splice(0)) await ag.stop();
   });
 
