@@ -10,6 +10,9 @@ import { TestClient } from '../helpers/sae-client.js';
 import { createDeployment } from '../helpers/two-kmes.js';
 import { shown } from '../helpers/redact.js';
 
+/** Small frames make key only with ideal detectors (test/qkd/physics.test.ts has the real ones). */
+const SMALL_FRAMES = { distance_km: 5, frame_pulses: 5_000_000, dead_time_us: 0, afterpulse_probability: 0 };
+
 const KMES = ['kme-a', 'kme-b'] as const;
 const PAIR = { master: 'sae-a1', slave: 'sae-b1' } as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,7 +66,7 @@ describe('KMEs on the QKD link simulator, restarted', () => {
   }
 
   before(async () => {
-    deployment = await createDeployment({ source: 'qkd', qkd: { distance_km: 5, frame_pulses: 5_000_000 } });
+    deployment = await createDeployment({ source: 'qkd', qkd: SMALL_FRAMES });
     procs = new KmeProcesses(deployment);
     await Promise.all(KMES.map((k) => procs.start(k)));
   });
