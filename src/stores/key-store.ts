@@ -77,38 +77,6 @@ export type CancelResult =
 /** Most cancelled key IDs remembered per peer KME; the oldest are forgotten first. */
 export const MAX_REMEMBERED_CANCELS = 65_536;
 
-/** Reserved keys on their way back, grouped by the share they were cut from (owner null: unknown). */
-export interface ReturnGroup<K> {
-  readonly link: string;
-  readonly owner: string | null;
-  /** Their block numbers, ascending. */
-  readonly seqs: number[];
-  readonly rows: K[];
-}
-
-/**
- * Groups keys for `returnReserved`. Keys are cut from a share's oldest blocks, so a share's newest
- * cut lies above every other block consumed there: when its highest block is the share's mark, its
- * blocks can go back and the mark down to just below them, leaving every other consumed block at
- * or below the mark. Stores put back only such a cut and burn any other.
- */
-export function returnable<K>(
-  keys: readonly K[],
-  shareOf: (k: K) => { link: string; owner: string | null; seqs: readonly number[] },
-): ReturnGroup<K>[] {
-  const groups = new Map<string, ReturnGroup<K>>();
-  for (const k of keys) {
-    const { link, owner, seqs } = shareOf(k);
-    const id = `${link}\u0000${owner ?? ''}`;
-    let g = groups.get(id);
-    if (!g) groups.set(id, (g = { link, owner, seqs: [], rows: [] }));
-    g.rows.push(k);
-    for (const seq of seqs) g.seqs.push(seq);
-  }
-  for (const g of groups.values()) g.seqs.sort((a, b) => a - b);
-  return [...groups.values()];
-}
-
 export interface OutboxEntry {
   readonly id: number;
   readonly peerKme: string;
@@ -144,7 +112,9 @@ export interface KeyStore {
   cancelReserved(keyIds: readonly string[]): Promise<void>;
   /**
    * The reservation provably never reached the peer: reserved keys go and their blocks return to
-   * the pool of the KME that cut them, with no cancel queued; returns how many keys went back.
+   * the pool of the KME that cut them, with no cancel queued; returns how many keys went back now.
+   * A cut made before another still out waits for that one, and is burned (still without a cancel)
+   * if it is consumed instead (reserved-cuts.ts).
    */
   returnReserved(keyIds: readonly string[]): Promise<number>;
   /** After a restart: burns every reserved key (never delivered) and queues cancels; returns how many. */

@@ -11,7 +11,8 @@ import type {
   SealedBlock,
   SlaveTakeResult,
 } from './key-store.js';
-import { MAX_REMEMBERED_CANCELS, returnable } from './key-store.js';
+import { MAX_REMEMBERED_CANCELS } from './key-store.js';
+import { ReservedCuts, type ReturnPlan } from './reserved-cuts.js';
 
 /** A record with the KME that cut it (the owner of its blocks). */
 type StoredKey = KeyRecord & { readonly cutBy: string };
@@ -29,6 +30,9 @@ export class MemoryKeyStore implements KeyStore {
   readonly #cancelled = new Map<string, Map<string, number>>();
   /** Per link and owner: the highest block number consumed (cut or discarded); never added again. */
   readonly #marks = new Map<string, number>();
+  /** Reserved cuts still out, for `returnReserved`. */
+  readonly #cuts = new ReservedCuts();
+  readonly #markOfShare = (share: string): number => this.#marks.get(share) ?? -1;
   readonly #outbox: OutboxEntry[] = [];
   readonly #prefs = new Map<string, Record<string, unknown>>();
   #nextOutboxId = 1;
@@ -78,6 +82,7 @@ export class MemoryKeyStore implements KeyStore {
     const needed = keys.reduce((sum, k) => sum + k.blockCount, 0);
     if (pool.size < needed || keys.some((k) => this.#keys.has(k.keyId))) return null;
     const oldest = [...pool.keys()].sort((a, b) => a - b).slice(0, needed);
+    const markBefore = this.#mark(linkId, owner);
     if (oldest.length > 0) this.#setMark(linkId, owner, oldest.at(-1)!);
     const records: KeyRecord[] = [];
     let next = 0;
@@ -100,6 +105,13 @@ export class MemoryKeyStore implements KeyStore {
       this.#keys.set(k.keyId, record);
       records.push(record);
     }
+    if (oldest.length > 0 && keys.every((k) => k.state === 'reserved'))
+      this.#cuts.add(
+        `${linkId}\u0000${owner}`,
+        keys.map((k) => k.keyId),
+        markBefore,
+        oldest.at(-1)!,
+      );
     return records;
   }
 
@@ -138,6 +150,26 @@ export class MemoryKeyStore implements KeyStore {
       if (k.pendingSlaves.length === 0) this.#keys.delete(id);
       else this.#keys.set(id, { ...k, state: 'ready' });
     }
+    this.#applyReturns(this.#cuts.settle(keyIds, this.#markOfShare));
+  }
+
+  /** Carries out `ReservedCuts` plans: blocks back to the pool, or burned (no cancel either way). */
+  #applyReturns(plans: Map<string, ReturnPlan>): number {
+    let returned = 0;
+    for (const [share, plan] of plans) {
+      for (const cut of plan.burn) for (const id of cut.keyIds) this.#keys.delete(id);
+      for (const cut of plan.back)
+        for (const id of cut.keyIds) {
+          const k = this.#keys.get(id);
+          if (k?.state !== 'reserved') continue;
+          this.#keys.delete(id);
+          const pool = this.#pool(k.linkId, k.cutBy);
+          for (const b of k.blocks) pool.set(b.seq, b);
+          returned++;
+        }
+      this.#marks.set(share, plan.mark);
+    }
+    return returned;
   }
 
   #burn(records: KeyRecord[]): void {
@@ -151,30 +183,18 @@ export class MemoryKeyStore implements KeyStore {
 
   async cancelReserved(keyIds: readonly string[]): Promise<void> {
     this.#burn(keyIds.map((id) => this.#keys.get(id)).filter((k) => k?.state === 'reserved') as KeyRecord[]);
+    this.#applyReturns(this.#cuts.settle(keyIds, this.#markOfShare));
   }
 
   async returnReserved(keyIds: readonly string[]): Promise<number> {
-    const rows = keyIds.map((id) => this.#keys.get(id)).filter((k) => k?.state === 'reserved') as StoredKey[];
-    let returned = 0;
-    for (const group of returnable(rows, (k) => ({
-      link: k.linkId,
-      owner: k.cutBy,
-      seqs: k.blocks.map((b) => b.seq),
-    }))) {
-      const { link, owner, seqs } = group;
-      for (const k of group.rows) this.#keys.delete(k.keyId);
-      if (owner === null || seqs.at(-1) !== this.#mark(link, owner)) continue;
-      const pool = this.#pool(link, owner);
-      for (const k of group.rows) for (const b of k.blocks) pool.set(b.seq, b);
-      this.#marks.set(`${link}\u0000${owner}`, seqs[0]! - 1);
-      returned += group.rows.length;
-    }
-    return returned;
+    for (const id of keyIds) if (!this.#cuts.has(id) && this.#keys.get(id)?.state === 'reserved') this.#keys.delete(id);
+    return this.#applyReturns(this.#cuts.return(keyIds, this.#markOfShare));
   }
 
   async burnAllReserved(): Promise<number> {
     const reserved = [...this.#keys.values()].filter((k) => k.state === 'reserved');
     this.#burn(reserved);
+    this.#cuts.clear();
     return reserved.length;
   }
 
@@ -208,7 +228,9 @@ export class MemoryKeyStore implements KeyStore {
       if (remembered.size <= MAX_REMEMBERED_CANCELS) break;
       remembered.delete(id);
     }
-    return { ok: true, removed: keyIds.filter((id) => this.#keys.delete(id)).length };
+    const removed = keyIds.filter((id) => this.#keys.delete(id)).length;
+    this.#applyReturns(this.#cuts.settle(keyIds, this.#markOfShare));
+    return { ok: true, removed };
   }
 
   async expireBefore(time: number): Promise<number> {

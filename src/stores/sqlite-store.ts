@@ -16,7 +16,8 @@ import type {
   SealedBlock,
   SlaveTakeResult,
 } from './key-store.js';
-import { MAX_REMEMBERED_CANCELS, returnable } from './key-store.js';
+import { MAX_REMEMBERED_CANCELS } from './key-store.js';
+import { ReservedCuts, type ReturnPlan } from './reserved-cuts.js';
 
 export { STORE_FORMAT, StoreFormatError, type StoreUpgrade } from './sqlite-schema.js';
 
@@ -49,6 +50,8 @@ interface KeyRow {
 }
 
 const countKey = (linkId: string, owner: string) => `${linkId}\u0000${owner}`;
+const splitShare = (share: string) => share.split('\u0000') as [string, string];
+const ids = (keys: readonly NewKey[]) => keys.map((k) => k.keyId);
 
 /** A key's sealed blocks all have one length, so they are kept as one blob and split on read. */
 function joinBlocks(blocks: readonly SealedBlock[]): Buffer {
@@ -117,6 +120,8 @@ export class SqliteKeyStore implements KeyStore {
    * ahead of the file when a write is undone (its blocks are then skipped: lost, never re-issued).
    */
   readonly #marksSeen = new Map<string, { seq: number; tag: Buffer }>();
+  /** Reserved cuts still out, for `returnReserved`. */
+  readonly #cuts = new ReservedCuts();
 
   /** `integrity` (the barrier) binds rows to their use under the master key. */
   constructor(file: string, integrity: RowIntegrity, options: SqliteOptions = {}) {
@@ -245,6 +250,8 @@ export class SqliteKeyStore implements KeyStore {
             createdAt: now,
           });
         }
+        if (blocks.length > 0 && keys.every((k) => k.state === 'reserved'))
+          this.#cuts.add(countKey(linkId, owner), ids(keys), mark, blocks.at(-1)!.seq);
         return records;
       }),
       claimBlocks: tx((linkId: string, owner: string, keys: readonly ClaimedKey[]): ClaimResult => {
@@ -281,14 +288,17 @@ export class SqliteKeyStore implements KeyStore {
       markDelivered: tx((keyIds: readonly string[]) => {
         // A reserved key with no local slave goes; one with local slaves becomes ready.
         for (const id of keyIds) if (this.#stmt.dropDelivered.run(id).changes === 0) this.#stmt.setReady.run(id);
+        this.#applyReturns(this.#cuts.settle(keyIds, this.#markOfShare));
       }),
       cancelReserved: tx((keyIds: readonly string[]) => {
         const rows = keyIds.map((id) => this.#stmt.getKey.get(id)).filter((r) => r?.state === 'reserved');
         this.#burn(rows as KeyRow[]);
+        this.#applyReturns(this.#cuts.settle(keyIds, this.#markOfShare));
       }),
       burnAllReserved: tx(() => {
         const rows = this.#stmt.reservedKeys.all();
         this.#burn(rows);
+        this.#cuts.clear();
         return rows.length;
       }),
       takeForSlave: tx((masterSae: string, slaveSae: string, keyIds: readonly string[]): SlaveTakeResult => {
@@ -309,25 +319,11 @@ export class SqliteKeyStore implements KeyStore {
         return { ok: true, keys: records };
       }),
       returnReserved: tx((keyIds: readonly string[]) => {
-        const rows = keyIds.map((id) => this.#stmt.getKey.get(id)).filter((r) => r?.state === 'reserved') as KeyRow[];
-        let returned = 0;
-        for (const group of returnable(rows, (r) => ({
-          link: r.link,
-          owner: r.cut_by,
-          seqs: toRecord(r).blocks.map((b) => b.seq),
-        }))) {
-          const { link, owner, seqs } = group;
-          for (const row of group.rows) this.#stmt.deleteKey.run(row.key_id);
-          // Only the share's newest cut goes back, and the mark with it (see `returnable`); an older
-          // one is burned (without a cancel: the peer never heard of it).
-          if (owner === null || seqs.at(-1) !== this.#mark(link, owner)) continue;
-          for (const row of group.rows)
-            for (const b of toRecord(row).blocks)
-              this.#counted(link, owner, this.#stmt.addBlock.run(link, b.seq, owner, b.sealed).changes);
-          this.#setMark(link, owner, seqs[0]! - 1);
-          returned += group.rows.length;
-        }
-        return returned;
+        // Reserved keys this process did not cut (none, short of a misuse) are burned: the peer never
+        // heard of them either, so no cancel.
+        for (const id of keyIds)
+          if (!this.#cuts.has(id) && this.#stmt.getKey.get(id)?.state === 'reserved') this.#stmt.deleteKey.run(id);
+        return this.#applyReturns(this.#cuts.return(keyIds, this.#markOfShare));
       }),
       cancelKeys: tx((keyIds: readonly string[], byKme: string, now: number): CancelResult => {
         const rows = keyIds.map((id) => this.#stmt.getKey.get(id));
@@ -338,6 +334,7 @@ export class SqliteKeyStore implements KeyStore {
           if (rows[i]?.cut_by === byKme) removed += this.#stmt.deleteKey.run(id).changes;
           this.#stmt.remember.run(id, now, byKme);
         });
+        this.#applyReturns(this.#cuts.settle(keyIds, this.#markOfShare));
         this.#stmt.forgetOldCancels.run({ kme: byKme, keep: MAX_REMEMBERED_CANCELS });
         return { ok: true, removed };
       }),
@@ -467,6 +464,29 @@ export class SqliteKeyStore implements KeyStore {
     this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, mark + 1).changes);
     this.#setMark(linkId, owner, mark);
     return mark;
+  }
+
+  readonly #markOfShare = (share: string): number => this.#mark(...splitShare(share));
+
+  /** Carries out `ReservedCuts` plans: blocks back to the pool (their rows checked first), or burned. */
+  #applyReturns(plans: Map<string, ReturnPlan>): number {
+    let returned = 0;
+    for (const [share, plan] of plans) {
+      const [linkId, owner] = splitShare(share);
+      for (const cut of plan.burn) for (const id of cut.keyIds) this.#stmt.deleteKey.run(id);
+      for (const cut of plan.back)
+        for (const id of cut.keyIds) {
+          const row = this.#stmt.getKey.get(id);
+          if (row?.state !== 'reserved') continue;
+          this.#checkKey(row);
+          this.#stmt.deleteKey.run(id);
+          for (const b of toRecord(row).blocks)
+            this.#counted(linkId, owner, this.#stmt.addBlock.run(linkId, b.seq, owner, b.sealed).changes);
+          returned++;
+        }
+      this.#setMark(linkId, owner, plan.mark);
+    }
+    return returned;
   }
 
   #setMark(linkId: string, owner: string, seq: number): void {

@@ -303,14 +303,21 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
         [2, 4].map((seq) => [seq, added[seq]!.sealed]),
         'the same sealed blocks, once',
       );
-      // k3 is no longer the share's newest cut: put back, its blocks would sit below k4's, which the
-      // consumed-block mark covers. It is burned instead, still without a cancel.
+      // Returned out of order: k3 waits for k4, cut after it, then both go back.
       await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k4')]);
-      assert.equal(await store.returnReserved(['k3']), 0, 'an older cut is burned');
-      assert.deepEqual(await store.countKeys(), { reserved: 1, ready: 1 });
+      assert.equal(await store.returnReserved(['k3']), 0, 'k3 waits for k4');
+      assert.deepEqual(await store.countKeys(), { reserved: 2, ready: 1 });
+      assert.equal(await store.returnReserved(['k4']), 2, 'k4, then k3');
+      assert.equal(await store.countBlocks(LINK, 'kme-a'), 3);
+      // A waiting cut is burned, without a cancel, once the cut after it is consumed for good.
+      await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k5', { blockCount: 2 })]);
+      await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k6')]);
+      assert.equal(await store.returnReserved(['k5']), 0);
+      await store.markDelivered(['k6']);
+      assert.deepEqual(await store.countKeys(), { reserved: 0, ready: 1 });
       assert.equal(await store.countBlocks(LINK, 'kme-a'), 0);
       assert.deepEqual(await store.listOutbox(10), []);
-      assert.equal(await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k5')]), null, 'nothing of k3 comes back');
+      assert.equal(await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k7')]), null, 'nothing of k5 comes back');
       assert.equal(await store.countBlocks(LINK, 'kme-b'), 4, 'the peer’s share is untouched');
     });
 
