@@ -254,8 +254,21 @@ export async function startKme(
   for (const p of pools) await p.start();
   history.start();
   peers.start();
-  await saeApi.listen({ host: cfg.sae_api.host, port: cfg.sae_api.port });
-  await peerApi.listen({ host: cfg.kme_api.host, port: cfg.kme_api.port });
+  // Watching starts before listening, so that no connection escapes a later revocation.
+  const stopWatching = [
+    reloadOnCrlChange(saeApi.server as unknown as TlsServer, saeTlsFiles, SAE_TLS_OPTIONS, log),
+    // The KME's own streams to its peers check the peers' certificates against the same list.
+    reloadOnCrlChange(peerApi.server as unknown as TlsServer, cfg.kme_api, PEER_TLS_OPTIONS, log, (crl) =>
+      [syncStreams, streams].forEach((s) => s.reloadCrl(crl)),
+    ),
+  ];
+  try {
+    await saeApi.listen({ host: cfg.sae_api.host, port: cfg.sae_api.port });
+    await peerApi.listen({ host: cfg.kme_api.host, port: cfg.kme_api.port });
+  } catch (err) {
+    for (const stop of stopWatching) stop();
+    throw err;
+  }
   // Keys whose master never passed their IDs on (a crash between delivery and response) would
   // otherwise wait for their slaves forever.
   const sweeper = setInterval(() => {
@@ -265,13 +278,6 @@ export async function startKme(
       .catch((err: unknown) => log.error({ err: (err as Error).message }, 'expiry sweep failed'));
   }, 60_000);
   sweeper.unref();
-  const stopWatching = [
-    reloadOnCrlChange(saeApi.server as unknown as TlsServer, saeTlsFiles, SAE_TLS_OPTIONS, log),
-    // The KME's own streams to its peers check the peers' certificates against the same list.
-    reloadOnCrlChange(peerApi.server as unknown as TlsServer, cfg.kme_api, PEER_TLS_OPTIONS, log, (crl) =>
-      [syncStreams, streams].forEach((s) => s.reloadCrl(crl)),
-    ),
-  ];
   crls.start();
   const running: RunningKme = {
     id: cfg.kme_id,
