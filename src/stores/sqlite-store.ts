@@ -50,6 +50,8 @@ interface KeyRow {
 }
 
 const countKey = (linkId: string, owner: string) => `${linkId}\u0000${owner}`;
+/** How often the WAL is emptied (truncateWal). */
+const WAL_TRUNCATE_MS = 10_000;
 const splitShare = (share: string) => share.split('\u0000') as [string, string];
 const ids = (keys: readonly NewKey[]) => keys.map((k) => k.keyId);
 
@@ -122,6 +124,7 @@ export class SqliteKeyStore implements KeyStore {
   readonly #marksSeen = new Map<string, { seq: number; tag: Buffer }>();
   /** Reserved cuts still out, for `returnReserved`. */
   readonly #cuts = new ReservedCuts();
+  readonly #walTimer: NodeJS.Timeout;
 
   /** `integrity` (the barrier) binds rows to their use under the master key. */
   constructor(file: string, integrity: RowIntegrity, options: SqliteOptions = {}) {
@@ -142,6 +145,8 @@ export class SqliteKeyStore implements KeyStore {
       db.close();
       throw err;
     }
+    this.#walTimer = setInterval(() => this.truncateWal(), WAL_TRUNCATE_MS);
+    this.#walTimer.unref();
     this.#stmt = {
       addBlock: db.prepare('INSERT OR IGNORE INTO blocks (link, seq, owner, sealed) VALUES (?, ?, ?, ?)'),
       setLastSeq: db.prepare(
@@ -609,7 +614,22 @@ export class SqliteKeyStore implements KeyStore {
     return SYNCHRONOUS_NAMES[this.#db.pragma('synchronous', { simple: true }) as number] ?? 'unknown';
   }
 
+  /**
+   * Moves the WAL into the database and empties it. The WAL keeps earlier images of changed pages,
+   * deleted rows' sealed bytes among them, which `secure_delete` does not reach: this bounds how long
+   * they stay there (WAL_TRUNCATE_MS), besides SQLite's own checkpoints.
+   */
+  truncateWal(): void {
+    if (!this.#db.open || this.#db.inTransaction) return;
+    try {
+      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // Busy: the next turn truncates it.
+    }
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.#walTimer);
     // Writes already queued still commit (or fail) before the file closes.
     while (this.#flushing) await this.#flushing;
     if (this.#db.open) this.#db.close();

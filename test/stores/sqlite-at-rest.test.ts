@@ -111,6 +111,21 @@ describe('SQLite store at rest', () => {
     );
   });
 
+  it('empties the WAL, which secure_delete does not reach, while the store is open', async () => {
+    const file = tempDb();
+    const store = new SqliteKeyStore(file, barrier);
+    const added = blocks(0, 9);
+    await store.addBlocks('l', added, 9);
+    await store.takeOwnBlocks('l', 'kme-a', [newKey('k', { pendingSlaves: ['s'], peerKme: null, state: 'ready' })]);
+    assert.ok((await store.takeForSlave('sae-a1', 's', ['k'])).ok);
+    const inFiles = () =>
+      readdirSync(join(file, '..')).some((f) => readFileSync(join(file, '..', f)).indexOf(added[0]!.sealed) >= 0);
+    assert.ok(inFiles(), 'the WAL still holds the delivered block (the scan finds what is there)');
+    store.truncateWal();
+    assert.equal(inFiles(), false, 'block 0 is in no file once the WAL is emptied');
+    await store.close();
+  });
+
   it('refuses a key whose slaves or master were edited in the file: nobody gets it, nothing changes', async () => {
     const file = tempDb();
     const store = new SqliteKeyStore(file, barrier);
