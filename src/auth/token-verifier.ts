@@ -67,6 +67,8 @@ export class TokenVerifier {
   /** After a failed discovery: no new try before `until`, and the wait doubles each time. */
   #failed: { until: number; waitMs: number; reason: string } | undefined;
   readonly #verified = new Map<string, TokenIdentity>();
+  /** After a failed fetch of the key set: the same back-off as discovery's. */
+  #jwksFailed: { until: number; waitMs: number } | undefined;
 
   constructor(settings: OidcSettings) {
     const insecure = insecureUrl(settings.issuer, settings.allowLoopbackHttp);
@@ -123,8 +125,34 @@ export class TokenVerifier {
       cooldownDuration: 5_000,
       cacheMaxAge: 10 * 60_000,
       [customFetch]: (url, init) =>
-        this.#fetch(url, init as Parameters<typeof fetch>[1]) as unknown as Promise<Response>,
+        this.#fetchKeys(url, init as Parameters<typeof fetch>[1]) as unknown as Promise<Response>,
     });
+  }
+
+  /**
+   * jose fetches the key set again for any token while it holds none (its cool-down starts only after
+   * a success): while the issuer's key set fails, tokens must not each become a request to it.
+   */
+  async #fetchKeys(url: string, init: Parameters<typeof fetch>[1]): ReturnType<typeof fetch> {
+    const failed = this.#jwksFailed;
+    if (failed && Date.now() < failed.until) {
+      throw new TokenRefused(`the issuer's key set is unavailable (next try in ${failed.until - Date.now()} ms)`);
+    }
+    const fail = () => {
+      const waitMs = failed
+        ? Math.min(2 * failed.waitMs, MAX_DISCOVERY_RETRY_MS)
+        : (this.#settings.discoveryRetryMs ?? 1000);
+      this.#jwksFailed = { until: Date.now() + waitMs, waitMs };
+    };
+    try {
+      const res = await this.#fetch(url, init);
+      if (res.ok) this.#jwksFailed = undefined;
+      else fail();
+      return res;
+    } catch (err) {
+      fail();
+      throw err;
+    }
   }
 
   /**

@@ -18,7 +18,7 @@ describe('OIDC discovery: back-off, one fetch at a time, https only', () => {
   let issuer: string;
   const requests: string[] = [];
   /** What the issuer does: fail, serve a document naming an insecure jwks_uri, or work. */
-  let mode: 'failing' | 'insecure-jwks' | 'working' = 'failing';
+  let mode: 'failing' | 'insecure-jwks' | 'jwks-failing' | 'working' = 'failing';
   let signer: Awaited<ReturnType<typeof generateKeyPair>>;
   let jwk: Record<string, unknown>;
 
@@ -33,7 +33,7 @@ describe('OIDC discovery: back-off, one fetch at a time, https only', () => {
         const jwks = mode === 'insecure-jwks' ? 'http://192.0.2.1/jwks' : `${issuer}/jwks`;
         return json({ issuer, jwks_uri: jwks });
       }
-      if (req.url === '/jwks') return json({ keys: [jwk] });
+      if (req.url === '/jwks') return mode === 'jwks-failing' ? void res.writeHead(503).end() : json({ keys: [jwk] });
       res.writeHead(404).end();
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -85,6 +85,26 @@ describe('OIDC discovery: back-off, one fetch at a time, https only', () => {
       'a token taken once the issuer works',
     );
     assert.deepEqual(requests.slice(1), ['/.well-known/openid-configuration', '/jwks']);
+  });
+
+  it('while the key set fails: one request per back-off, however many tokens arrive, then recovers', async () => {
+    const verifier = new TokenVerifier({ issuer, audience: AUDIENCE, allowLoopbackHttp: true, discoveryRetryMs: 300 });
+    requests.length = 0;
+    mode = 'jwks-failing';
+    const tokens = await Promise.all(Array.from({ length: 20 }, (_, i) => token(`sae-y${i}`)));
+    for (const t of tokens) await assert.rejects(verifier.verify(t), TokenRefused);
+    assert.deepEqual(requests, ['/.well-known/openid-configuration', '/jwks'], 'one fetch of the key set for all');
+    mode = 'working';
+    await eventually(
+      () =>
+        verifier.verify(tokens[0]!).then(
+          (id) => id.sae === 'sae-y0',
+          () => false,
+        ),
+      10_000,
+      'a token taken once the key set is back',
+    );
+    assert.deepEqual(requests.slice(2), ['/jwks']);
   });
 
   it('refuses keys from a jwks_uri that is not https, and never fetches it', async () => {
