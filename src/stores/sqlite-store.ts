@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
-import { QksError } from '../domain/errors.js';
-import { keyIdentity, prepareSchema, type StoreUpgrade } from './sqlite-schema.js';
+import { checkKeyRow, ConsumedBlockMarks, keyRowTag, shareKey } from './sqlite-integrity.js';
+import { addColumns, prepareSchema, type StoreUpgrade } from './sqlite-schema.js';
+import { joinBlocks, toRecord, type KeyRow } from './sqlite-rows.js';
 import type {
   CancelResult,
   ClaimedKey,
@@ -19,58 +20,6 @@ import type {
 import { MAX_REMEMBERED_CANCELS, returnable } from './key-store.js';
 
 export { STORE_FORMAT, StoreFormatError, type StoreUpgrade } from './sqlite-schema.js';
-
-/** Columns added since the first release: who cut a key, and who cancelled a remembered key ID. */
-function addColumns(db: Database.Database): void {
-  const has = (table: string, column: string) =>
-    db
-      .prepare<[string], { name: string }>('SELECT name FROM pragma_table_info(?)')
-      .all(table)
-      .some((c) => c.name === column);
-  if (!has('keys', 'cut_by')) db.exec('ALTER TABLE keys ADD COLUMN cut_by TEXT');
-  if (!has('cancelled', 'kme')) db.exec('ALTER TABLE cancelled ADD COLUMN kme TEXT');
-  db.exec('CREATE INDEX IF NOT EXISTS cancelled_by_kme ON cancelled (kme, at)');
-}
-
-interface KeyRow {
-  key_id: string;
-  link: string;
-  size_bits: number;
-  seqs: string;
-  sealed: Buffer;
-  master: string;
-  pending: string;
-  delivered: string;
-  peer: string | null;
-  state: KeyState;
-  created_at: number;
-  cut_by: string | null;
-  tag: Buffer;
-}
-
-const countKey = (linkId: string, owner: string) => `${linkId}\u0000${owner}`;
-
-/** A key's sealed blocks all have one length, so they are kept as one blob and split on read. */
-function joinBlocks(blocks: readonly SealedBlock[]): Buffer {
-  return blocks.length === 1 ? blocks[0]!.sealed : Buffer.concat(blocks.map((b) => b.sealed));
-}
-
-function toRecord(row: KeyRow): KeyRecord {
-  const seqs = JSON.parse(row.seqs) as number[];
-  const width = row.sealed.length / seqs.length;
-  return {
-    keyId: row.key_id,
-    linkId: row.link,
-    sizeBits: row.size_bits,
-    blocks: seqs.map((seq, i) => ({ seq, sealed: row.sealed.subarray(i * width, (i + 1) * width) })),
-    masterSae: row.master,
-    pendingSlaves: JSON.parse(row.pending) as string[],
-    deliveredSlaves: JSON.parse(row.delivered) as string[],
-    peerKme: row.peer,
-    state: row.state,
-    createdAt: row.created_at,
-  };
-}
 
 export type Synchronous = 'NORMAL' | 'FULL' | 'EXTRA';
 
@@ -112,11 +61,8 @@ export class SqliteKeyStore implements KeyStore {
   /** Count changes of the write running now, and of the group's writes that succeeded so far. */
   #delta = new Map<string, number>();
   #flushing: Promise<void> | undefined;
-  /**
-   * The highest consumed-block mark of each share read or written by this process. It may run
-   * ahead of the file when a write is undone (its blocks are then skipped: lost, never re-issued).
-   */
-  readonly #marksSeen = new Map<string, { seq: number; tag: Buffer }>();
+  /** The consumed-block mark of each share, under the master key's MAC. */
+  readonly #marks: ConsumedBlockMarks;
 
   /** `integrity` (the barrier) binds rows to their use under the master key. */
   constructor(file: string, integrity: RowIntegrity, options: SqliteOptions = {}) {
@@ -198,6 +144,9 @@ export class SqliteKeyStore implements KeyStore {
         'INSERT INTO preferences (sae, name, value) VALUES (?, ?, ?) ON CONFLICT (sae, name) DO UPDATE SET value = excluded.value',
       ),
     };
+    this.#marks = new ConsumedBlockMarks(this.#stmt, integrity, (linkId, owner, count) =>
+      this.#counted(linkId, owner, -count),
+    );
     // Each body is made a transaction function once; run inside the group's transaction, it
     // becomes a savepoint, so that a body that throws undoes only its own changes.
     const tx = <A extends unknown[], R>(body: (...args: A) => R) => db.transaction(body);
@@ -208,7 +157,7 @@ export class SqliteKeyStore implements KeyStore {
           let mark = marks.get(b.owner);
           if (mark === undefined) {
             const lowest = Math.min(...blocks.filter((o) => o.owner === b.owner).map((o) => o.seq));
-            marks.set(b.owner, (mark = this.#mark(linkId, b.owner, lowest - 1)));
+            marks.set(b.owner, (mark = this.#marks.get(linkId, b.owner, lowest - 1)));
           }
           // A number consumed already is never added back: that would hand its material out again.
           if (b.seq > mark)
@@ -218,11 +167,11 @@ export class SqliteKeyStore implements KeyStore {
       }),
       takeOwnBlocks: tx((linkId: string, owner: string, keys: readonly NewKey[]): KeyRecord[] | null => {
         const needed = keys.reduce((sum, k) => sum + k.blockCount, 0);
-        const mark = this.#mark(linkId, owner);
+        const mark = this.#marks.get(linkId, owner);
         // Rows at or below the mark were consumed already: put back from a copy, never served again.
         const blocks = this.#stmt.oldestBlocks.all(linkId, owner, mark, needed);
         if (blocks.length < needed || keys.some((k) => this.#stmt.hasKey.get({ id: k.keyId }))) return null;
-        if (blocks.length > 0) this.#setMark(linkId, owner, blocks.at(-1)!.seq);
+        if (blocks.length > 0) this.#marks.set(linkId, owner, blocks.at(-1)!.seq);
         const records: KeyRecord[] = [];
         const now = Date.now();
         let next = 0;
@@ -250,7 +199,7 @@ export class SqliteKeyStore implements KeyStore {
       claimBlocks: tx((linkId: string, owner: string, keys: readonly ClaimedKey[]): ClaimResult => {
         const allSeqs = keys.flatMap((k) => k.seqs);
         const found = new Map<number, SealedBlock>();
-        const mark = this.#mark(linkId, owner);
+        const mark = this.#marks.get(linkId, owner);
         for (const seq of allSeqs) {
           const b = seq > mark ? this.#stmt.getBlock.get(linkId, owner, seq) : undefined;
           if (b) found.set(seq, b);
@@ -293,7 +242,7 @@ export class SqliteKeyStore implements KeyStore {
       }),
       takeForSlave: tx((masterSae: string, slaveSae: string, keyIds: readonly string[]): SlaveTakeResult => {
         const rows = keyIds.map((id) => this.#stmt.getKey.get(id));
-        for (const row of rows) if (row) this.#checkKey(row);
+        for (const row of rows) if (row) checkKeyRow(this.#integrity, row);
         if (rows.some((r) => !r || r.state !== 'ready' || r.master !== masterSae)) {
           return { ok: false, reason: 'not_found' };
         }
@@ -320,11 +269,11 @@ export class SqliteKeyStore implements KeyStore {
           for (const row of group.rows) this.#stmt.deleteKey.run(row.key_id);
           // Only the share's newest cut goes back, and the mark with it (see `returnable`); an older
           // one is burned (without a cancel: the peer never heard of it).
-          if (owner === null || seqs.at(-1) !== this.#mark(link, owner)) continue;
+          if (owner === null || seqs.at(-1) !== this.#marks.get(link, owner)) continue;
           for (const row of group.rows)
             for (const b of toRecord(row).blocks)
               this.#counted(link, owner, this.#stmt.addBlock.run(link, b.seq, owner, b.sealed).changes);
-          this.#setMark(link, owner, seqs[0]! - 1);
+          this.#marks.set(link, owner, seqs[0]! - 1);
           returned += group.rows.length;
         }
         return returned;
@@ -416,7 +365,7 @@ export class SqliteKeyStore implements KeyStore {
 
   /** From memory: counting a full pool in SQLite takes milliseconds, and status asks on every call. */
   async countBlocks(linkId: string, owner: string): Promise<number> {
-    const key = countKey(linkId, owner);
+    const key = shareKey(linkId, owner);
     let n = this.#counts.get(key);
     if (n === undefined) this.#counts.set(key, (n = this.#stmt.countBlocks.get(linkId, owner)!.n));
     return n;
@@ -428,7 +377,7 @@ export class SqliteKeyStore implements KeyStore {
    */
   #counted(linkId: string, owner: string, delta: number): number {
     if (delta !== 0) {
-      const key = countKey(linkId, owner);
+      const key = shareKey(linkId, owner);
       this.#delta.set(key, (this.#delta.get(key) ?? 0) + delta);
     }
     return Math.abs(delta);
@@ -436,52 +385,9 @@ export class SqliteKeyStore implements KeyStore {
 
   discardBlocksBefore(linkId: string, owner: string, seq: number): Promise<number> {
     return this.#write(() => {
-      if (seq - 1 > this.#mark(linkId, owner)) this.#setMark(linkId, owner, seq - 1);
+      if (seq - 1 > this.#marks.get(linkId, owner)) this.#marks.set(linkId, owner, seq - 1);
       return this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, seq).changes);
     });
-  }
-
-  /**
-   * The highest number of the share consumed so far, checked against its MAC. With no mark yet (a
-   * new share, an upgraded file, or a deleted row) it starts at the highest of `floor` (below what
-   * the caller adds), the link's last block number and the newest block present: blocks already
-   * here without a mark are not trusted.
-   */
-  #mark(linkId: string, owner: string, floor = -1): number {
-    const key = countKey(linkId, owner);
-    const seen = this.#marksSeen.get(key);
-    const row = this.#stmt.getMark.get(linkId, owner);
-    if (row) {
-      const known = seen !== undefined && seen.seq === row.seq && seen.tag.equals(row.tag);
-      if (!known && !this.#integrity.verify('mark', [linkId, owner, row.seq], row.tag)) {
-        throw new QksError('KEY_DATA_ACCESS_ERROR', `the consumed-block mark of link ${linkId} fails its check`);
-      }
-      // A row put back to an older value (with its older, valid MAC) does not lower the mark.
-      if (seen && seen.seq > row.seq) return seen.seq;
-      if (!known) this.#marksSeen.set(key, { seq: row.seq, tag: row.tag });
-      return row.seq;
-    }
-    // Nothing at or below the link's last block number arrives again (LinkPool keeps to that).
-    const lastSeq = this.#stmt.lastSeq.get(linkId)?.last_seq ?? -1;
-    const mark = Math.max(floor, lastSeq, this.#stmt.newestBlock.get(linkId, owner)?.seq ?? -1, seen?.seq ?? -1);
-    this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, mark + 1).changes);
-    this.#setMark(linkId, owner, mark);
-    return mark;
-  }
-
-  #setMark(linkId: string, owner: string, seq: number): void {
-    const tag = this.#integrity.tag('mark', [linkId, owner, seq]);
-    this.#stmt.setMark.run(linkId, owner, seq, tag);
-    this.#marksSeen.set(countKey(linkId, owner), { seq, tag });
-  }
-
-  /** Refuses a key row whose owners or material differ from what was sealed when it was cut. */
-  #checkKey(row: KeyRow): void {
-    const slaves = [...(JSON.parse(row.pending) as string[]), ...(JSON.parse(row.delivered) as string[])];
-    const identity = keyIdentity(row.key_id, row.link, row.size_bits, row.seqs, row.master, slaves);
-    if (!this.#integrity.verify('key', identity, row.tag)) {
-      throw new QksError('KEY_DATA_ACCESS_ERROR', `key ${row.key_id} fails its ownership check`);
-    }
   }
 
   #insertKey(
@@ -506,7 +412,7 @@ export class SqliteKeyStore implements KeyStore {
       state,
       now,
       cutBy,
-      this.#integrity.tag('key', keyIdentity(k.keyId, linkId, k.sizeBits, seqs, k.masterSae, [...k.pendingSlaves])),
+      keyRowTag(this.#integrity, k, linkId, seqs),
     );
   }
 
