@@ -74,6 +74,9 @@ export type CancelResult =
   /** Keys here that another KME cut: the whole cancel is refused, nothing changes. */
   | { readonly ok: false; readonly notTheirs: readonly string[] };
 
+/** The map key of one share: the blocks of a link that one KME owns (cuts keys from). */
+export const shareKey = (linkId: string, owner: string) => `${linkId}\u0000${owner}`;
+
 /** Most cancelled key IDs remembered per peer KME; the oldest are forgotten first. */
 export const MAX_REMEMBERED_CANCELS = 65_536;
 
@@ -99,7 +102,7 @@ export function returnable<K>(
   const groups = new Map<string, ReturnGroup<K>>();
   for (const k of keys) {
     const { link, owner, seqs } = shareOf(k);
-    const id = `${link}\u0000${owner ?? ''}`;
+    const id = shareKey(link, owner ?? '');
     let g = groups.get(id);
     if (!g) groups.set(id, (g = { link, owner, seqs: [], rows: [] }));
     g.rows.push(k);

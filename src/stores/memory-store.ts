@@ -11,7 +11,7 @@ import type {
   SealedBlock,
   SlaveTakeResult,
 } from './key-store.js';
-import { MAX_REMEMBERED_CANCELS, returnable } from './key-store.js';
+import { MAX_REMEMBERED_CANCELS, returnable, shareKey } from './key-store.js';
 
 /** A record with the KME that cut it (the owner of its blocks). */
 type StoredKey = KeyRecord & { readonly cutBy: string };
@@ -42,11 +42,11 @@ export class MemoryKeyStore implements KeyStore {
   }
 
   #mark(linkId: string, owner: string): number {
-    return this.#marks.get(`${linkId}\u0000${owner}`) ?? -1;
+    return this.#marks.get(shareKey(linkId, owner)) ?? -1;
   }
 
   #setMark(linkId: string, owner: string, seq: number): void {
-    this.#marks.set(`${linkId}\u0000${owner}`, Math.max(seq, this.#mark(linkId, owner)));
+    this.#marks.set(shareKey(linkId, owner), Math.max(seq, this.#mark(linkId, owner)));
   }
 
   async addBlocks(linkId: string, blocks: readonly IncomingBlock[], lastSeq: number): Promise<void> {
@@ -166,7 +166,7 @@ export class MemoryKeyStore implements KeyStore {
       if (owner === null || seqs.at(-1) !== this.#mark(link, owner)) continue;
       const pool = this.#pool(link, owner);
       for (const k of group.rows) for (const b of k.blocks) pool.set(b.seq, b);
-      this.#marks.set(`${link}\u0000${owner}`, seqs[0]! - 1);
+      this.#marks.set(shareKey(link, owner), seqs[0]! - 1);
       returned += group.rows.length;
     }
     return returned;

@@ -1,14 +1,11 @@
 import type Database from 'better-sqlite3';
 import { QksError } from '../domain/errors.js';
-import type { RowIntegrity } from './key-store.js';
+import { shareKey, type RowIntegrity } from './key-store.js';
 import { keyIdentity } from './sqlite-schema.js';
 import type { KeyRow } from './sqlite-rows.js';
 
 // The checks that bind the store's rows to their use under the master key (RowIntegrity, the
 // barrier), kept apart from the store's writes: a row changed or put back outside QKS is refused.
-
-/** The map key of one share: a link's blocks that one KME owns. */
-export const shareKey = (linkId: string, owner: string) => `${linkId}\u0000${owner}`;
 
 /** The store's statements the marks run (prepared once, with the store's others). */
 export interface MarkStatements {

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { checkKeyRow, ConsumedBlockMarks, keyRowTag, shareKey } from './sqlite-integrity.js';
+import { checkKeyRow, ConsumedBlockMarks, keyRowTag } from './sqlite-integrity.js';
 import { addColumns, prepareSchema, type StoreUpgrade } from './sqlite-schema.js';
 import { joinBlocks, toRecord, type KeyRow } from './sqlite-rows.js';
 import type {
@@ -17,7 +17,7 @@ import type {
   SealedBlock,
   SlaveTakeResult,
 } from './key-store.js';
-import { MAX_REMEMBERED_CANCELS, returnable } from './key-store.js';
+import { MAX_REMEMBERED_CANCELS, returnable, shareKey } from './key-store.js';
 
 export { STORE_FORMAT, StoreFormatError, type StoreUpgrade } from './sqlite-schema.js';
 
