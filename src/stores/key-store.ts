@@ -4,6 +4,7 @@
  * the KME's invariants (a key ID means the same bytes everywhere, each key delivered at most once)
  * rest on that. Every backend must pass test/stores/key-store-conformance.ts.
  */
+
 /**
  * A MAC under the master key (the barrier), with which a store binds its rows to their use: a key
  * to its ID, link, blocks, size, master and slaves; a link's mark of consumed blocks to its value.
