@@ -1,20 +1,14 @@
-import type Database from 'better-sqlite3';
 import { QksError } from '../domain/errors.js';
 import { shareKey, type RowIntegrity } from './key-store.js';
 import { keyIdentity } from './sqlite-schema.js';
 import type { KeyRow } from './sqlite-rows.js';
+import type { Statements } from './sqlite-statements.js';
 
 // The checks that bind the store's rows to their use under the master key (RowIntegrity, the
 // barrier), kept apart from the store's writes: a row changed or put back outside QKS is refused.
 
-/** The store's statements the marks run (prepared once, with the store's others). */
-export interface MarkStatements {
-  readonly getMark: Database.Statement<[string, string], { seq: number; tag: Buffer }>;
-  readonly setMark: Database.Statement;
-  readonly lastSeq: Database.Statement<[string], { last_seq: number }>;
-  readonly newestBlock: Database.Statement<[string, string], { seq: number | null }>;
-  readonly discardBlocks: Database.Statement;
-}
+/** The store's statements the marks run. */
+type MarkStatements = Pick<Statements, 'getMark' | 'setMark' | 'lastSeq' | 'newestBlock' | 'discardBlocks'>;
 
 /**
  * The consumed-block mark of each share: the highest block number cut or discarded, kept in the

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { checkKeyRow, ConsumedBlockMarks, keyRowTag } from './sqlite-integrity.js';
 import { addColumns, prepareSchema, type StoreUpgrade } from './sqlite-schema.js';
 import { joinBlocks, toRecord, type KeyRow } from './sqlite-rows.js';
+import { prepareStatements, type Statements } from './sqlite-statements.js';
 import type {
   CancelResult,
   ClaimedKey,
@@ -53,7 +54,7 @@ export class SqliteKeyStore implements KeyStore {
   readonly #integrity: RowIntegrity;
   /** What opening a file of an earlier format threw away; null otherwise. */
   readonly upgrade: StoreUpgrade | null;
-  readonly #stmt;
+  readonly #stmt: Statements;
   readonly #tx;
   #queue: QueuedWrite[] = [];
   /** Blocks per link and owner, once counted; kept up to date by every write that adds or takes blocks. */
@@ -83,67 +84,7 @@ export class SqliteKeyStore implements KeyStore {
       db.close();
       throw err;
     }
-    this.#stmt = {
-      addBlock: db.prepare('INSERT OR IGNORE INTO blocks (link, seq, owner, sealed) VALUES (?, ?, ?, ?)'),
-      setLastSeq: db.prepare(
-        'INSERT INTO links (link, last_seq) VALUES (?, ?) ON CONFLICT (link) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)',
-      ),
-      lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM links WHERE link = ?'),
-      countBlocks: db.prepare<[string, string], { n: number }>(
-        'SELECT count(*) AS n FROM blocks WHERE link = ? AND owner = ?',
-      ),
-      discardBlocks: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq < ?'),
-      oldestBlocks: db.prepare<[string, string, number, number], SealedBlock>(
-        'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? AND seq > ? ORDER BY seq LIMIT ?',
-      ),
-      newestBlock: db.prepare<[string, string], { seq: number | null }>(
-        'SELECT max(seq) AS seq FROM blocks WHERE link = ? AND owner = ?',
-      ),
-      getMark: db.prepare<[string, string], { seq: number; tag: Buffer }>(
-        'SELECT seq, tag FROM marks WHERE link = ? AND owner = ?',
-      ),
-      setMark: db.prepare(
-        'INSERT INTO marks (link, owner, seq, tag) VALUES (?, ?, ?, ?) ON CONFLICT (link, owner) DO UPDATE SET seq = excluded.seq, tag = excluded.tag',
-      ),
-      getBlock: db.prepare<[string, string, number], SealedBlock>(
-        'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? AND seq = ?',
-      ),
-      deleteBlock: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq = ?'),
-      insertKey: db.prepare(
-        'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at, cut_by, tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
-      getKey: db.prepare<[string], KeyRow>('SELECT * FROM keys WHERE key_id = ?'),
-      hasKey: db.prepare<[{ id: string }], { one: number }>(
-        'SELECT 1 AS one FROM keys WHERE key_id = @id UNION ALL SELECT 1 FROM cancelled WHERE key_id = @id',
-      ),
-      /** Known here, or cancelled by the KME now claiming it (or by some KME, before that was recorded). */
-      claimedOrCancelled: db.prepare<[{ id: string; kme: string }], { one: number }>(
-        'SELECT 1 AS one FROM keys WHERE key_id = @id UNION ALL SELECT 1 FROM cancelled WHERE key_id = @id AND (kme = @kme OR kme IS NULL)',
-      ),
-      remember: db.prepare('INSERT OR IGNORE INTO cancelled (key_id, at, kme) VALUES (?, ?, ?)'),
-      forgetOldCancels: db.prepare(
-        'DELETE FROM cancelled WHERE kme = @kme AND key_id IN (SELECT key_id FROM cancelled WHERE kme = @kme ORDER BY at DESC, key_id LIMIT -1 OFFSET @keep)',
-      ),
-      expireKeys: db.prepare("DELETE FROM keys WHERE state = 'ready' AND created_at < ?"),
-      expireCancelled: db.prepare('DELETE FROM cancelled WHERE at < ?'),
-      deleteKey: db.prepare('DELETE FROM keys WHERE key_id = ?'),
-      setReady: db.prepare("UPDATE keys SET state = 'ready' WHERE key_id = ? AND state = 'reserved'"),
-      dropDelivered: db.prepare("DELETE FROM keys WHERE key_id = ? AND state = 'reserved' AND pending = '[]'"),
-      setPending: db.prepare('UPDATE keys SET pending = ?, delivered = ? WHERE key_id = ?'),
-      reservedKeys: db.prepare<[], KeyRow>("SELECT * FROM keys WHERE state = 'reserved'"),
-      countKeys: db.prepare<[], { state: KeyState; n: number }>('SELECT state, count(*) AS n FROM keys GROUP BY state'),
-      enqueue: db.prepare('INSERT INTO outbox (peer, key_ids) VALUES (?, ?)'),
-      listOutbox: db.prepare<[number], { id: number; peer: string; key_ids: string }>(
-        'SELECT id, peer, key_ids FROM outbox ORDER BY id LIMIT ?',
-      ),
-      ackOutbox: db.prepare('DELETE FROM outbox WHERE id = ?'),
-      getPrefs: db.prepare<[string], { name: string; value: string }>(
-        'SELECT name, value FROM preferences WHERE sae = ?',
-      ),
-      setPref: db.prepare(
-        'INSERT INTO preferences (sae, name, value) VALUES (?, ?, ?) ON CONFLICT (sae, name) DO UPDATE SET value = excluded.value',
-      ),
-    };
+    this.#stmt = prepareStatements(db);
     this.#marks = new ConsumedBlockMarks(this.#stmt, integrity, (linkId, owner, count) =>
       this.#counted(linkId, owner, -count),
     );
