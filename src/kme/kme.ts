@@ -206,6 +206,7 @@ export async function startKme(
         ...(oidc.allow_loopback_http ? { allowLoopbackHttp: true } : {}),
       })
     : undefined;
+  const localSae = (sae: string) => cfg.saes.some((s) => s.id === sae && s.kme === cfg.kme_id);
   const saeApi = buildSaeApi({
     tls: readTls(saeTlsFiles),
     keys,
@@ -222,7 +223,7 @@ export async function startKme(
     }),
     knownSae: (sae) => cfg.saes.some((s) => s.id === sae),
     ...(cfg.sae_api.connections ? { listener: cfg.sae_api.connections } : {}),
-    localSae: (sae) => cfg.saes.some((s) => s.id === sae && s.kme === cfg.kme_id),
+    localSae,
     preferences: new PreferenceService(store),
     limits,
     info,
@@ -232,7 +233,7 @@ export async function startKme(
       metrics,
       overview,
       integrations,
-      localSae: (sae) => cfg.saes.some((s) => s.id === sae && s.kme === cfg.kme_id),
+      localSae,
     },
   });
   const peerApi = buildPeerApi({

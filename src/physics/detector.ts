@@ -31,7 +31,7 @@ export const deadTimePulses = (p: Pick<LinkPhysics, 'deadTimeUs' | 'repetitionRa
   Math.round(p.deadTimeUs * 1e-6 * p.repetitionRateHz);
 
 /** Would-be clicks per pulse (both detectors) of a live receiver: the mix of signal, decoy and vacuum gains. */
-export function incidentPerPulse(p: LinkPhysics): number {
+function incidentPerPulse(p: LinkPhysics): number {
   const pVacuum = 1 - p.pSignal - p.pDecoy;
   return p.pSignal * expected(p, p.mu).gain + p.pDecoy * expected(p, p.nu).gain + pVacuum * p.darkCountProbability;
 }

@@ -28,7 +28,7 @@ export interface IssuedRecord {
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 /** A year: how long a revocation list is valid unless the CA was made with another lifetime. */
-export const DEFAULT_CRL_LIFETIME_MS = 365 * 86_400_000;
+const DEFAULT_CRL_LIFETIME_MS = 365 * 86_400_000;
 /** thisUpdate is set this far back, for clocks a little behind the CA's. */
 const BACKDATE_MS = 60_000;
 /** A lock older than this was left by a process that died holding it. */

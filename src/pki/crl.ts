@@ -14,9 +14,9 @@ export interface CrlState {
 }
 
 /** Serial numbers are compared as lower-case hex without leading zeros (OpenSSL drops them). */
-export const serialKey = (hex: string): string => hex.toLowerCase().replace(/^0+(?=.)/, '');
+const serialKey = (hex: string): string => hex.toLowerCase().replace(/^0+(?=.)/, '');
 
-export function parseCrl(file: string, pem: Buffer): CrlState {
+function parseCrl(file: string, pem: Buffer): CrlState {
   const crl = new x509.X509Crl(pem.toString());
   return {
     file,

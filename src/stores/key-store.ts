@@ -4,6 +4,7 @@
  * the KME's invariants (a key ID means the same bytes everywhere, each key delivered at most once)
  * rest on that. Every backend must pass test/stores/key-store-conformance.ts.
  */
+
 /**
  * A MAC under the master key (the barrier), with which a store binds its rows to their use: a key
  * to its ID, link, blocks, size, master and slaves; a link's mark of consumed blocks to its value.
@@ -73,6 +74,9 @@ export type CancelResult =
   | { readonly ok: true; readonly removed: number }
   /** Keys here that another KME cut: the whole cancel is refused, nothing changes. */
   | { readonly ok: false; readonly notTheirs: readonly string[] };
+
+/** The map key of one share: the blocks of a link that one KME owns (cuts keys from). */
+export const shareKey = (linkId: string, owner: string) => `${linkId}\u0000${owner}`;
 
 /** Most cancelled key IDs remembered per peer KME; the oldest are forgotten first. */
 export const MAX_REMEMBERED_CANCELS = 65_536;

@@ -11,7 +11,7 @@ import type {
   SealedBlock,
   SlaveTakeResult,
 } from './key-store.js';
-import { MAX_REMEMBERED_CANCELS } from './key-store.js';
+import { MAX_REMEMBERED_CANCELS, shareKey } from './key-store.js';
 import { ReservedCuts, type ReturnPlan } from './reserved-cuts.js';
 
 /** A record with the KME that cut it (the owner of its blocks). */
@@ -46,11 +46,11 @@ export class MemoryKeyStore implements KeyStore {
   }
 
   #mark(linkId: string, owner: string): number {
-    return this.#marks.get(`${linkId}\u0000${owner}`) ?? -1;
+    return this.#marks.get(shareKey(linkId, owner)) ?? -1;
   }
 
   #setMark(linkId: string, owner: string, seq: number): void {
-    this.#marks.set(`${linkId}\u0000${owner}`, Math.max(seq, this.#mark(linkId, owner)));
+    this.#marks.set(shareKey(linkId, owner), Math.max(seq, this.#mark(linkId, owner)));
   }
 
   async addBlocks(linkId: string, blocks: readonly IncomingBlock[], lastSeq: number): Promise<void> {
@@ -107,7 +107,7 @@ export class MemoryKeyStore implements KeyStore {
     }
     if (oldest.length > 0 && keys.every((k) => k.state === 'reserved'))
       this.#cuts.add(
-        `${linkId}\u0000${owner}`,
+        shareKey(linkId, owner),
         keys.map((k) => k.keyId),
         markBefore,
         oldest.at(-1)!,

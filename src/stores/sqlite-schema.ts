@@ -104,6 +104,18 @@ export function prepareSchema(db: Database.Database, file: string): StoreUpgrade
   return null;
 }
 
+/** Columns added since the first release: who cut a key, and who cancelled a remembered key ID. */
+export function addColumns(db: Database.Database): void {
+  const has = (table: string, column: string) =>
+    db
+      .prepare<[string], { name: string }>('SELECT name FROM pragma_table_info(?)')
+      .all(table)
+      .some((c) => c.name === column);
+  if (!has('keys', 'cut_by')) db.exec('ALTER TABLE keys ADD COLUMN cut_by TEXT');
+  if (!has('cancelled', 'kme')) db.exec('ALTER TABLE cancelled ADD COLUMN kme TEXT');
+  db.exec('CREATE INDEX IF NOT EXISTS cancelled_by_kme ON cancelled (kme, at)');
+}
+
 /** What a key's MAC covers: who it is for and which material it is; slaves in a fixed order. */
 export const keyIdentity = (
   keyId: string,

@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
-import { QksError } from '../domain/errors.js';
-import { keyIdentity, prepareSchema, type StoreUpgrade } from './sqlite-schema.js';
+import { checkKeyRow, ConsumedBlockMarks, keyRowTag } from './sqlite-integrity.js';
+import { addColumns, prepareSchema, type StoreUpgrade } from './sqlite-schema.js';
+import { joinBlocks, toRecord, type KeyRow } from './sqlite-rows.js';
+import { prepareStatements, type Statements } from './sqlite-statements.js';
 import type {
   CancelResult,
   ClaimedKey,
@@ -16,66 +18,15 @@ import type {
   SealedBlock,
   SlaveTakeResult,
 } from './key-store.js';
-import { MAX_REMEMBERED_CANCELS } from './key-store.js';
+import { MAX_REMEMBERED_CANCELS, shareKey } from './key-store.js';
 import { ReservedCuts, type ReturnPlan } from './reserved-cuts.js';
 
 export { STORE_FORMAT, StoreFormatError, type StoreUpgrade } from './sqlite-schema.js';
 
-/** Columns added since the first release: who cut a key, and who cancelled a remembered key ID. */
-function addColumns(db: Database.Database): void {
-  const has = (table: string, column: string) =>
-    db
-      .prepare<[string], { name: string }>('SELECT name FROM pragma_table_info(?)')
-      .all(table)
-      .some((c) => c.name === column);
-  if (!has('keys', 'cut_by')) db.exec('ALTER TABLE keys ADD COLUMN cut_by TEXT');
-  if (!has('cancelled', 'kme')) db.exec('ALTER TABLE cancelled ADD COLUMN kme TEXT');
-  db.exec('CREATE INDEX IF NOT EXISTS cancelled_by_kme ON cancelled (kme, at)');
-}
-
-interface KeyRow {
-  key_id: string;
-  link: string;
-  size_bits: number;
-  seqs: string;
-  sealed: Buffer;
-  master: string;
-  pending: string;
-  delivered: string;
-  peer: string | null;
-  state: KeyState;
-  created_at: number;
-  cut_by: string | null;
-  tag: Buffer;
-}
-
-const countKey = (linkId: string, owner: string) => `${linkId}\u0000${owner}`;
 /** How often the WAL is emptied (truncateWal). */
 const WAL_TRUNCATE_MS = 10_000;
 const splitShare = (share: string) => share.split('\u0000') as [string, string];
 const ids = (keys: readonly NewKey[]) => keys.map((k) => k.keyId);
-
-/** A key's sealed blocks all have one length, so they are kept as one blob and split on read. */
-function joinBlocks(blocks: readonly SealedBlock[]): Buffer {
-  return blocks.length === 1 ? blocks[0]!.sealed : Buffer.concat(blocks.map((b) => b.sealed));
-}
-
-function toRecord(row: KeyRow): KeyRecord {
-  const seqs = JSON.parse(row.seqs) as number[];
-  const width = row.sealed.length / seqs.length;
-  return {
-    keyId: row.key_id,
-    linkId: row.link,
-    sizeBits: row.size_bits,
-    blocks: seqs.map((seq, i) => ({ seq, sealed: row.sealed.subarray(i * width, (i + 1) * width) })),
-    masterSae: row.master,
-    pendingSlaves: JSON.parse(row.pending) as string[],
-    deliveredSlaves: JSON.parse(row.delivered) as string[],
-    peerKme: row.peer,
-    state: row.state,
-    createdAt: row.created_at,
-  };
-}
 
 export type Synchronous = 'NORMAL' | 'FULL' | 'EXTRA';
 
@@ -109,7 +60,7 @@ export class SqliteKeyStore implements KeyStore {
   readonly #integrity: RowIntegrity;
   /** What opening a file of an earlier format threw away; null otherwise. */
   readonly upgrade: StoreUpgrade | null;
-  readonly #stmt;
+  readonly #stmt: Statements;
   readonly #tx;
   #queue: QueuedWrite[] = [];
   /** Blocks per link and owner, once counted; kept up to date by every write that adds or takes blocks. */
@@ -117,11 +68,8 @@ export class SqliteKeyStore implements KeyStore {
   /** Count changes of the write running now, and of the group's writes that succeeded so far. */
   #delta = new Map<string, number>();
   #flushing: Promise<void> | undefined;
-  /**
-   * The highest consumed-block mark of each share read or written by this process. It may run
-   * ahead of the file when a write is undone (its blocks are then skipped: lost, never re-issued).
-   */
-  readonly #marksSeen = new Map<string, { seq: number; tag: Buffer }>();
+  /** The consumed-block mark of each share, under the master key's MAC. */
+  readonly #marks: ConsumedBlockMarks;
   /** Reserved cuts still out, for `returnReserved`. */
   readonly #cuts = new ReservedCuts();
   readonly #walTimer: NodeJS.Timeout;
@@ -147,67 +95,10 @@ export class SqliteKeyStore implements KeyStore {
     }
     this.#walTimer = setInterval(() => this.truncateWal(), WAL_TRUNCATE_MS);
     this.#walTimer.unref();
-    this.#stmt = {
-      addBlock: db.prepare('INSERT OR IGNORE INTO blocks (link, seq, owner, sealed) VALUES (?, ?, ?, ?)'),
-      setLastSeq: db.prepare(
-        'INSERT INTO links (link, last_seq) VALUES (?, ?) ON CONFLICT (link) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)',
-      ),
-      lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM links WHERE link = ?'),
-      countBlocks: db.prepare<[string, string], { n: number }>(
-        'SELECT count(*) AS n FROM blocks WHERE link = ? AND owner = ?',
-      ),
-      discardBlocks: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq < ?'),
-      oldestBlocks: db.prepare<[string, string, number, number], SealedBlock>(
-        'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? AND seq > ? ORDER BY seq LIMIT ?',
-      ),
-      newestBlock: db.prepare<[string, string], { seq: number | null }>(
-        'SELECT max(seq) AS seq FROM blocks WHERE link = ? AND owner = ?',
-      ),
-      getMark: db.prepare<[string, string], { seq: number; tag: Buffer }>(
-        'SELECT seq, tag FROM marks WHERE link = ? AND owner = ?',
-      ),
-      setMark: db.prepare(
-        'INSERT INTO marks (link, owner, seq, tag) VALUES (?, ?, ?, ?) ON CONFLICT (link, owner) DO UPDATE SET seq = excluded.seq, tag = excluded.tag',
-      ),
-      getBlock: db.prepare<[string, string, number], SealedBlock>(
-        'SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? AND seq = ?',
-      ),
-      deleteBlock: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq = ?'),
-      insertKey: db.prepare(
-        'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at, cut_by, tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
-      getKey: db.prepare<[string], KeyRow>('SELECT * FROM keys WHERE key_id = ?'),
-      hasKey: db.prepare<[{ id: string }], { one: number }>(
-        'SELECT 1 AS one FROM keys WHERE key_id = @id UNION ALL SELECT 1 FROM cancelled WHERE key_id = @id',
-      ),
-      /** Known here, or cancelled by the KME now claiming it (or by some KME, before that was recorded). */
-      claimedOrCancelled: db.prepare<[{ id: string; kme: string }], { one: number }>(
-        'SELECT 1 AS one FROM keys WHERE key_id = @id UNION ALL SELECT 1 FROM cancelled WHERE key_id = @id AND (kme = @kme OR kme IS NULL)',
-      ),
-      remember: db.prepare('INSERT OR IGNORE INTO cancelled (key_id, at, kme) VALUES (?, ?, ?)'),
-      forgetOldCancels: db.prepare(
-        'DELETE FROM cancelled WHERE kme = @kme AND key_id IN (SELECT key_id FROM cancelled WHERE kme = @kme ORDER BY at DESC, key_id LIMIT -1 OFFSET @keep)',
-      ),
-      expireKeys: db.prepare("DELETE FROM keys WHERE state = 'ready' AND created_at < ?"),
-      expireCancelled: db.prepare('DELETE FROM cancelled WHERE at < ?'),
-      deleteKey: db.prepare('DELETE FROM keys WHERE key_id = ?'),
-      setReady: db.prepare("UPDATE keys SET state = 'ready' WHERE key_id = ? AND state = 'reserved'"),
-      dropDelivered: db.prepare("DELETE FROM keys WHERE key_id = ? AND state = 'reserved' AND pending = '[]'"),
-      setPending: db.prepare('UPDATE keys SET pending = ?, delivered = ? WHERE key_id = ?'),
-      reservedKeys: db.prepare<[], KeyRow>("SELECT * FROM keys WHERE state = 'reserved'"),
-      countKeys: db.prepare<[], { state: KeyState; n: number }>('SELECT state, count(*) AS n FROM keys GROUP BY state'),
-      enqueue: db.prepare('INSERT INTO outbox (peer, key_ids) VALUES (?, ?)'),
-      listOutbox: db.prepare<[number], { id: number; peer: string; key_ids: string }>(
-        'SELECT id, peer, key_ids FROM outbox ORDER BY id LIMIT ?',
-      ),
-      ackOutbox: db.prepare('DELETE FROM outbox WHERE id = ?'),
-      getPrefs: db.prepare<[string], { name: string; value: string }>(
-        'SELECT name, value FROM preferences WHERE sae = ?',
-      ),
-      setPref: db.prepare(
-        'INSERT INTO preferences (sae, name, value) VALUES (?, ?, ?) ON CONFLICT (sae, name) DO UPDATE SET value = excluded.value',
-      ),
-    };
+    this.#stmt = prepareStatements(db);
+    this.#marks = new ConsumedBlockMarks(this.#stmt, integrity, (linkId, owner, count) =>
+      this.#counted(linkId, owner, -count),
+    );
     // Each body is made a transaction function once; run inside the group's transaction, it
     // becomes a savepoint, so that a body that throws undoes only its own changes.
     const tx = <A extends unknown[], R>(body: (...args: A) => R) => db.transaction(body);
@@ -218,7 +109,7 @@ export class SqliteKeyStore implements KeyStore {
           let mark = marks.get(b.owner);
           if (mark === undefined) {
             const lowest = Math.min(...blocks.filter((o) => o.owner === b.owner).map((o) => o.seq));
-            marks.set(b.owner, (mark = this.#mark(linkId, b.owner, lowest - 1)));
+            marks.set(b.owner, (mark = this.#marks.get(linkId, b.owner, lowest - 1)));
           }
           // A number consumed already is never added back: that would hand its material out again.
           if (b.seq > mark)
@@ -228,11 +119,11 @@ export class SqliteKeyStore implements KeyStore {
       }),
       takeOwnBlocks: tx((linkId: string, owner: string, keys: readonly NewKey[]): KeyRecord[] | null => {
         const needed = keys.reduce((sum, k) => sum + k.blockCount, 0);
-        const mark = this.#mark(linkId, owner);
+        const mark = this.#marks.get(linkId, owner);
         // Rows at or below the mark were consumed already: put back from a copy, never served again.
         const blocks = this.#stmt.oldestBlocks.all(linkId, owner, mark, needed);
         if (blocks.length < needed || keys.some((k) => this.#stmt.hasKey.get({ id: k.keyId }))) return null;
-        if (blocks.length > 0) this.#setMark(linkId, owner, blocks.at(-1)!.seq);
+        if (blocks.length > 0) this.#marks.set(linkId, owner, blocks.at(-1)!.seq);
         const records: KeyRecord[] = [];
         const now = Date.now();
         let next = 0;
@@ -256,13 +147,13 @@ export class SqliteKeyStore implements KeyStore {
           });
         }
         if (blocks.length > 0 && keys.every((k) => k.state === 'reserved'))
-          this.#cuts.add(countKey(linkId, owner), ids(keys), mark, blocks.at(-1)!.seq);
+          this.#cuts.add(shareKey(linkId, owner), ids(keys), mark, blocks.at(-1)!.seq);
         return records;
       }),
       claimBlocks: tx((linkId: string, owner: string, keys: readonly ClaimedKey[]): ClaimResult => {
         const allSeqs = keys.flatMap((k) => k.seqs);
         const found = new Map<number, SealedBlock>();
-        const mark = this.#mark(linkId, owner);
+        const mark = this.#marks.get(linkId, owner);
         for (const seq of allSeqs) {
           const b = seq > mark ? this.#stmt.getBlock.get(linkId, owner, seq) : undefined;
           if (b) found.set(seq, b);
@@ -308,7 +199,7 @@ export class SqliteKeyStore implements KeyStore {
       }),
       takeForSlave: tx((masterSae: string, slaveSae: string, keyIds: readonly string[]): SlaveTakeResult => {
         const rows = keyIds.map((id) => this.#stmt.getKey.get(id));
-        for (const row of rows) if (row) this.#checkKey(row);
+        for (const row of rows) if (row) checkKeyRow(this.#integrity, row);
         if (rows.some((r) => !r || r.state !== 'ready' || r.master !== masterSae)) {
           return { ok: false, reason: 'not_found' };
         }
@@ -418,7 +309,7 @@ export class SqliteKeyStore implements KeyStore {
 
   /** From memory: counting a full pool in SQLite takes milliseconds, and status asks on every call. */
   async countBlocks(linkId: string, owner: string): Promise<number> {
-    const key = countKey(linkId, owner);
+    const key = shareKey(linkId, owner);
     let n = this.#counts.get(key);
     if (n === undefined) this.#counts.set(key, (n = this.#stmt.countBlocks.get(linkId, owner)!.n));
     return n;
@@ -430,7 +321,7 @@ export class SqliteKeyStore implements KeyStore {
    */
   #counted(linkId: string, owner: string, delta: number): number {
     if (delta !== 0) {
-      const key = countKey(linkId, owner);
+      const key = shareKey(linkId, owner);
       this.#delta.set(key, (this.#delta.get(key) ?? 0) + delta);
     }
     return Math.abs(delta);
@@ -438,40 +329,12 @@ export class SqliteKeyStore implements KeyStore {
 
   discardBlocksBefore(linkId: string, owner: string, seq: number): Promise<number> {
     return this.#write(() => {
-      if (seq - 1 > this.#mark(linkId, owner)) this.#setMark(linkId, owner, seq - 1);
+      if (seq - 1 > this.#marks.get(linkId, owner)) this.#marks.set(linkId, owner, seq - 1);
       return this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, seq).changes);
     });
   }
 
-  /**
-   * The highest number of the share consumed so far, checked against its MAC. With no mark yet (a
-   * new share, an upgraded file, or a deleted row) it starts at the highest of `floor` (below what
-   * the caller adds), the link's last block number and the newest block present: blocks already
-   * here without a mark are not trusted.
-   */
-  #mark(linkId: string, owner: string, floor = -1): number {
-    const key = countKey(linkId, owner);
-    const seen = this.#marksSeen.get(key);
-    const row = this.#stmt.getMark.get(linkId, owner);
-    if (row) {
-      const known = seen !== undefined && seen.seq === row.seq && seen.tag.equals(row.tag);
-      if (!known && !this.#integrity.verify('mark', [linkId, owner, row.seq], row.tag)) {
-        throw new QksError('KEY_DATA_ACCESS_ERROR', `the consumed-block mark of link ${linkId} fails its check`);
-      }
-      // A row put back to an older value (with its older, valid MAC) does not lower the mark.
-      if (seen && seen.seq > row.seq) return seen.seq;
-      if (!known) this.#marksSeen.set(key, { seq: row.seq, tag: row.tag });
-      return row.seq;
-    }
-    // Nothing at or below the link's last block number arrives again (LinkPool keeps to that).
-    const lastSeq = this.#stmt.lastSeq.get(linkId)?.last_seq ?? -1;
-    const mark = Math.max(floor, lastSeq, this.#stmt.newestBlock.get(linkId, owner)?.seq ?? -1, seen?.seq ?? -1);
-    this.#counted(linkId, owner, -this.#stmt.discardBlocks.run(linkId, owner, mark + 1).changes);
-    this.#setMark(linkId, owner, mark);
-    return mark;
-  }
-
-  readonly #markOfShare = (share: string): number => this.#mark(...splitShare(share));
+  readonly #markOfShare = (share: string): number => this.#marks.get(...splitShare(share));
 
   /** Carries out `ReservedCuts` plans: blocks back to the pool (their rows checked first), or burned. */
   #applyReturns(plans: Map<string, ReturnPlan>): number {
@@ -483,30 +346,15 @@ export class SqliteKeyStore implements KeyStore {
         for (const id of cut.keyIds) {
           const row = this.#stmt.getKey.get(id);
           if (row?.state !== 'reserved') continue;
-          this.#checkKey(row);
+          checkKeyRow(this.#integrity, row);
           this.#stmt.deleteKey.run(id);
           for (const b of toRecord(row).blocks)
             this.#counted(linkId, owner, this.#stmt.addBlock.run(linkId, b.seq, owner, b.sealed).changes);
           returned++;
         }
-      this.#setMark(linkId, owner, plan.mark);
+      this.#marks.set(linkId, owner, plan.mark);
     }
     return returned;
-  }
-
-  #setMark(linkId: string, owner: string, seq: number): void {
-    const tag = this.#integrity.tag('mark', [linkId, owner, seq]);
-    this.#stmt.setMark.run(linkId, owner, seq, tag);
-    this.#marksSeen.set(countKey(linkId, owner), { seq, tag });
-  }
-
-  /** Refuses a key row whose owners or material differ from what was sealed when it was cut. */
-  #checkKey(row: KeyRow): void {
-    const slaves = [...(JSON.parse(row.pending) as string[]), ...(JSON.parse(row.delivered) as string[])];
-    const identity = keyIdentity(row.key_id, row.link, row.size_bits, row.seqs, row.master, slaves);
-    if (!this.#integrity.verify('key', identity, row.tag)) {
-      throw new QksError('KEY_DATA_ACCESS_ERROR', `key ${row.key_id} fails its ownership check`);
-    }
   }
 
   #insertKey(
@@ -531,7 +379,7 @@ export class SqliteKeyStore implements KeyStore {
       state,
       now,
       cutBy,
-      this.#integrity.tag('key', keyIdentity(k.keyId, linkId, k.sizeBits, seqs, k.masterSae, [...k.pendingSlaves])),
+      keyRowTag(this.#integrity, k, linkId, seqs),
     );
   }
 

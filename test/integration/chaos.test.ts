@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import type { Deployment } from '../../src/cli/init.js';
 import type { LinkStats } from '../../src/sources/key-source.js';
 import { KeyLedger, type Delivery, type Pair } from '../helpers/key-ledger.js';
 import { askKeys, BOTH_WAYS, fetchKeys, keysOf, runLoad, SIZES } from '../helpers/key-traffic.js';
-import { KmeProcesses } from '../helpers/kme-process.js';
-import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
+import { KmeLab } from '../helpers/kme-lab.js';
 import { shown } from '../helpers/redact.js';
 import type { HttpResult } from '../helpers/sae-client.js';
-import { TestClient } from '../helpers/sae-client.js';
-import { createDeployment, eventually } from '../helpers/two-kmes.js';
+import { eventually } from '../helpers/two-kmes.js';
 
 /** Small frames make key only with ideal detectors (test/qkd/physics.test.ts has the real ones). */
 const SMALL_FRAMES = { distance_km: 5, frame_pulses: 5_000_000, dead_time_us: 0, afterpulse_probability: 0 };
@@ -54,9 +50,8 @@ describe('chaos: KMEs on a QKD link killed at random and restarted, under load b
   const random = seeded(SEED);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const between = (lo: number, hi: number) => lo + random() * (hi - lo);
-  let deployment: Deployment | undefined;
-  let procs: KmeProcesses | undefined;
-  const clients = new Map<string, TestClient>();
+  const lab = new KmeLab();
+  const client = (sae: string) => lab.client(sae);
   const ledger = new KeyLedger();
   /** Slave fetches a kill cut off (`${keyId} ${slave}`): the KME may have delivered the key. */
   const unsure = new Set<string>();
@@ -65,20 +60,9 @@ describe('chaos: KMEs on a QKD link killed at random and restarted, under load b
   const refusals = new Map<string, number>();
   const tally = { asked: 0, ok: 0, refused: 0, cut: 0, fetchedLive: 0, kills: 0, framesSeen: 0 };
 
-  const client = (sae: string) => {
-    let c = clients.get(sae);
-    if (!c) {
-      const d = deployment!;
-      const creds = d.saes.find((s) => s.id === sae)!;
-      const { config } = d.configs.find((x) => x.kme === creds.kme)!;
-      c = new TestClient(`https://127.0.0.1:${config.sae_api.port}`, { ca: d.ca, ...creds });
-      clients.set(sae, c);
-    }
-    return c;
-  };
   /** Frames the KME's link end has finished, or undefined while it does not answer. */
   const framesDone = async (kme: string): Promise<number | undefined> => {
-    const sae = deployment!.saes.find((s) => s.kme === kme)!.id;
+    const sae = lab.deployment.saes.find((s) => s.kme === kme)!.id;
     try {
       const res = await client(sae).get('/api/v1/information/info');
       const sources = (res.body as { key_sources?: Array<{ stats?: LinkStats }> }).key_sources;
@@ -93,23 +77,14 @@ describe('chaos: KMEs on a QKD link killed at random and restarted, under load b
   };
 
   before(async () => {
-    deployment = await createDeployment(
-      SOURCE === 'qkd' ? { source: 'qkd', qkd: SMALL_FRAMES } : { source: 'simulated', rateBps: 30_000 },
-    );
-    procs = new KmeProcesses(deployment);
-    await Promise.all(KMES.map((k) => procs!.start(k)));
+    await lab.start(SOURCE === 'qkd' ? { source: 'qkd', qkd: SMALL_FRAMES } : { source: 'simulated', rateBps: 30_000 });
     await eventually(async () => (await stored('sae-a1', 'sae-b1')) >= 40, 120_000, 'keys from the QKD link');
   });
   const linkRate = async () => {
     const res = await client('sae-a1').get('/api/v1/information/info');
     return (res.body as { key_sources?: Array<{ stats?: LinkStats }> }).key_sources?.[0]?.stats?.secretBps;
   };
-  after(async () => {
-    await procs?.killAll();
-    await Promise.all([...clients.values()].map((c) => c.close()));
-    if (deployment) archiveAndCheckLogs(deployment.dir);
-    if (deployment) rmSync(deployment.dir, { recursive: true, force: true });
-  });
+  after(() => lab.stop());
 
   /** One slave's fetch during the kills: a cut-off answer makes the keys unsure; a refusal leaves them pending. */
   async function fetchDuringKills(d: Delivery, slave: string): Promise<void> {
@@ -176,7 +151,7 @@ describe('chaos: KMEs on a QKD link killed at random and restarted, under load b
       await sleep(50);
     }
     await sleep(between(0, 200));
-    await procs!.kill(kme);
+    await lab.procs.kill(kme);
     tally.kills++;
   }
 
@@ -187,22 +162,22 @@ describe('chaos: KMEs on a QKD link killed at random and restarted, under load b
       await killDuringFrames(kme);
       if (random() < 0.3) {
         // Again while it starts up: recovery itself interrupted.
-        procs!.spawn(kme);
+        lab.procs.spawn(kme);
         await sleep(between(50, 600));
-        await procs!.kill(kme);
+        await lab.procs.kill(kme);
         tally.kills++;
       }
       const other = KMES.find((k) => k !== kme)!;
       const both = random() < 0.2;
       if (both) {
         await sleep(between(0, 500));
-        await procs!.kill(other); // both sites down at once
+        await lab.procs.kill(other); // both sites down at once
         tally.kills++;
       }
       await sleep(between(0, 1500)); // the peer runs alone for a while
       for (const k of both ? [kme, other] : [kme]) {
-        procs!.spawn(k);
-        await procs!.waitUp(k, 90_000); // a busy machine starts a KME slowly
+        lab.procs.spawn(k);
+        await lab.procs.waitUp(k, 90_000); // a busy machine starts a KME slowly
       }
     }
   }
@@ -218,7 +193,7 @@ describe('chaos: KMEs on a QKD link killed at random and restarted, under load b
       stop = true;
       await load;
     }
-    await Promise.all(KMES.map((k) => procs!.waitUp(k)));
+    await Promise.all(KMES.map((k) => lab.procs.waitUp(k)));
     t.diagnostic(`refusals: ${JSON.stringify(Object.fromEntries(refusals))}`);
     t.diagnostic(
       `${tally.kills} kills (${tally.framesSeen} after a frame was seen running); masters: ${tally.asked} asked, ` +

@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict';
-import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
-import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import type { Deployment } from '../../src/cli/init.js';
 import { KeyLedger, type Delivery } from '../helpers/key-ledger.js';
 import { askKeys, BOTH_WAYS, fetchKeys, keysOf, pick, runLoad, SIZES } from '../helpers/key-traffic.js';
-import { KmeProcesses } from '../helpers/kme-process.js';
-import { TestClient } from '../helpers/sae-client.js';
+import { KmeLab } from '../helpers/kme-lab.js';
 import { StorePeek } from '../helpers/store-peek.js';
-import { createDeployment, eventually } from '../helpers/two-kmes.js';
+import { eventually } from '../helpers/two-kmes.js';
 import { shown } from '../helpers/redact.js';
 
 const KMES = ['kme-a', 'kme-b'] as const;
@@ -18,30 +14,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const between = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
 
 describe('KMEs killed with SIGKILL at random moments under load', () => {
-  let deployment: Deployment;
-  let procs: KmeProcesses;
-  const clients = new Map<string, TestClient>();
+  const lab = new KmeLab();
+  const client = (sae: string) => lab.client(sae);
   const ledger = new KeyLedger();
   /** Slave fetches whose answer was lost to a crash: `${keyId} ${slave}`; the key may be gone. */
   const unsure = new Set<string>();
   const tally = { ok: 0, refused: 0, lost: 0, fetchedLive: 0 };
 
-  const client = (sae: string) => {
-    let c = clients.get(sae);
-    if (!c) {
-      const creds = deployment.saes.find((s) => s.id === sae)!;
-      const { config } = deployment.configs.find((x) => x.kme === creds.kme)!;
-      c = new TestClient(`https://127.0.0.1:${config.sae_api.port}`, { ca: deployment.ca, ...creds });
-      clients.set(sae, c);
-    }
-    return c;
-  };
-
   before(async () => {
     // A small pool so that trimming old blocks runs during the test too.
-    deployment = await createDeployment({ rateBps: 1_000_000, capacityBlocks: 20_000 });
-    procs = new KmeProcesses(deployment);
-    await Promise.all(KMES.map((k) => procs.start(k)));
+    await lab.start({ rateBps: 1_000_000, capacityBlocks: 20_000 });
     await eventually(
       async () => {
         const s = await client('sae-b1').get('/api/v1/keys/sae-a1/status');
@@ -51,12 +33,7 @@ describe('KMEs killed with SIGKILL at random moments under load', () => {
       'key material',
     );
   });
-  after(async () => {
-    await procs?.killAll();
-    await Promise.all([...clients.values()].map((c) => c.close()));
-    if (deployment) archiveAndCheckLogs(deployment.dir);
-    if (deployment) rmSync(deployment.dir, { recursive: true, force: true });
-  });
+  after(() => lab.stop());
 
   /** One slave's fetch while KMEs may die: a lost answer leaves the key unsure, a refusal pending. */
   async function fetchDuringCrashes(d: Delivery, slave: string): Promise<void> {
@@ -102,16 +79,16 @@ describe('KMEs killed with SIGKILL at random moments under load', () => {
     while (kills < KILLS) {
       await sleep(between(1200, 2800));
       const kme = pick(KMES);
-      await procs.kill(kme);
+      await lab.procs.kill(kme);
       kills++;
       if (kills < KILLS && Math.random() < 0.3) {
-        procs.spawn(kme);
+        lab.procs.spawn(kme);
         await sleep(between(0, 400));
-        await procs.kill(kme);
+        await lab.procs.kill(kme);
         kills++;
       }
       await sleep(between(0, 500));
-      await procs.start(kme);
+      await lab.procs.start(kme);
     }
     return kills;
   }
@@ -127,7 +104,7 @@ describe('KMEs killed with SIGKILL at random moments under load', () => {
       stop = true;
       await load;
     }
-    await Promise.all(KMES.map((k) => procs.waitUp(k)));
+    await Promise.all(KMES.map((k) => lab.procs.waitUp(k)));
     t.diagnostic(`${kills} kills; masters: ${tally.ok} ok, ${tally.refused} refused, ${tally.lost} lost`);
 
     // Every slave now fetches what it has not got; only keys whose fetch was lost may be gone.
@@ -166,7 +143,7 @@ describe('KMEs killed with SIGKILL at random moments under load', () => {
     assert.deepEqual(left, [], 'slave deliveries missing');
 
     // Cancels of burned keys reach the peer; no key is left half-made.
-    const peeks = deployment.configs.map((c) => new StorePeek(c.config.data_dir));
+    const peeks = lab.deployment.configs.map((c) => new StorePeek(c.config.data_dir));
     try {
       await eventually(() => peeks.every((p) => p.outboxRows() === 0), 15_000, 'outboxes to drain');
       for (const p of peeks) assert.equal(p.reservedKeys(), 0);

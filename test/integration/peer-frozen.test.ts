@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import type { Deployment } from '../../src/cli/init.js';
 import { KeyLedger, type Pair } from '../helpers/key-ledger.js';
 import { askKeys, fetchKeys, keysOf } from '../helpers/key-traffic.js';
-import { KmeProcesses } from '../helpers/kme-process.js';
-import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
+import { KmeLab } from '../helpers/kme-lab.js';
 import { shown } from '../helpers/redact.js';
-import { TestClient } from '../helpers/sae-client.js';
 import { StorePeek } from '../helpers/store-peek.js';
-import { createDeployment, eventually } from '../helpers/two-kmes.js';
+import { eventually } from '../helpers/two-kmes.js';
 
 const CROSS: Pair = { master: 'sae-a1', slave: 'sae-b1' };
 
@@ -19,23 +15,11 @@ const CROSS: Pair = { master: 'sae-a1', slave: 'sae-b1' };
  * cost nothing until kme-b answers again.
  */
 describe('a peer KME that hangs', () => {
-  let deployment: Deployment;
-  let procs: KmeProcesses;
+  const lab = new KmeLab();
+  const client = (sae: string) => lab.client(sae);
   let peekA: StorePeek;
   let peekB: StorePeek;
   const ledger = new KeyLedger();
-  const clients = new Map<string, TestClient>();
-  const client = (sae: string) => {
-    let c = clients.get(sae);
-    if (!c) {
-      const creds = deployment.saes.find((s) => s.id === sae)!;
-      const { config } = deployment.configs.find((x) => x.kme === creds.kme)!;
-      c = new TestClient(`https://127.0.0.1:${config.sae_api.port}`, { ca: deployment.ca, ...creds });
-      clients.set(sae, c);
-    }
-    return c;
-  };
-  const dataDir = (kme: string) => deployment.configs.find((c) => c.kme === kme)!.config.data_dir;
 
   async function crossDelivered(): Promise<void> {
     const res = await askKeys(client(CROSS.master), CROSS, 2, 256, false);
@@ -47,11 +31,9 @@ describe('a peer KME that hangs', () => {
   }
 
   before(async () => {
-    deployment = await createDeployment({ rateBps: 1_000_000 });
-    procs = new KmeProcesses(deployment);
-    await Promise.all(['kme-a', 'kme-b'].map((k) => procs.start(k)));
-    peekA = new StorePeek(dataDir('kme-a'));
-    peekB = new StorePeek(dataDir('kme-b'));
+    await lab.start({ rateBps: 1_000_000 });
+    peekA = new StorePeek(lab.dataDir('kme-a'));
+    peekB = new StorePeek(lab.dataDir('kme-b'));
     await eventually(
       async () => {
         const s = await client('sae-a1').get('/api/v1/keys/sae-b1/status');
@@ -62,19 +44,15 @@ describe('a peer KME that hangs', () => {
     );
   });
   after(async () => {
-    procs?.signal('kme-b', 'SIGCONT');
-    await procs?.killAll();
     peekA?.close();
     peekB?.close();
-    await Promise.all([...clients.values()].map((c) => c.close()));
-    if (deployment) archiveAndCheckLogs(deployment.dir);
-    if (deployment) rmSync(deployment.dir, { recursive: true, force: true });
+    await lab.stop();
   });
 
   it('burns what may have reached the hung peer, and nothing after it', async () => {
     await crossDelivered(); // the stream from kme-a to kme-b is open now
     assert.equal(peekA.outboxRows(), 0);
-    procs.signal('kme-b', 'SIGSTOP');
+    lab.procs.signal('kme-b', 'SIGSTOP');
     for (let i = 0; i < 6; i++) {
       const res = await client('sae-a1').post('/api/v1/keys/sae-b1/enc_keys', { number: 128, size: 8192 });
       assert.equal(res.status, 503, shown(res));
@@ -85,7 +63,7 @@ describe('a peer KME that hangs', () => {
   });
 
   it('cancels that reservation at the peer once it wakes, and serves again', async () => {
-    procs.signal('kme-b', 'SIGCONT');
+    lab.procs.signal('kme-b', 'SIGCONT');
     await eventually(() => peekA.outboxRows() === 0, 30_000, 'the cancel to reach kme-b');
     assert.equal(peekB.readyKeys(), 0, 'whatever kme-b recorded of the burned keys is gone');
     // The outbox's answer showed kme-b back: cross-site keys are served at once.

@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import type { Deployment } from '../../src/cli/init.js';
 import { KeyLedger } from '../helpers/key-ledger.js';
 import { fetchKeys, keysOf } from '../helpers/key-traffic.js';
-import { KmeProcesses } from '../helpers/kme-process.js';
-import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
-import { TestClient } from '../helpers/sae-client.js';
-import { createDeployment } from '../helpers/two-kmes.js';
+import { KmeLab } from '../helpers/kme-lab.js';
 import { shown } from '../helpers/redact.js';
 
 /** Small frames make key only with ideal detectors (test/qkd/physics.test.ts has the real ones). */
@@ -23,21 +18,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * twice) and the slave's with the master's. The link's frame numbers restart at 0 each time.
  */
 describe('KMEs on the QKD link simulator, restarted', () => {
-  let deployment: Deployment;
-  let procs: KmeProcesses;
-  const clients = new Map<string, TestClient>();
+  const lab = new KmeLab();
+  const client = (sae: string) => lab.client(sae);
   const ledger = new KeyLedger();
-
-  const client = (sae: string) => {
-    let c = clients.get(sae);
-    if (!c) {
-      const creds = deployment.saes.find((s) => s.id === sae)!;
-      const { config } = deployment.configs.find((x) => x.kme === creds.kme)!;
-      c = new TestClient(`https://127.0.0.1:${config.sae_api.port}`, { ca: deployment.ca, ...creds });
-      clients.set(sae, c);
-    }
-    return c;
-  };
 
   /** Takes every key the link makes until it has run `frames` frames since the KMEs started. */
   async function drain(frames: number): Promise<number> {
@@ -65,23 +48,14 @@ describe('KMEs on the QKD link simulator, restarted', () => {
     }
   }
 
-  before(async () => {
-    deployment = await createDeployment({ source: 'qkd', qkd: SMALL_FRAMES });
-    procs = new KmeProcesses(deployment);
-    await Promise.all(KMES.map((k) => procs.start(k)));
-  });
-  after(async () => {
-    await procs?.killAll();
-    await Promise.all([...clients.values()].map((c) => c.close()));
-    if (deployment) archiveAndCheckLogs(deployment.dir);
-    if (deployment) rmSync(deployment.dir, { recursive: true, force: true });
-  });
+  before(() => lab.start({ source: 'qkd', qkd: SMALL_FRAMES }));
+  after(() => lab.stop());
 
   it('never delivers the same key material again after the KMEs restart or are killed', async () => {
     const taken = [await drain(3)];
     for (const stop of ['kill', 'terminate'] as const) {
-      await Promise.all(KMES.map((k) => procs[stop](k)));
-      await Promise.all(KMES.map((k) => procs.start(k)));
+      await Promise.all(KMES.map((k) => lab.procs[stop](k)));
+      await Promise.all(KMES.map((k) => lab.procs.start(k)));
       taken.push(await drain(3));
     }
     assert.deepEqual(ledger.problems, []);

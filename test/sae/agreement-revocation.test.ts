@@ -12,7 +12,7 @@ import type { AgreementError } from '../../src/sae/agreement/messages.js';
 import { Responder } from '../../src/sae/agreement/responder.js';
 import type { SaeTls } from '../../src/sae/agreement/types.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
-import { saeOf } from './sae-fixture.js';
+import { madeUpOffer, saeOf } from './sae-fixture.js';
 
 /**
  * The SAE-to-SAE key agreement honours the SAE CA's revocation list as the KMEs do. Each test
@@ -74,16 +74,7 @@ describe('the key agreement refuses revoked SAE certificates', () => {
         socket.once('error', reject);
       });
     /** A made-up offer: a live connection answers it (the KME knows no such key), a refused one never does. */
-    const offer = (socket: TLSSocket) =>
-      writeFrame(socket, {
-        v: 3,
-        type: 'offer',
-        exchange: randomUUID(),
-        master: 'sae-a1',
-        slave: 'sae-b1',
-        key_IDs: [randomUUID()],
-        proof: 'AAAA',
-      });
+    const offer = (socket: TLSSocket) => writeFrame(socket, madeUpOffer());
     const live = await open();
     try {
       offer(live.socket);

@@ -10,24 +10,12 @@ import { AgreementError, keyProof, type Offer } from '../../src/sae/agreement/me
 import type { AgreedKeys } from '../../src/sae/agreement/types.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 import { Initiator } from '../../src/sae/agreement/initiator.js';
-import { initiatorFor, responderFor, saeOf } from './sae-fixture.js';
+import { initiatorFor, madeUpOffer, responderFor, saeOf } from './sae-fixture.js';
 
 const agreedNext = (responder: ReturnType<typeof responderFor>) =>
   new Promise<AgreedKeys>((resolve) => responder.once('keys', resolve));
 const failureNext = (responder: ReturnType<typeof responderFor>) =>
   new Promise<AgreementError>((resolve) => responder.once('failure', resolve));
-
-/** An offer from sae-a1 to sae-b1 of a made-up key ID with a made-up proof, changed by `over`. */
-const madeUpOffer = (over: Record<string, unknown> = {}) => ({
-  v: 3,
-  type: 'offer',
-  exchange: randomUUID(),
-  master: 'sae-a1',
-  slave: 'sae-b1',
-  key_IDs: [randomUUID()],
-  proof: 'AAAA',
-  ...over,
-});
 
 /** Starts `responder` listening and counts the key sets it hands on. */
 async function listenCounting(responder: ReturnType<typeof responderFor>) {

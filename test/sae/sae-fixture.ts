@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Initiator } from '../../src/sae/agreement/initiator.js';
 import { Responder } from '../../src/sae/agreement/responder.js';
@@ -43,3 +44,15 @@ export function initiatorFor(
     timeoutMs: 2000,
   });
 }
+
+/** An offer from sae-a1 to sae-b1 of a made-up key ID with a made-up proof, changed by `over`. */
+export const madeUpOffer = (over: Record<string, unknown> = {}) => ({
+  v: 3,
+  type: 'offer',
+  exchange: randomUUID(),
+  master: 'sae-a1',
+  slave: 'sae-b1',
+  key_IDs: [randomUUID()],
+  proof: 'AAAA',
+  ...over,
+});

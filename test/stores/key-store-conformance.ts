@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { MAX_REMEMBERED_CANCELS, type IncomingBlock, type KeyStore, type NewKey } from '../../src/stores/key-store.js';
+import {
+  MAX_REMEMBERED_CANCELS,
+  type IncomingBlock,
+  type ClaimedKey,
+  type KeyStore,
+  type NewKey,
+} from '../../src/stores/key-store.js';
 
 export interface StoreUnderTest {
   readonly store: KeyStore;
@@ -26,6 +32,15 @@ export const newKey = (keyId: string, over: Partial<NewKey> = {}): NewKey => ({
   peerKme: 'kme-b',
   state: 'reserved',
   ...over,
+});
+
+/** A key kme-b cut from its block `seq` for sae-b1 and sae-a1, as kme-b's reservation names it. */
+const peerKey = (keyId: string, seq: number): ClaimedKey => ({
+  keyId,
+  sizeBits: 256,
+  seqs: [seq],
+  masterSae: 'sae-b1',
+  pendingSlaves: ['sae-a1'],
 });
 
 /**
@@ -97,12 +112,11 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
       assert.equal(await store.countBlocks(LINK, 'kme-b'), 4, 'blocks 1 and 3 were discarded');
       const [k2] = (await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k2')]))!;
       assert.equal(k2!.blocks[0]!.seq, 2);
-      assert.deepEqual(
-        await store.claimBlocks(LINK, 'kme-b', [
-          { keyId: 'c', sizeBits: 256, seqs: [3], masterSae: 'sae-b1', pendingSlaves: ['sae-a1'] },
-        ]),
-        { ok: false, missingSeqs: [3], existingKeyIds: [] },
-      );
+      assert.deepEqual(await store.claimBlocks(LINK, 'kme-b', [peerKey('c', 3)]), {
+        ok: false,
+        missingSeqs: [3],
+        existingKeyIds: [],
+      });
     });
 
     it('changes nothing when there are too few blocks or a key ID exists', async () => {
@@ -221,19 +235,12 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
 
     it('removes keys a peer cancelled and refuses their IDs afterwards', async () => {
       await store.addBlocks(LINK, blocks(0, 9), 9);
-      const claim = (keyId: string, seq: number) => ({
-        keyId,
-        sizeBits: 256,
-        seqs: [seq],
-        masterSae: 'sae-b1',
-        pendingSlaves: ['sae-a1'],
-      });
-      await store.claimBlocks(LINK, 'kme-b', [claim('k1', 1)]);
+      await store.claimBlocks(LINK, 'kme-b', [peerKey('k1', 1)]);
       assert.deepEqual(await store.cancelKeys(['k1', 'k2'], 'kme-b'), { ok: true, removed: 1 });
       assert.deepEqual(await store.cancelKeys(['k1'], 'kme-b'), { ok: true, removed: 0 });
       assert.deepEqual(await store.countKeys(), { reserved: 0, ready: 0 });
       // A cancel may overtake its reservation: the late reservation must not store the key.
-      const late = await store.claimBlocks(LINK, 'kme-b', [claim('k2', 3)]);
+      const late = await store.claimBlocks(LINK, 'kme-b', [peerKey('k2', 3)]);
       assert.deepEqual(late, { ok: false, missingSeqs: [], existingKeyIds: ['k2'] });
       assert.equal(await store.countBlocks(LINK, 'kme-b'), 4);
     });
@@ -241,14 +248,7 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
     it('lets a KME cancel only keys it cut, and remembers its cancels for it alone', async () => {
       await store.addBlocks(LINK, blocks(0, 9), 9);
       await store.addBlocks('link-b-c', [{ seq: 0, owner: 'kme-c', sealed: randomBytes(60) }], 0);
-      const claim = (keyId: string, seq: number) => ({
-        keyId,
-        sizeBits: 256,
-        seqs: [seq],
-        masterSae: 'sae-b1',
-        pendingSlaves: ['sae-a1'],
-      });
-      assert.deepEqual(await store.claimBlocks(LINK, 'kme-b', [claim('from-b', 1)]), { ok: true });
+      assert.deepEqual(await store.claimBlocks(LINK, 'kme-b', [peerKey('from-b', 1)]), { ok: true });
       await store.takeOwnBlocks(LINK, 'kme-a', [newKey('mine', { state: 'ready', pendingSlaves: ['sae-a2'] })]);
       // kme-c names kme-b's key and this KME's own: refused as a whole, nothing changes.
       assert.deepEqual(await store.cancelKeys(['unknown', 'from-b', 'mine'], 'kme-c'), {
@@ -260,8 +260,8 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
       assert.ok((await store.takeForSlave('sae-b1', 'sae-a1', ['from-b'])).ok, 'the slave still gets its key');
       // A cancel by kme-c of an ID not here yet does not stop kme-c... nor anyone else's reservation.
       assert.deepEqual(await store.cancelKeys(['early'], 'kme-c'), { ok: true, removed: 0 });
-      assert.deepEqual(await store.claimBlocks(LINK, 'kme-b', [claim('early', 3)]), { ok: true });
-      const late = await store.claimBlocks('link-b-c', 'kme-c', [{ ...claim('early', 0), keyId: 'early' }]);
+      assert.deepEqual(await store.claimBlocks(LINK, 'kme-b', [peerKey('early', 3)]), { ok: true });
+      const late = await store.claimBlocks('link-b-c', 'kme-c', [peerKey('early', 0)]);
       assert.deepEqual(late, { ok: false, missingSeqs: [], existingKeyIds: ['early'] });
     });
 
@@ -274,16 +274,9 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
         await new Promise((r) => setTimeout(r, at === 0 ? 5 : 0));
         assert.ok((await store.cancelKeys(ids(at, 4096), 'kme-b')).ok);
       }
-      const claim = (keyId: string, seq: number) => ({
-        keyId,
-        sizeBits: 256,
-        seqs: [seq],
-        masterSae: 'sae-b1',
-        pendingSlaves: ['sae-a1'],
-      });
-      assert.deepEqual(await store.claimBlocks(LINK, 'kme-b', [claim('first', 1)]), { ok: true }, 'forgotten');
+      assert.deepEqual(await store.claimBlocks(LINK, 'kme-b', [peerKey('first', 1)]), { ok: true }, 'forgotten');
       const last = `c-${MAX_REMEMBERED_CANCELS - 1}`;
-      const kept = await store.claimBlocks(LINK, 'kme-b', [claim(last, 3)]);
+      const kept = await store.claimBlocks(LINK, 'kme-b', [peerKey(last, 3)]);
       assert.deepEqual(kept, { ok: false, missingSeqs: [], existingKeyIds: [last] });
     });
 
@@ -329,9 +322,7 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
       assert.equal(await store.expireBefore(Date.now() - 60_000), 0, 'nothing is that old');
       assert.equal(await store.expireBefore(Date.now() + 1), 1, 'only keys ready for slaves expire');
       assert.deepEqual(await store.countKeys(), { reserved: 1, ready: 0 });
-      const again = await store.claimBlocks(LINK, 'kme-b', [
-        { keyId: 'gone', sizeBits: 256, seqs: [1], masterSae: 'sae-b1', pendingSlaves: ['sae-a1'] },
-      ]);
+      const again = await store.claimBlocks(LINK, 'kme-b', [peerKey('gone', 1)]);
       assert.deepEqual(again, { ok: true }, 'an expired cancellation is forgotten');
     });
 
