@@ -132,6 +132,17 @@ describe('the peer KME goes away and comes back', () => {
     const cancels = logged() - before;
     assert.ok(cancels >= queued, `kme-b confirmed ${cancels} cancels, ${queued} were queued`);
 
+    // A peer known down is probed by at most one request a second: until a probe has found kme-b
+    // back, requests are refused at once with 503 (SAEs retry), never served from a guess.
+    await eventually(
+      async () => {
+        const { res, delivery } = await ask(CROSS, 4);
+        if (delivery) await fetchAll(delivery);
+        return res.status === 200;
+      },
+      15_000,
+      'a cross-site request served once the peer is back',
+    );
     for (const pair of [CROSS, BACK, MIXED, CROSS, BACK]) {
       const { res, delivery } = await ask(pair, 4);
       assert.equal(res.status, 200, shown(res));
