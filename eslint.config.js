@@ -12,6 +12,8 @@ export default tseslint.config(
     },
   },
   { files: ['bin/**', 'scripts/**', 'bench/**', 'test/**'], rules: { 'no-console': 'off' } },
+  // The launcher is plain JavaScript run by Node.
+  { files: ['bin/**'], languageOptions: { globals: { process: 'readonly', URL: 'readonly' } } },
   {
     // The dashboard's front end runs in the browser.
     files: ['src/dashboard/public/**'],

@@ -1,49 +1,25 @@
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { NetworkCollector } from '../dashboard/collector.js';
 import { startDashboardServer } from '../dashboard/server.js';
 import { renderStatus } from '../dashboard/status-view.js';
 import type { KmeClientOptions } from '../sae/kme-client.js';
 import { TokenClient } from '../sae/token-client.js';
-import type { DemoManifest } from './demo.js';
+import type { DASHBOARD, STATUS } from './commands.js';
+import { readManifest } from './manifest.js';
+import type { CommandLine } from './parse.js';
+import type { ValuesOf } from './spec.js';
 import { hostPort } from './sae.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
-export const OPERATOR_USAGE = `Usage: qks dashboard|status [--manifest FILE | --kme URL[,URL...] --ca FILE (--cert FILE --key FILE | --issuer URL --client-id ID)]
-
-Both talk to the KMEs as an administrator: an operator certificate (an SAE certificate whose ID is
-in the KMEs' access.admins; \`qks init\` makes one in pki/operators/), or a token with the admin
-scope (--issuer, --client-id, secret in QKS_CLIENT_SECRET).
-
-  qks dashboard [--listen 127.0.0.1:PORT]   the dashboard for all these KMEs, on loopback; open the URL it prints
-  qks status [--once] [--interval SECONDS]  the same numbers in the terminal, redrawn every second
-`;
-
-const OPTIONS = {
-  manifest: { type: 'string' },
-  kme: { type: 'string' },
-  ca: { type: 'string' },
-  cert: { type: 'string' },
-  key: { type: 'string' },
-  issuer: { type: 'string' },
-  'client-id': { type: 'string' },
-  'client-secret': { type: 'string' },
-  resource: { type: 'string' },
-  listen: { type: 'string' },
-  once: { type: 'boolean' },
-  interval: { type: 'string' },
-} as const;
-
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+type Values = ValuesOf<typeof DASHBOARD.options & typeof STATUS.options>;
 
 function collectorFrom(v: Values): { collector: NetworkCollector; tokens: TokenClient | undefined } {
   let urls: string[];
   let client: Omit<KmeClientOptions, 'url'>;
   if (v.manifest) {
-    const m = JSON.parse(readFileSync(v.manifest, 'utf8')) as DemoManifest;
-    if (!m.operator) throw new UsageError(`${v.manifest} names no operator certificate`);
+    const m = readManifest(v.manifest);
+    if (!m.operator) throw new UsageError(`${v.manifest} names no operator certificate: give --cert and --key`);
     urls = m.kmes.map((k) => k.url);
     client = { ca: m.ca, cert: m.operator.cert, key: m.operator.key };
   } else {
@@ -69,12 +45,8 @@ function collectorFrom(v: Values): { collector: NetworkCollector; tokens: TokenC
   return { collector: new NetworkCollector({ urls, client }), tokens };
 }
 
-export async function operatorCommand(command: 'dashboard' | 'status', args: string[]): Promise<number> {
-  if (args[0] === 'help' || args[0] === '--help') {
-    process.stdout.write(OPERATOR_USAGE);
-    return 0;
-  }
-  const { values: v } = parseArgs({ args, options: OPTIONS });
+export async function operatorCommand(command: 'dashboard' | 'status', line: CommandLine): Promise<number> {
+  const v = line.values as Values;
   const { collector, tokens } = collectorFrom(v);
   try {
     if (command === 'status') return await status(collector, v);

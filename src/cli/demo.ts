@@ -1,16 +1,25 @@
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
+import { NetworkCollector } from '../dashboard/collector.js';
+import { startDashboardServer } from '../dashboard/server.js';
 import { loadConfig } from '../kme/config.js';
 import { startKme, type RunningKme } from '../kme/kme.js';
-import { initDeployment, type InitOptions } from './init.js';
+import type { DEMO } from './commands.js';
+import { demoDeployment } from './demo-dir.js';
+import type { InitOptions } from './init.js';
+import { linkOptions } from './init-command.js';
+import { manifestOf, writeManifest, type Manifest } from './manifest.js';
+import type { CommandLine } from './parse.js';
 import { freePorts } from './ports.js';
+import { qksInvocation, shellQuote } from './shell.js';
 import { untilSignal } from './signals.js';
-import { NetworkCollector } from '../dashboard/collector.js';
-import { startDashboardServer, type RunningDashboard } from '../dashboard/server.js';
+
+export type { Manifest as DemoManifest } from './manifest.js';
 
 export interface DemoOptions {
+  /** Keeps the deployment here; by default a temporary directory, deleted on exit. */
   readonly dir?: string;
   readonly manifest?: string;
   readonly source?: 'qkd' | 'simulated';
@@ -19,15 +28,14 @@ export interface DemoOptions {
   readonly out?: (line: string) => void;
 }
 
-/** The manifest a demo writes when ready, for scripts and tests that drive it. */
-export interface DemoManifest {
-  ca: string;
-  kmes: Array<{ id: string; url: string; config: string; log: string }>;
-  saes: Array<{ id: string; kme: string; cert: string; key: string }>;
-  /** An administrator's certificate: the dashboard, `qks status`, /metrics. */
-  operator?: { id: string; cert: string; key: string };
-  /** The dashboard's URL, with its access token. */
-  dashboard?: string;
+export async function demoCommand({ values }: CommandLine<typeof DEMO.options>): Promise<number> {
+  await runDemo({
+    ...(values.dir ? { dir: values.dir } : {}),
+    ...(values.manifest ? { manifest: values.manifest } : {}),
+    // A kept demo runs with its own link unless link options are given.
+    ...(values.source || values.rate || values['distance-km'] ? linkOptions(values) : {}),
+  });
+  return 0;
 }
 
 /**
@@ -36,52 +44,67 @@ export interface DemoManifest {
  */
 export async function runDemo(opts: DemoOptions): Promise<void> {
   const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
+  const temporary = opts.dir === undefined;
   const dir = resolve(opts.dir ?? mkdtempSync(join(tmpdir(), 'qks-demo-')));
-  const [a1, a2, b1, b2] = await freePorts(4);
-  const deployment = await initDeployment({
-    dir,
-    ports: [
+  const stops: Array<() => Promise<void> | void> = [];
+  // The temporary directory holds master keys and CA keys: it goes when the demo does.
+  if (temporary) stops.push(() => rmSync(dir, { recursive: true, force: true }));
+  try {
+    const [a1, a2, b1, b2] = await freePorts(4);
+    const link = {
+      ...(opts.source ? { source: opts.source } : {}),
+      ...(opts.qkd ? { qkd: opts.qkd } : {}),
+      ...(opts.rateBps ? { rateBps: opts.rateBps } : {}),
+    };
+    const deployment = await demoDeployment(dir, link, [
       { sae: a1!, kme: a2! },
       { sae: b1!, kme: b2! },
-    ],
-    source: opts.source ?? 'qkd',
-    ...(opts.qkd ? { qkd: opts.qkd } : {}),
-    ...(opts.rateBps ? { rateBps: opts.rateBps } : {}),
-    operator: 'operator',
-  });
-  const kmes: Array<{ kme: RunningKme; log: string; config: string }> = [];
-  try {
+    ]);
+    const logs = new Map(deployment.configs.map((c) => [c.kme, join(dir, `${c.kme}.log`)]));
+    const kmes: RunningKme[] = [];
+    stops.unshift(() => Promise.all(kmes.map((k) => k.stop())).then(() => undefined));
     for (const { kme, file } of deployment.configs) {
-      const log = join(dir, `${kme}.log`);
       const config = loadConfig(file);
-      const logger = pino({ level: config.log_level }, pino.destination({ dest: log, sync: false }));
-      kmes.push({ kme: await startKme(config, logger), log, config: file });
+      const logger = pino({ level: config.log_level }, pino.destination({ dest: logs.get(kme)!, sync: false }));
+      kmes.push(await startKme(config, logger));
     }
-  } catch (err) {
-    await Promise.all(kmes.map((k) => k.kme.stop()));
-    throw err;
+    const operator = deployment.operator!;
+    // The dashboard asks the KMEs over their API, as an operator would, with the operator certificate.
+    const collector = new NetworkCollector({
+      urls: kmes.map((k) => k.saeUrl),
+      client: { ca: deployment.ca, cert: operator.cert, key: operator.key },
+    });
+    stops.unshift(() => collector.close());
+    const dashboardLog = pino({ level: 'warn' }, pino.destination({ dest: join(dir, 'dashboard.log'), sync: false }));
+    const dashboard = await startDashboardServer({ view: () => collector.view(), log: dashboardLog });
+    stops.unshift(() => dashboard.close());
+    const manifest: Manifest = { ...manifestOf(deployment, logs), dashboard: dashboard.url };
+    const manifestFile = resolve(opts.manifest ?? join(dir, 'manifest.json'));
+    printInstructions(out, manifest, manifestFile, deployment.configs[0]!.config.links[0]!.source, temporary);
+    // Written last: whoever waits for the manifest also finds the instructions printed.
+    writeManifest(manifestFile, manifest);
+    const signal = await untilSignal();
+    out(`\n${signal}: stopping`);
+  } finally {
+    for (const stop of stops) await stop();
+    if (temporary) out(`deleted ${dir} (the demo's keys and certificates with it)`);
   }
-  const operator = deployment.operator!;
-  // The dashboard asks the KMEs over their API, as an operator would, with the operator certificate.
-  const collector = new NetworkCollector({
-    urls: kmes.map((k) => k.kme.saeUrl),
-    client: { ca: deployment.ca, cert: operator.cert, key: operator.key },
-  });
-  const dashboardLog = pino({ level: 'warn' }, pino.destination({ dest: join(dir, 'dashboard.log'), sync: false }));
-  const dashboard: RunningDashboard = await startDashboardServer({ view: () => collector.view(), log: dashboardLog });
-  const manifest: DemoManifest = {
-    ca: deployment.ca,
-    kmes: kmes.map((k) => ({ id: k.kme.id, url: k.kme.saeUrl, config: k.config, log: k.log })),
-    saes: deployment.saes.map((s) => ({ ...s })),
-    operator: { ...operator },
-    dashboard: dashboard.url,
-  };
-  const manifestFile = resolve(opts.manifest ?? join(dir, 'manifest.json'));
+}
 
+function printInstructions(
+  out: (line: string) => void,
+  manifest: Manifest,
+  manifestFile: string,
+  link: { type: string; distance_km?: number },
+  temporary: boolean,
+): void {
   const [kmeA, kmeB] = manifest.kmes;
   const sae = (id: string) => manifest.saes.find((s) => s.id === id)!;
-  const curl = (id: string) => `curl -s --cacert ${manifest.ca} --cert ${sae(id).cert} --key ${sae(id).key}`;
-  const link = deployment.configs[0]!.config.links[0]!.source;
+  const curl = (id: string, url: string) =>
+    ['curl', '-s', '--cacert', manifest.ca, '--cert', sae(id).cert, '--key', sae(id).key, url]
+      .map(shellQuote)
+      .join(' ');
+  const qks = qksInvocation();
   out(
     link.type === 'qkd'
       ? `QKS demo running: two KMEs joined by a simulated QKD link (decoy-state BB84 over ${link.distance_km ?? 25} km of modelled fibre, post-processed between the KMEs).`
@@ -90,22 +113,24 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   for (const k of manifest.kmes) out(`  ${k.id}: ${k.url}   (log ${k.log})`);
   out(`  SAEs: ${manifest.saes.map((s) => `${s.id}@${s.kme}`).join(', ')}`);
   out(`  manifest: ${manifestFile}`);
+  const files = manifest.ca.replace(/\/pki\/.*$/, '');
+  out(
+    temporary
+      ? `  files: ${files} (temporary: deleted when the demo stops; --dir DIR keeps them)`
+      : `  files: ${files} (kept: ${qks} demo --dir ${shellQuote(files)} runs this demo again)`,
+  );
   out('');
-  out(`Dashboard (open in a browser on this machine): ${dashboard.url}`);
-  out(`  in a terminal: qks status --manifest ${manifestFile}`);
+  out(`Dashboard (open in a browser on this machine): ${manifest.dashboard}`);
+  out(`  in a terminal: ${qks} status --manifest ${shellQuote(manifestFile)}`);
   out('');
   out('Try it: sae-a1 (at kme-a) gets keys for sae-b1 (at kme-b), which fetches the same keys by ID.');
-  out(`  ${curl('sae-a1')} ${kmeA!.url}/api/v1/keys/sae-b1/status`);
-  out(`  ${curl('sae-a1')} ${kmeA!.url}/api/v1/keys/sae-b1/enc_keys?number=1`);
-  out(`  ${curl('sae-b1')} '${kmeB!.url}/api/v1/keys/sae-a1/dec_keys?key_ID=<key_ID from above>'`);
+  out(`  ${curl('sae-a1', `${kmeA!.url}/api/v1/keys/sae-b1/status`)}`);
+  out(`  ${curl('sae-a1', `${kmeA!.url}/api/v1/keys/sae-b1/enc_keys?number=1`)}`);
+  out(`  ${curl('sae-b1', `${kmeB!.url}/api/v1/keys/sae-a1/dec_keys?key_ID=<key_ID from above>`)}`);
+  out('The same with qks sae:');
+  out(`  ${qks} sae get-key --manifest ${shellQuote(manifestFile)} --sae sae-a1 --slave sae-b1`);
+  out(
+    `  ${qks} sae get-key-with-ids --manifest ${shellQuote(manifestFile)} --sae sae-b1 --master sae-a1 --key-id '<key_ID>'`,
+  );
   out('Press Ctrl-C to stop.');
-  // Written last: whoever waits for the manifest also finds the instructions printed.
-  writeFileSync(`${manifestFile}.tmp`, JSON.stringify(manifest, null, 2) + '\n');
-  renameSync(`${manifestFile}.tmp`, manifestFile);
-
-  const signal = await untilSignal();
-  out(`\n${signal}: stopping`);
-  await dashboard.close();
-  await collector.close();
-  await Promise.all(kmes.map((k) => k.kme.stop()));
 }

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { connectionOf, loadIpsecConfig, type IpsecAgentConfig } from '../integrations/ipsec/agent-config.js';
 import type { IpsecGateway } from '../integrations/ipsec/gateway.js';
 import { IpsecAgent } from '../integrations/ipsec/ipsec-agent.js';
@@ -9,17 +8,11 @@ import { Initiator } from '../sae/agreement/initiator.js';
 import { Responder } from '../sae/agreement/responder.js';
 import { KeyRing } from '../sae/key-ring.js';
 import { Rotation } from '../sae/rotation.js';
+import type { IPSEC } from './commands.js';
+import type { CommandLine } from './parse.js';
 import { agreementTls, identity, kmeClientOf, print } from './sae.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
-
-export const IPSEC_USAGE = `Usage: qks ipsec --config FILE
-
-An IPsec gateway's agent: agrees QKD keys with the peer gateway's agent and installs each one in
-the IKE daemon as an RFC 8784 PPK (PPK_ID = key ID): strongSwan over VICI, or Libreswan through a
-secrets file and whack. The initiator brings up a new IKE SA for every new PPK before it closes the
-old one. SIGHUP (initiator): rotate now. docs/ipsec.md describes the configuration file.
-`;
 
 export function gatewayOf(cfg: IpsecAgentConfig): IpsecGateway {
   const connection = connectionOf(cfg);
@@ -34,9 +27,8 @@ export function gatewayOf(cfg: IpsecAgentConfig): IpsecGateway {
   });
 }
 
-export async function ipsecCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
-  if (!values.config) throw new UsageError('ipsec needs --config FILE');
+export async function ipsecCommand({ values }: CommandLine<typeof IPSEC.options>): Promise<number> {
+  if (!values.config) throw new UsageError('--config FILE is required');
   const cfg = loadIpsecConfig(values.config);
   const me = identity({ ...cfg.sae, sae: cfg.sae.id });
   if (cfg.connection.ppk === 'optional') {

@@ -1,46 +1,15 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { entityUri } from '../auth/tls-identity.js';
 import { isEntityId } from '../domain/ids.js';
 import { CertificateAuthority } from '../pki/authority.js';
+import type { PKI } from './commands.js';
 import { KME_CA, SAE_CA } from './init.js';
+import type { CommandLine } from './parse.js';
 import { UsageError } from './usage-error.js';
 
-export const PKI_USAGE = `Usage: qks pki <command> --dir DIR (a directory made by qks init)
-
-  create-ca                      the two CAs (SAE CA, KME CA) in DIR/pki, if not there yet (qks init does it too)
-  list                           every certificate both CAs issued, with its state
-  issue --sae ID                 a new SAE certificate (client, and server for the key agreement)
-  issue --kme ID [--host H]      a new KME-to-KME channel certificate
-  revoke --sae ID | --kme ID | --serial HEX
-                                 revokes; running KMEs reload the revocation list within a second
-  renew-crl [--ca sae|kme] [--days N | --seconds N] [--if-due]
-                                 issues the revocation lists again (both CAs unless --ca), valid N more
-                                 days (default: the lifetime they have); --if-due: only those with less
-                                 than half of it left (for a cron job or systemd timer)
-`;
-
-export async function pkiCommand(args: string[]): Promise<number> {
-  const [command, ...rest] = args;
-  const { values: v } = parseArgs({
-    args: rest,
-    options: {
-      dir: { type: 'string' },
-      sae: { type: 'string' },
-      kme: { type: 'string' },
-      host: { type: 'string' },
-      serial: { type: 'string' },
-      ca: { type: 'string' },
-      days: { type: 'string' },
-      seconds: { type: 'string' },
-      'if-due': { type: 'boolean' },
-    },
-  });
-  if (!command || command === 'help') {
-    process.stdout.write(PKI_USAGE);
-    return command ? 0 : 2;
-  }
+export async function pkiCommand({ sub, values: v }: CommandLine<typeof PKI.options>): Promise<number> {
+  const command = sub!.name;
   if (!v.dir) throw new UsageError('--dir DIR is required');
   const pki = join(v.dir, 'pki');
   const ca = (name: string) => CertificateAuthority.open(pki, name);
@@ -127,7 +96,7 @@ export async function pkiCommand(args: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new UsageError(`unknown pki command: ${command}`);
+      throw new Error(`no runner for qks pki ${command}`);
   }
 }
 

@@ -29,3 +29,15 @@ export function portAnswers(port: number, host = '127.0.0.1'): Promise<boolean> 
     socket.once('error', () => resolve(false));
   });
 }
+
+/**
+ * Whether the port cannot be listened on now (in use, or not ours to take). An address of another
+ * machine cannot be checked here, and counts as free.
+ */
+export function portTaken(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code !== 'EADDRNOTAVAIL'));
+    s.listen(port, host, () => s.close(() => resolve(false)));
+  });
+}

@@ -1,5 +1,4 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { Initiator } from '../sae/agreement/initiator.js';
 import { Responder } from '../sae/agreement/responder.js';
 import type { AgreedKeys, SaeTls } from '../sae/agreement/types.js';
@@ -8,56 +7,14 @@ import { KmeClient, type KeyContainer } from '../sae/kme-client.js';
 import { Rotation, type RotationPolicy } from '../sae/rotation.js';
 import { TokenClient } from '../sae/token-client.js';
 import { keepSecretsFile } from '../sae/secrets-file.js';
-import type { DemoManifest } from './demo.js';
+import type { SAE } from './commands.js';
+import { readManifest } from './manifest.js';
+import type { CommandLine } from './parse.js';
+import type { ValuesOf } from './spec.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
-export const SAE_USAGE = `Usage: qks sae <command> [options]
-
-Who: either --manifest FILE --sae ID (a demo manifest), or --sae ID --kme URL --ca FILE --cert FILE --key FILE.
-The key agreement checks the peer SAE's certificate against --crl FILE (default: the CA's list beside it,
-<ca>.crl.pem, as qks init writes it, when there is one).
-With a token issuer: --issuer URL [--resource AUDIENCE], and the client secret in QKS_CLIENT_SECRET
-(or --client-secret); the SAE ID is the client ID. The token is fetched once and reused.
-
-  status --slave ID                                   the ETSI status for a slave SAE
-  get-key --slave ID [--number N] [--size BITS]       keys for a slave SAE (enc_keys)
-  get-key-with-ids --master ID --key-id ID...         keys a master obtained for this SAE (dec_keys)
-  agree --role initiator --peer ID --connect HOST:PORT [--number N] [--size BITS]
-        [--once] [--rotate-every SECONDS] [--secrets-file FILE]   (SIGHUP: a new key now)
-  agree --role responder --peer ID[,ID...] --listen HOST:PORT [--secrets-file FILE]
-
-Output is JSON. Key bytes are shown only with --show-keys.
-`;
-
-export const SAE_OPTIONS = {
-  manifest: { type: 'string' },
-  sae: { type: 'string' },
-  kme: { type: 'string' },
-  ca: { type: 'string' },
-  crl: { type: 'string' },
-  cert: { type: 'string' },
-  key: { type: 'string' },
-  slave: { type: 'string' },
-  master: { type: 'string' },
-  number: { type: 'string' },
-  size: { type: 'string' },
-  'key-id': { type: 'string', multiple: true },
-  role: { type: 'string' },
-  peer: { type: 'string' },
-  connect: { type: 'string' },
-  listen: { type: 'string' },
-  once: { type: 'boolean' },
-  'rotate-every': { type: 'string' },
-  'rotate-uses': { type: 'string' },
-  'secrets-file': { type: 'string' },
-  'show-keys': { type: 'boolean' },
-  issuer: { type: 'string' },
-  'client-secret': { type: 'string' },
-  resource: { type: 'string' },
-} as const;
-
-type Values = ReturnType<typeof parseArgs<{ options: typeof SAE_OPTIONS }>>['values'];
+type Values = ValuesOf<typeof SAE.options>;
 /** What names an SAE and its KME on the command line. */
 export type IdentityValues = Pick<
   Values,
@@ -89,10 +46,13 @@ export function identity(v: IdentityValues): Identity {
 function identityOf(v: IdentityValues): Identity {
   if (!v.sae) throw new UsageError('--sae ID is required');
   if (v.manifest) {
-    const m = JSON.parse(readFileSync(v.manifest, 'utf8')) as DemoManifest;
+    const m = readManifest(v.manifest);
     const sae = m.saes.find((s) => s.id === v.sae);
-    if (!sae) throw new UsageError(`SAE ${v.sae} is not in ${v.manifest}`);
-    return { sae: sae.id, kme: m.kmes.find((k) => k.id === sae.kme)!.url, ca: m.ca, cert: sae.cert, key: sae.key };
+    if (!sae)
+      throw new UsageError(`SAE ${v.sae} is not in ${v.manifest}; it has ${m.saes.map((s) => s.id).join(', ')}`);
+    const kme = m.kmes.find((k) => k.id === sae.kme);
+    if (!kme) throw new UsageError(`${v.manifest} names no KME ${sae.kme} (the KME of ${sae.id})`);
+    return { sae: sae.id, kme: kme.url, ca: m.ca, cert: sae.cert, key: sae.key };
   }
   if (!v.kme || !v.ca || !v.cert || !v.key) throw new UsageError('give --manifest, or --kme, --ca, --cert and --key');
   return { sae: v.sae, kme: v.kme, ca: v.ca, cert: v.cert, key: v.key };
@@ -125,19 +85,13 @@ const agreedLine = (a: AgreedKeys, show: boolean) => ({
   timings_ms: Object.fromEntries(Object.entries(a.timings).map(([k, v]) => [k, Math.round(v * 1000) / 1000])),
 });
 
-export async function saeCommand(args: string[]): Promise<number> {
-  const [command, ...rest] = args;
-  if (!command || command === 'help' || command === '--help') {
-    process.stdout.write(SAE_USAGE);
-    return command ? 0 : 2;
-  }
-  const { values: v } = parseArgs({ args: rest, options: SAE_OPTIONS });
+export async function saeCommand({ sub, values: v }: CommandLine<typeof SAE.options>): Promise<number> {
   const me = identity(v);
   const tokens = tokenClient(v, me.sae);
   const kme = kmeClientOf(me, tokens);
   const show = v['show-keys'] ?? false;
   try {
-    switch (command) {
+    switch (sub!.name) {
       case 'status':
         if (!v.slave) throw new UsageError('status needs --slave ID');
         print(await kme.status(v.slave));
@@ -149,15 +103,16 @@ export async function saeCommand(args: string[]): Promise<number> {
         print(redact(await kme.getKeys(v.slave, { ...(number ? { number } : {}), ...(size ? { size } : {}) }), show));
         return 0;
       }
-      case 'get-key-with-ids':
-        if (!v.master || !v['key-id']?.length)
-          throw new UsageError('get-key-with-ids needs --master ID and --key-id ID');
-        print(redact(await kme.getKeysWithIds(v.master, v['key-id']), show));
+      case 'get-key-with-ids': {
+        const ids = (v['key-id'] ?? []).flatMap((ids) => ids.split(',')).filter((id) => id !== '');
+        if (!v.master || ids.length === 0) throw new UsageError('get-key-with-ids needs --master ID and --key-id ID');
+        print(redact(await kme.getKeysWithIds(v.master, ids), show));
         return 0;
+      }
       case 'agree':
         return await agree(v, me, kme, show);
       default:
-        throw new UsageError(`unknown sae command: ${command}`);
+        throw new Error(`no runner for qks sae ${sub!.name}`);
     }
   } finally {
     await kme.close();
@@ -197,10 +152,6 @@ export function tokenClient(v: IdentityValues, sae: string): TokenClient | undef
 
 async function agree(v: Values, me: Identity, kme: KmeClient, show: boolean): Promise<number> {
   if (!v.peer) throw new UsageError('agree needs --peer ID');
-  if (v['rotate-uses'] !== undefined) {
-    // Nothing in this process uses the keys, so there is nothing to count: qks tunnel counts them.
-    throw new UsageError('qks sae agree rotates by time and on SIGHUP; --rotate-uses is for qks tunnel');
-  }
   const tls = agreementTls(me);
   const ring = new KeyRing();
   const stopFile = v['secrets-file'] ? keepSecretsFile(v['secrets-file'], ring, me.sae, v.peer) : () => undefined;

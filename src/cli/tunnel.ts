@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { Initiator } from '../sae/agreement/initiator.js';
 import { Responder } from '../sae/agreement/responder.js';
 import { KeyRing } from '../sae/key-ring.js';
@@ -7,49 +6,17 @@ import { TunnelClient, TunnelServer, type Endpoint } from '../integrations/tls-p
 import { StunnelManager } from '../integrations/stunnel/stunnel-manager.js';
 import { IntegrationReporter } from '../integrations/reporter.js';
 import type { PskMode } from '../integrations/tls-psk/psk-tls.js';
-import { agreementTls, count, hostPort, identity, kmeClientOf, print, SAE_OPTIONS, tokenClient } from './sae.js';
+import type { TUNNEL } from './commands.js';
+import type { CommandLine } from './parse.js';
+import { agreementTls, count, hostPort, identity, kmeClientOf, print, tokenClient } from './sae.js';
 import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
-export const TUNNEL_USAGE = `Usage: qks tunnel|stunnel --role client|server [SAE options, as for qks sae] --peer ID ...
-
-qks tunnel runs the TLS 1.3 PSK tunnel in this process; qks stunnel runs a real stunnel (Debian
-stunnel4) with the same keys: a safe configuration, a PSKsecrets file, SIGHUP on every new key.
-
-  --role server --agree HOST:PORT --listen HOST:PORT --target HOST:PORT
-        answers the peer's key agreements on --agree; TLS 1.3 PSK on --listen, forwarded to --target
-  --role client --agree HOST:PORT --listen HOST:PORT --server HOST:PORT
-        agrees keys with the server side; plaintext accepted on --listen goes over TLS to --server
-  --mode psk_ke|psk_dhe_ke      (default psk_ke: the PSK alone, quantum-safe as long as the key is)
-  --rotate-every SECONDS        client: a new key this often (default 300)
-  --rotate-uses N               client (qks tunnel): a new key after N connections on one key
-  --rotate-bytes N              client (qks tunnel): a new key after N bytes (both ways) on one key
-  --max-connection-age SECONDS  qks tunnel: connections older than this are ended gracefully and
-                                reopened with the current key (client default: twice
-                                --rotate-every; server default: none)
-  --max-connections N           qks tunnel: at most N connections at once; more are closed
-  --dir DIR                     qks stunnel: where its configuration, secrets and log go
-  --name NAME                   how the operator dashboard lists this tunnel (default: role and --listen)
-  --report-every SECONDS        how often the tunnel tells its KME the key in use (default 30)
-`;
-
-export async function tunnelCommand(args: string[], engine: 'native' | 'stunnel' = 'native'): Promise<number> {
-  const { values: v } = parseArgs({
-    args,
-    options: {
-      ...SAE_OPTIONS,
-      agree: { type: 'string' },
-      server: { type: 'string' },
-      target: { type: 'string' },
-      mode: { type: 'string', default: 'psk_ke' },
-      dir: { type: 'string' },
-      'max-connection-age': { type: 'string' },
-      'max-connections': { type: 'string' },
-      'rotate-bytes': { type: 'string' },
-      name: { type: 'string' },
-      'report-every': { type: 'string' },
-    },
-  });
+export async function tunnelCommand(
+  { values: v }: CommandLine<typeof TUNNEL.options>,
+  engine: 'native' | 'stunnel' = 'native',
+): Promise<number> {
+  v.mode ??= 'psk_ke';
   if (v.mode !== 'psk_ke' && v.mode !== 'psk_dhe_ke') throw new UsageError('--mode must be psk_ke or psk_dhe_ke');
   const mode: PskMode = v.mode;
   if (!v.peer) throw new UsageError('--peer ID is required');

@@ -88,7 +88,7 @@ describe('qks demo', () => {
       demo.kill('SIGINT');
       assert.equal(await exited, 0, 'exit code after SIGINT');
       assert.ok(!stdout.includes(key.key), 'key bytes never reach the demo output');
-      for (const k of manifest.kmes) assert.ok(!readFileSync(k.log, 'utf8').includes(key.key), 'nor its logs');
+      for (const k of manifest.kmes) assert.ok(!readFileSync(k.log!, 'utf8').includes(key.key), 'nor its logs');
     } finally {
       demo.kill('SIGKILL');
     }

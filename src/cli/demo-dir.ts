@@ -1,0 +1,69 @@
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, type KmeConfig } from '../kme/config.js';
+import { initDeployment, SAE_CA, type Deployment, type InitOptions } from './init.js';
+import { UserError } from './usage-error.js';
+
+export const DEMO_KMES = ['kme-a', 'kme-b'] as const;
+export const OPERATOR_ID = 'operator';
+
+type LinkChoice = Pick<InitOptions, 'source' | 'qkd' | 'rateBps'>;
+type Ports = NonNullable<InitOptions['ports']>;
+
+/**
+ * The demo's deployment in `dir`: made there when the directory is new or empty, or the one an
+ * earlier demo left there, on new ports (the old ones may be taken by now).
+ */
+export async function demoDeployment(dir: string, link: LinkChoice, ports: Ports): Promise<Deployment> {
+  if (!existsSync(dir) || readdirSync(dir).length === 0) {
+    return initDeployment({ dir, kmes: DEMO_KMES, ports, ...link, operator: OPERATOR_ID });
+  }
+  const files = DEMO_KMES.map((k) => join(dir, `${k}.json`));
+  if (!files.every((f) => existsSync(f))) {
+    throw new UserError(
+      `--dir ${dir} is not empty and holds no QKS demo (kme-a.json, kme-b.json); choose a new or empty directory`,
+    );
+  }
+  const configs = files.map((file, i) => {
+    const config = JSON.parse(readFileSync(file, 'utf8')) as KmeConfig;
+    checkSameLink(config, link, file);
+    config.sae_api.port = ports[i]!.sae;
+    config.kme_api.port = ports[i]!.kme;
+    config.peers = config.peers.map((p) => ({
+      ...p,
+      url: `https://${config.kme_api.host}:${ports[DEMO_KMES.indexOf(p.kme_id as 'kme-a')]!.kme}`,
+    }));
+    writeFileSync(file, JSON.stringify(config, null, 2) + '\n');
+    // Read back through the checks every KME configuration passes.
+    return { kme: DEMO_KMES[i]!, file, config: loadConfig(file) };
+  });
+  const pki = join(dir, 'pki');
+  const pair = (sub: string, id: string) => ({ cert: join(pki, sub, `${id}.pem`), key: join(pki, sub, `${id}.key`) });
+  return {
+    dir,
+    ca: join(pki, `${SAE_CA}.pem`),
+    configs,
+    saes: configs[0]!.config.saes.map((s) => ({ ...s, ...pair('saes', s.id) })),
+    ...(existsSync(pair('operators', OPERATOR_ID).cert)
+      ? { operator: { id: OPERATOR_ID, ...pair('operators', OPERATOR_ID) } }
+      : {}),
+  };
+}
+
+/** A kept demo runs with the link it was made with: flags that ask for another are refused, not ignored. */
+function checkSameLink(config: KmeConfig, link: LinkChoice, file: string): void {
+  const source = config.links[0]?.source;
+  if (!source) throw new UserError(`${file} has no link; it was not made by qks demo`);
+  const differs =
+    (link.source !== undefined && source.type !== link.source) ||
+    (link.rateBps !== undefined && source.type === 'simulated' && source.rate_bps !== link.rateBps) ||
+    (link.qkd?.distance_km !== undefined &&
+      source.type === 'qkd' &&
+      (source.distance_km ?? 25) !== link.qkd.distance_km);
+  if (differs) {
+    throw new UserError(
+      `the demo kept in ${config.data_dir.replace(/\/[^/]+$/, '')} has a ${source.type} link with other settings; ` +
+        'run it without link options, or use a new --dir',
+    );
+  }
+}

@@ -1,0 +1,107 @@
+import { join, resolve } from 'node:path';
+import type { DEMO, INIT } from './commands.js';
+import { initDeployment, type InitOptions } from './init.js';
+import { manifestOf, writeManifest } from './manifest.js';
+import type { CommandLine } from './parse.js';
+import { freePorts, portTaken } from './ports.js';
+import type { ValuesOf } from './spec.js';
+import { UsageError } from './usage-error.js';
+
+export const DEFAULT_BASE_PORT = 8443;
+/** The KME channel's ports are the SAE API's plus this, so that `--base-port` sets both. */
+const CHANNEL_OFFSET = 1000;
+
+/** The link options of `init` and `demo`: `--rate` is the shared-seed simulator's, and implies it. */
+export function linkOptions(values: ValuesOf<typeof DEMO.options>) {
+  const source = values.source ?? (values.rate ? 'simulated' : 'qkd');
+  if (source !== 'qkd' && source !== 'simulated') throw new UsageError('--source must be qkd or simulated');
+  if (values.rate && source !== 'simulated') throw new UsageError('--rate applies to --source simulated only');
+  if (values['distance-km'] && source !== 'qkd') throw new UsageError('--distance-km applies to --source qkd only');
+  return {
+    source,
+    ...(values.rate ? { rateBps: positiveNumber(values.rate, '--rate') } : {}),
+    ...(values['distance-km'] ? { qkd: { distance_km: positiveNumber(values['distance-km'], '--distance-km') } } : {}),
+  } as const;
+}
+
+export function positiveNumber(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number, not "${text}"`);
+  return n;
+}
+
+type Ports = NonNullable<InitOptions['ports']>;
+
+/** The ports `--base-port` or `--ports` ask for, checked free now where they can be. */
+export async function choosePorts(values: ValuesOf<typeof INIT.options>, kmes: string[], host: string): Promise<Ports> {
+  if (values.ports !== undefined && values['base-port'] !== undefined) {
+    throw new UsageError('give --base-port or --ports, not both');
+  }
+  if (values.ports === 'auto') {
+    const free = await freePorts(2 * kmes.length, host);
+    return kmes.map((_, i) => ({ sae: free[2 * i]!, kme: free[2 * i + 1]! }));
+  }
+  let ports: Ports;
+  if (values.ports !== undefined) {
+    const pairs = values.ports.split(',').map((pair) => {
+      const m = /^(\d+):(\d+)$/.exec(pair.trim());
+      if (!m) throw new UsageError(`--ports: "${pair}" is not SAE:KME (two port numbers)`);
+      return { sae: portNumber(m[1]!, '--ports'), kme: portNumber(m[2]!, '--ports') };
+    });
+    if (pairs.length !== kmes.length) {
+      throw new UsageError(`--ports gives ${pairs.length} pairs for ${kmes.length} KMEs (${kmes.join(', ')})`);
+    }
+    ports = pairs;
+  } else {
+    const base = values['base-port'] === undefined ? DEFAULT_BASE_PORT : portNumber(values['base-port'], '--base-port');
+    ports = kmes.map((_, i) => ({ sae: base + i, kme: base + CHANNEL_OFFSET + i }));
+    if (ports.some((p) => p.kme > 65535)) throw new UsageError(`--base-port ${base} leaves no room: at most 64535`);
+  }
+  const all = ports.flatMap((p) => [p.sae, p.kme]);
+  if (new Set(all).size !== all.length) throw new UsageError('--ports: a port appears twice');
+  for (const [i, p] of ports.entries()) {
+    for (const [port, what] of [
+      [p.sae, 'SAE API'],
+      [p.kme, 'KME channel'],
+    ] as const) {
+      if (await portTaken(port, host)) {
+        throw new UsageError(
+          `port ${port} on ${host} (${kmes[i]}'s ${what}) is in use; choose free ones with --base-port N or --ports auto`,
+        );
+      }
+    }
+  }
+  return ports;
+}
+
+function portNumber(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1 || n > 65535) throw new UsageError(`${flag}: ${text} is not a port number`);
+  return n;
+}
+
+export async function initCommand({ values }: CommandLine<typeof INIT.options>): Promise<number> {
+  if (!values.dir) throw new UsageError('--dir DIR is required');
+  const kmes = values.kmes?.split(',').map((k) => k.trim()) ?? ['kme-a', 'kme-b'];
+  const host = values.host ?? '127.0.0.1';
+  const deployment = await initDeployment({
+    dir: values.dir,
+    kmes,
+    ...(values['saes-per-kme'] ? { saesPerKme: positiveNumber(values['saes-per-kme'], '--saes-per-kme') } : {}),
+    host,
+    ports: await choosePorts(values, kmes, host),
+    ...linkOptions(values),
+    operator: 'operator',
+  });
+  const manifest = join(resolve(values.dir), 'manifest.json');
+  writeManifest(manifest, manifestOf(deployment));
+  const out = (line: string) => process.stdout.write(line + '\n');
+  for (const c of deployment.configs) {
+    out(
+      `${c.kme}: qks kme --config ${c.file}   (SAEs on port ${c.config.sae_api.port}, peers on ${c.config.kme_api.port})`,
+    );
+  }
+  if (deployment.operator) out(`operator certificate (dashboard, qks status, /metrics): ${deployment.operator.cert}`);
+  out(`manifest (qks sae, qks status, qks dashboard: --manifest): ${manifest}`);
+  return 0;
+}
