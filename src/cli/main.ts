@@ -1,33 +1,39 @@
 import { readFileSync } from 'node:fs';
-import { IpsecConfigError } from '../integrations/ipsec/agent-config.js';
-import { ConfigError } from '../kme/config.js';
 import { COMMANDS } from './commands.js';
-import { operatorCommand } from './dashboard.js';
-import { demoCommand } from './demo.js';
 import { commandUsage, subcommandUsage, topUsage } from './help.js';
-import { initCommand } from './init-command.js';
-import { ipsecCommand } from './ipsec.js';
-import { kmeCommand } from './kme.js';
 import { parseCommandLine, type CommandLine } from './parse.js';
-import { pkiCommand } from './pki.js';
-import { saeCommand } from './sae.js';
-import { tunnelCommand } from './tunnel.js';
 import { UsageError, userError } from './usage-error.js';
 
 type Runner = (line: CommandLine) => Promise<number>;
 
-const RUNNERS: Record<string, Runner> = {
-  demo: demoCommand,
-  init: initCommand,
-  kme: kmeCommand,
-  pki: pkiCommand,
-  sae: saeCommand,
-  tunnel: (line) => tunnelCommand(line, 'native'),
-  stunnel: (line) => tunnelCommand(line, 'stunnel'),
-  ipsec: ipsecCommand,
-  dashboard: (line) => operatorCommand('dashboard', line),
-  status: (line) => operatorCommand('status', line),
+// Loaded only for the command that runs: help and mistakes answer at once.
+const RUNNERS: Record<string, () => Promise<Runner>> = {
+  demo: async () => (await import('./demo.js')).demoCommand,
+  init: async () => (await import('./init-command.js')).initCommand,
+  kme: async () => (await import('./kme.js')).kmeCommand,
+  pki: async () => (await import('./pki.js')).pkiCommand,
+  sae: async () => (await import('./sae.js')).saeCommand,
+  tunnel: async () => {
+    const { tunnelCommand } = await import('./tunnel.js');
+    return (line) => tunnelCommand(line, 'native');
+  },
+  stunnel: async () => {
+    const { tunnelCommand } = await import('./tunnel.js');
+    return (line) => tunnelCommand(line, 'stunnel');
+  },
+  ipsec: async () => (await import('./ipsec.js')).ipsecCommand,
+  dashboard: async () => {
+    const { operatorCommand } = await import('./dashboard.js');
+    return (line) => operatorCommand('dashboard', line);
+  },
+  status: async () => {
+    const { operatorCommand } = await import('./dashboard.js');
+    return (line) => operatorCommand('status', line);
+  },
 };
+
+/** Configuration files that fail their checks: the message names the file and the field. */
+const CONFIG_ERRORS = new Set(['ConfigError', 'IpsecConfigError']);
 
 const version = (): string =>
   (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -56,17 +62,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(line.sub ? subcommandUsage(spec, line.sub) : commandUsage(spec));
     return line.help === 'asked' ? 0 : 2;
   }
-  return RUNNERS[first]!(line);
+  return (await RUNNERS[first]!())(line);
 }
 
 const unknownCommand = (name: string) =>
-  `unknown command "${name}"; the commands are ${COMMANDS.flatMap((c) => c.names).join(', ')} (qks --help)`;
+  `unknown command "${name}"; the commands are ${COMMANDS.flatMap((c) => c.names).join(', ')}`;
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const known =
-      userError(err) ?? (err instanceof ConfigError || err instanceof IpsecConfigError ? err.message : null);
+    const known = userError(err) ?? (CONFIG_ERRORS.has((err as Error)?.name) ? (err as Error).message : null);
     const hint = err instanceof UsageError ? ` (${context} --help)` : '';
     process.stderr.write(`${context}: ${known ?? (err as Error).message}${hint}\n`);
     if (known === null) process.stderr.write(process.env['QKS_DEBUG'] ? `${(err as Error).stack}\n` : '');

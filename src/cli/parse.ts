@@ -22,19 +22,22 @@ export function parseCommandLine<O extends Options>(spec: CommandSpec & { option
   let rest = args;
   let sub: SubcommandSpec | undefined;
   const asked = (): CommandLine<O> => ({ name, ...(sub ? { sub } : {}), values: {}, help: 'asked' });
+  const wantsHelp = (list: string[]) => {
+    const end = list.indexOf('--');
+    return list.slice(0, end < 0 ? undefined : end).some(isHelp) || list[0] === 'help';
+  };
   if (spec.subcommands) {
     const [first, ...after] = args;
     if (first === undefined) return { name, values: {}, help: 'missing' } as CommandLine<O>;
-    if (first === 'help' || isHelp(first)) return asked();
     sub = spec.subcommands.find((s) => s.name === first);
     if (!sub) {
+      if (wantsHelp(args)) return asked();
       const names = spec.subcommands.map((s) => s.name).join(', ');
       throw new UsageError(`unknown ${name} command "${first}"; the ${name} commands are ${names}`);
     }
     rest = after;
   }
-  const end = rest.indexOf('--');
-  if (rest.slice(0, end < 0 ? undefined : end).some(isHelp) || rest[0] === 'help') return asked();
+  if (wantsHelp(rest)) return asked();
   const values = parseValues(spec.options, rest, sub ? `qks ${name} ${sub.name}` : `qks ${name}`);
   if (sub) {
     const foreign = Object.keys(values).filter((k) => !sub!.options.includes(k));
