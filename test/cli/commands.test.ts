@@ -60,13 +60,4 @@ describe('qks init and qks kme', () => {
     assert.match(invalid.stderr, /invalid configuration/);
     assert.match(invalid.stderr, /sae_api/);
   });
-
-  it('unknown commands and options are usage errors', () => {
-    const unknown = qks('frobnicate');
-    assert.equal(unknown.status, 2);
-    assert.match(unknown.stderr, /unknown command: frobnicate/);
-    const badFlag = qks('demo', '--colour', 'blue');
-    assert.equal(badFlag.status, 2);
-    assert.match(badFlag.stderr, /colour/);
-  });
 });
