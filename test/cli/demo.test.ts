@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -115,5 +115,54 @@ describe('qks demo', () => {
     } finally {
       demo.kill('SIGKILL');
     }
+  });
+
+  it('runs a kept --dir again on new ports, and refuses a directory or flags that do not fit', async () => {
+    const site = join(dir, 'kept');
+    const run = async () => {
+      const manifestFile = join(site, 'manifest.json');
+      rmSync(manifestFile, { force: true });
+      const demo = spawn(process.execPath, [BIN, 'demo', '--dir', site, '--rate', '1000000'], { stdio: 'ignore' });
+      const exited = new Promise<number | null>((resolve) => demo.on('exit', (code) => resolve(code)));
+      try {
+        await eventually(() => existsSync(manifestFile), 30_000, 'the demo manifest');
+        const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as DemoManifest;
+        const [a, b] = manifest.saes.filter((s) => s.id === 'sae-a1' || s.id === 'sae-b1');
+        const client = new TestClient(manifest.kmes[0]!.url, { ca: manifest.ca, cert: a!.cert, key: a!.key });
+        await eventually(async () => (await client.get(`/api/v1/keys/${b!.id}/status`)).status === 200, 10_000, 'up');
+        await client.close();
+        demo.kill('SIGINT');
+        assert.equal(await exited, 0);
+        return manifest;
+      } finally {
+        demo.kill('SIGKILL');
+      }
+    };
+    const first = await run();
+    const second = await run();
+    assert.equal(second.ca, first.ca, 'the same CA: the deployment was kept');
+    assert.deepEqual(
+      second.saes.map((s) => s.cert),
+      first.saes.map((s) => s.cert),
+    );
+    assert.ok(existsSync(site), 'a kept directory stays');
+
+    const refused = (args: string[]) => spawnSync(process.execPath, [BIN, 'demo', ...args], { encoding: 'utf8' });
+    const qkd = refused(['--dir', site, '--source', 'qkd']);
+    assert.equal(qkd.status, 2);
+    assert.equal(
+      qkd.stderr,
+      `qks demo: the demo kept in ${site} has a simulated link with other settings; run it without link options, or use a new --dir\n`,
+    );
+    const other = join(dir, 'not-a-demo');
+    mkdirSync(other);
+    writeFileSync(join(other, 'notes.txt'), 'mine\n');
+    const notDemo = refused(['--dir', other]);
+    assert.equal(notDemo.status, 2);
+    assert.equal(
+      notDemo.stderr,
+      `qks demo: --dir ${other} is not empty and holds no QKS demo (kme-a.json, kme-b.json); choose a new or empty directory\n`,
+    );
+    assert.equal(readFileSync(join(other, 'notes.txt'), 'utf8'), 'mine\n', 'nothing of it touched');
   });
 });
