@@ -5,13 +5,19 @@ import { entityUri } from '../auth/tls-identity.js';
 import { isEntityId } from '../domain/ids.js';
 import { CertificateAuthority } from '../pki/authority.js';
 import { KME_CA, SAE_CA } from './init.js';
+import { issueSae } from './pki-issue-sae.js';
 import { UsageError } from './usage-error.js';
 
 export const PKI_USAGE = `Usage: qks pki <command> --dir DIR (a directory made by qks init)
 
   create-ca                      the two CAs (SAE CA, KME CA) in DIR/pki, if not there yet (qks init does it too)
   list                           every certificate both CAs issued, with its state
-  issue --sae ID                 a new SAE certificate (client, and server for the key agreement)
+  issue --sae ID [--kme KME] [--replace]
+                                 a new SAE certificate (client, and server for the key agreement), and
+                                 the SAE added to the saes list of every KME configuration in DIR
+                                 (running KMEs reload it) and to DIR/manifest.json; --kme: the KME that
+                                 serves it (needed if DIR has several and the SAE is new); --replace:
+                                 revoke its valid certificate without asking
   issue --kme ID [--host H]      a new KME-to-KME channel certificate
   revoke --sae ID | --kme ID | --serial HEX
                                  revokes; running KMEs reload the revocation list within a second
@@ -35,6 +41,7 @@ export async function pkiCommand(args: string[]): Promise<number> {
       days: { type: 'string' },
       seconds: { type: 'string' },
       'if-due': { type: 'boolean' },
+      replace: { type: 'boolean' },
     },
   });
   if (!command || command === 'help') {
@@ -65,17 +72,7 @@ export async function pkiCommand(args: string[]): Promise<number> {
       print({ [SAE_CA]: ca(SAE_CA).list(), [KME_CA]: ca(KME_CA).list() });
       return 0;
     case 'issue': {
-      if (v.sae) {
-        mkdirSync(join(pki, 'saes'), { recursive: true });
-        const req = {
-          commonName: v.sae,
-          entity: { kind: 'sae' as const, id: v.sae },
-          client: true,
-          server: { dns: [], ips: [] },
-        };
-        print(await ca(SAE_CA).issue(req, join(pki, 'saes'), v.sae));
-        return 0;
-      }
+      if (v.sae) return issueSae({ dir: v.dir, sae: v.sae, kme: v.kme, replace: v.replace ?? false });
       if (v.kme) {
         mkdirSync(join(pki, v.kme), { recursive: true });
         const host = v.host ?? '127.0.0.1';
