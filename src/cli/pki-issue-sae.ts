@@ -106,6 +106,9 @@ async function issue(opts: IssueSaeOptions): Promise<number> {
  */
 function chooseKme(files: DeploymentFiles, sae: string, wanted: string | undefined): string | undefined {
   const known = files.kmes;
+  const operator = files.operatorIn(sae);
+  if (operator.length > 0)
+    throw new RegistrationRefused(`${sae} is an operator (access.operators in ${operator.join(', ')}), not an SAE`);
   const at = files.registrations(sae);
   if (at.length > 1) {
     const where = at.map((r) => `${r.kme} (${r.file})`).join(' and ');

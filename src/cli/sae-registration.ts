@@ -81,6 +81,12 @@ export class DeploymentFiles {
     return [...new Set(this.#configs.map((c) => c.kme))].sort();
   }
 
+  /** The configuration files that name the ID as an operator (`access.operators`): no SAE. */
+  operatorIn(id: string): string[] {
+    const operators = (c: ConfigFile) => (isObject(c.json['access']) ? c.json['access']['operators'] : undefined);
+    return this.#configs.filter((c) => [operators(c)].flat().includes(id)).map((c) => c.file);
+  }
+
   /** Where the files register the SAE: each distinct KME with the first file that names it there. */
   registrations(sae: string): Array<{ kme: string; file: string }> {
     const found = new Map<string, string>();

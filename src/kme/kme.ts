@@ -56,8 +56,6 @@ export interface RunningKme {
 export interface KmeRunOptions {
   /** How often links are sampled for the dashboard's time series and measured rate. */
   readonly sampleIntervalMs?: number;
-  /** The configuration file whose `saes` are followed while running (default: the one it was loaded from). */
-  readonly configFile?: string;
 }
 
 export { MASTER_KEY_FILE } from '../stores/master-key.js';
@@ -269,7 +267,8 @@ export async function startKme(
       [syncStreams, streams].forEach((s) => s.reloadCrl(crl)),
     ),
   ];
-  const configFile = run.configFile ?? configFileOf(cfg);
+  // `qks kme` and the demo load the file: a KME follows its `saes` (an SAE added by `qks pki issue`).
+  const configFile = configFileOf(cfg);
   if (configFile) stopWatching.push(watchSaeList({ file: configFile, saes, log }));
   try {
     await saeApi.listen({ host: cfg.sae_api.host, port: cfg.sae_api.port });

@@ -58,7 +58,7 @@ describe('qks pki issue --sae registers the SAE at running KMEs', () => {
   let a3: Issued;
 
   before(async () => {
-    deployment = await createDeployment({ rateBps: 1_000_000 });
+    deployment = await createDeployment({ rateBps: 1_000_000, operator: 'operator' });
     // As the demo writes it (and `qks init` will).
     writeFileSync(
       join(deployment.dir, 'manifest.json'),
@@ -173,7 +173,7 @@ describe('qks pki issue --sae registers the SAE at running KMEs', () => {
     );
   });
 
-  it('names the KMEs when --kme is missing for a new SAE or names none of them', () => {
+  it('names the KMEs when --kme is missing for a new SAE or names none of them; an operator is no SAE', () => {
     const missing = issue(deployment.dir, '--sae', 'sae-c1');
     assert.equal(missing.status, 2);
     assert.equal(missing.stderr.split('\n')[0], 'qks: which KME serves sae-c1? pass --kme with one of kme-a, kme-b');
@@ -181,6 +181,10 @@ describe('qks pki issue --sae registers the SAE at running KMEs', () => {
     assert.equal(unknown.status, 2);
     assert.equal(unknown.stderr.split('\n')[0], `qks: unknown KME kme-c: ${deployment.dir} has kme-a, kme-b`);
     assert.ok(!existsSync(join(deployment.dir, 'pki', 'saes', 'sae-c1.pem')), 'no certificate issued');
+    const operator = issue(deployment.dir, '--sae', 'operator', '--kme', 'kme-a');
+    assert.equal(operator.status, 2);
+    const files = deployment.configs.map((c) => c.file).join(', ');
+    assert.equal(operator.stderr, `qks: operator is an operator (access.operators in ${files}), not an SAE\n`);
   });
 
   it('re-issuing asks first; --replace revokes the old certificate at the running KMEs', async () => {
