@@ -53,17 +53,10 @@ async function issue(opts: IssueSaeOptions): Promise<number> {
   const ca = CertificateAuthority.open(pki, SAE_CA);
   const current = ca.list().filter((r) => r.entity === entityUri('sae', sae) && r.revoked_at === null);
   if (current.length > 0 && !opts.replace) {
-    const serials = current.map((r) => r.serial).join(', ');
-    if (!process.stdin.isTTY) {
-      throw new RegistrationRefused(
-        `${sae} already has a certificate (serial ${serials}); pass --replace to replace it and revoke the old one`,
-      );
-    }
-    if (
-      !(await confirm(
-        `${sae} already has a certificate (serial ${serials}); replace it and revoke the old one? [y/N] `,
-      ))
-    ) {
+    const has = `${sae} already has a certificate (serial ${current.map((r) => r.serial).join(', ')})`;
+    if (!process.stdin.isTTY)
+      throw new RegistrationRefused(`${has}; pass --replace to replace it and revoke the old one`);
+    if (!(await confirm(`${has}; replace it and revoke the old one? [y/N] `))) {
       process.stderr.write(`qks: ${sae}: nothing changed\n`);
       return 1;
     }
