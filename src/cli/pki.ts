@@ -6,6 +6,7 @@ import { CertificateAuthority } from '../pki/authority.js';
 import type { PKI } from './commands.js';
 import { KME_CA, SAE_CA } from './init.js';
 import type { CommandLine } from './parse.js';
+import { issueSae } from './pki-issue-sae.js';
 import { UsageError } from './usage-error.js';
 
 export async function pkiCommand({ sub, values: v }: CommandLine<typeof PKI.options>): Promise<number> {
@@ -34,17 +35,7 @@ export async function pkiCommand({ sub, values: v }: CommandLine<typeof PKI.opti
       print({ [SAE_CA]: ca(SAE_CA).list(), [KME_CA]: ca(KME_CA).list() });
       return 0;
     case 'issue': {
-      if (v.sae) {
-        mkdirSync(join(pki, 'saes'), { recursive: true });
-        const req = {
-          commonName: v.sae,
-          entity: { kind: 'sae' as const, id: v.sae },
-          client: true,
-          server: { dns: [], ips: [] },
-        };
-        print(await ca(SAE_CA).issue(req, join(pki, 'saes'), v.sae));
-        return 0;
-      }
+      if (v.sae) return issueSae({ dir: v.dir, sae: v.sae, kme: v.kme, replace: v.replace ?? false });
       if (v.kme) {
         mkdirSync(join(pki, v.kme), { recursive: true });
         const host = v.host ?? '127.0.0.1';

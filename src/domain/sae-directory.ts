@@ -5,6 +5,45 @@ export interface SaeDirectory {
   readonly kmeOf: ReadonlyMap<string, string>;
 }
 
+/** What one replacement of the SAE list changed: IDs added, removed, and served elsewhere now. */
+export interface SaeChanges {
+  readonly added: string[];
+  readonly removed: string[];
+  readonly moved: string[];
+}
+
+/**
+ * A running KME's SAE list (`saes` in its configuration): replaced whole when the file changes, so
+ * every reader sees either the old list or the new one.
+ */
+export class SaeTable implements SaeDirectory {
+  #kmeOf: ReadonlyMap<string, string>;
+
+  constructor(saes: ReadonlyArray<{ id: string; kme: string }>) {
+    this.#kmeOf = new Map(saes.map((s) => [s.id, s.kme]));
+  }
+
+  get kmeOf(): ReadonlyMap<string, string> {
+    return this.#kmeOf;
+  }
+
+  /** The SAEs the given KME serves, in the list's order. */
+  servedBy(kme: string): string[] {
+    return [...this.#kmeOf].filter(([, k]) => k === kme).map(([id]) => id);
+  }
+
+  replace(saes: ReadonlyArray<{ id: string; kme: string }>): SaeChanges {
+    const before = this.#kmeOf;
+    const after = new Map(saes.map((s) => [s.id, s.kme]));
+    this.#kmeOf = after;
+    return {
+      added: [...after.keys()].filter((id) => !before.has(id)),
+      removed: [...before.keys()].filter((id) => !after.has(id)),
+      moved: [...after].filter(([id, kme]) => before.has(id) && before.get(id) !== kme).map(([id]) => id),
+    };
+  }
+}
+
 export interface SlavePlan {
   /** Slaves served by this KME. */
   readonly localSlaves: string[];

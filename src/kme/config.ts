@@ -300,6 +300,10 @@ export function limitsOf(cfg: KmeConfig): KeyLimits {
   };
 }
 
+/** The file each configuration was loaded from: a running KME watches it for changes to `saes`. */
+const loadedFrom = new WeakMap<KmeConfig, string>();
+export const configFileOf = (cfg: KmeConfig): string | undefined => loadedFrom.get(cfg);
+
 export function loadConfig(file: string): KmeConfig {
   let raw: unknown;
   try {
@@ -307,5 +311,7 @@ export function loadConfig(file: string): KmeConfig {
   } catch (err) {
     throw new ConfigError(`cannot read configuration ${file}: ${(err as Error).message}`);
   }
-  return parseConfig(raw, dirname(resolve(file)));
+  const cfg = parseConfig(raw, dirname(resolve(file)));
+  loadedFrom.set(cfg, resolve(file));
+  return cfg;
 }

@@ -9,7 +9,8 @@ import type { KeyStore } from '../stores/key-store.js';
 import { MemoryKeyStore } from '../stores/memory-store.js';
 import { SqliteKeyStore } from '../stores/sqlite-store.js';
 import { QkdLink } from '../sources/qkd-link.js';
-import { limitsOf, type KmeConfig } from './config.js';
+import { configFileOf, limitsOf, type KmeConfig } from './config.js';
+import { watchSaeList } from './config-watch.js';
 import { buildPeerApi } from './http/peer-api.js';
 import { createSource } from './link-sources.js';
 import { buildSaeApi } from './http/sae-api.js';
@@ -26,6 +27,7 @@ import { CrlUpkeep } from './crl-upkeep.js';
 import { SaeAuthenticator } from '../auth/sae-authenticator.js';
 import { TokenVerifier } from '../auth/token-verifier.js';
 import { AccessPolicy } from '../domain/access-policy.js';
+import { SaeTable } from '../domain/sae-directory.js';
 import { PEER_TLS_OPTIONS } from './http/peer-api.js';
 import { SAE_TLS_OPTIONS } from './http/sae-api.js';
 import type { Server as TlsServer } from 'node:tls';
@@ -141,10 +143,12 @@ export async function startKme(
     pools.push(new LinkPool({ kmeId: cfg.kme_id, ends, capacityBlocks: link.capacity_blocks }, store, barrier, source));
   }
   const limits = limitsOf(cfg);
+  // Where each SAE is served; follows the configuration file's `saes` while the KME runs.
+  const saes = new SaeTable(cfg.saes);
   const keys = new KeyService({
     kmeId: cfg.kme_id,
     limits,
-    directory: { kmeOf: new Map(cfg.saes.map((s) => [s.id, s.kme])) },
+    directory: saes,
     store,
     barrier,
     pools,
@@ -184,7 +188,7 @@ export async function startKme(
     buildOverview({
       kmeId: cfg.kme_id,
       keySize: limits.keySize,
-      localSaes: cfg.saes.filter((s) => s.kme === cfg.kme_id).map((s) => s.id),
+      localSaes: saes.servedBy(cfg.kme_id),
       pools,
       store,
       history,
@@ -206,7 +210,7 @@ export async function startKme(
         ...(oidc.allow_loopback_http ? { allowLoopbackHttp: true } : {}),
       })
     : undefined;
-  const localSae = (sae: string) => cfg.saes.some((s) => s.id === sae && s.kme === cfg.kme_id);
+  const localSae = (sae: string) => saes.kmeOf.get(sae) === cfg.kme_id;
   const saeApi = buildSaeApi({
     tls: readTls(saeTlsFiles),
     keys,
@@ -221,7 +225,7 @@ export async function startKme(
         ...(r.requests_per_minute ? { requestsPerMinute: r.requests_per_minute } : {}),
       })),
     }),
-    knownSae: (sae) => cfg.saes.some((s) => s.id === sae),
+    knownSae: (sae) => saes.kmeOf.has(sae),
     ...(cfg.sae_api.connections ? { listener: cfg.sae_api.connections } : {}),
     localSae,
     preferences: new PreferenceService(store),
@@ -263,6 +267,9 @@ export async function startKme(
       [syncStreams, streams].forEach((s) => s.reloadCrl(crl)),
     ),
   ];
+  // `qks kme` and the demo load the file: a KME follows its `saes` (an SAE added by `qks pki issue`).
+  const configFile = configFileOf(cfg);
+  if (configFile) stopWatching.push(watchSaeList({ file: configFile, saes, log }));
   try {
     await saeApi.listen({ host: cfg.sae_api.host, port: cfg.sae_api.port });
     await peerApi.listen({ host: cfg.kme_api.host, port: cfg.kme_api.port });
