@@ -34,16 +34,6 @@ async function confirm(question: string): Promise<boolean> {
  * returns the exit code.
  */
 export async function issueSae(opts: IssueSaeOptions): Promise<number> {
-  try {
-    return await issue(opts);
-  } catch (err) {
-    if (!(err instanceof RegistrationRefused)) throw err;
-    process.stderr.write(`qks: ${err.message}\n`);
-    return 2;
-  }
-}
-
-async function issue(opts: IssueSaeOptions): Promise<number> {
   const { sae } = opts;
   const files = new DeploymentFiles(opts.dir);
   const kme = chooseKme(files, sae, opts.kme);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError, parseConfig } from '../kme/config.js';
+import { UserError } from './usage-error.js';
 
 /** An entry of a KME configuration's `saes`: the SAE and the KME that serves it. */
 export interface SaeEntry {
@@ -23,7 +24,7 @@ interface ManifestFile {
 }
 
 /** A request that the deployment's files do not allow (exit code 2, one line, nothing changed). */
-export class RegistrationRefused extends Error {
+export class RegistrationRefused extends UserError {
   override name = 'RegistrationRefused';
 }
 

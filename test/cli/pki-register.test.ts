@@ -164,7 +164,7 @@ describe('qks pki issue --sae registers the SAE at running KMEs', () => {
     assert.equal(run.status, 2);
     assert.equal(
       run.stderr,
-      `qks: sae-a3 is registered at kme-a, not kme-b (${config('kme-a').file}): pass --kme kme-a, or remove sae-a3 from the saes lists first\n`,
+      `qks pki issue: sae-a3 is registered at kme-a, not kme-b (${config('kme-a').file}): pass --kme kme-a, or remove sae-a3 from the saes lists first\n`,
     );
     const afterwards = [...deployment.configs.map((c) => c.file), join(deployment.dir, 'pki', 'sae-ca.index.json')];
     assert.deepEqual(
@@ -176,15 +176,24 @@ describe('qks pki issue --sae registers the SAE at running KMEs', () => {
   it('names the KMEs when --kme is missing for a new SAE or names none of them; an operator is no SAE', () => {
     const missing = issue(deployment.dir, '--sae', 'sae-c1');
     assert.equal(missing.status, 2);
-    assert.equal(missing.stderr.split('\n')[0], 'qks: which KME serves sae-c1? pass --kme with one of kme-a, kme-b');
+    assert.equal(
+      missing.stderr.split('\n')[0],
+      'qks pki issue: which KME serves sae-c1? pass --kme with one of kme-a, kme-b (qks pki issue --help)',
+    );
     const unknown = issue(deployment.dir, '--sae', 'sae-c1', '--kme', 'kme-c');
     assert.equal(unknown.status, 2);
-    assert.equal(unknown.stderr.split('\n')[0], `qks: unknown KME kme-c: ${deployment.dir} has kme-a, kme-b`);
+    assert.equal(
+      unknown.stderr.split('\n')[0],
+      `qks pki issue: unknown KME kme-c: ${deployment.dir} has kme-a, kme-b (qks pki issue --help)`,
+    );
     assert.ok(!existsSync(join(deployment.dir, 'pki', 'saes', 'sae-c1.pem')), 'no certificate issued');
     const operator = issue(deployment.dir, '--sae', 'operator', '--kme', 'kme-a');
     assert.equal(operator.status, 2);
     const files = deployment.configs.map((c) => c.file).join(', ');
-    assert.equal(operator.stderr, `qks: operator is an operator (access.operators in ${files}), not an SAE\n`);
+    assert.equal(
+      operator.stderr,
+      `qks pki issue: operator is an operator (access.operators in ${files}), not an SAE\n`,
+    );
   });
 
   it('re-issuing asks first; --replace revokes the old certificate at the running KMEs', async () => {
@@ -196,7 +205,7 @@ describe('qks pki issue --sae registers the SAE at running KMEs', () => {
     assert.equal(refused.stdout, '');
     assert.equal(
       refused.stderr,
-      `qks: sae-a3 already has a certificate (serial ${a3.serial}); pass --replace to replace it and revoke the old one\n`,
+      `qks pki issue: sae-a3 already has a certificate (serial ${a3.serial}); pass --replace to replace it and revoke the old one\n`,
     );
     assert.equal(readFileSync(a3.cert, 'utf8'), readFileSync(old.cert, 'utf8'), 'the files are untouched');
     assert.equal(await statusAt('kme-a', old, 'sae-b1'), 200, 'the old certificate is still served');
