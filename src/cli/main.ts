@@ -68,6 +68,12 @@ async function main(argv: string[]): Promise<number> {
 const unknownCommand = (name: string) =>
   `unknown command "${name}"; the commands are ${COMMANDS.flatMap((c) => c.names).join(', ')}`;
 
+// `qks status | head`: a reader that went away ends the command, quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {

@@ -26,14 +26,18 @@ function shell(line: string, cwd: string, timeoutMs = 60_000): Run {
   return { code: r.status, stdout: r.stdout };
 }
 
+const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | 'timed out'> =>
+  Promise.race([p, new Promise<'timed out'>((r) => setTimeout(() => r('timed out'), ms).unref())]);
+
 type Keys = { keys: Array<{ key_ID: string; key: string }> };
 
 describe('a fresh clone, as the README says', () => {
   const root = mkdtempSync(join(tmpdir(), 'qks-fresh-'));
   const clone = join(root, 'qks');
   let demo: ChildProcess | undefined;
+  const groups: number[] = [];
   after(() => {
-    if (demo?.pid) spawnSync('kill', ['-KILL', `-${demo.pid}`]);
+    for (const pid of groups) spawnSync('kill', ['-KILL', `-${pid}`]);
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -52,6 +56,7 @@ describe('a fresh clone, as the README says', () => {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    groups.push(demo.pid!);
     let out = '';
     let err = '';
     demo.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -96,13 +101,14 @@ describe('a fresh clone, as the README says', () => {
       assert.equal((JSON.parse(viaIds.stdout) as Keys).keys[0]!.key_ID, saeKey.key_ID);
 
       // qks status redraws until Ctrl-C: it shows both KMEs up, then stops cleanly.
-      const watch = spawn('sh', ['-c', `exec ${terminal}`], { cwd: clone, stdio: ['ignore', 'pipe', 'pipe'] });
+      const watch = spawn('sh', ['-c', terminal], { cwd: clone, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      groups.push(watch.pid!);
       let frames = '';
       watch.stdout.on('data', (d: Buffer) => (frames += d.toString()));
       const watchExit = new Promise<number | null>((resolve) => watch.on('exit', (code) => resolve(code)));
       await eventually(() => /kme-a/.test(frames) && /kme-b/.test(frames), 30_000, 'qks status drawing');
-      watch.kill('SIGINT');
-      assert.equal(await watchExit, 0, 'qks status exits 0 on Ctrl-C');
+      process.kill(-watch.pid!, 'SIGINT');
+      assert.equal(await withTimeout(watchExit, 20_000), 0, 'qks status exits 0 on Ctrl-C');
       assert.doesNotMatch(frames, /unreachable|refused/);
 
       const page = await fetch(dashboard);
@@ -114,7 +120,7 @@ describe('a fresh clone, as the README says', () => {
 
     // Ctrl-C: SIGINT to the whole process group, npm and all.
     process.kill(-demo.pid!, 'SIGINT');
-    assert.equal(await exited, 0, 'npm run demo exits 0 on Ctrl-C');
+    assert.equal(await withTimeout(exited, 30_000), 0, 'npm run demo exits 0 on Ctrl-C');
     assert.match(out, new RegExp(`deleted ${files}`));
     assert.equal(existsSync(files), false, 'the temporary deployment (master and CA keys) is gone');
   });
