@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import * as prettier from 'prettier';
 import { COMMANDS } from '../../src/cli/commands.js';
 import { cliReference, commandUsage, readmeRows, subcommandUsage, topUsage } from '../../src/cli/help.js';
+import { qksInvocation, shellQuote } from '../../src/cli/shell.js';
 import { flagsIn } from '../../src/cli/spec.js';
 import type { KmeConfig } from '../../src/kme/config.js';
 import type { Manifest } from '../../src/cli/manifest.js';
@@ -158,6 +159,46 @@ describe('bin/qks.js before anything is loaded', () => {
     assert.equal(run.status, 2);
     assert.equal(run.stderr, `qks: needs Node.js 20.19 or later; this is 20.18.9 (${process.execPath})\n`);
     assert.equal(qks('--version').status, 0, `this Node.js, ${process.version}, is new enough`);
+  });
+});
+
+describe('qks on the PATH', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qks-path-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('npm link puts qks on the PATH, as the README says', () => {
+    const link = spawnSync('npm', ['link', '--no-audit', '--no-fund'], {
+      encoding: 'utf8',
+      env: { ...process.env, npm_config_prefix: dir },
+    });
+    assert.equal(link.status, 0, link.stderr);
+    const run = spawnSync('qks', ['--version'], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${join(dir, 'bin')}:${process.env['PATH']}` },
+    });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^qks \d+\.\d+\.\d+\n$/);
+  });
+
+  it('what the demo prints to run qks: qks on the PATH, npx qks in the checkout, node elsewhere', () => {
+    const bin = join(dir, 'path-bin');
+    mkdirSync(bin);
+    symlinkSync(BIN, join(bin, 'qks'));
+    const saved = { path: process.env['PATH'], cwd: process.cwd() };
+    try {
+      process.env['PATH'] = `${bin}:/usr/bin:/bin`;
+      assert.equal(qksInvocation(BIN), 'qks');
+      process.env['PATH'] = '/usr/bin:/bin';
+      assert.equal(qksInvocation(BIN), 'npx qks');
+      process.chdir(tmpdir());
+      assert.equal(qksInvocation(BIN), `node ${shellQuote(BIN)}`);
+    } finally {
+      process.env['PATH'] = saved.path;
+      process.chdir(saved.cwd);
+    }
+    assert.equal(shellQuote('https://h:1/a?b=1'), "'https://h:1/a?b=1'");
+    assert.equal(shellQuote("it's"), "'it'\\''s'");
+    assert.equal(shellQuote('/tmp/a-b_c.pem'), '/tmp/a-b_c.pem');
   });
 });
 
