@@ -1,6 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { NetworkCollector } from '../dashboard/collector.js';
 import { startDashboardServer } from '../dashboard/server.js';
@@ -132,5 +132,10 @@ function printInstructions(
   out(
     `  ${qks} sae get-key-with-ids --manifest ${shellQuote(manifestFile)} --sae sae-b1 --master sae-a1 --key-id '<key_ID>'`,
   );
+  if (qks !== 'qks' && process.argv[1]) {
+    out(
+      `(For a shorter qks on the PATH: npm link, in ${shellQuote(resolve(dirname(realpathSync(process.argv[1])), '..'))}.)`,
+    );
+  }
   out('Press Ctrl-C to stop.');
 }

@@ -1,13 +1,13 @@
 import { existsSync, realpathSync } from 'node:fs';
-import { delimiter, dirname, join, relative, resolve } from 'node:path';
+import { delimiter, join } from 'node:path';
 
 /** A word the shell (sh, bash, zsh) reads back unchanged. */
 export const shellQuote = (word: string): string =>
   /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 
 /**
- * How a user of this shell runs this qks: `qks` when it is on the PATH (npm link), `npx qks` inside
- * the checkout, or `node <path>` elsewhere.
+ * How a user of this shell runs this qks: `qks` when it is on the PATH (npm link), otherwise
+ * `node <path>`, which works from any directory (`npx qks` works only inside the checkout).
  */
 export function qksInvocation(script = process.argv[1]): string {
   if (!script) return 'qks';
@@ -16,8 +16,5 @@ export function qksInvocation(script = process.argv[1]): string {
     const candidate = join(dir, 'qks');
     if (dir && existsSync(candidate) && realpathSync(candidate) === bin) return 'qks';
   }
-  const root = resolve(dirname(bin), '..');
-  const inside = relative(root, process.cwd());
-  if (!inside.startsWith('..') && existsSync(join(root, 'package.json'))) return 'npx qks';
   return `node ${shellQuote(bin)}`;
 }

@@ -1,12 +1,17 @@
-/** Resolves on the first SIGINT or SIGTERM. */
+/**
+ * Resolves on the first SIGINT or SIGTERM. Signals that follow are ignored while the command stops:
+ * Ctrl-C under `npm run` arrives twice (from the terminal, and forwarded by npm), and the second
+ * must not cut the clean-up short (a demo's temporary keys left on disk). A third forces the exit.
+ */
 export function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
-    const done = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolve(signal);
+    let seen = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      seen += 1;
+      if (seen === 1) resolve(signal);
+      if (seen >= 3) process.exit(130);
     };
-    process.on('SIGINT', done);
-    process.on('SIGTERM', done);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
 }

@@ -51,7 +51,8 @@ describe('a fresh clone, as the README says', () => {
     const cloned = spawnSync('git', ['clone', '--quiet', '--no-hardlinks', process.cwd(), clone], { encoding: 'utf8' });
     assert.equal(cloned.status, 0, cloned.stderr);
     // The first command as written; its own process group, as a terminal gives it, for Ctrl-C.
-    demo = spawn('sh', ['-c', first!.replace(/\s+#.*$/, '')], {
+    // bash, like a user's shell, lets npm handle Ctrl-C and reports how npm ended (dash would die of it).
+    demo = spawn('bash', ['-c', first!.replace(/\s+#.*$/, '')], {
       cwd: clone,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -67,7 +68,7 @@ describe('a fresh clone, as the README says', () => {
     assert.doesNotMatch(err, /EBADENGINE/, 'npm ci warns of no engine mismatch');
 
     const printed = out.split('\n').map((l) => l.trim());
-    const commands = printed.filter((l) => /^(curl|npx qks|qks) /.test(l));
+    const commands = printed.filter((l) => /^(curl|node \S+\/bin\/qks\.js|qks) /.test(l));
     const terminal = printed.find((l) => l.startsWith('in a terminal: '))!.slice('in a terminal: '.length);
     const dashboard = /^Dashboard .*: (http\S+)$/.exec(printed.find((l) => l.startsWith('Dashboard'))!)![1]!;
     assert.equal(commands.length, 5, 'three curl lines and two qks sae lines');
@@ -101,7 +102,12 @@ describe('a fresh clone, as the README says', () => {
       assert.equal((JSON.parse(viaIds.stdout) as Keys).keys[0]!.key_ID, saeKey.key_ID);
 
       // qks status redraws until Ctrl-C: it shows both KMEs up, then stops cleanly.
-      const watch = spawn('sh', ['-c', terminal], { cwd: clone, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      // `exec`: the shell is the user's terminal, not a process of its own between Ctrl-C and qks.
+      const watch = spawn('sh', ['-c', `exec ${terminal}`], {
+        cwd: clone,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       groups.push(watch.pid!);
       let frames = '';
       watch.stdout.on('data', (d: Buffer) => (frames += d.toString()));
