@@ -166,7 +166,7 @@ describe('qks on the PATH', () => {
   const dir = mkdtempSync(join(tmpdir(), 'qks-path-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('npm link puts qks on the PATH, as the README says', () => {
+  it('npm link puts qks on the PATH, and npx qks runs it in the checkout, as the README says', () => {
     const link = spawnSync('npm', ['link', '--no-audit', '--no-fund'], {
       encoding: 'utf8',
       env: { ...process.env, npm_config_prefix: dir },
@@ -178,6 +178,8 @@ describe('qks on the PATH', () => {
     });
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /^qks \d+\.\d+\.\d+\n$/);
+    const npx = spawnSync('npx', ['--no-install', 'qks', '--version'], { encoding: 'utf8' });
+    assert.equal(npx.stdout, run.stdout, 'and npx qks runs it inside the checkout');
   });
 
   it('what the demo prints to run qks: qks on the PATH, or node and its path', () => {
