@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { NetworkCollector } from '../dashboard/collector.js';
+import { allAnswered } from '../dashboard/network.js';
 import { startDashboardServer } from '../dashboard/server.js';
 import { renderStatus } from '../dashboard/status-view.js';
 import type { KmeClientOptions } from '../sae/kme-client.js';
@@ -40,11 +41,13 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'
 
 function collectorFrom(v: Values): { collector: NetworkCollector; tokens: TokenClient | undefined } {
   let urls: string[];
+  let ids: string[] = [];
   let client: Omit<KmeClientOptions, 'url'>;
   if (v.manifest) {
     const m = JSON.parse(readFileSync(v.manifest, 'utf8')) as DemoManifest;
     if (!m.operator) throw new UsageError(`${v.manifest} names no operator certificate`);
     urls = m.kmes.map((k) => k.url);
+    ids = m.kmes.map((k) => k.id);
     client = { ca: m.ca, cert: m.operator.cert, key: m.operator.key };
   } else {
     if (!v.kme || !v.ca) throw new UsageError('give --manifest, or --kme URL[,URL...] and --ca FILE');
@@ -66,7 +69,7 @@ function collectorFrom(v: Values): { collector: NetworkCollector; tokens: TokenC
   } else if (!client.cert || !client.key) {
     throw new UsageError('give an operator certificate (--cert and --key) or a token issuer (--issuer)');
   }
-  return { collector: new NetworkCollector({ urls, client }), tokens };
+  return { collector: new NetworkCollector({ urls, ids, client }), tokens };
 }
 
 export async function operatorCommand(command: 'dashboard' | 'status', args: string[]): Promise<number> {
@@ -103,7 +106,7 @@ async function status(collector: NetworkCollector, v: Values): Promise<number> {
   if (v.once) {
     const view = await collector.view();
     process.stdout.write(renderStatus(view, { colour }));
-    return view.nodes.some((n) => n.status === 'unreachable') ? 1 : 0;
+    return allAnswered(view) ? 0 : 1;
   }
   let stopped = false;
   void untilSignal().then(() => (stopped = true));

@@ -35,6 +35,7 @@ import { SAE_TLS_OPTIONS } from './http/sae-api.js';
 import type { Server as TlsServer } from 'node:tls';
 import { IntegrationBoard } from './observability/integration-board.js';
 import { LinkHistory } from './observability/link-history.js';
+import { LinkStartup } from './observability/link-startup.js';
 import { KmeMetrics } from './observability/metrics.js';
 import { buildOverview, type KmeOverview } from './observability/overview.js';
 import { PeerSyncTracker } from './observability/peer-sync.js';
@@ -205,6 +206,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
   });
 
   const integrations = new IntegrationBoard();
+  const startup = new LinkStartup();
   const overview = () =>
     buildOverview({
       kmeId: cfg.kme_id,
@@ -213,6 +215,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
       pools,
       store,
       history,
+      startup,
       deliveries: keys.deliveries,
       delivered: keys.delivered,
       integrations,
