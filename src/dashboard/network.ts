@@ -9,6 +9,7 @@ import type { PeerSyncState } from '../kme/observability/peer-sync.js';
 export interface KmeReport {
   readonly KME_ID: string;
   readonly url?: string;
+  /** Whether it answered at all (with its overview, or with a refusal). */
   readonly reachable: boolean;
   /** The HTTP status of a KME that answered, but not with its overview (401, 403: our credentials refused). */
   readonly httpStatus?: number;
