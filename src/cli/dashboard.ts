@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { NetworkCollector } from '../dashboard/collector.js';
+import { allAnswered } from '../dashboard/network.js';
 import { startDashboardServer } from '../dashboard/server.js';
 import { renderStatus } from '../dashboard/status-view.js';
 import type { KmeClientOptions } from '../sae/kme-client.js';
@@ -16,11 +17,13 @@ type Values = ValuesOf<typeof DASHBOARD.options & typeof STATUS.options>;
 
 function collectorFrom(v: Values): { collector: NetworkCollector; tokens: TokenClient | undefined } {
   let urls: string[];
+  let ids: string[] = [];
   let client: Omit<KmeClientOptions, 'url'>;
   if (v.manifest) {
     const m = readManifest(v.manifest);
     if (!m.operator) throw new UsageError(`${v.manifest} names no operator certificate: give --cert and --key`);
     urls = m.kmes.map((k) => k.url);
+    ids = m.kmes.map((k) => k.id);
     client = { ca: m.ca, cert: m.operator.cert, key: m.operator.key };
   } else {
     if (!v.kme || !v.ca) throw new UsageError('give --manifest, or --kme URL[,URL...] and --ca FILE');
@@ -42,7 +45,7 @@ function collectorFrom(v: Values): { collector: NetworkCollector; tokens: TokenC
   } else if (!client.cert || !client.key) {
     throw new UsageError('give an operator certificate (--cert and --key) or a token issuer (--issuer)');
   }
-  return { collector: new NetworkCollector({ urls, client }), tokens };
+  return { collector: new NetworkCollector({ urls, ids, client }), tokens };
 }
 
 export async function operatorCommand(command: 'dashboard' | 'status', line: CommandLine): Promise<number> {
@@ -75,7 +78,7 @@ async function status(collector: NetworkCollector, v: Values): Promise<number> {
   if (v.once) {
     const view = await collector.view();
     process.stdout.write(renderStatus(view, { colour }));
-    return view.nodes.some((n) => n.status === 'unreachable') ? 1 : 0;
+    return allAnswered(view) ? 0 : 1;
   }
   let stopped = false;
   void untilSignal().then(() => (stopped = true));

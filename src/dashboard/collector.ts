@@ -1,9 +1,14 @@
-import { KmeClient, type KmeClientOptions } from '../sae/kme-client.js';
+import { KmeClient, KmeError, type KmeClientOptions } from '../sae/kme-client.js';
 import { buildNetwork, type KmeReport, type NetworkView } from './network.js';
 
 export interface CollectorOptions {
   /** Base URLs of the KMEs' SAE APIs. */
   readonly urls: readonly string[];
+  /**
+   * Their KME IDs where the caller knows them (a manifest), in the same order: a KME that has not
+   * answered with its overview yet is shown under this ID rather than its host and port.
+   */
+  readonly ids?: ReadonlyArray<string | undefined>;
   /** An administrator's credentials (operator certificate and/or token), as for the SDK. */
   readonly client: Omit<KmeClientOptions, 'url'>;
   /** A view is reused for this long before the KMEs are asked again. */
@@ -14,7 +19,7 @@ export interface CollectorOptions {
 /**
  * Asks several KMEs for their overviews (as an administrator) and merges them into one network
  * view. Concurrent callers share one round of requests; a KME that does not answer is shown as
- * unreachable, under the ID it last gave.
+ * unreachable, one that answers 401 or 403 as refusing our credentials, under the ID it last gave.
  */
 export class NetworkCollector {
   readonly #clients: Array<{ url: string; client: KmeClient; id: string | undefined }>;
@@ -25,9 +30,9 @@ export class NetworkCollector {
 
   constructor(opts: CollectorOptions) {
     if (opts.urls.length === 0) throw new TypeError('at least one KME URL is needed');
-    this.#clients = opts.urls.map((url) => ({
+    this.#clients = opts.urls.map((url, i) => ({
       url,
-      id: undefined,
+      id: opts.ids?.[i],
       client: new KmeClient({ timeoutMs: 3000, ...opts.client, url, retries: 0 }),
     }));
     this.#maxAge = opts.maxAgeMs ?? 900;
@@ -48,7 +53,13 @@ export class NetworkCollector {
           c.id = overview.KME_ID;
           return { KME_ID: overview.KME_ID, url: c.url, reachable: true, overview };
         } catch (err) {
-          return { KME_ID: c.id ?? new URL(c.url).host, url: c.url, reachable: false, error: (err as Error).message };
+          const KME_ID = c.id ?? new URL(c.url).host;
+          const status = err instanceof KmeError ? err.status : undefined;
+          if (status === 401 || status === 403) {
+            const error = `HTTP ${status}: not an administrator there (check access.operators, revocation, the token's scope)`;
+            return { KME_ID, url: c.url, reachable: true, httpStatus: status, error };
+          }
+          return { KME_ID, url: c.url, reachable: false, error: (err as Error).message };
         }
       }),
     );

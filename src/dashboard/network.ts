@@ -9,15 +9,35 @@ import type { PeerSyncState } from '../kme/observability/peer-sync.js';
 export interface KmeReport {
   readonly KME_ID: string;
   readonly url?: string;
+  /** Whether it answered at all (with its overview, or with a refusal). */
   readonly reachable: boolean;
+  /** The HTTP status of a KME that answered, but not with its overview (401, 403: our credentials refused). */
+  readonly httpStatus?: number;
   readonly error?: string;
   readonly overview?: KmeOverview;
 }
 
+/**
+ * `up`: answered; `refused`: answered 401 or 403, refusing our credentials; `unreachable`: watched
+ * but gave no answer; `unwatched`: known only as a link's far end.
+ */
+export type NodeStatus = 'up' | 'refused' | 'unreachable' | 'unwatched';
+
+/** How a node's status reads on the dashboard and in `qks status`. */
+export const NODE_STATUS_TEXT: Readonly<Record<NodeStatus, string>> = {
+  up: 'up',
+  refused: 'refused our credentials',
+  unreachable: 'unreachable',
+  unwatched: 'unwatched',
+};
+
+/** Whether every watched KME gave its overview: `qks status --once` exits 0 only then. */
+export const allAnswered = (view: NetworkView): boolean =>
+  view.nodes.every((n) => n.status === 'up' || n.status === 'unwatched');
+
 export interface NetworkNode {
   id: string;
-  /** `up`: answered; `unreachable`: watched but did not answer; `unwatched`: known only as a link's far end. */
-  status: 'up' | 'unreachable' | 'unwatched';
+  status: NodeStatus;
   error?: string;
   keys_delivered?: { to_masters: number; to_slaves: number };
   keys_waiting_for_slaves?: number;
@@ -64,7 +84,10 @@ export interface NetworkView {
   integrations: Array<IntegrationEntry & { KME_ID: string }>;
 }
 
-const WORST: readonly LinkHealth[] = ['down', 'degraded', 'healthy'];
+const WORST: readonly LinkHealth[] = ['down', 'degraded', 'starting', 'healthy'];
+
+const statusOf = (r: KmeReport): NodeStatus =>
+  r.reachable && r.overview ? 'up' : r.httpStatus === 401 || r.httpStatus === 403 ? 'refused' : 'unreachable';
 
 /** Merges what each KME reported into one network: KMEs as nodes, links as edges. */
 export function buildNetwork(reports: readonly KmeReport[], now: number): NetworkView {
@@ -73,7 +96,7 @@ export function buildNetwork(reports: readonly KmeReport[], now: number): Networ
     const o = r.overview;
     nodes.set(r.KME_ID, {
       id: r.KME_ID,
-      status: r.reachable && o ? 'up' : 'unreachable',
+      status: statusOf(r),
       ...(r.error ? { error: r.error } : {}),
       ...(o
         ? {
@@ -127,6 +150,10 @@ export function buildNetwork(reports: readonly KmeReport[], now: number): Networ
       link.health = 'down';
       link.health_reasons.unshift(`${lost.join(', ')} not answering`);
     }
+    // A KME that refused us may be fine; only its view of the link is missing.
+    const refused = link.endpoints.filter((e) => nodes.get(e)?.status === 'refused');
+    if (refused.length > 0)
+      link.health_reasons.push(`${refused.join(', ')} refused our credentials: its end not shown`);
   }
   const up = reports.filter((r) => r.overview);
   return {

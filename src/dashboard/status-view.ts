@@ -1,11 +1,20 @@
-import type { NetworkView } from './network.js';
+import { NODE_STATUS_TEXT, type NetworkView } from './network.js';
 
 /** `qks status`: the dashboard's numbers as a few lines of text, for a terminal without a browser. */
 export interface StatusStyle {
   readonly colour: boolean;
 }
 
-const COLOURS = { healthy: 32, degraded: 33, down: 31, up: 32, unreachable: 31, unwatched: 90 } as const;
+const COLOURS = {
+  healthy: 32,
+  starting: 36,
+  degraded: 33,
+  down: 31,
+  up: 32,
+  refused: 35,
+  unreachable: 31,
+  unwatched: 90,
+} as const;
 
 export function formatRate(bps: number): string {
   if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mb/s`;
@@ -42,7 +51,12 @@ export function renderStatus(view: NetworkView, style: StatusStyle = { colour: f
   const paint = (word: keyof typeof COLOURS, text: string = word) =>
     style.colour ? `\x1b[${COLOURS[word]}m${text}\x1b[0m` : text;
   const up = view.nodes.filter((x) => x.status === 'up').length;
-  const lines = [`QKS network at ${time(view.generated_at)} UTC: ${up}/${view.nodes.length} KMEs answering`, ''];
+  const refused = view.nodes.filter((x) => x.status === 'refused').length;
+  const lines = [
+    `QKS network at ${time(view.generated_at)} UTC: ${up}/${view.nodes.length} KMEs answering` +
+      (refused > 0 ? ` (${refused} refused our credentials)` : ''),
+    '',
+  ];
   lines.push(
     ...table([
       ['LINK', 'ENDS', 'HEALTH', 'KEY RATE', 'QBER', 'POOL (own blocks, fill, keys)'],
@@ -68,7 +82,7 @@ export function renderStatus(view: NetworkView, style: StatusStyle = { colour: f
       ['KME', 'STATUS', 'TO MASTERS', 'TO SLAVES', 'WAITING', 'PEER SYNC (last round trip, failures)'],
       ...view.nodes.map((k) => [
         k.id,
-        paint(k.status),
+        paint(k.status, NODE_STATUS_TEXT[k.status]),
         k.keys_delivered ? n(k.keys_delivered.to_masters) : '-',
         k.keys_delivered ? n(k.keys_delivered.to_slaves) : '-',
         k.keys_waiting_for_slaves === undefined ? '-' : n(k.keys_waiting_for_slaves),

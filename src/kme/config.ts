@@ -1,6 +1,8 @@
 import { Ajv } from 'ajv';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileProblem, jsonProblem } from '../config/files.js';
+import { schemaProblems } from '../config/schema-problems.js';
 import { checkLimits, DEFAULT_LIMITS, type KeyLimits } from '../domain/limits.js';
 import { insecureUrl } from '../auth/token-verifier.js';
 import { LISTENER_DEFAULTS, type ListenerSettings } from './http/server-options.js';
@@ -78,6 +80,8 @@ export interface KmeConfig {
     warn_before_seconds: number;
     check_interval_seconds: number;
   };
+  /** The file this configuration was read from (set by loadConfig; not a key of the file): errors name it. */
+  source_file?: string;
 }
 
 /** The shared-seed stand-in (not QKD). */
@@ -90,7 +94,11 @@ export interface SimulatedSourceConfig {
 
 export type { QkdSourceConfig };
 
-const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$' };
+const id = {
+  type: 'string',
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$',
+  description: 'an ID: 1 to 64 letters, digits and . _ ~ -, beginning with a letter or digit',
+};
 const path = { type: 'string', minLength: 1 };
 const port = { type: 'integer', minimum: 0, maximum: 65535 };
 const positive = { type: 'integer', minimum: 1 };
@@ -166,7 +174,10 @@ const SCHEMA = strict(
           items: strict(
             {
               sae: id,
-              slaves: { anyOf: [{ const: '*' }, { type: 'array', items: id }] },
+              slaves: {
+                anyOf: [{ const: '*' }, { type: 'array', items: id }],
+                description: '"*" or a list of SAE IDs',
+              },
               max_keys_per_request: positive,
               requests_per_minute: positive,
             },
@@ -186,6 +197,8 @@ const SCHEMA = strict(
         block_bits: { type: 'integer', minimum: 128, multipleOf: 128, default: 256 },
         capacity_blocks: { ...positive, default: 100000 },
         source: {
+          type: 'object',
+          discriminator: { propertyName: 'type' },
           oneOf: [
             strict({
               type: { const: 'simulated' },
@@ -222,14 +235,24 @@ const SCHEMA = strict(
   ['kme_id', 'data_dir', 'sae_api', 'kme_api', 'saes', 'links'],
 );
 
-const validate = new Ajv({ useDefaults: true, allErrors: true }).compile(SCHEMA);
+const validate = new Ajv({ useDefaults: true, allErrors: true, verbose: true, discriminator: true }).compile(SCHEMA);
 
+/** A mistake in a KME's configuration or set-up that its operator can fix: `qks kme` prints it in a line and exits 2. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-/** Validates a parsed configuration, fills defaults and resolves paths against `baseDir`. */
-export function parseConfig(raw: unknown, baseDir: string): KmeConfig {
+/** `invalid configuration FILE: problem`, or one problem a line under it. */
+function invalid(problems: readonly string[], file?: string): ConfigError {
+  const what = `invalid configuration${file ? ` ${file}` : ''}`;
+  return new ConfigError(problems.length === 1 ? `${what}: ${problems[0]}` : `${what}:\n  ${problems.join('\n  ')}`);
+}
+
+/**
+ * Validates a parsed configuration, fills defaults and resolves paths against `baseDir`. `file`,
+ * when given, is named in errors.
+ */
+export function parseConfig(raw: unknown, baseDir: string, file?: string): KmeConfig {
   const cfg = structuredClone(raw) as KmeConfig;
   if (typeof cfg === 'object' && cfg !== null) {
     cfg.peers ??= [];
@@ -238,12 +261,9 @@ export function parseConfig(raw: unknown, baseDir: string): KmeConfig {
     (cfg as { crl?: unknown }).crl ??= {};
     if (typeof cfg.sae_api === 'object' && cfg.sae_api !== null) (cfg.sae_api as { auth?: unknown }).auth ??= {};
   }
-  if (!validate(cfg)) {
-    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '(top)'} ${e.message}`);
-    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
-  }
+  if (!validate(cfg)) throw invalid(schemaProblems(validate.errors ?? []), file);
   const problems = [...checkLimits(limitsOf(cfg)), ...crossCheck(cfg)];
-  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  if (problems.length > 0) throw invalid(problems, file);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   cfg.data_dir = abs(cfg.data_dir);
   for (const api of [cfg.sae_api, cfg.kme_api] as Array<Record<string, unknown>>) {
@@ -251,6 +271,7 @@ export function parseConfig(raw: unknown, baseDir: string): KmeConfig {
   }
   if (cfg.sae_api.auth.oidc?.ca) cfg.sae_api.auth.oidc.ca = abs(cfg.sae_api.auth.oidc.ca);
   for (const link of cfg.links) link.source.seed_file = abs(link.source.seed_file);
+  if (file !== undefined) cfg.source_file = file;
   return cfg;
 }
 
@@ -305,13 +326,19 @@ const loadedFrom = new WeakMap<KmeConfig, string>();
 export const configFileOf = (cfg: KmeConfig): string | undefined => loadedFrom.get(cfg);
 
 export function loadConfig(file: string): KmeConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read configuration ${file} (${fileProblem(err)})`);
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`cannot read configuration ${file}: ${(err as Error).message}`);
+    throw new ConfigError(`configuration ${file} is not valid JSON: ${jsonProblem(err as Error, text)}`);
   }
-  const cfg = parseConfig(raw, dirname(resolve(file)));
+  const cfg = parseConfig(raw, dirname(resolve(file)), file);
   loadedFrom.set(cfg, resolve(file));
   return cfg;
 }

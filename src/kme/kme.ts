@@ -24,6 +24,10 @@ import { qkdLinkHandlers } from './qkd-link-channel.js';
 import { PreferenceService } from './preference-service.js';
 import { readTls, reloadOnCrlChange } from './tls-files.js';
 import { CrlUpkeep } from './crl-upkeep.js';
+import { checkConfigFiles } from './config-files.js';
+import { lockDataDir } from './data-dir-lock.js';
+import { listenAs } from './listen.js';
+import { Teardown } from './teardown.js';
 import { SaeAuthenticator } from '../auth/sae-authenticator.js';
 import { TokenVerifier } from '../auth/token-verifier.js';
 import { AccessPolicy } from '../domain/access-policy.js';
@@ -33,6 +37,7 @@ import { SAE_TLS_OPTIONS } from './http/sae-api.js';
 import type { Server as TlsServer } from 'node:tls';
 import { IntegrationBoard } from './observability/integration-board.js';
 import { LinkHistory } from './observability/link-history.js';
+import { LinkStartup } from './observability/link-startup.js';
 import { KmeMetrics } from './observability/metrics.js';
 import { buildOverview, type KmeOverview } from './observability/overview.js';
 import { PeerSyncTracker } from './observability/peer-sync.js';
@@ -72,18 +77,37 @@ const urlOf = (app: FastifyInstance, host: string) =>
 const stdoutLogger = (level: string) =>
   pino({ level }, pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 100 }));
 
-/** Starts one KME: store, key sources, the SAE API and the KME-to-KME channel. */
+/**
+ * Starts one KME: store, key sources, the SAE API and the KME-to-KME channel. Its data_dir is
+ * locked first (a second KME on it is refused, DataDirInUse); a start that fails part-way undoes
+ * what it had started, releasing the lock.
+ */
 export async function startKme(
   cfg: KmeConfig,
   log: Logger = stdoutLogger(cfg.log_level),
   run: KmeRunOptions = {},
 ): Promise<RunningKme> {
   log = log.child({ kme: cfg.kme_id });
+  checkConfigFiles(cfg);
+  const lock = await lockDataDir(cfg.data_dir, cfg.kme_id);
+  const teardown = new Teardown();
+  teardown.add(() => lock.release());
+  try {
+    return await startLocked(cfg, log, run, teardown);
+  } catch (err) {
+    await teardown.run().catch((e: unknown) => log.error({ err: (e as Error).message }, 'undoing a failed start'));
+    throw err;
+  }
+}
+
+async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, teardown: Teardown): Promise<RunningKme> {
   const barrier = openBarrier(cfg.data_dir);
+  teardown.add(() => barrier.destroy());
   const store: KeyStore =
     cfg.store === 'memory'
       ? new MemoryKeyStore()
       : new SqliteKeyStore(join(cfg.data_dir, 'keys.db'), barrier, { synchronous: cfg.store_synchronous });
+  teardown.add(() => store.close());
   if (cfg.store === 'memory') log.warn('memory store: keys do not survive a restart; for tests only');
   if (store instanceof SqliteKeyStore && store.upgrade) {
     log.warn(store.upgrade, 'keys.db of an earlier format upgraded: its blocks and keys were dropped, never reused');
@@ -134,7 +158,9 @@ export async function startKme(
     new PeerStreams({ peers: cfg.peers.map((p) => ({ kmeId: p.kme_id, url: p.url })), tls: kmeTls, log });
   const syncStreams = newStreams();
   const streams = newStreams();
+  teardown.add(() => [syncStreams, streams].forEach((s) => s.close()));
   const peers = new PeerClient({ streams: syncStreams, store, log, observer: peerSync });
+  teardown.add(() => peers.close());
   const qkdEnds = new Map<string, QkdLink>();
   for (const link of cfg.links) {
     const ends = { linkId: link.id, endpoints: link.endpoints, blockBits: link.block_bits };
@@ -184,6 +210,7 @@ export async function startKme(
   });
 
   const integrations = new IntegrationBoard();
+  const startup = new LinkStartup();
   const overview = () =>
     buildOverview({
       kmeId: cfg.kme_id,
@@ -192,6 +219,7 @@ export async function startKme(
       pools,
       store,
       history,
+      startup,
       deliveries: keys.deliveries,
       delivered: keys.delivered,
       integrations,
@@ -256,9 +284,19 @@ export async function startKme(
     log,
   });
 
-  for (const p of pools) await p.start();
+  const started: LinkPool[] = [];
+  teardown.add(() => Promise.all(started.map((p) => p.stop())));
+  for (const p of pools) {
+    started.push(p);
+    await p.start();
+  }
   history.start();
+  teardown.add(() => history.stop());
   peers.start();
+  // Closed before the pools stop: a request in flight finishes with its link still running.
+  teardown.add(() => peerApi.close());
+  teardown.add(() => streamServer.close());
+  teardown.add(() => saeApi.close());
   // Watching starts before listening, so that no connection escapes a later revocation.
   const stopWatching = [
     reloadOnCrlChange(saeApi.server as unknown as TlsServer, saeTlsFiles, SAE_TLS_OPTIONS, log),
@@ -270,13 +308,9 @@ export async function startKme(
   // `qks kme` and the demo load the file: a KME follows its `saes` (an SAE added by `qks pki issue`).
   const configFile = configFileOf(cfg);
   if (configFile) stopWatching.push(watchSaeList({ file: configFile, saes, log }));
-  try {
-    await saeApi.listen({ host: cfg.sae_api.host, port: cfg.sae_api.port });
-    await peerApi.listen({ host: cfg.kme_api.host, port: cfg.kme_api.port });
-  } catch (err) {
-    for (const stop of stopWatching) stop();
-    throw err;
-  }
+  teardown.add(() => stopWatching.forEach((stop) => stop()));
+  await listenAs(saeApi, 'sae_api', cfg);
+  await listenAs(peerApi, 'kme_api', cfg);
   // Keys whose master never passed their IDs on (a crash between delivery and response) would
   // otherwise wait for their slaves forever.
   const sweeper = setInterval(() => {
@@ -287,6 +321,8 @@ export async function startKme(
   }, 60_000);
   sweeper.unref();
   crls.start();
+  teardown.add(() => crls.stop());
+  teardown.add(() => clearInterval(sweeper));
   const running: RunningKme = {
     id: cfg.kme_id,
     saeUrl: urlOf(saeApi, cfg.sae_api.host),
@@ -295,21 +331,7 @@ export async function startKme(
     routes: { sae: saeApi.routeList, kme: peerApi.routeList },
     setPeerUrl: (kmeId, url) => [syncStreams, streams].forEach((s) => s.setPeerUrl(kmeId, url)),
     overview,
-    stop: async () => {
-      clearInterval(sweeper);
-      stopWatching.forEach((stop) => stop());
-      await crls.stop();
-      await saeApi.close();
-      streamServer.close();
-      await peerApi.close();
-      await history.stop();
-      await Promise.all(pools.map((p) => p.stop()));
-      await peers.close();
-      syncStreams.close();
-      streams.close();
-      await store.close();
-      barrier.destroy();
-    },
+    stop: () => teardown.run(),
   };
   log.info({ sae_api: running.saeUrl, kme_api: running.kmeUrl }, 'KME ready');
   return running;

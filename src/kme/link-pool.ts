@@ -36,6 +36,8 @@ export class LinkPool {
   readonly #barrier: Barrier;
   readonly #source: KeySource;
   #latestSeq = -1;
+  /** The newest block when the pool started: what came after was made during this run. */
+  #startSeq = -1;
   readonly #waiters = new Set<Waiter>();
 
   constructor(opts: LinkPoolOptions, store: KeyStore, barrier: Barrier, source: KeySource) {
@@ -60,9 +62,14 @@ export class LinkPool {
     return this.#latestSeq;
   }
 
+  /** Whether the link has delivered a block since this KME started it. */
+  get madeSinceStart(): boolean {
+    return this.#latestSeq > this.#startSeq;
+  }
+
   async start(): Promise<void> {
     const last = await this.#store.lastSeq(this.linkId);
-    this.#latestSeq = last ?? -1;
+    this.#latestSeq = this.#startSeq = last ?? -1;
     this.#source.start(last, (blocks, lastSeq) => this.#ingest(blocks, lastSeq));
   }
 

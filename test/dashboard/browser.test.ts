@@ -61,7 +61,7 @@ describe('the dashboard in a real browser, on the demo network', () => {
     }
     const edge = page.locator('[data-link="link-a-b"] line');
     await edge.waitFor({ state: 'attached' });
-    assert.match((await edge.getAttribute('class'))!, /^edge (healthy|degraded|down)/);
+    assert.match((await edge.getAttribute('class'))!, /^edge (starting|healthy|degraded|down)/);
     const label = await page.locator('[data-link="link-a-b"] [data-field="label"]').textContent();
     // The demo's QKD link simulator measures its QBER (a few per cent over 25 km). Before its first
     // frame the rate reads "no frame yet (expected … kb/s)" (test/dashboard/first-frame.test.ts).
@@ -177,7 +177,7 @@ describe('the dashboard in a real browser, on the demo network', () => {
     assert.match(run.stdout, /2\/2 KMEs answering/);
     assert.match(
       run.stdout,
-      /link-a-b\s+kme-a - kme-b\s+(healthy|degraded)\s+[\d.]+ (Mb|kb)\/s\s+\d+\.\d+%\s+kme-a [\d,]+ /,
+      /link-a-b\s+kme-a - kme-b\s+(starting|healthy|degraded)\s+[\d.]+ (Mb|kb)\/s\s+\d+\.\d+%\s+kme-a [\d,]+ /,
     );
     assert.match(run.stdout, /kme-a\s+up\s+[\d,]+\s+0\s+0\s+kme-b [\d.]+ ms, 0 failed/);
     assert.match(run.stdout, /RECENT DELIVERIES/);

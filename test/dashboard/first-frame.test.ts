@@ -43,7 +43,7 @@ describe('a QKD link before its first frame', () => {
     assert.ok(Math.abs(source.expected_rate_bps! / expected - 1) < 1e-9, `${source.expected_rate_bps} vs ${expected}`);
   });
 
-  it('the dashboard and `qks status` say "no frame yet", with the expected rate labelled', async () => {
+  it('the dashboard and `qks status` say "no frame yet", with the expected rate labelled, and "starting"', async () => {
     const overview = (await op.get('/api/v1/admin/overview')).body as KmeOverview;
     const link = overview.links[0]!;
     assert.equal(link.rate_bps, null);
@@ -53,6 +53,11 @@ describe('a QKD link before its first frame', () => {
     const text = renderStatus(view);
     const row = text.split('\n').find((l) => l.startsWith('link-a-b'))!;
     assert.match(row, / no frame yet \(expected \d+ b\/s\) /);
+    // Starting, not down or degraded: the link is waiting for its first frame.
+    assert.equal(link.health, 'starting');
+    assert.deepEqual(link.health_reasons, ['waiting for the first frame']);
+    assert.match(row, /^link-a-b\s+kme-a - kme-b\s+starting\s/);
+    assert.match(text, /\n {2}link-a-b: waiting for the first frame\n/);
     // The browser's formatter says the same (the dashboard's own script, from the source tree).
     const script = new URL('../../../src/dashboard/public/app.js', import.meta.url).href;
     const { linkRate } = (await import(script)) as { linkRate: (l: unknown) => string };

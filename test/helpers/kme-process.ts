@@ -85,6 +85,11 @@ export class KmeProcesses {
     await gone;
   }
 
+  /** The process ID of the running KME, if it runs. */
+  pid(kme: string): number | undefined {
+    return this.#running.get(kme)?.pid;
+  }
+
   isRunning(kme: string): boolean {
     return this.#running.has(kme);
   }

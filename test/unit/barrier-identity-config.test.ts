@@ -81,7 +81,7 @@ describe('KME configuration', () => {
       );
     };
     bad((c) => delete c['sae_api'], /sae_api/);
-    bad((c) => (c['colour'] = 'blue'), /additional properties/);
+    bad((c) => (c['colour'] = 'blue'), /unknown key "colour" at the top level/);
     bad((c) => ((c['sae_api'] as Record<string, unknown>)['port'] = 70000), /port/);
     bad(
       (c) => ((c['links'] as Array<Record<string, unknown>>)[0]!['endpoints'] = ['kme-x', 'kme-b']),
@@ -108,6 +108,67 @@ describe('KME configuration', () => {
       /headers_timeout_ms must not exceed request_timeout_ms/,
     );
     bad((c) => ((c['kme_api'] as Record<string, unknown>)['connections'] = { max_connections: 0 }), /max_connections/);
+  });
+  it('names the file, the path and the key of each problem, one line each', () => {
+    const message = (change: (c: Record<string, unknown>) => void) => {
+      const c = base() as unknown as Record<string, unknown>;
+      change(c);
+      try {
+        parseConfig(c, '/', '/etc/qks/kme-a.json');
+      } catch (err) {
+        assert.ok(err instanceof ConfigError);
+        return err.message;
+      }
+      assert.fail('accepted');
+    };
+    const sae = (c: Record<string, unknown>) => c['sae_api'] as Record<string, unknown>;
+    const source = (c: Record<string, unknown>) =>
+      (c['links'] as Array<Record<string, Record<string, unknown>>>)[0]!['source']!;
+    const top =
+      'kme_id, data_dir, store, store_synchronous, sae_api, kme_api, access, peers, saes, links, limits, key_ttl_seconds, crl, log_level';
+    assert.equal(
+      message((c) => (c['colour'] = 'blue')),
+      `invalid configuration /etc/qks/kme-a.json: unknown key "colour" at the top level; allowed: ${top}`,
+    );
+    assert.equal(
+      message((c) => (sae(c)['port'] = '8443')),
+      'invalid configuration /etc/qks/kme-a.json: sae_api.port must be an integer',
+    );
+    assert.equal(
+      message((c) => {
+        delete sae(c)['cert'];
+        (c['kme_api'] as Record<string, unknown>)['colour'] = 'blue';
+      }),
+      [
+        'invalid configuration /etc/qks/kme-a.json:',
+        '  missing key "cert" in sae_api',
+        '  unknown key "colour" in kme_api; allowed: host, port, cert, key, ca, crl, connections',
+      ].join('\n'),
+    );
+    assert.equal(
+      message((c) => (source(c)['type'] = 'magic')),
+      'invalid configuration /etc/qks/kme-a.json: links[0].source.type must be one of simulated, qkd (not "magic")',
+    );
+    assert.equal(
+      message((c) => (source(c)['extra'] = 1)),
+      'invalid configuration /etc/qks/kme-a.json: unknown key "extra" in links[0].source; allowed: type, seed_file, rate_bps, epoch_ms',
+    );
+    assert.equal(
+      message((c) => (c['access'] = { rules: [{ sae: 'sae-a1', slaves: 'all' }] })),
+      'invalid configuration /etc/qks/kme-a.json: access.rules[0].slaves must be "*" or a list of SAE IDs',
+    );
+    assert.equal(
+      message((c) => (c['kme_id'] = 'kme a')),
+      'invalid configuration /etc/qks/kme-a.json: kme_id must be an ID: 1 to 64 letters, digits and . _ ~ -, beginning with a letter or digit (not "kme a")',
+    );
+    assert.equal(
+      message((c) => (c['store'] = 'mysql')),
+      'invalid configuration /etc/qks/kme-a.json: store must be one of sqlite, memory (not "mysql")',
+    );
+    assert.equal(
+      message((c) => (c['peers'] = [])),
+      'invalid configuration /etc/qks/kme-a.json: links.l: no peers entry for kme-b',
+    );
   });
   it('takes an https issuer, and http on loopback only where allowed (tests)', () => {
     for (const o of [

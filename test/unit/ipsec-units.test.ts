@@ -103,13 +103,33 @@ describe('qks ipsec configuration', () => {
     bad.daemon['vici'] = '/run/charon.vici';
     bad.connection['ppk'] = 'maybe';
     assert.throws(
-      () => parseIpsecConfig(bad, dir),
+      () => parseIpsecConfig(bad, dir, 'agent.json'),
       (err: Error) => {
-        assert.match(err.message, /must NOT have additional properties/);
-        assert.match(err.message, /\/connection\/ppk must be equal to one of the allowed values/);
-        assert.match(err.message, /\/daemon/);
+        assert.equal(
+          err.message,
+          [
+            'invalid IPsec agent configuration agent.json:',
+            '  unknown key "colour" at the top level; allowed: sae, peer, role, agree, rotation, daemon, connection',
+            '  daemon.vici must be text matching ^unix:// (not "/run/charon.vici")',
+            '  connection.ppk must be one of required, optional (not "maybe")',
+          ].join('\n'),
+        );
         return true;
       },
+    );
+    const noType = { ...structuredClone(valid), daemon: { type: 'racoon' } };
+    assert.throws(
+      () => parseIpsecConfig(noType, dir, 'agent.json'),
+      (err: Error) =>
+        err.message ===
+        'invalid IPsec agent configuration agent.json: daemon.type must be one of strongswan, libreswan (not "racoon")',
+    );
+    const missing = structuredClone(valid);
+    missing.connection['ike_secret_file'] = 'absent.secret';
+    assert.throws(
+      () => connectionOf(parseIpsecConfig(missing, dir)),
+      (err: Error) =>
+        err.message === `connection.ike_secret_file: cannot read ${join(dir, 'absent.secret')} (no such file)`,
     );
     const short = structuredClone(valid);
     writeFileSync(join(dir, 'short.secret'), 'short\n');

@@ -105,6 +105,24 @@ describe('link health', () => {
     assert.equal(linkHealth({ ...ok, state: 'failed' }).health, 'down');
     assert.equal(linkHealth({ ...ok, rateBps: 0 }).health, 'down');
   });
+  it('starting: the source starting, no key yet since start, or the pool filling for the first time', () => {
+    const ok = { state: 'running', rateBps: 1000, qber: 0.02, poolFill: 0.05 };
+    assert.deepEqual(linkHealth({ ...ok, state: 'starting' }), { health: 'starting', reasons: ['source starting'] });
+    assert.deepEqual(linkHealth({ ...ok, rateBps: 0, phase: 'first-key', unit: 'frame' }), {
+      health: 'starting',
+      reasons: ['waiting for the first frame'],
+    });
+    assert.deepEqual(linkHealth({ ...ok, phase: 'filling' }), {
+      health: 'starting',
+      reasons: ['pool filling: 5 % full'],
+    });
+    assert.deepEqual(linkHealth({ ...ok, phase: 'filling', qber: 0.07 }), {
+      health: 'degraded',
+      reasons: ['QBER 7.0 %'],
+    });
+    assert.equal(linkHealth({ ...ok, phase: 'first-key', state: 'failed' }).health, 'down');
+    assert.deepEqual(linkHealth({ ...ok, phase: 'started' }), { health: 'degraded', reasons: ['pool 5 % full'] });
+  });
 });
 
 const link = (over: Partial<LinkOverview> = {}): LinkOverview => ({

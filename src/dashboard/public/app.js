@@ -33,6 +33,14 @@ export function linkRate(link) {
   const expected = link.expected_rate_bps;
   return expected === undefined ? 'no frame yet' : `no frame yet (expected ${formatRate(expected)})`;
 }
+// As src/dashboard/network.ts's NODE_STATUS_TEXT: a KME that answered 401 or 403 is not "unreachable".
+const NODE_STATUS_TEXT = {
+  up: 'up',
+  refused: 'refused our credentials',
+  unreachable: 'unreachable',
+  unwatched: 'unwatched',
+};
+export const nodeStatusText = (status) => NODE_STATUS_TEXT[status] ?? status;
 const formatQber = (q) => (q === null || q === undefined ? 'n/a' : `${(q * 100).toFixed(2)} %`);
 const formatFill = (f) => `${(f * 100).toFixed(f < 0.1 ? 1 : 0)} %`;
 const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
@@ -138,7 +146,7 @@ function drawTopology(view) {
       d.sub.textContent =
         node.status === 'up'
           ? `${integer.format(node.keys_delivered.to_masters + node.keys_delivered.to_slaves)} keys delivered`
-          : node.status;
+          : nodeStatusText(node.status);
     }
     d.title.textContent = node.error ? `${node.id}: ${node.error}` : node.id;
   }
@@ -240,10 +248,15 @@ function drawSites(view) {
         .join('; ');
       const d = n.keys_delivered;
       // A warning (an expiring revocation list) shows beside the state, in full on hover.
-      const state = el('span', { class: `state-${n.status === 'up' ? 'up' : 'down'}` }, n.status);
+      const text = nodeStatusText(n.status);
+      const state = el(
+        'span',
+        { class: `state-${n.status === 'up' || n.status === 'refused' ? n.status : 'down'}`, title: n.error ?? '' },
+        text,
+      );
       const warnings = n.warnings ?? [];
       const shown = warnings.length
-        ? el('span', { class: 'state-warning', title: warnings.join('\n') }, `${n.status} ⚠ ${warnings.join('; ')}`)
+        ? el('span', { class: 'state-warning', title: warnings.join('\n') }, `${text} ⚠ ${warnings.join('; ')}`)
         : state;
       return [
         n.id,
@@ -312,9 +325,13 @@ function render(view) {
   if (!view) return;
   latest = view;
   const up = view.nodes.filter((n) => n.status === 'up').length;
-  const bad = view.links.filter((l) => l.health !== 'healthy').length;
+  const refused = view.nodes.filter((n) => n.status === 'refused').length;
+  const starting = view.links.filter((l) => l.health === 'starting').length;
+  const bad = view.links.filter((l) => l.health !== 'healthy' && l.health !== 'starting').length;
+  const links = [`${view.links.length} links`, starting && `${starting} starting`, bad && `${bad} not healthy`];
   $('summary').textContent =
-    `${up}/${view.nodes.length} KMEs answering · ${view.links.length} links${bad ? `, ${bad} not healthy` : ''} · ${clock(view.generated_at)}`;
+    `${up}/${view.nodes.length} KMEs answering${refused ? ` (${refused} refused our credentials)` : ''} · ` +
+    `${links.filter(Boolean).join(', ')} · ${clock(view.generated_at)}`;
   drawTopology(view);
   drawLink(view);
   drawSites(view);

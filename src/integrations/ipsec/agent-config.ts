@@ -1,6 +1,8 @@
 import { Ajv } from 'ajv';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileProblem, jsonProblem } from '../../config/files.js';
+import { schemaProblems } from '../../config/schema-problems.js';
 import type { IpsecConnection } from './gateway.js';
 
 /** The `qks ipsec --config FILE` file (JSON); docs/ipsec.md describes every field. */
@@ -53,6 +55,8 @@ const SCHEMA = strict({
     [],
   ),
   daemon: {
+    type: 'object',
+    discriminator: { propertyName: 'type' },
     oneOf: [
       strict({ type: { const: 'strongswan' }, vici: { type: 'string', pattern: '^unix://' } }),
       strict({ type: { const: 'libreswan' }, ctl_socket: text, secrets_file: text, dir: text, libexec: text }, [
@@ -80,18 +84,22 @@ const SCHEMA = strict({
     ['name', 'local_addr', 'remote_addr', 'local_id', 'remote_id', 'ike_secret_file', 'local_ts', 'remote_ts'],
   ),
 });
-const validate = new Ajv({ useDefaults: true, allErrors: true }).compile(SCHEMA);
+const validate = new Ajv({ useDefaults: true, allErrors: true, verbose: true, discriminator: true }).compile(SCHEMA);
 
 export class IpsecConfigError extends Error {
   override name = 'IpsecConfigError';
 }
 
-export function parseIpsecConfig(raw: unknown, baseDir: string): IpsecAgentConfig {
+/** Validates a parsed configuration and resolves paths against `baseDir`; errors name `file` when given. */
+export function parseIpsecConfig(raw: unknown, baseDir: string, file?: string): IpsecAgentConfig {
   const cfg = structuredClone(raw) as IpsecAgentConfig;
   if (typeof cfg === 'object' && cfg !== null) (cfg as { rotation?: unknown }).rotation ??= {};
   if (!validate(cfg)) {
-    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '(top)'} ${e.message}`);
-    throw new IpsecConfigError(`invalid IPsec agent configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
+    const problems = schemaProblems(validate.errors ?? []);
+    const what = `invalid IPsec agent configuration${file ? ` ${file}` : ''}`;
+    throw new IpsecConfigError(
+      problems.length === 1 ? `${what}: ${problems[0]}` : `${what}:\n  ${problems.join('\n  ')}`,
+    );
   }
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   for (const k of ['manifest', 'ca', 'cert', 'key'] as const) if (cfg.sae[k]) cfg.sae[k] = abs(cfg.sae[k]);
@@ -105,13 +113,19 @@ export function parseIpsecConfig(raw: unknown, baseDir: string): IpsecAgentConfi
 }
 
 export function loadIpsecConfig(file: string): IpsecAgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new IpsecConfigError(`cannot read ${file} (${fileProblem(err)})`);
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
-    throw new IpsecConfigError(`cannot read ${file}: ${(err as Error).message}`);
+    throw new IpsecConfigError(`${file} is not valid JSON: ${jsonProblem(err as Error, text)}`);
   }
-  return parseIpsecConfig(raw, dirname(resolve(file)));
+  return parseIpsecConfig(raw, dirname(resolve(file)), file);
 }
 
 /** The connection as the gateways take it; reads the IKE secret file. */
@@ -121,7 +135,7 @@ export function connectionOf(cfg: IpsecAgentConfig): IpsecConnection {
   try {
     ikeSecret = readFileSync(c.ike_secret_file, 'utf8').split('\n')[0]!.trim();
   } catch (err) {
-    throw new IpsecConfigError(`cannot read the IKE secret: ${(err as Error).message}`);
+    throw new IpsecConfigError(`connection.ike_secret_file: cannot read ${c.ike_secret_file} (${fileProblem(err)})`);
   }
   if (ikeSecret.length < 16)
     throw new IpsecConfigError(`${c.ike_secret_file}: the IKE secret needs 16 characters or more`);

@@ -7,6 +7,7 @@ import type { IntegrationBoard, IntegrationEntry } from './integration-board.js'
 import type { LinkHistory, LinkSample } from './link-history.js';
 import type { PeerSyncState, PeerSyncTracker } from './peer-sync.js';
 import type { CrlStatus } from '../crl-upkeep.js';
+import type { LinkStartup } from './link-startup.js';
 
 /** One link as this KME sees it. */
 export interface LinkOverview {
@@ -61,6 +62,8 @@ export interface OverviewSources {
   readonly pools: readonly LinkPool[];
   readonly store: KeyStore;
   readonly history: LinkHistory;
+  /** Where each link is in its start (`starting` until its first key and through its first fill). */
+  readonly startup: LinkStartup;
   readonly deliveries: DeliveryLog;
   readonly delivered: { readonly toMasters: number; readonly toSlaves: number };
   readonly integrations: IntegrationBoard;
@@ -102,6 +105,8 @@ async function linkOverview(s: OverviewSources, pool: LinkPool, historyMs: numbe
     rateBps: latest || info.stats ? rate : (info.rateBps ?? 0),
     qber,
     poolFill: fill,
+    phase: s.startup.phase(pool, own),
+    unit: info.stats ? 'frame' : 'block',
   });
   return {
     link_ID: pool.linkId,

@@ -1,0 +1,41 @@
+import { closeSync, fstatSync, openSync } from 'node:fs';
+
+const WORDS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'a directory, not a file',
+  ENOTDIR: 'a folder on the way is a file',
+  ELOOP: 'too many symbolic links',
+};
+
+/** A file system error in a few words: `no such file`, `permission denied`. */
+export function fileProblem(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return (code && WORDS[code]) ?? (err as Error).message;
+}
+
+/** Why a file named in a configuration cannot be read, or undefined if it can. */
+export function unreadable(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    return fileProblem(err);
+  }
+  try {
+    return fstatSync(fd).isDirectory() ? WORDS['EISDIR'] : undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** JSON.parse's complaint, with the line and column it stopped at. */
+export function jsonProblem(err: Error, text: string): string {
+  const at = /at position (\d+)/.exec(err.message);
+  if (!at || /line \d+/.test(err.message)) return err.message;
+  const before = text.slice(0, Number(at[1]));
+  const line = before.split('\n').length;
+  const column = before.length - before.lastIndexOf('\n');
+  return `${err.message.replace(/ in JSON at position \d+/, '')} at line ${line}, column ${column}`;
+}
