@@ -32,8 +32,14 @@ const RUNNERS: Record<string, () => Promise<Runner>> = {
   },
 };
 
-/** Configuration files that fail their checks: the message names the file and the field. */
-const CONFIG_ERRORS = new Set(['ConfigError', 'IpsecConfigError']);
+/** Configuration files that fail their checks (the message names the file and the field), a KME that cannot start. */
+async function configProblem(err: unknown): Promise<string | null> {
+  const [{ ConfigError }, { IpsecConfigError }] = await Promise.all([
+    import('../kme/config.js'),
+    import('../integrations/ipsec/agent-config.js'),
+  ]);
+  return err instanceof ConfigError || err instanceof IpsecConfigError ? err.message : null;
+}
 
 const version = (): string =>
   (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -76,8 +82,8 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
-  (err: unknown) => {
-    const known = userError(err) ?? (CONFIG_ERRORS.has((err as Error)?.name) ? (err as Error).message : null);
+  async (err: unknown) => {
+    const known = userError(err) ?? (await configProblem(err));
     const hint = err instanceof UsageError ? ` (${context} --help)` : '';
     process.stderr.write(`${context}: ${known ?? (err as Error).message}${hint}\n`);
     if (known === null) process.stderr.write(process.env['QKS_DEBUG'] ? `${(err as Error).stack}\n` : '');

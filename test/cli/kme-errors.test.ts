@@ -39,7 +39,7 @@ const close = (s: Server) => new Promise((r) => s.close(r));
 /**
  * `qks kme` as a user runs it, against a deployment `qks init` made: a second KME on a data_dir in
  * use, a KME killed and started again, a port taken, files missing. Each refusal is one line on
- * stderr, `qks: …`, exit code 2, and leaves nothing behind.
+ * stderr, `qks kme: …`, exit code 2, and leaves nothing behind.
  */
 describe('qks kme refuses what it cannot do, in one line', () => {
   const lab = new KmeLab();
@@ -72,7 +72,7 @@ describe('qks kme refuses what it cannot do, in one line', () => {
     assert.equal(second.status, 2);
     assert.equal(
       second.stderr,
-      `qks: data_dir ${config.data_dir} is in use by another KME (pid ${running.pid}, started ${since(running)}); stop it first\n`,
+      `qks kme: data_dir ${config.data_dir} is in use by another KME (pid ${running.pid}, started ${since(running)}); stop it first\n`,
     );
     assert.deepEqual(owner(), running, 'the lock is still the first KME’s');
     const status = await lab.client('sae-a1').get('/api/v1/keys/sae-b1/status');
@@ -115,7 +115,7 @@ describe('qks kme refuses what it cannot do, in one line', () => {
     assert.notEqual(winner.pid, stale.pid);
     assert.equal(
       loser.stderr,
-      `qks: data_dir ${config.data_dir} is in use by another KME (pid ${winner.pid}, started ${since(winner)}); stop it first\n`,
+      `qks kme: data_dir ${config.data_dir} is in use by another KME (pid ${winner.pid}, started ${since(winner)}); stop it first\n`,
     );
     for (let i = 0; !(await portAnswers(config.kme_api.port)) && i < 400; i++)
       await new Promise((r) => setTimeout(r, 50));
@@ -135,7 +135,7 @@ describe('qks kme refuses what it cannot do, in one line', () => {
         assert.equal(run.status, 2);
         assert.equal(
           run.stderr,
-          `qks: ${file}: ${api}.port ${port} on 127.0.0.1 is already in use by another process; choose another port\n`,
+          `qks kme: ${file}: ${api}.port ${port} on 127.0.0.1 is already in use by another process; choose another port\n`,
         );
         assert.equal(existsSync(lock), false, 'the lock is released');
       } finally {
@@ -149,7 +149,7 @@ describe('qks kme refuses what it cannot do, in one line', () => {
     assert.equal(run.status, 2);
     assert.equal(
       run.stderr,
-      `qks: ${elsewhere}: sae_api.host 192.0.2.1 is not an address of this machine; choose one of its addresses (or 127.0.0.1)\n`,
+      `qks kme: ${elsewhere}: sae_api.host 192.0.2.1 is not an address of this machine; choose one of its addresses (or 127.0.0.1)\n`,
     );
   });
 
@@ -158,7 +158,7 @@ describe('qks kme refuses what it cannot do, in one line', () => {
     const noCert = variant('no-cert.json', (c) => (c.sae_api.cert = missing));
     let run = await qks('kme', '--config', noCert);
     assert.equal(run.status, 2);
-    assert.equal(run.stderr, `qks: ${noCert}: sae_api.cert: cannot read ${missing} (no such file)\n`);
+    assert.equal(run.stderr, `qks kme: ${noCert}: sae_api.cert: cannot read ${missing} (no such file)\n`);
 
     const notPem = join(lab.deployment.dir, 'not.pem');
     writeFileSync(notPem, 'hello\n');
@@ -170,7 +170,7 @@ describe('qks kme refuses what it cannot do, in one line', () => {
     assert.equal(run.status, 2);
     assert.equal(
       run.stderr,
-      `qks: ${twoWrong}: sae_api.crl: cannot read ${lab.deployment.dir} (a directory, not a file)\n` +
+      `qks kme: ${twoWrong}: sae_api.crl: cannot read ${lab.deployment.dir} (a directory, not a file)\n` +
         `${twoWrong}: kme_api.ca: ${notPem} is not a PEM certificate\n`,
     );
 
@@ -179,7 +179,7 @@ describe('qks kme refuses what it cannot do, in one line', () => {
     assert.equal(run.status, 2);
     assert.equal(
       run.stderr,
-      `qks: ${otherKey}: sae_api.key: ${config.kme_api.key} is not the key of sae_api.cert ${config.sae_api.cert}\n`,
+      `qks kme: ${otherKey}: sae_api.key: ${config.kme_api.key} is not the key of sae_api.cert ${config.sae_api.cert}\n`,
     );
     assert.equal(existsSync(lock), false);
   });
@@ -188,7 +188,7 @@ describe('qks kme refuses what it cannot do, in one line', () => {
     const absent = join(lab.deployment.dir, 'absent.json');
     let run = await qks('kme', '--config', absent);
     assert.equal(run.status, 2);
-    assert.equal(run.stderr, `qks: cannot read configuration ${absent} (no such file)\n`);
+    assert.equal(run.stderr, `qks kme: cannot read configuration ${absent} (no such file)\n`);
 
     const broken = join(lab.deployment.dir, 'broken.json');
     writeFileSync(broken, '{\n  "kme_id": "kme-a",\n}\n');
@@ -196,7 +196,7 @@ describe('qks kme refuses what it cannot do, in one line', () => {
     assert.equal(run.status, 2);
     assert.match(
       run.stderr,
-      new RegExp(`^qks: configuration ${broken} is not valid JSON: .*line 3,? column 1\\)?\\n$`),
+      new RegExp(`^qks kme: configuration ${broken} is not valid JSON: .*line 3,? column 1\\)?\\n$`),
     );
 
     const colour = variant('colour.json', (c) => ((c as unknown as Record<string, unknown>)['colour'] = 'blue'));
@@ -204,7 +204,7 @@ describe('qks kme refuses what it cannot do, in one line', () => {
     assert.equal(run.status, 2);
     assert.equal(
       run.stderr,
-      `qks: invalid configuration ${colour}: unknown key "colour" at the top level; allowed: kme_id, data_dir, store, ` +
+      `qks kme: invalid configuration ${colour}: unknown key "colour" at the top level; allowed: kme_id, data_dir, store, ` +
         'store_synchronous, sae_api, kme_api, access, peers, saes, links, limits, key_ttl_seconds, crl, log_level\n',
     );
   });
