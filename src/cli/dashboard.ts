@@ -82,7 +82,7 @@ async function status(collector: NetworkCollector, v: Values): Promise<number> {
   }
   let stopped = false;
   void untilSignal().then(() => (stopped = true));
-  while (!stopped) {
+  while (!stopped && !process.stdout.destroyed) {
     const text = renderStatus(await collector.view(), { colour });
     // Home and clear below: redraws in place without flicker.
     process.stdout.write(colour ? `\x1b[H\x1b[2J${text}` : `${text}\n`);

@@ -1,4 +1,6 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../config/files.js';
+import { lockHolder } from '../kme/data-dir-lock.js';
 import { join } from 'node:path';
 import { loadConfig, type KmeConfig } from '../kme/config.js';
 import { initDeployment, SAE_CA, type Deployment, type InitOptions } from './init.js';
@@ -24,16 +26,23 @@ export async function demoDeployment(dir: string, link: LinkChoice, ports: Ports
       `--dir ${dir} is not empty and holds no QKS demo (kme-a.json, kme-b.json); choose a new or empty directory`,
     );
   }
+  // A demo already running on this directory keeps its ports: refuse before changing anything.
+  for (const file of files) {
+    const holder = lockHolder(loadConfig(file).data_dir);
+    if (holder)
+      throw new UserError(`--dir ${dir} is in use by a running demo or KME (pid ${holder.pid}); stop it first`);
+  }
   const configs = files.map((file, i) => {
-    const config = JSON.parse(readFileSync(file, 'utf8')) as KmeConfig;
+    const config = loadConfig(file);
     checkSameLink(config, link, file);
-    config.sae_api.port = ports[i]!.sae;
-    config.kme_api.port = ports[i]!.kme;
-    config.peers = config.peers.map((p) => ({
+    const edited = JSON.parse(readFileSync(file, 'utf8')) as KmeConfig;
+    edited.sae_api.port = ports[i]!.sae;
+    edited.kme_api.port = ports[i]!.kme;
+    edited.peers = edited.peers.map((p) => ({
       ...p,
-      url: `https://${config.kme_api.host}:${ports[DEMO_KMES.indexOf(p.kme_id as 'kme-a')]!.kme}`,
+      url: `https://${edited.kme_api.host}:${ports[DEMO_KMES.indexOf(p.kme_id as 'kme-a')]!.kme}`,
     }));
-    writeFileSync(file, JSON.stringify(config, null, 2) + '\n');
+    writeFileAtomic(file, JSON.stringify(edited, null, 2) + '\n');
     // Read back through the checks every KME configuration passes.
     return { kme: DEMO_KMES[i]!, file, config: loadConfig(file) };
   });

@@ -6,6 +6,7 @@ import { NetworkCollector } from '../dashboard/collector.js';
 import { startDashboardServer } from '../dashboard/server.js';
 import { loadConfig } from '../kme/config.js';
 import { startKme, type RunningKme } from '../kme/kme.js';
+import { Teardown } from '../kme/teardown.js';
 import type { DEMO } from './commands.js';
 import { demoDeployment } from './demo-dir.js';
 import type { InitOptions } from './init.js';
@@ -44,51 +45,68 @@ export async function demoCommand({ values }: CommandLine<typeof DEMO.options>):
  */
 export async function runDemo(opts: DemoOptions): Promise<void> {
   const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
+  // Listened for before anything is made: a Ctrl-C (or a closed terminal) during start-up still
+  // stops what was started and deletes the temporary directory.
+  const stopAsked = untilSignal(['SIGINT', 'SIGTERM', 'SIGHUP']);
   const temporary = opts.dir === undefined;
   const dir = resolve(opts.dir ?? mkdtempSync(join(tmpdir(), 'qks-demo-')));
-  const stops: Array<() => Promise<void> | void> = [];
-  // The temporary directory holds master keys and CA keys: it goes when the demo does.
-  if (temporary) stops.push(() => rmSync(dir, { recursive: true, force: true }));
-  try {
-    const [a1, a2, b1, b2] = await freePorts(4);
-    const link = {
-      ...(opts.source ? { source: opts.source } : {}),
-      ...(opts.qkd ? { qkd: opts.qkd } : {}),
-      ...(opts.rateBps ? { rateBps: opts.rateBps } : {}),
-    };
-    const deployment = await demoDeployment(dir, link, [
-      { sae: a1!, kme: a2! },
-      { sae: b1!, kme: b2! },
-    ]);
-    const logs = new Map(deployment.configs.map((c) => [c.kme, join(dir, `${c.kme}.log`)]));
-    const kmes: RunningKme[] = [];
-    stops.unshift(() => Promise.all(kmes.map((k) => k.stop())).then(() => undefined));
-    for (const { kme, file } of deployment.configs) {
-      const config = loadConfig(file);
-      const logger = pino({ level: config.log_level }, pino.destination({ dest: logs.get(kme)!, sync: false }));
-      kmes.push(await startKme(config, logger));
-    }
-    const operator = deployment.operator!;
-    // The dashboard asks the KMEs over their API, as an operator would, with the operator certificate.
-    const collector = new NetworkCollector({
-      urls: kmes.map((k) => k.saeUrl),
-      client: { ca: deployment.ca, cert: operator.cert, key: operator.key },
+  const teardown = new Teardown();
+  // The temporary directory holds master keys and CA keys: it goes when the demo does, last.
+  if (temporary) {
+    teardown.add(() => {
+      rmSync(dir, { recursive: true, force: true });
+      out(`deleted ${dir} (the demo's keys and certificates with it)`);
     });
-    stops.unshift(() => collector.close());
-    const dashboardLog = pino({ level: 'warn' }, pino.destination({ dest: join(dir, 'dashboard.log'), sync: false }));
-    const dashboard = await startDashboardServer({ view: () => collector.view(), log: dashboardLog });
-    stops.unshift(() => dashboard.close());
-    const manifest: Manifest = { ...manifestOf(deployment, logs), dashboard: dashboard.url };
-    const manifestFile = resolve(opts.manifest ?? join(dir, 'manifest.json'));
-    printInstructions(out, manifest, manifestFile, deployment.configs[0]!.config.links[0]!.source, temporary);
-    // Written last: whoever waits for the manifest also finds the instructions printed.
-    writeManifest(manifestFile, manifest);
-    const signal = await untilSignal();
-    out(`\n${signal}: stopping`);
-  } finally {
-    for (const stop of stops) await stop();
-    if (temporary) out(`deleted ${dir} (the demo's keys and certificates with it)`);
   }
+  const started = start(opts, dir, temporary, teardown);
+  try {
+    const first = await Promise.race([started.then(() => null), stopAsked]);
+    if (first === null) out(`\n${await stopAsked}: stopping`);
+    else await started.catch(() => undefined);
+  } finally {
+    await teardown.run();
+  }
+}
+
+/** Everything the demo runs, each part's stop added to `teardown` as soon as it exists. */
+async function start(opts: DemoOptions, dir: string, temporary: boolean, teardown: Teardown): Promise<void> {
+  const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
+  const [a1, a2, b1, b2] = await freePorts(4);
+  const link = {
+    ...(opts.source ? { source: opts.source } : {}),
+    ...(opts.qkd ? { qkd: opts.qkd } : {}),
+    ...(opts.rateBps ? { rateBps: opts.rateBps } : {}),
+  };
+  const deployment = await demoDeployment(dir, link, [
+    { sae: a1!, kme: a2! },
+    { sae: b1!, kme: b2! },
+  ]);
+  const logs = new Map(deployment.configs.map((c) => [c.kme, join(dir, `${c.kme}.log`)]));
+  const kmes: RunningKme[] = [];
+  for (const { kme, file } of deployment.configs) {
+    const config = loadConfig(file);
+    const logger = pino({ level: config.log_level }, pino.destination({ dest: logs.get(kme)!, sync: false }));
+    const running = await startKme(config, logger);
+    teardown.add(() => running.stop());
+    kmes.push(running);
+  }
+  const operator = deployment.operator!;
+  // The dashboard asks the KMEs over their API, as an operator would, with the operator certificate.
+  const collector = new NetworkCollector({
+    urls: kmes.map((k) => k.saeUrl),
+    client: { ca: deployment.ca, cert: operator.cert, key: operator.key },
+  });
+  teardown.add(() => collector.close());
+  const dashboardLog = pino({ level: 'warn' }, pino.destination({ dest: join(dir, 'dashboard.log'), sync: false }));
+  const dashboard = await startDashboardServer({ view: () => collector.view(), log: dashboardLog });
+  teardown.add(() => dashboard.close());
+  const manifest: Manifest = { ...manifestOf(deployment, logs), dashboard: dashboard.url };
+  const manifestFile = resolve(opts.manifest ?? join(dir, 'manifest.json'));
+  printInstructions(out, manifest, manifestFile, deployment.configs[0]!.config.links[0]!.source, temporary);
+  // Written last: whoever waits for the manifest also finds the instructions printed.
+  writeManifest(manifestFile, manifest);
+  // A manifest outside the temporary directory names files that go with it: it goes too.
+  if (temporary && !manifestFile.startsWith(`${dir}/`)) teardown.add(() => rmSync(manifestFile, { force: true }));
 }
 
 function printInstructions(

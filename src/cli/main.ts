@@ -74,10 +74,10 @@ async function main(argv: string[]): Promise<number> {
 const unknownCommand = (name: string) =>
   `unknown command "${name}"; the commands are ${COMMANDS.flatMap((c) => c.names).join(', ')}`;
 
-// `qks status | head`: a reader that went away ends the command, quietly.
+// `qks status | head`: a reader that went away is no crash. Output stops; the command ends as it
+// would (qks status at its next frame), its clean-up done.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(0);
-  throw err;
+  if (err.code !== 'EPIPE') throw err;
 });
 
 main(process.argv.slice(2)).then(

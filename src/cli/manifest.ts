@@ -1,4 +1,5 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { fileProblem, writeFileAtomic } from '../config/files.js';
 import type { Deployment } from './init.js';
 import { UserError } from './usage-error.js';
 
@@ -29,8 +30,7 @@ export const manifestOf = (d: Deployment, logs?: ReadonlyMap<string, string>): M
 
 /** Written whole or not at all: whoever waits for the file finds it complete. */
 export function writeManifest(file: string, manifest: Manifest): void {
-  writeFileSync(`${file}.tmp`, JSON.stringify(manifest, null, 2) + '\n');
-  renameSync(`${file}.tmp`, file);
+  writeFileAtomic(file, JSON.stringify(manifest, null, 2) + '\n');
 }
 
 export function readManifest(file: string): Manifest {
@@ -38,7 +38,7 @@ export function readManifest(file: string): Manifest {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    const why = fileProblem(err);
     throw new UserError(`--manifest ${file}: ${why}; qks demo writes it when ready, qks init as DIR/manifest.json`);
   }
   let m: Partial<Manifest>;

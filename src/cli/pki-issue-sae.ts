@@ -37,7 +37,8 @@ export async function issueSae(opts: IssueSaeOptions): Promise<number> {
   const { sae } = opts;
   const files = new DeploymentFiles(opts.dir);
   const kme = chooseKme(files, sae, opts.kme);
-  const register = kme === undefined ? undefined : files.prepare({ id: sae, kme });
+  // Registered only where there are KME configurations to list it in.
+  const register = kme === undefined || files.kmes.length === 0 ? undefined : files.prepare({ id: sae, kme });
 
   const pki = join(files.dir, 'pki');
   const ca = CertificateAuthority.open(pki, SAE_CA);
@@ -47,7 +48,7 @@ export async function issueSae(opts: IssueSaeOptions): Promise<number> {
     if (!process.stdin.isTTY)
       throw new RegistrationRefused(`${has}; pass --replace to replace it and revoke the old one`);
     if (!(await confirm(`${has}; replace it and revoke the old one? [y/N] `))) {
-      process.stderr.write(`qks: ${sae}: nothing changed\n`);
+      process.stderr.write(`qks pki issue: ${sae}: nothing changed\n`);
       return 1;
     }
   }

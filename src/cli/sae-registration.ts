@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../config/files.js';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError, parseConfig } from '../kme/config.js';
 import { UserError } from './usage-error.js';
@@ -46,12 +46,8 @@ function readJson(file: string): unknown {
   }
 }
 
-/** Written beside the file, then renamed over it: a KME polling the file reads the old or the new. */
-function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: statSync(file).mode & 0o777 });
-  renameSync(tmp, file);
-}
+const writeJsonAtomic = (file: string, value: unknown) =>
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', statSync(file).mode & 0o777);
 
 /**
  * The KME configuration files (`<dir>/<kme>.json`, as `qks init` writes them) and the manifest of a

@@ -3,7 +3,7 @@
  * Ctrl-C under `npm run` arrives twice (from the terminal, and forwarded by npm), and the second
  * must not cut the clean-up short (a demo's temporary keys left on disk). A third forces the exit.
  */
-export function untilSignal(): Promise<NodeJS.Signals> {
+export function untilSignal(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     let seen = 0;
     const onSignal = (signal: NodeJS.Signals) => {
@@ -11,7 +11,6 @@ export function untilSignal(): Promise<NodeJS.Signals> {
       if (seen === 1) resolve(signal);
       if (seen >= 3) process.exit(130);
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    for (const signal of signals) process.on(signal, onSignal);
   });
 }

@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, openSync, renameSync, writeFileSync } from 'node:fs';
 
 const WORDS: Record<string, string> = {
   ENOENT: 'no such file',
@@ -38,4 +39,15 @@ export function jsonProblem(err: Error, text: string): string {
   const line = before.split('\n').length;
   const column = before.length - before.lastIndexOf('\n');
   return `${err.message.replace(/ in JSON at position \d+/, '')} at line ${line}, column ${column}`;
+}
+
+/**
+ * Written beside the file under a name of its own, then renamed over it: a reader (a KME polling its
+ * configuration, a script waiting for a manifest) sees the old file or the new, never half of one,
+ * and two writers never share the temporary file.
+ */
+export function writeFileAtomic(file: string, text: string, mode = 0o644): void {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, text, { mode });
+  renameSync(tmp, file);
 }

@@ -1,12 +1,13 @@
 import { unwatchFile, watchFile } from 'node:fs';
+import { resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { SaeTable } from '../domain/sae-directory.js';
 import { loadConfig, type KmeConfig } from './config.js';
 
 export interface SaeListWatch {
-  /** The configuration file the KME was started from. */
-  readonly file: string;
+  /** The configuration the KME runs with, loaded from its `source_file`. */
+  readonly running: KmeConfig;
   /** The KME's SAE list, replaced when the file's `saes` change. */
   readonly saes: SaeTable;
   readonly log: Logger;
@@ -21,14 +22,10 @@ export interface SaeListWatch {
  * changed are logged as needing a restart, and stay as they were. Returns a function that stops it.
  */
 export function watchSaeList(w: SaeListWatch): () => void {
-  const { file, saes, log } = w;
-  // What the file said when last read: a change is logged once, not at every later reload.
-  let seen: KmeConfig | undefined;
-  try {
-    seen = loadConfig(file);
-  } catch {
-    // The KME was started from another reading of it; every setting that differs is reported.
-  }
+  const { running, saes, log } = w;
+  const file = resolve(running.source_file!);
+  // What was last reported: a change is logged once, not at every later reload.
+  let reported = '';
   const listener = () => {
     let next: KmeConfig;
     try {
@@ -37,11 +34,12 @@ export function watchSaeList(w: SaeListWatch): () => void {
       log.error({ config: file, err: (err as Error).message }, 'configuration not reloaded; the SAE list stays');
       return;
     }
-    const restart = seen ? changedSettings(seen, next) : [];
-    seen = next;
-    if (restart.length > 0) {
+    // Against what runs: a setting changed back to its running value needs no restart.
+    const restart = changedSettings(running, next);
+    if (restart.length > 0 && restart.join() !== reported) {
       log.warn({ config: file, settings: restart }, 'configuration changed: these settings need a restart');
     }
+    reported = restart.join();
     const { added, removed, moved } = saes.replace(next.saes);
     if (added.length + removed.length + moved.length > 0) {
       log.info({ config: file, added, removed, moved }, 'SAE list reloaded');

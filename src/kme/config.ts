@@ -321,10 +321,6 @@ export function limitsOf(cfg: KmeConfig): KeyLimits {
   };
 }
 
-/** The file each configuration was loaded from: a running KME watches it for changes to `saes`. */
-const loadedFrom = new WeakMap<KmeConfig, string>();
-export const configFileOf = (cfg: KmeConfig): string | undefined => loadedFrom.get(cfg);
-
 export function loadConfig(file: string): KmeConfig {
   let text: string;
   try {
@@ -338,7 +334,5 @@ export function loadConfig(file: string): KmeConfig {
   } catch (err) {
     throw new ConfigError(`configuration ${file} is not valid JSON: ${jsonProblem(err as Error, text)}`);
   }
-  const cfg = parseConfig(raw, dirname(resolve(file)), file);
-  loadedFrom.set(cfg, resolve(file));
-  return cfg;
+  return parseConfig(raw, dirname(resolve(file)), file);
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from './config.js';
@@ -14,6 +14,8 @@ export interface LockOwner {
   /** When it took the lock, ISO 8601. */
   readonly started_at: string;
   readonly kme_id: string;
+  /** Tells two locks of one process apart (a KME stopped and started within a millisecond). */
+  readonly nonce?: string;
 }
 
 /** Another live process holds the data_dir: a second KME must not serve keys from the same store. */
@@ -54,8 +56,11 @@ export async function lockDataDir(dataDir: string, kmeId: string): Promise<DataD
       proc_start: processStart(process.pid),
       started_at: new Date().toISOString(),
       kme_id: kmeId,
+      nonce: randomBytes(8).toString('hex'),
     } satisfies LockOwner) + '\n';
-  for (let attempt = 0; attempt < 200; attempt++) {
+  // Longer than a leftover takes to count as one: a crash between create and write is waited out.
+  const deadline = Date.now() + UNREADABLE_STALE_MS + 2000;
+  while (Date.now() < deadline) {
     if (create(file, mine, dataDir)) return { file, release: () => releaseIfMine(file, mine) };
     const held = readRaw(file);
     if (held === undefined) continue;
@@ -166,6 +171,13 @@ export function processStart(pid: number): string | null {
   } catch {
     return null;
   }
+}
+
+/** The live KME that holds the data_dir now, if any. */
+export function lockHolder(dataDir: string): LockOwner | undefined {
+  const held = readRaw(join(dataDir, LOCK_FILE));
+  const owner = held === undefined ? undefined : parseOwner(held);
+  return owner && alive(owner) ? owner : undefined;
 }
 
 /** Whether the lock's owner still runs: its pid exists and, where /proc tells, started when it said. */

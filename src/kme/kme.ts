@@ -9,7 +9,7 @@ import type { KeyStore } from '../stores/key-store.js';
 import { MemoryKeyStore } from '../stores/memory-store.js';
 import { SqliteKeyStore } from '../stores/sqlite-store.js';
 import { QkdLink } from '../sources/qkd-link.js';
-import { configFileOf, limitsOf, type KmeConfig } from './config.js';
+import { limitsOf, type KmeConfig } from './config.js';
 import { watchSaeList } from './config-watch.js';
 import { buildPeerApi } from './http/peer-api.js';
 import { createSource } from './link-sources.js';
@@ -306,8 +306,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     ),
   ];
   // `qks kme` and the demo load the file: a KME follows its `saes` (an SAE added by `qks pki issue`).
-  const configFile = configFileOf(cfg);
-  if (configFile) stopWatching.push(watchSaeList({ file: configFile, saes, log }));
+  if (cfg.source_file) stopWatching.push(watchSaeList({ running: cfg, saes, log }));
   teardown.add(() => stopWatching.forEach((stop) => stop()));
   await listenAs(saeApi, 'sae_api', cfg);
   await listenAs(peerApi, 'kme_api', cfg);

@@ -1,19 +1,11 @@
 import { x509 } from './x509.js';
-import {
-  existsSync,
-  openSync,
-  closeSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, openSync, closeSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCa, issueCertificate, type LeafRequest, type PemPair } from './certificates.js';
 import { readCrl } from './crl.js';
+import { writeFileAtomic } from '../config/files.js';
 
 export interface IssuedRecord {
   serial: string;
@@ -33,13 +25,6 @@ const DEFAULT_CRL_LIFETIME_MS = 365 * 86_400_000;
 const BACKDATE_MS = 60_000;
 /** A lock older than this was left by a process that died holding it. */
 const STALE_LOCK_MS = 30_000;
-
-// Several processes write here (qks pki, and KMEs renewing the list): each through a file of its own.
-const atomicWrite = (path: string, text: string, mode = 0o644) => {
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, text, { mode });
-  renameSync(tmp, path);
-};
 
 export interface CrlRenewal {
   readonly renewed: boolean;
@@ -105,7 +90,7 @@ export class CertificateAuthority {
   }
 
   #saveIndex(records: IssuedRecord[]): void {
-    atomicWrite(this.#indexFile, JSON.stringify(records, null, 2) + '\n');
+    writeFileAtomic(this.#indexFile, JSON.stringify(records, null, 2) + '\n');
   }
 
   /** Issues a certificate and writes it and its key (0600) as `<dir>/<fileName>.pem|.key`. */
@@ -236,7 +221,7 @@ export class CertificateAuthority {
       extensions: [await x509.AuthorityKeyIdentifierExtension.create(caCert)],
     });
     // OpenSSL reads only the 'X509 CRL' label.
-    atomicWrite(this.crlFile, x509.PemConverter.encode(crl.rawData, 'X509 CRL') + '\n');
+    writeFileAtomic(this.crlFile, x509.PemConverter.encode(crl.rawData, 'X509 CRL') + '\n');
     return crl.nextUpdate!;
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -164,5 +164,28 @@ describe('qks demo', () => {
       `qks demo: --dir ${other} is not empty and holds no QKS demo (kme-a.json, kme-b.json); choose a new or empty directory\n`,
     );
     assert.equal(readFileSync(join(other, 'notes.txt'), 'utf8'), 'mine\n', 'nothing of it touched');
+  });
+
+  it('stopped during its start, still stops what it started and deletes its temporary directory', async () => {
+    const tmp = join(dir, 'tmp-early');
+    mkdirSync(tmp);
+    const demo = spawn(process.execPath, [BIN, 'demo', '--rate', '1000000'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TMPDIR: tmp },
+    });
+    const exited = new Promise<number | null>((resolve) => demo.on('exit', (code) => resolve(code)));
+    try {
+      // The moment its directory exists, before its KMEs are up: Ctrl-C.
+      await eventually(
+        () => readdirSync(tmp).some((f) => f.startsWith('qks-demo-')),
+        30_000,
+        'the temporary directory',
+      );
+      demo.kill('SIGINT');
+      assert.equal(await exited, 0);
+      assert.deepEqual(readdirSync(tmp), [], 'nothing left, keys included');
+    } finally {
+      demo.kill('SIGKILL');
+    }
   });
 });

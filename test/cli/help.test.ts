@@ -167,7 +167,7 @@ describe('qks on the PATH', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('npm link puts qks on the PATH, and npx qks runs it in the checkout, as the README says', () => {
-    const link = spawnSync('npm', ['link', '--no-audit', '--no-fund'], {
+    const link = spawnSync('npm', ['link', '--ignore-scripts', '--no-audit', '--no-fund'], {
       encoding: 'utf8',
       env: { ...process.env, npm_config_prefix: dir },
     });

@@ -20,30 +20,55 @@ import { DataDirInUse, LOCK_FILE, lockDataDir, processStart, type LockOwner } fr
 const MODULE = new URL('../../src/kme/data-dir-lock.js', import.meta.url).href;
 
 /**
- * A process that tries to take `dir` at wall-clock time `at` (so that several try at once), says
- * `won` or `refused <message>`, holds what it won for `holdMs`, and exits without releasing it, as a
- * KME killed with SIGKILL would.
+ * Processes that each try to take `dir` when told to (all at once), say `won` or `refused <message>`,
+ * and hold what they won until their standard input ends, then exit without releasing it, as a KME
+ * killed with SIGKILL would. Each is ready (its modules loaded) before any is told to go.
  */
-function contender(dir: string, at: number, holdMs: number): Promise<string> {
+async function race(dir: string, count: number): Promise<string[]> {
   const script = `
     const { lockDataDir } = await import(${JSON.stringify(MODULE)});
-    while (Date.now() < ${at});
+    const lines = (await import('node:readline')).createInterface({ input: process.stdin });
+    const next = () => new Promise((r) => lines.once('line', r));
+    console.log('ready');
+    await next();
     try {
       await lockDataDir(${JSON.stringify(dir)}, 'kme-x');
       console.log('won');
-      await new Promise((r) => setTimeout(r, ${holdMs}));
     } catch (err) {
       console.log('refused ' + err.message);
-    }`;
-  return new Promise((resolve, reject) => {
+    }
+    await new Promise((r) => lines.once('close', r));
+    process.exit(0);`;
+  const children = Array.from({ length: count }, () => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['pipe', 'pipe', 'inherit'],
     });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('error', reject);
-    child.once('close', () => resolve(out.trim()));
+    const waiting = new Set<() => void>();
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (const check of waiting) check();
+    });
+    /** Resolves once a line starting with `line` was printed. */
+    const said = (line: string) =>
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (!out.split('\n').some((l) => l.startsWith(line))) return;
+          waiting.delete(check);
+          resolve();
+        };
+        waiting.add(check);
+        check();
+      });
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    return { child, said, closed, result: () => out.split('\n')[1]!.trim() };
   });
+  await Promise.all(children.map((c) => c.said('ready')));
+  for (const c of children) c.child.stdin.write('go\n');
+  await Promise.all(children.map((c) => Promise.race([c.said('won'), c.said('refused')])));
+  for (const c of children) c.child.stdin.end();
+  await Promise.all(children.map((c) => c.closed));
+  return children.map((c) => c.result());
 }
 
 describe('the data_dir lock', () => {
@@ -76,7 +101,8 @@ describe('the data_dir lock', () => {
     const second = await lockDataDir(dir, 'kme-a');
     // A release by a former holder leaves the new holder's lock alone.
     first.release();
-    assert.equal(ownerIn(dir).started_at > owner.started_at, true);
+    assert.notEqual(ownerIn(dir).nonce, owner.nonce);
+    assert.equal(existsSync(join(dir, LOCK_FILE)), true);
     second.release();
   });
 
@@ -132,8 +158,7 @@ describe('the data_dir lock', () => {
           writeFileSync(join(dir, `${LOCK_FILE}.takeover-${tag}`), JSON.stringify(dead) + '\n');
         }
       }
-      const at = Date.now() + 1500;
-      const results = await Promise.all(Array.from({ length: 8 }, () => contender(dir, at, 1000)));
+      const results = await race(dir, 8);
       assert.equal(results.filter((r) => r === 'won').length, 1, results.join('\n'));
       const winner = ownerIn(dir);
       for (const r of results.filter((x) => x !== 'won')) {

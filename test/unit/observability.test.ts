@@ -7,6 +7,8 @@ import { renderStatus } from '../../src/dashboard/status-view.js';
 import { DeliveryLog } from '../../src/kme/observability/delivery-log.js';
 import { IntegrationBoard } from '../../src/kme/observability/integration-board.js';
 import type { KmeOverview, LinkOverview } from '../../src/kme/observability/overview.js';
+import { LinkStartup, STARTUP_LIMITS_MS } from '../../src/kme/observability/link-startup.js';
+import type { LinkPool } from '../../src/kme/link-pool.js';
 
 const KEY_ID = '6f89fb6f-5fa9-46a5-b69b-e68d7c8ecd58';
 const report = {
@@ -226,5 +228,30 @@ describe('the network view', () => {
     assert.match(text, /kme-b\s+unreachable\s+-\s+-\s+-\s+connect ECONNREFUSED/);
     assert.ok(!renderStatus(view).includes('\x1b['), 'no colour codes unless asked');
     assert.ok(renderStatus(view, { colour: true }).includes('\x1b[31mdown\x1b[0m'));
+  });
+});
+
+describe('a link start is bounded', () => {
+  const pool = (made: boolean) => ({ linkId: 'l', capacityBlocks: 1000, madeSinceStart: made }) as unknown as LinkPool;
+
+  it('first-key turns into the ordinary rules after a minute without key', () => {
+    const startup = new LinkStartup();
+    assert.equal(startup.phase(pool(false), 0, 0), 'first-key');
+    assert.equal(startup.phase(pool(false), 0, STARTUP_LIMITS_MS.firstKey), 'first-key');
+    assert.equal(startup.phase(pool(false), 0, STARTUP_LIMITS_MS.firstKey + 1), 'started');
+  });
+
+  it('the first fill ends at the low mark, when the pool is seen to fall, or after its limit', () => {
+    const rising = new LinkStartup();
+    assert.equal(rising.phase(pool(true), 10, 0), 'filling');
+    assert.equal(rising.phase(pool(true), 50, 1000), 'filling');
+    assert.equal(rising.phase(pool(true), 100, 2000), 'started');
+    const taken = new LinkStartup();
+    assert.equal(taken.phase(pool(true), 50, 0), 'filling');
+    assert.equal(taken.phase(pool(true), 40, 1000), 'started');
+    assert.equal(taken.phase(pool(true), 60, 2000), 'started', 'for good');
+    const slow = new LinkStartup();
+    assert.equal(slow.phase(pool(true), 1, 0), 'filling');
+    assert.equal(slow.phase(pool(true), 2, STARTUP_LIMITS_MS.filling + 1), 'started');
   });
 });
