@@ -236,7 +236,7 @@ describe('qks pki issue --sae registers the SAE at running KMEs', () => {
       ),
       run.stdout,
     );
-    assert.match(run.stdout, /qks: sae-a3: nothing changed/);
+    assert.match(run.stdout, /qks pki issue: sae-a3: nothing changed/);
     assert.equal(await statusAt('kme-a', a3, 'sae-b1'), 200, 'still served');
   });
 
