@@ -144,7 +144,9 @@ async function pair(kind: 'qks' | 'stunnel', mode: PskMode, to = targetAt.port, 
     mode,
     logLevel: 'notice',
   });
-  const pids = [client.start().pid!, server.start().pid!];
+  client.start();
+  server.start();
+  const pids = [client.pid!, server.pid!];
   for (const p of [serverPort!, clientPort!])
     while (!(await portAnswers(p))) await new Promise((r) => setTimeout(r, 50));
   const rotate = async () => {

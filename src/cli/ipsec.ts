@@ -11,7 +11,7 @@ import { Rotation } from '../sae/rotation.js';
 import type { IPSEC } from './commands.js';
 import type { CommandLine } from './parse.js';
 import { agreementTls, identity, kmeClientOf, print } from './sae.js';
-import { untilSignal } from './signals.js';
+import { onHangup, untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
 export function gatewayOf(cfg: IpsecAgentConfig): IpsecGateway {
@@ -100,9 +100,7 @@ export async function ipsecCommand({ values }: CommandLine<typeof IPSEC.options>
     print({ event: 'running', role: cfg.role, daemon: cfg.daemon.type, connection: cfg.connection.name });
     if (rotation) {
       const r = rotation;
-      const onHup = () => void r.rotateNow().catch(reportAgreementFailure);
-      process.on('SIGHUP', onHup);
-      stops.unshift(() => void process.off('SIGHUP', onHup));
+      stops.unshift(onHangup(() => r.rotateNow().catch(reportAgreementFailure)));
       void firstKey(r);
     }
     await untilSignal();

@@ -80,6 +80,9 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code !== 'EPIPE') throw err;
 });
 
+// SIGHUP never ends a qks command (docs/operations.md): commands that reload or rotate add their action.
+process.on('SIGHUP', () => undefined);
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   async (err: unknown) => {

@@ -11,7 +11,7 @@ import type { SAE } from './commands.js';
 import { readManifest } from './manifest.js';
 import type { CommandLine } from './parse.js';
 import type { ValuesOf } from './spec.js';
-import { untilSignal } from './signals.js';
+import { onHangup, untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
 type Values = ValuesOf<typeof SAE.options>;
@@ -198,7 +198,7 @@ async function agree(v: Values, me: Identity, kme: KmeClient, show: boolean): Pr
       const rotation = new Rotation(agreeOnce, ring, policy);
       rotation.on('agreed', (a) => print(agreedLine(a, show)));
       rotation.on('error', (e) => print({ event: 'error', message: e.message }));
-      process.on('SIGHUP', () => void rotation.rotateNow().catch(() => undefined));
+      onHangup(() => rotation.rotateNow());
       await rotation.start();
       await untilSignal();
       rotation.stop();

@@ -14,3 +14,17 @@ export function untilSignal(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIG
     for (const signal of signals) process.on(signal, onSignal);
   });
 }
+
+/**
+ * SIGHUP means one thing to every long-running qks command: reload what it can (a KME's SAE list) and
+ * rotate where it rotates (initiators, tunnel clients); it never stops one. `main` keeps a listener
+ * of its own, so that a command with nothing to reload does not die of it. Returns what removes `action`.
+ */
+export function onHangup(action: () => unknown): () => void {
+  const listener = () =>
+    void Promise.resolve()
+      .then(action)
+      .catch(() => undefined);
+  process.on('SIGHUP', listener);
+  return () => void process.off('SIGHUP', listener);
+}

@@ -9,7 +9,7 @@ import type { PskMode } from '../integrations/tls-psk/psk-tls.js';
 import type { TUNNEL } from './commands.js';
 import type { CommandLine } from './parse.js';
 import { agreementTls, count, hostPort, identity, kmeClientOf, print, tokenClient } from './sae.js';
-import { untilSignal } from './signals.js';
+import { onHangup, untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
 export async function tunnelCommand(
@@ -66,20 +66,25 @@ export async function tunnelCommand(
       responder.on('failure', (e) => print({ event: 'refused', code: e.code, message: e.message }));
       await responder.listen();
       stops.unshift(() => responder.close());
-      const tunnel = new TunnelServer({
-        listen: hostPort(v.listen, '--listen'),
-        target: hostPort(v.target, '--target'),
-        keys: ring,
-        mode,
-        ...limit,
-        ...(v['max-connection-age']
-          ? { maxConnectionAgeMs: count(v['max-connection-age'], '--max-connection-age')! * 1000 }
-          : {}),
-      });
-      tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
-      tunnel.on('refused', (r) => print({ event: 'refused', reason: r.reason }));
-      print({ event: 'listening', ...(await tunnel.listen()), mode });
-      stops.unshift(() => tunnel.close());
+      const [listen, target] = [hostPort(v.listen, '--listen'), hostPort(v.target, '--target')];
+      if (engine === 'stunnel') {
+        stops.unshift(runStunnel('server', v.dir, listen, target, ring, mode));
+      } else {
+        const tunnel = new TunnelServer({
+          listen,
+          target,
+          keys: ring,
+          mode,
+          ...limit,
+          ...(v['max-connection-age']
+            ? { maxConnectionAgeMs: count(v['max-connection-age'], '--max-connection-age')! * 1000 }
+            : {}),
+        });
+        tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
+        tunnel.on('refused', (r) => print({ event: 'refused', reason: r.reason }));
+        print({ event: 'listening', ...(await tunnel.listen()), mode });
+        stops.unshift(() => tunnel.close());
+      }
     } else if (v.role === 'client') {
       const initiator = new Initiator({
         saeId: me.sae,
@@ -97,17 +102,22 @@ export async function tunnelCommand(
       }
       const rotation = new Rotation(() => initiator.agree(1), ring, {
         maxAgeMs: every,
+        // The server's side may be a stunnel, which loads each key from a file: a moment to do so.
+        settleMs: SETTLE_MS,
         ...(uses ? { maxUses: uses } : {}),
         ...(bytes ? { maxBytes: bytes } : {}),
       });
       rotation.on('error', (e) => print({ event: 'error', message: e.message }));
       stops.unshift(() => rotation.stop());
+      stops.unshift(
+        onHangup(() => rotation.rotateNow().catch((e: Error) => print({ event: 'error', message: e.message }))),
+      );
       await rotation.start();
       const maxAge = (count(v['max-connection-age'], '--max-connection-age') ?? (2 * every) / 1000) * 1000;
       const listen = hostPort(v.listen, '--listen');
       const server = hostPort(v.server, '--server');
       if (engine === 'stunnel') {
-        stops.unshift(await runStunnel('client', v.dir, listen, server, ring, mode));
+        stops.unshift(runStunnel('client', v.dir, listen, server, ring, mode));
       } else {
         const tunnel = new TunnelClient({ listen, server, keys: ring, mode, maxConnectionAgeMs: maxAge, ...limit });
         tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
@@ -128,19 +138,24 @@ export async function tunnelCommand(
   }
 }
 
-/** Starts a real stunnel on the ring's keys; returns what stops it. */
-async function runStunnel(
+/** How long a tunnel client waits after each agreement before it uses the new key. */
+const SETTLE_MS = 250;
+
+/** Runs a real stunnel on the ring's keys, supervised; returns what stops it. */
+function runStunnel(
   role: 'client' | 'server',
   dir: string | undefined,
   accept: Endpoint,
   connect: Endpoint,
   keys: KeyRing,
   mode: PskMode,
-): Promise<() => Promise<void>> {
+): () => Promise<void> {
   if (!dir) throw new UsageError('qks stunnel needs --dir DIR for its configuration and secrets');
   const stunnel = new StunnelManager({ role, dir, accept, connect, keys, mode });
-  const child = stunnel.start();
-  child.once('exit', (code) => print({ event: 'stunnel-exited', code }));
+  stunnel.on('started', ({ pid }) => print({ event: 'stunnel-started', pid }));
+  stunnel.on('exited', ({ code, signal }) => print({ event: 'stunnel-exited', code, signal }));
+  stunnel.on('restarting', ({ inMs }) => print({ event: 'stunnel-restarting', in_ms: inMs }));
+  stunnel.start();
   print({ event: 'listening', ...accept, mode, config: stunnel.configFile, log: stunnel.logFile });
   return () => stunnel.stop();
 }

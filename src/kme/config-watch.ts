@@ -19,9 +19,9 @@ export interface SaeListWatch {
  * Applies changes of a running KME's configuration file to its SAE list, so that an SAE added by
  * `qks pki issue` (or removed by hand) is served or refused without a restart. A changed file is
  * checked as at start; an invalid one is logged and the previous list kept. Other settings that
- * changed are logged as needing a restart, and stay as they were. Returns a function that stops it.
+ * changed are logged as needing a restart, and stay as they were. `reload` reads the file now.
  */
-export function watchSaeList(w: SaeListWatch): () => void {
+export function watchSaeList(w: SaeListWatch): { stop: () => void; reload: () => void } {
   const { running, saes, log } = w;
   const file = resolve(running.source_file!);
   // What was last reported: a change is logged once, not at every later reload.
@@ -46,7 +46,7 @@ export function watchSaeList(w: SaeListWatch): () => void {
     }
   };
   watchFile(file, { interval: w.intervalMs ?? 500, persistent: false }, listener);
-  return () => unwatchFile(file, listener);
+  return { stop: () => unwatchFile(file, listener), reload: listener };
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

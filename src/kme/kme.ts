@@ -52,6 +52,8 @@ export interface RunningKme {
   /** Every route served, as `METHOD /path`: the SAE API and the KME-to-KME channel. */
   readonly routes: { readonly sae: readonly string[]; readonly kme: readonly string[] };
   setPeerUrl(kmeId: string, url: string): void;
+  /** Re-reads the configuration file now (SIGHUP): its SAE list applies, other changes need a restart. */
+  reloadConfig(): void;
   /** What the dashboard shows of this KME (also `GET /api/v1/admin/overview`). */
   overview(): Promise<KmeOverview>;
   stop(): Promise<void>;
@@ -306,7 +308,8 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     ),
   ];
   // `qks kme` and the demo load the file: a KME follows its `saes` (an SAE added by `qks pki issue`).
-  if (cfg.source_file) stopWatching.push(watchSaeList({ running: cfg, saes, log }));
+  const configWatch = cfg.source_file ? watchSaeList({ running: cfg, saes, log }) : undefined;
+  if (configWatch) stopWatching.push(configWatch.stop);
   teardown.add(() => stopWatching.forEach((stop) => stop()));
   await listenAs(saeApi, 'sae_api', cfg);
   await listenAs(peerApi, 'kme_api', cfg);
@@ -329,6 +332,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     log,
     routes: { sae: saeApi.routeList, kme: peerApi.routeList },
     setPeerUrl: (kmeId, url) => [syncStreams, streams].forEach((s) => s.setPeerUrl(kmeId, url)),
+    reloadConfig: () => configWatch?.reload(),
     overview,
     stop: () => teardown.run(),
   };

@@ -12,6 +12,12 @@ export interface RotationPolicy {
   readonly maxBytes?: number;
   /** Fraction of a limit at which the next key is agreed, so it is ready before the limit (default 0.8). */
   readonly lead?: number;
+  /**
+   * How long after an agreement the new key is taken into use: the responder hands its copy on only
+   * after the acknowledgement, and a peer that must load it (a stunnel server reloading its secrets
+   * file) needs a moment more. Default 0.
+   */
+  readonly settleMs?: number;
 }
 
 export interface RotationEvents {
@@ -87,6 +93,7 @@ export class Rotation extends EventEmitter<RotationEvents> {
 
   async #agreeNext(): Promise<ActiveKey> {
     const agreed = await this.#agree();
+    if (this.#policy.settleMs) await new Promise((r) => setTimeout(r, this.#policy.settleMs));
     if (this.#stopped) throw new Error('rotation stopped');
     let active: ActiveKey | undefined;
     for (const k of agreed.keys) active = this.#ring.add(k);
