@@ -11,6 +11,7 @@ import { Rotation } from '../sae/rotation.js';
 import type { IPSEC } from './commands.js';
 import type { CommandLine } from './parse.js';
 import { agreementTls, identity, kmeClientOf, print } from './sae.js';
+import { notifyReady } from './service.js';
 import { onHangup, untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
@@ -98,6 +99,7 @@ export async function ipsecCommand({ values }: CommandLine<typeof IPSEC.options>
     await agent.start();
     stops.unshift(() => agent.stop());
     print({ event: 'running', role: cfg.role, daemon: cfg.daemon.type, connection: cfg.connection.name });
+    notifyReady();
     if (rotation) {
       const r = rotation;
       stops.unshift(onHangup(() => r.rotateNow().catch(reportAgreementFailure)));

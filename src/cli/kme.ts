@@ -2,6 +2,7 @@ import { loadConfig } from '../kme/config.js';
 import { startKme } from '../kme/kme.js';
 import type { KME } from './commands.js';
 import type { CommandLine } from './parse.js';
+import { notifyReady } from './service.js';
 import { onHangup, untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
@@ -12,6 +13,7 @@ export async function kmeCommand({ values }: CommandLine<typeof KME.options>): P
     kme.log.info('SIGHUP: configuration re-read (its SAE list applies now; other settings need a restart)');
     kme.reloadConfig();
   });
+  notifyReady();
   const signal = await untilSignal();
   kme.log.info({ signal }, 'stopping');
   await kme.stop();

@@ -9,6 +9,7 @@ import type { PskMode } from '../integrations/tls-psk/psk-tls.js';
 import type { TUNNEL } from './commands.js';
 import type { CommandLine } from './parse.js';
 import { agreementTls, count, hostPort, identity, kmeClientOf, print, tokenClient } from './sae.js';
+import { notifyReady } from './service.js';
 import { onHangup, untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
@@ -131,6 +132,7 @@ export async function tunnelCommand(
     } else {
       throw new UsageError('--role must be client or server');
     }
+    notifyReady();
     await untilSignal();
     return 0;
   } finally {

@@ -264,6 +264,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     log,
     metrics,
     operator: {
+      kmeId: cfg.kme_id,
       metrics,
       overview,
       integrations,

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parseIntegrationReport } from '../../domain/integration-report.js';
 import { QksError } from '../../domain/errors.js';
+import { kmeHealth, storeDown } from '../../domain/kme-health.js';
 import { dashboardFiles } from '../../dashboard/static-files.js';
 import { EventStreams } from '../../dashboard/sse.js';
 import { buildNetwork, type NetworkView } from '../../dashboard/network.js';
@@ -9,6 +10,7 @@ import type { KmeMetrics } from '../observability/metrics.js';
 import type { KmeOverview } from '../observability/overview.js';
 
 export interface OperatorViews {
+  readonly kmeId: string;
   readonly metrics: KmeMetrics;
   readonly overview: () => Promise<KmeOverview>;
   readonly integrations: IntegrationBoard;
@@ -42,6 +44,12 @@ export function addOperatorRoutes(app: FastifyInstance, views: OperatorViews, gu
   app.get('/api/v1/admin/overview', (req) => {
     guard.requireAdmin(req);
     return views.overview();
+  });
+  // For service managers and load balancers: 200 while keys can be delivered, 503 when none can.
+  app.get('/api/v1/admin/health', async (req, reply) => {
+    guard.requireAdmin(req);
+    const health = await views.overview().then(kmeHealth, (err: Error) => storeDown(err.message));
+    return reply.code(health.status === 'down' ? 503 : 200).send({ KME_ID: views.kmeId, ...health });
   });
   // However many pages are open, the KME builds one view per interval for all of them: a view
   // counts the pools in the store, which costs milliseconds for a full pool.
