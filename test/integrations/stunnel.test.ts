@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { TunnelClient, TunnelServer } from '../../src/integrations/tls-psk/psk-t
 import { KeyRing } from '../../src/sae/key-ring.js';
 import { startEcho } from '../helpers/echo-server.js';
 import { assertModeOnWire, TlsCapture } from '../helpers/tls-capture.js';
+import { KmeKeys } from '../helpers/kme-keys.js';
 import { eventually } from '../helpers/two-kmes.js';
 
 const local = (port = 0) => ({ host: '127.0.0.1', port });
@@ -32,16 +33,18 @@ function roundTrip(port: number, data: Buffer): Promise<Buffer> {
   });
 }
 
-/** The same keys on both sides, as the SAE toolkit's agreement would leave them. */
-function twinRings(): [KeyRing, KeyRing, () => void] {
+let supply: KmeKeys;
+
+/** The same keys on both sides, as the SAE toolkit's agreement leaves them: each came through two KMEs. */
+async function twinRings(): Promise<[KeyRing, KeyRing, () => Promise<void>]> {
   const a = new KeyRing();
   const b = new KeyRing();
-  const add = () => {
-    const k = { keyId: randomUUID(), key: randomBytes(32) };
-    a.add({ keyId: k.keyId, key: Buffer.from(k.key) });
-    b.add({ keyId: k.keyId, key: Buffer.from(k.key) });
+  const add = async () => {
+    const { master, slave } = await supply.next();
+    a.add(master);
+    b.add(slave);
   };
-  add();
+  await add();
   return [a, b, add];
 }
 
@@ -50,8 +53,10 @@ describe('real stunnel, driven by qks', () => {
   const dir = mkdtempSync(join(tmpdir(), 'qks-stunnel-'));
   before(async () => {
     echo = await startEcho();
+    supply = await KmeKeys.start();
   });
   after(async () => {
+    await supply.stop();
     await new Promise((r) => echo.close(r));
     rmSync(dir, { recursive: true, force: true });
   });
@@ -59,7 +64,7 @@ describe('real stunnel, driven by qks', () => {
 
   for (const mode of ['psk_ke', 'psk_dhe_ke'] as PskMode[]) {
     it(`Node tunnel client → stunnel server (${mode}), then a rotated key after SIGHUP`, async () => {
-      const [ours, theirs, rotate] = twinRings();
+      const [ours, theirs, rotate] = await twinRings();
       const [port] = await freePorts(1);
       const stunnel = new StunnelManager({
         role: 'server',
@@ -78,7 +83,7 @@ describe('real stunnel, driven by qks', () => {
         const at = await client.listen();
         const data = randomBytes(64 * 1024);
         assert.ok((await roundTrip(at.port, data)).equals(data));
-        rotate(); // both rings get the next key; stunnel is sent SIGHUP with the new secrets
+        await rotate(); // both rings get the next key; stunnel is sent SIGHUP with the new secrets
         await new Promise((r) => setTimeout(r, 500));
         assert.ok((await roundTrip(at.port, data)).equals(data), 'the new key works after the reload');
         assert.deepEqual(seen, [mode, mode]);
@@ -95,7 +100,7 @@ describe('real stunnel, driven by qks', () => {
     });
 
     it(`stunnel client → Node tunnel server (${mode})`, async () => {
-      const [ours, theirs] = twinRings();
+      const [ours, theirs] = await twinRings();
       const server = new TunnelServer({ listen: local(), target: echoAt(), keys: ours, mode });
       const at = await server.listen();
       const [port] = await freePorts(1);
@@ -132,7 +137,7 @@ describe('real stunnel, driven by qks', () => {
   }
 
   it('a wrong key gets nothing through stunnel', async () => {
-    const [, theirs] = twinRings();
+    const [, theirs] = await twinRings();
     const stranger = new KeyRing();
     stranger.add({ keyId: theirs.current()!.keyId, key: randomBytes(32) }); // right identity, wrong bytes
     const [port] = await freePorts(1);

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,6 +11,7 @@ import { TunnelClient, TunnelServer } from '../../src/integrations/tls-psk/psk-t
 import { KeyRing } from '../../src/sae/key-ring.js';
 import { TlsCapture } from '../helpers/tls-capture.js';
 import { startEcho } from '../helpers/echo-server.js';
+import { KmeKeys } from '../helpers/kme-keys.js';
 import { eventually } from '../helpers/two-kmes.js';
 
 const local = (port = 0) => ({ host: '127.0.0.1', port });
@@ -26,6 +26,7 @@ const send = (port: number) =>
 /** The mode is proven from the handshake on the wire (tshark), not from our own logs. */
 describe('negotiated PSK mode, seen on the wire', () => {
   let echo: Server;
+  let supply: KmeKeys;
   const dir = mkdtempSync(join(tmpdir(), 'qks-wire-'));
   const ring = (k: { keyId: string; key: Buffer }) => {
     const r = new KeyRing();
@@ -34,8 +35,10 @@ describe('negotiated PSK mode, seen on the wire', () => {
   };
   before(async () => {
     echo = await startEcho();
+    supply = await KmeKeys.start();
   });
   after(async () => {
+    await supply.stop();
     await new Promise((r) => echo.close(r));
     rmSync(dir, { recursive: true, force: true });
   });
@@ -54,12 +57,12 @@ describe('negotiated PSK mode, seen on the wire', () => {
 
   for (const mode of ['psk_ke', 'psk_dhe_ke'] as PskMode[]) {
     it(`Node tunnel ↔ Node tunnel: ${mode}`, async () => {
-      const key = { keyId: randomUUID(), key: randomBytes(32) };
+      const { master: key, slave } = await supply.next();
       const [port] = await freePorts(1);
       const server = new TunnelServer({
         listen: local(port),
         target: local((echo.address() as AddressInfo).port),
-        keys: ring(key),
+        keys: ring(slave),
         mode,
       });
       await server.listen();
@@ -81,14 +84,14 @@ describe('negotiated PSK mode, seen on the wire', () => {
     });
 
     it(`Node tunnel client ↔ stunnel server: ${mode}`, async () => {
-      const key = { keyId: randomUUID(), key: randomBytes(32) };
+      const { master: key, slave } = await supply.next();
       const [port] = await freePorts(1);
       const stunnel = new StunnelManager({
         role: 'server',
         dir: join(dir, mode),
         accept: local(port),
         connect: local((echo.address() as AddressInfo).port),
-        keys: ring(key),
+        keys: ring(slave),
         mode,
       });
       stunnel.start();

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawnSync, execFile } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +10,7 @@ import { TunnelServer } from '../../src/integrations/tls-psk/psk-tunnel.js';
 import { KeyRing } from '../../src/sae/key-ring.js';
 import { startEcho } from '../helpers/echo-server.js';
 import { assertModeOnWire, TlsCapture } from '../helpers/tls-capture.js';
+import { KmeKeys, type AgreedKey } from '../helpers/kme-keys.js';
 
 const SOURCE = join(process.cwd(), 'test', 'peers', 'wolfssl-psk-client.c');
 
@@ -19,7 +19,9 @@ describe('interoperability with wolfSSL', () => {
   const dir = mkdtempSync(join(tmpdir(), 'qks-wolfssl-'));
   const binary = join(dir, 'wolfssl-psk-client');
   let echo: Server;
-  const key = { keyId: randomUUID(), key: randomBytes(32) };
+  // A key that came through two KMEs: the client (wolfSSL) holds the master's copy, the server the slave's.
+  let key: AgreedKey;
+  let serverKey: AgreedKey;
 
   before(async () => {
     const flags = spawnSync('pkg-config', ['--cflags', '--libs', 'wolfssl'], { encoding: 'utf8' });
@@ -29,6 +31,12 @@ describe('interoperability with wolfSSL', () => {
     });
     assert.equal(build.status, 0, build.stderr);
     echo = await startEcho();
+    const supply = await KmeKeys.start();
+    try {
+      ({ master: key, slave: serverKey } = await supply.next());
+    } finally {
+      await supply.stop();
+    }
   });
   after(async () => {
     await new Promise((r) => echo.close(r));
@@ -37,7 +45,7 @@ describe('interoperability with wolfSSL', () => {
 
   async function serverFor(mode: PskMode) {
     const ring = new KeyRing();
-    ring.add({ keyId: key.keyId, key: Buffer.from(key.key) });
+    ring.add({ keyId: serverKey.keyId, key: Buffer.from(serverKey.key) });
     const server = new TunnelServer({
       listen: { host: '127.0.0.1', port: 0 },
       target: { host: '127.0.0.1', port: (echo.address() as AddressInfo).port },
