@@ -15,6 +15,7 @@ import { assertModeOnWire, TlsCapture } from '../helpers/tls-capture.js';
 import { Rotation } from '../../src/sae/rotation.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 import { initiatorFor, responderFor, saeOf } from '../sae/sae-fixture.js';
+import { KmeKeys, type AgreedKey } from '../helpers/kme-keys.js';
 
 const local = { host: '127.0.0.1', port: 0 };
 
@@ -165,10 +166,20 @@ describe('qks TLS 1.3 PSK tunnel with QKD keys', () => {
 });
 
 describe('interoperability with OpenSSL', () => {
-  const key = { keyId: randomUUID(), key: randomBytes(32) };
+  // A key that came through two KMEs: the Node side holds one KME's copy, OpenSSL the other's.
+  let key: AgreedKey;
+  let nodeKey: AgreedKey;
+  before(async () => {
+    const supply = await KmeKeys.start();
+    try {
+      ({ master: key, slave: nodeKey } = await supply.next());
+    } finally {
+      await supply.stop();
+    }
+  });
   const ring = () => {
     const r = new KeyRing();
-    r.add({ keyId: key.keyId, key: Buffer.from(key.key) });
+    r.add({ keyId: nodeKey.keyId, key: Buffer.from(nodeKey.key) });
     return r;
   };
   const modeFlags = (mode: PskMode, groups: string) =>
