@@ -88,6 +88,7 @@ export async function ipsecCommand({ values }: CommandLine<typeof IPSEC.options>
       print({ event: 'ike-sa-up', key_ID: e.keyId, ike_SA: e.ikeId, ms: e.ms, replaced: e.replaced });
       reporter.update({ keyId: e.keyId, state: 'up', rotatesAt: nextRotation(e.keyId) });
     });
+    agent.on('restored', () => print({ event: 'restored', connection: cfg.connection.name }));
     agent.on('failure', (e) => {
       if (e.code === 'sa_down' && !agent.current) reporter.update({ state: 'down' });
     });

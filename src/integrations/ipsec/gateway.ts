@@ -61,6 +61,8 @@ export interface IpsecGateway {
   sas(): Promise<SaState[]>;
   /** Calls `onDown` with the ID of each of the connection's IKE SAs that goes down, as it goes. */
   watch?(onDown: (ikeId: string) => void): Promise<void>;
+  /** Loads again what someone else unloaded from the daemon (an operator's reload): true if anything. */
+  restoreIfUnloaded?(): Promise<boolean>;
   close(): Promise<void>;
 }
 

@@ -19,6 +19,8 @@ export interface IpsecAgentOptions {
   readonly overlapMs?: number;
   /** How long an IKE SA may keep failing while the peer installs the same PPK (default 3 s). */
   readonly peerInstallWaitMs?: number;
+  /** How often the daemon is checked for what an operator's reload unloaded, ms (default 500). */
+  readonly guardMs?: number;
 }
 
 export interface Established {
@@ -37,6 +39,8 @@ export interface IpsecAgentEvents {
   established: [Established];
   /** Something failed; the SAs that were up stay up. */
   failure: [{ keyId?: string; code: string; message: string }];
+  /** The daemon had lost the agent's connection or PPKs (`swanctl --load-all`): loaded again. */
+  restored: [Record<string, never>];
 }
 
 /**
@@ -52,6 +56,7 @@ export class IpsecAgent extends EventEmitter<IpsecAgentEvents> {
   #bytesSeen = 0;
   #lastAttempt = 0;
   #poll: NodeJS.Timeout | undefined;
+  #guard: NodeJS.Timeout | undefined;
   #stopped = false;
   readonly #onKey = (k: { keyId: string; agreedAt: number }) => this.#enqueue(() => this.#onNewKey(k));
   readonly #onRetired = () => this.#enqueue(() => this.#syncPpks());
@@ -83,6 +88,27 @@ export class IpsecAgent extends EventEmitter<IpsecAgentEvents> {
       this.#poll = setInterval(() => this.#enqueue(() => this.#pollTraffic()), this.#o.pollMs ?? 1000);
       this.#poll.unref();
     }
+    if (this.#o.gateway.restoreIfUnloaded) {
+      this.#guard = setInterval(() => this.#enqueue(() => this.#restore()), this.#o.guardMs ?? 500);
+      this.#guard.unref();
+    }
+  }
+
+  /** What an operator's reload removed is loaded again at once, and an initiator brings its SA back. */
+  async #restore(): Promise<void> {
+    if (this.#stopped) return;
+    // A daemon that does not answer is reported by the traffic poll; the next look retries.
+    const restored = await this.#o.gateway.restoreIfUnloaded!().catch(() => false);
+    if (!restored) return;
+    this.emit('restored', {});
+    const key = this.#o.keys.current();
+    if (this.#o.role === 'initiator' && key && !(await this.#up())) await this.#onNewKey(key);
+  }
+
+  /** Whether an SA of ours is still up in the daemon. */
+  async #up(): Promise<boolean> {
+    const sas = await this.#o.gateway.sas();
+    return this.#mine.some((m) => sas.some((s) => s.ikeId === m.ikeId && s.state === 'ESTABLISHED'));
   }
 
   /** Resolves once everything asked of the daemon so far is done. */
@@ -183,6 +209,7 @@ export class IpsecAgent extends EventEmitter<IpsecAgentEvents> {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#poll);
+    clearInterval(this.#guard);
     this.#o.keys.off('key', this.#onKey);
     this.#o.keys.off('retired', this.#onRetired);
     await this.#chain;

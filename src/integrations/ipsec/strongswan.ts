@@ -26,6 +26,8 @@ export class StrongSwanGateway implements IpsecGateway {
   readonly #o: StrongSwanOptions;
   #vici: ViciClient | undefined;
   #loaded = new Set<string>();
+  /** The PPKs last asked for, to load again after an operator's `swanctl --load-all` removed them. */
+  #ppks: readonly Ppk[] = [];
   #opened = false;
   #onDown: ((ikeId: string) => void) | undefined;
 
@@ -127,6 +129,7 @@ export class StrongSwanGateway implements IpsecGateway {
   async setPpks(ppks: readonly Ppk[]): Promise<void> {
     const current = ppks[ppks.length - 1];
     if (!current) throw new TypeError('no PPK to use');
+    this.#ppks = ppks;
     for (const p of ppks) {
       if (this.#loaded.has(p.id)) continue;
       await this.#call('load-shared', { id: sharedId('ppk', p.id), type: 'ppk', data: p.key, owners: [p.id] });
@@ -138,6 +141,27 @@ export class StrongSwanGateway implements IpsecGateway {
       await this.#call('unload-shared', { id: sharedId('ppk', id) });
       this.#loaded.delete(id);
     }
+  }
+
+  /**
+   * `swanctl --load-all` (the stock strongswan service runs it) unloads every connection and secret
+   * that its files do not name: the agent's too; a restarted charon has none of them. This finds
+   * out, and loads them again: true if it did.
+   */
+  async restoreIfUnloaded(): Promise<boolean> {
+    if (!this.#opened) return false;
+    const name = this.#o.connection.name;
+    const vici = await this.#client();
+    const conns = await vici.stream('list-conns', 'list-conn', { ike: name });
+    const { keys } = await this.#call('get-shared');
+    const held = new Set(Array.isArray(keys) ? keys.map(String) : []);
+    // Against what was asked for, not what is thought loaded: a restarted charon holds nothing.
+    const wanted = [sharedId('ike', name), ...this.#ppks.map((p) => sharedId('ppk', p.id))];
+    if (conns.some((c) => name in c) && wanted.every((id) => held.has(id))) return false;
+    this.#loaded.clear();
+    await this.#loadBasics();
+    if (this.#ppks.length > 0) await this.setPpks(this.#ppks);
+    return true;
   }
 
   async establish(): Promise<string> {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it, type TestContext } from 'node:test';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { DemoManifest } from '../../../src/cli/demo.js';
 import { freePorts } from '../../../src/cli/ports.js';
 import { KmeClient } from '../../../src/sae/kme-client.js';
@@ -159,11 +161,11 @@ describe('IPsec with QKD PPKs: two strongSwan gateways in network namespaces', (
     for (const a of agents.splice(0)) await a.stop();
   });
 
-  it('reports the peer agent down and keeps the tunnel; a restarted daemon is reported, then used again', async () => {
+  it('reports the peer agent down and keeps the tunnel; a restarted daemon is reported, then restored and used again', async () => {
     const [port] = await freePorts(1);
     const responder = await agent('b', port!);
     const initiator = await agent('a', port!);
-    const [up] = await initiator.waitFor('ike-sa-up');
+    await initiator.waitFor('ike-sa-up');
 
     await responder.stop();
     initiator.child.kill('SIGHUP');
@@ -186,13 +188,61 @@ describe('IPsec with QKD PPKs: two strongSwan gateways in network namespaces', (
     assert.match(String(failure['message']), /charon\.vici/, 'names the socket');
     assert.equal(initiator.child.exitCode, null, 'the agent keeps running');
 
+    // charon is back: the agent loads its connection and PPKs again by itself and brings the SA up
+    // (with the PPK it has: a key is not spent on a restart); SIGHUP then rotates as ever.
     await lab.startDaemon(lab.a);
-    initiator.child.kill('SIGHUP');
-    const ups = await initiator.waitFor('ike-sa-up', 2, 20_000);
-    assert.notEqual(ups[1]!['key_ID'], up!['key_ID']);
+    await initiator.waitFor('restored', 1, 20_000);
+    const again = await initiator.waitFor('ike-sa-up', 2, 20_000);
     ping = await lab.pingResult(lab.a, { count: 3, intervalS: 0.1 });
-    assert.deepEqual([ping.sent, ping.received], [3, 3], 'tunnel back with a new PPK');
+    assert.deepEqual([ping.sent, ping.received], [3, 3], 'tunnel back after the restart, unasked');
+    initiator.child.kill('SIGHUP');
+    const ups = await initiator.waitFor('ike-sa-up', 3, 20_000);
+    assert.notEqual(ups[2]!['key_ID'], again[1]!['key_ID']);
+    ping = await lab.pingResult(lab.a, { count: 3, intervalS: 0.1 });
+    assert.deepEqual([ping.sent, ping.received], [3, 3], 'tunnel on a new PPK');
     void responder2;
+    for (const a of agents.splice(0)) await a.stop();
+  });
+
+  it("survives an operator's swanctl --load-all: its connection and PPKs come back at once, beside the operator's", async () => {
+    const [port] = await freePorts(1);
+    const responder = await agent('b', port!);
+    const initiator = await agent('a', port!);
+    const [up] = await initiator.waitFor('ike-sa-up');
+    // The operator's own swanctl.conf, which knows nothing of QKS: --load-all unloads what it does not name.
+    for (const gw of ['a', 'b'] as const) {
+      const conf = join(lab[gw].dir, 'swanctl.conf');
+      writeFileSync(
+        conf,
+        'connections {\n  operator {\n    remote_addrs = 192.0.2.1\n    local {\n      auth = psk\n    }\n    remote {\n      auth = psk\n    }\n  }\n}\n',
+      );
+      const load = spawnSync('swanctl', ['--load-all', '--noprompt', '--uri', lab.vici(lab[gw]), '--file', conf], {
+        encoding: 'utf8',
+      });
+      assert.equal(load.status, 0, load.stderr);
+    }
+    const restoredWithin = async (a: AgentProcess) => {
+      const started = Date.now();
+      await a.waitFor('restored', 1, 10_000);
+      return Date.now() - started;
+    };
+    const [ms] = await Promise.all([restoredWithin(initiator), restoredWithin(responder)]);
+    assert.ok(ms! < 3000, `restored after ${ms} ms`);
+    for (const gw of ['a', 'b'] as const) {
+      const vici = await ViciClient.connect(lab.vici(lab[gw]));
+      try {
+        const names = (await vici.stream('list-conns', 'list-conn', {})).flatMap((c) => Object.keys(c));
+        assert.deepEqual(names.sort(), ['operator', 'qkd'], `${gw}: the operator's connection and the agent's`);
+      } finally {
+        vici.close();
+      }
+    }
+    // The next rotation brings a new IKE SA up, as before the reload.
+    initiator.child.kill('SIGHUP');
+    const ups = await initiator.waitFor('ike-sa-up', 2, 30_000);
+    assert.notEqual(ups[1]!['key_ID'], up!['key_ID']);
+    const ping = await lab.pingResult(lab.a, { count: 3, intervalS: 0.1 });
+    assert.deepEqual([ping.sent, ping.received], [3, 3], 'traffic through the new SA');
     for (const a of agents.splice(0)) await a.stop();
   });
 });
