@@ -18,6 +18,10 @@ export async function tunnelCommand(
   engine: 'native' | 'stunnel' = 'native',
 ): Promise<number> {
   v.mode ??= 'psk_ke';
+  const nativeOnly = (['max-connections', 'max-connection-age'] as const).filter((o) => v[o] !== undefined);
+  if (engine === 'stunnel' && nativeOnly.length > 0) {
+    throw new UsageError(`--${nativeOnly[0]} is for qks tunnel: stunnel's own connections are not managed by qks`);
+  }
   if (v.mode !== 'psk_ke' && v.mode !== 'psk_dhe_ke') throw new UsageError('--mode must be psk_ke or psk_dhe_ke');
   const mode: PskMode = v.mode;
   if (!v.peer) throw new UsageError('--peer ID is required');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type AddressInfo, type Server } from 'node:net';
@@ -147,6 +147,17 @@ describe('qks tunnel on the demo network', () => {
     const code = await new Promise<number | null>((r) => child.once('exit', r));
     assert.equal(code, 2);
     assert.match(stderr, /cannot count uses or bytes/);
+  });
+
+  it('qks stunnel refuses the options only the native tunnel has', () => {
+    const run = spawnSync(process.execPath, [BIN, 'stunnel', '--role', 'server', '--max-connections', '5'], {
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 2);
+    assert.equal(
+      run.stderr,
+      "qks stunnel: --max-connections is for qks tunnel: stunnel's own connections are not managed by qks (qks stunnel --help)\n",
+    );
   });
 
   for (const serverEngine of ['tunnel', 'stunnel']) {
