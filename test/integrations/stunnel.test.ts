@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { connect, type AddressInfo, type Server } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,28 +10,12 @@ import { StunnelManager } from '../../src/integrations/stunnel/stunnel-manager.j
 import type { PskMode } from '../../src/integrations/tls-psk/psk-tls.js';
 import { TunnelClient, TunnelServer } from '../../src/integrations/tls-psk/psk-tunnel.js';
 import { KeyRing } from '../../src/sae/key-ring.js';
-import { startEcho } from '../helpers/echo-server.js';
+import { roundTrip, startEcho } from '../helpers/echo-server.js';
 import { assertModeOnWire, TlsCapture } from '../helpers/tls-capture.js';
 import { KmeKeys } from '../helpers/kme-keys.js';
 import { eventually } from '../helpers/two-kmes.js';
 
 const local = (port = 0) => ({ host: '127.0.0.1', port });
-
-function roundTrip(port: number, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1', () => s.write(data));
-    const chunks: Buffer[] = [];
-    s.on('data', (d: Buffer) => {
-      chunks.push(d);
-      if (Buffer.concat(chunks).length >= data.length) {
-        s.end();
-        resolve(Buffer.concat(chunks));
-      }
-    });
-    s.on('error', () => resolve(Buffer.concat(chunks)));
-    s.on('close', () => resolve(Buffer.concat(chunks)));
-  });
-}
 
 let supply: KmeKeys;
 
