@@ -290,6 +290,37 @@ describe('interoperability with OpenSSL', () => {
     await sClientToServer('psk_ke', ['-allow_no_dhe_kex', '-groups', 'X25519:P-256'], 'psk_dhe_ke');
   });
 
+  /** A Node tunnel client in `mode` against an s_server with `flags`: what the client saw. */
+  async function clientAgainst(mode: PskMode, flags: string[]) {
+    const [port] = await freePorts(1);
+    const server = spawn('openssl', [...sServer(port!), ...flags]);
+    const client = new TunnelClient({ listen: local, server: { host: '127.0.0.1', port: port! }, keys: ring(), mode });
+    const connected: PskMode[] = [];
+    const refused: string[] = [];
+    client.on('connection', (c) => connected.push(c.mode));
+    client.on('refused', (r) => refused.push(r.reason));
+    try {
+      let said = '';
+      server.stdout.on('data', (d: Buffer) => (said += d.toString()));
+      server.stderr.on('data', (d: Buffer) => (said += d.toString()));
+      await eventually(() => said.includes('ACCEPT'), 30_000, 's_server');
+      const at = await client.listen();
+      const reply = await roundTrip(at.port, Buffer.from('olleh\n'));
+      return { reply, connected, refused };
+    } finally {
+      await client.close();
+      server.kill();
+    }
+  }
+
+  it('a psk_ke client refuses a server that chose (EC)DHE: psk_ke asked for is psk_ke on the wire', async () => {
+    // The server allows psk_ke too, but has X25519, which the client offers: OpenSSL picks ECDHE.
+    const { reply, connected, refused } = await clientAgainst('psk_ke', ['-allow_no_dhe_kex', '-groups', 'X25519']);
+    assert.equal(reply.length, 0, 'nothing came back: the application saw its connection closed');
+    assert.deepEqual(connected, []);
+    assert.deepEqual(refused, ['negotiated psk_dhe_ke, not psk_ke']);
+  });
+
   it('a psk_dhe_ke client drops a server that can only do psk_ke', async () => {
     const [port] = await freePorts(1);
     // Allowed psk_ke, and no (EC)DHE group usable in TLS 1.3: this server cannot do psk_dhe_ke.

@@ -214,8 +214,11 @@ export class TunnelClient extends Tunnel {
     this.track(tls);
     tls.once('secureConnect', () => {
       const negotiated = negotiatedMode(tls);
-      if (!modeAcceptable(mode, negotiated)) {
-        this.emit('refused', { reason: `negotiated ${negotiated}, weaker than ${mode}` });
+      if (negotiated !== mode) {
+        // psk_ke asked for means psk_ke on the wire: OpenSSL 3.0 cannot offer it alone, so a server
+        // that chose (EC)DHE is refused here rather than accepted as "stronger".
+        const why = modeAcceptable(mode, negotiated) ? 'not' : 'weaker than';
+        this.emit('refused', { reason: `negotiated ${negotiated}, ${why} ${mode}` });
         tls.destroy();
         plain.destroy();
         return;
