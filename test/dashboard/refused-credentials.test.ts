@@ -117,7 +117,9 @@ describe('a KME that refuses our credentials', () => {
         entity: 'urn:qks:sae:operator',
       });
       const opA = operatorAt(sites, 'kme-a');
-      await eventually(async () => (await opA.get('/api/v1/admin/overview')).status === 401, 15_000, 'the revocation');
+      // A handshake that began before the reload is closed once it completes (ECONNRESET), not answered.
+      const refused = async () => (await opA.get('/api/v1/admin/overview')).status === 401;
+      await eventually(() => refused().catch(() => false), 15_000, 'the revocation');
       await opA.close();
       await new Promise((r) => setTimeout(r, 1000));
       view = await collector.view();
