@@ -1,9 +1,15 @@
-import { connectionOf, loadIpsecConfig, type IpsecAgentConfig } from '../integrations/ipsec/agent-config.js';
+import {
+  connectionOf,
+  isOperatorDefined,
+  loadIpsecConfig,
+  type IpsecAgentConfig,
+} from '../integrations/ipsec/agent-config.js';
 import type { IpsecGateway } from '../integrations/ipsec/gateway.js';
 import { IpsecAgent } from '../integrations/ipsec/ipsec-agent.js';
 import { IntegrationReporter } from '../integrations/reporter.js';
 import { LibreswanGateway } from '../integrations/ipsec/libreswan.js';
 import { StrongSwanGateway } from '../integrations/ipsec/strongswan.js';
+import { StrongSwanAttachedGateway } from '../integrations/ipsec/strongswan-attached.js';
 import { Initiator } from '../sae/agreement/initiator.js';
 import { Responder } from '../sae/agreement/responder.js';
 import { KeyRing } from '../sae/key-ring.js';
@@ -16,8 +22,13 @@ import { onHangup, untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
 export function gatewayOf(cfg: IpsecAgentConfig): IpsecGateway {
-  const connection = connectionOf(cfg);
   const d = cfg.daemon;
+  if (isOperatorDefined(cfg.connection)) {
+    // parseIpsecConfig allows operator-defined connections with strongSwan only.
+    if (d.type !== 'strongswan') throw new TypeError('an operator-defined connection needs strongSwan');
+    return new StrongSwanAttachedGateway({ vici: d.vici, name: cfg.connection.name });
+  }
+  const connection = connectionOf(cfg.connection);
   if (d.type === 'strongswan') return new StrongSwanGateway({ vici: d.vici, connection });
   return new LibreswanGateway({
     ctlSocket: d.ctl_socket,
@@ -32,7 +43,7 @@ export async function ipsecCommand({ values }: CommandLine<typeof IPSEC.options>
   if (!values.config) throw new UsageError('--config FILE is required');
   const cfg = loadIpsecConfig(values.config);
   const me = identity({ ...cfg.sae, sae: cfg.sae.id });
-  if (cfg.connection.ppk === 'optional') {
+  if (!isOperatorDefined(cfg.connection) && cfg.connection.ppk === 'optional') {
     print({
       event: 'warning',
       message: 'ppk is optional: a peer without the PPK gets a tunnel that is not quantum-safe (RFC 8784 downgrade)',

@@ -132,7 +132,7 @@ export class IpsecLab {
       [
         'charon {',
         '  load_modular = no',
-        '  load = random nonce aes sha1 sha2 hmac pem pkcs1 x509 kdf curve25519 gmp kernel-libipsec kernel-netlink socket-default vici updown',
+        '  load = random nonce aes sha1 sha2 hmac pem pkcs1 pkcs8 pubkey x509 constraints kdf curve25519 gmp kernel-libipsec kernel-netlink socket-default vici updown',
         '  install_routes = yes',
         '  make_before_break = yes',
         '  filelog {',

@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { connectionOf, parseIpsecConfig } from '../../src/integrations/ipsec/agent-config.js';
+import {
+  connectionOf,
+  isOperatorDefined,
+  parseIpsecConfig,
+  type AgentConnection,
+  type IpsecAgentConfig,
+} from '../../src/integrations/ipsec/agent-config.js';
 import { ViciClient } from '../../src/integrations/ipsec/vici/client.js';
 import { decodeMessage, encodeMessage, ViciEncodingError } from '../../src/integrations/ipsec/vici/message.js';
 
@@ -66,6 +72,12 @@ describe('VICI messages', () => {
   });
 });
 
+/** The agent-defined connection of a parsed configuration. */
+function own(cfg: IpsecAgentConfig): AgentConnection {
+  assert.ok(!isOperatorDefined(cfg.connection));
+  return cfg.connection;
+}
+
 describe('qks ipsec configuration', () => {
   const dir = mkdtempSync(join(tmpdir(), 'qks-ipsec-config-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -90,10 +102,10 @@ describe('qks ipsec configuration', () => {
 
   it('fills defaults (PPK required, hourly rotation) and resolves paths against the file', () => {
     const cfg = parseIpsecConfig(valid, dir);
-    assert.equal(cfg.connection.ppk, 'required');
+    assert.equal(own(cfg).ppk, 'required');
     assert.equal(cfg.rotation.every_seconds, 3600);
     assert.equal(cfg.sae.manifest, join(dir, 'manifest.json'));
-    const conn = connectionOf(cfg);
+    const conn = connectionOf(own(cfg));
     assert.equal(conn.ppkRequired, true);
     assert.equal(conn.ikeSecret, 'a-long-enough-ike-secret');
   });
@@ -127,14 +139,39 @@ describe('qks ipsec configuration', () => {
     const missing = structuredClone(valid);
     missing.connection['ike_secret_file'] = 'absent.secret';
     assert.throws(
-      () => connectionOf(parseIpsecConfig(missing, dir)),
+      () => connectionOf(own(parseIpsecConfig(missing, dir))),
       (err: Error) =>
         err.message === `connection.ike_secret_file: cannot read ${join(dir, 'absent.secret')} (no such file)`,
     );
     const short = structuredClone(valid);
     writeFileSync(join(dir, 'short.secret'), 'short\n');
     short.connection['ike_secret_file'] = 'short.secret';
-    assert.throws(() => connectionOf(parseIpsecConfig(short, dir)), /needs 16 characters or more/);
+    assert.throws(() => connectionOf(own(parseIpsecConfig(short, dir))), /needs 16 characters or more/);
+  });
+
+  it('takes an operator-defined connection by name alone, with strongSwan only', () => {
+    const operator = { ...structuredClone(valid), connection: { defined_by: 'operator', name: 'corp-net' } };
+    assert.deepEqual(parseIpsecConfig(operator, dir).connection, { defined_by: 'operator', name: 'corp-net' });
+    const extra = {
+      ...structuredClone(operator),
+      connection: { defined_by: 'operator', name: 'corp', local_ts: '10.0.0.0/8' },
+    };
+    assert.throws(
+      () => parseIpsecConfig(extra, dir, 'agent.json'),
+      (err: Error) =>
+        err.message ===
+        'invalid IPsec agent configuration agent.json: unknown key "local_ts" in connection; allowed: defined_by, name',
+    );
+    const libreswan = {
+      ...structuredClone(operator),
+      daemon: { type: 'libreswan', ctl_socket: 'pluto.ctl', secrets_file: 'qks.secrets', dir: 'agent' },
+    };
+    assert.throws(
+      () => parseIpsecConfig(libreswan, dir, 'agent.json'),
+      /connection.defined_by: "operator" needs daemon.type "strongswan"/,
+    );
+    const agentMissing = { ...structuredClone(valid), connection: { name: 'qkd' } };
+    assert.throws(() => parseIpsecConfig(agentMissing, dir, 'agent.json'), /missing key "local_addr" in connection/);
   });
 
   it('qks ipsec exits with a clear message when the daemon is absent, after warning of an optional PPK', () => {

@@ -18,22 +18,35 @@ export interface IpsecAgentConfig {
   daemon:
     | { type: 'strongswan'; vici: string }
     | { type: 'libreswan'; ctl_socket: string; secrets_file: string; dir: string; libexec?: string };
-  connection: {
-    name: string;
-    local_addr: string;
-    remote_addr: string;
-    local_id: string;
-    remote_id: string;
-    /** A file holding the IKE authentication secret (PSK) on its first line. */
-    ike_secret_file: string;
-    local_ts: string;
-    remote_ts: string;
-    ike_proposal?: string;
-    esp_proposal?: string;
-    /** `required` (default) refuses peers without the PPK; `optional` permits a downgrade. */
-    ppk: 'required' | 'optional';
-  };
+  connection: AgentConnection | OperatorConnection;
 }
+
+/** A connection the agent defines and loads itself (PSK authentication, one child). */
+export interface AgentConnection {
+  defined_by?: 'agent';
+  name: string;
+  local_addr: string;
+  remote_addr: string;
+  local_id: string;
+  remote_id: string;
+  /** A file holding the IKE authentication secret (PSK) on its first line. */
+  ike_secret_file: string;
+  local_ts: string;
+  remote_ts: string;
+  ike_proposal?: string;
+  esp_proposal?: string;
+  /** `required` (default) refuses peers without the PPK; `optional` permits a downgrade. */
+  ppk: 'required' | 'optional';
+}
+
+/** A connection of the operator's swanctl.conf; the agent supplies its PPK and rotation. */
+export interface OperatorConnection {
+  defined_by: 'operator';
+  name: string;
+}
+
+export const isOperatorDefined = (c: IpsecAgentConfig['connection']): c is OperatorConnection =>
+  c.defined_by === 'operator';
 
 const text = { type: 'string', minLength: 1 };
 const strict = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({
@@ -67,24 +80,35 @@ const SCHEMA = strict({
       ]),
     ],
   },
-  connection: strict(
-    {
-      name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$' },
-      local_addr: text,
-      remote_addr: text,
-      local_id: text,
-      remote_id: text,
-      ike_secret_file: text,
-      local_ts: text,
-      remote_ts: text,
-      ike_proposal: text,
-      esp_proposal: text,
-      ppk: { enum: ['required', 'optional'], default: 'required' },
-    },
-    ['name', 'local_addr', 'remote_addr', 'local_id', 'remote_id', 'ike_secret_file', 'local_ts', 'remote_ts'],
-  ),
+  connection: { type: 'object' },
 });
-const validate = new Ajv({ useDefaults: true, allErrors: true, verbose: true, discriminator: true }).compile(SCHEMA);
+const NAME = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$' };
+const AGENT_CONNECTION = strict(
+  {
+    defined_by: { const: 'agent' },
+    name: NAME,
+    local_addr: text,
+    remote_addr: text,
+    local_id: text,
+    remote_id: text,
+    ike_secret_file: text,
+    local_ts: text,
+    remote_ts: text,
+    ike_proposal: text,
+    esp_proposal: text,
+    ppk: { enum: ['required', 'optional'], default: 'required' },
+  },
+  ['name', 'local_addr', 'remote_addr', 'local_id', 'remote_id', 'ike_secret_file', 'local_ts', 'remote_ts'],
+);
+// swanctl.conf section names: anything without spaces, braces or `=`.
+const OPERATOR_CONNECTION = strict({
+  defined_by: { const: 'operator' },
+  name: { type: 'string', pattern: '^[^\\s{}=.]+$' },
+});
+const ajv = new Ajv({ useDefaults: true, allErrors: true, verbose: true, discriminator: true });
+const validate = ajv.compile(SCHEMA);
+const validateAgent = ajv.compile(AGENT_CONNECTION);
+const validateOperator = ajv.compile(OPERATOR_CONNECTION);
 
 export class IpsecConfigError extends Error {
   override name = 'IpsecConfigError';
@@ -94,8 +118,20 @@ export class IpsecConfigError extends Error {
 export function parseIpsecConfig(raw: unknown, baseDir: string, file?: string): IpsecAgentConfig {
   const cfg = structuredClone(raw) as IpsecAgentConfig;
   if (typeof cfg === 'object' && cfg !== null) (cfg as { rotation?: unknown }).rotation ??= {};
-  if (!validate(cfg)) {
-    const problems = schemaProblems(validate.errors ?? []);
+  const problems = [...(validate(cfg) ? [] : schemaProblems(validate.errors ?? []))];
+  const connection = (cfg as { connection?: unknown }).connection;
+  if (typeof connection === 'object' && connection !== null) {
+    const operator = (connection as { defined_by?: unknown }).defined_by === 'operator';
+    const check = operator ? validateOperator : validateAgent;
+    if (!check(connection)) {
+      const errors = (check.errors ?? []).map((e) => ({ ...e, instancePath: `/connection${e.instancePath}` }));
+      problems.push(...schemaProblems(errors));
+    }
+    if (operator && cfg.daemon?.type === 'libreswan') {
+      problems.push('connection.defined_by: "operator" needs daemon.type "strongswan" (a swanctl.conf connection)');
+    }
+  }
+  if (problems.length > 0) {
     const what = `invalid IPsec agent configuration${file ? ` ${file}` : ''}`;
     throw new IpsecConfigError(
       problems.length === 1 ? `${what}: ${problems[0]}` : `${what}:\n  ${problems.join('\n  ')}`,
@@ -103,7 +139,7 @@ export function parseIpsecConfig(raw: unknown, baseDir: string, file?: string): 
   }
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   for (const k of ['manifest', 'ca', 'cert', 'key'] as const) if (cfg.sae[k]) cfg.sae[k] = abs(cfg.sae[k]);
-  cfg.connection.ike_secret_file = abs(cfg.connection.ike_secret_file);
+  if (!isOperatorDefined(cfg.connection)) cfg.connection.ike_secret_file = abs(cfg.connection.ike_secret_file);
   if (cfg.daemon.type === 'libreswan') {
     cfg.daemon.secrets_file = abs(cfg.daemon.secrets_file);
     cfg.daemon.dir = abs(cfg.daemon.dir);
@@ -129,8 +165,7 @@ export function loadIpsecConfig(file: string): IpsecAgentConfig {
 }
 
 /** The connection as the gateways take it; reads the IKE secret file. */
-export function connectionOf(cfg: IpsecAgentConfig): IpsecConnection {
-  const c = cfg.connection;
+export function connectionOf(c: AgentConnection): IpsecConnection {
   let ikeSecret: string;
   try {
     ikeSecret = readFileSync(c.ike_secret_file, 'utf8').split('\n')[0]!.trim();

@@ -1,6 +1,6 @@
+import { Charon } from './charon.js';
 import type { IpsecConnection, IpsecGateway, Ppk, SaState } from './gateway.js';
 import { IpsecError } from './gateway.js';
-import { ViciClient, ViciError } from './vici/client.js';
 import type { ViciInput, ViciMessage } from './vici/message.js';
 
 export interface StrongSwanOptions {
@@ -17,80 +17,42 @@ const NO_PPK_YET = 'qks-no-key-yet';
 const sharedId = (kind: string, id: string) => `qks-${kind}-${id}`;
 
 /**
- * strongSwan's charon over VICI: PPKs go in with `load-shared` (type `ppk`, owner = PPK_ID), the
- * connection is (re)loaded with `load-conn` naming the current PPK_ID, and each new PPK gets a new
- * IKE SA, since neither IKE nor CHILD rekeys bring a new PPK in.
+ * strongSwan's charon over VICI, with a connection the agent defines: PPKs go in with
+ * `load-shared` (type `ppk`, owner = PPK_ID), the connection is (re)loaded with `load-conn` naming
+ * the current PPK_ID, and each new PPK gets a new IKE SA, since neither IKE nor CHILD rekeys bring
+ * a new PPK in. (An operator's own connection: strongswan-attached.ts.)
  */
 export class StrongSwanGateway implements IpsecGateway {
   readonly kind = 'strongswan' as const;
   readonly #o: StrongSwanOptions;
-  #vici: ViciClient | undefined;
+  readonly #charon: Charon;
   #loaded = new Set<string>();
   /** The PPKs last asked for, to load again after an operator's `swanctl --load-all` removed them. */
   #ppks: readonly Ppk[] = [];
   #opened = false;
-  #onDown: ((ikeId: string) => void) | undefined;
 
   constructor(options: StrongSwanOptions) {
     this.#o = options;
-  }
-
-  async #client(): Promise<ViciClient> {
-    if (this.#vici) return this.#vici;
-    let vici: ViciClient;
-    try {
-      vici = await ViciClient.connect(this.#o.vici);
-    } catch (err) {
-      throw new IpsecError('daemon_unavailable', `strongSwan: ${(err as Error).message}`);
-    }
-    this.#vici = vici;
-    if (this.#opened) {
-      // A new connection may be to a restarted charon, which holds nothing of ours.
+    // A new connection may be to a restarted charon, which holds nothing of ours.
+    this.#charon = new Charon(options.vici, async () => {
       this.#loaded.clear();
       await this.#loadBasics();
-      if (this.#onDown) await this.#follow(vici, this.#onDown);
-    }
-    return vici;
-  }
-
-  async watch(onDown: (ikeId: string) => void): Promise<void> {
-    this.#onDown = onDown;
-    await this.#follow(await this.#client(), onDown);
-  }
-
-  /** `ike-updown` events: `up = yes` when an SA comes up, absent when it goes down. */
-  async #follow(vici: ViciClient, onDown: (ikeId: string) => void): Promise<void> {
-    const name = this.#o.connection.name;
-    await vici.subscribe('ike-updown', (m) => {
-      const sa = m[name] as ViciMessage | undefined;
-      if (m['up'] !== 'yes' && sa && typeof sa['uniqueid'] === 'string') onDown(sa['uniqueid']);
     });
   }
 
-  async #call(command: string, message: ViciInput = {}): Promise<ViciMessage> {
-    const vici = await this.#client();
-    try {
-      return await vici.call(command, message);
-    } catch (err) {
-      if (!(err instanceof ViciError)) throw err;
-      // A broken connection is dropped, so that the next call reconnects (charon restarted).
-      if (/connection|socket/.test(err.message)) {
-        this.#vici = undefined;
-        vici.close();
-        throw new IpsecError('daemon_unavailable', `strongSwan: ${err.message}`);
-      }
-      throw new IpsecError('daemon_error', `strongSwan: ${err.message}`);
-    }
+  async watch(onDown: (ikeId: string) => void): Promise<void> {
+    await this.#charon.watchDown(this.#o.connection.name, onDown);
   }
 
   async open(): Promise<void> {
     await this.#loadBasics();
     this.#opened = true;
+    this.#charon.ready();
   }
 
   async #loadBasics(): Promise<void> {
     const c = this.#o.connection;
-    await this.#call('load-shared', {
+    await this.#charon.call('load-shared', {
       id: sharedId('ike', c.name),
       type: 'ike',
       data: c.ikeSecret,
@@ -98,7 +60,7 @@ export class StrongSwanGateway implements IpsecGateway {
     });
     // Known to the daemon before the first key: a peer that comes early is refused for want of
     // the PPK (AUTH_FAILED, retried), not for want of a connection.
-    if (this.#loaded.size === 0) await this.#call('load-conn', this.#connection(NO_PPK_YET));
+    if (this.#loaded.size === 0) await this.#charon.call('load-conn', this.#connection(NO_PPK_YET));
   }
 
   #connection(ppkId: string): ViciInput {
@@ -132,13 +94,13 @@ export class StrongSwanGateway implements IpsecGateway {
     this.#ppks = ppks;
     for (const p of ppks) {
       if (this.#loaded.has(p.id)) continue;
-      await this.#call('load-shared', { id: sharedId('ppk', p.id), type: 'ppk', data: p.key, owners: [p.id] });
+      await this.#charon.call('load-shared', { id: sharedId('ppk', p.id), type: 'ppk', data: p.key, owners: [p.id] });
       this.#loaded.add(p.id);
     }
-    await this.#call('load-conn', this.#connection(current.id));
+    await this.#charon.call('load-conn', this.#connection(current.id));
     const keep = new Set(ppks.map((p) => p.id));
     for (const id of [...this.#loaded].filter((id) => !keep.has(id))) {
-      await this.#call('unload-shared', { id: sharedId('ppk', id) });
+      await this.#charon.call('unload-shared', { id: sharedId('ppk', id) });
       this.#loaded.delete(id);
     }
   }
@@ -151,13 +113,11 @@ export class StrongSwanGateway implements IpsecGateway {
   async restoreIfUnloaded(): Promise<boolean> {
     if (!this.#opened) return false;
     const name = this.#o.connection.name;
-    const vici = await this.#client();
-    const conns = await vici.stream('list-conns', 'list-conn', { ike: name });
-    const { keys } = await this.#call('get-shared');
-    const held = new Set(Array.isArray(keys) ? keys.map(String) : []);
+    const conn = await this.#charon.connection(name);
+    const held = await this.#charon.sharedIds();
     // Against what was asked for, not what is thought loaded: a restarted charon holds nothing.
     const wanted = [sharedId('ike', name), ...this.#ppks.map((p) => sharedId('ppk', p.id))];
-    if (conns.some((c) => name in c) && wanted.every((id) => held.has(id))) return false;
+    if (conn && wanted.every((id) => held.has(id))) return false;
     this.#loaded.clear();
     await this.#loadBasics();
     if (this.#ppks.length > 0) await this.setPpks(this.#ppks);
@@ -165,71 +125,47 @@ export class StrongSwanGateway implements IpsecGateway {
   }
 
   async establish(): Promise<string> {
-    const vici = await this.#client();
-    const name = this.#o.connection.name;
-    const log: Array<{ msg: string; ike?: string }> = [];
-    const onLog = (m: ViciMessage) => {
-      if (m['ikesa-name'] === name) log.push({ msg: String(m['msg']), ike: m['ikesa-uniqueid'] as string });
-    };
-    await vici.subscribe('control-log', onLog);
+    return initiate(this.#charon, this.#o.connection.name, [CHILD], this.#o.timeoutMs);
+  }
+
+  async terminate(ikeId: string): Promise<void> {
+    await this.#charon.terminate(ikeId, this.#o.timeoutMs ?? 10_000);
+  }
+
+  sas(): Promise<SaState[]> {
+    return this.#charon.sas(this.#o.connection.name);
+  }
+
+  async close(): Promise<void> {
+    this.#charon.close();
+  }
+}
+
+/**
+ * Brings up a new IKE SA of connection `name` with its first child, then the other children in
+ * it; resolves with the IKE SA's unique ID. A refusal of our authentication is `auth_failed`.
+ */
+export async function initiate(charon: Charon, name: string, children: readonly string[], timeoutMs = 10_000) {
+  const log: Array<{ msg: string; ike?: string }> = [];
+  const onLog = (m: ViciMessage) => {
+    if (m['ikesa-name'] === name) log.push({ msg: String(m['msg']), ike: m['ikesa-uniqueid'] as string });
+  };
+  return charon.during('control-log', onLog, async () => {
     try {
-      await this.#call('initiate', { ike: name, child: CHILD, timeout: this.#o.timeoutMs ?? 10_000 });
+      for (const child of children) await charon.call('initiate', { ike: name, child, timeout: timeoutMs });
     } catch (err) {
-      const authFailed = log.some((l) => /AUTHENTICATION_FAILED|AUTH_FAILED/.test(l.msg));
-      const last = log.at(-1)?.msg;
-      if (authFailed) {
+      if (log.some((l) => /AUTHENTICATION_FAILED|AUTH_FAILED/.test(l.msg))) {
         throw new IpsecError('auth_failed', `strongSwan: ${name}: the peer refused our authentication (AUTH_FAILED)`);
       }
       if (err instanceof IpsecError && err.code === 'daemon_unavailable') throw err;
+      const last = log.at(-1)?.msg;
       throw new IpsecError(
         'establish_failed',
         `strongSwan: ${name}: ${(err as Error).message}${last ? ` (${last})` : ''}`,
       );
-    } finally {
-      await vici.unsubscribe('control-log', onLog).catch(() => undefined);
     }
     const id = log.find((l) => l.ike)?.ike;
     if (!id) throw new IpsecError('establish_failed', `strongSwan: ${name}: no IKE SA reported`);
     return id;
-  }
-
-  async terminate(ikeId: string): Promise<void> {
-    try {
-      await this.#call('terminate', { 'ike-id': ikeId, timeout: this.#o.timeoutMs ?? 10_000 });
-    } catch (err) {
-      // Already gone (the peer closed it, or the daemon restarted): what was asked for.
-      if (!/no matching SAs/.test((err as Error).message)) throw err;
-    }
-  }
-
-  async sas(): Promise<SaState[]> {
-    const vici = await this.#client();
-    const name = this.#o.connection.name;
-    let items: ViciMessage[];
-    try {
-      items = await vici.stream('list-sas', 'list-sa', { ike: name });
-    } catch (err) {
-      this.#vici = undefined;
-      vici.close();
-      throw new IpsecError('daemon_unavailable', `strongSwan: ${(err as Error).message}`);
-    }
-    return items.flatMap((item) =>
-      Object.values(item).map((v) => {
-        const sa = v as ViciMessage;
-        const children = Object.values((sa['child-sas'] as ViciMessage | undefined) ?? {}) as ViciMessage[];
-        return {
-          ikeId: String(sa['uniqueid']),
-          state: String(sa['state']),
-          ppk: sa['ppk'] === 'yes',
-          bytes: children.reduce((n, c) => n + Number(c['bytes-in'] ?? 0) + Number(c['bytes-out'] ?? 0), 0),
-          children: children.length,
-        };
-      }),
-    );
-  }
-
-  async close(): Promise<void> {
-    this.#vici?.close();
-    this.#vici = undefined;
-  }
+  });
 }
