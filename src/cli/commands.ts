@@ -14,6 +14,14 @@ const LINK = {
   },
 } as const satisfies Options;
 
+const TOPOLOGY = {
+  topology: {
+    type: 'string',
+    arg: 'SHAPE|FILE',
+    help: 'sites and links: line:N, ring:N, star:N (site a the hub), mesh:N, or a JSON/YAML file (docs/network.md)',
+  },
+} as const satisfies Options;
+
 /** How an SAE names itself and its KME: `qks sae`, `qks tunnel`, `qks stunnel`. */
 const IDENTITY = {
   manifest: {
@@ -65,13 +73,14 @@ whose ID is in every KME's access.operators, or a token with the admin scope.`;
 
 export const DEMO = {
   names: ['demo'],
-  args: '[--dir DIR] [--manifest FILE] [--source qkd|simulated] [--distance-km KM] [--rate BPS]',
-  summary: 'two KMEs, two SAEs each, one simulated QKD link, and the dashboard, until Ctrl-C',
+  args: '[--dir DIR] [--manifest FILE] [--topology SHAPE|FILE] [--source qkd|simulated] [--distance-km KM] [--rate BPS]',
+  summary: 'two KMEs (or a --topology), two SAEs each, simulated QKD links, and the dashboard, until Ctrl-C',
   about: `Without --dir the deployment lives in a new temporary directory, deleted on exit. With --dir
 it is kept, and a later demo with the same --dir runs it again.`,
   options: {
     dir: { type: 'string', arg: 'DIR', help: 'keep the deployment here (reused when it holds a demo)' },
     manifest: { type: 'string', arg: 'FILE', help: 'where to write the manifest (default DIR/manifest.json)' },
+    ...TOPOLOGY,
     ...LINK,
   },
   docs: 'docs/qkd-link.md',
@@ -79,14 +88,15 @@ it is kept, and a later demo with the same --dir runs it again.`,
 
 export const INIT = {
   names: ['init'],
-  args: '--dir DIR [--kmes a,b,...] [--saes-per-kme N] [--host H] [--base-port N | --ports …] [--source …]',
+  args: '--dir DIR [--kmes a,b,... | --topology SHAPE|FILE] [--saes-per-kme N] [--host H] [--base-port N | --ports …] [--source …]',
   summary: 'CAs, certificates, master keys (mode 0600), link seeds, one config per KME, and a manifest',
-  about: `Consecutive KMEs are joined by a link. KME i listens for SAEs on BASE+i and for its peers on
+  about: `Consecutive KMEs are joined by a link, or the links of --topology. KME i listens for SAEs on BASE+i and for its peers on
 BASE+1000+i (default BASE 8443); the ports must be free now. DIR/manifest.json then serves
 qks sae, qks status and qks dashboard with --manifest.`,
   options: {
     dir: { type: 'string', arg: 'DIR', help: 'a new directory (or an empty one) for the deployment' },
     kmes: { type: 'string', arg: 'ID,ID,...', help: 'KME IDs (default kme-a,kme-b)' },
+    ...TOPOLOGY,
     'saes-per-kme': { type: 'string', arg: 'N', help: 'SAE certificates per KME (default 2: sae-a1, sae-a2, ...)' },
     host: { type: 'string', arg: 'H', help: 'the address the KMEs listen on and are reached at (default 127.0.0.1)' },
     'base-port': { type: 'string', arg: 'N', help: 'SAE API on N+i, KME channel on N+1000+i (default 8443)' },

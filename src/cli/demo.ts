@@ -16,6 +16,8 @@ import type { CommandLine } from './parse.js';
 import { freePorts } from './ports.js';
 import { qksInvocation, shellQuote } from './shell.js';
 import { untilSignal } from './signals.js';
+import { topologyOption } from './topology-option.js';
+import type { Topology } from '../domain/topology.js';
 
 export type { Manifest as DemoManifest } from './manifest.js';
 
@@ -26,6 +28,8 @@ export interface DemoOptions {
   readonly source?: 'qkd' | 'simulated';
   readonly qkd?: InitOptions['qkd'];
   readonly rateBps?: number;
+  /** Sites and links; by default two sites joined by one link. */
+  readonly topology?: Topology;
   readonly out?: (line: string) => void;
 }
 
@@ -33,6 +37,7 @@ export async function demoCommand({ values }: CommandLine<typeof DEMO.options>):
   await runDemo({
     ...(values.dir ? { dir: values.dir } : {}),
     ...(values.manifest ? { manifest: values.manifest } : {}),
+    ...(values.topology ? { topology: topologyOption(values.topology) } : {}),
     // A kept demo runs with its own link unless link options are given.
     ...(values.source || values.rate || values['distance-km'] ? linkOptions(values) : {}),
   });
@@ -71,16 +76,16 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
 /** Everything the demo runs, each part's stop added to `teardown` as soon as it exists. */
 async function start(opts: DemoOptions, dir: string, temporary: boolean, teardown: Teardown): Promise<void> {
   const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
-  const [a1, a2, b1, b2] = await freePorts(4);
+  const ports = async (n: number) => {
+    const free = await freePorts(2 * n);
+    return Array.from({ length: n }, (_, i) => ({ sae: free[2 * i]!, kme: free[2 * i + 1]! }));
+  };
   const link = {
     ...(opts.source ? { source: opts.source } : {}),
     ...(opts.qkd ? { qkd: opts.qkd } : {}),
     ...(opts.rateBps ? { rateBps: opts.rateBps } : {}),
   };
-  const deployment = await demoDeployment(dir, link, [
-    { sae: a1!, kme: a2! },
-    { sae: b1!, kme: b2! },
-  ]);
+  const deployment = await demoDeployment(dir, link, ports, opts.topology);
   const logs = new Map(deployment.configs.map((c) => [c.kme, join(dir, `${c.kme}.log`)]));
   const kmes: RunningKme[] = [];
   for (const { kme, file } of deployment.configs) {
@@ -116,19 +121,34 @@ function printInstructions(
   link: { type: string; distance_km?: number },
   temporary: boolean,
 ): void {
-  const [kmeA, kmeB] = manifest.kmes;
+  // The example pair: the first SAE at each end of the first link.
+  const firstLink = manifest.links?.[0] ?? { a: manifest.kmes[0]!.id, b: manifest.kmes[1]!.id };
+  const kmeA = manifest.kmes.find((k) => k.id === firstLink.a)!;
+  const kmeB = manifest.kmes.find((k) => k.id === firstLink.b)!;
+  const [master, slave] = [kmeA, kmeB].map((k) => manifest.saes.find((s) => s.kme === k.id)!.id) as [string, string];
   const sae = (id: string) => manifest.saes.find((s) => s.id === id)!;
   const curl = (id: string, url: string) =>
     ['curl', '-s', '--cacert', manifest.ca, '--cert', sae(id).cert, '--key', sae(id).key, url]
       .map(shellQuote)
       .join(' ');
   const qks = qksInvocation();
-  out(
+  const linkKind =
     link.type === 'qkd'
-      ? `QKS demo running: two KMEs joined by a simulated QKD link (decoy-state BB84 over ${link.distance_km ?? 25} km of modelled fibre, post-processed between the KMEs).`
-      : `QKS demo running: two KMEs joined by a simulated QKD link (not QKD: a shared-seed simulator).`,
+      ? `decoy-state BB84 over ${link.distance_km ?? 25} km of modelled fibre, post-processed between the KMEs`
+      : 'not QKD: a shared-seed simulator';
+  const links = manifest.links?.length ?? 1;
+  out(
+    manifest.kmes.length === 2
+      ? `QKS demo running: two KMEs joined by a simulated QKD link (${linkKind}).`
+      : `QKS demo running: ${manifest.kmes.length} KMEs joined by ${links} simulated QKD links (${linkKind}).`,
   );
-  for (const k of manifest.kmes) out(`  ${k.id}: ${k.url}   (log ${k.log})`);
+  for (const k of manifest.kmes) {
+    const node = k.node_address ? `node ${k.node_address}, ` : '';
+    out(`  ${k.id}: ${k.url}   (${node}log ${k.log})`);
+  }
+  if (manifest.kmes.length > 2) {
+    out(`  links: ${manifest.links!.map((l) => l.id).join(', ')}`);
+  }
   out(`  SAEs: ${manifest.saes.map((s) => `${s.id}@${s.kme}`).join(', ')}`);
   out(`  manifest: ${manifestFile}`);
   const files = manifest.ca.replace(/\/pki\/.*$/, '');
@@ -141,14 +161,14 @@ function printInstructions(
   out(`Dashboard (open in a browser on this machine): ${manifest.dashboard}`);
   out(`  in a terminal: ${qks} status --manifest ${shellQuote(manifestFile)}`);
   out('');
-  out('Try it: sae-a1 (at kme-a) gets keys for sae-b1 (at kme-b), which fetches the same keys by ID.');
-  out(`  ${curl('sae-a1', `${kmeA!.url}/api/v1/keys/sae-b1/status`)}`);
-  out(`  ${curl('sae-a1', `${kmeA!.url}/api/v1/keys/sae-b1/enc_keys?number=1`)}`);
-  out(`  ${curl('sae-b1', `${kmeB!.url}/api/v1/keys/sae-a1/dec_keys?key_ID=<key_ID from above>`)}`);
+  out(`Try it: ${master} (at ${kmeA.id}) gets keys for ${slave} (at ${kmeB.id}), which fetches the same keys by ID.`);
+  out(`  ${curl(master, `${kmeA.url}/api/v1/keys/${slave}/status`)}`);
+  out(`  ${curl(master, `${kmeA.url}/api/v1/keys/${slave}/enc_keys?number=1`)}`);
+  out(`  ${curl(slave, `${kmeB.url}/api/v1/keys/${master}/dec_keys?key_ID=<key_ID from above>`)}`);
   out('The same with qks sae:');
-  out(`  ${qks} sae get-key --manifest ${shellQuote(manifestFile)} --sae sae-a1 --slave sae-b1`);
+  out(`  ${qks} sae get-key --manifest ${shellQuote(manifestFile)} --sae ${master} --slave ${slave}`);
   out(
-    `  ${qks} sae get-key-with-ids --manifest ${shellQuote(manifestFile)} --sae sae-b1 --master sae-a1 --key-id '<key_ID>'`,
+    `  ${qks} sae get-key-with-ids --manifest ${shellQuote(manifestFile)} --sae ${slave} --master ${master} --key-id '<key_ID>'`,
   );
   if (qks !== 'qks' && process.argv[1]) {
     out(

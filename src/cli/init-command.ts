@@ -6,6 +6,8 @@ import type { CommandLine } from './parse.js';
 import { freePorts, portTaken } from './ports.js';
 import type { ValuesOf } from './spec.js';
 import { UsageError } from './usage-error.js';
+import { topologyOption } from './topology-option.js';
+import { lineOf } from '../domain/topology.js';
 
 export const DEFAULT_BASE_PORT = 8443;
 /** The KME channel's ports are the SAE API's plus this, so that `--base-port` sets both. */
@@ -82,12 +84,16 @@ function portNumber(text: string, flag: string): number {
 
 export async function initCommand({ values }: CommandLine<typeof INIT.options>): Promise<number> {
   if (!values.dir) throw new UsageError('--dir DIR is required');
-  const kmes = values.kmes?.split(',').map((k) => k.trim()) ?? ['kme-a', 'kme-b'];
+  if (values.kmes && values.topology) throw new UsageError('give --kmes or --topology, not both');
+  const saesPerKme = values['saes-per-kme'] ? positiveNumber(values['saes-per-kme'], '--saes-per-kme') : 2;
+  const topology = values.topology
+    ? topologyOption(values.topology, saesPerKme)
+    : lineOf(values.kmes?.split(',').map((k) => k.trim()) ?? ['kme-a', 'kme-b'], saesPerKme);
+  const kmes = topology.sites.map((s) => s.kme);
   const host = values.host ?? '127.0.0.1';
   const deployment = await initDeployment({
     dir: values.dir,
-    kmes,
-    ...(values['saes-per-kme'] ? { saesPerKme: positiveNumber(values['saes-per-kme'], '--saes-per-kme') } : {}),
+    topology,
     host,
     ports: await choosePorts(values, kmes, host),
     ...linkOptions(values),

@@ -4,12 +4,18 @@ import { join, resolve } from 'node:path';
 import { CertificateAuthority } from '../pki/authority.js';
 import type { KmeConfig, QkdSourceConfig } from '../kme/config.js';
 import { MASTER_KEY_FILE } from '../kme/kme.js';
+import { lineOf, topologyProblems, type Topology } from '../domain/topology.js';
+import { topologyToObject } from '../config/topology-file.js';
+
+export { saeIdsOf } from '../domain/topology.js';
 
 export interface InitOptions {
   readonly dir: string;
-  /** KME IDs; consecutive KMEs are joined by a simulated link. */
+  /** KME IDs; consecutive KMEs are joined by a simulated link (unless `topology` is given). */
   readonly kmes?: readonly string[];
   readonly saesPerKme?: number;
+  /** Sites, their SAEs and the links between them; by default `kmes` in a line. */
+  readonly topology?: Topology;
   readonly host?: string;
   /** Ports per KME: SAE API and KME-to-KME channel. */
   readonly ports?: ReadonlyArray<{ sae: number; kme: number }>;
@@ -51,15 +57,14 @@ export interface Deployment {
   readonly saes: readonly SaeCredentials[];
   /** The operator's certificate, for the dashboard, `qks status` and /metrics. */
   readonly operator?: { readonly id: string; readonly cert: string; readonly key: string };
+  readonly topology: Topology;
 }
 
 const SECRET = { mode: 0o600 } as const;
 /** File names of the two CAs in `<dir>/pki` (`qks pki` works on them). */
 export const SAE_CA = 'sae-ca';
 export const KME_CA = 'kme-ca';
-
-export const saeIdsOf = (kme: string, count: number): string[] =>
-  Array.from({ length: count }, (_, i) => `sae-${kme.replace(/^kme-/, '')}${i + 1}`);
+export const TOPOLOGY_FILE = 'topology.json';
 
 /**
  * Creates everything a set of KMEs needs: two CAs (SAE trust and KME-to-KME trust), certificates,
@@ -67,7 +72,10 @@ export const saeIdsOf = (kme: string, count: number): string[] =>
  */
 export async function initDeployment(opts: InitOptions): Promise<Deployment> {
   const dir = resolve(opts.dir);
-  const kmes = opts.kmes ?? ['kme-a', 'kme-b'];
+  const topology = opts.topology ?? lineOf(opts.kmes ?? ['kme-a', 'kme-b'], opts.saesPerKme ?? 2);
+  const problems = topologyProblems(topology);
+  if (problems.length > 0) throw new Error(`invalid topology: ${problems.join('; ')}`);
+  const kmes = topology.sites.map((s) => s.kme);
   const host = opts.host ?? '127.0.0.1';
   if (kmes.some((k) => existsSync(join(dir, `${k}.json`)))) {
     throw new Error(`${dir} already holds a QKS deployment; choose another directory`);
@@ -83,8 +91,8 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
   const kmeCa = await CertificateAuthority.create(pki, KME_CA, 'QKS KME CA', crlLifetimeMs);
 
   const saes: SaeCredentials[] = [];
-  for (const kme of kmes) {
-    for (const id of saeIdsOf(kme, opts.saesPerKme ?? 2)) {
+  for (const { kme, saes: ids } of topology.sites) {
+    for (const id of ids) {
       // Server use too: an SAE answers its peer SAEs in the key agreement (docs/sae-agreement.md).
       const files = await saeCa.issue(
         { commonName: id, entity: { kind: 'sae', id }, client: true, server: { dns: [], ips: [] } },
@@ -108,19 +116,34 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
   }
 
   const epochMs = opts.epochMs ?? Date.now();
-  const links = kmes.slice(1).map((kme, i) => {
-    const id = `link-${kmes[i]!.replace(/^kme-/, '')}-${kme.replace(/^kme-/, '')}`;
-    const endpoints = [kmes[i]!, kme] as [string, string];
+  const links = topology.links.map((l) => {
+    const endpoints = [l.a, l.b] as [string, string];
+    const type = l.source?.type ?? opts.source ?? 'qkd';
     mkdirSync(join(dir, 'links'), { recursive: true });
     // The shared-seed stand-in needs one seed for both ends; a QKD link's ends each have their own.
     const seedFiles = new Map(
-      (opts.source === 'simulated' ? [''] : endpoints).map((end) => {
-        const file = join(dir, 'links', end ? `${id}.${end}.seed` : `${id}.seed`);
+      (type === 'simulated' ? [''] : endpoints).map((end) => {
+        const file = join(dir, 'links', end ? `${l.id}.${end}.seed` : `${l.id}.seed`);
         writeFileSync(file, randomBytes(32).toString('hex') + '\n', SECRET);
         return [end, file];
       }),
     );
-    return { id, endpoints, seedFile: (end: string) => seedFiles.get(end) ?? seedFiles.get('')! };
+    const seedFile = (end: string) => seedFiles.get(end) ?? seedFiles.get('')!;
+    const source = (end: string): KmeConfig['links'][number]['source'] =>
+      l.source?.type === 'simulated' || (!l.source && type === 'simulated')
+        ? {
+            type: 'simulated',
+            seed_file: seedFile(end),
+            rate_bps: (l.source?.type === 'simulated' ? l.source.rate_bps : undefined) ?? opts.rateBps ?? 1_000_000,
+            epoch_ms: epochMs,
+          }
+        : {
+            type: 'qkd',
+            seed_file: seedFile(end),
+            ...opts.qkd,
+            ...(l.source?.type === 'qkd' && l.source.distance_km ? { distance_km: l.source.distance_km } : {}),
+          };
+    return { id: l.id, endpoints, source };
   });
   const url = (port: number) => `https://${host}:${port}`;
 
@@ -140,6 +163,7 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
     const mine = links.filter((l) => l.endpoints.includes(kme));
     const config: KmeConfig = {
       kme_id: kme,
+      node_address: topology.sites[i]!.nodeAddress,
       data_dir: dataDir,
       store: opts.store ?? 'sqlite',
       store_synchronous: 'FULL',
@@ -177,10 +201,7 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
         endpoints: l.endpoints,
         block_bits: opts.blockBits ?? 256,
         capacity_blocks: opts.capacityBlocks ?? 100_000,
-        source:
-          opts.source === 'simulated'
-            ? { type: 'simulated', seed_file: l.seedFile(kme), rate_bps: opts.rateBps ?? 1_000_000, epoch_ms: epochMs }
-            : { type: 'qkd', seed_file: l.seedFile(kme), ...opts.qkd },
+        source: l.source(kme),
       })),
       limits: {
         key_size: 256,
@@ -199,5 +220,7 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
     writeFileSync(file, JSON.stringify(config, null, 2) + '\n');
     configs.push({ kme, file, config });
   }
-  return { dir, ca: saeCa.certFile, configs, saes, ...(operator ? { operator } : {}) };
+  // What was made, in the --topology file format: a kept demo is run again from it.
+  writeFileSync(join(dir, TOPOLOGY_FILE), JSON.stringify(topologyToObject(topology), null, 2) + '\n');
+  return { dir, ca: saeCa.certFile, configs, saes, ...(operator ? { operator } : {}), topology };
 }

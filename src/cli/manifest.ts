@@ -7,7 +7,9 @@ import { UserError } from './usage-error.js';
 export interface Manifest {
   ca: string;
   /** `log`: where the demo's KMEs log (`qks kme` logs to its standard output). */
-  kmes: Array<{ id: string; url: string; config: string; log?: string }>;
+  kmes: Array<{ id: string; url: string; config: string; log?: string; node_address?: string }>;
+  /** The QKD links between the KMEs (KME IDs at each end). */
+  links?: Array<{ id: string; a: string; b: string }>;
   saes: Array<{ id: string; kme: string; cert: string; key: string }>;
   /** An administrator's certificate: the dashboard, `qks status`, /metrics. */
   operator?: { id: string; cert: string; key: string };
@@ -23,7 +25,9 @@ export const manifestOf = (d: Deployment, logs?: ReadonlyMap<string, string>): M
     url: `https://${config.sae_api.host}:${config.sae_api.port}`,
     config: file,
     ...(logs?.has(kme) ? { log: logs.get(kme)! } : {}),
+    ...(config.node_address ? { node_address: config.node_address } : {}),
   })),
+  links: d.topology.links.map((l) => ({ id: l.id, a: l.a, b: l.b })),
   saes: d.saes.map((s) => ({ ...s })),
   ...(d.operator ? { operator: { ...d.operator } } : {}),
 });

@@ -5,12 +5,15 @@ import { fileProblem, jsonProblem } from '../config/files.js';
 import { schemaProblems } from '../config/schema-problems.js';
 import { checkLimits, DEFAULT_LIMITS, type KeyLimits } from '../domain/limits.js';
 import { insecureUrl } from '../auth/token-verifier.js';
+import { IPV4_PATTERN } from '../domain/topology.js';
 import { LISTENER_DEFAULTS, type ListenerSettings } from './http/server-options.js';
 import { checkSettings, QKD_SOURCE_SCHEMA, qkdSettingsOf, type QkdSourceConfig } from '../sources/qkd/settings.js';
 
 /** One KME's configuration file (JSON). docs/configuration.md describes every field. */
 export interface KmeConfig {
   kme_id: string;
+  /** The site's IPv4 router ID in the QKD network (docs/network.md); qks init sets it. */
+  node_address?: string;
   /** Holds master.key and the key store; created by `qks init`. */
   data_dir: string;
   store: 'sqlite' | 'memory';
@@ -124,6 +127,11 @@ const strict = (properties: Record<string, unknown>, required = Object.keys(prop
 const SCHEMA = strict(
   {
     kme_id: id,
+    node_address: {
+      type: 'string',
+      pattern: IPV4_PATTERN,
+      description: 'an IPv4 address, e.g. 127.0.1.1',
+    },
     data_dir: path,
     store: { enum: ['sqlite', 'memory'], default: 'sqlite' },
     store_synchronous: { enum: ['FULL', 'EXTRA', 'NORMAL'], default: 'FULL' },
