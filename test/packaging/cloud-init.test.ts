@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -176,6 +177,11 @@ describe('cloud-init user-data for a KME on a VM with two networks', () => {
     assert.deepEqual(cfg.peers, [{ kme_id: 'kme-b', url: `https://${PEER_PROVIDER}:9443` }]);
     assert.equal(cfg.crl.renew, false, 'the CA keys are not on the VM');
     assert.deepEqual(
+      cfg.access.operators,
+      ['operator'],
+      'the operator certificate of qks init may read the health check',
+    );
+    assert.deepEqual(
       cfg.links.map((l) => [l.id, l.endpoints, l.source.type]),
       [['link-a-b', ['kme-a', 'kme-b'], 'qkd']],
     );
@@ -264,6 +270,31 @@ describe('cloud-init user-data for a KME on a VM with two networks', () => {
       s.once('error', reject);
     });
     assert.equal(authorized, true);
+
+    // The operator certificate qks init makes reads the health check (docs/operations.md).
+    const health = await new Promise<{ code: number; body: { KME_ID?: string; checks?: unknown[] } }>(
+      (resolve, reject) => {
+        const req = httpsGet(
+          {
+            host: PRIVATE,
+            port: saePort!,
+            path: '/api/v1/admin/health',
+            ca: readFileSync(join(site, 'pki/sae-ca.pem')),
+            cert: readFileSync(join(site, 'pki/operators/operator.pem')),
+            key: readFileSync(join(site, 'pki/operators/operator.key')),
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => resolve({ code: res.statusCode ?? 0, body: JSON.parse(text) as { KME_ID?: string } }));
+          },
+        );
+        req.once('error', reject);
+      },
+    );
+    assert.ok([200, 503].includes(health.code), `health answered ${health.code}`);
+    assert.equal(health.body.KME_ID, 'kme-a');
+    assert.ok(Array.isArray(health.body.checks));
     kme.kill('SIGTERM');
   });
 });
