@@ -8,7 +8,9 @@ packages=(openssl curl strace stunnel4 tshark libwolfssl-dev gcc pkg-config chro
   libnss3-tools libunbound8 libldns3 libevent-core-2.1-7 libevent-pthreads-2.1-7 libcurl3-nss libcap-ng0
   libaudit1 libldap-2.5-0 dns-root-data
   # systemd-analyze for the unit files, systemd-notify for readiness; python3 receives the notice
-  systemd python3 procps)
+  systemd python3 procps
+  # `cloud-init schema` for packaging/cloud-init (its units are only enabled, never started, on install)
+  cloud-init)
 # Libreswan's package conflicts with strongSwan's, so it is unpacked beside them, not installed:
 # tests run its pluto from here, bound over /usr/libexec/ipsec in a private mount namespace.
 libreswan_root=${QKS_LIBRESWAN_ROOT:-/opt/qks-test/libreswan}
