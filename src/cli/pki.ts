@@ -39,7 +39,11 @@ export async function pkiCommand({ sub, values: v }: CommandLine<typeof PKI.opti
       if (v.kme) {
         mkdirSync(join(pki, v.kme), { recursive: true });
         const host = v.host ?? '127.0.0.1';
-        const server = { dns: ['localhost'], ips: [/^[\d.]+$|:/.test(host) ? host : '127.0.0.1'] };
+        // A name goes into the certificate as a DNS name, an address as an IP address.
+        const isAddress = /^[\d.]+$|:/.test(host);
+        const server = isAddress
+          ? { dns: ['localhost'], ips: [host] }
+          : { dns: [...new Set(['localhost', host])], ips: ['127.0.0.1'] };
         const req = { commonName: v.kme, entity: { kind: 'kme' as const, id: v.kme }, client: true, server };
         print(await ca(KME_CA).issue(req, join(pki, v.kme), 'kme-api'));
         return 0;

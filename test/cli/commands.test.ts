@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -43,6 +44,15 @@ describe('qks init and qks kme', () => {
       ['kme-x', 'kme-y'],
       ['kme-y', 'kme-z'],
     ]);
+    // A channel certificate issued again for the address or name the peers dial.
+    const san = (host: string) => {
+      const issued = qks('pki', 'issue', '--dir', site, '--kme', 'kme-y', '--host', host);
+      assert.equal(issued.status, 0, issued.stderr);
+      const { cert } = JSON.parse(issued.stdout) as { cert: string };
+      return new X509Certificate(readFileSync(cert)).subjectAltName ?? '';
+    };
+    assert.match(san('kme-y.example.net'), /DNS:kme-y\.example\.net/);
+    assert.match(san('10.1.2.3'), /IP Address:10\.1\.2\.3/);
     const again = qks('init', '--dir', site, '--kmes', 'kme-x,kme-y,kme-z');
     assert.notEqual(again.status, 0);
     assert.match(again.stderr, /already holds a QKS deployment/);
