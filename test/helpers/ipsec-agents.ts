@@ -89,7 +89,7 @@ export function agentConfig(s: AgentSetup): string {
   const peer = lab.peer(gw);
   const initiator = gw === lab.a;
   const daemon: IpsecAgentConfig['daemon'] =
-    lab.daemon === 'strongswan'
+    lab.daemonOf(gw) === 'strongswan'
       ? { type: 'strongswan', vici: lab.vici(gw) }
       : {
           type: 'libreswan',

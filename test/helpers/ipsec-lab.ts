@@ -20,6 +20,8 @@ export interface Gateway {
 }
 
 export type Daemon = 'strongswan' | 'libreswan';
+/** One daemon kind for both gateways, or one each (e.g. strongSwan at A, Libreswan at B). */
+export type Daemons = Daemon | { readonly a: Daemon; readonly b: Daemon };
 /** Where scripts/install-test-deps.sh unpacks Libreswan (it conflicts with strongSwan's packages). */
 export const LIBRESWAN_ROOT = process.env['QKS_LIBRESWAN_ROOT'] ?? '/opt/qks-test/libreswan';
 
@@ -39,7 +41,10 @@ export class IpsecLab {
   readonly b: Gateway;
   readonly #daemons = new Map<string, ChildProcess>();
 
-  constructor(readonly daemon: Daemon) {
+  readonly daemons: { readonly a: Daemon; readonly b: Daemon };
+
+  constructor(daemons: Daemons) {
+    this.daemons = typeof daemons === 'string' ? { a: daemons, b: daemons } : daemons;
     const gw = (name: 'a' | 'b', n: number): Gateway => ({
       name,
       ns: `qks-${this.tag}-${name}`,
@@ -102,9 +107,14 @@ export class IpsecLab {
     return join(g.dir, 'qks-ppks.secrets');
   }
 
+  daemonOf(g: Gateway): Daemon {
+    return this.daemons[g.name];
+  }
+
   /** Starts the daemon of one gateway and waits until its control socket answers. */
   async startDaemon(g: Gateway): Promise<void> {
-    const script = this.daemon === 'strongswan' ? this.#charonScript(g) : this.#plutoScript(g);
+    const daemon = this.daemonOf(g);
+    const script = daemon === 'strongswan' ? this.#charonScript(g) : this.#plutoScript(g);
     const child = spawn(
       'ip',
       ['netns', 'exec', g.ns, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script],
@@ -115,11 +125,11 @@ export class IpsecLab {
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     this.#daemons.set(g.name, child);
-    const socket = this.daemon === 'strongswan' ? join(g.dir, 'charon.vici') : this.ctlSocket(g);
+    const socket = daemon === 'strongswan' ? join(g.dir, 'charon.vici') : this.ctlSocket(g);
     const deadline = Date.now() + 10_000;
     while (!existsSync(socket)) {
       if (child.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`${this.daemon} in ${g.ns} did not start: ${err.trim() || 'no output'}`);
+        throw new Error(`${daemon} in ${g.ns} did not start: ${err.trim() || 'no output'}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -284,8 +294,10 @@ export class IpsecLab {
 
   /** Checks the peers, makes the network and starts both daemons. */
   async start(): Promise<void> {
-    const missing = peerMissing(this.daemon);
-    if (missing) throw new Error(`${this.daemon} tests: ${missing}`);
+    for (const daemon of new Set([this.daemons.a, this.daemons.b])) {
+      const missing = peerMissing(daemon);
+      if (missing) throw new Error(`${daemon} tests: ${missing}`);
+    }
     this.network();
     await this.startDaemon(this.a);
     await this.startDaemon(this.b);
@@ -298,7 +310,7 @@ export class IpsecLab {
   }
 
   log(g: Gateway): string {
-    const file = this.daemon === 'strongswan' ? this.charonLog(g) : this.plutoLog(g);
+    const file = this.daemonOf(g) === 'strongswan' ? this.charonLog(g) : this.plutoLog(g);
     return existsSync(file) ? readFileSync(file, 'utf8') : '';
   }
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { freePorts } from '../../../src/cli/ports.js';
 import { AgentProcess, agentConfig, startDemo } from '../../helpers/ipsec-agents.js';
+import { IKE_SA_INIT, ppkIdsSeen, USE_PPK } from '../../helpers/ipsec-evidence.js';
 import { IpsecLab, type Gateway } from '../../helpers/ipsec-lab.js';
 import { IpsecAgent } from '../../../src/integrations/ipsec/ipsec-agent.js';
 import { LibreswanGateway } from '../../../src/integrations/ipsec/libreswan.js';
@@ -9,24 +10,6 @@ import { KeyRing } from '../../../src/sae/key-ring.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-
-const USE_PPK = 16435;
-const IKE_SA_INIT = 34;
-
-/** The PPK_IDs a responding pluto extracted, from its debug log's hex dumps. */
-function ppkIdsSeen(log: string): string[] {
-  const ids: string[] = [];
-  const lines = log.split('\n');
-  lines.forEach((line, i) => {
-    if (!line.includes('| Extracted PPK_ID')) return;
-    let hex = '';
-    for (let j = i + 1; j < lines.length && /\|\s+([0-9a-f]{2}\s+)+/.test(lines[j]!); j++) {
-      hex += (/\|\s+((?:[0-9a-f]{2}\s+)+)/.exec(lines[j]!)![1] ?? '').replace(/\s+/g, '');
-    }
-    ids.push(Buffer.from(hex, 'hex').toString('latin1'));
-  });
-  return ids;
-}
 
 describe('IPsec with QKD PPKs: two Libreswan gateways in network namespaces (IKE only: no kernel ESP here)', () => {
   const lab = new IpsecLab('libreswan');
@@ -47,7 +30,7 @@ describe('IPsec with QKD PPKs: two Libreswan gateways in network namespaces (IKE
     await lab.stop();
   });
 
-  it('establishes the IKE SA with the QKD key as PPK, and a rotation brings up a new IKE SA with the next', async () => {
+  it('establishes the IKE SA with the QKD key as PPK, and a rotation brings up a new IKE SA with the next', async (t) => {
     const [port] = await freePorts(1);
     const capture = await lab.capture(lab.a);
     const responder = new AgentProcess(agentConfig({ lab, gw: lab.b, manifest: demo.manifest, agreePort: port! }));
@@ -72,6 +55,20 @@ describe('IPsec with QKD PPKs: two Libreswan gateways in network namespaces (IKE
     assert.notEqual(secondKey, firstKey);
     assert.notEqual(ups[1]!['ike_SA'], first!['ike_SA'], 'a new IKE SA');
     assert.deepEqual(ppkIdsSeen(lab.log(lab.b)), [firstKey, secondKey], 'with the next PPK');
+    // Break-before-make: the initiator's pluto deleted the old IKE SA (with its Child SAs, where
+    // there are any) before it began the new one, so for a moment the connection had no SA.
+    const lines = lab.log(lab.a).split('\n');
+    const at = (what: string) => lines.findIndex((l) => l.includes(what));
+    const deleted = at(`#${String(first!['ike_SA'])}: deleting state`);
+    const initiating = at(`#${String(ups[1]!['ike_SA'])}: initiating IKEv2`);
+    const established = at(`#${String(ups[1]!['ike_SA'])}: initiator established IKE SA`);
+    assert.ok(deleted >= 0 && deleted < initiating && initiating < established, 'the old IKE SA went first');
+    assert.match(lines[deleted]!, /and sending notification/, 'the peer was told');
+    const ms = (i: number) => {
+      const [, h, m, s] = /(\d\d):(\d\d):(\d\d\.\d+):/.exec(lines[i]!)!;
+      return ((Number(h) * 60 + Number(m)) * 60 + Number(s)) * 1000;
+    };
+    t.diagnostic(`no IKE SA for ${(ms(established) - ms(deleted)).toFixed(1)} ms during the rotation`);
     assert.equal(initiator.of('failure').length, 0, JSON.stringify(initiator.of('failure')));
     for (const a of agents.splice(0)) assert.equal(await a.stop(), 0);
   });
