@@ -86,6 +86,7 @@ export class LibreswanGateway implements IpsecGateway {
       '    authby=secret',
       // insist: no IKE SA without the PPK; permit would fall back to no PPK (a downgrade).
       `    ppk=${c.ppkRequired ? 'insist' : 'permit'}`,
+      // The suites of the strongSwan gateway's defaults (aes256-sha256-x25519, aes256-sha256): the two agree.
       `    ike=${c.ikeProposal ?? 'aes256-sha2_256;dh31'}`,
       `    esp=${c.espProposal ?? 'aes256-sha2_256'}`,
       `    left=${c.localAddr}`,
