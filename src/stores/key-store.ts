@@ -81,6 +81,21 @@ export const shareKey = (linkId: string, owner: string) => `${linkId}\u0000${own
 /** Most cancelled key IDs remembered per peer KME; the oldest are forgotten first. */
 export const MAX_REMEMBERED_CANCELS = 65_536;
 
+/** A key passing through this KME on a relay: the previous hop's blocks it was sent with. */
+export interface RelayedKey {
+  readonly keyId: string;
+  readonly seqs: readonly number[];
+}
+
+export type RelayInResult =
+  | {
+      readonly ok: true;
+      /** Each key's blocks, in order, and the blocks of the hop's MAC key: taken from the pool, kept nowhere. */
+      readonly keys: readonly (readonly SealedBlock[])[];
+      readonly mac: readonly SealedBlock[];
+    }
+  | { readonly ok: false; readonly missingSeqs: readonly number[]; readonly existingKeyIds: readonly string[] };
+
 export interface OutboxEntry {
   readonly id: number;
   readonly peerKme: string;
@@ -110,6 +125,25 @@ export interface KeyStore {
   takeOwnBlocks(linkId: string, owner: string, keys: readonly NewKey[]): Promise<KeyRecord[] | null>;
   /** Records keys the peer cut from its blocks, taking exactly those blocks; all or nothing. */
   claimBlocks(linkId: string, owner: string, keys: readonly ClaimedKey[]): Promise<ClaimResult>;
+  /**
+   * Cuts `count` of the owner's oldest blocks as one-time pad or MAC key of a relay hop: taken from
+   * the pool like a key's, but no key is made of them. null, changing nothing, when there are too few.
+   */
+  takeOwnPad(linkId: string, owner: string, count: number): Promise<SealedBlock[] | null>;
+  /**
+   * A relay through this KME: takes the blocks of `owner` (the previous hop) that the keys and the
+   * hop's MAC key use, as claimBlocks would, and returns them instead of keeping them; all or
+   * nothing. Each key ID is recorded, without material, as relayed from `owner` to `nextKme`: a key
+   * ID known here already (a key, a relay, or cancelled by `owner`) refuses the whole relay, and a
+   * later cancel by `owner` is queued on for `nextKme`.
+   */
+  relayIn(
+    linkId: string,
+    owner: string,
+    keys: readonly RelayedKey[],
+    macSeqs: readonly number[],
+    nextKme: string,
+  ): Promise<RelayInResult>;
   /** The master has its keys: reserved keys become ready for local slaves, or go. */
   markDelivered(keyIds: readonly string[]): Promise<void>;
   /** Burns reserved keys whose peer confirmation failed, queueing a cancel for the peer. */
@@ -126,13 +160,14 @@ export interface KeyStore {
   /** Delivers keys to one slave, all or nothing; keys go once every slave has them. */
   takeForSlave(masterSae: string, slaveSae: string, keyIds: readonly string[]): Promise<SlaveTakeResult>;
   /**
-   * Removes keys the peer `byKme` cancelled, and remembers the IDs (at most MAX_REMEMBERED_CANCELS
+   * Removes keys the peer `byKme` cancelled (keys relayed from it: their record goes and the cancel
+   * is queued for the next hop), and remembers the IDs (at most MAX_REMEMBERED_CANCELS
    * per KME) so that a reservation of them by that KME arriving late is refused as already known.
    * A KME cancels only keys it cut: naming a key another KME cut refuses the whole cancel. Keys
    * stored before the cutting KME was recorded are left alone (they expire).
    */
   cancelKeys(keyIds: readonly string[], byKme: string): Promise<CancelResult>;
-  /** Forgets keys still waiting for slaves, and remembered cancellations, from before `time` (ms). */
+  /** Forgets keys still waiting for slaves, relay records and remembered cancellations, from before `time` (ms). */
   expireBefore(time: number): Promise<number>;
   countKeys(): Promise<KeyCounts>;
 

@@ -8,6 +8,8 @@ import type {
   KeyStore,
   NewKey,
   OutboxEntry,
+  RelayedKey,
+  RelayInResult,
   SealedBlock,
   SlaveTakeResult,
 } from './key-store.js';
@@ -35,6 +37,8 @@ export class MemoryKeyStore implements KeyStore {
   readonly #markOfShare = (share: string): number => this.#marks.get(share) ?? -1;
   readonly #outbox: OutboxEntry[] = [];
   readonly #prefs = new Map<string, Record<string, unknown>>();
+  /** Keys relayed through this KME: from which KME, to which, since when. */
+  readonly #relayed = new Map<string, { prev: string; next: string; at: number }>();
   #nextOutboxId = 1;
 
   #pool(linkId: string, owner: string): Map<number, SealedBlock> {
@@ -143,6 +147,44 @@ export class MemoryKeyStore implements KeyStore {
     return { ok: true };
   }
 
+  async takeOwnPad(linkId: string, owner: string, count: number): Promise<SealedBlock[] | null> {
+    const pool = this.#pool(linkId, owner);
+    if (pool.size < count) return null;
+    const oldest = [...pool.keys()].sort((a, b) => a - b).slice(0, count);
+    if (oldest.length > 0) this.#setMark(linkId, owner, oldest.at(-1)!);
+    const blocks = oldest.map((s) => pool.get(s)!);
+    for (const s of oldest) pool.delete(s);
+    return blocks;
+  }
+
+  async relayIn(
+    linkId: string,
+    owner: string,
+    keys: readonly RelayedKey[],
+    macSeqs: readonly number[],
+    nextKme: string,
+  ): Promise<RelayInResult> {
+    const pool = this.#pool(linkId, owner);
+    const allSeqs = [...keys.flatMap((k) => k.seqs), ...macSeqs];
+    const missingSeqs = allSeqs.filter((s) => !pool.has(s));
+    const cancelled = this.#cancelled.get(owner);
+    const existingKeyIds = keys
+      .map((k) => k.keyId)
+      .filter((id) => this.#keys.has(id) || this.#relayed.has(id) || cancelled?.has(id));
+    if (missingSeqs.length > 0 || existingKeyIds.length > 0 || new Set(allSeqs).size !== allSeqs.length) {
+      return { ok: false, missingSeqs, existingKeyIds };
+    }
+    const take = (seqs: readonly number[]) =>
+      seqs.map((seq) => {
+        const b = pool.get(seq)!;
+        pool.delete(seq);
+        return b;
+      });
+    const now = Date.now();
+    for (const k of keys) this.#relayed.set(k.keyId, { prev: owner, next: nextKme, at: now });
+    return { ok: true, keys: keys.map((k) => take(k.seqs)), mac: take(macSeqs) };
+  }
+
   async markDelivered(keyIds: readonly string[]): Promise<void> {
     for (const id of keyIds) {
       const k = this.#keys.get(id);
@@ -217,7 +259,8 @@ export class MemoryKeyStore implements KeyStore {
   async cancelKeys(keyIds: readonly string[], byKme: string): Promise<CancelResult> {
     const notTheirs = keyIds.filter((id) => {
       const k = this.#keys.get(id);
-      return k !== undefined && k.cutBy !== byKme;
+      const relay = this.#relayed.get(id);
+      return (k !== undefined && k.cutBy !== byKme) || (relay !== undefined && relay.prev !== byKme);
     });
     if (notTheirs.length > 0) return { ok: false, notTheirs };
     let remembered = this.#cancelled.get(byKme);
@@ -228,6 +271,15 @@ export class MemoryKeyStore implements KeyStore {
       if (remembered.size <= MAX_REMEMBERED_CANCELS) break;
       remembered.delete(id);
     }
+    // Relayed keys: the next hop may hold them (or a relay of them) too.
+    const onward = new Map<string, string[]>();
+    for (const id of keyIds) {
+      const relay = this.#relayed.get(id);
+      if (!relay) continue;
+      this.#relayed.delete(id);
+      onward.set(relay.next, [...(onward.get(relay.next) ?? []), id]);
+    }
+    for (const [peerKme, ids] of onward) this.#outbox.push({ id: this.#nextOutboxId++, peerKme, keyIds: ids });
     const removed = keyIds.filter((id) => this.#keys.delete(id)).length;
     this.#applyReturns(this.#cuts.settle(keyIds, this.#markOfShare));
     return { ok: true, removed };
@@ -236,6 +288,7 @@ export class MemoryKeyStore implements KeyStore {
   async expireBefore(time: number): Promise<number> {
     const old = [...this.#keys.values()].filter((k) => k.state === 'ready' && k.createdAt < time);
     for (const k of old) this.#keys.delete(k.keyId);
+    for (const [id, relay] of this.#relayed) if (relay.at < time) this.#relayed.delete(id);
     for (const remembered of this.#cancelled.values())
       for (const [id, at] of remembered) if (at < time) remembered.delete(id);
     return old.length;

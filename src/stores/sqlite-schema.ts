@@ -104,8 +104,14 @@ export function prepareSchema(db: Database.Database, file: string): StoreUpgrade
   return null;
 }
 
-/** Columns added since the first release: who cut a key, and who cancelled a remembered key ID. */
+/**
+ * Columns and tables added since the first release: who cut a key, who cancelled a remembered key
+ * ID, and the keys relayed through this KME (no material: where each came from and went on to).
+ */
 export function addColumns(db: Database.Database): void {
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS relayed (key_id TEXT PRIMARY KEY, prev TEXT NOT NULL, next TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID',
+  );
   const has = (table: string, column: string) =>
     db
       .prepare<[string], { name: string }>('SELECT name FROM pragma_table_info(?)')

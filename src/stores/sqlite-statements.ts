@@ -37,6 +37,11 @@ export interface Statements {
   readonly enqueue: Database.Statement;
   readonly listOutbox: Database.Statement<[number], { id: number; peer: string; key_ids: string }>;
   readonly ackOutbox: Database.Statement;
+  readonly insertRelay: Database.Statement;
+  readonly getRelay: Database.Statement<[string], { prev: string; next: string }>;
+  readonly deleteRelay: Database.Statement;
+  readonly expireRelays: Database.Statement;
+  readonly knownHere: Database.Statement<[{ id: string; kme: string }], { one: number }>;
   readonly getPrefs: Database.Statement<[string], { name: string; value: string }>;
   readonly setPref: Database.Statement;
 }
@@ -86,6 +91,13 @@ export function prepareStatements(db: Database.Database): Statements {
     enqueue: db.prepare('INSERT INTO outbox (peer, key_ids) VALUES (?, ?)'),
     listOutbox: db.prepare('SELECT id, peer, key_ids FROM outbox ORDER BY id LIMIT ?'),
     ackOutbox: db.prepare('DELETE FROM outbox WHERE id = ?'),
+    insertRelay: db.prepare('INSERT INTO relayed (key_id, prev, next, at) VALUES (?, ?, ?, ?)'),
+    getRelay: db.prepare('SELECT prev, next FROM relayed WHERE key_id = ?'),
+    deleteRelay: db.prepare('DELETE FROM relayed WHERE key_id = ?'),
+    expireRelays: db.prepare('DELETE FROM relayed WHERE at < ?'),
+    knownHere: db.prepare(
+      'SELECT 1 AS one FROM keys WHERE key_id = @id UNION ALL SELECT 1 FROM relayed WHERE key_id = @id UNION ALL SELECT 1 FROM cancelled WHERE key_id = @id AND (kme = @kme OR kme IS NULL)',
+    ),
     getPrefs: db.prepare('SELECT name, value FROM preferences WHERE sae = ?'),
     setPref: db.prepare(
       'INSERT INTO preferences (sae, name, value) VALUES (?, ?, ?) ON CONFLICT (sae, name) DO UPDATE SET value = excluded.value',

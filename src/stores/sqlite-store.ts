@@ -14,6 +14,8 @@ import type {
   KeyStore,
   NewKey,
   OutboxEntry,
+  RelayedKey,
+  RelayInResult,
   RowIntegrity,
   SealedBlock,
   SlaveTakeResult,
@@ -181,6 +183,45 @@ export class SqliteKeyStore implements KeyStore {
         }
         return { ok: true };
       }),
+      takeOwnPad: tx((linkId: string, owner: string, count: number): SealedBlock[] | null => {
+        const mark = this.#marks.get(linkId, owner);
+        const blocks = this.#stmt.oldestBlocks.all(linkId, owner, mark, count);
+        if (blocks.length < count) return null;
+        if (blocks.length > 0) this.#marks.set(linkId, owner, blocks.at(-1)!.seq);
+        for (const b of blocks) this.#stmt.deleteBlock.run(linkId, owner, b.seq);
+        this.#counted(linkId, owner, -blocks.length);
+        return blocks;
+      }),
+      relayIn: tx(
+        (
+          linkId: string,
+          owner: string,
+          keys: readonly RelayedKey[],
+          macSeqs: readonly number[],
+          nextKme: string,
+        ): RelayInResult => {
+          const allSeqs = [...keys.flatMap((k) => k.seqs), ...macSeqs];
+          const mark = this.#marks.get(linkId, owner);
+          const found = new Map<number, SealedBlock>();
+          for (const seq of allSeqs) {
+            const b = seq > mark ? this.#stmt.getBlock.get(linkId, owner, seq) : undefined;
+            if (b) found.set(seq, b);
+          }
+          const missingSeqs = allSeqs.filter((s) => !found.has(s));
+          const existingKeyIds = keys
+            .map((k) => k.keyId)
+            .filter((id) => this.#stmt.knownHere.get({ id, kme: owner }));
+          if (missingSeqs.length > 0 || existingKeyIds.length > 0 || found.size !== allSeqs.length) {
+            return { ok: false, missingSeqs, existingKeyIds };
+          }
+          for (const seq of allSeqs) this.#stmt.deleteBlock.run(linkId, owner, seq);
+          this.#counted(linkId, owner, -allSeqs.length);
+          const now = Date.now();
+          for (const k of keys) this.#stmt.insertRelay.run(k.keyId, owner, nextKme, now);
+          const blocksOf = (seqs: readonly number[]) => seqs.map((seq) => found.get(seq)!);
+          return { ok: true, keys: keys.map((k) => blocksOf(k.seqs)), mac: blocksOf(macSeqs) };
+        },
+      ),
       markDelivered: tx((keyIds: readonly string[]) => {
         // A reserved key with no local slave goes; one with local slaves becomes ready.
         for (const id of keyIds) if (this.#stmt.dropDelivered.run(id).changes === 0) this.#stmt.setReady.run(id);
@@ -223,19 +264,33 @@ export class SqliteKeyStore implements KeyStore {
       }),
       cancelKeys: tx((keyIds: readonly string[], byKme: string, now: number): CancelResult => {
         const rows = keyIds.map((id) => this.#stmt.getKey.get(id));
-        const notTheirs = keyIds.filter((_, i) => rows[i] && rows[i].cut_by !== null && rows[i].cut_by !== byKme);
+        const relays = keyIds.map((id) => this.#stmt.getRelay.get(id));
+        const notTheirs = keyIds.filter(
+          (_, i) =>
+            (rows[i] && rows[i].cut_by !== null && rows[i].cut_by !== byKme) ||
+            (relays[i] && relays[i].prev !== byKme),
+        );
         if (notTheirs.length > 0) return { ok: false, notTheirs };
         let removed = 0;
+        // Relayed keys: the next hop may hold them (or a relay of them) too.
+        const onward = new Map<string, string[]>();
         keyIds.forEach((id, i) => {
           if (rows[i]?.cut_by === byKme) removed += this.#stmt.deleteKey.run(id).changes;
+          const relay = relays[i];
+          if (relay) {
+            this.#stmt.deleteRelay.run(id);
+            onward.set(relay.next, [...(onward.get(relay.next) ?? []), id]);
+          }
           this.#stmt.remember.run(id, now, byKme);
         });
+        for (const [peer, ids] of onward) this.#stmt.enqueue.run(peer, JSON.stringify(ids));
         this.#applyReturns(this.#cuts.settle(keyIds, this.#markOfShare));
         this.#stmt.forgetOldCancels.run({ kme: byKme, keep: MAX_REMEMBERED_CANCELS });
         return { ok: true, removed };
       }),
       expireBefore: tx((time: number) => {
         this.#stmt.expireCancelled.run(time);
+        this.#stmt.expireRelays.run(time);
         return this.#stmt.expireKeys.run(time).changes;
       }),
       ackOutbox: tx((ids: readonly number[]) => ids.forEach((id) => this.#stmt.ackOutbox.run(id))),
@@ -389,6 +444,20 @@ export class SqliteKeyStore implements KeyStore {
 
   claimBlocks(linkId: string, owner: string, keys: readonly ClaimedKey[]): Promise<ClaimResult> {
     return this.#write(() => this.#tx.claimBlocks(linkId, owner, keys));
+  }
+
+  takeOwnPad(linkId: string, owner: string, count: number): Promise<SealedBlock[] | null> {
+    return this.#write(() => this.#tx.takeOwnPad(linkId, owner, count));
+  }
+
+  relayIn(
+    linkId: string,
+    owner: string,
+    keys: readonly RelayedKey[],
+    macSeqs: readonly number[],
+    nextKme: string,
+  ): Promise<RelayInResult> {
+    return this.#write(() => this.#tx.relayIn(linkId, owner, keys, macSeqs, nextKme));
   }
 
   markDelivered(keyIds: readonly string[]): Promise<void> {

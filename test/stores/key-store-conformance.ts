@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { relayConformance } from './relay-conformance.js';
 import {
   MAX_REMEMBERED_CANCELS,
   type IncomingBlock,
@@ -325,6 +326,8 @@ export function describeKeyStoreConformance(name: string, create: () => Promise<
       const again = await store.claimBlocks(LINK, 'kme-b', [peerKey('gone', 1)]);
       assert.deepEqual(again, { ok: true }, 'an expired cancellation is forgotten');
     });
+
+    relayConformance(() => store);
 
     it('keeps preferences per SAE as JSON values', async () => {
       assert.deepEqual(await store.getPreferences('sae-a1'), {});
