@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,25 +11,22 @@ import { KeyRing } from '../../src/sae/key-ring.js';
 import { startEcho } from '../helpers/echo-server.js';
 import { assertModeOnWire, TlsCapture } from '../helpers/tls-capture.js';
 import { KmeKeys, type AgreedKey } from '../helpers/kme-keys.js';
+import { buildWolfsslPeer } from '../helpers/wolfssl-peers.js';
 
-const SOURCE = join(process.cwd(), 'test', 'peers', 'wolfssl-psk-client.c');
-
-/** A wolfSSL client (built here from test/peers/wolfssl-psk-client.c) against the Node tunnel server. */
-describe('interoperability with wolfSSL', () => {
+/**
+ * A wolfSSL client (built here from test/peers/wolfssl-psk-client.c) against the Node tunnel server.
+ * The other direction, the Node tunnel client against a wolfSSL server, is wolfssl-server.test.ts.
+ */
+describe('interoperability with a wolfSSL client', () => {
   const dir = mkdtempSync(join(tmpdir(), 'qks-wolfssl-'));
-  const binary = join(dir, 'wolfssl-psk-client');
+  let binary: string;
   let echo: Server;
   // A key that came through two KMEs: the client (wolfSSL) holds the master's copy, the server the slave's.
   let key: AgreedKey;
   let serverKey: AgreedKey;
 
   before(async () => {
-    const flags = spawnSync('pkg-config', ['--cflags', '--libs', 'wolfssl'], { encoding: 'utf8' });
-    assert.equal(flags.status, 0, 'libwolfssl-dev is installed (scripts/install-test-deps.sh)');
-    const build = spawnSync('gcc', ['-O2', '-o', binary, SOURCE, ...flags.stdout.trim().split(/\s+/)], {
-      encoding: 'utf8',
-    });
-    assert.equal(build.status, 0, build.stderr);
+    binary = buildWolfsslPeer('wolfssl-psk-client', dir);
     echo = await startEcho();
     const supply = await KmeKeys.start();
     try {

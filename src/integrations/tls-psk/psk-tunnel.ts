@@ -212,7 +212,9 @@ export class TunnelClient extends Tunnel {
       pskCallback: () => ({ psk: key.key, identity: key.keyId }),
     });
     this.track(tls);
+    let established = false;
     tls.once('secureConnect', () => {
+      established = true;
       const negotiated = negotiatedMode(tls);
       if (negotiated !== mode) {
         // psk_ke asked for means psk_ke on the wire: OpenSSL 3.0 cannot offer it alone, so a server
@@ -239,7 +241,10 @@ export class TunnelClient extends Tunnel {
       plain.resume();
     });
     tls.once('error', (err) => {
-      this.emit('refused', { reason: err.message });
+      // Which step failed, under which key (ID only): a server that does not hold the key may
+      // just close the connection, with no alert to say why (wolfSSL does).
+      const step = established ? 'connection' : 'TLS handshake';
+      this.emit('refused', { reason: `${step} under key ${key.keyId} failed: ${err.message}` });
       plain.destroy();
     });
   }
