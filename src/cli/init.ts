@@ -196,6 +196,10 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
         return { kme_id: peer, url: url(ports[kmes.indexOf(peer)]!.kme) };
       }),
       saes: saes.map((s) => ({ id: s.id, kme: s.kme })),
+      network: {
+        links: topology.links.map((l) => ({ id: l.id, a: l.a, b: l.b })),
+        untrusted: topology.sites.filter((s) => !s.trusted).map((s) => s.kme),
+      },
       links: mine.map((l) => ({
         id: l.id,
         endpoints: l.endpoints,

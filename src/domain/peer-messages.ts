@@ -17,6 +17,30 @@ export interface ReservationMessage {
   readonly master_SAE_ID: string;
   readonly slave_SAE_IDs: readonly string[];
   readonly keys: readonly ReservedKey[];
+  /**
+   * A key between sites without a common link (docs/network.md): the path of KMEs from the
+   * master's to the slaves', and, on every hop but the last, the blocks of this link that key the
+   * hop's MAC. The receiver answers with each key's mask (the key XOR this hop's blocks).
+   */
+  readonly relay?: RelayRoute;
+}
+
+export interface RelayRoute {
+  readonly path: readonly string[];
+  readonly mac_blocks?: readonly number[];
+}
+
+/** A relay hop's answer for one key: the relayed key XOR the blocks this hop's reservation named. */
+export interface KeyMask {
+  readonly key_ID: string;
+  /** base64 */
+  readonly mask: string;
+}
+
+export interface ReservationAnswer {
+  readonly masks?: readonly KeyMask[];
+  /** base64 Poly1305 tag over the masks, keyed with the hop's MAC blocks (domain/relay-mac.ts). */
+  readonly tag?: string;
 }
 
 /** Reservations travel in batches; each is taken or refused on its own, in order. */
@@ -25,7 +49,9 @@ export interface ReservationBatch {
 }
 
 export interface ReservationResults {
-  readonly results: ReadonlyArray<{ readonly ok: true } | { readonly ok: false; readonly message: string }>;
+  readonly results: ReadonlyArray<
+    ({ readonly ok: true } & ReservationAnswer) | { readonly ok: false; readonly message: string }
+  >;
 }
 
 export interface CancelMessage {
@@ -46,6 +72,7 @@ export function parseReservation(body: unknown): ReservationMessage {
   }
   if (!Array.isArray(slaves) || slaves.length === 0) throw badRequest('slave_SAE_IDs must be a non-empty array');
   return {
+    ...(body['relay'] !== undefined ? { relay: parseRelayRoute(body['relay']) } : {}),
     link_ID: requireEntityId(body['link_ID'], 'link_ID'),
     master_SAE_ID: requireEntityId(body['master_SAE_ID'], 'master_SAE_ID'),
     slave_SAE_IDs: slaves.map((s) => requireEntityId(s, 'slave_SAE_IDs entry')),
@@ -58,6 +85,36 @@ export function parseReservation(body: unknown): ReservationMessage {
       if (!Number.isSafeInteger(k['size'])) throw badRequest('size must be an integer');
       return { key_ID: requireKeyId(k['key_ID']), size: k['size'] as number, blocks: blocks as number[] };
     }),
+  };
+}
+
+const MAX_PATH = 32;
+
+function parseRelayRoute(relay: unknown): RelayRoute {
+  if (!isObject(relay) || !Array.isArray(relay['path'])) throw badRequest('relay.path must be an array');
+  const path = relay['path'].map((k) => requireEntityId(k, 'relay.path entry'));
+  if (path.length < 3 || path.length > MAX_PATH) throw badRequest(`relay.path holds 3 to ${MAX_PATH} KMEs`);
+  if (new Set(path).size !== path.length) throw badRequest('relay.path passes a KME twice');
+  const mac = relay['mac_blocks'];
+  if (mac === undefined) return { path };
+  if (!Array.isArray(mac) || mac.length === 0 || !mac.every((b) => Number.isSafeInteger(b) && b >= 0)) {
+    throw badRequest('relay.mac_blocks must be a non-empty array of block numbers');
+  }
+  return { path, mac_blocks: mac as number[] };
+}
+
+/** A relay hop's answer, as the previous hop reads it; null when it is not one. */
+export function parseReservationAnswer(result: unknown): ReservationAnswer {
+  if (!isObject(result) || result['masks'] === undefined) return {};
+  const masks = result['masks'];
+  if (!Array.isArray(masks) || typeof result['tag'] !== 'string')
+    throw badRequest('a relay answer needs masks and a tag');
+  return {
+    masks: masks.map((m): KeyMask => {
+      if (!isObject(m) || typeof m['mask'] !== 'string') throw badRequest('each mask must be an object with a mask');
+      return { key_ID: requireKeyId(m['key_ID']), mask: m['mask'] };
+    }),
+    tag: result['tag'],
   };
 }
 

@@ -47,15 +47,15 @@ export class SaeTable implements SaeDirectory {
 export interface SlavePlan {
   /** Slaves served by this KME. */
   readonly localSlaves: string[];
-  /** Slaves served by the peer KME, which must be told of the keys before the master gets them. */
+  /** Slaves served by the other KME, which must hold the keys before the master gets them. */
   readonly remoteSlaves: string[];
-  /** The peer KME of the remote slaves; null when all slaves are local. */
+  /** The KME of the remote slaves (a peer, or reached by relay); null when all slaves are local. */
   readonly peerKme: string | null;
 }
 
 /**
- * Decides which KME serves each slave of a request. Keys are shared by one link, so all remote
- * slaves must sit at the same peer KME; relaying through trusted nodes is not offered yet.
+ * Decides which KME serves each slave of a request. A key goes to one other KME (over a common link,
+ * or relayed through trusted nodes), so all remote slaves must sit at the same KME.
  */
 export function planSlaves(dir: SaeDirectory, thisKme: string, master: string, slaves: readonly string[]): SlavePlan {
   const localSlaves: string[] = [];
@@ -70,7 +70,7 @@ export function planSlaves(dir: SaeDirectory, thisKme: string, master: string, s
       continue;
     }
     if (peerKme !== null && kme !== peerKme) {
-      throw badRequest('all slave SAEs must be served by this KME or by one peer KME');
+      throw badRequest('all slave SAEs must be served by this KME or by one other KME');
     }
     peerKme = kme;
     remoteSlaves.push(slave);

@@ -58,6 +58,11 @@ export interface KmeConfig {
     rules: Array<{ sae: string; slaves: string[] | '*'; max_keys_per_request?: number; requests_per_minute?: number }>;
   };
   peers: Array<{ kme_id: string; url: string }>;
+  /**
+   * The whole QKD network, for keys between sites that share no link (relayed through trusted
+   * nodes, docs/network.md): every link by its two KMEs, and the sites keys must not pass through.
+   */
+  network?: { links: Array<{ id: string; a: string; b: string }>; untrusted?: string[] };
   saes: Array<{ id: string; kme: string }>;
   links: Array<{
     id: string;
@@ -197,6 +202,13 @@ const SCHEMA = strict(
     ),
     peers: { type: 'array', items: strict({ kme_id: id, url: { type: 'string', pattern: '^https://' } }) },
     saes: { type: 'array', items: strict({ id, kme: id }) },
+    network: strict(
+      {
+        links: { type: 'array', items: strict({ id, a: id, b: id }) },
+        untrusted: { type: 'array', items: id },
+      },
+      ['links'],
+    ),
     links: {
       type: 'array',
       items: strict({

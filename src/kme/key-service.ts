@@ -4,7 +4,10 @@ import { requireEntityId } from '../domain/ids.js';
 import type { KeyRequest } from '../domain/key-request.js';
 import type { KeyLimits } from '../domain/limits.js';
 import { blocksPerKey, keysFromBlocks, ownerOfBlock } from '../domain/material.js';
-import type { ReservationMessage } from '../domain/peer-messages.js';
+import type { ReservationAnswer, ReservationMessage } from '../domain/peer-messages.js';
+import type { NetworkGraph } from '../domain/routes.js';
+import { xor } from '../domain/relay-mac.js';
+import { checkAnswer, macBlockCount, relayPath, relayThrough } from './relay.js';
 import { planSlaves, requireLocalSae, type SaeDirectory } from '../domain/sae-directory.js';
 import type { Barrier } from '../stores/barrier.js';
 import type { ClaimedKey, KeyRecord, KeyStore, NewKey } from '../stores/key-store.js';
@@ -20,7 +23,8 @@ export type { KeyContainer, KeyStatus };
  * peer certainly never got the reservation.
  */
 export interface PeerChannel {
-  reserve(peerKme: string, message: ReservationMessage): Promise<void>;
+  /** Resolves with the peer's answer: empty for a direct link, the masks of a relay hop. */
+  reserve(peerKme: string, message: ReservationMessage): Promise<ReservationAnswer>;
   /** Fails at once while the peer is known to be down (until a probe finds it back). */
   ensureReachable(peerKme: string): Promise<void>;
 }
@@ -36,6 +40,8 @@ export interface KeyServiceDeps {
   readonly newKeyId: () => string;
   /** How long a peer's reservation may wait for blocks this KME has not received yet. */
   readonly blockWaitMs: number;
+  /** The whole network, for keys relayed to sites without a common link. */
+  readonly network?: NetworkGraph;
 }
 
 /**
@@ -64,12 +70,24 @@ export class KeyService {
     return pool;
   }
 
+  /**
+   * The first hop of keys for `peerKme`: its own link, or the link to the next KME of a relay
+   * path when there is no common link (then with the whole path).
+   */
+  #route(peerKme: string | null): { pool: LinkPool; next: string | null; path: string[] | null } {
+    if (peerKme === null || this.#d.pools.some((p) => p.peerKme === peerKme)) {
+      return { pool: this.#poolFor(peerKme), next: peerKme, path: null };
+    }
+    const path = relayPath(this.#d, peerKme);
+    return { pool: this.#poolFor(path[1]!), next: path[1]!, path };
+  }
+
   async status(master: string, slaveParam: string): Promise<KeyStatus> {
     const { kmeId, directory, limits } = this.#d;
     requireLocalSae(directory, kmeId, master);
     const slave = requireEntityId(slaveParam, 'slave_SAE_ID');
     const plan = planSlaves(directory, kmeId, master, [slave]);
-    const pool = this.#poolFor(plan.peerKme);
+    const { pool, path } = this.#route(plan.peerKme);
     const blockBits = pool.ends.blockBits;
     return {
       source_KME_ID: kmeId,
@@ -83,7 +101,11 @@ export class KeyService {
       max_key_size: limits.maxKeySize,
       min_key_size: limits.minKeySize,
       max_SAE_ID_count: limits.maxSaeIdCount,
-      status_extension: { qks_link_ID: pool.linkId, qks_key_source: pool.source.info().kind },
+      status_extension: {
+        qks_link_ID: pool.linkId,
+        qks_key_source: pool.source.info().kind,
+        ...(path ? { qks_relay_path: path } : {}),
+      },
     };
   }
 
@@ -92,10 +114,13 @@ export class KeyService {
     requireLocalSae(directory, kmeId, master);
     const slave = requireEntityId(slaveParam, 'slave_SAE_ID');
     const plan = planSlaves(directory, kmeId, master, [slave, ...request.additionalSlaveSaeIds]);
-    const pool = this.#poolFor(plan.peerKme);
+    const { pool, next, path } = this.#route(plan.peerKme);
+    if (path && plan.localSlaves.length > 0) {
+      throw badRequest('slaves at this KME and at a KME reached by relay cannot share a key (not supported yet)');
+    }
     checkMandatoryExtensions(request.extensionMandatory, { sourceKind: pool.source.info().kind });
     // No material is cut for a peer known to be down: SAE retries must not drain the pool.
-    if (plan.peerKme !== null) await this.#d.peers.ensureReachable(plan.peerKme);
+    if (next !== null) await this.#d.peers.ensureReachable(next);
 
     const blockCount = blocksPerKey(pool.ends.blockBits, request.size);
     const wanted: NewKey[] = Array.from({ length: request.number }, () => ({
@@ -104,8 +129,8 @@ export class KeyService {
       blockCount,
       masterSae: master,
       pendingSlaves: plan.localSlaves,
-      peerKme: plan.peerKme,
-      state: plan.peerKme === null ? 'ready' : 'reserved',
+      peerKme: next,
+      state: next === null ? 'ready' : 'reserved',
     }));
     const records = await store.takeOwnBlocks(pool.linkId, kmeId, wanted);
     if (!records) {
@@ -121,14 +146,20 @@ export class KeyService {
       await store.cancelKeys(ids, kmeId);
       throw new QksError('KEY_DATA_ACCESS_ERROR', 'the key store holds a block of the peer among this KME’s own');
     }
-    if (plan.peerKme !== null) {
+    let masks: Buffer[] | null = null;
+    if (next !== null) {
+      // A relay's first hop also keys the MAC of its answer, with blocks of its own.
+      const mac = path ? await store.takeOwnPad(pool.linkId, kmeId, macBlockCount(pool.ends.blockBits)) : [];
       try {
-        await this.#d.peers.reserve(plan.peerKme, {
+        if (!mac) throw new QksError('NOT_ENOUGH_KEY_MATERIAL', 'not enough key material for the relay’s MAC key');
+        const answer = await this.#d.peers.reserve(next, {
           link_ID: pool.linkId,
           master_SAE_ID: master,
           slave_SAE_IDs: plan.remoteSlaves,
           keys: records.map((r) => ({ key_ID: r.keyId, size: r.sizeBits, blocks: r.blocks.map((b) => b.seq) })),
+          ...(path ? { relay: { path, mac_blocks: mac.map((b) => b.seq) } } : {}),
         });
+        if (path) masks = checkAnswer(this.#d, next, pool.linkId, mac, ids, answer);
       } catch (err) {
         // Never sent: the peer cannot hold these keys, so their blocks go back to the pool. Otherwise
         // the peer may have recorded them: they are burned (and cancelled there), never reused.
@@ -148,7 +179,7 @@ export class KeyService {
       sizeBits: request.size,
       keyIds: ids,
     });
-    return this.#container(records);
+    return this.#container(records, masks);
   }
 
   async getKeysWithIds(slave: string, masterParam: string, keyIds: readonly string[]): Promise<KeyContainer> {
@@ -176,20 +207,35 @@ export class KeyService {
     return this.#container(result.keys);
   }
 
-  /** The peer cut keys from its share of our common link: take the same blocks here. */
-  async acceptReservation(fromKme: string, msg: ReservationMessage): Promise<void> {
+  /**
+   * The peer cut keys from its share of our common link: take the same blocks here. In a relay
+   * (docs/network.md) the master is served at the path's first KME and the slaves at its last; a
+   * KME in between passes the keys on and answers with their masks.
+   */
+  async acceptReservation(fromKme: string, msg: ReservationMessage): Promise<ReservationAnswer> {
     const { directory, limits, store, kmeId } = this.#d;
-    const pool = this.#d.pools.find((p) => p.linkId === msg.link_ID && p.peerKme === fromKme);
-    if (!pool) throw badRequest(`no link ${msg.link_ID} with KME ${fromKme}`);
-    if (directory.kmeOf.get(msg.master_SAE_ID) !== fromKme) {
-      throw badRequest(`master SAE ${msg.master_SAE_ID} is not served by KME ${fromKme}`);
+    const path = msg.relay?.path;
+    const at = path ? path.indexOf(kmeId) : 1;
+    if (path && (at < 1 || path[at - 1] !== fromKme)) {
+      throw badRequest(`the relay path ${path.join(' > ')} does not lead from KME ${fromKme} to this KME`);
     }
-    if (msg.slave_SAE_IDs.some((s) => directory.kmeOf.get(s) !== kmeId)) {
-      throw badRequest('every slave SAE must be served by this KME');
+    const source = path ? path[0]! : fromKme;
+    const target = path ? path.at(-1)! : kmeId;
+    if (directory.kmeOf.get(msg.master_SAE_ID) !== source) {
+      throw badRequest(`master SAE ${msg.master_SAE_ID} is not served by KME ${source}`);
     }
-    const claimed: ClaimedKey[] = msg.keys.map((k) => {
+    if (msg.slave_SAE_IDs.some((s) => directory.kmeOf.get(s) !== target)) {
+      throw badRequest(`every slave SAE must be served by KME ${target}`);
+    }
+    for (const k of msg.keys) {
       const sizeOk = k.size % 8 === 0 && k.size >= limits.minKeySize && k.size <= limits.maxKeySize;
       if (!sizeOk) throw badRequest(`key ${k.key_ID}: size ${k.size} is outside this KME's limits`);
+    }
+    if (target !== kmeId) return relayThrough(this.#d, fromKme, msg);
+    if (msg.relay?.mac_blocks) throw badRequest('the last hop of a relay takes no mac_blocks');
+    const pool = this.#d.pools.find((p) => p.linkId === msg.link_ID && p.peerKme === fromKme);
+    if (!pool) throw badRequest(`no link ${msg.link_ID} with KME ${fromKme}`);
+    const claimed: ClaimedKey[] = msg.keys.map((k) => {
       if (k.blocks.length !== blocksPerKey(pool.ends.blockBits, k.size)) {
         throw badRequest(`key ${k.key_ID}: wrong number of blocks for its size`);
       }
@@ -221,6 +267,7 @@ export class KeyService {
           : `blocks not available here: ${result.missingSeqs.slice(0, 8).join(', ')}`,
       );
     }
+    return {};
   }
 
   /** A peer cancels keys it cut and burned; it may not touch keys another KME cut. */
@@ -234,11 +281,14 @@ export class KeyService {
     return result.removed;
   }
 
-  #container(records: readonly KeyRecord[]): KeyContainer {
+  /** Keys as the SAE gets them; a relayed key is its first hop's blocks XOR the mask that came back. */
+  #container(records: readonly KeyRecord[], masks: readonly Buffer[] | null = null): KeyContainer {
     const { barrier } = this.#d;
     return {
-      keys: records.map((r) => {
-        const key = barrier.openKey(r.linkId, r.blocks, r.sizeBits);
+      keys: records.map((r, i) => {
+        const blocks = barrier.openKey(r.linkId, r.blocks, r.sizeBits);
+        const key = masks ? xor(blocks, masks[i]!) : blocks;
+        if (masks) blocks.fill(0);
         const encoded = key.toString('base64');
         key.fill(0);
         return { key_ID: r.keyId, key: encoded };

@@ -63,6 +63,8 @@ export interface RunningKme {
 export interface KmeRunOptions {
   /** How often links are sampled for the dashboard's time series and measured rate. */
   readonly sampleIntervalMs?: number;
+  /** Wraps the key store, e.g. to watch which blocks are consumed. */
+  readonly wrapStore?: (store: KeyStore) => KeyStore;
 }
 
 export { MASTER_KEY_FILE } from '../stores/master-key.js';
@@ -105,14 +107,15 @@ export async function startKme(
 async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, teardown: Teardown): Promise<RunningKme> {
   const barrier = openBarrier(cfg.data_dir);
   teardown.add(() => barrier.destroy());
-  const store: KeyStore =
+  const opened: KeyStore =
     cfg.store === 'memory'
       ? new MemoryKeyStore()
       : new SqliteKeyStore(join(cfg.data_dir, 'keys.db'), barrier, { synchronous: cfg.store_synchronous });
+  const store = run.wrapStore?.(opened) ?? opened;
   teardown.add(() => store.close());
   if (cfg.store === 'memory') log.warn('memory store: keys do not survive a restart; for tests only');
-  if (store instanceof SqliteKeyStore && store.upgrade) {
-    log.warn(store.upgrade, 'keys.db of an earlier format upgraded: its blocks and keys were dropped, never reused');
+  if (opened instanceof SqliteKeyStore && opened.upgrade) {
+    log.warn(opened.upgrade, 'keys.db of an earlier format upgraded: its blocks and keys were dropped, never reused');
   }
   if (cfg.store === 'sqlite' && cfg.store_synchronous === 'NORMAL') {
     log.warn('store_synchronous NORMAL: a power loss can undo answered commits and hand out key material again');
@@ -183,6 +186,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     peers,
     newKeyId: randomUUID,
     blockWaitMs: 2000,
+    ...(cfg.network ? { network: { links: cfg.network.links, untrusted: new Set(cfg.network.untrusted ?? []) } } : {}),
   });
   const info = async () => ({
     KME_ID: cfg.kme_id,

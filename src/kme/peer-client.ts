@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { QksError } from '../domain/errors.js';
 import type {
   CancelMessage,
+  ReservationAnswer,
   ReservationBatch,
   ReservationMessage,
   ReservationResults,
@@ -9,6 +10,7 @@ import type {
 import type { KeyStore } from '../stores/key-store.js';
 import type { PeerChannel } from './key-service.js';
 import type { PeerSyncObserver } from './observability/peer-sync.js';
+import { parseReservationAnswer } from '../domain/peer-messages.js';
 import { PeerBreaker } from './peer-breaker.js';
 import { CANCELLATIONS_CHANNEL, PING_CHANNEL, RESERVATIONS_CHANNEL } from './peer-messages-service.js';
 import type { PeerStreams } from './peer-stream/client.js';
@@ -18,7 +20,7 @@ const MAX_BATCH = 64;
 
 interface PendingReservation {
   readonly message: ReservationMessage;
-  resolve(): void;
+  resolve(answer: ReservationAnswer): void;
   reject(err: unknown): void;
 }
 
@@ -102,7 +104,7 @@ export class PeerClient implements PeerChannel {
    * Reservations made in the same turn of the event loop travel together in one request: under
    * load that saves most of the KME-to-KME round trips. Each still succeeds or fails on its own.
    */
-  reserve(peerKme: string, message: ReservationMessage): Promise<void> {
+  reserve(peerKme: string, message: ReservationMessage): Promise<ReservationAnswer> {
     // Known down since the caller looked: refused here, so certainly not sent.
     if (this.#breaker.isDown(peerKme)) return Promise.reject(this.#breaker.refusal(peerKme));
     return new Promise((resolve, reject) => {
@@ -127,7 +129,15 @@ export class PeerClient implements PeerChannel {
       observer?.synced(peerKme, (performance.now() - started) / 1000);
       batch.forEach((b, i) => {
         const result = results?.[i];
-        if (result?.ok) return b.resolve();
+        if (result?.ok) {
+          // A relay hop's masks are checked by the caller, who holds the MAC key.
+          try {
+            return b.resolve(parseReservationAnswer(result));
+          } catch (err) {
+            const why = (err as Error).message;
+            return b.reject(new QksError('PEER_KME_UNAVAILABLE', `peer KME ${peerKme} answered a relay badly: ${why}`));
+          }
+        }
         observer?.failed(peerKme, 'refused');
         const reason = result?.message ?? 'no answer';
         this.#opts.log.warn({ peer: peerKme, reason }, 'peer KME refused a reservation');

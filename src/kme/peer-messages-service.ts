@@ -26,8 +26,8 @@ export async function acceptReservations(
   const results = await Promise.all(
     parseReservationBatch(body).reservations.map(async (reservation) => {
       try {
-        await keys.acceptReservation(peerKme, reservation);
-        return { ok: true as const };
+        const answer = await keys.acceptReservation(peerKme, reservation);
+        return { ok: true as const, ...answer };
       } catch (err) {
         if (!(err instanceof QksError)) throw err;
         log.warn({ peer: peerKme, message: err.message }, 'reservation refused');

@@ -208,9 +208,7 @@ export class SqliteKeyStore implements KeyStore {
             if (b) found.set(seq, b);
           }
           const missingSeqs = allSeqs.filter((s) => !found.has(s));
-          const existingKeyIds = keys
-            .map((k) => k.keyId)
-            .filter((id) => this.#stmt.knownHere.get({ id, kme: owner }));
+          const existingKeyIds = keys.map((k) => k.keyId).filter((id) => this.#stmt.knownHere.get({ id, kme: owner }));
           if (missingSeqs.length > 0 || existingKeyIds.length > 0 || found.size !== allSeqs.length) {
             return { ok: false, missingSeqs, existingKeyIds };
           }
@@ -267,8 +265,7 @@ export class SqliteKeyStore implements KeyStore {
         const relays = keyIds.map((id) => this.#stmt.getRelay.get(id));
         const notTheirs = keyIds.filter(
           (_, i) =>
-            (rows[i] && rows[i].cut_by !== null && rows[i].cut_by !== byKme) ||
-            (relays[i] && relays[i].prev !== byKme),
+            (rows[i] && rows[i].cut_by !== null && rows[i].cut_by !== byKme) || (relays[i] && relays[i].prev !== byKme),
         );
         if (notTheirs.length > 0) return { ok: false, notTheirs };
         let removed = 0;

@@ -204,8 +204,8 @@ describe('qks kme refuses what it cannot do, in one line', () => {
     assert.equal(run.status, 2);
     assert.equal(
       run.stderr,
-      `qks kme: invalid configuration ${colour}: unknown key "colour" at the top level; allowed: kme_id, data_dir, store, ` +
-        'store_synchronous, sae_api, kme_api, access, peers, saes, links, limits, key_ttl_seconds, crl, log_level\n',
+      `qks kme: invalid configuration ${colour}: unknown key "colour" at the top level; allowed: kme_id, node_address, data_dir, store, ` +
+        'store_synchronous, sae_api, kme_api, access, peers, saes, network, links, limits, key_ttl_seconds, crl, log_level\n',
     );
   });
 

@@ -6,6 +6,7 @@ import { initDeployment, type Deployment, type InitOptions } from '../../src/cli
 import { freePorts } from '../../src/cli/ports.js';
 import { loadConfig, type KmeConfig } from '../../src/kme/config.js';
 import { startKme, type RunningKme } from '../../src/kme/kme.js';
+import type { KeyStore } from '../../src/stores/key-store.js';
 import { TestClient } from './sae-client.js';
 import { archiveAndCheckLogs } from './log-leaks.js';
 
@@ -14,6 +15,8 @@ export type SiteOptions = Omit<InitOptions, 'dir' | 'ports'> & {
   readonly linkLagMs?: Readonly<Record<string, number>>;
   /** Changes each KME's loaded configuration before it starts (settings `qks init` does not write). */
   readonly configure?: (config: KmeConfig) => void;
+  /** Wraps each KME's key store (e.g. to watch which blocks are consumed). */
+  readonly wrapStore?: (kme: string, store: KeyStore) => KeyStore;
 };
 
 /**
@@ -23,13 +26,13 @@ export type SiteOptions = Omit<InitOptions, 'dir' | 'ports'> & {
  */
 export async function createDeployment(opts: SiteOptions = {}): Promise<Deployment> {
   const dir = mkdtempSync(join(tmpdir(), 'qks-test-'));
-  const kmes = opts.kmes ?? ['kme-a', 'kme-b'];
+  const kmes = opts.topology?.sites.map((s) => s.kme) ?? opts.kmes ?? ['kme-a', 'kme-b'];
   const ports = await freePorts(kmes.length * 2);
   return initDeployment({
     source: 'simulated',
     ...opts,
     dir,
-    kmes,
+    ...(opts.topology ? {} : { kmes }),
     ports: kmes.map((_, i) => ({ sae: ports[2 * i]!, kme: ports[2 * i + 1]! })),
   });
 }
@@ -52,6 +55,7 @@ export async function startSites(opts: SiteOptions = {}): Promise<TwoSites> {
   const initOpts: SiteOptions = { ...opts };
   delete (initOpts as { linkLagMs?: unknown }).linkLagMs;
   delete (initOpts as { configure?: unknown }).configure;
+  delete (initOpts as { wrapStore?: unknown }).wrapStore;
   const deployment = await createDeployment(initOpts);
   const kmes = new Map<string, RunningKme>();
   const clients: TestClient[] = [];
@@ -67,7 +71,8 @@ export async function startSites(opts: SiteOptions = {}): Promise<TwoSites> {
       if (lag && link.source.type === 'simulated')
         link.source = { ...link.source, epoch_ms: link.source.epoch_ms + lag };
     }
-    const kme = await startKme(config, log);
+    const wrap = opts.wrapStore;
+    const kme = await startKme(config, log, wrap ? { wrapStore: (s) => wrap(id, s) } : {});
     kmes.set(id, kme);
     return kme;
   };

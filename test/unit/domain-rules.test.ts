@@ -47,7 +47,7 @@ describe('which KME serves which slave', () => {
   it('refuses unknown SAEs, the master itself, and slaves at two peers', () => {
     assert.throws(() => planSlaves(dir, 'A', 'm', ['zz']), /unknown SAE ID: zz/);
     assert.throws(() => planSlaves(dir, 'A', 'm', ['m']), /differ/);
-    assert.throws(() => planSlaves(dir, 'A', 'm', ['s2', 's4']), /one peer KME/);
+    assert.throws(() => planSlaves(dir, 'A', 'm', ['s2', 's4']), /one other KME/);
   });
 });
 
