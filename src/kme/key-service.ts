@@ -5,7 +5,7 @@ import type { KeyRequest } from '../domain/key-request.js';
 import type { KeyLimits } from '../domain/limits.js';
 import { blocksPerKey, keysFromBlocks, ownerOfBlock } from '../domain/material.js';
 import type { ReservationAnswer, ReservationMessage } from '../domain/peer-messages.js';
-import type { NetworkGraph } from '../domain/routes.js';
+import type { LinkCost, NetworkGraph } from '../domain/routes.js';
 import { xor } from '../domain/relay-mac.js';
 import { checkAnswer, macBlockCount, relayPath, relayThrough } from './relay.js';
 import { planSlaves, requireLocalSae, type SaeDirectory } from '../domain/sae-directory.js';
@@ -42,6 +42,10 @@ export interface KeyServiceDeps {
   readonly blockWaitMs: number;
   /** The whole network, for keys relayed to sites without a common link. */
   readonly network?: NetworkGraph;
+  /** What sending so many bits over a link costs now (link state); hop count without it. */
+  readonly linkCost?: (neededBits: number) => LinkCost;
+  /** What a KME last advertised it holds of its link to another (link state), bits. */
+  readonly advertisedBits?: (from: string, peer: string) => number | undefined;
 }
 
 /**
@@ -74,12 +78,26 @@ export class KeyService {
    * The first hop of keys for `peerKme`: its own link, or the link to the next KME of a relay
    * path when there is no common link (then with the whole path).
    */
-  #route(peerKme: string | null): { pool: LinkPool; next: string | null; path: string[] | null } {
+  #route(peerKme: string | null, neededBits: number): { pool: LinkPool; next: string | null; path: string[] | null } {
     if (peerKme === null || this.#d.pools.some((p) => p.peerKme === peerKme)) {
       return { pool: this.#poolFor(peerKme), next: peerKme, path: null };
     }
-    const path = relayPath(this.#d, peerKme);
+    const path = relayPath(this.#d, peerKme, neededBits);
     return { pool: this.#poolFor(path[1]!), next: path[1]!, path };
+  }
+
+  /**
+   * Keys of key_size a request could get now: this KME's share of the first link, and on a relay
+   * path no more than each later hop's KME last advertised of its share of the next link.
+   */
+  async #obtainable(pool: LinkPool, path: string[] | null): Promise<number> {
+    const { limits } = this.#d;
+    let keys = keysFromBlocks(pool.ends.blockBits, limits.keySize, await pool.ownBlocks());
+    for (let i = 1; path && i < path.length - 1; i++) {
+      const bits = this.#d.advertisedBits?.(path[i]!, path[i + 1]!);
+      if (bits !== undefined) keys = Math.min(keys, Math.floor(bits / limits.keySize));
+    }
+    return keys;
   }
 
   async status(master: string, slaveParam: string): Promise<KeyStatus> {
@@ -87,7 +105,7 @@ export class KeyService {
     requireLocalSae(directory, kmeId, master);
     const slave = requireEntityId(slaveParam, 'slave_SAE_ID');
     const plan = planSlaves(directory, kmeId, master, [slave]);
-    const { pool, path } = this.#route(plan.peerKme);
+    const { pool, path } = this.#route(plan.peerKme, limits.keySize);
     const blockBits = pool.ends.blockBits;
     return {
       source_KME_ID: kmeId,
@@ -95,7 +113,7 @@ export class KeyService {
       master_SAE_ID: master,
       slave_SAE_ID: slave,
       key_size: limits.keySize,
-      stored_key_count: keysFromBlocks(blockBits, limits.keySize, await pool.ownBlocks()),
+      stored_key_count: await this.#obtainable(pool, path),
       max_key_count: keysFromBlocks(blockBits, limits.keySize, pool.capacityBlocks),
       max_key_per_request: limits.maxKeyPerRequest,
       max_key_size: limits.maxKeySize,
@@ -114,7 +132,7 @@ export class KeyService {
     requireLocalSae(directory, kmeId, master);
     const slave = requireEntityId(slaveParam, 'slave_SAE_ID');
     const plan = planSlaves(directory, kmeId, master, [slave, ...request.additionalSlaveSaeIds]);
-    const { pool, next, path } = this.#route(plan.peerKme);
+    const { pool, next, path } = this.#route(plan.peerKme, request.number * request.size);
     if (path && plan.localSlaves.length > 0) {
       throw badRequest('slaves at this KME and at a KME reached by relay cannot share a key (not supported yet)');
     }

@@ -18,6 +18,7 @@ import { KeyService } from './key-service.js';
 import { LinkPool } from './link-pool.js';
 import { PeerClient } from './peer-client.js';
 import { keySyncHandlers } from './peer-messages-service.js';
+import { LINK_STATE_CHANNEL, LinkStateService } from './link-state-service.js';
 import { PeerStreams } from './peer-stream/client.js';
 import { attachPeerStream } from './peer-stream/server.js';
 import { qkdLinkHandlers } from './qkd-link-channel.js';
@@ -173,6 +174,9 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     if (source instanceof QkdLink) qkdEnds.set(link.id, source);
     pools.push(new LinkPool({ kmeId: cfg.kme_id, ends, capacityBlocks: link.capacity_blocks }, store, barrier, source));
   }
+  // What this KME knows of the network's links, for relay paths by key availability.
+  const linkState = new LinkStateService({ kmeId: cfg.kme_id, pools, streams, log });
+  teardown.add(() => linkState.stop());
   const limits = limitsOf(cfg);
   // Where each SAE is served; follows the configuration file's `saes` while the KME runs.
   const saes = new SaeTable(cfg.saes);
@@ -187,6 +191,8 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     newKeyId: randomUUID,
     blockWaitMs: 2000,
     ...(cfg.network ? { network: { links: cfg.network.links, untrusted: new Set(cfg.network.untrusted ?? []) } } : {}),
+    linkCost: (bits) => linkState.db.cost(bits),
+    advertisedBits: (from, peer) => linkState.db.availableBits(from, peer),
   });
   const info = async () => ({
     KME_ID: cfg.kme_id,
@@ -286,6 +292,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     peers: new Set(cfg.peers.map((p) => p.kme_id)),
     handlers: new Map([
       ...keySyncHandlers(keys, log),
+      [LINK_STATE_CHANNEL, linkState.handler],
       ...qkdLinkHandlers({ ends: qkdEnds, leaderOf: (id) => cfg.links.find((l) => l.id === id)?.endpoints[0] }),
     ]),
     log,
@@ -299,6 +306,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
   }
   history.start();
   teardown.add(() => history.stop());
+  linkState.start();
   peers.start();
   // Closed before the pools stop: a request in flight finishes with its link still running.
   teardown.add(() => peerApi.close());

@@ -2,7 +2,7 @@ import { badRequest, QksError } from '../domain/errors.js';
 import { blocksPerKey, ownerOfBlock } from '../domain/material.js';
 import type { ReservationAnswer, ReservationMessage } from '../domain/peer-messages.js';
 import { RELAY_MAC_KEY_BYTES, relayTag, relayTagValid, xor } from '../domain/relay-mac.js';
-import { shortestPath, type NetworkGraph } from '../domain/routes.js';
+import { shortestPath, type LinkCost, type NetworkGraph } from '../domain/routes.js';
 import type { SaeDirectory } from '../domain/sae-directory.js';
 import type { Barrier } from '../stores/barrier.js';
 import type { KeyStore, SealedBlock } from '../stores/key-store.js';
@@ -26,21 +26,30 @@ export interface RelayDeps {
   readonly pools: readonly LinkPool[];
   readonly peers: PeerChannel;
   readonly network?: NetworkGraph;
+  readonly linkCost?: (neededBits: number) => LinkCost;
   readonly blockWaitMs: number;
 }
 
 /** Blocks of a link that key one hop's MAC. */
 export const macBlockCount = (blockBits: number) => blocksPerKey(blockBits, RELAY_MAC_KEY_BYTES * 8);
 
-/** The path from this KME to `target` through trusted sites; a clear error when there is none. */
-export function relayPath(d: RelayDeps, target: string): string[] {
+/**
+ * The path from this KME to `target` through trusted sites, cheapest for `neededBits` by the link
+ * state; a clear error when there is none.
+ */
+export function relayPath(d: RelayDeps, target: string, neededBits: number): string[] {
   if (!d.network) {
     throw badRequest(
       `the slave SAE is served by KME ${target}, which has no link to this KME (no network is configured for relay)`,
     );
   }
-  const path = shortestPath(d.network, d.kmeId, target);
-  if (!path) throw new QksError('PEER_KME_UNAVAILABLE', `no path of trusted KMEs from ${d.kmeId} to ${target}`);
+  const path = shortestPath(d.network, d.kmeId, target, d.linkCost?.(neededBits));
+  if (!path) {
+    throw new QksError(
+      'PEER_KME_UNAVAILABLE',
+      `no path of trusted KMEs from ${d.kmeId} to ${target} with links up and key material for the request`,
+    );
+  }
   return path;
 }
 

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { poly1305 } from '@noble/ciphers/_poly1305.js';
 import { parseReservation, parseReservationAnswer } from '../../src/domain/peer-messages.js';
 import { relayTag, relayTagValid, xor } from '../../src/domain/relay-mac.js';
+import { LinkStateDb, parseAdvert } from '../../src/domain/link-state.js';
 import { shortestPath, type NetworkGraph } from '../../src/domain/routes.js';
 import { builtInTopology } from '../../src/domain/topology.js';
 
@@ -100,5 +101,51 @@ describe('relay messages between KMEs', () => {
     });
     assert.throws(() => parseReservationAnswer({ ok: true, masks: [] }), /needs masks and a tag/);
     assert.throws(() => parseReservationAnswer({ ok: true, masks: [{ key_ID: 'no', mask: '' }], tag: '' }));
+  });
+});
+
+describe('the link-state database', () => {
+  const link = { id: 'link-a-b', a: 'kme-a', b: 'kme-b' };
+  const advert = (origin: string, seq: number, up: boolean, bits: number) => ({
+    origin,
+    seq,
+    links: [{ id: 'link-a-b', peer: origin === 'kme-a' ? 'kme-b' : 'kme-a', up, available_bits: bits }],
+  });
+
+  it('keeps the newest advert of each origin, and says whether to flood it on', () => {
+    const db = new LinkStateDb(1000);
+    assert.equal(db.accept(advert('kme-a', 5, true, 100), 0), true);
+    assert.equal(db.accept(advert('kme-a', 5, true, 999), 0), false, 'the same number again: old news');
+    assert.equal(db.accept(advert('kme-a', 4, true, 999), 0), false);
+    assert.equal(db.availableBits('kme-a', 'kme-b'), 100);
+    assert.equal(db.accept(advert('kme-a', 6, true, 50), 10), true);
+    assert.equal(db.availableBits('kme-a', 'kme-b'), 50);
+  });
+
+  it('costs a hop plus the share of the material a request uses; down, short or silent links cost Infinity', () => {
+    const db = new LinkStateDb(1000);
+    assert.equal(db.cost(256)(link, 'kme-a'), 1, 'nothing heard yet: one hop');
+    db.accept(advert('kme-a', 1, true, 1024), 0);
+    db.accept(advert('kme-b', 1, true, 4096), 0);
+    assert.equal(db.cost(256)(link, 'kme-a'), 1.25);
+    assert.equal(db.cost(256)(link, 'kme-b'), 1.0625);
+    assert.equal(db.cost(2048)(link, 'kme-a'), Infinity, 'kme-a holds too little for this request');
+    db.accept(advert('kme-b', 2, false, 4096), 0);
+    assert.equal(db.cost(256)(link, 'kme-a'), Infinity, 'kme-b does not hear kme-a');
+    db.accept(advert('kme-b', 3, true, 4096), 500);
+    assert.deepEqual(db.expire(1200), ['kme-a'], 'kme-a fell silent');
+    assert.equal(db.cost(256)(link, 'kme-b'), Infinity);
+    assert.equal(db.heardFrom('kme-a', 1200), false);
+    assert.equal(db.heardFrom('kme-b', 1200), true);
+    db.accept(advert('kme-a', 9, true, 1024), 1300);
+    assert.equal(db.cost(256)(link, 'kme-b'), 1.0625, 'back once it advertises again');
+  });
+
+  it('refuses adverts that are not well formed', () => {
+    assert.throws(() => parseAdvert({ origin: 'kme-a', seq: -1, links: [] }), /seq/);
+    assert.throws(() => parseAdvert({ origin: 'kme-a', seq: 1 }), /needs origin, seq and links/);
+    const bad = { origin: 'kme-a', seq: 1, links: [{ id: 'l', peer: 'kme-b', up: 'yes', available_bits: 1 }] };
+    assert.throws(() => parseAdvert(bad), /each link needs up/);
+    assert.deepEqual(parseAdvert(advert('kme-a', 1, true, 8)), advert('kme-a', 1, true, 8));
   });
 });

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { topologyFromObject } from '../../src/config/topology-file.js';
+import { builtInTopology } from '../../src/domain/topology.js';
+import { assertSameKeys } from '../helpers/redact.js';
+import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+
+type Keys = Array<{ key_ID: string; key: string }>;
+
+const pathOf = async (sites: TwoSites, master: string, slave: string) => {
+  const res = await sites.sae(master).get(`/api/v1/keys/${slave}/status`);
+  return (res.body as { status_extension?: { qks_relay_path?: string[] } }).status_extension?.qks_relay_path;
+};
+
+async function agree(sites: TwoSites, master: string, slave: string): Promise<Keys> {
+  const got = await sites.sae(master).get(`/api/v1/keys/${slave}/enc_keys?number=2`);
+  assert.equal(got.status, 200, JSON.stringify(got.body));
+  const keys = (got.body as { keys: Keys }).keys;
+  const fetched = await sites.sae(slave).post(`/api/v1/keys/${master}/dec_keys`, {
+    key_IDs: keys.map((k) => ({ key_ID: k.key_ID })),
+  });
+  assertSameKeys((fetched.body as { keys: Keys }).keys, keys, `${master} → ${slave}`);
+  return keys;
+}
+
+/**
+ * ring:4 with a rich side (a-d-c, 1 Mbit/s) and a poor one (a-b-c, 40 kbit/s): keys from a to c
+ * take the rich side while it is there, the poor one while kme-d is down, and the rich one again.
+ * (By hop count alone the tie would go to kme-b, the lower ID.)
+ */
+describe('routing by key availability', () => {
+  let sites: TwoSites;
+  before(async () => {
+    const rich = { type: 'simulated', rate_bps: 1_000_000 };
+    const poor = { type: 'simulated', rate_bps: 40_000 };
+    const topology = topologyFromObject({
+      sites: ['kme-a', 'kme-b', 'kme-c', 'kme-d'].map((kme) => ({ kme })),
+      links: [
+        { a: 'kme-a', b: 'kme-b', source: poor },
+        { a: 'kme-b', b: 'kme-c', source: poor },
+        { a: 'kme-c', b: 'kme-d', source: rich },
+        { a: 'kme-a', b: 'kme-d', source: rich },
+      ],
+    });
+    sites = await startSites({ topology });
+  });
+  after(() => sites.stop());
+
+  it('takes the path whose links hold more key material, though both are two hops', async () => {
+    await eventually(async () => (await pathOf(sites, 'sae-a1', 'sae-c1'))?.[1] === 'kme-d', 15_000, 'a to c via d');
+    await eventually(async () => (await pathOf(sites, 'sae-c1', 'sae-a1'))?.[1] === 'kme-d', 15_000, 'c to a via d');
+    await agree(sites, 'sae-a1', 'sae-c1');
+  });
+
+  it('goes round a KME that is down once its adverts stop, and back when it returns', async () => {
+    await sites.stopKme('kme-d');
+    await eventually(
+      async () => (await pathOf(sites, 'sae-a1', 'sae-c1'))?.join() === 'kme-a,kme-b,kme-c',
+      15_000,
+      'the path round kme-d',
+    );
+    await eventually(
+      async () => (await sites.sae('sae-a1').get('/api/v1/keys/sae-c1/enc_keys')).status === 200,
+      15_000,
+      'keys over the poor side',
+    );
+    await agree(sites, 'sae-a1', 'sae-c1');
+    await sites.startKme('kme-d');
+    await eventually(
+      async () => (await pathOf(sites, 'sae-a1', 'sae-c1'))?.join() === 'kme-a,kme-d,kme-c',
+      15_000,
+      'the path through kme-d again',
+    );
+    await agree(sites, 'sae-a1', 'sae-c1');
+  });
+
+  it('status counts what the whole path holds: no more than its poorest hop advertised', async () => {
+    const count = async (slave: string) =>
+      ((await sites.sae('sae-a1').get(`/api/v1/keys/${slave}/status`)).body as { stored_key_count: number })
+        .stored_key_count;
+    // Through kme-d both hops are rich: a's share of a-d bounds the count.
+    const [rich, firstHop] = [await count('sae-c1'), await count('sae-d1')];
+    assert.ok(rich <= firstHop, `${rich} ≤ ${firstHop}`);
+    await sites.stopKme('kme-d');
+    await eventually(
+      async () => (await pathOf(sites, 'sae-a1', 'sae-c1'))?.join() === 'kme-a,kme-b,kme-c',
+      15_000,
+      'the path round kme-d',
+    );
+    // Through kme-b: no more than kme-b advertised of its share of the poor link b-c.
+    const poor = await count('sae-c1');
+    assert.ok(poor < rich, `the poor path holds less: ${poor} < ${rich}`);
+    await sites.startKme('kme-d');
+  });
+});
+
+describe('a 12-site ring', () => {
+  let sites: TwoSites;
+  before(async () => {
+    sites = await startSites({ topology: builtInTopology('ring:12'), rateBps: 200_000 });
+  });
+  after(() => sites.stop());
+
+  it('every site gets keys for the sites farthest from it, up to six hops, equal at both ends', async () => {
+    const letters = 'abcdefghijkl';
+    for (let i = 0; i < 12; i++) {
+      const far = letters[(i + 6) % 12]!;
+      const master = `sae-${letters[i]}1`;
+      const slave = `sae-${far}1`;
+      await eventually(
+        async () => (await sites.sae(master).get(`/api/v1/keys/${slave}/status`)).status === 200,
+        10_000,
+        'status',
+      );
+      const path = await pathOf(sites, master, slave);
+      assert.equal(path?.length, 7, `${master} → ${slave}: ${path?.join(' ')}`);
+      await agreeWhenReady(sites, master, slave);
+    }
+  });
+});
+
+async function agreeWhenReady(sites: TwoSites, master: string, slave: string) {
+  await eventually(
+    async () => {
+      const got = await sites.sae(master).get(`/api/v1/keys/${slave}/enc_keys?number=1`);
+      if (got.status !== 200) return false;
+      const keys = (got.body as { keys: Keys }).keys;
+      const fetched = await sites.sae(slave).post(`/api/v1/keys/${master}/dec_keys`, {
+        key_IDs: keys.map((k) => ({ key_ID: k.key_ID })),
+      });
+      assertSameKeys((fetched.body as { keys: Keys }).keys, keys, `${master} → ${slave}`);
+      return true;
+    },
+    20_000,
+    `keys from ${master} for ${slave}`,
+  );
+}
