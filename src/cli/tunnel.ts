@@ -47,7 +47,8 @@ export async function tunnelCommand(
     reporter.update({
       keyId: k.keyId,
       state: 'up',
-      // The client agrees the next key at 80 % of the key's age limit (Rotation's lead); the server follows.
+      // The client's next key is in use at 80 % of the key's age limit (Rotation's lead: its
+      // agreement starts SETTLE_MS before); the server follows.
       rotatesAt: rotatesEvery === null ? null : k.agreedAt + rotatesEvery * 0.8,
     }),
   );
