@@ -74,7 +74,7 @@ export async function tunnelCommand(
       stops.unshift(() => responder.close());
       const [listen, target] = [hostPort(v.listen, '--listen'), hostPort(v.target, '--target')];
       if (engine === 'stunnel') {
-        stops.unshift(runStunnel('server', v.dir, listen, target, ring, mode));
+        stops.unshift(await runStunnel('server', v.dir, listen, target, ring, mode));
       } else {
         const tunnel = new TunnelServer({
           listen,
@@ -123,7 +123,7 @@ export async function tunnelCommand(
       const listen = hostPort(v.listen, '--listen');
       const server = hostPort(v.server, '--server');
       if (engine === 'stunnel') {
-        stops.unshift(runStunnel('client', v.dir, listen, server, ring, mode));
+        stops.unshift(await runStunnel('client', v.dir, listen, server, ring, mode));
       } else {
         const tunnel = new TunnelClient({ listen, server, keys: ring, mode, maxConnectionAgeMs: maxAge, ...limit });
         tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
@@ -149,20 +149,22 @@ export async function tunnelCommand(
 const SETTLE_MS = 250;
 
 /** Runs a real stunnel on the ring's keys, supervised; returns what stops it. */
-function runStunnel(
+async function runStunnel(
   role: 'client' | 'server',
   dir: string | undefined,
   accept: Endpoint,
   connect: Endpoint,
   keys: KeyRing,
   mode: PskMode,
-): () => Promise<void> {
+): Promise<() => Promise<void>> {
   if (!dir) throw new UsageError('qks stunnel needs --dir DIR for its configuration and secrets');
   const stunnel = new StunnelManager({ role, dir, accept, connect, keys, mode });
   stunnel.on('started', ({ pid }) => print({ event: 'stunnel-started', pid }));
-  stunnel.on('exited', ({ code, signal }) => print({ event: 'stunnel-exited', code, signal }));
+  stunnel.on('exited', ({ code, signal, error }) =>
+    print({ event: 'stunnel-exited', code, signal, ...(error === undefined ? {} : { error }) }),
+  );
   stunnel.on('restarting', ({ inMs }) => print({ event: 'stunnel-restarting', in_ms: inMs }));
-  stunnel.start();
+  await stunnel.start();
   print({ event: 'listening', ...accept, mode, config: stunnel.configFile, log: stunnel.logFile });
   return () => stunnel.stop();
 }
