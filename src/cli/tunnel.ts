@@ -146,7 +146,7 @@ export async function tunnelCommand(
 }
 
 /** How long a tunnel client waits after each agreement before it uses the new key. */
-const SETTLE_MS = 250;
+export const SETTLE_MS = 250;
 
 /** Runs a real stunnel on the ring's keys, supervised; returns what stops it. */
 async function runStunnel(
