@@ -144,8 +144,8 @@ async function pair(kind: 'qks' | 'stunnel', mode: PskMode, to = targetAt.port, 
     mode,
     logLevel: 'notice',
   });
-  client.start();
-  server.start();
+  await client.start();
+  await server.start();
   const pids = [client.pid!, server.pid!];
   for (const p of [serverPort!, clientPort!])
     while (!(await portAnswers(p))) await new Promise((r) => setTimeout(r, 50));

@@ -47,7 +47,8 @@ export async function tunnelCommand(
     reporter.update({
       keyId: k.keyId,
       state: 'up',
-      // The client agrees the next key at 80 % of the key's age limit (Rotation's lead); the server follows.
+      // The client's next key is in use at 80 % of the key's age limit (Rotation's lead: its
+      // agreement starts SETTLE_MS before); the server follows.
       rotatesAt: rotatesEvery === null ? null : k.agreedAt + rotatesEvery * 0.8,
     }),
   );
@@ -73,7 +74,7 @@ export async function tunnelCommand(
       stops.unshift(() => responder.close());
       const [listen, target] = [hostPort(v.listen, '--listen'), hostPort(v.target, '--target')];
       if (engine === 'stunnel') {
-        stops.unshift(runStunnel('server', v.dir, listen, target, ring, mode));
+        stops.unshift(await runStunnel('server', v.dir, listen, target, ring, mode));
       } else {
         const tunnel = new TunnelServer({
           listen,
@@ -122,7 +123,7 @@ export async function tunnelCommand(
       const listen = hostPort(v.listen, '--listen');
       const server = hostPort(v.server, '--server');
       if (engine === 'stunnel') {
-        stops.unshift(runStunnel('client', v.dir, listen, server, ring, mode));
+        stops.unshift(await runStunnel('client', v.dir, listen, server, ring, mode));
       } else {
         const tunnel = new TunnelClient({ listen, server, keys: ring, mode, maxConnectionAgeMs: maxAge, ...limit });
         tunnel.on('connection', (c) => print({ event: 'connection', key_ID: c.keyId, mode: c.mode }));
@@ -145,23 +146,25 @@ export async function tunnelCommand(
 }
 
 /** How long a tunnel client waits after each agreement before it uses the new key. */
-const SETTLE_MS = 250;
+export const SETTLE_MS = 250;
 
 /** Runs a real stunnel on the ring's keys, supervised; returns what stops it. */
-function runStunnel(
+async function runStunnel(
   role: 'client' | 'server',
   dir: string | undefined,
   accept: Endpoint,
   connect: Endpoint,
   keys: KeyRing,
   mode: PskMode,
-): () => Promise<void> {
+): Promise<() => Promise<void>> {
   if (!dir) throw new UsageError('qks stunnel needs --dir DIR for its configuration and secrets');
   const stunnel = new StunnelManager({ role, dir, accept, connect, keys, mode });
   stunnel.on('started', ({ pid }) => print({ event: 'stunnel-started', pid }));
-  stunnel.on('exited', ({ code, signal }) => print({ event: 'stunnel-exited', code, signal }));
+  stunnel.on('exited', ({ code, signal, error }) =>
+    print({ event: 'stunnel-exited', code, signal, ...(error === undefined ? {} : { error }) }),
+  );
   stunnel.on('restarting', ({ inMs }) => print({ event: 'stunnel-restarting', in_ms: inMs }));
-  stunnel.start();
+  await stunnel.start();
   print({ event: 'listening', ...accept, mode, config: stunnel.configFile, log: stunnel.logFile });
   return () => stunnel.stop();
 }

@@ -15,7 +15,8 @@ export interface RotationPolicy {
   /**
    * How long after an agreement the new key is taken into use: the responder hands its copy on only
    * after the acknowledgement, and a peer that must load it (a stunnel server reloading its secrets
-   * file) needs a moment more. Default 0.
+   * file) needs a moment more. A rotation by time starts its agreement this much before the lead.
+   * Default 0.
    */
   readonly settleMs?: number;
 }
@@ -123,7 +124,10 @@ export class Rotation extends EventEmitter<RotationEvents> {
     clearTimeout(this.#expiry);
     const { maxAgeMs } = this.#policy;
     if (maxAgeMs === undefined || this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#retrying(), maxAgeMs * this.lead);
+    // The key is taken into use settleMs after its agreement: the agreement starts that much
+    // earlier, so the key is in use at the lead, not settleMs past it (past the limit, if short).
+    const startIn = Math.max(0, maxAgeMs * this.lead - (this.#policy.settleMs ?? 0));
+    this.#timer = setTimeout(() => void this.#retrying(), startIn);
     this.#expiry = setTimeout(() => this.#ring.expireCurrent(), maxAgeMs);
   }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import type { AddressInfo, Server } from 'node:net';
+import { connect, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -58,7 +58,7 @@ describe('real stunnel, driven by qks', () => {
         keys: theirs,
         mode,
       });
-      stunnel.start();
+      await stunnel.start();
       const client = new TunnelClient({ listen: local(), server: local(port), keys: ours, mode });
       const seen: PskMode[] = [];
       client.on('connection', (c) => seen.push(c.mode));
@@ -102,7 +102,7 @@ describe('real stunnel, driven by qks', () => {
         used.push(c.keyId);
         modes.push(c.mode);
       });
-      stunnel.start();
+      await stunnel.start();
       const capture = new TlsCapture(at.port);
       try {
         await eventually(() => portAnswers(port!), 5000, 'stunnel');
@@ -120,6 +120,116 @@ describe('real stunnel, driven by qks', () => {
     });
   }
 
+  it('issue 17: a key that comes while stunnel is starting is loaded once it can be, and does not end it', async () => {
+    const [ours, theirs] = await twinRings();
+    const { master, slave } = await supply.next(); // fetched first: it must arrive during the start
+    const [port] = await freePorts(1);
+    const stunnel = new StunnelManager({
+      role: 'server',
+      dir: join(dir, 'early-key'),
+      accept: local(port),
+      connect: echoAt(),
+      keys: theirs,
+      mode: 'psk_ke',
+      restartDelayMs: 60_000,
+    });
+    const exits: unknown[] = [];
+    stunnel.on('exited', (e) => exits.push(e));
+    await stunnel.start();
+    const pid = stunnel.pid;
+    // stunnel installs its SIGHUP handler last; before, SIGHUP ended it (and the supervisor
+    // restarted it a second later, to be ended again by the next key).
+    theirs.add(slave);
+    ours.add(master);
+    const client = new TunnelClient({ listen: local(), server: local(port), keys: ours, mode: 'psk_ke' });
+    try {
+      const at = await client.listen();
+      const data = randomBytes(1024);
+      await eventually(async () => (await roundTrip(at.port, data)).equals(data), 10_000, 'the new key to work');
+      assert.deepEqual(exits, []);
+      assert.equal(stunnel.pid, pid, 'the same stunnel, reloaded');
+    } finally {
+      await client.close();
+      await stunnel.stop();
+    }
+  });
+
+  it('issue 17: connections that arrive while stunnel reloads are served, neither refused nor reset', async () => {
+    const ours = new KeyRing();
+    const theirs = new KeyRing();
+    // Keys for a rotation every 100 ms, fetched beforehand (each takes longer than that here).
+    const pairs = await Promise.all(Array.from({ length: 32 }, () => supply.next()));
+    const next = async () => {
+      const { master, slave } = pairs.shift()!;
+      theirs.add(slave); // the server side first, as an agreement delivers them
+      await new Promise((r) => setTimeout(r, 20));
+      ours.add(master);
+    };
+    await next();
+    const [tlsPort, plainPort] = await freePorts(2);
+    const common = { mode: 'psk_dhe_ke', logLevel: 'notice' } as const;
+    const server = new StunnelManager({
+      role: 'server',
+      dir: join(dir, 'reloads-server'),
+      accept: local(tlsPort),
+      connect: echoAt(),
+      keys: theirs,
+      ...common,
+    });
+    const client = new StunnelManager({
+      role: 'client',
+      dir: join(dir, 'reloads-client'),
+      accept: local(plainPort),
+      connect: local(tlsPort),
+      keys: ours,
+      ...common,
+    });
+    await server.start();
+    await client.start();
+    let rotating = true;
+    let rotations = 0;
+    const rotate = (async () => {
+      for (; rotating && pairs.length > 0; rotations++) {
+        await next(); // each new key: both stunnels rewritten and sent SIGHUP
+        await new Promise((r) => setTimeout(r, 80));
+      }
+    })();
+    const failures: string[] = [];
+    let served = 0;
+    try {
+      // Short connections back to back for 3 s: before, stunnel closed its listening socket on
+      // each reload and bound a new one, refusing or resetting the connections that came meanwhile.
+      const data = randomBytes(1024);
+      for (const end = Date.now() + 3000; Date.now() < end;) {
+        const back = await new Promise<string>((resolve) => {
+          const s = connect(plainPort!, '127.0.0.1', () => s.write(data));
+          let got = 0;
+          let failed: string | undefined;
+          s.on('data', (d: Buffer) => (got += d.length) >= data.length && s.end());
+          s.on('error', (e: NodeJS.ErrnoException) => (failed ??= e.code ?? e.message));
+          s.on('close', () => resolve(failed ?? (got === data.length ? 'ok' : `${got} bytes back`)));
+        });
+        if (back === 'ok') served++;
+        else failures.push(back);
+      }
+      rotating = false;
+      await rotate;
+      assert.ok(rotations >= 10, `${rotations} rotations`);
+      assert.ok(served >= 15, `${served} connections served`);
+      assert.deepEqual(failures, [], 'no connection refused, reset or cut short');
+      const reloads = (log: string) => readFileSync(log, 'utf8').split('Configuration successful').length - 2;
+      assert.ok(
+        reloads(server.logFile) >= rotations && reloads(client.logFile) >= rotations,
+        'both reloaded on each key',
+      );
+    } finally {
+      rotating = false;
+      await rotate;
+      await client.stop();
+      await server.stop();
+    }
+  });
+
   it('a wrong key gets nothing through stunnel', async () => {
     const [, theirs] = await twinRings();
     const stranger = new KeyRing();
@@ -133,7 +243,7 @@ describe('real stunnel, driven by qks', () => {
       keys: theirs,
       mode: 'psk_ke',
     });
-    stunnel.start();
+    await stunnel.start();
     const client = new TunnelClient({ listen: local(), server: local(port), keys: stranger, mode: 'psk_ke' });
     try {
       await eventually(() => portAnswers(port!), 5000, 'stunnel');

@@ -94,7 +94,7 @@ describe('negotiated PSK mode, seen on the wire', () => {
         keys: ring(slave),
         mode,
       });
-      stunnel.start();
+      await stunnel.start();
       const client = new TunnelClient({ listen: local(), server: local(port), keys: ring(key), mode });
       try {
         await eventually(() => portAnswers(port!), 5000, 'stunnel');

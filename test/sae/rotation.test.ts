@@ -83,6 +83,25 @@ describe('key rotation between two SAEs', () => {
     }
   });
 
+  it('by time with a settle time (qks tunnel and stunnel: 250 ms): never a moment without a current key', async () => {
+    // --rotate-every 1: the next key is agreed at 80% of the period; taken into use 250 ms after
+    // the agreement, it has to start that much earlier to be in use before the old key expires.
+    const { rotation, mine, stop } = await pair({ maxAgeMs: 1000, settleMs: 250 });
+    const seen = new Set<string>();
+    try {
+      await rotation.start();
+      for (const until = Date.now() + 3500; Date.now() < until;) {
+        const current = mine.current();
+        assert.ok(current, 'a current key at every moment');
+        seen.add(current.keyId);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(seen.size >= 4, `a key a second, saw ${seen.size} in 3.5 s`);
+    } finally {
+      await stop();
+    }
+  });
+
   it('by use, and on demand; retired keys are wiped', async () => {
     const { rotation, mine, stop } = await pair({ maxUses: 5, lead: 0.6 });
     try {

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdirSync, rmSync } from 'node:fs';
-import type { Socket } from 'node:net';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../config/files.js';
 import type { KeyRing } from '../../sae/key-ring.js';
@@ -27,18 +27,64 @@ export interface StunnelOptions {
 
 export interface StunnelEvents {
   started: [{ pid: number }];
-  exited: [{ code: number | null; signal: NodeJS.Signals | null }];
+  /** stunnel ended, or could not be started (`error`: why, e.g. its port is taken). */
+  exited: [{ code: number | null; signal: NodeJS.Signals | null; error?: string }];
   restarting: [{ inMs: number }];
 }
 
 const MAX_RESTART_DELAY_MS = 30_000;
 /** A stunnel that ran this long before it died starts again at once: it was not crash-looping. */
 const STEADY_MS = 60_000;
+/** Linux shows each process's signal handlers in /proc. */
+const HAS_PROC = existsSync('/proc/self/status');
+/** How often a reload waits to see whether a starting stunnel can take SIGHUP yet. */
+const HANGUP_POLL_MS = 10;
+
+/**
+ * Whether a process catches SIGHUP (Linux: the SigCgt mask in /proc). stunnel installs its handler
+ * only once it has read its configuration and is listening; until then SIGHUP ends it.
+ */
+function catchesHangup(pid: number): boolean {
+  if (!HAS_PROC) return true; // not Linux: no way to tell; signal it as soon as it runs
+  try {
+    const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return mask !== undefined && (BigInt(`0x${mask}`) & 1n) === 1n; // bit 0: signal 1, SIGHUP
+  } catch {
+    return false; // gone
+  }
+}
+
+/** Starts the program in $0 with the socket on descriptor 3 as systemd's socket activation would. */
+const HANDOVER = 'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" "$@"';
+
+/** A listening server's file descriptor (Node shows it only on its handle). */
+function descriptorOf(server: Server): number {
+  const fd = (server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('no file descriptor for the listening socket');
+  return fd;
+}
+
+/** A listening socket on `at`, for stunnel to take over. */
+function listenOn(at: Endpoint): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => resolve(server));
+  });
+}
 
 /**
  * Drives a real stunnel the way operators deploy it: a configuration that is safe by default (no
  * session tickets, so resumption cannot skip the fresh key; TLS 1.3 only; psk_ke when asked), a
  * PSKsecrets file with the pair's agreed keys (identity = key ID), and SIGHUP on every new key.
+ *
+ * A reload must not cost connections. stunnel closes the listening socket it bound itself on every
+ * SIGHUP and binds a new one: connections that arrive meanwhile are refused, and those waiting in
+ * the old socket's queue are reset. A socket it was handed (systemd's socket activation,
+ * `LISTEN_FDS`) it keeps across reloads, so the manager binds the accept address itself and hands
+ * the socket over that way. And SIGHUP ends a stunnel that is still starting (it installs its
+ * handler last), so a key that arrives then is loaded once stunnel can take the signal.
+ *
  * It supervises stunnel: started again with back-off if it dies, and
  * never left behind, nor its secrets file, even if this process is killed with SIGKILL.
  */
@@ -49,6 +95,8 @@ export class StunnelManager extends EventEmitter<StunnelEvents> {
   #stopping = false;
   #restartTimer: NodeJS.Timeout | undefined;
   #delayMs: number;
+  /** A reload waiting for a starting stunnel to install its SIGHUP handler. */
+  #hangupTimer: NodeJS.Timeout | undefined;
   readonly #onKey = () => this.#rewriteAndReload();
 
   constructor(options: StunnelOptions) {
@@ -68,7 +116,8 @@ export class StunnelManager extends EventEmitter<StunnelEvents> {
   }
   /** The running stunnel's process ID, if one runs. */
   get pid(): number | undefined {
-    return this.#child?.exitCode === null ? this.#child.pid : undefined;
+    const child = this.#child;
+    return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
   }
 
   /** The stunnel configuration for the ring's current key. */
@@ -122,41 +171,80 @@ export class StunnelManager extends EventEmitter<StunnelEvents> {
   #rewriteAndReload(): void {
     if (this.#stopping) return;
     this.#write();
-    if (this.pid !== undefined) this.#child!.kill('SIGHUP');
+    this.#reload();
   }
 
-  /** Writes the files and starts stunnel; every new key is written and stunnel reloads it. */
-  start(): void {
+  /** SIGHUP, once the running stunnel can take it (a starting one would die of it). */
+  #reload(): void {
+    if (this.#hangupTimer) return; // one reload is already waiting; it reads the newest files
+    const pid = this.pid;
+    if (pid === undefined) return; // a stunnel started later reads the files as they are then
+    if (catchesHangup(pid)) return void this.#child!.kill('SIGHUP');
+    this.#hangupTimer = setTimeout(() => {
+      this.#hangupTimer = undefined;
+      if (this.pid === pid) this.#reload();
+    }, HANGUP_POLL_MS);
+  }
+
+  /**
+   * Writes the files and starts stunnel (resolved once it is started, or failed to start and is
+   * being retried); every new key is written and stunnel reloads it.
+   */
+  start(): Promise<void> {
     this.#o.keys.on('key', this.#onKey);
     this.#o.keys.on('retired', this.#onKey);
-    this.#spawn();
+    return this.#spawn();
   }
 
-  #spawn(): void {
+  async #spawn(): Promise<void> {
     this.#restartTimer = undefined;
-    this.#write();
-    const child = spawn(this.#o.binary ?? 'stunnel4', [this.configFile], { stdio: 'ignore' });
     const startedAt = Date.now();
-    this.#child = child;
-    this.#watch(child);
-    child.once('spawn', () => this.emit('started', { pid: child.pid! }));
     let gone = false;
-    const onGone = (code: number | null, signal: NodeJS.Signals | null) => {
+    const onGone = (code: number | null, signal: NodeJS.Signals | null, error?: string) => {
       if (gone) return;
       gone = true;
+      clearTimeout(this.#hangupTimer);
+      this.#hangupTimer = undefined;
       this.#reaper?.kill('SIGKILL');
       this.#reaper = undefined;
       if (this.#stopping) return;
-      this.emit('exited', { code, signal });
+      this.emit('exited', { code, signal, ...(error === undefined ? {} : { error }) });
       if (Date.now() - startedAt > STEADY_MS) this.#delayMs = this.#o.restartDelayMs ?? 1000;
       const inMs = this.#delayMs;
       this.#delayMs = Math.min(MAX_RESTART_DELAY_MS, this.#delayMs * 2);
       this.emit('restarting', { inMs });
-      this.#restartTimer = setTimeout(() => this.#spawn(), inMs);
+      this.#restartTimer = setTimeout(() => void this.#spawn(), inMs);
     };
+    let child: ChildProcess;
+    try {
+      this.#write();
+      const listening = await listenOn(this.#o.accept);
+      if (this.#stopping) return void listening.close();
+      // Handed over as systemd does: the socket as descriptor 3, LISTEN_FDS=1, LISTEN_PID =
+      // stunnel's own (the shell's, which exec keeps). This runs in the tick the socket started
+      // listening and closes this process's copy in it, so this process never accepts on it.
+      try {
+        child = spawn('sh', ['-c', HANDOVER, this.#o.binary ?? 'stunnel4', this.configFile], {
+          stdio: ['ignore', 'ignore', 'ignore', descriptorOf(listening)],
+        });
+      } finally {
+        listening.close();
+      }
+    } catch (err) {
+      return onGone(null, null, (err as Error).message);
+    }
+    this.#child = child;
+    this.#watch(child);
     // A program that cannot be started gives 'error' and no 'exit'.
-    child.once('error', () => onGone(null, null));
+    child.once('error', (err) => onGone(null, null, err.message));
     child.once('exit', onGone);
+    await new Promise<void>((resolve) => {
+      child.once('spawn', () => {
+        this.emit('started', { pid: child.pid! });
+        resolve();
+      });
+      child.once('error', () => resolve());
+    });
   }
 
   /**
@@ -184,6 +272,7 @@ export class StunnelManager extends EventEmitter<StunnelEvents> {
     this.#o.keys.off('key', this.#onKey);
     this.#o.keys.off('retired', this.#onKey);
     clearTimeout(this.#restartTimer);
+    clearTimeout(this.#hangupTimer);
     const child = this.#child;
     if (child && child.exitCode === null && child.signalCode === null) {
       await new Promise((resolve) => {
