@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,6 +119,38 @@ describe('real stunnel, driven by qks', () => {
       }
     });
   }
+
+  it('a client whose key expired with no successor keeps running, with no retired key on disk and no tunnel', async () => {
+    const [ours] = await twinRings();
+    const keyId = ours.current()!.keyId;
+    const [port] = await freePorts(1);
+    const stunnel = new StunnelManager({
+      role: 'client',
+      dir: join(dir, 'expired'),
+      accept: local(port),
+      connect: echoAt(),
+      keys: ours,
+      mode: 'psk_ke',
+    });
+    const exits: unknown[] = [];
+    stunnel.on('exited', (e) => exits.push(e));
+    await stunnel.start();
+    try {
+      // Running and serving before the key goes (a start's own races are another test's).
+      const log = () => (existsSync(stunnel.logFile) ? readFileSync(stunnel.logFile, 'utf8') : '');
+      await eventually(() => log().includes('Configuration successful'), 10_000, 'stunnel started');
+      const pid = stunnel.pid;
+      ours.expireCurrent();
+      ours.retire(keyId);
+      assert.doesNotMatch(readFileSync(stunnel.secretsFile, 'utf8'), new RegExp(keyId), 'the retired key is gone');
+      assert.match(readFileSync(stunnel.configFile, 'utf8'), /PSKidentity = qks-no-key-yet/);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(exits, []);
+      assert.equal(stunnel.pid, pid, 'the same stunnel, reloaded');
+    } finally {
+      await stunnel.stop();
+    }
+  });
 
   it('issue 17: a key that comes while stunnel is starting is loaded once it can be, and does not end it', async () => {
     const [ours, theirs] = await twinRings();

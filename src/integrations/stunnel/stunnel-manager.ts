@@ -9,6 +9,9 @@ import type { KeyRing } from '../../sae/key-ring.js';
 import type { PskMode } from '../tls-psk/psk-tls.js';
 import type { Endpoint } from '../tls-psk/psk-tunnel.js';
 
+/** The identity of a secrets file with no agreed key in it: no key ID takes this form. */
+const NO_KEY_YET = 'qks-no-key-yet';
+
 export interface StunnelOptions {
   readonly role: 'client' | 'server';
   /** Where this manager keeps stunnel's configuration, secrets file and log. */
@@ -123,8 +126,9 @@ export class StunnelManager extends EventEmitter<StunnelEvents> {
   /** The stunnel configuration for the ring's current key. */
   config(): string {
     const { role, accept, connect, mode } = this.#o;
-    const current = this.#o.keys.current();
-    if (role === 'client' && !current) throw new Error('no agreed key yet');
+    // A client without a current key (none yet, or the last expired with no successor) names one
+    // nobody has: its connections fail at the handshake rather than use a retired key.
+    const identity = this.#o.keys.current()?.keyId ?? NO_KEY_YET;
     return [
       'foreground = yes',
       'pid =',
@@ -134,7 +138,7 @@ export class StunnelManager extends EventEmitter<StunnelEvents> {
       'socket = l:TCP_NODELAY=1',
       'socket = r:TCP_NODELAY=1',
       '[qks]',
-      ...(role === 'client' ? ['client = yes', `PSKidentity = ${current!.keyId}`] : []),
+      ...(role === 'client' ? ['client = yes', `PSKidentity = ${identity}`] : []),
       `accept = ${accept.host}:${accept.port}`,
       `connect = ${connect.host}:${connect.port}`,
       `PSKsecrets = ${this.secretsFile}`,
@@ -158,8 +162,10 @@ export class StunnelManager extends EventEmitter<StunnelEvents> {
    */
   secrets(): string {
     const keys = this.#o.keys.all();
-    if (keys.length === 0) return `qks-no-key-yet:${randomBytes(32).toString('hex')}\n`;
-    return keys.map((k) => `${k.keyId}:${k.key.toString('hex')}\n`).join('');
+    // stunnel refuses a client whose identity has no key in the file: the placeholder is there too.
+    const placeholder = keys.length === 0 || (this.#o.role === 'client' && !this.#o.keys.current());
+    const lines = keys.map((k) => `${k.keyId}:${k.key.toString('hex')}\n`);
+    return [...(placeholder ? [`${NO_KEY_YET}:${randomBytes(32).toString('hex')}\n`] : []), ...lines].join('');
   }
 
   #write(): void {
