@@ -165,6 +165,17 @@ function printInstructions(
   out(`  ${curl(master, `${kmeA.url}/api/v1/keys/${slave}/status`)}`);
   out(`  ${curl(master, `${kmeA.url}/api/v1/keys/${slave}/enc_keys?number=1`)}`);
   out(`  ${curl(slave, `${kmeB.url}/api/v1/keys/${master}/dec_keys?key_ID=<key_ID from above>`)}`);
+  // A pair of sites without a common link, when the topology has one: its keys are relayed.
+  const linked = (x: string, y: string) =>
+    (manifest.links ?? []).some((l) => [l.a, l.b].includes(x) && [l.a, l.b].includes(y));
+  const apart = manifest.kmes.flatMap((x) =>
+    manifest.kmes.filter((y) => x.id < y.id && !linked(x.id, y.id)).map((y) => [x, y] as const),
+  )[0];
+  if (apart) {
+    const [from, to] = apart.map((k) => manifest.saes.find((s) => s.kme === k.id)!.id) as [string, string];
+    out(`Keys for ${to} (at ${apart[1].id}, no link with ${apart[0].id}) are relayed through trusted nodes:`);
+    out(`  ${curl(from, `${apart[0].url}/api/v1/keys/${to}/enc_keys?number=1`)}`);
+  }
   out('The same with qks sae:');
   out(`  ${qks} sae get-key --manifest ${shellQuote(manifestFile)} --sae ${master} --slave ${slave}`);
   out(

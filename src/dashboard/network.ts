@@ -4,6 +4,7 @@ import type { IntegrationEntry } from '../kme/observability/integration-board.js
 import type { LinkSample } from '../kme/observability/link-history.js';
 import type { KmeOverview } from '../kme/observability/overview.js';
 import type { PeerSyncState } from '../kme/observability/peer-sync.js';
+import type { RelayRecord, RelaySummary } from '../kme/observability/relay-log.js';
 
 /** What one watched KME answered, or why it did not. */
 export interface KmeReport {
@@ -44,6 +45,8 @@ export interface NetworkNode {
   outbox_cancels?: number;
   /** What the operator must see to: revocation lists expiring or expired. */
   warnings?: string[];
+  /** Relays started at this KME or passing through it (counts). */
+  relays?: Omit<RelaySummary, 'recent'>;
 }
 
 export interface LinkEnd {
@@ -82,6 +85,8 @@ export interface NetworkView {
   peers: Array<PeerSyncState & { KME_ID: string }>;
   saes: Array<{ SAE_ID: string; KME_ID: string; deliveries: Delivery[] }>;
   integrations: Array<IntegrationEntry & { KME_ID: string }>;
+  /** The latest relays the watched KMEs started, newest first, with their paths. */
+  relays: RelayRecord[];
 }
 
 const WORST: readonly LinkHealth[] = ['down', 'degraded', 'starting', 'healthy'];
@@ -104,6 +109,15 @@ export function buildNetwork(reports: readonly KmeReport[], now: number): Networ
             keys_waiting_for_slaves: o.keys_waiting_for_slaves,
             outbox_cancels: o.outbox_cancels,
             warnings: crlWarnings(o),
+            ...(o.relays
+              ? {
+                  relays: {
+                    in_progress: o.relays.in_progress,
+                    originated: o.relays.originated,
+                    passed_on: o.relays.passed_on,
+                  },
+                }
+              : {}),
           }
         : {}),
     });
@@ -164,6 +178,10 @@ export function buildNetwork(reports: readonly KmeReport[], now: number): Networ
     peers: up.flatMap((r) => r.overview!.peers.map((p) => ({ ...p, KME_ID: r.KME_ID }))),
     saes: up.flatMap((r) => r.overview!.saes.map((s) => ({ ...s, KME_ID: r.KME_ID }))),
     integrations: up.flatMap((r) => r.overview!.integrations.map((i) => ({ ...i, KME_ID: r.KME_ID }))),
+    relays: up
+      .flatMap((r) => (r.overview!.relays?.recent ?? []).filter((x) => x.role === 'source'))
+      .sort((a, b) => b.at - a.at)
+      .slice(0, 12),
   };
 }
 

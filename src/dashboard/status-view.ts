@@ -114,6 +114,42 @@ export function renderStatus(view: NetworkView, style: StatusStyle = { colour: f
       ),
     );
   }
+  const relaying = view.nodes.filter(
+    (k) =>
+      k.relays &&
+      k.relays.originated.ok +
+        k.relays.originated.failed +
+        k.relays.passed_on.ok +
+        k.relays.passed_on.failed +
+        k.relays.in_progress >
+        0,
+  );
+  if (relaying.length > 0) {
+    lines.push('', 'RELAYS (in progress; started here: done, failed; passed on: done, failed)');
+    lines.push(
+      ...table(
+        relaying.map((k) => {
+          const r = k.relays!;
+          return [
+            k.id,
+            `${r.in_progress} now`,
+            `started ${r.originated.ok}, ${r.originated.failed} failed`,
+            `passed on ${r.passed_on.ok}, ${r.passed_on.failed} failed`,
+          ];
+        }),
+      ),
+    );
+    if (view.relays.length > 0) {
+      lines.push('', 'RECENT RELAY PATHS');
+      lines.push(
+        ...table(
+          view.relays
+            .slice(0, 6)
+            .map((r) => [time(r.at), r.path.join(' > '), `${r.keys} keys`, r.ok ? 'ok' : paint('down', 'failed')]),
+        ),
+      );
+    }
+  }
   if (view.integrations.length > 0) {
     lines.push('', 'INTEGRATIONS');
     lines.push(

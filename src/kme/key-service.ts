@@ -14,6 +14,7 @@ import type { ClaimedKey, KeyRecord, KeyStore, NewKey } from '../stores/key-stor
 import type { LinkPool } from './link-pool.js';
 import type { KeyContainer, KeyStatus } from '../domain/etsi-messages.js';
 import { DeliveryLog } from './observability/delivery-log.js';
+import { RelayLog } from './observability/relay-log.js';
 import { RequestNotSent } from './peer-stream/connection.js';
 
 export type { KeyContainer, KeyStatus };
@@ -59,6 +60,8 @@ export class KeyService {
   readonly delivered = { toMasters: 0, toSlaves: 0 };
   /** The latest deliveries of each SAE, for the dashboard: key IDs (shortened), never key bytes. */
   readonly deliveries = new DeliveryLog();
+  /** Relays started here or passing through: counts and the latest paths. */
+  readonly relays = new RelayLog();
 
   constructor(deps: KeyServiceDeps) {
     this.#d = deps;
@@ -105,7 +108,8 @@ export class KeyService {
     requireLocalSae(directory, kmeId, master);
     const slave = requireEntityId(slaveParam, 'slave_SAE_ID');
     const plan = planSlaves(directory, kmeId, master, [slave]);
-    const { pool, path } = this.#route(plan.peerKme, limits.keySize);
+    // Any path with its links up: what it holds is the count, even none.
+    const { pool, path } = this.#route(plan.peerKme, 0);
     const blockBits = pool.ends.blockBits;
     return {
       source_KME_ID: kmeId,
@@ -168,7 +172,7 @@ export class KeyService {
     if (next !== null) {
       // A relay's first hop also keys the MAC of its answer, with blocks of its own.
       const mac = path ? await store.takeOwnPad(pool.linkId, kmeId, macBlockCount(pool.ends.blockBits)) : [];
-      try {
+      const reserve = async () => {
         if (!mac) throw new QksError('NOT_ENOUGH_KEY_MATERIAL', 'not enough key material for the relay’s MAC key');
         const answer = await this.#d.peers.reserve(next, {
           link_ID: pool.linkId,
@@ -178,6 +182,9 @@ export class KeyService {
           ...(path ? { relay: { path, mac_blocks: mac.map((b) => b.seq) } } : {}),
         });
         if (path) masks = checkAnswer(this.#d, next, pool.linkId, mac, ids, answer);
+      };
+      try {
+        await (path ? this.relays.track('source', path, records.length, reserve) : reserve());
       } catch (err) {
         // Never sent: the peer cannot hold these keys, so their blocks go back to the pool. Otherwise
         // the peer may have recorded them: they are burned (and cancelled there), never reused.
@@ -249,7 +256,8 @@ export class KeyService {
       const sizeOk = k.size % 8 === 0 && k.size >= limits.minKeySize && k.size <= limits.maxKeySize;
       if (!sizeOk) throw badRequest(`key ${k.key_ID}: size ${k.size} is outside this KME's limits`);
     }
-    if (target !== kmeId) return relayThrough(this.#d, fromKme, msg);
+    if (target !== kmeId)
+      return this.relays.track('through', path!, msg.keys.length, () => relayThrough(this.#d, fromKme, msg));
     if (msg.relay?.mac_blocks) throw badRequest('the last hop of a relay takes no mac_blocks');
     const pool = this.#d.pools.find((p) => p.linkId === msg.link_ID && p.peerKme === fromKme);
     if (!pool) throw badRequest(`no link ${msg.link_ID} with KME ${fromKme}`);

@@ -237,6 +237,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
       integrations,
       peerSync,
       crls: () => crls.status(),
+      relays: keys.relays,
     });
 
   const { oidc } = cfg.sae_api.auth;

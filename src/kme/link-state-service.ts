@@ -29,6 +29,7 @@ export class LinkStateService {
   readonly #o: LinkStateOptions;
   /** From the clock at start: a restarted KME's adverts are newer than those it sent before. */
   #seq = Date.now();
+  readonly #startedAt = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
@@ -59,7 +60,8 @@ export class LinkStateService {
       this.#o.pools.map(async (p) => ({
         id: p.linkId,
         peer: p.peerKme,
-        up: this.db.heardFrom(p.peerKme, now),
+        // Up while heard lately, and in the first moments after a start, before any advert could come.
+        up: this.db.heardFrom(p.peerKme, now) || now - this.#startedAt < this.db.maxAgeMs,
         available_bits: (await p.ownBlocks()) * p.ends.blockBits,
       })),
     );

@@ -44,13 +44,15 @@ export function relayPath(d: RelayDeps, target: string, neededBits: number): str
     );
   }
   const path = shortestPath(d.network, d.kmeId, target, d.linkCost?.(neededBits));
-  if (!path) {
+  if (path) return path;
+  // Is it the material that is short, or are the links down?
+  if (neededBits > 0 && shortestPath(d.network, d.kmeId, target, d.linkCost?.(0))) {
     throw new QksError(
-      'PEER_KME_UNAVAILABLE',
-      `no path of trusted KMEs from ${d.kmeId} to ${target} with links up and key material for the request`,
+      'NOT_ENOUGH_KEY_MATERIAL',
+      `not enough key material on any path of trusted KMEs from ${d.kmeId} to ${target} for ${neededBits} bits`,
     );
   }
-  return path;
+  throw new QksError('PEER_KME_UNAVAILABLE', `no path of trusted KMEs from ${d.kmeId} to ${target} with links up`);
 }
 
 /** Opens the MAC key a hop's blocks hold. */

@@ -6,7 +6,7 @@ import { NetworkCollector } from '../../src/dashboard/collector.js';
 import { startDashboardServer, type RunningDashboard } from '../../src/dashboard/server.js';
 import { renderStatus } from '../../src/dashboard/status-view.js';
 import { artifactPath, launchChromium, type Browser } from '../helpers/browser.js';
-import { startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 
 const KMES = Array.from({ length: 12 }, (_, i) => `kme-s${String(i + 1).padStart(2, '0')}`);
 
@@ -69,6 +69,25 @@ describe('the dashboard with a dozen sites', () => {
     }
     await page.locator('[data-link] line.healthy').nth(10).waitFor({ state: 'attached', timeout: 20_000 });
     await page.screenshot({ path: artifactPath('dashboard', '5-dozen-sites.png'), fullPage: true });
+  });
+
+  it('shows keys relayed along the whole chain: the path, and each trusted node passing them on', async () => {
+    const master = sites.sae('sae-s011');
+    let got = { status: 0, body: null as unknown };
+    await eventually(
+      async () => (got = await master.get('/api/v1/keys/sae-s121/enc_keys?number=2')).status === 200,
+      20_000,
+      'keys from kme-s01 for kme-s12',
+    );
+    const path = KMES.join(' ');
+    await page.locator(`[data-relay-path="${path}"]`).waitFor({ timeout: 15_000 });
+    assert.match((await page.locator('#relay-counts').textContent()) ?? '', /kme-s06: 0 now, 0 started, 1 passed on/);
+    const text = renderStatus(await collector.view());
+    assert.match(text, new RegExp(`RECENT RELAY PATHS\\n.*${KMES.join(' > ')}\\s+2 keys\\s+ok`));
+    assert.match(text, /kme-s01\s+0 now\s+started 1, 0 failed\s+passed on 0, 0 failed/);
+    assert.match(text, /kme-s06\s+0 now\s+started 0, 0 failed\s+passed on 1, 0 failed/);
+    assert.ok(!(got.body as { keys: Array<{ key: string }> }).keys.some((k) => text.includes(k.key)));
+    await page.screenshot({ path: artifactPath('dashboard', '7-relayed-keys.png'), fullPage: true });
   });
 
   it('shows a site that stops answering, and its links, as down', async () => {

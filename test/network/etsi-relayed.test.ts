@@ -9,5 +9,6 @@ describeEtsiKeyDelivery({
   slave: 'sae-d1',
   slave2: 'sae-d2',
   extension: { qks_relay_path: ['kme-a', 'kme-b', 'kme-c', 'kme-d'] },
+  firstHopSlave: 'sae-b1',
   blocksPerRequest: 1,
 });

@@ -127,6 +127,11 @@ describe('qks init and qks demo with a topology', () => {
       );
       await eventually(() => /links: link-a-b, link-a-c, link-a-d/.test(first.stdout()), 5000, 'the printed links');
       assert.match(first.stdout(), /QKS demo running: 4 KMEs joined by 3 simulated QKD links/);
+      // The demo names a pair without a common link (two leaves of the star): relayed through the hub.
+      assert.match(
+        first.stdout(),
+        /Keys for sae-c1 \(at kme-c, no link with kme-b\) are relayed through trusted nodes:/,
+      );
       for (const link of manifest.links!) {
         for (const [from, to] of [
           [link.a, link.b],

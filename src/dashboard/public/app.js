@@ -288,6 +288,32 @@ function drawIntegrations(view) {
   );
 }
 
+/** Keys relayed through trusted nodes: who relays now, and the latest paths started by the watched KMEs. */
+function drawRelays(view) {
+  const busy = view.nodes.filter(
+    (n) => n.relays && n.relays.in_progress + n.relays.passed_on.ok + n.relays.originated.ok > 0,
+  );
+  $('relay-counts').textContent = busy.length
+    ? busy
+        .map(
+          (n) =>
+            `${n.id}: ${n.relays.in_progress} now, ${n.relays.originated.ok} started, ${n.relays.passed_on.ok} passed on`,
+        )
+        .join(' · ')
+    : '';
+  rows(
+    $('relays').querySelector('tbody'),
+    view.relays ?? [],
+    (r) => [
+      clock(r.at),
+      el('span', { 'data-relay-path': r.path.join(' ') }, r.path.join(' › ')),
+      String(r.keys),
+      el('span', { class: r.ok ? 'state-up' : 'state-down' }, r.ok ? 'delivered' : 'failed'),
+    ],
+    'no keys relayed yet',
+  );
+}
+
 function drawSaes(view) {
   const root = $('saes');
   root.replaceChildren();
@@ -336,6 +362,7 @@ function render(view) {
   drawLink(view);
   drawSites(view);
   drawIntegrations(view);
+  drawRelays(view);
   drawSaes(view);
 }
 

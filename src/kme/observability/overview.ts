@@ -8,6 +8,7 @@ import type { LinkHistory, LinkSample } from './link-history.js';
 import type { PeerSyncState, PeerSyncTracker } from './peer-sync.js';
 import type { CrlStatus } from '../crl-upkeep.js';
 import type { LinkStartup } from './link-startup.js';
+import type { RelayLog, RelaySummary } from './relay-log.js';
 
 /** One link as this KME sees it. */
 export interface LinkOverview {
@@ -53,6 +54,8 @@ export interface KmeOverview {
   integrations: IntegrationEntry[];
   /** The revocation lists this KME checks certificates against, and when each expires. */
   crls?: CrlStatus[];
+  /** Relays started here or passing through (docs/network.md). */
+  relays?: RelaySummary;
 }
 
 export interface OverviewSources {
@@ -69,6 +72,7 @@ export interface OverviewSources {
   readonly integrations: IntegrationBoard;
   readonly peerSync: PeerSyncTracker;
   readonly crls?: () => CrlStatus[];
+  readonly relays?: RelayLog;
   readonly now?: () => number;
 }
 
@@ -89,6 +93,7 @@ export async function buildOverview(s: OverviewSources, historyMs = 300_000): Pr
     saes: s.localSaes.map((sae) => ({ SAE_ID: sae, deliveries: recent[sae] ?? [] })),
     integrations: s.integrations.list(now),
     crls: s.crls?.() ?? [],
+    ...(s.relays ? { relays: s.relays.summary() } : {}),
   };
 }
 
