@@ -8,7 +8,7 @@ import type { ReservationAnswer, ReservationMessage } from '../domain/peer-messa
 import type { LinkCost, NetworkGraph } from '../domain/routes.js';
 import { xor } from '../domain/relay-mac.js';
 import { checkAnswer, macBlockCount, relayPath, relayThrough } from './relay.js';
-import { planSlaves, requireLocalSae, type SaeDirectory } from '../domain/sae-directory.js';
+import { planSlaves, requireLocalSae, type SaeDirectory, type SlavePlan } from '../domain/sae-directory.js';
 import type { Barrier } from '../stores/barrier.js';
 import type { ClaimedKey, KeyRecord, KeyStore, NewKey } from '../stores/key-store.js';
 import type { LinkPool } from './link-pool.js';
@@ -79,13 +79,18 @@ export class KeyService {
 
   /**
    * The first hop of keys for `peerKme`: its own link, or the link to the next KME of a relay
-   * path when there is no common link (then with the whole path).
+   * path when there is no common link (then with the whole path). `avoid`: a common link that cannot
+   * serve now (empty, or its peer channel down), to go round through the network.
    */
-  #route(peerKme: string | null, neededBits: number): { pool: LinkPool; next: string | null; path: string[] | null } {
-    if (peerKme === null || this.#d.pools.some((p) => p.peerKme === peerKme)) {
+  #route(
+    peerKme: string | null,
+    neededBits: number,
+    avoid?: string,
+  ): { pool: LinkPool; next: string | null; path: string[] | null } {
+    if (!avoid && (peerKme === null || this.#d.pools.some((p) => p.peerKme === peerKme))) {
       return { pool: this.#poolFor(peerKme), next: peerKme, path: null };
     }
-    const path = relayPath(this.#d, peerKme, neededBits);
+    const path = relayPath(this.#d, peerKme!, neededBits, avoid);
     return { pool: this.#poolFor(path[1]!), next: path[1]!, path };
   }
 
@@ -108,8 +113,16 @@ export class KeyService {
     requireLocalSae(directory, kmeId, master);
     const slave = requireEntityId(slaveParam, 'slave_SAE_ID');
     const plan = planSlaves(directory, kmeId, master, [slave]);
-    // Any path with its links up: what it holds is the count, even none.
-    const { pool, path } = this.#route(plan.peerKme, 0);
+    // The path a request of one key would take; if none holds that much, any with its links up
+    // (what it holds is the count, even none).
+    let route;
+    try {
+      route = this.#route(plan.peerKme, limits.keySize);
+    } catch (err) {
+      if (!(err instanceof QksError) || err.code !== 'NOT_ENOUGH_KEY_MATERIAL') throw err;
+      route = this.#route(plan.peerKme, 0);
+    }
+    const { pool, path } = route;
     const blockBits = pool.ends.blockBits;
     return {
       source_KME_ID: kmeId,
@@ -136,32 +149,24 @@ export class KeyService {
     requireLocalSae(directory, kmeId, master);
     const slave = requireEntityId(slaveParam, 'slave_SAE_ID');
     const plan = planSlaves(directory, kmeId, master, [slave, ...request.additionalSlaveSaeIds]);
-    const { pool, next, path } = this.#route(plan.peerKme, request.number * request.size);
-    if (path && plan.localSlaves.length > 0) {
-      throw badRequest('slaves at this KME and at a KME reached by relay cannot share a key (not supported yet)');
-    }
-    checkMandatoryExtensions(request.extensionMandatory, { sourceKind: pool.source.info().kind });
-    // No material is cut for a peer known to be down: SAE retries must not drain the pool.
-    if (next !== null) await this.#d.peers.ensureReachable(next);
-
-    const blockCount = blocksPerKey(pool.ends.blockBits, request.size);
-    const wanted: NewKey[] = Array.from({ length: request.number }, () => ({
-      keyId: this.#d.newKeyId(),
-      sizeBits: request.size,
-      blockCount,
-      masterSae: master,
-      pendingSlaves: plan.localSlaves,
-      peerKme: next,
-      state: next === null ? 'ready' : 'reserved',
-    }));
-    const records = await store.takeOwnBlocks(pool.linkId, kmeId, wanted);
-    if (!records) {
-      const available = keysFromBlocks(pool.ends.blockBits, request.size, await pool.ownBlocks());
-      throw new QksError(
-        'NOT_ENOUGH_KEY_MATERIAL',
-        `not enough key material: ${request.number} keys of ${request.size} bits requested, ${available} available`,
-      );
-    }
+    const needed = request.number * request.size;
+    let route = this.#route(plan.peerKme, needed);
+    const records = await this.#cut(master, plan, request, route).catch(async (err: unknown) => {
+      // A common link that cannot serve now (no material, or its channel down) is gone round,
+      // through the network, when a path exists; otherwise its own error stands.
+      const detour =
+        route.path === null &&
+        route.next !== null &&
+        plan.localSlaves.length === 0 &&
+        this.#d.network &&
+        isDetourable(err)
+          ? this.#tryRoute(plan.peerKme, needed, route.pool.linkId)
+          : null;
+      if (!detour) throw err;
+      route = detour;
+      return this.#cut(master, plan, request, route);
+    });
+    const { pool, next, path } = route;
     const ids = records.map((r) => r.keyId);
     if (records.some((r) => r.blocks.some((b) => ownerOfBlock(pool.ends, b.seq) !== kmeId))) {
       // The store's owner column is not sealed: a peer's block moved into our share is burned, not cut.
@@ -205,6 +210,50 @@ export class KeyService {
       keyIds: ids,
     });
     return this.#container(records, masks);
+  }
+
+  /** A route that exists, or null. */
+  #tryRoute(peerKme: string | null, neededBits: number, avoid: string) {
+    try {
+      return this.#route(peerKme, neededBits, avoid);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Cuts the request's keys from this KME's share of the route's first link; fails before cutting anything. */
+  async #cut(
+    master: string,
+    plan: SlavePlan,
+    request: KeyRequest,
+    { pool, next, path }: { pool: LinkPool; next: string | null; path: string[] | null },
+  ): Promise<KeyRecord[]> {
+    const { kmeId, store } = this.#d;
+    if (path && plan.localSlaves.length > 0) {
+      throw badRequest('slaves at this KME and at a KME reached by relay cannot share a key (not supported yet)');
+    }
+    checkMandatoryExtensions(request.extensionMandatory, { sourceKind: pool.source.info().kind });
+    // No material is cut for a peer known to be down: SAE retries must not drain the pool.
+    if (next !== null) await this.#d.peers.ensureReachable(next);
+    const blockCount = blocksPerKey(pool.ends.blockBits, request.size);
+    const wanted: NewKey[] = Array.from({ length: request.number }, () => ({
+      keyId: this.#d.newKeyId(),
+      sizeBits: request.size,
+      blockCount,
+      masterSae: master,
+      pendingSlaves: plan.localSlaves,
+      peerKme: next,
+      state: next === null ? 'ready' : 'reserved',
+    }));
+    const records = await store.takeOwnBlocks(pool.linkId, kmeId, wanted);
+    if (!records) {
+      const available = keysFromBlocks(pool.ends.blockBits, request.size, await pool.ownBlocks());
+      throw new QksError(
+        'NOT_ENOUGH_KEY_MATERIAL',
+        `not enough key material: ${request.number} keys of ${request.size} bits requested, ${available} available`,
+      );
+    }
+    return records;
   }
 
   async getKeysWithIds(slave: string, masterParam: string, keyIds: readonly string[]): Promise<KeyContainer> {
@@ -322,3 +371,7 @@ export class KeyService {
     };
   }
 }
+
+/** Failures before anything was cut that another path might not have: no material, the peer unreachable. */
+const isDetourable = (err: unknown) =>
+  err instanceof QksError && (err.code === 'NOT_ENOUGH_KEY_MATERIAL' || err.code === 'PEER_KME_UNAVAILABLE');

@@ -37,16 +37,20 @@ export const macBlockCount = (blockBits: number) => blocksPerKey(blockBits, RELA
  * The path from this KME to `target` through trusted sites, cheapest for `neededBits` by the link
  * state; a clear error when there is none.
  */
-export function relayPath(d: RelayDeps, target: string, neededBits: number): string[] {
+export function relayPath(d: RelayDeps, target: string, neededBits: number, avoid?: string): string[] {
   if (!d.network) {
     throw badRequest(
       `the slave SAE is served by KME ${target}, which has no link to this KME (no network is configured for relay)`,
     );
   }
-  const path = shortestPath(d.network, d.kmeId, target, d.linkCost?.(neededBits));
+  const costs = (bits: number): LinkCost => {
+    const cost = d.linkCost?.(bits) ?? (() => 1);
+    return (link, from) => (link.id === avoid ? Infinity : cost(link, from));
+  };
+  const path = shortestPath(d.network, d.kmeId, target, costs(neededBits));
   if (path) return path;
   // Is it the material that is short, or are the links down?
-  if (neededBits > 0 && shortestPath(d.network, d.kmeId, target, d.linkCost?.(0))) {
+  if (neededBits > 0 && shortestPath(d.network, d.kmeId, target, costs(0))) {
     throw new QksError(
       'NOT_ENOUGH_KEY_MATERIAL',
       `not enough key material on any path of trusted KMEs from ${d.kmeId} to ${target} for ${neededBits} bits`,

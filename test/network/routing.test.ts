@@ -94,6 +94,45 @@ describe('routing by key availability', () => {
   });
 });
 
+/** ring:4 whose link a-b is poor and the rest rich: keys from a for b go round when a-b runs dry. */
+describe('a common link that runs dry', () => {
+  let sites: TwoSites;
+  before(async () => {
+    const rich = { type: 'simulated', rate_bps: 1_000_000 };
+    const topology = topologyFromObject({
+      sites: ['kme-a', 'kme-b', 'kme-c', 'kme-d'].map((kme) => ({ kme })),
+      links: [
+        { a: 'kme-a', b: 'kme-b', source: { type: 'simulated', rate_bps: 40_000 } },
+        { a: 'kme-b', b: 'kme-c', source: rich },
+        { a: 'kme-c', b: 'kme-d', source: rich },
+        { a: 'kme-a', b: 'kme-d', source: rich },
+      ],
+    });
+    sites = await startSites({ topology });
+    await new Promise((r) => setTimeout(r, 3000)); // material on the rich links
+  });
+  after(() => sites.stop());
+
+  it('goes round a common link that has run out of key material, through the network', async () => {
+    // a-b makes 40 kbit/s: kme-a's share of it holds a few hundred keys; the other links 1 Mbit/s.
+    const direct = async () =>
+      ((await sites.sae('sae-a1').get('/api/v1/keys/sae-b1/status')).body as { stored_key_count: number })
+        .stored_key_count;
+    let drained = false;
+    for (let i = 0; i < 24; i++) {
+      const got = await sites.sae('sae-a1').get('/api/v1/keys/sae-b1/enc_keys?number=64');
+      assert.equal(got.status, 200, `request ${i}: ${JSON.stringify(got.body)}`);
+      const keys = (got.body as { keys: Keys }).keys;
+      const fetched = await sites.sae('sae-b1').post('/api/v1/keys/sae-a1/dec_keys', {
+        key_IDs: keys.map((k) => ({ key_ID: k.key_ID })),
+      });
+      assertSameKeys((fetched.body as { keys: Keys }).keys, keys, `request ${i}`);
+      if ((await direct()) < 64) drained = true;
+    }
+    assert.ok(drained, 'the common link ran short, and keys still came (round by kme-d and kme-c)');
+  });
+});
+
 describe('a 12-site ring', () => {
   let sites: TwoSites;
   before(async () => {
