@@ -68,6 +68,17 @@ export function builtInTopology(spec: string, saesPerSite = 2): Topology {
   if (shape === 'ring') pairs.push([0, n - 1]);
   if (shape === 'star') for (let i = 1; i < n; i++) pairs.push([0, i]);
   if (shape === 'mesh') for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) pairs.push([i, j]);
+  return joined(kmes, pairs, saesPerSite);
+}
+
+/** KMEs in a row, each joined to the next: what `qks init --kmes` has always made. */
+export function lineOf(kmes: readonly string[], saesPerSite = 2): Topology {
+  const pairs = kmes.slice(1).map((_, i): [number, number] => [i, i + 1]);
+  return joined(kmes, pairs, saesPerSite);
+}
+
+/** Sites in order (node addresses 127.0.1.1, …; trusted) and links between the given indexes. */
+function joined(kmes: readonly string[], pairs: ReadonlyArray<[number, number]>, saesPerSite: number): Topology {
   return {
     sites: kmes.map((kme, i) => ({
       kme,
@@ -76,19 +87,6 @@ export function builtInTopology(spec: string, saesPerSite = 2): Topology {
       trusted: true,
     })),
     links: pairs.map(([i, j]) => ({ id: linkId(kmes[i]!, kmes[j]!), a: kmes[i]!, b: kmes[j]! })),
-  };
-}
-
-/** KMEs in a row, each joined to the next: what `qks init --kmes` has always made. */
-export function lineOf(kmes: readonly string[], saesPerSite = 2): Topology {
-  return {
-    sites: kmes.map((kme, i) => ({
-      kme,
-      nodeAddress: `127.0.1.${i + 1}`,
-      saes: saeIdsOf(kme, saesPerSite),
-      trusted: true,
-    })),
-    links: kmes.slice(1).map((kme, i) => ({ id: linkId(kmes[i]!, kme), a: kmes[i]!, b: kme })),
   };
 }
 

@@ -2,27 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { builtInTopology } from '../../src/domain/topology.js';
 import { BlockLedger } from '../helpers/block-ledger.js';
-import { assertSameKeys } from '../helpers/redact.js';
+import { agreeKeys, type WireKeys } from '../helpers/agree-keys.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
-
-type Keys = Array<{ key_ID: string; key: string }>;
-
-/** Keys from `master` for `slave`, once the links have material; then the slave's copies. */
-async function agree(sites: TwoSites, master: string, slave: string, query = 'number=2') {
-  let got = { status: 0, body: null as unknown };
-  await eventually(
-    async () => (got = await sites.sae(master).get(`/api/v1/keys/${slave}/enc_keys?${query}`)).status === 200,
-    20_000,
-    `keys from ${master} for ${slave}`,
-  );
-  const keys = (got.body as { keys: Keys }).keys;
-  const fetched = await sites.sae(slave).post(`/api/v1/keys/${master}/dec_keys`, {
-    key_IDs: keys.map((k) => ({ key_ID: k.key_ID })),
-  });
-  assert.equal(fetched.status, 200, `${slave} fetches: ${JSON.stringify(fetched.body)}`);
-  assertSameKeys((fetched.body as { keys: Keys }).keys, keys, `${master} → ${slave}`);
-  return keys;
-}
 
 describe('trusted-node relay on line:4 (kme-a - kme-b - kme-c - kme-d)', () => {
   const ledger = new BlockLedger();
@@ -38,7 +19,7 @@ describe('trusted-node relay on line:4 (kme-a - kme-b - kme-c - kme-d)', () => {
     const body = status.body as { target_KME_ID: string; status_extension: Record<string, unknown> };
     assert.equal(body.target_KME_ID, 'kme-d');
     assert.deepEqual(body.status_extension['qks_relay_path'], ['kme-a', 'kme-b', 'kme-c', 'kme-d']);
-    const keys = await agree(sites, 'sae-a1', 'sae-d1', 'number=3&size=512');
+    const keys = await agreeKeys(sites, 'sae-a1', 'sae-d1', 'number=3&size=512');
     assert.equal(keys.length, 3);
     assert.ok(keys.every((k) => Buffer.from(k.key, 'base64').length === 64));
     // Delivered once: asking again is refused.
@@ -50,9 +31,9 @@ describe('trusted-node relay on line:4 (kme-a - kme-b - kme-c - kme-d)', () => {
 
   it('every pair of sites, both ways, gets keys equal at both ends and unlike all others', async () => {
     const sitesOf = ['a', 'b', 'c', 'd'];
-    const all: Keys = [];
+    const all: WireKeys = [];
     for (const m of sitesOf) {
-      for (const s of sitesOf) if (m !== s) all.push(...(await agree(sites, `sae-${m}1`, `sae-${s}2`, 'number=1')));
+      for (const s of sitesOf) if (m !== s) all.push(...(await agreeKeys(sites, `sae-${m}1`, `sae-${s}2`, 'number=1')));
     }
     assert.equal(new Set(all.map((k) => k.key)).size, all.length, 'no two keys share bytes');
     assert.equal(new Set(all.map((k) => k.key_ID)).size, all.length);
@@ -80,7 +61,7 @@ describe('trusted-node relay on line:4 (kme-a - kme-b - kme-c - kme-d)', () => {
     } finally {
       await sites.startKme('kme-d');
     }
-    await agree(sites, 'sae-a1', 'sae-d1', 'number=1');
+    await agreeKeys(sites, 'sae-a1', 'sae-d1', 'number=1');
     assert.deepEqual(ledger.reused(), []);
   });
 });
@@ -99,14 +80,14 @@ describe('trusted-node relay on ring:5 with kme-b untrusted', () => {
     const status = await sites.sae('sae-a1').get('/api/v1/keys/sae-c1/status');
     const ext = (status.body as { status_extension: Record<string, unknown> }).status_extension;
     assert.deepEqual(ext['qks_relay_path'], ['kme-a', 'kme-e', 'kme-d', 'kme-c']);
-    await agree(sites, 'sae-a1', 'sae-c1');
+    await agreeKeys(sites, 'sae-a1', 'sae-c1');
     assert.deepEqual(ledger.of('kme-b', 'link-a-b'), [], 'kme-b consumed nothing');
     assert.deepEqual(ledger.of('kme-b', 'link-b-c'), []);
   });
 
   it('kme-b still gets keys of its own, directly and relayed', async () => {
-    await agree(sites, 'sae-b1', 'sae-a1');
-    await agree(sites, 'sae-d1', 'sae-b1');
+    await agreeKeys(sites, 'sae-b1', 'sae-a1');
+    await agreeKeys(sites, 'sae-d1', 'sae-b1');
     assert.deepEqual(ledger.reused(), []);
   });
 });
@@ -120,7 +101,7 @@ describe('a relay whose answer never comes back in time', () => {
   after(() => sites.stop());
 
   it('503 for the master; the cancel goes hop by hop to the target, which drops the key it stored', async () => {
-    await agree(sites, 'sae-a1', 'sae-d1', 'number=1');
+    await agreeKeys(sites, 'sae-a1', 'sae-d1', 'number=1');
     const stored = () => ledger.stores.get('kme-d')!.countKeys();
     assert.deepEqual(await stored(), { reserved: 0, ready: 0 });
     // kme-d stores the key, then answers after the 5 s every KME waits for a peer.
@@ -140,7 +121,7 @@ describe('a relay whose answer never comes back in time', () => {
     const fetch = await sites.sae('sae-d1').get(`/api/v1/keys/sae-a1/dec_keys?key_ID=${lost}`);
     assert.equal(fetch.status, 400, 'never delivered');
     // Nothing was reused, and the path works again.
-    await agree(sites, 'sae-a1', 'sae-d1', 'number=1');
+    await agreeKeys(sites, 'sae-a1', 'sae-d1', 'number=1');
     assert.deepEqual(ledger.reused(), []);
   });
 });

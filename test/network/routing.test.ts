@@ -2,26 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { topologyFromObject } from '../../src/config/topology-file.js';
 import { builtInTopology } from '../../src/domain/topology.js';
+import { agreeKeys, type WireKeys } from '../helpers/agree-keys.js';
 import { assertSameKeys } from '../helpers/redact.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
-
-type Keys = Array<{ key_ID: string; key: string }>;
 
 const pathOf = async (sites: TwoSites, master: string, slave: string) => {
   const res = await sites.sae(master).get(`/api/v1/keys/${slave}/status`);
   return (res.body as { status_extension?: { qks_relay_path?: string[] } }).status_extension?.qks_relay_path;
 };
-
-async function agree(sites: TwoSites, master: string, slave: string): Promise<Keys> {
-  const got = await sites.sae(master).get(`/api/v1/keys/${slave}/enc_keys?number=2`);
-  assert.equal(got.status, 200, JSON.stringify(got.body));
-  const keys = (got.body as { keys: Keys }).keys;
-  const fetched = await sites.sae(slave).post(`/api/v1/keys/${master}/dec_keys`, {
-    key_IDs: keys.map((k) => ({ key_ID: k.key_ID })),
-  });
-  assertSameKeys((fetched.body as { keys: Keys }).keys, keys, `${master} → ${slave}`);
-  return keys;
-}
 
 /**
  * ring:4 with a rich side (a-d-c, 1 Mbit/s) and a poor one (a-b-c, 40 kbit/s): keys from a to c
@@ -49,7 +37,7 @@ describe('routing by key availability', () => {
   it('takes the path whose links hold more key material, though both are two hops', async () => {
     await eventually(async () => (await pathOf(sites, 'sae-a1', 'sae-c1'))?.[1] === 'kme-d', 15_000, 'a to c via d');
     await eventually(async () => (await pathOf(sites, 'sae-c1', 'sae-a1'))?.[1] === 'kme-d', 15_000, 'c to a via d');
-    await agree(sites, 'sae-a1', 'sae-c1');
+    await agreeKeys(sites, 'sae-a1', 'sae-c1');
   });
 
   it('goes round a KME that is down once its adverts stop, and back when it returns', async () => {
@@ -64,14 +52,14 @@ describe('routing by key availability', () => {
       15_000,
       'keys over the poor side',
     );
-    await agree(sites, 'sae-a1', 'sae-c1');
+    await agreeKeys(sites, 'sae-a1', 'sae-c1');
     await sites.startKme('kme-d');
     await eventually(
       async () => (await pathOf(sites, 'sae-a1', 'sae-c1'))?.join() === 'kme-a,kme-d,kme-c',
       15_000,
       'the path through kme-d again',
     );
-    await agree(sites, 'sae-a1', 'sae-c1');
+    await agreeKeys(sites, 'sae-a1', 'sae-c1');
   });
 
   it('status counts what the whole path holds: no more than its poorest hop advertised', async () => {
@@ -122,11 +110,11 @@ describe('a common link that runs dry', () => {
     for (let i = 0; i < 24; i++) {
       const got = await sites.sae('sae-a1').get('/api/v1/keys/sae-b1/enc_keys?number=64');
       assert.equal(got.status, 200, `request ${i}: ${JSON.stringify(got.body)}`);
-      const keys = (got.body as { keys: Keys }).keys;
+      const keys = (got.body as { keys: WireKeys }).keys;
       const fetched = await sites.sae('sae-b1').post('/api/v1/keys/sae-a1/dec_keys', {
         key_IDs: keys.map((k) => ({ key_ID: k.key_ID })),
       });
-      assertSameKeys((fetched.body as { keys: Keys }).keys, keys, `request ${i}`);
+      assertSameKeys((fetched.body as { keys: WireKeys }).keys, keys, `request ${i}`);
       if ((await direct()) < 64) drained = true;
     }
     assert.ok(drained, 'the common link ran short, and keys still came (round by kme-d and kme-c)');
@@ -153,24 +141,7 @@ describe('a 12-site ring', () => {
       );
       const path = await pathOf(sites, master, slave);
       assert.equal(path?.length, 7, `${master} → ${slave}: ${path?.join(' ')}`);
-      await agreeWhenReady(sites, master, slave);
+      await agreeKeys(sites, master, slave, 'number=1');
     }
   });
 });
-
-async function agreeWhenReady(sites: TwoSites, master: string, slave: string) {
-  await eventually(
-    async () => {
-      const got = await sites.sae(master).get(`/api/v1/keys/${slave}/enc_keys?number=1`);
-      if (got.status !== 200) return false;
-      const keys = (got.body as { keys: Keys }).keys;
-      const fetched = await sites.sae(slave).post(`/api/v1/keys/${master}/dec_keys`, {
-        key_IDs: keys.map((k) => ({ key_ID: k.key_ID })),
-      });
-      assertSameKeys((fetched.body as { keys: Keys }).keys, keys, `${master} → ${slave}`);
-      return true;
-    },
-    20_000,
-    `keys from ${master} for ${slave}`,
-  );
-}
