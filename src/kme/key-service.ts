@@ -10,7 +10,7 @@ import { xor } from '../domain/relay-mac.js';
 import { checkAnswer, macBlockCount, relayPath, relayThrough } from './relay.js';
 import { planSlaves, requireLocalSae, type SaeDirectory, type SlavePlan } from '../domain/sae-directory.js';
 import type { Barrier } from '../stores/barrier.js';
-import type { ClaimedKey, KeyRecord, KeyStore, NewKey } from '../stores/key-store.js';
+import type { ClaimedKey, KeyRecord, KeyStore, NewKey, SealedBlock } from '../stores/key-store.js';
 import type { LinkPool } from './link-pool.js';
 import type { KeyContainer, KeyStatus } from '../domain/etsi-messages.js';
 import { DeliveryLog } from './observability/delivery-log.js';
@@ -151,7 +151,8 @@ export class KeyService {
     const plan = planSlaves(directory, kmeId, master, [slave, ...request.additionalSlaveSaeIds]);
     const needed = request.number * request.size;
     let route = this.#route(plan.peerKme, needed);
-    const records = await this.#cut(master, plan, request, route).catch(async (err: unknown) => {
+    let macPad: Promise<SealedBlock[] | null> = Promise.resolve([]);
+    const records = await this.#cut(master, plan, request, route, (p) => (macPad = p)).catch(async (err: unknown) => {
       // A common link that cannot serve now (no material, or its channel down) is gone round,
       // through the network, when a path exists; otherwise its own error stands.
       const detour =
@@ -164,7 +165,7 @@ export class KeyService {
           : null;
       if (!detour) throw err;
       route = detour;
-      return this.#cut(master, plan, request, route);
+      return this.#cut(master, plan, request, route, (p) => (macPad = p));
     });
     const { pool, next, path } = route;
     const ids = records.map((r) => r.keyId);
@@ -175,10 +176,15 @@ export class KeyService {
     }
     let masks: Buffer[] | null = null;
     if (next !== null) {
-      // A relay's first hop also keys the MAC of its answer, with blocks of its own.
-      const mac = path ? await store.takeOwnPad(pool.linkId, kmeId, macBlockCount(pool.ends.blockBits)) : [];
+      // A relay's first hop also keys the MAC of its answer, with blocks of its own (cut with the
+      // keys: the store commits both at once).
+      const mac = await macPad;
+      if (!mac) {
+        // Never sent: the keys' blocks go back.
+        await store.returnReserved(ids);
+        throw new QksError('NOT_ENOUGH_KEY_MATERIAL', 'not enough key material for the relay’s MAC key');
+      }
       const reserve = async () => {
-        if (!mac) throw new QksError('NOT_ENOUGH_KEY_MATERIAL', 'not enough key material for the relay’s MAC key');
         const answer = await this.#d.peers.reserve(next, {
           link_ID: pool.linkId,
           master_SAE_ID: master,
@@ -227,6 +233,8 @@ export class KeyService {
     plan: SlavePlan,
     request: KeyRequest,
     { pool, next, path }: { pool: LinkPool; next: string | null; path: string[] | null },
+    /** Told of the relay's MAC pad, cut beside the keys. */
+    onMacPad: (pad: Promise<SealedBlock[] | null>) => void,
   ): Promise<KeyRecord[]> {
     const { kmeId, store } = this.#d;
     if (path && plan.localSlaves.length > 0) {
@@ -245,6 +253,14 @@ export class KeyService {
       peerKme: next,
       state: next === null ? 'ready' : 'reserved',
     }));
+    if (path) {
+      // Cut in the same commit as the keys, when there is enough for both (none is wasted otherwise).
+      const macCount = macBlockCount(pool.ends.blockBits);
+      const enough = (await pool.ownBlocks()) >= blockCount * request.number + macCount;
+      const pad = enough ? store.takeOwnPad(pool.linkId, kmeId, macCount) : Promise.resolve(null);
+      pad.catch(() => undefined); // awaited later, unless the cut fails first
+      onMacPad(pad);
+    }
     const records = await store.takeOwnBlocks(pool.linkId, kmeId, wanted);
     if (!records) {
       const available = keysFromBlocks(pool.ends.blockBits, request.size, await pool.ownBlocks());

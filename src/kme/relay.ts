@@ -117,15 +117,19 @@ export async function relayThrough(d: RelayDeps, fromKme: string, msg: Reservati
   }
   // Nothing is taken for a next KME known to be down.
   await d.peers.ensureReachable(next);
-  const taken = await takeIn(d, poolIn, fromKme, msg, next);
+  const last = at + 1 === path.length - 1;
+  const counts = msg.keys.map((k) => blocksPerKey(poolOut.ends.blockBits, k.size));
+  const macCount = last ? 0 : macBlockCount(poolOut.ends.blockBits);
+  // Both takes in one commit of the store (its writes of a turn are grouped): half the disk
+  // syncs. A pad cut for a relay refused meanwhile is burned, never reused.
+  const [taken, out] = await Promise.all([
+    takeIn(d, poolIn, fromKme, msg, next),
+    d.store.takeOwnPad(poolOut.linkId, d.kmeId, counts.reduce((a, b) => a + b, 0) + macCount),
+  ]);
   const padsIn = msg.keys.map((k, i) => d.barrier.openKey(poolIn.linkId, taken.keys[i]!, k.size));
   const macKeyIn = macKey(d, poolIn.linkId, taken.mac);
   const keys: Buffer[] = [];
   try {
-    const last = at + 1 === path.length - 1;
-    const counts = msg.keys.map((k) => blocksPerKey(poolOut.ends.blockBits, k.size));
-    const macCount = last ? 0 : macBlockCount(poolOut.ends.blockBits);
-    const out = await d.store.takeOwnPad(poolOut.linkId, d.kmeId, counts.reduce((a, b) => a + b, 0) + macCount);
     if (!out)
       throw new QksError('NOT_ENOUGH_KEY_MATERIAL', `not enough key material on the link from ${d.kmeId} to ${next}`);
     let cursor = 0;
