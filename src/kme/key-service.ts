@@ -15,6 +15,7 @@ import type { LinkPool } from './link-pool.js';
 import type { KeyContainer, KeyStatus } from '../domain/etsi-messages.js';
 import { DeliveryLog } from './observability/delivery-log.js';
 import { RelayLog } from './observability/relay-log.js';
+import { takePeerBlocks } from './peer-blocks.js';
 import { RequestNotSent } from './peer-stream/connection.js';
 
 export type { KeyContainer, KeyStatus };
@@ -341,23 +342,7 @@ export class KeyService {
         pendingSlaves: msg.slave_SAE_IDs,
       };
     });
-    let result = await store.claimBlocks(pool.linkId, fromKme, claimed);
-    if (!result.ok && result.existingKeyIds.length === 0 && result.missingSeqs.every((s) => s > pool.latestSeq)) {
-      // The peer saw these blocks before we did; they are on their way. (A loop: a spread of
-      // 131,072 numbers into Math.max overflows the stack.)
-      let newest = -1;
-      for (const seq of result.missingSeqs) if (seq > newest) newest = seq;
-      if (await pool.waitForSeq(newest, this.#d.blockWaitMs)) {
-        result = await store.claimBlocks(pool.linkId, fromKme, claimed);
-      }
-    }
-    if (!result.ok) {
-      throw badRequest(
-        result.existingKeyIds.length > 0
-          ? `key IDs already known: ${result.existingKeyIds.join(', ')}`
-          : `blocks not available here: ${result.missingSeqs.slice(0, 8).join(', ')}`,
-      );
-    }
+    await takePeerBlocks(pool, this.#d.blockWaitMs, () => store.claimBlocks(pool.linkId, fromKme, claimed));
     return {};
   }
 

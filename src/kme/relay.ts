@@ -8,6 +8,7 @@ import type { Barrier } from '../stores/barrier.js';
 import type { KeyStore, SealedBlock } from '../stores/key-store.js';
 import type { PeerChannel } from './key-service.js';
 import type { LinkPool } from './link-pool.js';
+import { takePeerBlocks } from './peer-blocks.js';
 
 /**
  * Trusted-node relay, hop by hop (ITU-T Y.3803), for keys between sites that share no link
@@ -162,22 +163,8 @@ export async function relayThrough(d: RelayDeps, fromKme: string, msg: Reservati
 }
 
 /** Takes the previous hop's blocks, waiting a moment for blocks the link has not delivered here yet. */
-async function takeIn(d: RelayDeps, pool: LinkPool, fromKme: string, msg: ReservationMessage, next: string) {
+function takeIn(d: RelayDeps, pool: LinkPool, fromKme: string, msg: ReservationMessage, next: string) {
   const keys = msg.keys.map((k) => ({ keyId: k.key_ID, seqs: k.blocks }));
   const mac = msg.relay!.mac_blocks!;
-  let result = await d.store.relayIn(pool.linkId, fromKme, keys, mac, next);
-  if (!result.ok && result.existingKeyIds.length === 0 && result.missingSeqs.every((s) => s > pool.latestSeq)) {
-    let newest = -1;
-    for (const seq of result.missingSeqs) if (seq > newest) newest = seq;
-    if (await pool.waitForSeq(newest, d.blockWaitMs))
-      result = await d.store.relayIn(pool.linkId, fromKme, keys, mac, next);
-  }
-  if (!result.ok) {
-    throw badRequest(
-      result.existingKeyIds.length > 0
-        ? `key IDs already known: ${result.existingKeyIds.join(', ')}`
-        : `blocks not available here: ${result.missingSeqs.slice(0, 8).join(', ')}`,
-    );
-  }
-  return result;
+  return takePeerBlocks(pool, d.blockWaitMs, () => d.store.relayIn(pool.linkId, fromKme, keys, mac, next));
 }
