@@ -307,7 +307,6 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
   }
   history.start();
   teardown.add(() => history.stop());
-  linkState.start();
   peers.start();
   // Closed before the pools stop: a request in flight finishes with its link still running.
   teardown.add(() => peerApi.close());
@@ -327,6 +326,8 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
   teardown.add(() => stopWatching.forEach((stop) => stop()));
   await listenAs(saeApi, 'sae_api', cfg);
   await listenAs(peerApi, 'kme_api', cfg);
+  // Adverts only once this KME can be reached: a start that fails opens no connection to its peers.
+  linkState.start();
   // Keys whose master never passed their IDs on (a crash between delivery and response) would
   // otherwise wait for their slaves forever.
   const sweeper = setInterval(() => {
