@@ -208,10 +208,7 @@ export class IpsecLab {
    * `deadlineS`, ping waits for every reply until then instead of about two round trips after
    * the last request (a busy machine's late reply is not a lost one).
    */
-  ping(
-    from: Gateway,
-    opts: { count: number; intervalS?: number; timeoutS?: number; size?: number; deadlineS?: number },
-  ): ChildProcess {
+  ping(from: Gateway, opts: PingOptions & { timeoutS?: number; deadlineS?: number }): ChildProcess {
     return spawn(
       'ip',
       [
@@ -230,8 +227,8 @@ export class IpsecLab {
         String(opts.size ?? 56),
         ...(opts.deadlineS ? ['-w', String(opts.deadlineS)] : []),
         '-I',
-        from.inner,
-        this.peer(from).inner,
+        opts.src ?? from.inner,
+        opts.dst ?? this.peer(from).inner,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -243,10 +240,7 @@ export class IpsecLab {
    * request), so a packet counts as lost only if it really was; with a deadline, ping sends more
    * than `count` requests when replies were lost, until `count` replies came: compare with `sent`.
    */
-  async pingResult(
-    from: Gateway,
-    opts: { count: number; intervalS?: number; size?: number },
-  ): Promise<{ sent: number; arrived: number; received: number }> {
+  async pingResult(from: Gateway, opts: PingOptions): Promise<{ sent: number; arrived: number; received: number }> {
     const before = this.echoRequestsIn(this.peer(from));
     const deadlineS = Math.ceil(opts.count * (opts.intervalS ?? 0.2)) + 10;
     const p = this.ping(from, { ...opts, deadlineS });
@@ -313,6 +307,15 @@ export class IpsecLab {
     const file = this.daemonOf(g) === 'strongswan' ? this.charonLog(g) : this.plutoLog(g);
     return existsSync(file) ? readFileSync(file, 'utf8') : '';
   }
+}
+
+/** How many echo requests, how often and how large; from and to other inner addresses than the gateways' own. */
+export interface PingOptions {
+  readonly count: number;
+  readonly intervalS?: number;
+  readonly size?: number;
+  readonly src?: string;
+  readonly dst?: string;
 }
 
 /** One IKE message as tshark decoded it. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -144,30 +144,6 @@ async function ikeSas(lab: IpsecLab, g: Gateway): Promise<ViciMessage[]> {
   }
 }
 
-/** Pings from one inner address to another through the tunnel: replies received of `count`. */
-async function ping(from: Gateway, src: string, dst: string, count: number): Promise<number> {
-  const p = spawn('ip', [
-    'netns',
-    'exec',
-    from.ns,
-    'ping',
-    '-n',
-    '-c',
-    String(count),
-    '-i',
-    '0.1',
-    '-w',
-    String(count + 5),
-    '-I',
-    src,
-    dst,
-  ]);
-  let out = '';
-  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise((r) => p.once('exit', r));
-  return Number(/(\d+) received/.exec(out)?.[1] ?? 0);
-}
-
 describe("IPsec with QKD PPKs on the operator's own strongSwan connection: certificates, two children", () => {
   const lab = new IpsecLab('strongswan');
   let demo: Awaited<ReturnType<typeof startDemo>>;
@@ -213,22 +189,33 @@ describe("IPsec with QKD PPKs on the operator's own strongSwan connection: certi
       assert.match(lab.log(g), new RegExp(`authentication of '${lab.peer(g).id}' with RSA\\S* successful`));
       assert.match(lab.log(g), new RegExp(`using PPK for PPK_ID '${PPK_ID}'`));
     }
-    assert.equal(await ping(lab.a, lab.a.inner, lab.b.inner, 3), 3, 'traffic through the first child');
-    assert.equal(await ping(lab.a, second(lab.a), second(lab.b), 3), 3, 'traffic through the second child');
+    assert.equal(
+      (await lab.pingResult(lab.a, { count: 3, intervalS: 0.1, src: lab.a.inner, dst: lab.b.inner })).received,
+      3,
+      'traffic through the first child',
+    );
+    assert.equal(
+      (await lab.pingResult(lab.a, { count: 3, intervalS: 0.1, src: second(lab.a), dst: second(lab.b) })).received,
+      3,
+      'traffic through the second child',
+    );
 
     // A rotation: a new key behind the same PPK_ID, a new IKE SA by reauthentication, both children in it.
-    const traffic = ping(lab.a, lab.a.inner, lab.b.inner, 30);
+    const traffic = lab.pingResult(lab.a, { count: 30, intervalS: 0.1, src: lab.a.inner, dst: lab.b.inner });
     initiator.child.kill('SIGHUP');
     const ups = await initiator.waitFor('ike-sa-up', 2, 30_000);
     assert.notEqual(ups[1]!['key_ID'], first!['key_ID'], 'a new QKD key');
     assert.notEqual(ups[1]!['ike_SA'], first!['ike_SA'], 'a new IKE SA');
-    assert.ok((await traffic) >= 29, 'at most one reply lost during the reauthentication');
+    assert.ok((await traffic).received >= 29, 'at most one reply lost during the reauthentication');
     await eventually(async () => (await ikeSas(lab, lab.a)).length === 1, 15_000, 'the old IKE SA closed');
     const [next] = await ikeSas(lab, lab.a);
     assert.equal(next!['uniqueid'], ups[1]!['ike_SA']);
     assert.equal(next!['ppk'], 'yes');
     assert.equal(Object.keys(next!['child-sas'] as ViciMessage).length, 2, 'both children moved to the new IKE SA');
-    assert.equal(await ping(lab.a, second(lab.a), second(lab.b), 3), 3);
+    assert.equal(
+      (await lab.pingResult(lab.a, { count: 3, intervalS: 0.1, src: second(lab.a), dst: second(lab.b) })).received,
+      3,
+    );
   });
 
   it("survives the operator's swanctl --load-all, which unloads the agent's PPK: it is loaded again and the next rotation works", async () => {
@@ -242,7 +229,10 @@ describe("IPsec with QKD PPKs on the operator's own strongSwan connection: certi
     initiator.child.kill('SIGHUP');
     const ups = await initiator.waitFor('ike-sa-up', 2, 30_000);
     assert.notEqual(ups[1]!['key_ID'], first!['key_ID']);
-    assert.equal(await ping(lab.a, second(lab.a), second(lab.b), 3), 3);
+    assert.equal(
+      (await lab.pingResult(lab.a, { count: 3, intervalS: 0.1, src: second(lab.a), dst: second(lab.b) })).received,
+      3,
+    );
   });
 
   it('a gateway whose ppk_id differs refuses the reauthentication (AUTH_FAILED); the SA that was up stays up', async () => {
@@ -263,7 +253,11 @@ describe("IPsec with QKD PPKs on the operator's own strongSwan connection: certi
         [first!['ike_SA']],
         'the old IKE SA is still the one up',
       );
-      assert.equal(await ping(lab.a, lab.a.inner, lab.b.inner, 3), 3, 'and still carries traffic');
+      assert.equal(
+        (await lab.pingResult(lab.a, { count: 3, intervalS: 0.1, src: lab.a.inner, dst: lab.b.inner })).received,
+        3,
+        'and still carries traffic',
+      );
     } finally {
       loadAll(lab, lab.b);
     }
@@ -281,8 +275,14 @@ describe("IPsec with QKD PPKs on the operator's own strongSwan connection: certi
     for (const g of [lab.a, lab.b]) loadAll(lab, g);
     const ups = await initiator.waitFor('ike-sa-up', 2, 30_000);
     assert.equal(ups[1]!['key_ID'], first!['key_ID'], 'the key both gateways still hold');
-    assert.equal(await ping(lab.a, lab.a.inner, lab.b.inner, 3), 3);
-    assert.equal(await ping(lab.a, second(lab.a), second(lab.b), 3), 3);
+    assert.equal(
+      (await lab.pingResult(lab.a, { count: 3, intervalS: 0.1, src: lab.a.inner, dst: lab.b.inner })).received,
+      3,
+    );
+    assert.equal(
+      (await lab.pingResult(lab.a, { count: 3, intervalS: 0.1, src: second(lab.a), dst: second(lab.b) })).received,
+      3,
+    );
   });
 
   it('refuses to start on a connection charon does not have, saying what to do', async () => {
