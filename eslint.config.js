@@ -9,6 +9,14 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       'no-console': 'error',
+      // procps-ng 4.0.2's kill(1) reads `kill -KILL -18123` as `kill -KILL -1`: every process dies.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[arguments.0.value='kill']",
+          message: 'Signal processes with process.kill or child.kill, never the kill program.',
+        },
+      ],
     },
   },
   { files: ['bin/**', 'scripts/**', 'bench/**', 'test/**'], rules: { 'no-console': 'off' } },

@@ -37,7 +37,15 @@ describe('a fresh clone, as the README says', () => {
   let demo: ChildProcess | undefined;
   const groups: number[] = [];
   after(() => {
-    for (const pid of groups) spawnSync('kill', ['-KILL', `-${pid}`]);
+    // process.kill, never the kill(1) program: procps-ng 4.0.2 reads `kill -KILL -18123` as
+    // `kill -KILL -1` (its first digit only), which kills every process on the machine.
+    for (const pid of groups) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     rmSync(root, { recursive: true, force: true });
   });
 
