@@ -164,7 +164,7 @@ export async function relayThrough(d: RelayDeps, fromKme: string, msg: Reservati
 
 /** Takes the previous hop's blocks, waiting a moment for blocks the link has not delivered here yet. */
 function takeIn(d: RelayDeps, pool: LinkPool, fromKme: string, msg: ReservationMessage, next: string) {
-  const keys = msg.keys.map((k) => ({ keyId: k.key_ID, seqs: k.blocks }));
+  const keys = msg.keys.map((k) => ({ keyId: k.key_ID, sizeBits: k.size, seqs: k.blocks }));
   const mac = msg.relay!.mac_blocks!;
-  return takePeerBlocks(pool, d.blockWaitMs, () => d.store.relayIn(pool.linkId, fromKme, keys, mac, next));
+  return takePeerBlocks(pool, d.blockWaitMs, () => d.store.relayIn(pool.linkId, fromKme, keys, mac, [next]));
 }

@@ -42,6 +42,11 @@ export interface KeyRecord {
   /** `reserved`: cut for a master, not yet confirmed by the peer; `ready`: waiting for slaves. */
   readonly state: KeyState;
   readonly createdAt: number;
+  /**
+   * A key sent on by a relay (docs/network.md): the key is its blocks XOR this mask, a one-time
+   * pad's ciphertext that says nothing of the key without the sealed blocks. Absent: the blocks.
+   */
+  readonly mask?: Buffer;
 }
 
 export interface NewKey {
@@ -84,7 +89,16 @@ export const MAX_REMEMBERED_CANCELS = 65_536;
 /** A key passing through this KME on a relay: the previous hop's blocks it was sent with. */
 export interface RelayedKey {
   readonly keyId: string;
+  readonly sizeBits: number;
   readonly seqs: readonly number[];
+  /** Sent forward: the key XOR those blocks (kept with the key when this KME has slaves of it). */
+  readonly mask?: Buffer;
+}
+
+/** Slaves at a KME a relay passes through: it keeps the keys for them too. */
+export interface KeptRelay {
+  readonly masterSae: string;
+  readonly pendingSlaves: readonly string[];
 }
 
 export type RelayInResult =
@@ -132,22 +146,28 @@ export interface KeyStore {
   takeOwnPad(linkId: string, owner: string, count: number): Promise<SealedBlock[] | null>;
   /**
    * A relay through this KME: takes the blocks of `owner` (the previous hop) that the keys and the
-   * hop's MAC key use, as claimBlocks would, and returns them instead of keeping them; all or
-   * nothing. Each key ID is recorded, without material, as relayed from `owner` to `nextKme`: a key
-   * ID known here already (a key, a relay, or cancelled by `owner`) refuses the whole relay, and a
-   * later cancel by `owner` is queued on for `nextKme`.
+   * hop's MAC key use, as claimBlocks would, and returns them; all or nothing. Each key ID is
+   * recorded, without material, as relayed from `owner` to `nextKmes` (one or more): a key ID known
+   * here already (a key, a relay, or cancelled by `owner`) refuses the whole relay, and a later
+   * cancel by `owner` is queued on for each of `nextKmes`. With `keep` (slaves here too) the keys
+   * are also stored, ready for those slaves, as claimBlocks stores them, each with its mask;
+   * `nextKmes` may then be empty.
    */
   relayIn(
     linkId: string,
     owner: string,
     keys: readonly RelayedKey[],
     macSeqs: readonly number[],
-    nextKme: string,
+    nextKmes: readonly string[],
+    keep?: KeptRelay,
   ): Promise<RelayInResult>;
   /** The master has its keys: reserved keys become ready for local slaves, or go. */
   markDelivered(keyIds: readonly string[]): Promise<void>;
-  /** Burns reserved keys whose peer confirmation failed, queueing a cancel for the peer. */
-  cancelReserved(keyIds: readonly string[]): Promise<void>;
+  /**
+   * Burns reserved keys whose peer confirmation failed, queueing a cancel for the peer, and for the
+   * KMEs in `alsoTell` (others the keys were sent to: a multicast's further branches).
+   */
+  cancelReserved(keyIds: readonly string[], alsoTell?: readonly string[]): Promise<void>;
   /**
    * The reservation provably never reached the peer: reserved keys go and their blocks return to
    * the pool of the KME that cut them, with no cancel queued; returns how many keys went back now.

@@ -3,6 +3,7 @@ import type {
   ClaimedKey,
   ClaimResult,
   IncomingBlock,
+  KeptRelay,
   KeyCounts,
   KeyRecord,
   KeyStore,
@@ -38,7 +39,7 @@ export class MemoryKeyStore implements KeyStore {
   readonly #outbox: OutboxEntry[] = [];
   readonly #prefs = new Map<string, Record<string, unknown>>();
   /** Keys relayed through this KME: from which KME, to which, since when. */
-  readonly #relayed = new Map<string, { prev: string; next: string; at: number }>();
+  readonly #relayed = new Map<string, { prev: string; next: readonly string[]; at: number }>();
   #nextOutboxId = 1;
 
   #pool(linkId: string, owner: string): Map<number, SealedBlock> {
@@ -162,8 +163,10 @@ export class MemoryKeyStore implements KeyStore {
     owner: string,
     keys: readonly RelayedKey[],
     macSeqs: readonly number[],
-    nextKme: string,
+    nextKmes: readonly string[],
+    keep?: KeptRelay,
   ): Promise<RelayInResult> {
+    if (nextKmes.length === 0 && !keep) throw new RangeError('a relay goes on to a KME or keeps the keys');
     const pool = this.#pool(linkId, owner);
     const allSeqs = [...keys.flatMap((k) => k.seqs), ...macSeqs];
     const missingSeqs = allSeqs.filter((s) => !pool.has(s));
@@ -181,8 +184,26 @@ export class MemoryKeyStore implements KeyStore {
         return b;
       });
     const now = Date.now();
-    for (const k of keys) this.#relayed.set(k.keyId, { prev: owner, next: nextKme, at: now });
-    return { ok: true, keys: keys.map((k) => take(k.seqs)), mac: take(macSeqs) };
+    if (nextKmes.length > 0) for (const k of keys) this.#relayed.set(k.keyId, { prev: owner, next: nextKmes, at: now });
+    const taken = keys.map((k) => take(k.seqs));
+    if (keep)
+      keys.forEach((k, i) =>
+        this.#keys.set(k.keyId, {
+          cutBy: owner,
+          keyId: k.keyId,
+          linkId,
+          sizeBits: k.sizeBits,
+          blocks: taken[i]!,
+          masterSae: keep.masterSae,
+          pendingSlaves: [...keep.pendingSlaves],
+          deliveredSlaves: [],
+          peerKme: null,
+          state: 'ready',
+          createdAt: now,
+          ...(k.mask ? { mask: k.mask } : {}),
+        }),
+      );
+    return { ok: true, keys: taken, mac: take(macSeqs) };
   }
 
   async markDelivered(keyIds: readonly string[]): Promise<void> {
@@ -223,8 +244,12 @@ export class MemoryKeyStore implements KeyStore {
     for (const [peerKme, ids] of byPeer) this.#outbox.push({ id: this.#nextOutboxId++, peerKme, keyIds: ids });
   }
 
-  async cancelReserved(keyIds: readonly string[]): Promise<void> {
-    this.#burn(keyIds.map((id) => this.#keys.get(id)).filter((k) => k?.state === 'reserved') as KeyRecord[]);
+  async cancelReserved(keyIds: readonly string[], alsoTell: readonly string[] = []): Promise<void> {
+    const burned = keyIds.map((id) => this.#keys.get(id)).filter((k) => k?.state === 'reserved') as KeyRecord[];
+    this.#burn(burned);
+    const ids = burned.map((k) => k.keyId);
+    if (ids.length > 0)
+      for (const peerKme of alsoTell) this.#outbox.push({ id: this.#nextOutboxId++, peerKme, keyIds: ids });
     this.#applyReturns(this.#cuts.settle(keyIds, this.#markOfShare));
   }
 
@@ -277,7 +302,7 @@ export class MemoryKeyStore implements KeyStore {
       const relay = this.#relayed.get(id);
       if (!relay) continue;
       this.#relayed.delete(id);
-      onward.set(relay.next, [...(onward.get(relay.next) ?? []), id]);
+      for (const next of relay.next) onward.set(next, [...(onward.get(next) ?? []), id]);
     }
     for (const [peerKme, ids] of onward) this.#outbox.push({ id: this.#nextOutboxId++, peerKme, keyIds: ids });
     const removed = keyIds.filter((id) => this.#keys.delete(id)).length;

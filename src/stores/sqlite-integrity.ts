@@ -77,17 +77,18 @@ export function keyRowTag(
   key: { keyId: string; sizeBits: number; masterSae: string; pendingSlaves: readonly string[] },
   linkId: string,
   seqs: string,
+  mask: Buffer | null,
 ): Buffer {
   return integrity.tag(
     'key',
-    keyIdentity(key.keyId, linkId, key.sizeBits, seqs, key.masterSae, [...key.pendingSlaves]),
+    keyIdentity(key.keyId, linkId, key.sizeBits, seqs, key.masterSae, [...key.pendingSlaves], mask),
   );
 }
 
 /** Refuses a key row whose owners or material differ from what was sealed when it was cut. */
 export function checkKeyRow(integrity: RowIntegrity, row: KeyRow): void {
   const slaves = [...(JSON.parse(row.pending) as string[]), ...(JSON.parse(row.delivered) as string[])];
-  const identity = keyIdentity(row.key_id, row.link, row.size_bits, row.seqs, row.master, slaves);
+  const identity = keyIdentity(row.key_id, row.link, row.size_bits, row.seqs, row.master, slaves, row.mask);
   if (!integrity.verify('key', identity, row.tag)) {
     throw new QksError('KEY_DATA_ACCESS_ERROR', `key ${row.key_id} fails its ownership check`);
   }

@@ -14,6 +14,7 @@ export interface KeyRow {
   state: KeyState;
   created_at: number;
   cut_by: string | null;
+  mask: Buffer | null;
   tag: Buffer;
 }
 
@@ -36,5 +37,6 @@ export function toRecord(row: KeyRow): KeyRecord {
     peerKme: row.peer,
     state: row.state,
     createdAt: row.created_at,
+    ...(row.mask ? { mask: row.mask } : {}),
   };
 }

@@ -119,10 +119,14 @@ export function addColumns(db: Database.Database): void {
       .some((c) => c.name === column);
   if (!has('keys', 'cut_by')) db.exec('ALTER TABLE keys ADD COLUMN cut_by TEXT');
   if (!has('cancelled', 'kme')) db.exec('ALTER TABLE cancelled ADD COLUMN kme TEXT');
+  if (!has('keys', 'mask')) db.exec('ALTER TABLE keys ADD COLUMN mask BLOB');
   db.exec('CREATE INDEX IF NOT EXISTS cancelled_by_kme ON cancelled (kme, at)');
 }
 
-/** What a key's MAC covers: who it is for and which material it is; slaves in a fixed order. */
+/**
+ * What a key's MAC covers: who it is for and which material it is (its blocks, and the mask of a
+ * key relayed forward); slaves in a fixed order.
+ */
 export const keyIdentity = (
   keyId: string,
   link: string,
@@ -130,4 +134,10 @@ export const keyIdentity = (
   seqs: string,
   master: string,
   slaves: string[],
-) => [keyId, link, sizeBits, seqs, master, [...new Set(slaves)].sort()];
+  mask: Buffer | null,
+) => [keyId, link, sizeBits, seqs, master, [...new Set(slaves)].sort(), ...(mask ? [mask.toString('base64')] : [])];
+
+/** The `next` column of `relayed`: one KME ID, or a JSON list when a relay went on to several. */
+export const encodeNextKmes = (kmes: readonly string[]) => (kmes.length === 1 ? kmes[0]! : JSON.stringify(kmes));
+export const decodeNextKmes = (next: string): string[] =>
+  next.startsWith('[') ? (JSON.parse(next) as string[]) : [next];

@@ -67,7 +67,7 @@ export function prepareStatements(db: Database.Database): Statements {
     getBlock: db.prepare('SELECT seq, sealed FROM blocks WHERE link = ? AND owner = ? AND seq = ?'),
     deleteBlock: db.prepare('DELETE FROM blocks WHERE link = ? AND owner = ? AND seq = ?'),
     insertKey: db.prepare(
-      'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at, cut_by, tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at, cut_by, mask, tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     getKey: db.prepare('SELECT * FROM keys WHERE key_id = ?'),
     hasKey: db.prepare(

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { checkKeyRow, ConsumedBlockMarks, keyRowTag } from './sqlite-integrity.js';
-import { addColumns, prepareSchema, type StoreUpgrade } from './sqlite-schema.js';
+import { addColumns, decodeNextKmes, encodeNextKmes, prepareSchema, type StoreUpgrade } from './sqlite-schema.js';
 import { joinBlocks, toRecord, type KeyRow } from './sqlite-rows.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import type {
@@ -8,6 +8,7 @@ import type {
   ClaimedKey,
   ClaimResult,
   IncomingBlock,
+  KeptRelay,
   KeyCounts,
   KeyRecord,
   KeyState,
@@ -198,7 +199,8 @@ export class SqliteKeyStore implements KeyStore {
           owner: string,
           keys: readonly RelayedKey[],
           macSeqs: readonly number[],
-          nextKme: string,
+          nextKmes: readonly string[],
+          keep: KeptRelay | undefined,
         ): RelayInResult => {
           const allSeqs = [...keys.flatMap((k) => k.seqs), ...macSeqs];
           const mark = this.#marks.get(linkId, owner);
@@ -215,8 +217,12 @@ export class SqliteKeyStore implements KeyStore {
           for (const seq of allSeqs) this.#stmt.deleteBlock.run(linkId, owner, seq);
           this.#counted(linkId, owner, -allSeqs.length);
           const now = Date.now();
-          for (const k of keys) this.#stmt.insertRelay.run(k.keyId, owner, nextKme, now);
           const blocksOf = (seqs: readonly number[]) => seqs.map((seq) => found.get(seq)!);
+          if (nextKmes.length > 0)
+            for (const k of keys) this.#stmt.insertRelay.run(k.keyId, owner, encodeNextKmes(nextKmes), now);
+          if (keep)
+            for (const k of keys)
+              this.#insertKey(linkId, owner, { ...k, ...keep }, blocksOf(k.seqs), null, 'ready', now, k.mask);
           return { ok: true, keys: keys.map((k) => blocksOf(k.seqs)), mac: blocksOf(macSeqs) };
         },
       ),
@@ -225,9 +231,11 @@ export class SqliteKeyStore implements KeyStore {
         for (const id of keyIds) if (this.#stmt.dropDelivered.run(id).changes === 0) this.#stmt.setReady.run(id);
         this.#applyReturns(this.#cuts.settle(keyIds, this.#markOfShare));
       }),
-      cancelReserved: tx((keyIds: readonly string[]) => {
+      cancelReserved: tx((keyIds: readonly string[], alsoTell: readonly string[]) => {
         const rows = keyIds.map((id) => this.#stmt.getKey.get(id)).filter((r) => r?.state === 'reserved');
         this.#burn(rows as KeyRow[]);
+        const burned = rows.map((r) => r!.key_id);
+        if (burned.length > 0) for (const peer of alsoTell) this.#stmt.enqueue.run(peer, JSON.stringify(burned));
         this.#applyReturns(this.#cuts.settle(keyIds, this.#markOfShare));
       }),
       burnAllReserved: tx(() => {
@@ -276,7 +284,7 @@ export class SqliteKeyStore implements KeyStore {
           const relay = relays[i];
           if (relay) {
             this.#stmt.deleteRelay.run(id);
-            onward.set(relay.next, [...(onward.get(relay.next) ?? []), id]);
+            for (const next of decodeNextKmes(relay.next)) onward.set(next, [...(onward.get(next) ?? []), id]);
           }
           this.#stmt.remember.run(id, now, byKme);
         });
@@ -417,6 +425,7 @@ export class SqliteKeyStore implements KeyStore {
     peer: string | null,
     state: KeyState,
     now: number,
+    mask: Buffer | null = null,
   ) {
     const seqs = JSON.stringify(blocks.map((b) => b.seq));
     this.#stmt.insertKey.run(
@@ -431,7 +440,8 @@ export class SqliteKeyStore implements KeyStore {
       state,
       now,
       cutBy,
-      keyRowTag(this.#integrity, k, linkId, seqs),
+      mask,
+      keyRowTag(this.#integrity, k, linkId, seqs, mask),
     );
   }
 
@@ -452,9 +462,12 @@ export class SqliteKeyStore implements KeyStore {
     owner: string,
     keys: readonly RelayedKey[],
     macSeqs: readonly number[],
-    nextKme: string,
+    nextKmes: readonly string[],
+    keep?: KeptRelay,
   ): Promise<RelayInResult> {
-    return this.#write(() => this.#tx.relayIn(linkId, owner, keys, macSeqs, nextKme));
+    if (nextKmes.length === 0 && !keep)
+      return Promise.reject(new RangeError('a relay goes on to a KME or keeps the keys'));
+    return this.#write(() => this.#tx.relayIn(linkId, owner, keys, macSeqs, nextKmes, keep));
   }
 
   markDelivered(keyIds: readonly string[]): Promise<void> {
@@ -470,8 +483,8 @@ export class SqliteKeyStore implements KeyStore {
     for (const [peer, ids] of byPeer) this.#stmt.enqueue.run(peer, JSON.stringify(ids));
   }
 
-  cancelReserved(keyIds: readonly string[]): Promise<void> {
-    return this.#write(() => this.#tx.cancelReserved(keyIds));
+  cancelReserved(keyIds: readonly string[], alsoTell: readonly string[] = []): Promise<void> {
+    return this.#write(() => this.#tx.cancelReserved(keyIds, alsoTell));
   }
 
   burnAllReserved(): Promise<number> {

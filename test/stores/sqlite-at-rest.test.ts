@@ -144,6 +144,24 @@ describe('SQLite store at rest', () => {
     await store.close();
   });
 
+  it('refuses a relayed key whose mask was edited or removed in the file', async () => {
+    const file = tempDb();
+    const store = new SqliteKeyStore(file, barrier);
+    await store.addBlocks('l', blocks(0, 9), 9);
+    const keep = { masterSae: 'sae-a1', pendingSlaves: ['sae-b1'] };
+    const relayed = (keyId: string, seq: number) => ({ keyId, sizeBits: 256, seqs: [seq], mask: randomBytes(32) });
+    await store.relayIn('l', 'kme-a', [relayed('m1', 0), relayed('m2', 2), relayed('m3', 4)], [], [], keep);
+    const attacker = new Database(file);
+    attacker.prepare(`UPDATE keys SET mask = randomblob(32) WHERE key_id = 'm1'`).run();
+    attacker.prepare(`UPDATE keys SET mask = NULL WHERE key_id = 'm2'`).run();
+    attacker.close();
+    await assert.rejects(store.takeForSlave('sae-a1', 'sae-b1', ['m1']), dataAccessError);
+    await assert.rejects(store.takeForSlave('sae-a1', 'sae-b1', ['m2']), dataAccessError);
+    const intact = await store.takeForSlave('sae-a1', 'sae-b1', ['m3']);
+    assert.ok(intact.ok && intact.keys[0]!.mask?.length === 32, 'an untouched one is served with its mask');
+    await store.close();
+  });
+
   it('never serves a consumed block put back from an earlier copy, nor after its mark was deleted', async () => {
     const file = tempDb();
     const store = new SqliteKeyStore(file, barrier);
