@@ -1,5 +1,6 @@
 import { badRequest } from './errors.js';
 import { requireEntityId, requireKeyId } from './ids.js';
+import type { Branch } from './multicast.js';
 
 /**
  * The KME-to-KME messages. A KME that cut keys from its share of a link tells the peer which
@@ -10,6 +11,8 @@ export interface ReservedKey {
   readonly key_ID: string;
   readonly size: number;
   readonly blocks: readonly number[];
+  /** Sent forward on a multicast branch: the key XOR these blocks, base64 (none: the blocks are the key). */
+  readonly mask?: string;
 }
 
 export interface ReservationMessage {
@@ -28,6 +31,14 @@ export interface ReservationMessage {
 export interface RelayRoute {
   readonly path: readonly string[];
   readonly mac_blocks?: readonly number[];
+  /**
+   * A multicast branch (docs/network.md): the path ends at the receiver, which keeps the keys for
+   * `slaves` (its own) and sends them on to `children`. The keys travel forward: with masks under
+   * `tag`, a one-time MAC keyed with `mac_blocks`, except where the blocks themselves are the keys.
+   */
+  readonly tree?: Omit<Branch, 'kme'>;
+  /** base64 Poly1305 tag over the keys' masks (domain/relay-mac.ts). */
+  readonly tag?: string;
 }
 
 /** A relay hop's answer for one key: the relayed key XOR the blocks this hop's reservation named. */
@@ -83,7 +94,14 @@ export function parseReservation(body: unknown): ReservationMessage {
         throw badRequest('blocks must be a non-empty array of block numbers');
       }
       if (!Number.isSafeInteger(k['size'])) throw badRequest('size must be an integer');
-      return { key_ID: requireKeyId(k['key_ID']), size: k['size'] as number, blocks: blocks as number[] };
+      const mask = k['mask'];
+      if (mask !== undefined && typeof mask !== 'string') throw badRequest('mask must be a base64 string');
+      return {
+        key_ID: requireKeyId(k['key_ID']),
+        size: k['size'] as number,
+        blocks: blocks as number[],
+        ...(mask === undefined ? {} : { mask }),
+      };
     }),
   };
 }
@@ -93,14 +111,43 @@ const MAX_PATH = 32;
 function parseRelayRoute(relay: unknown): RelayRoute {
   if (!isObject(relay) || !Array.isArray(relay['path'])) throw badRequest('relay.path must be an array');
   const path = relay['path'].map((k) => requireEntityId(k, 'relay.path entry'));
-  if (path.length < 3 || path.length > MAX_PATH) throw badRequest(`relay.path holds 3 to ${MAX_PATH} KMEs`);
+  const tree = relay['tree'] === undefined ? undefined : parseTree(relay['tree'], { left: MAX_TREE });
+  const shortest = tree ? 2 : 3;
+  if (path.length < shortest || path.length > MAX_PATH) {
+    throw badRequest(`relay.path holds ${shortest} to ${MAX_PATH} KMEs`);
+  }
   if (new Set(path).size !== path.length) throw badRequest('relay.path passes a KME twice');
+  const tag = relay['tag'];
+  if (tag !== undefined && typeof tag !== 'string') throw badRequest('relay.tag must be a base64 string');
   const mac = relay['mac_blocks'];
-  if (mac === undefined) return { path };
-  if (!Array.isArray(mac) || mac.length === 0 || !mac.every((b) => Number.isSafeInteger(b) && b >= 0)) {
+  if (mac !== undefined && (!Array.isArray(mac) || mac.length === 0 || !mac.every(isBlockNumber))) {
     throw badRequest('relay.mac_blocks must be a non-empty array of block numbers');
   }
-  return { path, mac_blocks: mac as number[] };
+  return {
+    path,
+    ...(mac === undefined ? {} : { mac_blocks: mac as number[] }),
+    ...(tree === undefined ? {} : { tree }),
+    ...(tag === undefined ? {} : { tag }),
+  };
+}
+
+const isBlockNumber = (b: unknown) => Number.isSafeInteger(b) && (b as number) >= 0;
+
+/** Most KMEs one multicast tree names. */
+const MAX_TREE = 64;
+
+function parseTree(tree: unknown, budget: { left: number }): Omit<Branch, 'kme'> {
+  if (--budget.left < 0) throw badRequest(`relay.tree names more than ${MAX_TREE} KMEs`);
+  if (!isObject(tree) || !Array.isArray(tree['slaves']) || !Array.isArray(tree['children'])) {
+    throw badRequest('relay.tree must hold slaves and children arrays');
+  }
+  return {
+    slaves: tree['slaves'].map((s) => requireEntityId(s, 'relay.tree slave')),
+    children: tree['children'].map((c): Branch => {
+      if (!isObject(c)) throw badRequest('each relay.tree child must be an object');
+      return { kme: requireEntityId(c['kme'], 'relay.tree kme'), ...parseTree(c, budget) };
+    }),
+  };
 }
 
 /** A relay hop's answer, as the previous hop reads it; null when it is not one. */

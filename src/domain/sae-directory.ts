@@ -47,20 +47,19 @@ export class SaeTable implements SaeDirectory {
 export interface SlavePlan {
   /** Slaves served by this KME. */
   readonly localSlaves: string[];
-  /** Slaves served by the other KME, which must hold the keys before the master gets them. */
+  /** Slaves served by other KMEs, which must hold the keys before the master gets them. */
   readonly remoteSlaves: string[];
-  /** The KME of the remote slaves (a peer, or reached by relay); null when all slaves are local. */
+  /** The KME of the remote slaves when there is exactly one (a peer, or reached by relay); else null. */
   readonly peerKme: string | null;
+  /** Remote slaves by the KME that serves them: several KMEs make a multicast across sites. */
+  readonly byKme: ReadonlyMap<string, readonly string[]>;
 }
 
-/**
- * Decides which KME serves each slave of a request. A key goes to one other KME (over a common link,
- * or relayed through trusted nodes), so all remote slaves must sit at the same KME.
- */
+/** Decides which KME serves each slave of a request: this one, or others (over links, or relayed). */
 export function planSlaves(dir: SaeDirectory, thisKme: string, master: string, slaves: readonly string[]): SlavePlan {
   const localSlaves: string[] = [];
   const remoteSlaves: string[] = [];
-  let peerKme: string | null = null;
+  const byKme = new Map<string, string[]>();
   for (const slave of slaves) {
     if (slave === master) throw badRequest('a slave SAE must differ from the master SAE');
     const kme = dir.kmeOf.get(slave);
@@ -69,13 +68,11 @@ export function planSlaves(dir: SaeDirectory, thisKme: string, master: string, s
       localSlaves.push(slave);
       continue;
     }
-    if (peerKme !== null && kme !== peerKme) {
-      throw badRequest('all slave SAEs must be served by this KME or by one other KME');
-    }
-    peerKme = kme;
     remoteSlaves.push(slave);
+    byKme.set(kme, [...(byKme.get(kme) ?? []), slave]);
   }
-  return { localSlaves, remoteSlaves, peerKme };
+  const peerKme = byKme.size === 1 ? [...byKme.keys()][0]! : null;
+  return { localSlaves, remoteSlaves, peerKme, byKme };
 }
 
 /** The caller must be an SAE of this KME. */

@@ -8,6 +8,8 @@ import type { ReservationAnswer, ReservationMessage } from '../domain/peer-messa
 import type { LinkCost, NetworkGraph } from '../domain/routes.js';
 import { xor } from '../domain/relay-mac.js';
 import { checkAnswer, macBlockCount, relayPath, relayThrough } from './relay.js';
+import { forwardThrough } from './relay-forward.js';
+import { multicast, needsMulticast } from './multicast.js';
 import { planSlaves, requireLocalSae, type SaeDirectory, type SlavePlan } from '../domain/sae-directory.js';
 import type { Barrier } from '../stores/barrier.js';
 import type { ClaimedKey, KeyRecord, KeyStore, NewKey, SealedBlock } from '../stores/key-store.js';
@@ -150,6 +152,11 @@ export class KeyService {
     requireLocalSae(directory, kmeId, master);
     const slave = requireEntityId(slaveParam, 'slave_SAE_ID');
     const plan = planSlaves(directory, kmeId, master, [slave, ...request.additionalSlaveSaeIds]);
+    if (needsMulticast(this.#d, plan)) {
+      const records = await multicast(this.#d, this.relays, master, plan, request);
+      this.#recordToMaster(master, [slave, ...request.additionalSlaveSaeIds], request.size, records);
+      return this.#container(records);
+    }
     const needed = request.number * request.size;
     let route = this.#route(plan.peerKme, needed);
     let macPad: Promise<SealedBlock[] | null> = Promise.resolve([]);
@@ -206,17 +213,21 @@ export class KeyService {
       }
       await store.markDelivered(ids);
     }
+    this.#recordToMaster(master, [slave, ...request.additionalSlaveSaeIds], request.size, records);
+    return this.#container(records, masks);
+  }
+
+  #recordToMaster(master: string, slaves: string[], sizeBits: number, records: readonly KeyRecord[]): void {
     this.delivered.toMasters += records.length;
     this.deliveries.record({
       at: Date.now(),
       sae: master,
       role: 'master',
-      peers: [slave, ...request.additionalSlaveSaeIds],
+      peers: slaves,
       number: records.length,
-      sizeBits: request.size,
-      keyIds: ids,
+      sizeBits,
+      keyIds: records.map((r) => r.keyId),
     });
-    return this.#container(records, masks);
   }
 
   /** A route that exists, or null. */
@@ -238,9 +249,6 @@ export class KeyService {
     onMacPad: (pad: Promise<SealedBlock[] | null>) => void,
   ): Promise<KeyRecord[]> {
     const { kmeId, store } = this.#d;
-    if (path && plan.localSlaves.length > 0) {
-      throw badRequest('slaves at this KME and at a KME reached by relay cannot share a key (not supported yet)');
-    }
     checkMandatoryExtensions(request.extensionMandatory, { sourceKind: pool.source.info().kind });
     // No material is cut for a peer known to be down: SAE retries must not drain the pool.
     if (next !== null) await this.#d.peers.ensureReachable(next);
@@ -315,12 +323,16 @@ export class KeyService {
     if (directory.kmeOf.get(msg.master_SAE_ID) !== source) {
       throw badRequest(`master SAE ${msg.master_SAE_ID} is not served by KME ${source}`);
     }
-    if (msg.slave_SAE_IDs.some((s) => directory.kmeOf.get(s) !== target)) {
-      throw badRequest(`every slave SAE must be served by KME ${target}`);
-    }
     for (const k of msg.keys) {
       const sizeOk = k.size % 8 === 0 && k.size >= limits.minKeySize && k.size <= limits.maxKeySize;
       if (!sizeOk) throw badRequest(`key ${k.key_ID}: size ${k.size} is outside this KME's limits`);
+    }
+    if (msg.relay?.tree) {
+      await this.relays.track('through', path!, msg.keys.length, () => forwardThrough(this.#d, fromKme, msg));
+      return {};
+    }
+    if (msg.slave_SAE_IDs.some((s) => directory.kmeOf.get(s) !== target)) {
+      throw badRequest(`every slave SAE must be served by KME ${target}`);
     }
     if (target !== kmeId)
       return this.relays.track('through', path!, msg.keys.length, () => relayThrough(this.#d, fromKme, msg));
@@ -363,8 +375,9 @@ export class KeyService {
     return {
       keys: records.map((r, i) => {
         const blocks = barrier.openKey(r.linkId, r.blocks, r.sizeBits);
-        const key = masks ? xor(blocks, masks[i]!) : blocks;
-        if (masks) blocks.fill(0);
+        const mask = masks?.[i] ?? r.mask;
+        const key = mask ? xor(blocks, mask) : blocks;
+        if (mask) blocks.fill(0);
         const encoded = key.toString('base64');
         key.fill(0);
         return { key_ID: r.keyId, key: encoded };

@@ -61,7 +61,7 @@ export function relayPath(d: RelayDeps, target: string, neededBits: number, avoi
 }
 
 /** Opens the MAC key a hop's blocks hold. */
-const macKey = (d: RelayDeps, linkId: string, blocks: readonly SealedBlock[]) =>
+export const openMacKey = (d: RelayDeps, linkId: string, blocks: readonly SealedBlock[]) =>
   d.barrier.openKey(linkId, blocks, RELAY_MAC_KEY_BYTES * 8);
 
 /**
@@ -78,7 +78,7 @@ export function checkAnswer(
 ): Buffer[] {
   const byId = new Map((answer.masks ?? []).map((m) => [m.key_ID, Buffer.from(m.mask, 'base64')]));
   const masks = keyIds.map((id) => byId.get(id));
-  const key = macKey(d, linkId, mac);
+  const key = openMacKey(d, linkId, mac);
   try {
     const complete = masks.every((m) => m !== undefined) && byId.size === keyIds.length;
     const pairs = keyIds.map((keyId, i) => ({ keyId, mask: masks[i] ?? Buffer.alloc(0) }));
@@ -128,7 +128,7 @@ export async function relayThrough(d: RelayDeps, fromKme: string, msg: Reservati
     d.store.takeOwnPad(poolOut.linkId, d.kmeId, counts.reduce((a, b) => a + b, 0) + macCount),
   ]);
   const padsIn = msg.keys.map((k, i) => d.barrier.openKey(poolIn.linkId, taken.keys[i]!, k.size));
-  const macKeyIn = macKey(d, poolIn.linkId, taken.mac);
+  const macKeyIn = openMacKey(d, poolIn.linkId, taken.mac);
   const keys: Buffer[] = [];
   try {
     if (!out)

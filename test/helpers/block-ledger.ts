@@ -14,6 +14,8 @@ export class BlockLedger {
   readonly stores = new Map<string, KeyStore>();
   /** Runs after a KME's claimBlocks succeeded, before its answer goes (to delay it, say). */
   afterClaim: ((kme: string) => Promise<void>) | undefined;
+  /** Runs before each call of a KME's store; throwing fails the call (a full disk, say). */
+  beforeCall: ((kme: string, method: string) => Promise<void>) | undefined;
 
   #note(kme: string, link: string, owner: string, seqs: Iterable<number>): void {
     let mine = this.consumed.get(kme);
@@ -32,6 +34,7 @@ export class BlockLedger {
         if (typeof value !== 'function') return value;
         const fn = value as (...a: unknown[]) => Promise<unknown>;
         return async (...args: unknown[]) => {
+          await this.beforeCall?.(kme, String(name));
           const result = await fn.apply(target, args);
           const [link, owner] = args as [string, string];
           if (name === 'takeOwnBlocks' && result) {

@@ -41,13 +41,21 @@ describe('which KME serves which slave', () => {
       localSlaves: ['s1'],
       remoteSlaves: ['s2', 's3'],
       peerKme: 'B',
+      byKme: new Map([['B', ['s2', 's3']]]),
     });
-    assert.deepEqual(planSlaves(dir, 'A', 'm', ['s1']), { localSlaves: ['s1'], remoteSlaves: [], peerKme: null });
+    assert.deepEqual(planSlaves(dir, 'A', 'm', ['s1']), {
+      localSlaves: ['s1'],
+      remoteSlaves: [],
+      peerKme: null,
+      byKme: new Map(),
+    });
   });
-  it('refuses unknown SAEs, the master itself, and slaves at two peers', () => {
+  it('refuses unknown SAEs and the master itself; slaves at two KMEs make a multicast across sites', () => {
     assert.throws(() => planSlaves(dir, 'A', 'm', ['zz']), /unknown SAE ID: zz/);
     assert.throws(() => planSlaves(dir, 'A', 'm', ['m']), /differ/);
-    assert.throws(() => planSlaves(dir, 'A', 'm', ['s2', 's4']), /one other KME/);
+    const across = planSlaves(dir, 'A', 'm', ['s2', 's4']);
+    assert.equal(across.peerKme, null);
+    assert.equal(across.byKme.size, 2);
   });
 });
 
