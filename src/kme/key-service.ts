@@ -125,6 +125,15 @@ export class KeyService {
       if (!(err instanceof QksError) || err.code !== 'NOT_ENOUGH_KEY_MATERIAL') throw err;
       route = this.#route(plan.peerKme, 0);
     }
+    // A common link that holds no key now is gone round, as a request would.
+    if (
+      route.path === null &&
+      route.next !== null &&
+      this.#d.network &&
+      (await this.#obtainable(route.pool, null)) === 0
+    ) {
+      route = this.#tryRoute(plan.peerKme, limits.keySize, route.pool.linkId) ?? route;
+    }
     const { pool, path } = route;
     const blockBits = pool.ends.blockBits;
     return {

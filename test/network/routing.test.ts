@@ -82,6 +82,40 @@ describe('routing by key availability', () => {
   });
 });
 
+/** ring:4 whose link a-b makes almost nothing: keys from a for b go round, and status says so. */
+describe('a common link that holds nothing', () => {
+  let sites: TwoSites;
+  before(async () => {
+    const rich = { type: 'simulated', rate_bps: 1_000_000 };
+    const topology = topologyFromObject({
+      sites: ['kme-a', 'kme-b', 'kme-c', 'kme-d'].map((kme) => ({ kme })),
+      links: [
+        { a: 'kme-a', b: 'kme-b', source: { type: 'simulated', rate_bps: 0.001 } },
+        { a: 'kme-b', b: 'kme-c', source: rich },
+        { a: 'kme-c', b: 'kme-d', source: rich },
+        { a: 'kme-a', b: 'kme-d', source: rich },
+      ],
+    });
+    sites = await startSites({ topology });
+  });
+  after(() => sites.stop());
+
+  it('status for the neighbour names the path a request takes round it, and counts what that path holds', async () => {
+    let body = { stored_key_count: 0, status_extension: {} as Record<string, unknown> };
+    await eventually(
+      async () => {
+        body = (await sites.sae('sae-a1').get('/api/v1/keys/sae-b1/status')).body as typeof body;
+        return body.stored_key_count > 0;
+      },
+      15_000,
+      'a count on the path round a-b',
+    );
+    assert.deepEqual(body.status_extension['qks_relay_path'], ['kme-a', 'kme-d', 'kme-c', 'kme-b']);
+    assert.equal(body.status_extension['qks_link_ID'], 'link-a-d', 'the first hop, not the empty common link');
+    await agreeKeys(sites, 'sae-a1', 'sae-b1', 'number=1');
+  });
+});
+
 /** ring:4 whose link a-b is poor and the rest rich: keys from a for b go round when a-b runs dry. */
 describe('a common link that runs dry', () => {
   let sites: TwoSites;
@@ -103,9 +137,14 @@ describe('a common link that runs dry', () => {
 
   it('goes round a common link that has run out of key material, through the network', async () => {
     // a-b makes 40 kbit/s: kme-a's share of it holds a few hundred keys; the other links 1 Mbit/s.
-    const direct = async () =>
-      ((await sites.sae('sae-a1').get('/api/v1/keys/sae-b1/status')).body as { stored_key_count: number })
-        .stored_key_count;
+    // Short on the common link: fewer than 64 keys there, or none (then status names the way round).
+    const short = async () => {
+      const body = (await sites.sae('sae-a1').get('/api/v1/keys/sae-b1/status')).body as {
+        stored_key_count: number;
+        status_extension: { qks_relay_path?: string[] };
+      };
+      return body.status_extension.qks_relay_path !== undefined || body.stored_key_count < 64;
+    };
     let drained = false;
     for (let i = 0; i < 24; i++) {
       const got = await sites.sae('sae-a1').get('/api/v1/keys/sae-b1/enc_keys?number=64');
@@ -115,7 +154,7 @@ describe('a common link that runs dry', () => {
         key_IDs: keys.map((k) => ({ key_ID: k.key_ID })),
       });
       assertSameKeys((fetched.body as { keys: WireKeys }).keys, keys, `request ${i}`);
-      if ((await direct()) < 64) drained = true;
+      if (await short()) drained = true;
     }
     assert.ok(drained, 'the common link ran short, and keys still came (round by kme-d and kme-c)');
   });
