@@ -66,6 +66,23 @@ describe('trusted-node relay on line:4 (kme-a - kme-b - kme-c - kme-d)', () => {
   });
 });
 
+describe('trusted-node relay on star:5 (hub kme-a)', () => {
+  const ledger = new BlockLedger();
+  let sites: TwoSites;
+  before(async () => {
+    sites = await startSites({ topology: builtInTopology('star:5'), wrapStore: ledger.wrap });
+  });
+  after(() => sites.stop());
+
+  it('every pair of sites, both ways, gets keys through the hub or its own link, equal at both ends', async () => {
+    const all: WireKeys = [];
+    for (const m of 'abcde')
+      for (const s of 'abcde') if (m !== s) all.push(...(await agreeKeys(sites, `sae-${m}1`, `sae-${s}2`, 'number=1')));
+    assert.equal(new Set(all.map((k) => k.key)).size, all.length, 'no two keys share bytes');
+    assert.deepEqual(ledger.reused(), []);
+  });
+});
+
 describe('trusted-node relay on ring:5 with kme-b untrusted', () => {
   const ledger = new BlockLedger();
   let sites: TwoSites;

@@ -184,3 +184,57 @@ describe('a 12-site ring', () => {
     }
   });
 });
+
+/** Twelve sites in a ring, with a chord from every other site to the one five further on. */
+describe('a 12-site mesh', () => {
+  const letters = 'abcdefghijkl';
+  const kme = (i: number) => `kme-${letters[(i + 12) % 12]}`;
+  let sites: TwoSites;
+  before(async () => {
+    const source = { type: 'simulated', rate_bps: 200_000 };
+    const ring = Array.from({ length: 12 }, (_, i) => ({ a: kme(i), b: kme(i + 1), source }));
+    const chords = Array.from({ length: 6 }, (_, i) => ({ a: kme(2 * i), b: kme(2 * i + 5), source }));
+    const topology = topologyFromObject({
+      sites: Array.from({ length: 12 }, (_, i) => ({ kme: kme(i) })),
+      links: [...ring, ...chords],
+    });
+    sites = await startSites({ topology });
+  });
+  after(() => sites.stop());
+
+  it('every site gets keys for the one opposite on the ring over the chords, two hops, equal at both ends', async () => {
+    for (let i = 0; i < 12; i++) {
+      const master = `sae-${letters[i]}1`;
+      const slave = `sae-${letters[(i + 6) % 12]}1`;
+      await eventually(
+        async () => (await sites.sae(master).get(`/api/v1/keys/${slave}/status`)).status === 200,
+        10_000,
+        'status',
+      );
+      const path = await pathOf(sites, master, slave);
+      assert.equal(path?.length, 3, `${master} → ${slave}: ${path?.join(' ')} (six hops round the ring)`);
+      await agreeKeys(sites, master, slave, 'number=1');
+    }
+  });
+
+  it('one key for slaves at four far sites reaches each by its branch of one tree', async () => {
+    const slaves = ['sae-g1', 'sae-d1', 'sae-j2', 'sae-h1'];
+    let got = { status: 0, body: null as unknown };
+    await eventually(
+      async () =>
+        (got = await sites.sae('sae-a1').post('/api/v1/keys/sae-g1/enc_keys', {
+          additional_slave_SAE_IDs: slaves.slice(1),
+        })).status === 200,
+      15_000,
+      'multicast keys',
+    );
+    const keys = (got.body as { keys: WireKeys }).keys;
+    for (const slave of slaves) {
+      const fetched = await sites.sae(slave).post('/api/v1/keys/sae-a1/dec_keys', {
+        key_IDs: keys.map((k) => ({ key_ID: k.key_ID })),
+      });
+      assert.equal(fetched.status, 200, slave);
+      assertSameKeys((fetched.body as { keys: WireKeys }).keys, keys, `sae-a1 → ${slave}`);
+    }
+  });
+});
