@@ -50,6 +50,8 @@ export interface KeyServiceDeps {
   readonly linkCost?: (neededBits: number) => LinkCost;
   /** What a KME last advertised it holds of its link to another (link state), bits. */
   readonly advertisedBits?: (from: string, peer: string) => number | undefined;
+  /** A path an SDN controller installed to a KME (installed-routes.ts): it wins over link state. */
+  readonly installedPath?: (target: string) => readonly string[] | undefined;
 }
 
 /**
@@ -90,6 +92,9 @@ export class KeyService {
     neededBits: number,
     avoid?: string,
   ): { pool: LinkPool; next: string | null; path: string[] | null } {
+    const installed = peerKme !== null && !avoid ? this.#d.installedPath?.(peerKme) : undefined;
+    if (installed && installed.length > 2)
+      return { pool: this.#poolFor(installed[1]!), next: installed[1]!, path: [...installed] };
     if (!avoid && (peerKme === null || this.#d.pools.some((p) => p.peerKme === peerKme))) {
       return { pool: this.#poolFor(peerKme), next: peerKme, path: null };
     }

@@ -42,6 +42,7 @@ import { LinkStartup } from './observability/link-startup.js';
 import { KmeMetrics } from './observability/metrics.js';
 import { buildOverview, type KmeOverview } from './observability/overview.js';
 import { PeerSyncTracker } from './observability/peer-sync.js';
+import { InstalledRoutes } from './installed-routes.js';
 
 export interface RunningKme {
   readonly id: string;
@@ -52,6 +53,8 @@ export interface RunningKme {
   readonly log: Logger;
   /** Every route served, as `METHOD /path`: the SAE API and the KME-to-KME channel. */
   readonly routes: { readonly sae: readonly string[]; readonly kme: readonly string[] };
+  /** Relay paths an SDN controller installed (centralized mode, docs/sdn.md). */
+  readonly installedRoutes: InstalledRoutes;
   setPeerUrl(kmeId: string, url: string): void;
   /** Re-reads the configuration file now (SIGHUP): its SAE list applies, other changes need a restart. */
   reloadConfig(): void;
@@ -180,6 +183,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
   const limits = limitsOf(cfg);
   // Where each SAE is served; follows the configuration file's `saes` while the KME runs.
   const saes = new SaeTable(cfg.saes);
+  const routes = new InstalledRoutes(cfg.kme_id, join(cfg.data_dir, 'routes.json'));
   const keys = new KeyService({
     kmeId: cfg.kme_id,
     limits,
@@ -193,6 +197,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     ...(cfg.network ? { network: { links: cfg.network.links, untrusted: new Set(cfg.network.untrusted ?? []) } } : {}),
     linkCost: (bits) => linkState.db.cost(bits),
     advertisedBits: (from, peer) => linkState.db.availableBits(from, peer),
+    installedPath: (target) => routes.pathTo(target),
   });
   const info = async () => ({
     KME_ID: cfg.kme_id,
@@ -346,6 +351,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     kmeUrl: urlOf(peerApi, cfg.kme_api.host),
     log,
     routes: { sae: saeApi.routeList, kme: peerApi.routeList },
+    installedRoutes: routes,
     setPeerUrl: (kmeId, url) => [syncStreams, streams].forEach((s) => s.setPeerUrl(kmeId, url)),
     reloadConfig: () => configWatch?.reload(),
     overview,

@@ -29,6 +29,8 @@ export interface RelayDeps {
   readonly network?: NetworkGraph;
   readonly linkCost?: (neededBits: number) => LinkCost;
   readonly blockWaitMs: number;
+  /** A path an SDN controller installed to the target (installed-routes.ts): it wins over link state. */
+  readonly installedPath?: (target: string) => readonly string[] | undefined;
 }
 
 /** Blocks of a link that key one hop's MAC. */
@@ -39,6 +41,8 @@ export const macBlockCount = (blockBits: number) => blocksPerKey(blockBits, RELA
  * state; a clear error when there is none.
  */
 export function relayPath(d: RelayDeps, target: string, neededBits: number, avoid?: string): string[] {
+  const installed = avoid === undefined ? d.installedPath?.(target) : undefined;
+  if (installed) return [...installed];
   if (!d.network) {
     throw badRequest(
       `the slave SAE is served by KME ${target}, which has no link to this KME (no network is configured for relay)`,
