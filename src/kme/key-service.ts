@@ -217,7 +217,8 @@ export class KeyService {
         if (path) masks = checkAnswer(this.#d, next, pool.linkId, mac, ids, answer);
       };
       try {
-        await (path ? this.relays.track('source', path, records.length, reserve) : reserve());
+        const bits = records.reduce((sum, r) => sum + r.sizeBits, 0);
+        await (path ? this.relays.track('source', path, records.length, reserve, bits) : reserve());
       } catch (err) {
         // Never sent: the peer cannot hold these keys, so their blocks go back to the pool. Otherwise
         // the peer may have recorded them: they are burned (and cancelled there), never reused.
@@ -341,15 +342,16 @@ export class KeyService {
       const sizeOk = k.size % 8 === 0 && k.size >= limits.minKeySize && k.size <= limits.maxKeySize;
       if (!sizeOk) throw badRequest(`key ${k.key_ID}: size ${k.size} is outside this KME's limits`);
     }
+    const bits = msg.keys.reduce((sum, k) => sum + k.size, 0);
     if (msg.relay?.tree) {
-      await this.relays.track('through', path!, msg.keys.length, () => forwardThrough(this.#d, fromKme, msg));
+      await this.relays.track('through', path!, msg.keys.length, () => forwardThrough(this.#d, fromKme, msg), bits);
       return {};
     }
     if (msg.slave_SAE_IDs.some((s) => directory.kmeOf.get(s) !== target)) {
       throw badRequest(`every slave SAE must be served by KME ${target}`);
     }
     if (target !== kmeId)
-      return this.relays.track('through', path!, msg.keys.length, () => relayThrough(this.#d, fromKme, msg));
+      return this.relays.track('through', path!, msg.keys.length, () => relayThrough(this.#d, fromKme, msg), bits);
     if (msg.relay?.mac_blocks) throw badRequest('the last hop of a relay takes no mac_blocks');
     const pool = this.#d.pools.find((p) => p.linkId === msg.link_ID && p.peerKme === fromKme);
     if (!pool) throw badRequest(`no link ${msg.link_ID} with KME ${fromKme}`);

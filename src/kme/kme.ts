@@ -43,6 +43,8 @@ import { KmeMetrics } from './observability/metrics.js';
 import { buildOverview, type KmeOverview } from './observability/overview.js';
 import { PeerSyncTracker } from './observability/peer-sync.js';
 import { InstalledRoutes } from './installed-routes.js';
+import { qksVersion, type SdnSources } from './http/restconf-routes.js';
+import { AppRegistry } from '../sdn/app-registry.js';
 
 export interface RunningKme {
   readonly id: string;
@@ -245,6 +247,21 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
       relays: keys.relays,
     });
 
+  // The ETSI GS QKD 015 view for SDN controllers (docs/sdn.md), beside /metrics.
+  const sdn: SdnSources = {
+    kmeId: cfg.kme_id,
+    version: qksVersion(),
+    location: cfg.node_address ?? '',
+    relays: !(cfg.network?.untrusted ?? []).includes(cfg.kme_id),
+    pools,
+    history,
+    deliveries: keys.deliveries,
+    relayLog: keys.relays,
+    kmeOfSae: (sae) => saes.kmeOf.get(sae),
+    registry: new AppRegistry(cfg.data_dir),
+    log,
+  };
+
   const { oidc } = cfg.sae_api.auth;
   const tokens = oidc
     ? new TokenVerifier({
@@ -285,6 +302,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
       overview,
       integrations,
       localSae,
+      sdn,
     },
   });
   const peerApi = buildPeerApi({

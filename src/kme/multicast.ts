@@ -73,7 +73,8 @@ export async function multicast(
       ...others.map((c) => sendBranch(d, [d.kmeId], master, c, keys)),
     ]);
     // One record per slave's KME, with its path, for the dashboard.
-    await Promise.all(paths.map((path) => relays.track('source', path, records.length, () => sent)));
+    const bits = records.reduce((sum, r) => sum + r.sizeBits, 0);
+    await Promise.all(paths.map((path) => relays.track('source', path, records.length, () => sent, bits)));
   } catch (err) {
     await d.store.cancelReserved(
       ids,

@@ -8,6 +8,7 @@ import { buildNetwork, type NetworkView } from '../../dashboard/network.js';
 import type { IntegrationBoard } from '../observability/integration-board.js';
 import type { KmeMetrics } from '../observability/metrics.js';
 import type { KmeOverview } from '../observability/overview.js';
+import { addRestconfRoutes, type SdnSources } from './restconf-routes.js';
 
 export interface OperatorViews {
   readonly kmeId: string;
@@ -19,6 +20,8 @@ export interface OperatorViews {
   /** How often the event stream sends a fresh view. */
   readonly eventIntervalMs?: number;
   readonly now?: () => number;
+  /** The ETSI GS QKD 015 node interface (RESTCONF, docs/sdn.md); left out, not served. */
+  readonly sdn?: SdnSources;
 }
 
 export interface OperatorGuards {
@@ -79,6 +82,7 @@ export function addOperatorRoutes(app: FastifyInstance, views: OperatorViews, gu
       return files.send(reply, name);
     });
   }
+  if (views.sdn) addRestconfRoutes(app, views.sdn, guard);
   app.post<{ Body: unknown }>('/api/v1/integrations/report', (req) => {
     if (!views.localSae(req.sae)) throw new QksError('UNAUTHORIZED', `${req.sae} is not an SAE of this KME`);
     const report = parseIntegrationReport(req.body);

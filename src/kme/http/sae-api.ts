@@ -16,6 +16,7 @@ import { guardListener, serverOptions, type ListenerSettings } from './server-op
 import { recordRoutes } from './route-list.js';
 import type { KmeMetrics } from '../observability/metrics.js';
 import { addOperatorRoutes, type OperatorViews } from './operator-routes.js';
+import { restconfUnauthenticated } from './restconf-routes.js';
 
 export interface SaeApiOptions {
   readonly tls: { key: string | Buffer; cert: string | Buffer; ca: string | Buffer; crl?: string | Buffer };
@@ -91,6 +92,8 @@ export function buildSaeApi(opts: SaeApiOptions): FastifyInstance {
         'refused: not authenticated',
       );
       req.refusal = 'not_authenticated';
+      // RESTCONF clients read RFC 8040 error bodies; everyone else the ETSI one.
+      if (req.url.startsWith('/restconf/')) return restconfUnauthenticated(reply);
       return sendEtsiError(reply, new QksError('UNAUTHORIZED'));
     }
     const sae = result.caller.sae;

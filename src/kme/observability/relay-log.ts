@@ -4,6 +4,8 @@ export interface RelayRecord {
   readonly role: 'source' | 'through';
   readonly path: readonly string[];
   readonly keys: number;
+  /** Key bits relayed (the SDN view's virtual-link bandwidth, docs/sdn.md). */
+  readonly bits: number;
   readonly ok: boolean;
 }
 
@@ -30,6 +32,7 @@ export class RelayLog {
     path: readonly string[],
     keys: number,
     relay: () => Promise<T>,
+    bits = 0,
   ): Promise<T> {
     this.#inProgress++;
     let ok = false;
@@ -40,7 +43,7 @@ export class RelayLog {
     } finally {
       this.#inProgress--;
       this.#counts[role][ok ? 'ok' : 'failed']++;
-      this.#recent.unshift({ at: Date.now(), role, path: [...path], keys, ok });
+      this.#recent.unshift({ at: Date.now(), role, path: [...path], keys, bits, ok });
       this.#recent.length = Math.min(this.#recent.length, KEPT);
     }
   }
