@@ -211,6 +211,8 @@ describe('ETSI GS QKD 015 node interface on line:3 (kme-a - kme-b - kme-c)', () 
     op.set('kme-a', operatorAt(sites, 'kme-a'));
     const after = (await node('kme-a')).qkd_applications.qkd_app.find((x) => x.app_id === id);
     assert.ok(after, 'still registered after a restart');
+    const pairs = (await node('kme-a')).qkd_applications.qkd_app.map((x) => x.app_id);
+    assert.ok(!pairs.includes(pairAppUuid('sae-a1', ['sae-b1'])), 'pairs come from the in-memory delivery log');
     assert.equal(after.app_priority, 7);
     assert.equal(after.app_status, `${T}:ON`);
   });
