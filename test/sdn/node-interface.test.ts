@@ -9,7 +9,7 @@ import { nodeUuid, pairAppUuid, physLinkUuid, virtLinkUuid } from '../../src/sdn
 import { KEY_AVAILABILITY, type QkdNode } from '../../src/sdn/node-model.js';
 import { firstProblem, validateNodeDocument } from '../../src/sdn/node-schema.js';
 import { agreeKeys } from '../helpers/agree-keys.js';
-import { operatorAt } from '../helpers/operator.js';
+import { operatorAt, parseMetrics } from '../helpers/operator.js';
 import { TestClient, type HttpResult } from '../helpers/sae-client.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 
@@ -314,5 +314,7 @@ describe('ETSI GS QKD 015 node interface on line:3 (kme-a - kme-b - kme-c)', () 
     assert.equal(patch.headers['allow'], 'GET, HEAD, POST');
     assert.equal(JSON.stringify(await applications()), before, 'nothing registered, replaced or deleted');
     assert.equal(readFileSync(file, 'utf8'), onDisk, 'the registry file is unchanged');
+    const metrics = parseMetrics((await a.get('/metrics')).text);
+    assert.ok(metrics.get('qks_refusals_total{reason="restconf_invalid_value"}')! >= 10, 'refusals are counted');
   });
 });

@@ -126,7 +126,8 @@ export function addRestconfRoutes(app: FastifyInstance, s: SdnSources, guard: Re
     });
     scope.setErrorHandler((err, req, reply) => {
       const e = toRestconfError(err);
-      req.refusal ||= e.status === 401 ? 'not_admin' : e.status >= 500 ? 'internal' : 'restconf_' + e.tag;
+      // The admin check names its refusal (access_rules) itself; docs/metrics.md lists the others.
+      req.refusal ||= e.status >= 500 ? 'internal' : `restconf_${e.tag.replace(/-/g, '_')}`;
       if (e.status >= 500) s.log.error({ err }, 'RESTCONF request failed');
       return sendRestconfError(reply, e);
     });
