@@ -44,21 +44,21 @@ const isQkdInfo = (o: VendorInfoObject) =>
   o.enterpriseNumber === QKD_ENTERPRISE_NUMBER && o.info.length === QKD_PARAMS_BYTES;
 
 /**
- * Reads the requests of a PCReq. The first problem refuses the whole message: unrecognized object
- * class → 3/1; an object this PCE does not use, with its P flag set → 4/1 (4/2 for an unknown type
- * of a class it decodes); without the P flag it is ignored, as RFC 5440 section 7.2 allows; a
- * request not starting with RP → 6/1; RP without its P flag → 10/1; RP not followed by END-POINTS → 6/3.
+ * Reads the requests of a PCReq. The first problem refuses the whole message: a request not
+ * starting with RP → 6/1; RP without its P flag → 10/1; RP not directly followed by END-POINTS →
+ * 6/3. After END-POINTS, METRIC objects and the QKD VENDOR-INFORMATION object are taken; of any
+ * other object, an unrecognized class → 3/1; with its P flag set → 4/1 (4/2 for an unknown type of
+ * a class this codec decodes); without it, it is ignored, as RFC 5440 section 7.2 allows.
  */
 export function readPathRequests(objects: readonly PcepObject[]): PathRequest[] | PathRequestError {
   const requests: PathRequest[] = [];
   let i = 0;
   while (i < objects.length) {
     const rp = objects[i]!;
-    if (rp.kind !== 'rp') return refusal(rp) ?? { reply: PCERR.rpMissing };
+    if (rp.kind !== 'rp') return { reply: PCERR.rpMissing };
     if (!rp.p) return { reply: PCERR.pFlagNotSet, rp };
     const endPoints = objects[i + 1];
-    if (endPoints?.kind !== 'end-points')
-      return (endPoints && refusal(endPoints, rp)) || { reply: PCERR.endPointsMissing, rp };
+    if (endPoints?.kind !== 'end-points') return { reply: PCERR.endPointsMissing, rp };
     const metrics: MetricObject[] = [];
     let qkd: QkdParams | undefined;
     for (i += 2; i < objects.length && objects[i]!.kind !== 'rp'; i++) {
@@ -76,12 +76,11 @@ export function readPathRequests(objects: readonly PcepObject[]): PathRequest[] 
 }
 
 /** Whether an object a request cannot use is an error (see readPathRequests) or may be ignored. */
-function refusal(o: PcepObject, rp?: RpObject): PathRequestError | undefined {
-  const withRp = (reply: PcepErrorReply) => (rp ? { reply, rp } : { reply });
-  if (o.kind === 'raw' && !isRfcClass(o.objectClass)) return withRp(PCERR.unrecognizedObjectClass);
+function refusal(o: PcepObject, rp: RpObject): PathRequestError | undefined {
+  if (o.kind === 'raw' && !isRfcClass(o.objectClass)) return { reply: PCERR.unrecognizedObjectClass, rp };
   if (!o.p) return undefined;
   const decodedClass = Object.values(OBJECT_CLASS).some((c) => o.kind === 'raw' && c === o.objectClass);
-  return withRp(decodedClass ? PCERR.unsupportedObjectType : PCERR.unsupportedObjectClass);
+  return { reply: decodedClass ? PCERR.unsupportedObjectType : PCERR.unsupportedObjectClass, rp };
 }
 
 /** What the path computation found: the hops (IPv4 node addresses) and the key handle, if set. */
