@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
 import { CLOSE_REASON, PCERR, PcepDecodeError, type PcepErrorReply } from './errors.js';
 import { decodeMessage, encodeMessage, PcepFramer, type PcepMessage } from './messages.js';
-import type { OpenObject, PcepObject, RpObject } from './objects.js';
-import { pathReplyObjects, readPathRequests, type ComputedPath, type PathRequest } from './path-request.js';
+import { RP_PRIORITY_MASK, type OpenObject, type PcepObject, type RpObject } from './objects.js';
+import { pathReplyObjects, readPathRequests, type PathRequest } from './path-request.js';
 import type { PceServerOptions, PcepLogger } from './pce-server.js';
 
 /** Timers of one session, in milliseconds (the Open carries seconds; tests shorten the waits). */
@@ -218,9 +218,8 @@ export class PcepSession {
   async #answer(request: PathRequest): Promise<PcepObject[]> {
     const { rp, endPoints, qkd, metrics } = request;
     const asked = { requestId: rp.requestId, source: endPoints.source, destination: endPoints.destination, qkd };
-    let path: ComputedPath | null = null;
     try {
-      path = await this.opts.computePath({ ...asked, metrics, priority: rp.flags & 7 });
+      const path = await this.opts.computePath({ ...asked, metrics, priority: rp.flags & RP_PRIORITY_MASK });
       const objects = pathReplyObjects(request, path);
       this.#log.info({ ...asked, hops: path?.hops, keyHandle: path?.keyHandle?.toString('hex') }, 'PCReq answered');
       return objects;
