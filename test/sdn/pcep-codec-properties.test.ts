@@ -219,6 +219,8 @@ describe('PCEP decoder rejections', () => {
     assert.equal(codeOf('20 02 00 04 00'), 'BAD_LENGTH');
     assert.equal(codeOf('20 02 00 08 20 10 00 04'), 'BAD_MESSAGE');
     assert.equal(codeOf('20 07 00 08 0f 10 00 04'), 'TRUNCATED');
+    assert.equal(codeOf('20 01 00 04'), 'BAD_MESSAGE'); // Open without OPEN
+    assert.equal(codeOf('20 06 00 10 02 10 00 0c 00 00 00 00 00 00 00 01'), 'BAD_MESSAGE'); // PCErr without PCEP-ERROR
   });
 
   it('objects: length below 4, overrunning the message, not a multiple of 4, reserved header bits', () => {

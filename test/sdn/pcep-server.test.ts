@@ -46,6 +46,7 @@ describe('PCE server over TCP, driven by a PCC written from RFC 5440', () => {
         asked.push(r);
         if (r.destination === '127.0.1.9') return null;
         if (r.destination === '127.0.1.8') throw new Error('topology unavailable');
+        if (r.destination === '127.0.1.7') return { hops: ['127.0.1.1', 'router-seven'] };
         return { hops: HOPS, ...(r.qkd ? { keyHandle: HANDLE } : {}) };
       },
       ...extra,
@@ -68,9 +69,9 @@ describe('PCE server over TCP, driven by a PCC written from RFC 5440', () => {
   it('answers a PCReq with the QKD parameters: RP, then ERO with one IPv4 /32 per hop and the QE subobject', async () => {
     const c = await pcc();
     await c.establish();
-    c.send(
-      pcepMessage(3, rpObject(42, 3), endPointsObject('127.0.1.1', '127.0.1.5'), qkdObject(32, 2, 0xfc, 0x03e8, 10)),
-    );
+    const hopCount = pcepObject(6, 1, [0, 0, 0, 3, 0x40, 0xa0, 0, 0]); // METRIC: hop count, 5.0
+    const qkd = qkdObject(32, 2, 0xfc, 0x03e8, 10);
+    c.send(pcepMessage(3, rpObject(42, 3), endPointsObject('127.0.1.1', '127.0.1.5'), hopCount, qkd));
     const reply = await c.next();
     const ero = [...HOPS.flatMap(ipv4Subobject), 0x67, 0x4a, ...HANDLE, 0x00, 0x20, 0x02, 0xfc, 0x03, 0xe8, 0x00, 0x0a];
     assert.deepEqual(reply.bytes, pcepMessage(4, rpObject(42, 3), pcepObject(7, 1, ero)));
@@ -80,14 +81,19 @@ describe('PCE server over TCP, driven by a PCC written from RFC 5440', () => {
       source: '127.0.1.1',
       destination: '127.0.1.5',
       qkd: { keyLength: 32, encryptionLayer: 2, refreshType: 0xfc, refreshValue: 0x03e8, algorithm: 10 },
-      metrics: [],
+      metrics: [{ kind: 'metric', p: false, i: false, flags: 0, metricType: 3, value: 5 }],
       priority: 3,
     });
+    // The log names the request and the key handle (an identifier) in hex.
+    const answered = log.lines.find(
+      (l) => l.msg === 'PCReq answered' && 'requestId' in l.obj && l.obj.requestId === 42,
+    );
+    assert.equal((answered?.obj as { keyHandle?: string }).keyHandle, HANDLE.toString('hex'));
     c.end();
     await c.closed;
   });
 
-  it('without QKD parameters: no QE subobject; no path or a failed computation: NO-PATH', async () => {
+  it('without QKD parameters: no QE subobject; no path, a failed computation or an unencodable hop: NO-PATH', async () => {
     const c = await pcc();
     await c.establish();
     c.send(pcepMessage(3, rpObject(1), endPointsObject('127.0.1.1', '127.0.1.5')));
@@ -98,6 +104,7 @@ describe('PCE server over TCP, driven by a PCC written from RFC 5440', () => {
     for (const [id, to] of [
       [2, '127.0.1.9'],
       [3, '127.0.1.8'],
+      [4, '127.0.1.7'],
     ] as const) {
       c.send(pcepMessage(3, rpObject(id), endPointsObject('127.0.1.1', to), qkdObject(32, 2, 0xfc, 1000, 10)));
       assert.deepEqual((await c.next()).bytes, pcepMessage(4, rpObject(id), pcepObject(3, 1, [0, 0, 0, 0])));
@@ -125,6 +132,8 @@ describe('PCE server over TCP, driven by a PCC written from RFC 5440', () => {
         1,
       ],
       [[endPointsObject('127.0.1.1', '127.0.1.5')], null, 6, 1],
+      [[rpObject(11), pcepObject(4, 2, new Array(32).fill(0), true)], rpObject(11, 0, false), 4, 2],
+      [[rpObject(12), endPointsObject('127.0.1.1', '127.0.1.5'), rpObject(13)], rpObject(13, 0, false), 6, 3],
       [
         [rpObject(9), endPointsObject('127.0.1.1', '127.0.1.5'), pcepObject(4, 2, new Array(32).fill(0), true)],
         rpObject(9, 0, false),
@@ -152,6 +161,31 @@ describe('PCE server over TCP, driven by a PCC written from RFC 5440', () => {
     c.send(Buffer.from('2003000802100003', 'hex'));
     assert.deepEqual((await c.next()).bytes, closeMessage(3));
     await c.closed;
+  });
+
+  it('a version error on an up session: PCErr 1/8, then Close with reason 3', async () => {
+    const c = await pcc();
+    await c.establish();
+    c.send(Buffer.from('40020004', 'hex'));
+    assert.deepEqual((await c.next()).bytes, pcepMessage(6, errorObject(1, 8)));
+    assert.deepEqual((await c.next()).bytes, closeMessage(3));
+    await c.closed;
+  });
+
+  it("after the PCC's Open, before its Keepalive: a PCReq gets PCErr 1/1, a PCErr ends the connection", async () => {
+    const early = pcepMessage(3, rpObject(1), endPointsObject('127.0.1.1', '127.0.1.5'));
+    for (const [bytes, answer] of [
+      [early, pcepMessage(6, errorObject(1, 1))],
+      [pcepMessage(6, errorObject(1, 3)), null],
+    ] as const) {
+      const c = await pcc();
+      assert.equal((await c.next()).type, 1);
+      c.send(openMessage(30, 120, 1));
+      assert.equal((await c.next()).type, 2);
+      c.send(bytes);
+      if (answer) assert.deepEqual((await c.next()).bytes, answer);
+      await c.closed;
+    }
   });
 
   it('before Open: a non-Open message gets PCErr 1/1, a bad version PCErr 1/8, and the connection ends', async () => {

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import {
+  DECODE_ERROR_MEANING,
   decodeMessage,
+  pathReplyObjects,
+  qkdVendorInfo,
+  readPathRequests,
   encodeMessage,
   encodeObject,
   encodeSubobject,
@@ -147,5 +152,36 @@ describe('PCEP messages: RFC 5440 layouts', () => {
       value: 5,
     });
     assert.deepEqual(encodeMessage(m), bytes);
+  });
+});
+
+describe('PCReq requests and PCRep objects', () => {
+  const rp = { kind: 'rp' as const, p: true, i: false, requestId: 9, tlvs: Buffer.alloc(0) };
+  const endPoints = { kind: 'end-points' as const, p: true, i: false, source: '127.0.1.1', destination: '127.0.1.5' };
+  const capture1 = { keyLength: 32, encryptionLayer: 2, refreshType: 0xfc, refreshValue: 0x03e8, algorithm: 10 };
+
+  it('takes the QKD parameters from the first VENDOR-INFORMATION object with enterprise number 32473', () => {
+    const other = { ...qkdVendorInfo(capture1), enterpriseNumber: 9, p: false };
+    const second = qkdVendorInfo({ ...capture1, keyLength: 64 });
+    const requests = readPathRequests([{ ...rp, flags: 0 }, endPoints, other, qkdVendorInfo(capture1), second]);
+    assert.ok(Array.isArray(requests));
+    assert.deepEqual(requests[0]!.qkd, capture1);
+  });
+
+  it('the reply RP echoes priority, R and B, sets P, clears O; the ERO is hops then the QE subobject', () => {
+    const flags = 0x20 | 0x10 | 0x08 | 5; // O, B, R, priority 5
+    const requests = readPathRequests([{ ...rp, flags }, endPoints, qkdVendorInfo(capture1)]);
+    assert.ok(Array.isArray(requests));
+    const [replyRp, ero] = pathReplyObjects(requests[0]!, { hops: ['127.0.1.3'] });
+    assert.deepEqual(replyRp, { ...rp, flags: 0x10 | 0x08 | 5 });
+    const qeBytes = CAPTURE_1.subarray(2);
+    assert.deepEqual(encodeObject(ero!), Buffer.concat([hex('07 10 00 56 01 08 7f 00 01 03 20 00'), qeBytes]));
+  });
+});
+
+describe('docs/sdn.md', () => {
+  it('lists every decode error code', () => {
+    const docs = readFileSync(new URL('../../../docs/sdn.md', import.meta.url), 'utf8');
+    for (const code of Object.keys(DECODE_ERROR_MEANING)) assert.match(docs, new RegExp(`\\| \`${code}\` +\\|`), code);
   });
 });

@@ -15,6 +15,17 @@ export type PcepDecodeErrorCode =
   /** An Open, Keepalive, Close or PCErr message whose objects break its RFC 5440 grammar. */
   | 'BAD_MESSAGE';
 
+/** Every code, with what it means (a Record, so that a new code cannot be left out; docs/sdn.md lists them). */
+export const DECODE_ERROR_MEANING: Record<PcepDecodeErrorCode, string> = {
+  TRUNCATED: 'the input ends before a header, a field or a declared length',
+  BAD_LENGTH: 'a length field is too small, overruns, or disagrees with the content',
+  MESSAGE_TOO_LARGE: 'the message declares more than the maximum',
+  BAD_VERSION: 'version other than 1 in the common header or the OPEN object',
+  RESERVED_BITS: 'a reserved bit or Reserved field is not zero',
+  BAD_VALUE: 'a field holds a value its object cannot carry',
+  BAD_MESSAGE: "the objects break the message's grammar",
+};
+
 /** The PCErr to send back (RFC 5440 section 7.15), when RFC 5440 defines one. */
 export interface PcepErrorReply {
   readonly errorType: number;

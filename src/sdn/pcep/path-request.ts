@@ -9,7 +9,7 @@ import {
 } from './ero.js';
 import type { EndPointsObject, MetricObject, PcepObject, RpObject, VendorInfoObject } from './objects.js';
 import { OBJECT_CLASS, RP_PRIORITY_MASK } from './objects.js';
-import { Reader } from './reader.js';
+import { ipv4Bytes, Reader } from './reader.js';
 
 /**
  * The Private Enterprise Number in the VENDOR-INFORMATION object (RFC 7470) that carries the QKD
@@ -46,7 +46,7 @@ const isQkdInfo = (o: VendorInfoObject) =>
 /**
  * Reads the requests of a PCReq. The first problem refuses the whole message: a request not
  * starting with RP → 6/1; RP without its P flag → 10/1; RP not directly followed by END-POINTS →
- * 6/3. After END-POINTS, METRIC objects and the QKD VENDOR-INFORMATION object are taken; of any
+ * 6/3 (4/2 if they are END-POINTS of another type than IPv4). After END-POINTS, METRIC objects and the QKD VENDOR-INFORMATION object are taken; of any
  * other object, an unrecognized class → 3/1; with its P flag set → 4/1 (4/2 for an unknown type of
  * a class this codec decodes); without it, it is ignored, as RFC 5440 section 7.2 allows.
  */
@@ -58,6 +58,9 @@ export function readPathRequests(objects: readonly PcepObject[]): PathRequest[] 
     if (rp.kind !== 'rp') return { reply: PCERR.rpMissing };
     if (!rp.p) return { reply: PCERR.pFlagNotSet, rp };
     const endPoints = objects[i + 1];
+    if (endPoints?.kind === 'raw' && endPoints.objectClass === OBJECT_CLASS.endPoints) {
+      return { reply: PCERR.unsupportedObjectType, rp }; // END-POINTS of another type (IPv6, ...)
+    }
     if (endPoints?.kind !== 'end-points') return { reply: PCERR.endPointsMissing, rp };
     const metrics: MetricObject[] = [];
     let qkd: QkdParams | undefined;
@@ -106,6 +109,7 @@ export function pathReplyObjects(request: PathRequest, path: ComputedPath | null
   if (!path) return [rp, { kind: 'no-path', p: false, i: false, natureOfIssue: 0, flags: 0, tlvs: Buffer.alloc(0) }];
   const handle = path.keyHandle ?? UNSET_KEY_HANDLE;
   if (handle.length !== KEY_HANDLE_BYTES) throw new TypeError(`key handle must be ${KEY_HANDLE_BYTES} bytes`);
+  path.hops.forEach(ipv4Bytes); // throws now, not when the reply is encoded
   const hops = path.hops.map((address) => ({ kind: 'ipv4' as const, loose: false, address, prefixLength: 32 }));
   const qe = request.qkd ? [{ kind: 'qe' as const, loose: false, keyHandle: handle, ...request.qkd }] : [];
   return [rp, { kind: 'ero', p: false, i: false, subobjects: [...hops, ...qe] }];

@@ -189,7 +189,12 @@ export class PcepSession {
       }
     }
     if (this.#state === 'keep-wait') return this.#refuse(PCERR.invalidOpen, `${m.type} before Keepalive`);
-    if (m.type === 'pcreq') return void this.#pathRequests(m.objects);
+    if (m.type === 'pcreq') {
+      return void this.#pathRequests(m.objects).catch((err: Error) => {
+        this.#log.error({ err: err.message }, 'PCReq failed');
+        this.close(CLOSE_REASON.noExplanation);
+      });
+    }
     this.#log.warn({ type: m.type === 'unknown' ? m.messageType : m.type }, 'unexpected PCEP message ignored');
   }
 
