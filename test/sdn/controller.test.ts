@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { request } from 'undici';
+import { topologyFromObject } from '../../src/config/topology-file.js';
+import { loadControllerConfig, type ControllerConfig } from '../../src/sdn/controller/config.js';
+import { startController, type RunningController } from '../../src/sdn/controller/run.js';
+import { agreeKeys } from '../helpers/agree-keys.js';
+import { endPointsObject, pcepMessage, qkdObject, rpObject, TestPcc } from '../helpers/pcep-pcc.js';
+import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+
+/**
+ * ring:5 (kme-a … kme-e, node addresses 127.0.1.1 … 127.0.1.5) whose link a-b makes almost no key:
+ * the controller reads the five KMEs' ETSI 015 interfaces, sees the empty link, and paths go round it.
+ */
+const RICH = { type: 'simulated', rate_bps: 500_000 };
+const EMPTY = { type: 'simulated', rate_bps: 0.001 };
+
+interface PathsAnswer {
+  paths: Array<{ nodes: string[]; addresses: string[] }>;
+}
+
+const post = async (url: string, body: unknown) => {
+  const res = await request(`${url}/api/v1/paths`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.statusCode, body: (await res.body.json()) as PathsAnswer & { message?: string } };
+};
+const network = async (url: string) =>
+  (await (await request(`${url}/api/v1/network`)).body.json()) as {
+    nodes: Array<{ id: string; reachable: boolean; nodeAddress: string }>;
+    links: Array<{ a: string; b: string; up: boolean; availableBits: Record<string, number> }>;
+  };
+
+describe('the SDN controller over five KMEs', () => {
+  let sites: TwoSites;
+  let cfg: ControllerConfig;
+  let running: RunningController | undefined;
+  const log = pino({ level: 'silent' });
+  before(async () => {
+    const kmes = ['kme-a', 'kme-b', 'kme-c', 'kme-d', 'kme-e'];
+    const topology = topologyFromObject({
+      sites: kmes.map((kme) => ({ kme })),
+      links: kmes.map((a, i) => ({ a, b: kmes[(i + 1) % 5]!, source: a === 'kme-a' ? EMPTY : RICH })),
+    });
+    sites = await startSites({ topology, operator: 'operator' });
+    const op = sites.deployment.operator!;
+    const file = join(sites.deployment.dir, 'controller.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        kmes: sites.deployment.configs.map(({ kme, config }) => ({
+          id: kme,
+          url: `https://127.0.0.1:${config.sae_api.port}`,
+          node_address: config.node_address,
+        })),
+        ca: sites.deployment.ca,
+        cert: op.cert,
+        key: op.key,
+        pcep: { port: 0 },
+        poll_interval_ms: 500,
+      }),
+    );
+    cfg = loadControllerConfig(file);
+    running = await startController(cfg, log);
+  });
+  after(async () => {
+    await running?.stop();
+    await sites.stop();
+  });
+
+  it('discovers every KME and link over ETSI 015, with their key availability', async () => {
+    await eventually(async () => (await network(running!.url)).links.filter((l) => l.up).length === 5, 15_000, 'links');
+    const view = await network(running!.url);
+    assert.deepEqual(
+      view.nodes.map((n) => [n.id, n.nodeAddress, n.reachable]),
+      ['a', 'b', 'c', 'd', 'e'].map((x, i) => [`kme-${x}`, `127.0.1.${i + 1}`, true]),
+    );
+    const ab = view.links.find((l) => l.a === 'kme-a' && l.b === 'kme-b')!;
+    assert.equal(ab.availableBits['kme-a'], 0, 'the empty link holds nothing');
+    const cd = view.links.find((l) => l.a === 'kme-c' && l.b === 'kme-d')!;
+    assert.ok(cd.availableBits['kme-c']! > 0 && cd.availableBits['kme-d']! > 0);
+  });
+
+  it('computes paths round the empty link, with constraints; bad requests are 400', async () => {
+    await eventually(
+      async () => (await post(running!.url, { source: 'kme-a', destination: 'kme-b' })).body.paths.length === 1,
+      10_000,
+      'a path',
+    );
+    const round = await post(running!.url, { source: 'kme-a', destination: 'kme-b' });
+    assert.deepEqual(round.body.paths[0]!.nodes, ['kme-a', 'kme-e', 'kme-d', 'kme-c', 'kme-b']);
+    const bounded = await post(running!.url, { source: '127.0.1.1', destination: '127.0.1.2', max_hops: 3 });
+    assert.deepEqual(bounded.body.paths, [], 'four hops round, none within three');
+    const two = await post(running!.url, { source: 'kme-b', destination: 'kme-e', paths: 2 });
+    assert.equal(two.body.paths.length, 1, 'the other way round crosses the empty link');
+    assert.equal((await post(running!.url, { source: 'kme-a', destination: 'kme-z' })).status, 400);
+    assert.equal((await post(running!.url, { source: 'kme-a' })).status, 400);
+  });
+
+  it('answers a PCEP PCReq with the path as node addresses and the QE subobject', async () => {
+    const pcc = await TestPcc.connect(running!.pcep.port);
+    try {
+      await pcc.establish();
+      pcc.send(
+        pcepMessage(3, rpObject(7), endPointsObject('127.0.1.1', '127.0.1.3'), qkdObject(32, 2, 0xfc, 1000, 10)),
+      );
+      const rep = await pcc.next();
+      assert.equal(rep.type, 4, 'PCRep');
+      const hops = [...rep.bytes.toString('hex').matchAll(/0108(7f0001\d\d)2000/g)].map((m) => m[1]);
+      assert.deepEqual(hops, ['7f000101', '7f000105', '7f000104', '7f000103'], 'a, e, d, c');
+      assert.ok(rep.bytes.toString('hex').endsWith('674a' + '00'.repeat(64) + '002002fc03e8000a'), 'the QE subobject');
+    } finally {
+      pcc.socket.destroy();
+    }
+  });
+
+  it('keys keep flowing while the controller is down; restarted, it sees the same network', async () => {
+    await running!.stop();
+    running = undefined;
+    await agreeKeys(sites, 'sae-a1', 'sae-c1', 'number=1');
+    running = await startController(cfg, log);
+    const view = await network(running.url);
+    assert.equal(view.nodes.filter((n) => n.reachable).length, 5);
+    assert.equal(view.links.length, 5);
+  });
+
+  it('marks a KME that stops answering, and routes round it', async () => {
+    await sites.stopKme('kme-d');
+    try {
+      await eventually(
+        async () => (await network(running!.url)).nodes.find((n) => n.id === 'kme-d')?.reachable === false,
+        10_000,
+        'kme-d unreachable',
+      );
+      assert.deepEqual((await post(running!.url, { source: 'kme-a', destination: 'kme-c' })).body.paths, []);
+      const eToC = await post(running!.url, { source: 'kme-e', destination: 'kme-c' });
+      assert.deepEqual(eToC.body.paths, [], 'every way from e to c crosses kme-d or the empty link');
+    } finally {
+      await sites.startKme('kme-d');
+    }
+    await eventually(
+      async () => (await post(running!.url, { source: 'kme-a', destination: 'kme-c' })).body.paths.length === 1,
+      15_000,
+      'the path through kme-d again',
+    );
+  });
+});
