@@ -311,5 +311,26 @@ export const STATUS = {
   docs: 'docs/dashboard.md',
 } as const satisfies CommandSpec;
 
+export const CONTROLLER = {
+  names: ['controller'],
+  args: '--config FILE',
+  summary: 'the SDN controller: reads the KMEs over ETSI 015, computes paths, serves PCEP',
+  options: {
+    config: { type: 'string', arg: 'FILE', help: 'the controller configuration (qks init writes controller.json)' },
+  },
+  docs: 'docs/sdn.md',
+} as const satisfies CommandSpec;
+
 /** Every command, in the order of the usage text and the README. */
-export const COMMANDS: readonly CommandSpec[] = [DEMO, INIT, KME, PKI, SAE, TUNNEL, IPSEC, DASHBOARD, STATUS];
+export const COMMANDS: readonly CommandSpec[] = [
+  DEMO,
+  INIT,
+  KME,
+  PKI,
+  SAE,
+  TUNNEL,
+  IPSEC,
+  DASHBOARD,
+  STATUS,
+  CONTROLLER,
+];

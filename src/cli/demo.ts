@@ -16,6 +16,9 @@ import type { CommandLine } from './parse.js';
 import { freePorts } from './ports.js';
 import { qksInvocation, shellQuote } from './shell.js';
 import { untilSignal } from './signals.js';
+import { writeControllerConfig } from './controller-config.js';
+import { loadControllerConfig } from '../sdn/controller/config.js';
+import { startController } from '../sdn/controller/run.js';
 import { topologyOption } from './topology-option.js';
 import type { Topology } from '../domain/topology.js';
 
@@ -106,6 +109,15 @@ async function start(opts: DemoOptions, dir: string, temporary: boolean, teardow
   const dashboard = await startDashboardServer({ view: () => collector.view(), log: dashboardLog });
   teardown.add(() => dashboard.close());
   const manifest: Manifest = { ...manifestOf(deployment, logs), dashboard: dashboard.url };
+  if (opts.topology || deployment.topology.sites.length > 2) {
+    // The SDN controller over the network's KMEs, its PCE on a free port (4189 may be taken).
+    const [pcepPort] = await freePorts(1);
+    const config = loadControllerConfig(writeControllerConfig(deployment, { host: '127.0.0.1', port: pcepPort! }));
+    const controllerLog = pino({ level: 'info' }, pino.destination({ dest: join(dir, 'controller.log'), sync: false }));
+    const controller = await startController(config, controllerLog);
+    teardown.add(() => controller.stop());
+    manifest.controller = { url: controller.url, pcep: `${controller.pcep.host}:${controller.pcep.port}` };
+  }
   const manifestFile = resolve(opts.manifest ?? join(dir, 'manifest.json'));
   printInstructions(out, manifest, manifestFile, deployment.configs[0]!.config.links[0]!.source, temporary);
   // Written last: whoever waits for the manifest also finds the instructions printed.
@@ -160,6 +172,9 @@ function printInstructions(
   out('');
   out(`Dashboard (open in a browser on this machine): ${manifest.dashboard}`);
   out(`  in a terminal: ${qks} status --manifest ${shellQuote(manifestFile)}`);
+  if (manifest.controller) {
+    out(`SDN controller: ${manifest.controller.url}/api/v1/network, PCEP on ${manifest.controller.pcep} (docs/sdn.md)`);
+  }
   out('');
   out(`Try it: ${master} (at ${kmeA.id}) gets keys for ${slave} (at ${kmeB.id}), which fetches the same keys by ID.`);
   out(`  ${curl(master, `${kmeA.url}/api/v1/keys/${slave}/status`)}`);

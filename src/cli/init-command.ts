@@ -2,6 +2,8 @@ import { join, resolve } from 'node:path';
 import type { DEMO, INIT } from './commands.js';
 import { initDeployment, type InitOptions } from './init.js';
 import { manifestOf, writeManifest } from './manifest.js';
+import { writeControllerConfig } from './controller-config.js';
+import { PCEP_PORT } from '../sdn/pcep/pce-server.js';
 import type { CommandLine } from './parse.js';
 import { freePorts, portTaken } from './ports.js';
 import type { ValuesOf } from './spec.js';
@@ -108,6 +110,8 @@ export async function initCommand({ values }: CommandLine<typeof INIT.options>):
     );
   }
   if (deployment.operator) out(`operator certificate (dashboard, qks status, /metrics): ${deployment.operator.cert}`);
+  const controller = writeControllerConfig(deployment, { host: host, port: PCEP_PORT });
+  out(`SDN controller (ETSI 015, PCEP on ${host}:${PCEP_PORT}): qks controller --config ${controller}`);
   out(`manifest (qks sae, qks status, qks dashboard: --manifest): ${manifest}`);
   return 0;
 }

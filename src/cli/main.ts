@@ -11,6 +11,7 @@ const RUNNERS: Record<string, () => Promise<Runner>> = {
   demo: async () => (await import('./demo.js')).demoCommand,
   init: async () => (await import('./init-command.js')).initCommand,
   kme: async () => (await import('./kme.js')).kmeCommand,
+  controller: async () => (await import('./controller.js')).controllerCommand,
   pki: async () => (await import('./pki.js')).pkiCommand,
   sae: async () => (await import('./sae.js')).saeCommand,
   tunnel: async () => {
@@ -34,11 +35,13 @@ const RUNNERS: Record<string, () => Promise<Runner>> = {
 
 /** Configuration files that fail their checks (the message names the file and the field), a KME that cannot start. */
 async function configProblem(err: unknown): Promise<string | null> {
-  const [{ ConfigError }, { IpsecConfigError }] = await Promise.all([
+  const [{ ConfigError }, { IpsecConfigError }, { ControllerConfigError }] = await Promise.all([
     import('../kme/config.js'),
     import('../integrations/ipsec/agent-config.js'),
+    import('../sdn/controller/config.js'),
   ]);
-  return err instanceof ConfigError || err instanceof IpsecConfigError ? err.message : null;
+  const known = [ConfigError, IpsecConfigError, ControllerConfigError];
+  return known.some((kind) => err instanceof kind) ? (err as Error).message : null;
 }
 
 const version = (): string =>

@@ -15,6 +15,8 @@ export interface Manifest {
   operator?: { id: string; cert: string; key: string };
   /** The demo dashboard's URL, with its access token. */
   dashboard?: string;
+  /** The SDN controller a demo with a topology runs: its API, and its PCE as HOST:PORT. */
+  controller?: { url: string; pcep: string };
 }
 
 /** The manifest of a deployment `initDeployment` made. */

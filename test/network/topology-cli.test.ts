@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Manifest } from '../../src/cli/manifest.js';
 import { loadConfig } from '../../src/kme/config.js';
+import { loadControllerConfig } from '../../src/sdn/controller/config.js';
 import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
 import { assertSameKeys } from '../helpers/redact.js';
 import { TestClient } from '../helpers/sae-client.js';
@@ -27,6 +28,13 @@ describe('qks init and qks demo with a topology', () => {
     const run = qks('init', '--dir', site, '--topology', 'ring:4', '--ports', 'auto', '--rate', '100000');
     assert.equal(run.status, 0, run.stderr);
     const manifest = readJson<Manifest>(join(site, 'manifest.json'));
+    // The SDN controller's configuration beside it: every KME's node interface and node address.
+    const controller = loadControllerConfig(join(site, 'controller.json'));
+    assert.deepEqual(
+      controller.kmes.map((k) => [k.id, k.node_address, k.url]),
+      manifest.kmes.map((k) => [k.id, k.node_address, k.url]),
+    );
+    assert.match(run.stdout, /qks controller --config \S+controller\.json/);
     assert.deepEqual(manifest.links, [
       { id: 'link-a-b', a: 'kme-a', b: 'kme-b' },
       { id: 'link-b-c', a: 'kme-b', b: 'kme-c' },
@@ -126,6 +134,20 @@ describe('qks init and qks demo with a topology', () => {
         ['link-a-b', 'link-a-c', 'link-a-d'],
       );
       await eventually(() => /links: link-a-b, link-a-c, link-a-d/.test(first.stdout()), 5000, 'the printed links');
+      // The SDN controller runs beside: it reads the four KMEs over ETSI 015.
+      assert.match(manifest.controller!.pcep, /^127\.0\.0\.1:\d+$/);
+      assert.match(first.stdout(), /SDN controller: http:\/\/127\.0\.0\.1:\d+\/api\/v1\/network, PCEP on /);
+      await eventually(
+        async () => {
+          const view = (await (await fetch(`${manifest.controller!.url}/api/v1/network`)).json()) as {
+            nodes: Array<{ reachable: boolean }>;
+            links: Array<{ up: boolean }>;
+          };
+          return view.nodes.filter((n) => n.reachable).length === 4 && view.links.filter((l) => l.up).length === 3;
+        },
+        20_000,
+        'the controller seeing four KMEs and three links',
+      );
       assert.match(first.stdout(), /QKS demo running: 4 KMEs joined by 3 simulated QKD links/);
       // The demo names a pair without a common link (two leaves of the star): relayed through the hub.
       assert.match(
@@ -171,6 +193,7 @@ describe('qks init and qks demo with a topology', () => {
     const again = await run();
     try {
       assert.equal(readJson<Manifest>(manifestFile).kmes.length, 4, 'the kept star, on new ports');
+      assert.ok(readJson<Manifest>(manifestFile).controller, 'with its controller');
     } finally {
       again.demo.kill('SIGTERM');
       assert.equal(await again.exited, 0);

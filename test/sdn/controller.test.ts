@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +16,7 @@ import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
  * ring:5 (kme-a … kme-e, node addresses 127.0.1.1 … 127.0.1.5) whose link a-b makes almost no key:
  * the controller reads the five KMEs' ETSI 015 interfaces, sees the empty link, and paths go round it.
  */
+const BIN = join(process.cwd(), 'bin', 'qks.js');
 const RICH = { type: 'simulated', rate_bps: 500_000 };
 const EMPTY = { type: 'simulated', rate_bps: 0.001 };
 
@@ -39,6 +41,7 @@ const network = async (url: string) =>
 describe('the SDN controller over five KMEs', () => {
   let sites: TwoSites;
   let cfg: ControllerConfig;
+  let cfgFile = '';
   let running: RunningController | undefined;
   const log = pino({ level: 'silent' });
   before(async () => {
@@ -66,6 +69,7 @@ describe('the SDN controller over five KMEs', () => {
       }),
     );
     cfg = loadControllerConfig(file);
+    cfgFile = file;
     running = await startController(cfg, log);
   });
   after(async () => {
@@ -127,6 +131,28 @@ describe('the SDN controller over five KMEs', () => {
     const view = await network(running.url);
     assert.equal(view.nodes.filter((n) => n.reachable).length, 5);
     assert.equal(view.links.length, 5);
+  });
+
+  it('qks controller --config runs it as a command, and says what is wrong with a bad file', async () => {
+    const bad = join(sites.deployment.dir, 'bad-controller.json');
+    writeFileSync(bad, JSON.stringify({ kmes: [{ id: 'kme-a', url: 'http://x', node_address: 'nowhere' }] }));
+    const refused = spawnSync(process.execPath, [BIN, 'controller', '--config', bad], { encoding: 'utf8' });
+    assert.equal(refused.status, 2, 'a configuration error, as for qks kme');
+    assert.match(refused.stderr, /bad-controller\.json: .*(ca|node_address|url)/);
+    const cli = spawn(process.execPath, [BIN, 'controller', '--config', cfgFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    cli.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve));
+    try {
+      await eventually(() => /controller API (http:\S+), PCEP/.test(out), 15_000, 'the controller command');
+      const url = /controller API (http:\S+),/.exec(out)![1]!;
+      await eventually(async () => (await network(url)).nodes.every((n) => n.reachable), 10_000, 'its view');
+    } finally {
+      cli.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, 'SIGTERM stops it cleanly');
   });
 
   it('marks a KME that stops answering, and routes round it', async () => {
