@@ -259,6 +259,7 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     relayLog: keys.relays,
     kmeOfSae: (sae) => saes.kmeOf.get(sae),
     registry: new AppRegistry(cfg.data_dir),
+    linkWrites: { kmeId: cfg.kme_id, routes, neighbours: () => pools.map((p) => p.peerKme) },
     log,
   };
 

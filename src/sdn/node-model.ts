@@ -58,6 +58,8 @@ export interface NodeInput {
   readonly relayLog: readonly RelayInput[];
   readonly deliveries: readonly DeliveryInput[];
   readonly registered: readonly RegisteredApp[];
+  /** Relay paths a controller installed here (centralized mode): shown as VIRT links with their path. */
+  readonly installed?: ReadonlyArray<{ readonly id: string; readonly path: readonly string[] }>;
   /** The KME serving an SAE, if known. */
   readonly kmeOfSae: (sae: string) => string | undefined;
 }
@@ -82,6 +84,7 @@ export interface QkdLink {
   virt_next_hop?: string[];
   virt_bandwidth?: number;
   qkdl_performance: Record<string, unknown>;
+  'qks-sdn-ext:path'?: string[];
 }
 
 export interface QkdNode {
@@ -204,7 +207,21 @@ export function buildNodeDocument(input: NodeInput): NodeDocument {
     qkdi_att_point: { device: l.linkId },
     qkdi_status: identity(IFACE_STATUS[l.state]),
   }));
-  const virtLinks = virt.map(({ link }) => {
+  const installed: QkdLink[] = (input.installed ?? []).map((r) => ({
+    qkdl_id: r.id,
+    qkdl_status: identity('ACTIVE'),
+    qkdl_enable: true,
+    qkdl_local: { qkdn_id: me },
+    qkdl_remote: { qkdn_id: nodeUuid(r.path.at(-1)!) },
+    qkdl_type: identity('VIRT'),
+    virt_next_hop: [nodeUuid(r.path[1]!)],
+    qkdl_performance: {},
+    'qks-sdn-ext:path': [...r.path],
+  }));
+  const virtLinks = [
+    ...installed,
+    ...virt.map((v) => v.link).filter((l) => !installed.some((i) => i.qkdl_id === l.qkdl_id)),
+  ].map((link) => {
     const users = appsOn(link.qkdl_id).map((a) => a.app.app_id);
     return users.length > 0 ? { ...link, qkdl_applications: users } : link;
   });

@@ -138,11 +138,13 @@ const LINK_SCHEMA = {
         // Ours (module qks-sdn-ext): bits of this KME's share of the link's pool, uint64.
         'qks-sdn-ext:key_availability_bits': UINT64,
       }),
+      // Ours: the KMEs of a relay path a controller installed (by KME ID, this one first).
+      'qks-sdn-ext:path': { ...list({ type: 'string', minLength: 1, maxLength: 128 }), minItems: 2, maxItems: 32 },
     },
     ['qkdl_id'],
   ),
   allOf: [
-    onlyWhen('VIRT', VIRT_LEAVES),
+    onlyWhen('VIRT', [...VIRT_LEAVES, 'qks-sdn-ext:path']),
     onlyWhen('PHYS', PHYS_LEAVES),
     // phys_perf sits under qkdl_performance, also only on PHYS links.
     {
@@ -187,6 +189,11 @@ const ajv = new Ajv({ allErrors: true, strict: false });
 
 /** Validates a qkd_app a client wrote. */
 export const validateAppWrite: ValidateFunction = ajv.compile(APP_WRITE_SCHEMA);
+/** Validates a qkd_link a controller wrote: a virtual link with the path it installs. */
+export const validateLinkWrite: ValidateFunction = ajv.compile({
+  ...LINK_SCHEMA,
+  required: ['qkdl_id', 'qkdl_type', 'qkdl_remote', 'qks-sdn-ext:path'],
+});
 /** Validates a whole node document (used by the tests, and available to a controller). */
 export const validateNodeDocument: ValidateFunction = ajv.compile(NODE_DOCUMENT_SCHEMA);
 

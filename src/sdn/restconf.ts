@@ -118,16 +118,19 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * The one qkd_app entry of a write's body, `{"etsi-qkd-sdn-node:qkd_app": [ {...} ]}` (RFC 8040
  * §4.4.1 and §4.5: the target's child, or the target itself, named by its qualified name).
  */
-export function appEntryOf(body: unknown): unknown {
+export const appEntryOf = (body: unknown): unknown => entryOf(body, 'qkd_app');
+
+/** The one entry of a written list member, `{"etsi-qkd-sdn-node:<list>": [entry]}`. */
+export function entryOf(body: unknown, name: 'qkd_app' | 'qkd_link'): unknown {
   if (body === undefined) throw malformed('the request has no body');
   if (!isObject(body)) throw malformed('the body must be a JSON object');
   const names = Object.keys(body);
-  if (names.length !== 1 || names[0] !== `${MODULE}:qkd_app`) {
-    throw invalidValue(`the body must hold exactly one member, "${MODULE}:qkd_app"`);
+  if (names.length !== 1 || names[0] !== `${MODULE}:${name}`) {
+    throw invalidValue(`the body must hold exactly one member, "${MODULE}:${name}"`);
   }
-  const list = body[`${MODULE}:qkd_app`];
+  const list = body[`${MODULE}:${name}`];
   if (!Array.isArray(list) || list.length !== 1) {
-    throw invalidValue(`"${MODULE}:qkd_app" must be an array of exactly one entry`);
+    throw invalidValue(`"${MODULE}:${name}" must be an array of exactly one entry`);
   }
   return list[0];
 }

@@ -7,7 +7,9 @@ import { pino } from 'pino';
 import { request } from 'undici';
 import { topologyFromObject } from '../../src/config/topology-file.js';
 import { loadControllerConfig, type ControllerConfig } from '../../src/sdn/controller/config.js';
+import type { RestconfError } from '../../src/sdn/controller/restconf-client.js';
 import { startController, type RunningController } from '../../src/sdn/controller/run.js';
+import { nodeUuid } from '../../src/sdn/ids.js';
 import { agreeKeys } from '../helpers/agree-keys.js';
 import { endPointsObject, pcepMessage, qkdObject, rpObject, TestPcc } from '../helpers/pcep-pcc.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
@@ -16,6 +18,11 @@ import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
  * ring:5 (kme-a … kme-e, node addresses 127.0.1.1 … 127.0.1.5) whose link a-b makes almost no key:
  * the controller reads the five KMEs' ETSI 015 interfaces, sees the empty link, and paths go round it.
  */
+const relayPath = async (master: string, slave: string) => {
+  const res = await sitesRef!.sae(master).get(`/api/v1/keys/${slave}/status`);
+  return (res.body as { status_extension?: { qks_relay_path?: string[] } }).status_extension?.qks_relay_path;
+};
+let sitesRef: TwoSites | undefined;
 const BIN = join(process.cwd(), 'bin', 'qks.js');
 const RICH = { type: 'simulated', rate_bps: 500_000 };
 const EMPTY = { type: 'simulated', rate_bps: 0.001 };
@@ -50,7 +57,7 @@ describe('the SDN controller over five KMEs', () => {
       sites: kmes.map((kme) => ({ kme })),
       links: kmes.map((a, i) => ({ a, b: kmes[(i + 1) % 5]!, source: a === 'kme-a' ? EMPTY : RICH })),
     });
-    sites = await startSites({ topology, operator: 'operator' });
+    sites = sitesRef = await startSites({ topology, operator: 'operator' });
     const op = sites.deployment.operator!;
     const file = join(sites.deployment.dir, 'controller.json');
     writeFileSync(
@@ -131,6 +138,58 @@ describe('the SDN controller over five KMEs', () => {
     const view = await network(running.url);
     assert.equal(view.nodes.filter((n) => n.reachable).length, 5);
     assert.equal(view.links.length, 5);
+  });
+
+  it('centralized mode: installs a computed path in its first KME as a virtual link, which keys then take', async () => {
+    const created = await request(`${running!.url}/api/v1/virtual-links`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ source: 'kme-b', destination: 'kme-d' }),
+    });
+    assert.equal(created.statusCode, 201);
+    const { id, path } = (await created.body.json()) as { id: string; path: string[] };
+    assert.deepEqual(path, ['kme-b', 'kme-c', 'kme-d']);
+    const listed = (await (await request(`${running!.url}/api/v1/virtual-links`)).body.json()) as {
+      virtual_links: Array<{ id: string; path: string[] }>;
+    };
+    assert.deepEqual(listed.virtual_links, [{ id, path }], 'kme-b shows it over ETSI 015');
+    assert.deepEqual(await relayPath('sae-b1', 'sae-d1'), path);
+    await agreeKeys(sites, 'sae-b1', 'sae-d1', 'number=1');
+
+    // A path of the controller's own making wins over link state, even a poor one.
+    const kmeB = running!.controller.client('kme-b')!;
+    const detour = ['kme-b', 'kme-a', 'kme-e', 'kme-d'];
+    await running!.controller.install(id, detour);
+    assert.deepEqual(await relayPath('sae-b1', 'sae-d1'), detour, 'a PUT replaces it');
+    const link = (over: Record<string, unknown>) => ({
+      'etsi-qkd-sdn-node:qkd_link': [
+        {
+          qkdl_id: '5b0f4d4e-0000-4000-8000-000000000001',
+          qkdl_type: 'etsi-qkd-node-types:VIRT',
+          qkdl_remote: { qkdn_id: nodeUuid('kme-d') },
+          'qks-sdn-ext:path': ['kme-b', 'kme-c', 'kme-d'],
+          ...over,
+        },
+      ],
+    });
+    const refused = async (body: unknown, status: number, why: RegExp) => {
+      const err = await kmeB.write('POST', '/qkd_links', body).then(
+        () => null,
+        (e: unknown) => e as RestconfError,
+      );
+      assert.equal(err?.status, status, `${why}`);
+      assert.match(err!.message, why);
+    };
+    await refused(link({ qkdl_type: 'etsi-qkd-node-types:PHYS' }), 400, /only virtual links/);
+    await refused(link({ 'qks-sdn-ext:path': ['kme-b', 'kme-d'] }), 400, /no QKD link to kme-d/);
+    await refused(link({ 'qks-sdn-ext:path': ['kme-b', 'kme-c', 'kme-e'] }), 400, /ends at kme-e/);
+    await refused(link({ 'qks-sdn-ext:path': ['kme-c', 'kme-d'] }), 400, /starts there/);
+    await refused(link({ qkdl_id: id }), 409, /exists already/);
+
+    const removed = await request(`${running!.url}/api/v1/virtual-links/${id}`, { method: 'DELETE' });
+    assert.equal(removed.statusCode, 204);
+    assert.equal((await request(`${running!.url}/api/v1/virtual-links/${id}`, { method: 'DELETE' })).statusCode, 404);
+    assert.deepEqual(await relayPath('sae-b1', 'sae-d1'), ['kme-b', 'kme-c', 'kme-d'], 'link state again');
   });
 
   it('qks controller --config runs it as a command, and says what is wrong with a bad file', async () => {

@@ -291,15 +291,15 @@ describe('ETSI GS QKD 015 node interface on line:3 (kme-a - kme-b - kme-c)', () 
         'operation-not-supported',
       ],
       [
-        'a virtual link',
+        'a virtual link with no entry',
         a.call('POST', `${NODE}/qkd_links`, { 'etsi-qkd-sdn-node:qkd_link': [] }, YANG_JSON),
-        501,
-        'operation-not-supported',
+        400,
+        'invalid-value',
       ],
       [
-        'deleting a link',
+        'deleting a physical link',
         a.call('DELETE', `${NODE}/qkd_links/qkd_link=${physLinkUuid('link-a-b')}`),
-        501,
+        405,
         'operation-not-supported',
       ],
       [

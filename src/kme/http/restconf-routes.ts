@@ -23,6 +23,7 @@ import type { KeySource } from '../../sources/key-source.js';
 import type { DeliveryLog } from '../observability/delivery-log.js';
 import type { LinkHistory } from '../observability/link-history.js';
 import type { RelayLog } from '../observability/relay-log.js';
+import { allowed as allowedOnLinks, writeVirtualLink, type LinkWriteDeps } from './restconf-links.js';
 
 /** What a KME's ETSI GS QKD 015 view is made of: its live state (docs/sdn.md). */
 export interface SdnSources {
@@ -42,6 +43,8 @@ export interface SdnSources {
   readonly relayLog: RelayLog;
   readonly kmeOfSae: (sae: string) => string | undefined;
   readonly registry: AppRegistry;
+  /** Virtual links a controller installs: the KME's installed routes. */
+  readonly linkWrites: Omit<LinkWriteDeps, 'shows'>;
   readonly log: Logger;
   readonly now?: () => number;
 }
@@ -81,6 +84,7 @@ export async function liveNodeInput(s: SdnSources, now: number): Promise<NodeInp
     relayLog,
     deliveries,
     registered: s.registry.list(),
+    installed: s.linkWrites.routes.list(),
     kmeOfSae: s.kmeOfSae,
   };
 }
@@ -93,10 +97,11 @@ function methodsOf(steps: readonly Step[]): string {
   const [first, second] = steps;
   if (steps.length === 1 && first!.name === APPS) return 'GET, HEAD, POST';
   if (steps.length === 2 && first!.name === APPS && second!.key !== undefined) return 'GET, HEAD, PUT, DELETE';
+  if (first?.name === 'qkd_links' && steps.length <= 2) return allowedOnLinks(steps);
   return 'GET, HEAD';
 }
 
-/** Virtual links are installed by the controller in a later step (issue 19): refused plainly until then. */
+/** A write of virtual links: a controller installing relay paths (restconf-links.ts). */
 const isLinkWrite = (steps: readonly Step[]) => steps[0]?.name === 'qkd_links' && steps.length <= 2;
 
 export interface RestconfGuard {
@@ -144,11 +149,13 @@ export function addRestconfRoutes(app: FastifyInstance, s: SdnSources, guard: Re
           return reply.type(MEDIA_TYPE).send(selectResource(await document(), steps));
         }
         if (isLinkWrite(steps) && req.method !== 'PATCH') {
-          throw new RestconfError(
-            501,
-            'application',
-            'operation-not-supported',
-            'virtual links (relay paths) cannot be written here yet; keys are relayed by link-state routing',
+          const links = (await document()).qkd_links.qkd_link;
+          return writeVirtualLink(
+            { ...s.linkWrites, shows: async (id) => links.some((l) => l.qkdl_id === id) },
+            req.method,
+            steps,
+            req.body,
+            reply,
           );
         }
         if (!allow.includes(req.method)) {

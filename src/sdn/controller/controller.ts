@@ -3,6 +3,9 @@ import { computePaths, type ComputedPath, type PathRequest } from '../../domain/
 import { buildNetworkView, pceNetworkOf, type KmeEntry, type NetworkView, type NodeSnapshot } from './network-view.js';
 import { RestconfClient } from './restconf-client.js';
 
+/** Our extension leaf of a virtual link: the KMEs of the path it installs. */
+const PATH_EXT = 'qks-sdn-ext:path';
+
 export interface ControlledKme extends KmeEntry {
   /** Where the KME serves its node interface (its SAE API listener). */
   readonly url: string;
@@ -93,6 +96,54 @@ export class Controller {
 
   client(kmeId: string): RestconfClient | undefined {
     return this.#clients.get(kmeId);
+  }
+
+  /** The relay paths installed in the KMEs (centralized mode), as their node interfaces last showed them. */
+  installedPaths(): Array<{ id: string; path: string[] }> {
+    const found: Array<{ id: string; path: string[] }> = [];
+    for (const snap of this.#snapshots.values()) {
+      const node = (snap.doc as Record<string, unknown> | undefined)?.['etsi-qkd-sdn-node:qkd_node'] as
+        { qkd_links?: { qkd_link?: Array<Record<string, unknown>> } } | undefined;
+      for (const l of node?.qkd_links?.qkd_link ?? []) {
+        const path = l[PATH_EXT];
+        if (Array.isArray(path)) found.push({ id: String(l['qkdl_id']), path: path.map(String) });
+      }
+    }
+    return found;
+  }
+
+  /**
+   * Installs a path in its first KME as a virtual link (ETSI 015 `qkd_link` of type VIRT, with the
+   * hops in our `qks-sdn-ext:path`): keys from there to its last KME then take it.
+   */
+  async install(id: string, path: readonly string[]): Promise<void> {
+    const last = path.at(-1)!;
+    await this.#clients.get(path[0]!)!.write('PUT', `/qkd_links/qkd_link=${id}`, {
+      'etsi-qkd-sdn-node:qkd_link': [
+        {
+          qkdl_id: id,
+          qkdl_type: 'etsi-qkd-node-types:VIRT',
+          qkdl_remote: { qkdn_id: this.#uuidOf(last) },
+          [PATH_EXT]: [...path],
+        },
+      ],
+    });
+    await this.poll();
+  }
+
+  /** Removes an installed path from the KME that holds it; false when none does. */
+  async uninstall(id: string): Promise<boolean> {
+    const route = this.installedPaths().find((r) => r.id === id);
+    if (!route) return false;
+    await this.#clients.get(route.path[0]!)!.write('DELETE', `/qkd_links/qkd_link=${id}`);
+    await this.poll();
+    return true;
+  }
+
+  #uuidOf(kmeId: string): string {
+    const uuid = this.#view.nodes.find((n) => n.id === kmeId)?.uuid;
+    if (!uuid) throw new Error(`KME ${kmeId} has not been read yet`);
+    return uuid;
   }
 
   async stop(): Promise<void> {

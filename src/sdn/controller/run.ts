@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { PathRequest } from '../../domain/pce.js';
@@ -88,13 +89,10 @@ function pcepPath(controller: Controller, r: PathComputationRequest) {
 function controllerApi(controller: Controller): FastifyInstance {
   const app = Fastify({ logger: false });
   app.get('/api/v1/network', async () => controller.view());
-  app.post<{ Body: PathsBody }>('/api/v1/paths', { schema: { body: PATHS_BODY } }, async (req, reply) => {
-    const b = req.body;
+  const compute = (b: PathsBody) => {
     const end = (v: string) => controller.kmeAt(v) ?? (controller.addressOf(v) ? v : undefined);
     const [source, destination] = [end(b.source), end(b.destination)];
-    if (!source || !destination) {
-      return reply.code(400).send({ message: `unknown node: ${!source ? b.source : b.destination}` });
-    }
+    if (!source || !destination) return `unknown node: ${!source ? b.source : b.destination}`;
     const request: PathRequest = {
       source,
       destination,
@@ -104,11 +102,29 @@ function controllerApi(controller: Controller): FastifyInstance {
       ...(b.min_available_bits === undefined ? {} : { minAvailableBits: b.min_available_bits }),
       ...(b.paths === undefined ? {} : { paths: b.paths }),
     };
-    const paths = controller.paths(request).map((p) => ({
-      ...p,
-      addresses: p.nodes.map((n) => controller.addressOf(n)),
-    }));
-    return { paths };
+    return controller.paths(request).map((p) => ({ ...p, addresses: p.nodes.map((n) => controller.addressOf(n)) }));
+  };
+  app.post<{ Body: PathsBody }>('/api/v1/paths', { schema: { body: PATHS_BODY } }, async (req, reply) => {
+    const paths = compute(req.body);
+    return typeof paths === 'string' ? reply.code(400).send({ message: paths }) : { paths };
+  });
+  // Centralized mode: the path computed now, installed in its first KME as a virtual link.
+  app.get('/api/v1/virtual-links', async () => ({ virtual_links: controller.installedPaths() }));
+  app.post<{ Body: PathsBody }>('/api/v1/virtual-links', { schema: { body: PATHS_BODY } }, async (req, reply) => {
+    const paths = compute({ ...req.body, paths: 1 });
+    if (typeof paths === 'string') return reply.code(400).send({ message: paths });
+    if (paths.length === 0) return reply.code(409).send({ message: 'no path meets the constraints now' });
+    const id = randomUUID();
+    try {
+      await controller.install(id, paths[0]!.nodes);
+    } catch (err) {
+      return reply.code(502).send({ message: `the KME refused the virtual link: ${(err as Error).message}` });
+    }
+    return reply.code(201).send({ id, path: paths[0]!.nodes });
+  });
+  app.delete<{ Params: { id: string } }>('/api/v1/virtual-links/:id', async (req, reply) => {
+    const removed = await controller.uninstall(req.params.id.toLowerCase());
+    return removed ? reply.code(204).send() : reply.code(404).send({ message: `no virtual link ${req.params.id}` });
   });
   return app;
 }
