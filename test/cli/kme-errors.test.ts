@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -28,13 +28,25 @@ function qks(...args: string[]): Promise<{ status: number | null; stdout: string
   });
 }
 
+/** A listener squatting a port; connections it gets (a peer KME dialling, say) are held until close. */
 const occupy = (port: number, host = '127.0.0.1') =>
   new Promise<Server>((resolve, reject) => {
-    const s = createServer();
+    const sockets = new Set<Socket>();
+    const s = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
     s.once('error', reject);
     s.listen(port, host, () => resolve(s));
+    squatted.set(s, sockets);
   });
-const close = (s: Server) => new Promise((r) => s.close(r));
+const squatted = new Map<Server, Set<Socket>>();
+/** Closes the squatter, its held connections too: close() alone waits for them, forever if kept open. */
+const close = (s: Server) =>
+  new Promise((r) => {
+    s.close(r);
+    squatted.get(s)?.forEach((socket) => socket.destroy());
+  });
 
 /**
  * `qks kme` as a user runs it, against a deployment `qks init` made: a second KME on a data_dir in

@@ -82,21 +82,25 @@ describe('routing by key availability', () => {
   });
 });
 
+/** ring:4 (a-b-c-d) whose link a-b makes `rateBps` and the others 1 Mbit/s. */
+const ringWithPoorLink = (rateBps: number) => {
+  const rich = { type: 'simulated', rate_bps: 1_000_000 };
+  return topologyFromObject({
+    sites: ['kme-a', 'kme-b', 'kme-c', 'kme-d'].map((kme) => ({ kme })),
+    links: [
+      { a: 'kme-a', b: 'kme-b', source: { type: 'simulated', rate_bps: rateBps } },
+      { a: 'kme-b', b: 'kme-c', source: rich },
+      { a: 'kme-c', b: 'kme-d', source: rich },
+      { a: 'kme-a', b: 'kme-d', source: rich },
+    ],
+  });
+};
+
 /** ring:4 whose link a-b makes almost nothing: keys from a for b go round, and status says so. */
 describe('a common link that holds nothing', () => {
   let sites: TwoSites;
   before(async () => {
-    const rich = { type: 'simulated', rate_bps: 1_000_000 };
-    const topology = topologyFromObject({
-      sites: ['kme-a', 'kme-b', 'kme-c', 'kme-d'].map((kme) => ({ kme })),
-      links: [
-        { a: 'kme-a', b: 'kme-b', source: { type: 'simulated', rate_bps: 0.001 } },
-        { a: 'kme-b', b: 'kme-c', source: rich },
-        { a: 'kme-c', b: 'kme-d', source: rich },
-        { a: 'kme-a', b: 'kme-d', source: rich },
-      ],
-    });
-    sites = await startSites({ topology });
+    sites = await startSites({ topology: ringWithPoorLink(0.001) });
   });
   after(() => sites.stop());
 
@@ -120,17 +124,7 @@ describe('a common link that holds nothing', () => {
 describe('a common link that runs dry', () => {
   let sites: TwoSites;
   before(async () => {
-    const rich = { type: 'simulated', rate_bps: 1_000_000 };
-    const topology = topologyFromObject({
-      sites: ['kme-a', 'kme-b', 'kme-c', 'kme-d'].map((kme) => ({ kme })),
-      links: [
-        { a: 'kme-a', b: 'kme-b', source: { type: 'simulated', rate_bps: 40_000 } },
-        { a: 'kme-b', b: 'kme-c', source: rich },
-        { a: 'kme-c', b: 'kme-d', source: rich },
-        { a: 'kme-a', b: 'kme-d', source: rich },
-      ],
-    });
-    sites = await startSites({ topology });
+    sites = await startSites({ topology: ringWithPoorLink(40_000) });
     await new Promise((r) => setTimeout(r, 3000)); // material on the rich links
   });
   after(() => sites.stop());
