@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { NetworkCollector } from '../dashboard/collector.js';
 import { allAnswered } from '../dashboard/network.js';
 import { startDashboardServer } from '../dashboard/server.js';
+import { withController } from '../dashboard/controller-panel.js';
 import { renderStatus } from '../dashboard/status-view.js';
 import type { KmeClientOptions } from '../sae/kme-client.js';
 import { TokenClient } from '../sae/token-client.js';
@@ -15,9 +16,14 @@ import { UsageError } from './usage-error.js';
 
 type Values = ValuesOf<typeof DASHBOARD.options & typeof STATUS.options>;
 
-function collectorFrom(v: Values): { collector: NetworkCollector; tokens: TokenClient | undefined } {
+function collectorFrom(v: Values): {
+  collector: NetworkCollector;
+  tokens: TokenClient | undefined;
+  controllerUrl?: string | undefined;
+} {
   let urls: string[];
   let ids: string[] = [];
+  let controllerUrl: string | undefined;
   let client: Omit<KmeClientOptions, 'url'>;
   if (v.manifest) {
     const m = readManifest(v.manifest);
@@ -25,6 +31,7 @@ function collectorFrom(v: Values): { collector: NetworkCollector; tokens: TokenC
     urls = m.kmes.map((k) => k.url);
     ids = m.kmes.map((k) => k.id);
     client = { ca: m.ca, cert: m.operator.cert, key: m.operator.key };
+    controllerUrl = m.controller?.url;
   } else {
     if (!v.kme || !v.ca) throw new UsageError('give --manifest, or --kme URL[,URL...] and --ca FILE');
     urls = v.kme.split(',');
@@ -45,18 +52,21 @@ function collectorFrom(v: Values): { collector: NetworkCollector; tokens: TokenC
   } else if (!client.cert || !client.key) {
     throw new UsageError('give an operator certificate (--cert and --key) or a token issuer (--issuer)');
   }
-  return { collector: new NetworkCollector({ urls, ids, client }), tokens };
+  return { collector: new NetworkCollector({ urls, ids, client }), tokens, controllerUrl };
 }
 
 export async function operatorCommand(command: 'dashboard' | 'status', line: CommandLine): Promise<number> {
   const v = line.values as Values;
-  const { collector, tokens } = collectorFrom(v);
+  const { collector, tokens, controllerUrl } = collectorFrom(v);
   try {
     if (command === 'status') return await status(collector, v);
     const listen = v.listen ? hostPort(v.listen, '--listen') : { host: '127.0.0.1', port: 0 };
     const dashboard = await startDashboardServer({
       ...listen,
-      view: () => collector.view(),
+      view: withController(
+        () => collector.view(),
+        () => controllerUrl,
+      ),
       log: pino({ level: 'warn' }),
     }).catch((err: Error) => {
       throw new UsageError(err.message);

@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { NetworkCollector } from '../dashboard/collector.js';
 import { startDashboardServer } from '../dashboard/server.js';
+import { withController } from '../dashboard/controller-panel.js';
 import { loadConfig } from '../kme/config.js';
 import { startKme, type RunningKme } from '../kme/kme.js';
 import { Teardown } from '../kme/teardown.js';
@@ -106,7 +107,14 @@ async function start(opts: DemoOptions, dir: string, temporary: boolean, teardow
   });
   teardown.add(() => collector.close());
   const dashboardLog = pino({ level: 'warn' }, pino.destination({ dest: join(dir, 'dashboard.log'), sync: false }));
-  const dashboard = await startDashboardServer({ view: () => collector.view(), log: dashboardLog });
+  let controllerUrl: string | undefined;
+  const dashboard = await startDashboardServer({
+    view: withController(
+      () => collector.view(),
+      () => controllerUrl,
+    ),
+    log: dashboardLog,
+  });
   teardown.add(() => dashboard.close());
   const manifest: Manifest = { ...manifestOf(deployment, logs), dashboard: dashboard.url };
   if (opts.topology || deployment.topology.sites.length > 2) {
@@ -117,6 +125,7 @@ async function start(opts: DemoOptions, dir: string, temporary: boolean, teardow
     const controller = await startController(config, controllerLog);
     teardown.add(() => controller.stop());
     manifest.controller = { url: controller.url, pcep: `${controller.pcep.host}:${controller.pcep.port}` };
+    controllerUrl = controller.url;
   }
   const manifestFile = resolve(opts.manifest ?? join(dir, 'manifest.json'));
   printInstructions(out, manifest, manifestFile, deployment.configs[0]!.config.links[0]!.source, temporary);

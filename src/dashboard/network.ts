@@ -1,3 +1,4 @@
+import type { ControllerPanel } from './controller-panel.js';
 import type { LinkHealth } from '../domain/link-health.js';
 import type { Delivery } from '../kme/observability/delivery-log.js';
 import type { IntegrationEntry } from '../kme/observability/integration-board.js';
@@ -87,6 +88,8 @@ export interface NetworkView {
   integrations: Array<IntegrationEntry & { KME_ID: string }>;
   /** The latest relays the watched KMEs started, newest first, with their paths. */
   relays: RelayRecord[];
+  /** The SDN controller, where one runs beside the dashboard (qks demo, qks dashboard --manifest). */
+  controller?: ControllerPanel;
 }
 
 const WORST: readonly LinkHealth[] = ['down', 'degraded', 'starting', 'healthy'];

@@ -10,6 +10,10 @@ import { loadControllerConfig, type ControllerConfig } from '../../src/sdn/contr
 import type { RestconfError } from '../../src/sdn/controller/restconf-client.js';
 import { startController, type RunningController } from '../../src/sdn/controller/run.js';
 import { nodeUuid } from '../../src/sdn/ids.js';
+import { withController } from '../../src/dashboard/controller-panel.js';
+import { NetworkCollector } from '../../src/dashboard/collector.js';
+import { startDashboardServer } from '../../src/dashboard/server.js';
+import { artifactPath, launchChromium } from '../helpers/browser.js';
 import { agreeKeys } from '../helpers/agree-keys.js';
 import { endPointsObject, pcepMessage, qkdObject, rpObject, TestPcc } from '../helpers/pcep-pcc.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
@@ -190,6 +194,42 @@ describe('the SDN controller over five KMEs', () => {
     assert.equal(removed.statusCode, 204);
     assert.equal((await request(`${running!.url}/api/v1/virtual-links/${id}`, { method: 'DELETE' })).statusCode, 404);
     assert.deepEqual(await relayPath('sae-b1', 'sae-d1'), ['kme-b', 'kme-c', 'kme-d'], 'link state again');
+  });
+
+  it('the dashboard shows what the controller sees and the paths it installed, and when it stops answering', async () => {
+    const op = sites.deployment.operator!;
+    const collector = new NetworkCollector({
+      urls: sites.deployment.configs.map((c) => `https://127.0.0.1:${c.config.sae_api.port}`),
+      client: { ca: sites.deployment.ca, cert: op.cert, key: op.key },
+    });
+    let controllerUrl: string | undefined = running!.url;
+    const dashboard = await startDashboardServer({
+      view: withController(
+        () => collector.view(),
+        () => controllerUrl,
+      ),
+      log,
+    });
+    const browser = await launchChromium();
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(dashboard.url);
+      const [id, path] = ['4f6a3c52-0000-4000-8000-000000000002', ['kme-c', 'kme-d']] as const;
+      await running!.controller.install(id, path);
+      await page.locator(`[data-virtual-link="${path.join(' ')}"]`).waitFor({ timeout: 15_000 });
+      assert.match(
+        (await page.locator('#controller-summary').textContent()) ?? '',
+        /^5\/5 KMEs read over ETSI 015 · 5\/5 links up/,
+      );
+      await page.screenshot({ path: artifactPath('dashboard', '8-sdn-controller.png'), fullPage: true });
+      await running!.controller.uninstall(id);
+      controllerUrl = 'http://127.0.0.1:9'; // nothing listens there
+      await page.locator('#controller-summary', { hasText: 'not answering' }).waitFor({ timeout: 15_000 });
+    } finally {
+      await browser.close();
+      await dashboard.close();
+      await collector.close();
+    }
   });
 
   it('qks controller --config runs it as a command, and says what is wrong with a bad file', async () => {

@@ -314,6 +314,25 @@ function drawRelays(view) {
   );
 }
 
+/** The SDN controller beside the dashboard, if any: what it sees, and the paths it installed. */
+function drawController(view) {
+  const c = view.controller;
+  $('controller-panel').hidden = !c;
+  if (!c) return;
+  $('controller-summary').textContent = c.reachable
+    ? `${c.nodes_reachable}/${c.nodes} KMEs read over ETSI 015 · ${c.links_up}/${c.links} links up · ${c.url}`
+    : `not answering (${c.error}) · ${c.url}`;
+  rows(
+    $('virtual-links').querySelector('tbody'),
+    c.virtual_links ?? [],
+    (v) => [
+      el('span', { 'data-virtual-link': v.path.join(' ') }, v.path.join(' › ')),
+      el('code', {}, v.id.slice(0, 8)),
+    ],
+    'none: the KMEs route by link state',
+  );
+}
+
 function drawSaes(view) {
   const root = $('saes');
   root.replaceChildren();
@@ -363,6 +382,7 @@ function render(view) {
   drawSites(view);
   drawIntegrations(view);
   drawRelays(view);
+  drawController(view);
   drawSaes(view);
 }
 
