@@ -321,6 +321,71 @@ export const CONTROLLER = {
   docs: 'docs/sdn.md',
 } as const satisfies CommandSpec;
 
+export const SERVICE = {
+  names: ['service'],
+  args: 'create|list|delete|run ...',
+  summary: "end-to-end encrypted services through the SDN controller (the slides' parameters)",
+  about: `create: the controller computes and installs the path; run: one end of it (the source agrees
+keys and reports the first key ID as the handle; the destination answers). Layer 4: the TLS tunnel.`,
+  options: {
+    ...IDENTITY,
+    manifest: {
+      type: 'string',
+      arg: 'FILE',
+      help: "a manifest of qks demo: its controller, and for run the SAE's KME, CA and certificate",
+    },
+    controller: { type: 'string', arg: 'URL', help: "the controller's API (default: the manifest's controller)" },
+    id: { type: 'string', arg: 'ID', help: 'the service' },
+    source: { type: 'string', arg: 'SAE', help: 'create: the SAE that starts the service' },
+    destination: { type: 'string', arg: 'SAE', help: 'create: the SAE at the other end' },
+    layer: { type: 'string', arg: '3|4', help: 'create: 3 IPsec PPKs, 4 the TLS tunnel' },
+    'key-length': { type: 'string', arg: 'BYTES', help: 'create: bytes per key (default 32)' },
+    'refresh-type': { type: 'string', arg: 'time|traffic', help: 'create: a new key by time or by bytes carried' },
+    'refresh-value': { type: 'string', arg: 'N', help: 'create: seconds, or bytes' },
+    algorithm: { type: 'string', arg: 'N', help: "create: the slides' algorithm field (recorded)" },
+    agree: {
+      type: 'string',
+      arg: 'HOST:PORT',
+      help: 'run: where the key agreement is answered (destination) or reached',
+    },
+    listen: { type: 'string', arg: 'HOST:PORT', help: 'run: destination TLS; source plaintext from applications' },
+    target: { type: 'string', arg: 'HOST:PORT', help: 'run, destination: where the plaintext goes' },
+    server: { type: 'string', arg: 'HOST:PORT', help: "run, source: the destination's --listen" },
+  },
+  subcommands: [
+    {
+      name: 'create',
+      args: '--source SAE --destination SAE --layer 3|4 --refresh-type time|traffic --refresh-value N ...',
+      summary: 'asks the controller for a service',
+      options: [
+        'controller',
+        'manifest',
+        'source',
+        'destination',
+        'layer',
+        'key-length',
+        'refresh-type',
+        'refresh-value',
+        'algorithm',
+      ],
+    },
+    { name: 'list', args: '', summary: "the controller's services", options: ['controller', 'manifest'] },
+    {
+      name: 'delete',
+      args: '--id ID',
+      summary: 'removes a service and its path',
+      options: ['controller', 'manifest', 'id'],
+    },
+    {
+      name: 'run',
+      args: '--id ID --sae SAE --agree HOST:PORT --listen HOST:PORT (--server | --target) HOST:PORT',
+      summary: 'runs one end of a service until SIGINT or SIGTERM',
+      options: [...Object.keys(IDENTITY), 'controller', 'id', 'agree', 'listen', 'target', 'server'],
+    },
+  ],
+  docs: 'docs/sdn.md',
+} as const satisfies CommandSpec;
+
 /** Every command, in the order of the usage text and the README. */
 export const COMMANDS: readonly CommandSpec[] = [
   DEMO,
@@ -333,4 +398,5 @@ export const COMMANDS: readonly CommandSpec[] = [
   DASHBOARD,
   STATUS,
   CONTROLLER,
+  SERVICE,
 ];

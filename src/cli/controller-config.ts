@@ -22,6 +22,7 @@ export function writeControllerConfig(d: Deployment, pcep: { host: string; port:
     key: d.operator!.key,
     pcep,
     poll_interval_ms: 2000,
+    saes: d.saes.map((s) => ({ id: s.id, kme: s.kme })),
   };
   const file = join(d.dir, 'controller.json');
   writeFileAtomic(file, JSON.stringify(config, null, 2) + '\n');

@@ -12,6 +12,7 @@ const RUNNERS: Record<string, () => Promise<Runner>> = {
   init: async () => (await import('./init-command.js')).initCommand,
   kme: async () => (await import('./kme.js')).kmeCommand,
   controller: async () => (await import('./controller.js')).controllerCommand,
+  service: async () => (await import('./service-command.js')).serviceCommand,
   pki: async () => (await import('./pki.js')).pkiCommand,
   sae: async () => (await import('./sae.js')).saeCommand,
   tunnel: async () => {

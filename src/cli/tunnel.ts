@@ -13,9 +13,16 @@ import { notifyReady } from './service.js';
 import { onHangup, untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
+/** What `qks service run` adds to a tunnel: the service's key size, and who hears of each new key. */
+export interface TunnelHooks {
+  readonly keyBits?: number;
+  readonly onKey?: (keyId: string) => void;
+}
+
 export async function tunnelCommand(
   { values: v }: CommandLine<typeof TUNNEL.options>,
   engine: 'native' | 'stunnel' = 'native',
+  hooks: TunnelHooks = {},
 ): Promise<number> {
   v.mode ??= 'psk_ke';
   const nativeOnly = (['max-connections', 'max-connection-age'] as const).filter((o) => v[o] !== undefined);
@@ -33,6 +40,7 @@ export async function tunnelCommand(
   const limit = maxConnections ? { maxConnections } : {};
   const ring = new KeyRing({ graceMs: 120_000 });
   ring.on('key', (k) => print({ event: 'key', key_ID: k.keyId }));
+  if (hooks.onKey) ring.on('key', (k) => hooks.onKey!(k.keyId));
   // The operator dashboard shows which key this tunnel uses and when the next one comes.
   const reporter = new IntegrationReporter({
     kme,
@@ -106,7 +114,7 @@ export async function tunnelCommand(
       if (engine === 'stunnel' && (uses || bytes)) {
         throw new UsageError('qks stunnel cannot count uses or bytes: rotate it with --rotate-every');
       }
-      const rotation = new Rotation(() => initiator.agree(1), ring, {
+      const rotation = new Rotation(() => initiator.agree(1, hooks.keyBits), ring, {
         maxAgeMs: every,
         // The server's side may be a stunnel, which loads each key from a file: a moment to do so.
         settleMs: SETTLE_MS,

@@ -46,8 +46,11 @@ export function jsonProblem(err: Error, text: string): string {
  * configuration, a script waiting for a manifest) sees the old file or the new, never half of one,
  * and two writers never share the temporary file.
  */
-export function writeFileAtomic(file: string, text: string, mode = 0o644): void {
+export function writeFileAtomic(file: string, text: string, mode = 0o644, durable = false): void {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, text, { mode });
+  writeFileSync(tmp, text, { mode, flush: durable });
   renameSync(tmp, file);
 }
+
+/** As writeFileAtomic, and on disk before the rename: state that must survive a power loss. */
+export const writeFileDurably = (file: string, text: string) => writeFileAtomic(file, text, 0o600, true);

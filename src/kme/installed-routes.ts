@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileDurably } from '../config/files.js';
 import { badRequest } from '../domain/errors.js';
 import { requireEntityId } from '../domain/ids.js';
 
@@ -78,16 +79,8 @@ export class InstalledRoutes {
     return { id: requireEntityId(id, 'route ID'), path: kmes, installedAt };
   }
 
-  /** Written to a new file, synced, then renamed over the old one: a crash leaves one or the other. */
+  /** A crash or power loss leaves the old file or the new one. */
   #save(): void {
-    const next = `${this.#file}.new`;
-    const fd = openSync(next, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(this.list()) + '\n');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(next, this.#file);
+    writeFileDurably(this.#file, JSON.stringify(this.list()) + '\n');
   }
 }

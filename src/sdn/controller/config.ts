@@ -22,6 +22,10 @@ export interface ControllerConfig {
   /** The PCE: PCEP over TCP (RFC 5440), 127.0.0.1:4189 by default. */
   readonly pcep?: { readonly host?: string; readonly port?: number };
   readonly poll_interval_ms?: number;
+  /** Which KME serves each SAE: the ends of services. */
+  readonly saes?: ReadonlyArray<{ readonly id: string; readonly kme: string }>;
+  /** Where the controller keeps its services (services.json); default: beside this file. */
+  readonly state_dir?: string;
 }
 
 const endpoint = {
@@ -56,6 +60,16 @@ const SCHEMA = {
     api: endpoint,
     pcep: endpoint,
     poll_interval_ms: { type: 'integer', minimum: 100, maximum: 600_000 },
+    saes: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'kme'],
+        properties: { id: { type: 'string', minLength: 1 }, kme: { type: 'string', minLength: 1 } },
+      },
+    },
+    state_dir: { type: 'string', minLength: 1 },
   },
 } as const;
 
@@ -87,5 +101,14 @@ export function loadControllerConfig(file: string): ControllerConfig {
     if (twice) throw new ControllerConfigError(`${file}: ${what} ${twice} appears twice`);
   }
   const here = (p: string) => resolve(dirname(file), p);
-  return { ...parsed, ca: here(parsed.ca), cert: here(parsed.cert), key: here(parsed.key) };
+  const unknown = (parsed.saes ?? []).find((s) => !ids.includes(s.kme));
+  if (unknown)
+    throw new ControllerConfigError(`${file}: SAE ${unknown.id} is served by ${unknown.kme}, not a KME here`);
+  return {
+    ...parsed,
+    ca: here(parsed.ca),
+    cert: here(parsed.cert),
+    key: here(parsed.key),
+    state_dir: here(parsed.state_dir ?? '.'),
+  };
 }

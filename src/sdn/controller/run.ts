@@ -5,6 +5,7 @@ import type { PathRequest } from '../../domain/pce.js';
 import { PceServer, type PathComputationRequest } from '../pcep/index.js';
 import type { ControllerConfig } from './config.js';
 import { Controller } from './controller.js';
+import { addServiceRoutes } from './services-api.js';
 
 export interface RunningController {
   readonly controller: Controller;
@@ -64,6 +65,10 @@ export async function startController(cfg: ControllerConfig, log: Logger): Promi
     });
     stops.push(() => pce.close());
     const api = controllerApi(controller);
+    addServiceRoutes(api, controller, {
+      stateDir: cfg.state_dir ?? '.',
+      kmeOfSae: new Map((cfg.saes ?? []).map((s) => [s.id, s.kme])),
+    });
     stops.push(() => api.close());
     await api.listen({ host: cfg.api?.host ?? '127.0.0.1', port: cfg.api?.port ?? 0 });
     const address = api.server.address() as { address: string; port: number };
