@@ -326,7 +326,8 @@ export const SERVICE = {
   args: 'create|list|delete|run ...',
   summary: "end-to-end encrypted services through the SDN controller (the slides' parameters)",
   about: `create: the controller computes and installs the path; run: one end of it (the source agrees
-keys and reports the first key ID as the handle; the destination answers). Layer 4: the TLS tunnel.`,
+keys and reports the first key ID as the handle; the destination answers). Layer 4: the TLS tunnel;
+layer 3: the IPsec agent (qks ipsec) with the gateway's configuration.`,
   options: {
     ...IDENTITY,
     manifest: {
@@ -351,6 +352,11 @@ keys and reports the first key ID as the handle; the destination answers). Layer
     listen: { type: 'string', arg: 'HOST:PORT', help: 'run: destination TLS; source plaintext from applications' },
     target: { type: 'string', arg: 'HOST:PORT', help: 'run, destination: where the plaintext goes' },
     server: { type: 'string', arg: 'HOST:PORT', help: "run, source: the destination's --listen" },
+    'ipsec-config': {
+      type: 'string',
+      arg: 'FILE',
+      help: "run, layer 3: this gateway's qks ipsec configuration (the service sets its SAE, peer, role, rotation)",
+    },
   },
   subcommands: [
     {
@@ -378,9 +384,9 @@ keys and reports the first key ID as the handle; the destination answers). Layer
     },
     {
       name: 'run',
-      args: '--id ID --sae SAE --agree HOST:PORT --listen HOST:PORT (--server | --target) HOST:PORT',
+      args: '--id ID --sae SAE (--agree HOST:PORT --listen HOST:PORT (--server | --target) HOST:PORT | --ipsec-config FILE)',
       summary: 'runs one end of a service until SIGINT or SIGTERM',
-      options: [...Object.keys(IDENTITY), 'controller', 'id', 'agree', 'listen', 'target', 'server'],
+      options: [...Object.keys(IDENTITY), 'controller', 'id', 'agree', 'listen', 'target', 'server', 'ipsec-config'],
     },
   ],
   docs: 'docs/sdn.md',

@@ -39,7 +39,11 @@ export function gatewayOf(cfg: IpsecAgentConfig): IpsecGateway {
   });
 }
 
-export async function ipsecCommand({ values }: CommandLine<typeof IPSEC.options>): Promise<number> {
+export async function ipsecCommand(
+  { values }: CommandLine<typeof IPSEC.options>,
+  /** Told of each PPK installed (`qks service run` reports the first as the service's handle). */
+  onKey?: (keyId: string) => void,
+): Promise<number> {
   if (!values.config) throw new UsageError('--config FILE is required');
   const cfg = loadIpsecConfig(values.config);
   const me = identity({ ...cfg.sae, sae: cfg.sae.id });
@@ -92,6 +96,7 @@ export async function ipsecCommand({ values }: CommandLine<typeof IPSEC.options>
     };
     agent.on('installed', (e) => {
       print({ event: 'ppk-installed', key_ID: e.keyId });
+      onKey?.(e.keyId);
       // The responder's SA comes up when the initiator's does; it reports the key it holds.
       if (cfg.role === 'responder') reporter.update({ keyId: e.keyId, state: 'up' });
     });

@@ -1,4 +1,8 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from 'undici';
+import { ipsecCommand } from './ipsec.js';
 import type { Service, ServiceRequest } from '../sdn/controller/services.js';
 import type { SERVICE } from './commands.js';
 import { readManifest } from './manifest.js';
@@ -85,11 +89,6 @@ async function run(api: string, v: Values): Promise<number> {
   const service = (await call('GET', `${api}/api/v1/services/${encodeURIComponent(v.id)}`)) as Service;
   const side = v.sae === service.source ? 'source' : v.sae === service.destination ? 'destination' : null;
   if (!side) throw new UsageError(`SAE ${v.sae} is neither end of service ${service.id}`);
-  if (service.encryption_layer !== 4) {
-    throw new UsageError(
-      'layer 3 services are not run by qks service yet: run qks ipsec at both gateways (docs/ipsec.md)',
-    );
-  }
   const byTime = service.refresh.type === 'time';
   let reported = false;
   const onKey = (keyId: string) => {
@@ -100,6 +99,7 @@ async function run(api: string, v: Values): Promise<number> {
       (err: Error) => print({ event: 'handle-not-reported', message: err.message }),
     );
   };
+  if (service.encryption_layer === 3) return runIpsec(service, side, v, onKey);
   const values = {
     ...v,
     role: side === 'source' ? 'client' : 'server',
@@ -112,4 +112,41 @@ async function run(api: string, v: Values): Promise<number> {
     name: `service ${service.id.slice(0, 8)}`,
   };
   return tunnelCommand({ name: 'tunnel', values }, 'native', { keyBits: service.key_length * 8, onKey });
+}
+
+/**
+ * Layer 3: the gateway's own `qks ipsec` configuration (its daemon, connection, agreement
+ * address), with what the service decides: this SAE and its peer, initiator at the source, and
+ * the refresh as the agent's rotation. The PPKs are the KME's key size.
+ */
+async function runIpsec(
+  service: Service,
+  side: 'source' | 'destination',
+  v: Values,
+  onKey: (keyId: string) => void,
+): Promise<number> {
+  if (!v['ipsec-config']) throw new UsageError('a layer 3 service runs the IPsec agent: give --ipsec-config FILE');
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(readFileSync(v['ipsec-config'], 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new UsageError(`--ipsec-config ${v['ipsec-config']}: ${(err as Error).message}`);
+  }
+  const refresh = service.refresh;
+  const derived = {
+    ...config,
+    sae: { ...(config['sae'] as object), id: v.sae, ...(v.manifest ? { manifest: v.manifest } : {}) },
+    peer: side === 'source' ? service.destination : service.source,
+    role: side === 'source' ? 'initiator' : 'responder',
+    rotation:
+      refresh.type === 'time' ? { every_seconds: refresh.value } : { every_seconds: 3600, bytes: refresh.value },
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'qks-service-'));
+  const file = join(dir, 'ipsec.json');
+  writeFileSync(file, JSON.stringify(derived, null, 2), { mode: 0o600 });
+  try {
+    return await ipsecCommand({ name: 'ipsec', values: { config: file } }, onKey);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
