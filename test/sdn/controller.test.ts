@@ -159,6 +159,12 @@ describe('the SDN controller over five KMEs', () => {
     assert.deepEqual(listed.virtual_links, [{ id, path }], 'kme-b shows it over ETSI 015');
     assert.deepEqual(await relayPath('sae-b1', 'sae-d1'), path);
     await agreeKeys(sites, 'sae-b1', 'sae-d1', 'number=1');
+    // With the controller down, keys keep taking the installed path (it is on kme-b's disk).
+    await running!.stop();
+    running = undefined;
+    await agreeKeys(sites, 'sae-b1', 'sae-d1', 'number=1');
+    assert.deepEqual(await relayPath('sae-b1', 'sae-d1'), path);
+    running = await startController(cfg, log);
 
     // A path of the controller's own making wins over link state, even a poor one.
     const kmeB = running!.controller.client('kme-b')!;
