@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 
 const WORDS: Record<string, string> = {
   ENOENT: 'no such file',
@@ -50,6 +50,16 @@ export function writeFileAtomic(file: string, text: string, mode = 0o644, durabl
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   writeFileSync(tmp, text, { mode, flush: durable });
   renameSync(tmp, file);
+}
+
+/** A JSON file's value, or undefined when there is no such file (state not written yet). */
+export function readJsonIfPresent<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 /** As writeFileAtomic, and on disk before the rename: state that must survive a power loss. */

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { writeFileDurably } from '../config/files.js';
+import { readJsonIfPresent, writeFileDurably } from '../config/files.js';
 import { badRequest } from '../domain/errors.js';
 import { requireEntityId } from '../domain/ids.js';
 
@@ -28,14 +27,7 @@ export class InstalledRoutes {
   constructor(kmeId: string, file: string) {
     this.#kmeId = kmeId;
     this.#file = file;
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
-    for (const r of JSON.parse(text) as InstalledRoute[])
+    for (const r of readJsonIfPresent<InstalledRoute[]>(file) ?? [])
       this.#routes.set(r.id, this.#checked(r.id, r.path, r.installedAt));
   }
 

@@ -3,18 +3,14 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import { request } from 'undici';
-import { writeControllerConfig } from '../../src/cli/controller-config.js';
-import { manifestOf, writeManifest } from '../../src/cli/manifest.js';
 import { freePorts } from '../../src/cli/ports.js';
 import { builtInTopology } from '../../src/domain/topology.js';
-import { loadControllerConfig } from '../../src/sdn/controller/config.js';
-import { startController, type RunningController } from '../../src/sdn/controller/run.js';
 import type { Service } from '../../src/sdn/controller/services.js';
 import { agentConfig } from '../helpers/ipsec-agents.js';
 import { IpsecLab } from '../helpers/ipsec-lab.js';
-import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { startControlledNetwork, type ControlledNetwork } from '../helpers/controlled-network.js';
+import { eventually } from '../helpers/two-kmes.js';
 
 const BIN = join(process.cwd(), 'bin', 'qks.js');
 
@@ -25,31 +21,18 @@ const BIN = join(process.cwd(), 'bin', 'qks.js');
  */
 describe('a layer-3 service: IPsec PPKs relayed through a trusted node', () => {
   const lab = new IpsecLab('strongswan');
-  let sites: TwoSites;
-  let running: RunningController;
-  let manifest: string;
+  let net: ControlledNetwork;
   before(async () => {
     await lab.start();
-    sites = await startSites({ topology: builtInTopology('line:3'), operator: 'operator', rateBps: 200_000 });
-    const [pcep] = await freePorts(1);
-    running = await startController(
-      loadControllerConfig(writeControllerConfig(sites.deployment, { host: '127.0.0.1', port: pcep! })),
-      pino({ level: 'silent' }),
-    );
-    manifest = join(sites.deployment.dir, 'manifest.json');
-    writeManifest(manifest, {
-      ...manifestOf(sites.deployment),
-      controller: { url: running.url, pcep: `127.0.0.1:${pcep}` },
-    });
+    net = await startControlledNetwork(builtInTopology('line:3'));
   });
   after(async () => {
-    await running?.stop();
-    await sites?.stop();
+    await net?.stop();
     await lab.stop();
   });
 
   it('both gateways bring the tunnel up on the service’s keys and refresh them while traffic flows', async () => {
-    const res = await request(`${running.url}/api/v1/services`, {
+    const res = await request(`${net.controller.url}/api/v1/services`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
@@ -68,10 +51,10 @@ describe('a layer-3 service: IPsec PPKs relayed through a trusted node', () => {
     const [port] = await freePorts(1);
     const events: Record<string, Array<Record<string, unknown>>> = { a: [], b: [] };
     const run = (gw: 'a' | 'b', sae: string) => {
-      const config = agentConfig({ lab, gw: lab[gw], manifest, agreePort: port! });
+      const config = agentConfig({ lab, gw: lab[gw], manifest: net.manifest, agreePort: port! });
       const child = spawn(
         process.execPath,
-        [BIN, 'service', 'run', '--manifest', manifest, '--id', service.id, '--sae', sae, '--ipsec-config', config],
+        [BIN, 'service', 'run', '--manifest', net.manifest, '--id', service.id, '--sae', sae, '--ipsec-config', config],
         {
           stdio: ['ignore', 'pipe', 'inherit'],
         },
@@ -96,7 +79,9 @@ describe('a layer-3 service: IPsec PPKs relayed through a trusted node', () => {
       for (const key of ups()) assert.match(lab.log(lab.b), new RegExp(`using PPK for PPK_ID '${key}'`));
       await eventually(
         async () => {
-          const s = (await (await request(`${running.url}/api/v1/services/${service.id}`)).body.json()) as Service;
+          const s = (await (
+            await request(`${net.controller.url}/api/v1/services/${service.id}`)
+          ).body.json()) as Service;
           return s.handle === events.a!.find((e) => e['event'] === 'ppk-installed')?.['key_ID'];
         },
         10_000,

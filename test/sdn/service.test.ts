@@ -4,17 +4,13 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { AddressInfo, Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import { request } from 'undici';
-import { manifestOf, writeManifest } from '../../src/cli/manifest.js';
 import { freePorts } from '../../src/cli/ports.js';
 import { builtInTopology } from '../../src/domain/topology.js';
-import { writeControllerConfig } from '../../src/cli/controller-config.js';
-import { loadControllerConfig } from '../../src/sdn/controller/config.js';
-import { startController, type RunningController } from '../../src/sdn/controller/run.js';
 import type { Service } from '../../src/sdn/controller/services.js';
 import { roundTrip, startEcho } from '../helpers/echo-server.js';
-import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { startControlledNetwork, type ControlledNetwork } from '../helpers/controlled-network.js';
+import { eventually } from '../helpers/two-kmes.js';
 
 const BIN = join(process.cwd(), 'bin', 'qks.js');
 
@@ -46,36 +42,24 @@ function qks(...args: string[]): {
  * refreshed by time.
  */
 describe('an end-to-end service through the SDN controller', () => {
-  let sites: TwoSites;
-  let running: RunningController;
-  let manifest: string;
+  let net: ControlledNetwork;
   let echo: Server;
   before(async () => {
-    sites = await startSites({ topology: builtInTopology('line:4'), operator: 'operator', rateBps: 200_000 });
-    const [pcep] = await freePorts(1);
-    running = await startController(
-      loadControllerConfig(writeControllerConfig(sites.deployment, { host: '127.0.0.1', port: pcep! })),
-      pino({ level: 'silent' }),
-    );
-    manifest = join(sites.deployment.dir, 'manifest.json');
-    writeManifest(manifest, {
-      ...manifestOf(sites.deployment),
-      controller: { url: running.url, pcep: `127.0.0.1:${pcep}` },
-    });
+    net = await startControlledNetwork(builtInTopology('line:4'));
     echo = await startEcho();
   });
   after(async () => {
     echo?.close();
-    await running?.stop();
-    await sites?.stop();
+    await net?.stop();
   });
+  const manifest = () => net.manifest;
 
   it('create installs the path; the ends run the TLS tunnel; the handle is the first key; keys refresh under traffic', async () => {
     const created = qks(
       'service',
       'create',
       '--manifest',
-      manifest,
+      manifest(),
       '--source',
       'sae-a1',
       '--destination',
@@ -91,7 +75,7 @@ describe('an end-to-end service through the SDN controller', () => {
     const service = created.lines()[0] as unknown as Service;
     assert.deepEqual(service.path, ['kme-a', 'kme-b', 'kme-c', 'kme-d']);
     assert.ok(service.virtual_link, 'a relayed path is installed in kme-a');
-    const status = await sites.sae('sae-a1').get('/api/v1/keys/sae-d1/status');
+    const status = await net.sites.sae('sae-a1').get('/api/v1/keys/sae-d1/status');
     assert.deepEqual(
       (status.body as { status_extension: Record<string, unknown> }).status_extension['qks_relay_path'],
       service.path,
@@ -104,7 +88,7 @@ describe('an end-to-end service through the SDN controller', () => {
         'service',
         'run',
         '--manifest',
-        manifest,
+        manifest(),
         '--id',
         service.id,
         '--sae',
@@ -142,7 +126,9 @@ describe('an end-to-end service through the SDN controller', () => {
       assert.ok(new Set(served).size >= 2, 'the destination served connections on more than one key');
       await eventually(
         async () => {
-          const s = (await (await request(`${running.url}/api/v1/services/${service.id}`)).body.json()) as Service;
+          const s = (await (
+            await request(`${net.controller.url}/api/v1/services/${service.id}`)
+          ).body.json()) as Service;
           return s.handle === keysSeen()[0];
         },
         10_000,
@@ -154,10 +140,10 @@ describe('an end-to-end service through the SDN controller', () => {
       assert.equal(await source.exited, 0);
       assert.equal(await destination.exited, 0);
     }
-    const removed = qks('service', 'delete', '--manifest', manifest, '--id', service.id);
+    const removed = qks('service', 'delete', '--manifest', manifest(), '--id', service.id);
     assert.equal(await removed.exited, 0);
-    assert.deepEqual(running.controller.installedPaths(), [], 'its path goes with it');
-    const listed = qks('service', 'list', '--manifest', manifest);
+    assert.deepEqual(net.controller.controller.installedPaths(), [], 'its path goes with it');
+    const listed = qks('service', 'list', '--manifest', manifest());
     assert.equal(await listed.exited, 0);
     assert.deepEqual(listed.lines(), []);
   });
@@ -167,7 +153,7 @@ describe('an end-to-end service through the SDN controller', () => {
       'service',
       'create',
       '--manifest',
-      manifest,
+      manifest(),
       '--source',
       'sae-a1',
       '--destination',
@@ -185,7 +171,7 @@ describe('an end-to-end service through the SDN controller', () => {
       'service',
       'create',
       '--manifest',
-      manifest,
+      manifest(),
       '--source',
       'sae-a1',
       '--destination',

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { writeFileDurably } from '../../config/files.js';
+import { readJsonIfPresent, writeFileDurably } from '../../config/files.js';
 import { Ajv } from 'ajv';
 
 /**
@@ -73,14 +72,7 @@ export class ServiceStore {
 
   constructor(file: string) {
     this.#file = file;
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
-    for (const s of JSON.parse(text) as Service[]) this.#services.set(s.id, s);
+    for (const s of readJsonIfPresent<Service[]>(file) ?? []) this.#services.set(s.id, s);
   }
 
   list(): Service[] {
