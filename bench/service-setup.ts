@@ -9,36 +9,21 @@
  *   npm run build && node dist/bench/service-setup.js [--runs 7]
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
 import { request } from 'undici';
-import { writeControllerConfig } from '../src/cli/controller-config.js';
-import { manifestOf, writeManifest } from '../src/cli/manifest.js';
 import { freePorts } from '../src/cli/ports.js';
 import { builtInTopology } from '../src/domain/topology.js';
-import { loadControllerConfig } from '../src/sdn/controller/config.js';
-import { startController } from '../src/sdn/controller/run.js';
 import type { Service } from '../src/sdn/controller/services.js';
-import { startSites } from '../test/helpers/two-kmes.js';
+import { startControlledNetwork } from '../test/helpers/controlled-network.js';
 
 const BIN = fileURLToPath(new URL('../../bin/qks.js', import.meta.url));
 const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '7' } } });
 const runs = Number(opt.runs);
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const sites = await startSites({ topology: builtInTopology('line:4'), operator: 'operator', rateBps: 500_000 });
-const [pcep] = await freePorts(1);
-const controller = await startController(
-  loadControllerConfig(writeControllerConfig(sites.deployment, { host: '127.0.0.1', port: pcep! })),
-  pino({ level: 'silent' }),
-);
-const manifest = join(sites.deployment.dir, 'manifest.json');
-writeManifest(manifest, {
-  ...manifestOf(sites.deployment),
-  controller: { url: controller.url, pcep: `127.0.0.1:${pcep}` },
-});
+const net = await startControlledNetwork(builtInTopology('line:4'), 500_000);
+const { controller, manifest } = net;
 await new Promise((r) => setTimeout(r, 3000)); // material on every link
 
 /** Starts `qks service run`; resolves with the time of its first `key` line, and the process. */
@@ -118,5 +103,4 @@ console.log(
 console.log(`| request to first key at both ends (two qks service run processes) | ${median(setups).toFixed(0)} |`);
 console.log(`| starting one qks process (qks --version), for scale | ${median(nodeStarts).toFixed(0)} |`);
 console.log(`\nReproduce: npm run build && node dist/bench/service-setup.js --runs ${runs}`);
-await controller.stop();
-await sites.stop();
+await net.stop();

@@ -17,8 +17,8 @@ export interface ControlledNetwork {
 }
 
 /** KMEs of a topology in this process, the SDN controller over them (as qks demo runs it), and a manifest. */
-export async function startControlledNetwork(topology: Topology): Promise<ControlledNetwork> {
-  const sites = await startSites({ topology, operator: 'operator', rateBps: 200_000 });
+export async function startControlledNetwork(topology: Topology, rateBps = 200_000): Promise<ControlledNetwork> {
+  const sites = await startSites({ topology, operator: 'operator', rateBps });
   const [pcep] = await freePorts(1);
   const controller = await startController(
     loadControllerConfig(writeControllerConfig(sites.deployment, { host: '127.0.0.1', port: pcep! })),

@@ -53,9 +53,9 @@ describe('an end-to-end service through the SDN controller', () => {
     await net?.stop();
   });
   const manifest = () => net.manifest;
-
-  it('create installs the path; the ends run the TLS tunnel; the handle is the first key; keys refresh under traffic', async () => {
-    const created = qks(
+  /** `qks service create` from sae-a1, refreshed by time. */
+  const create = (destination: string, layer: string, ...more: string[]) =>
+    qks(
       'service',
       'create',
       '--manifest',
@@ -63,14 +63,16 @@ describe('an end-to-end service through the SDN controller', () => {
       '--source',
       'sae-a1',
       '--destination',
-      'sae-d1',
+      destination,
       '--layer',
-      '4',
+      layer,
       '--refresh-type',
       'time',
-      '--refresh-value',
-      '2',
+      ...more,
     );
+
+  it('create installs the path; the ends run the TLS tunnel; the handle is the first key; keys refresh under traffic', async () => {
+    const created = create('sae-d1', '4', '--refresh-value', '2');
     assert.equal(await created.exited, 0);
     const service = created.lines()[0] as unknown as Service;
     assert.deepEqual(service.path, ['kme-a', 'kme-b', 'kme-c', 'kme-d']);
@@ -149,38 +151,10 @@ describe('an end-to-end service through the SDN controller', () => {
   });
 
   it('refuses what it cannot serve, with the reason', async () => {
-    const bad = qks(
-      'service',
-      'create',
-      '--manifest',
-      manifest(),
-      '--source',
-      'sae-a1',
-      '--destination',
-      'sae-zz',
-      '--layer',
-      '4',
-      '--refresh-type',
-      'time',
-      '--refresh-value',
-      '2',
-    );
+    const bad = create('sae-zz', '4', '--refresh-value', '2');
     assert.equal(await bad.exited, 2);
     assert.match(bad.stderr(), /the controller refused: unknown SAE: sae-zz/);
-    const layer = qks(
-      'service',
-      'create',
-      '--manifest',
-      manifest(),
-      '--source',
-      'sae-a1',
-      '--destination',
-      'sae-b1',
-      '--layer',
-      '2',
-      '--refresh-type',
-      'time',
-    );
+    const layer = create('sae-b1', '2');
     assert.equal(await layer.exited, 2);
     assert.match(layer.stderr(), /--layer must be 3 \(IPsec\) or 4 \(TLS\)/);
     const missing = qks('service', 'list', '--controller', 'http://127.0.0.1:9');
