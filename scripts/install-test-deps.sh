@@ -10,7 +10,9 @@ packages=(openssl curl strace stunnel4 tshark libwolfssl-dev gcc pkg-config chro
   # systemd-analyze for the unit files, systemd-notify for readiness; python3 receives the notice
   systemd python3 procps
   # `cloud-init schema` for packaging/cloud-init (its units are only enabled, never started, on install)
-  cloud-init)
+  cloud-init
+  # the PostgreSQL store (primary and synchronous standby), KME replicas behind HAProxy, a PKCS#11 token
+  postgresql-15 haproxy softhsm2 socat)
 # Libreswan's package conflicts with strongSwan's, so it is unpacked beside them, not installed:
 # tests run its pluto from here, bound over /usr/libexec/ipsec in a private mount namespace.
 libreswan_root=${QKS_LIBRESWAN_ROOT:-/opt/qks-test/libreswan}
