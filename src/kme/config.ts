@@ -88,6 +88,11 @@ export interface KmeConfig {
     warn_before_seconds: number;
     check_interval_seconds: number;
   };
+  /**
+   * One of several processes serving this KME from one shared PostgreSQL store, behind one address
+   * (docs/operations.md). Work with one owner moves between replicas by lease.
+   */
+  replica?: { name: string; lease_ms: number };
   /** The file this configuration was read from (set by loadConfig; not a key of the file): errors name it. */
   source_file?: string;
 }
@@ -250,6 +255,9 @@ const SCHEMA = strict(
       },
       [],
     ),
+    replica: strict({ name: id, lease_ms: { type: 'integer', minimum: 300, maximum: 60_000, default: 3000 } }, [
+      'name',
+    ]),
     log_level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
   },
   ['kme_id', 'data_dir', 'sae_api', 'kme_api', 'saes', 'links'],
@@ -318,7 +326,15 @@ function crossCheck(cfg: KmeConfig): string[] {
   for (const sae of [...cfg.access.admins, ...cfg.access.rules.map((r) => r.sae)]) {
     if (!known.has(sae)) problems.push(`access: unknown SAE ${sae}`);
   }
+  if (cfg.replica && (cfg.store as string) !== 'postgres') {
+    problems.push(`replica: replicas share one store: set store to "postgres" (${cfg.store} is one process's own)`);
+  }
   for (const link of cfg.links) {
+    if (cfg.replica && link.source.type === 'qkd') {
+      problems.push(
+        `links.${link.id}: a qkd link post-processes over one KME channel connection and cannot run on replicas yet; use a simulated or device source`,
+      );
+    }
     if (!link.endpoints.includes(cfg.kme_id)) problems.push(`links.${link.id}: this KME is not an endpoint`);
     if (link.endpoints[0] === link.endpoints[1]) problems.push(`links.${link.id}: endpoints must differ`);
     const peer = link.endpoints.find((e) => e !== cfg.kme_id);

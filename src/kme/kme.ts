@@ -16,6 +16,7 @@ import { createSource } from './link-sources.js';
 import { buildSaeApi } from './http/sae-api.js';
 import { KeyService } from './key-service.js';
 import { LinkPool } from './link-pool.js';
+import { replicaOf, startOwnedWork } from './owned-work.js';
 import { PeerClient } from './peer-client.js';
 import { keySyncHandlers } from './peer-messages-service.js';
 import { LINK_STATE_CHANNEL, LinkStateService } from './link-state-service.js';
@@ -323,15 +324,10 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     log,
   });
 
-  const started: LinkPool[] = [];
-  teardown.add(() => Promise.all(started.map((p) => p.stop())));
-  for (const p of pools) {
-    started.push(p);
-    await p.start();
-  }
+  const work = await startOwnedWork(cfg.kme_id, pools, peers, log, replicaOf(cfg, opened));
+  teardown.add(() => work.stop());
   history.start();
   teardown.add(() => history.stop());
-  peers.start();
   // Closed before the pools stop: a request in flight finishes with its link still running.
   teardown.add(() => peerApi.close());
   teardown.add(() => streamServer.close());

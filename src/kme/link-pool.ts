@@ -39,6 +39,8 @@ export class LinkPool {
   /** The newest block when the pool started: what came after was made during this run. */
   #startSeq = -1;
   readonly #waiters = new Set<Waiter>();
+  /** Replicas: reads what the link's owner ingested (follow()). */
+  #followTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: LinkPoolOptions, store: KeyStore, barrier: Barrier, source: KeySource) {
     this.ends = opts.ends;
@@ -73,9 +75,47 @@ export class LinkPool {
     this.#source.start(last, (blocks, lastSeq) => this.#ingest(blocks, lastSeq));
   }
 
+  /** Starts the source after what the store holds now (this replica gained the link's lease). */
+  async resume(): Promise<void> {
+    const last = await this.#store.lastSeq(this.linkId);
+    this.#advance(last ?? -1);
+    this.#source.start(last, (blocks, lastSeq) => this.#ingest(blocks, lastSeq));
+  }
+
   async stop(): Promise<void> {
+    clearInterval(this.#followTimer);
     await this.#source.stop();
     for (const w of [...this.#waiters]) w.wake();
+  }
+
+  /**
+   * Replicas of one KME (docs/operations.md): the source runs only at the replica that holds the
+   * link's lease (start() when it gains it, pause() when it loses it); every replica reads from the
+   * shared store, every `intervalMs`, what the owner ingested, and wakes reservations waiting for it.
+   * Called once at start, before the lease is tried.
+   */
+  async follow(intervalMs: number): Promise<void> {
+    const last = await this.#store.lastSeq(this.linkId);
+    this.#latestSeq = this.#startSeq = last ?? -1;
+    clearInterval(this.#followTimer);
+    this.#followTimer = setInterval(() => {
+      void this.#store.lastSeq(this.linkId).then(
+        (last) => this.#advance(last ?? -1),
+        () => undefined,
+      );
+    }, intervalMs);
+    this.#followTimer.unref();
+  }
+
+  /** Stops the source (this replica lost the link's lease); reservations keep waiting. */
+  pause(): Promise<void> {
+    return this.#source.stop();
+  }
+
+  #advance(latest: number): void {
+    if (latest <= this.#latestSeq) return;
+    this.#latestSeq = latest;
+    for (const w of [...this.#waiters]) if (w.seq <= latest) w.wake();
   }
 
   async #ingest(blocks: SourceBlock[], lastSeq: number): Promise<void> {
@@ -94,8 +134,7 @@ export class LinkPool {
       return block;
     });
     await this.#store.addBlocks(this.linkId, sealed, lastSeq);
-    this.#latestSeq = Math.max(this.#latestSeq, lastSeq);
-    for (const w of [...this.#waiters]) if (w.seq <= this.#latestSeq) w.wake();
+    this.#advance(lastSeq);
     // Blocks alternate between the two ends, so the newest 2 × capacity block numbers hold this
     // KME's newest `capacity` blocks. Range deletes cost only what they remove.
     await this.#store.discardBlocksBefore(this.linkId, this.#kmeId, this.#latestSeq - 2 * this.capacityBlocks + 1);

@@ -47,6 +47,8 @@ export class PeerClient implements PeerChannel {
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   #closed = false;
+  /** Bumped by each start and pause: a loop of an earlier start ends. */
+  #outboxRun = 0;
   readonly #batches = new Map<string, PendingReservation[]>();
   readonly #breaker: PeerBreaker;
 
@@ -151,12 +153,13 @@ export class PeerClient implements PeerChannel {
 
   /** Starts retrying queued cancels in the background. */
   start(): void {
+    const run = ++this.#outboxRun;
     const tick = () => {
       void this.flushOutbox()
         .catch((err: unknown) => this.#opts.log.error({ err: (err as Error).message }, 'outbox flush failed'))
         .finally(() => {
           // close() may have come while this flush ran: then the store is gone, do not go on.
-          if (this.#closed) return;
+          if (this.#closed || run !== this.#outboxRun) return;
           this.#timer = setTimeout(tick, this.#opts.outboxIntervalMs ?? 1000);
           this.#timer.unref();
         });
@@ -182,6 +185,13 @@ export class PeerClient implements PeerChannel {
       }
     })();
     return this.#flushing;
+  }
+
+  /** Stops retrying queued cancels (another replica drains the outbox now); start() resumes. */
+  async pause(): Promise<void> {
+    this.#outboxRun++;
+    clearTimeout(this.#timer);
+    await this.#flushing?.catch(() => undefined);
   }
 
   async close(): Promise<void> {
