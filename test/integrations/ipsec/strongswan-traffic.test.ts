@@ -13,7 +13,7 @@ import { IpsecLab } from '../../helpers/ipsec-lab.js';
  * tunnel (kernel-libipsec's ESP lives in charon) until the agent has restored it, and then it
  * carries traffic again without anyone asking.
  */
-describe('strongSwan gateways under continuous traffic: an operator reload, a charon restart', () => {
+describe('strongSwan gateways under continuous traffic: an operator reload, SIGHUP, a charon restart', () => {
   const lab = new IpsecLab('strongswan');
   let demo: Awaited<ReturnType<typeof startDemo>>;
   const agents: AgentProcess[] = [];
@@ -81,6 +81,23 @@ describe('strongSwan gateways under continuous traffic: an operator reload, a ch
     // unload-conn leaves established SAs alone: the tunnel carried on through the reload.
     assert.equal(result.received, result.sent, `${result.received} of ${result.sent} replies`);
     assert.equal(initiator.of('ike-sa-up').length, 1, 'the SA that was up stayed up; none was needed');
+  });
+
+  it('the responder agent lives through SIGHUP (the initiator rotates on it): the tunnel carries on', async () => {
+    const [port] = await freePorts(1);
+    const responder = await agent('b', port!);
+    const initiator = await agent('a', port!);
+    await initiator.waitFor('ike-sa-up');
+    const ping = steadyPing(4);
+    responder.child.kill('SIGHUP');
+    const result = await ping.done;
+    assert.equal(responder.child.exitCode, null, 'the responder lives on after SIGHUP');
+    assert.equal(responder.child.signalCode, null, 'the responder lives on after SIGHUP');
+    assert.equal(result.received, result.sent, `${result.received} of ${result.sent} replies`);
+    initiator.child.kill('SIGHUP');
+    const ups = await initiator.waitFor('ike-sa-up', 2, 30_000);
+    assert.notEqual(ups[1]!['key_ID'], ups[0]!['key_ID'], 'the initiator rotated; the responder served the new key');
+    assert.equal(responder.child.exitCode, null);
   });
 
   it('charon restarted at the initiator during a 10 Hz ping: traffic stops while it is down and resumes once the agent restored it', async () => {
