@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -45,13 +45,18 @@ describe('SIGHUP and SIGTERM for every long-running command', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('kme, tunnel server, agreement responder, dashboard and status live through SIGHUP and stop on SIGTERM', async () => {
+  it('kme, tunnel server, agreement responder, SDN controller, dashboard and status live through SIGHUP and stop on SIGTERM', async () => {
     const site = join(dir, 'site');
     const init = spawnSync(process.execPath, [BIN, 'init', '--dir', site, '--kmes', 'kme-x', '--ports', 'auto'], {
       encoding: 'utf8',
     });
     assert.equal(init.status, 0, init.stderr);
-    const [agree, tls, agree2] = await freePorts(3);
+    const [agree, tls, agree2, pcep] = await freePorts(4);
+    // The controller of `qks init`, on a free PCEP port (4189 may be taken by another run).
+    const controllerConfig = join(site, 'controller.json');
+    const controller = JSON.parse(readFileSync(controllerConfig, 'utf8')) as { pcep: { port: number } };
+    controller.pcep.port = pcep!;
+    writeFileSync(controllerConfig, JSON.stringify(controller));
     const who = ['--manifest', manifest, '--sae', 'sae-b1', '--peer', 'sae-a1'];
     const running = {
       kme: start(['kme', '--config', join(site, 'kme-x.json')]),
@@ -64,6 +69,7 @@ describe('SIGHUP and SIGTERM for every long-running command', () => {
         ]),
       ),
       responder: start(['sae', 'agree', '--role', 'responder', ...who, '--listen', `127.0.0.1:${agree2}`]),
+      controller: start(['controller', '--config', controllerConfig]),
       dashboard: start(['dashboard', '--manifest', manifest]),
       status: start(['status', '--manifest', manifest, '--interval', '0.2']),
     };
@@ -71,6 +77,7 @@ describe('SIGHUP and SIGTERM for every long-running command', () => {
       kme: /"msg":"KME started"|listening/,
       tunnel: /"event":"listening"/,
       responder: /"event":"listening"/,
+      controller: /controller ready/,
       dashboard: /QKS dashboard: http/,
       status: /QKS network at/,
     };

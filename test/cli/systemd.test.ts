@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { freePorts, portAnswers } from '../../src/cli/ports.js';
 import { eventually } from '../helpers/two-kmes.js';
 
 const BIN = join(process.cwd(), 'bin', 'qks.js');
@@ -56,7 +57,7 @@ describe('systemd units', () => {
     }
   });
 
-  it('qks kme tells the notify socket READY=1 once it serves, as Type=notify waits for', async () => {
+  it('qks kme and qks tunnel tell the notify socket READY=1 once they serve, as Type=notify waits for', async () => {
     const site = join(dir, 'site');
     const init = spawnSync(process.execPath, [BIN, 'init', '--dir', site, '--kmes', 'kme-x', '--ports', 'auto'], {
       encoding: 'utf8',
@@ -85,6 +86,24 @@ while True:
     const notice = readFileSync(received, 'utf8');
     assert.match(notice, /READY=1/);
     assert.match(notice, new RegExp(`MAINPID=${kme.pid}`));
+
+    // qks tunnel (the same for stunnel, ipsec): its notice once it listens, and not before.
+    const [agree, tls] = await freePorts(2);
+    const tunnel = spawn(
+      process.execPath,
+      [BIN, 'tunnel', '--role', 'server', '--manifest', join(site, 'manifest.json'), '--sae', 'sae-x2']
+        .concat(['--peer', 'sae-x1', '--agree', `127.0.0.1:${agree}`, '--listen', `127.0.0.1:${tls}`])
+        .concat(['--target', '127.0.0.1:9']),
+      { env: { ...process.env, NOTIFY_SOCKET: socket }, stdio: 'ignore' },
+    );
+    children.push(tunnel);
+    await eventually(
+      () => readFileSync(received, 'utf8').includes(`MAINPID=${tunnel.pid}`),
+      30_000,
+      "the tunnel's notice",
+    );
+    assert.ok(await portAnswers(tls!), 'the tunnel accepts once it said READY=1');
+    tunnel.kill('SIGTERM');
     kme.kill('SIGTERM');
   });
 });

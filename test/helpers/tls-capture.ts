@@ -8,6 +8,8 @@ import { startTshark } from './tshark.js';
 export interface HandshakeEvidence {
   /** psk_key_exchange_modes offered in each ClientHello (0 = psk_ke, 1 = psk_dhe_ke). */
   readonly offeredModes: number[][];
+  /** Per ClientHello: whether it carried a key_share (51) and a supported_groups (10) extension. */
+  readonly clientHellos: Array<{ keyShare: boolean; supportedGroups: boolean }>;
   /** Per ServerHello: whether it carried a key_share (51) and a pre_shared_key (41) extension. */
   readonly serverHellos: Array<{ keyShare: boolean; preSharedKey: boolean }>;
 }
@@ -57,11 +59,14 @@ export class TlsCapture {
     );
     if (process.env['QKS_DEBUG_CAPTURE']) console.error(out.stderr, out.stdout);
     if (!process.env['QKS_DEBUG_CAPTURE']) rmSync(this.#dir, { recursive: true, force: true });
-    const evidence: HandshakeEvidence = { offeredModes: [], serverHellos: [] };
+    const evidence: HandshakeEvidence = { offeredModes: [], clientHellos: [], serverHellos: [] };
     for (const line of out.stdout.trim().split('\n').filter(Boolean)) {
       const [type, modes, extensions] = line.split('|');
       const ext = (extensions ?? '').split(',').map(Number);
-      if (type === '1') evidence.offeredModes.push((modes ?? '').split(',').filter(Boolean).map(Number));
+      if (type === '1') {
+        evidence.offeredModes.push((modes ?? '').split(',').filter(Boolean).map(Number));
+        evidence.clientHellos.push({ keyShare: ext.includes(51), supportedGroups: ext.includes(10) });
+      }
       if (type === '2') evidence.serverHellos.push({ keyShare: ext.includes(51), preSharedKey: ext.includes(41) });
     }
     return evidence;

@@ -294,8 +294,9 @@ describe('interoperability with OpenSSL', () => {
    * A Node tunnel client in `mode` against an s_server with `flags`: what the client saw, once
    * s_server has said `serverSays` (its reason for a refusal), if given.
    */
-  async function clientAgainst(mode: PskMode, flags: string[], serverSays?: string) {
-    const [port] = await freePorts(1);
+  async function clientAgainst(mode: PskMode, flags: string[], at: { serverSays?: string; port?: number } = {}) {
+    const { serverSays } = at;
+    const port = at.port ?? (await freePorts(1))[0];
     const server = spawn('openssl', [...sServer(port!), ...flags]);
     const client = new TunnelClient({ listen: local, server: { host: '127.0.0.1', port: port! }, keys: ring(), mode });
     const connected: PskMode[] = [];
@@ -317,18 +318,41 @@ describe('interoperability with OpenSSL', () => {
     }
   }
 
-  it('a psk_ke client refuses a server that chose (EC)DHE: psk_ke asked for is psk_ke on the wire', async () => {
-    // The server allows psk_ke too, but has X25519, which the client offers: OpenSSL picks ECDHE.
-    const { reply, connected, refused } = await clientAgainst('psk_ke', ['-allow_no_dhe_kex', '-groups', 'X25519']);
+  it('a psk_ke client offers psk_ke alone and no key share: an s_server with X25519 answers psk_ke, on the wire', async () => {
+    // The server allows psk_ke and has X25519 (OpenSSL's own first choice): offered a key share it
+    // would take (EC)DHE. Offered none, and psk_ke only, it can only answer psk_ke.
+    const [port] = await freePorts(1);
+    const capture = new TlsCapture(port!);
+    await capture.start();
+    const { reply, connected, refused } = await clientAgainst('psk_ke', ['-allow_no_dhe_kex', '-groups', 'X25519'], {
+      port: port!,
+    });
+    assert.equal(reply.toString(), 'hello\n', 's_server reversed the line');
+    assert.deepEqual(connected, ['psk_ke']);
+    assert.deepEqual(refused, []);
+    const wire = await capture.stop();
+    assert.deepEqual(wire.offeredModes, [[0]], 'the ClientHello offered psk_ke only');
+    assert.deepEqual(wire.clientHellos, [{ keyShare: false, supportedGroups: false }], 'no key share, no groups');
+    assertModeOnWire(wire, 'psk_ke');
+  });
+
+  it('a psk_ke client gets no handshake from an s_server that does not allow psk_ke', async () => {
+    // Without -allow_no_dhe_kex OpenSSL needs a key share: it refuses the offer (missing_extension).
+    const { reply, connected, refused } = await clientAgainst('psk_ke', ['-groups', 'X25519:P-256'], {
+      serverSays: 'missing',
+    });
     assert.equal(reply.length, 0, 'nothing came back: the application saw its connection closed');
-    assert.deepEqual(connected, []);
-    assert.deepEqual(refused, ['negotiated psk_dhe_ke, not psk_ke']);
+    assert.deepEqual(connected, [], 'no connection in a stronger mode than asked either');
+    assert.equal(refused.length, 1);
+    assert.match(refused[0]!, new RegExp(`^TLS handshake under key ${nodeKey.keyId} failed: .*alert 109`));
   });
 
   it('a psk_dhe_ke client drops a server that can only do psk_ke', async () => {
     // Allowed psk_ke, and no (EC)DHE group usable in TLS 1.3: this server cannot do psk_dhe_ke.
     const flags = ['-allow_no_dhe_kex', '-groups', 'secp224r1'];
-    const { reply, connected, refused } = await clientAgainst('psk_dhe_ke', flags, 'no suitable key share');
+    const { reply, connected, refused } = await clientAgainst('psk_dhe_ke', flags, {
+      serverSays: 'no suitable key share',
+    });
     assert.equal(reply.length, 0, 'nothing came back: the application saw its connection closed');
     assert.deepEqual(connected, [], 'no connection in a weaker mode');
     assert.equal(refused.length, 1);

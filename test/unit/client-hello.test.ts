@@ -11,6 +11,8 @@ import {
   parseClientHello,
 } from '../../src/integrations/tls-psk/client-hello.js';
 import { clientPskOptions, SERVER_GROUPS, type PskMode } from '../../src/integrations/tls-psk/psk-tls.js';
+import { pskKeClientHello } from '../../src/integrations/tls-psk/psk-ke-client.js';
+import { PskKeSchedule } from '../../src/integrations/tls-psk/tls13-keys.js';
 
 /** The first bytes a real Node TLS 1.3 PSK client sends for `mode`. */
 async function realClientHello(mode: PskMode, identity: string): Promise<Buffer> {
@@ -42,6 +44,7 @@ async function realClientHello(mode: PskMode, identity: string): Promise<Buffer>
 }
 
 describe('reading a ClientHello to learn the PSK mode (tunnel server)', () => {
+  // An OpenSSL client (stunnel's, or Node's TLS) configured as clientPskOptions says.
   it('parses what a real client offers: modes, groups, key shares, PSK identity', async () => {
     const id = randomUUID();
     const ke = parseClientHello(clientHelloMessage(await realClientHello('psk_ke', id))!);
@@ -96,5 +99,24 @@ describe('reading a ClientHello to learn the PSK mode (tunnel server)', () => {
     assert.equal(negotiatedServerMode(offer([0], [GROUP.x25519]), 'psk_dhe_ke', dhe), undefined, 'weaker: refused');
     assert.equal(negotiatedServerMode(offer([1], [GROUP.x25519]), 'psk_dhe_ke', dhe), 'psk_dhe_ke');
     assert.equal(negotiatedServerMode(offer([], []), 'psk_ke', ke), undefined);
+  });
+});
+
+describe("the psk_ke tunnel client's own ClientHello", () => {
+  it('offers psk_ke alone, with no key share and no groups, and its binder is the PSK’s', () => {
+    const id = randomUUID();
+    const key = randomBytes(32);
+    const hello = pskKeClientHello(id, new PskKeSchedule(key));
+    const offer = parseClientHello(hello);
+    assert.deepEqual(offer.pskModes, [0]);
+    assert.deepEqual(offer.keyShareGroups, []);
+    assert.deepEqual(offer.supportedGroups, []);
+    assert.deepEqual(offer.pskIdentities, [id]);
+    // Any server takes it as psk_ke or not at all: no (EC)DHE is possible.
+    assert.equal(negotiatedServerMode(offer, 'psk_ke', SERVER_GROUPS.psk_dhe_ke.ids), 'psk_ke');
+    assert.equal(negotiatedServerMode(offer, 'psk_dhe_ke', SERVER_GROUPS.psk_dhe_ke.ids), undefined);
+    // The binder (last 32 bytes) depends on the key: another key gives another binder.
+    const other = pskKeClientHello(id, new PskKeSchedule(randomBytes(32)));
+    assert.notDeepEqual(hello.subarray(-32), other.subarray(-32));
   });
 });

@@ -36,7 +36,7 @@ export interface StunnelEvents {
 }
 
 const MAX_RESTART_DELAY_MS = 30_000;
-/** A stunnel that ran this long before it died starts again at once: it was not crash-looping. */
+/** A stunnel that ran this long before it died waits only the first delay again: it was not crash-looping. */
 const STEADY_MS = 60_000;
 /** Linux shows each process's signal handlers in /proc. */
 const HAS_PROC = existsSync('/proc/self/status');

@@ -33,6 +33,10 @@ export function serverPskOptions(mode: PskMode): TlsOptions {
   };
 }
 
+/**
+ * An OpenSSL client's options. The tunnel client uses them for psk_dhe_ke only: for psk_ke OpenSSL
+ * would still offer psk_dhe_ke and a key share, so it has a client of its own (psk-ke-client.ts).
+ */
 export function clientPskOptions(mode: PskMode): ConnectionOptions {
   return {
     minVersion: 'TLSv1.3',

@@ -6,9 +6,11 @@ import {
   type Server,
   type Socket,
 } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { KeyRing } from '../../sae/key-ring.js';
 import { negotiatedServerMode, peekClientHello } from './client-hello.js';
+import { PskKeSocket } from './psk-ke-client.js';
 import { DEFAULT_CLOSE_GRACE_MS, endAtAge, splice } from './splice.js';
 import {
   clientPskOptions,
@@ -57,9 +59,9 @@ const peerOf = (s: Socket) => `${s.remoteAddress}|${s.remotePort}`;
 
 abstract class Tunnel extends EventEmitter<TunnelEvents> {
   protected server: Server | undefined;
-  protected readonly sockets = new Set<Socket>();
+  protected readonly sockets = new Set<Duplex>();
 
-  protected track(socket: Socket): void {
+  protected track(socket: Duplex): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
   }
@@ -205,22 +207,24 @@ export class TunnelClient extends Tunnel {
       return;
     }
     plain.pause();
-    const tls = tlsConnect({
-      ...HALF_OPEN,
-      ...this.#opts.server,
-      ...clientPskOptions(mode),
-      pskCallback: () => ({ psk: key.key, identity: key.keyId }),
-    });
+    // psk_ke offers psk_ke alone, with no key share (QKS's own TLS 1.3 client: OpenSSL 3.0 always
+    // offers psk_dhe_ke too); psk_dhe_ke is OpenSSL's handshake, whose mode is checked below.
+    const tls =
+      mode === 'psk_ke'
+        ? new PskKeSocket({ ...this.#opts.server, identity: key.keyId, key: key.key })
+        : tlsConnect({
+            ...HALF_OPEN,
+            ...this.#opts.server,
+            ...clientPskOptions(mode),
+            pskCallback: () => ({ psk: key.key, identity: key.keyId }),
+          });
     this.track(tls);
     let established = false;
     tls.once('secureConnect', () => {
       established = true;
-      const negotiated = negotiatedMode(tls);
-      if (negotiated !== mode) {
-        // psk_ke asked for means psk_ke on the wire: OpenSSL 3.0 cannot offer it alone, so a server
-        // that chose (EC)DHE is refused here rather than accepted as "stronger".
-        const why = modeAcceptable(mode, negotiated) ? 'not' : 'weaker than';
-        this.emit('refused', { reason: `negotiated ${negotiated}, ${why} ${mode}` });
+      const negotiated = tls instanceof PskKeSocket ? 'psk_ke' : negotiatedMode(tls);
+      if (!modeAcceptable(mode, negotiated)) {
+        this.emit('refused', { reason: `negotiated ${negotiated}, weaker than ${mode}` });
         tls.destroy();
         plain.destroy();
         return;

@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /** How long a side that ended cleanly may take to deliver what it holds before it is destroyed. */
 export const DEFAULT_CLOSE_GRACE_MS = 5000;
@@ -10,10 +10,10 @@ export const DEFAULT_CLOSE_GRACE_MS = 5000;
  * ended cleanly lets the other deliver what it still holds (a slow reader may have much queued)
  * before it is closed, within `graceMs`.
  */
-export function splice(a: Socket, b: Socket, graceMs = DEFAULT_CLOSE_GRACE_MS): void {
+export function splice(a: Duplex, b: Duplex, graceMs = DEFAULT_CLOSE_GRACE_MS): void {
   a.pipe(b);
   b.pipe(a);
-  const closeAfter = (from: Socket, to: Socket) => () => {
+  const closeAfter = (from: Duplex, to: Duplex) => () => {
     if (to.destroyed) return;
     if (!from.readableEnded) return void to.destroy(); // a failure or reset: nothing more to deliver
     // pipe() has ended `to`: once it has delivered everything and its peer closed, it is done.
@@ -36,8 +36,8 @@ export function splice(a: Socket, b: Socket, graceMs = DEFAULT_CLOSE_GRACE_MS): 
  * `graceMs`, the connection is destroyed.
  */
 export function endAtAge(
-  tls: Socket,
-  inbound: Socket,
+  tls: Duplex,
+  inbound: Duplex,
   ageMs: number,
   graceMs: number,
   onAged: () => void = () => undefined,
