@@ -62,21 +62,31 @@ export async function inTransaction<T>(pool: pg.Pool, what: string, body: (tx: T
       throw storeError(err, what);
     }
     let broken: unknown;
+    // The connection may fail between two statements: pg then emits 'error' on the client, which
+    // would end the process unheard; the next statement fails with it instead.
+    const onError = (err: Error) => (broken ??= err);
+    client.on('error', onError);
+    let begun = false;
     try {
       await client.query('BEGIN');
+      begun = true;
       const value = await body(client);
       await client.query('COMMIT');
       return value;
     } catch (err) {
-      if (isConnectionError(err)) broken = err;
-      else await client.query('ROLLBACK').catch((e: unknown) => (broken = e));
+      if (isConnectionError(err)) broken ??= err;
+      else if (!broken) await client.query('ROLLBACK').catch((e: unknown) => (broken = e));
       const code = sqlState(err);
-      if (!broken && code && RETRYABLE.has(code) && attempt < MAX_ATTEMPTS) {
+      // A pooled connection found dead at BEGIN (the server restarted meanwhile) did nothing: the
+      // call runs again on a new one.
+      const stale = !begun && broken !== undefined;
+      if (((!broken && code && RETRYABLE.has(code)) || stale) && attempt < MAX_ATTEMPTS) {
         await sleep(Math.random() * 5 * attempt);
         continue;
       }
       throw storeError(err, what);
     } finally {
+      client.off('error', onError);
       // A broken connection is closed, not put back: the next call gets a fresh one.
       client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
     }

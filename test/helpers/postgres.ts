@@ -47,6 +47,8 @@ export interface PgServer {
   createDatabase(): Promise<string>;
   /** Runs SQL as the superuser on database `postgres` (or `database`). */
   sql<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, database?: string): Promise<R[]>;
+  /** The server's log so far. */
+  log(): string;
   /** The postmaster's PID, from postmaster.pid. */
   pid(): number;
   /** A clean stop then start, on the same port and data. */
@@ -128,6 +130,7 @@ export async function startPostgres(options: PgServerOptions = {}): Promise<PgSe
       }
     },
     pid: pidOf,
+    log: () => readFileSync(logFile, 'utf8'),
     async start() {
       asPostgres('pg_ctl', ['-D', dataDir, '-l', logFile, '-w', '-t', '30', 'start']);
     },
