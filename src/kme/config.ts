@@ -158,6 +158,7 @@ const SCHEMA = strict(
           type: 'string',
           pattern: '^postgres(ql)?://',
           description: 'a connection string postgres://user@host:port/database',
+          writeOnly: true,
         },
         ssl: strict({ ca: path, cert: path, key: path }, ['ca']),
         pool_size: { ...positive, maximum: 1000 },
