@@ -346,6 +346,9 @@ function crossCheck(cfg: KmeConfig): string[] {
     problems.push(`postgres: used only with store "postgres" (store is "${cfg.store}")`);
   if (cfg.postgres?.ssl && (cfg.postgres.ssl.cert === undefined) !== (cfg.postgres.ssl.key === undefined))
     problems.push('postgres.ssl: cert and key go together');
+  // The URL's TLS parameters would replace postgres.ssl whole (node-postgres), its CA check with them.
+  if (cfg.postgres?.ssl && /[?&](ssl|sslmode|sslrootcert|sslcert|sslkey)=/.test(cfg.postgres.url ?? ''))
+    problems.push('postgres.url: no ssl parameters in the URL when postgres.ssl is given');
   const known = new Set(cfg.saes.map((s) => s.id));
   for (const sae of [...cfg.access.admins, ...cfg.access.rules.map((r) => r.sae)]) {
     if (!known.has(sae)) problems.push(`access: unknown SAE ${sae}`);

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -69,6 +69,11 @@ export interface PgServerOptions {
   readonly name?: string;
   /** Make the data dir from this server with pg_basebackup (a streaming standby) instead of initdb. */
   readonly standbyOf?: PgServer;
+  /**
+   * TLS (PEM): the server's certificate and key, and the CA its clients' certificates must chain to.
+   * TCP connections must then use TLS with a client certificate; the helper's own use the socket.
+   */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly clientCa: string };
 }
 
 const quote = (v: string) => (/^[0-9]+$/.test(v) ? v : `'${v.replace(/'/g, "''")}'`);
@@ -92,12 +97,37 @@ export async function startPostgres(options: PgServerOptions = {}): Promise<PgSe
   } else {
     asPostgres('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
   }
+  const tlsSettings: Record<string, string> = {};
+  if (options.tls) {
+    // The server refuses a key file others can read; it runs as postgres.
+    for (const [name, pem] of [
+      ['server.crt', options.tls.cert],
+      ['server.key', options.tls.key],
+      ['client-ca.crt', options.tls.clientCa],
+    ] as const) {
+      writeFileSync(join(dataDir, name), pem, { mode: 0o600 });
+      chownSync(join(dataDir, name), pgUid, pgGid);
+    }
+    Object.assign(tlsSettings, {
+      ssl: 'on',
+      ssl_cert_file: 'server.crt',
+      ssl_key_file: 'server.key',
+      ssl_ca_file: 'client-ca.crt',
+    });
+    const hba = join(dataDir, 'pg_hba.conf');
+    writeFileSync(
+      hba,
+      'local all all trust\nhostssl all all 127.0.0.1/32 trust clientcert=verify-ca\nhostnossl all all 127.0.0.1/32 reject\n' +
+        readFileSync(hba, 'utf8'),
+    );
+  }
   const settings: Record<string, string> = {
     listen_addresses: '127.0.0.1',
     port: String(port),
     unix_socket_directories: base,
     fsync: 'off',
     max_connections: '200',
+    ...tlsSettings,
     ...options.settings,
   };
   appendFileSync(
@@ -107,7 +137,9 @@ export async function startPostgres(options: PgServerOptions = {}): Promise<PgSe
       .join('') + '\n',
   );
   const logFile = join(base, `${options.name ?? 'data'}.log`);
-  const admin = (database = 'postgres') => new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database });
+  const admin = (database = 'postgres') =>
+    // The unix socket: it works whatever TCP demands (TLS).
+    new pg.Client({ host: base, port, user: 'postgres', database });
   let databases = 0;
   const pidOf = () => Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
 

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { QksError } from '../../src/domain/errors.js';
+import { createCa, issueCertificate } from '../../src/pki/certificates.js';
 import { Barrier } from '../../src/stores/barrier.js';
 import type { IncomingBlock, KeyRecord } from '../../src/stores/key-store.js';
 import { PgSchemaError, PostgresKeyStore, type PostgresOptions } from '../../src/stores/postgres-store.js';
@@ -244,5 +245,56 @@ describe('PostgreSQL store: what only it has', postgresSkip(), () => {
     await server.sql('UPDATE marks SET seq = -1', dbName(url));
     await assert.rejects(store.takeOwnBlocks(LINK, 'kme-a', [newKey('again')]), /mark of link l fails its check/);
     await store.close();
+  });
+
+  it('connects as the libpq environment says when there is no URL', async () => {
+    const url = new URL(await server.createDatabase());
+    const env = { PGHOST: '127.0.0.1', PGPORT: String(server.port), PGUSER: 'postgres', PGDATABASE: dbName(url.href) };
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    try {
+      const store = await PostgresKeyStore.open({}, barrier);
+      await store.setPreference('sae', 'where', 'env');
+      await store.close();
+    } finally {
+      for (const [k, v] of Object.entries(saved))
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+    const rows = await server.sql<{ value: string }>('SELECT value FROM preferences', dbName(url.href));
+    assert.deepEqual(rows, [{ value: '"env"' }]);
+  });
+
+  it('speaks TLS to a server that demands it, verifying its certificate, with a client certificate', async () => {
+    const ca = await createCa('postgres test CA');
+    const serverCert = await issueCertificate(ca, { commonName: 'db', server: { dns: [], ips: ['127.0.0.1'] } });
+    const client = await issueCertificate(ca, { commonName: 'postgres', client: true });
+    const tlsServer = await startPostgres({ tls: { ...serverCert, clientCa: ca.cert } });
+    try {
+      const url = await tlsServer.createDatabase();
+      const store = await PostgresKeyStore.open(
+        { url, ssl: { ca: ca.cert, cert: client.cert, key: client.key } },
+        barrier,
+      );
+      await store.addBlocks(LINK, evenBlocks(2), 3);
+      const [conn] = await tlsServer.sql<{ ssl: boolean; client_dn: string }>(
+        "SELECT s.ssl, s.client_dn FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'qks-kme'",
+      );
+      assert.deepEqual(conn, { ssl: true, client_dn: '/CN=postgres' });
+      await store.close();
+      await assert.rejects(
+        PostgresKeyStore.open({ url }, barrier),
+        /pg_hba.conf rejects connection .* no encryption/,
+        'plain TCP refused',
+      );
+      const otherCa = await createCa('another CA');
+      await assert.rejects(
+        PostgresKeyStore.open({ url, ssl: { ca: otherCa.cert, cert: client.cert, key: client.key } }, barrier),
+        /certificate/,
+        'a server certificate from another CA is refused',
+      );
+    } finally {
+      await tlsServer.stop();
+    }
   });
 });

@@ -186,6 +186,10 @@ describe('KME configuration', () => {
       'invalid configuration /etc/qks/kme-a.json: postgres.ssl: cert and key go together',
     );
     assert.equal(
+      message(pgStore({ url: 'postgres://db/qks?sslmode=require', ssl: { ca: 'ca.pem' } })),
+      'invalid configuration /etc/qks/kme-a.json: postgres.url: no ssl parameters in the URL when postgres.ssl is given',
+    );
+    assert.equal(
       message(pgStore({ url: 'postgres://db/qks' }, 'sqlite')),
       'invalid configuration /etc/qks/kme-a.json: postgres: used only with store "postgres" (store is "sqlite")',
     );
