@@ -257,10 +257,17 @@ export async function startPrimaryWithStandby(): Promise<{
     standbyOf: primary,
     settings: { cluster_name: 'standby1', synchronous_standby_names: '' },
   });
-  for (let i = 0; i < 200; i++) {
+  let sync = false;
+  for (let i = 0; i < 200 && !sync; i++) {
     const rows = await primary.sql<{ sync_state: string }>('SELECT sync_state FROM pg_stat_replication');
-    if (rows.some((r) => r.sync_state === 'sync')) break;
-    await sleep(25);
+    sync = rows.some((r) => r.sync_state === 'sync');
+    if (!sync) await sleep(25);
+  }
+  if (!sync) {
+    await standby.stop();
+    await primary.stop();
+    rmSync(base, { recursive: true, force: true });
+    throw new Error('the standby did not become a synchronous standby within 5 s');
   }
   return {
     primary,
