@@ -30,15 +30,21 @@ function isConnectionError(err: unknown): boolean {
   return /Connection terminated|connection.*(ended|closed)|Client has encountered a connection error/i.test(message);
 }
 
-/** What a caller is told: a store failure with no detail of the database (no key bytes, no password). */
+/** What a caller (and an SAE) is told: the ETSI text, why, and which call; no key bytes, no password. */
 function storeError(err: unknown, what: string): Error {
   if (err instanceof QksError) return err;
   const code = sqlState(err);
   if (code === QUERY_CANCELED) {
-    return new QksError('KEY_DATA_ACCESS_ERROR', `PostgreSQL store: ${what} took longer than the statement timeout`);
+    return new QksError(
+      'KEY_DATA_ACCESS_ERROR',
+      `key data access error: the database exceeded the statement timeout (${what})`,
+    );
   }
   if (isConnectionError(err)) {
-    return new QksError('KEY_DATA_ACCESS_ERROR', `PostgreSQL store: ${what} lost its connection to the database`);
+    return new QksError(
+      'KEY_DATA_ACCESS_ERROR',
+      `key data access error: the connection to the database was lost (${what})`,
+    );
   }
   return new QksError('KEY_DATA_ACCESS_ERROR', `PostgreSQL store: ${what} failed${code ? ` (SQLSTATE ${code})` : ''}`);
 }

@@ -83,7 +83,7 @@ describe('PostgreSQL store: what only it has', postgresSkip(), () => {
     assert.ok(errors.length > 0, 'some calls lost their connection');
     for (const err of errors) {
       assert.ok(err instanceof QksError && err.code === 'KEY_DATA_ACCESS_ERROR', String(err));
-      assert.match(err.message, /lost its connection to the database/);
+      assert.match(err.message, /^key data access error: the connection to the database was lost \(takeOwnBlocks\)$/);
     }
     // The next calls work, on new connections.
     const next = await store.takeOwnBlocks(LINK, 'kme-a', [newKey('after')]);
@@ -194,7 +194,10 @@ describe('PostgreSQL store: what only it has', postgresSkip(), () => {
     const started = Date.now();
     await assert.rejects(store.takeOwnBlocks(LINK, 'kme-a', [newKey('slow')]), (err: unknown) => {
       assert.ok(err instanceof QksError && err.code === 'KEY_DATA_ACCESS_ERROR');
-      assert.match(err.message, /takeOwnBlocks took longer than the statement timeout/);
+      assert.match(
+        err.message,
+        /^key data access error: the database exceeded the statement timeout \(takeOwnBlocks\)$/,
+      );
       return true;
     });
     assert.ok(Date.now() - started < 3000, 'failed after the timeout, not later');
