@@ -57,7 +57,20 @@ export function setMark(tx: Tx, integrity: RowIntegrity, link: string, owner: st
 
 interface CutRow {
   readonly id: number;
+  readonly link: string;
+  readonly owner: string;
   readonly keyIds: readonly string[];
+  readonly markBefore: number;
+  readonly max: number;
+}
+
+/** What a cut's MAC covers: all it says, so that a cut forged or edited cannot move a mark back. */
+const cutFields = (c: CutRow, askedBack: boolean) => [c.link, c.owner, [...c.keyIds], c.markBefore, c.max, askedBack];
+
+/** Records a reserved cut, under its MAC. */
+export function addCut(tx: Tx, integrity: RowIntegrity, c: Omit<CutRow, 'id'>) {
+  const tag = integrity.tag('cut', cutFields({ ...c, id: 0 }, false));
+  return sql.addCut(tx, c.link, c.owner, c.keyIds, c.markBefore, c.max, tag);
 }
 
 /** The reserved cuts of some shares, loaded into a ReservedCuts with their marks, to plan returns. */
@@ -65,16 +78,24 @@ export class LoadedCuts {
   readonly cuts = new ReservedCuts();
   readonly marks = new Map<string, number>();
   readonly #rows: CutRow[] = [];
+  readonly #integrity: RowIntegrity;
+
+  private constructor(integrity: RowIntegrity) {
+    this.#integrity = integrity;
+  }
 
   /** Loads the locked shares' cuts and marks. */
   static async load(tx: Tx, integrity: RowIntegrity, shares: readonly Share[]): Promise<LoadedCuts> {
-    const loaded = new LoadedCuts();
+    const loaded = new LoadedCuts(integrity);
     for (const { link, owner } of shares) {
       const key = shareKey(link, owner);
       loaded.marks.set(key, await markOf(tx, integrity, link, owner));
       for (const row of await sql.cutsOf(tx, link, owner)) {
+        const cut = { id: row.id, link, owner, keyIds: row.key_ids, markBefore: row.mark_before, max: row.max_seq };
+        if (!integrity.verify('cut', cutFields(cut, row.asked_back), row.tag))
+          throw new QksError('KEY_DATA_ACCESS_ERROR', `a reserved cut of link ${link} fails its check`);
         loaded.cuts.add(key, row.key_ids, row.mark_before, row.max_seq, row.asked_back);
-        loaded.#rows.push({ id: row.id, keyIds: row.key_ids });
+        loaded.#rows.push(cut);
       }
     }
     return loaded;
@@ -86,11 +107,9 @@ export class LoadedCuts {
   async save(tx: Tx, returned: readonly string[] = []): Promise<void> {
     const gone = this.#rows.filter((r) => !this.cuts.has(r.keyIds[0]!)).map((r) => r.id);
     const asked = new Set(returned);
-    const waiting = this.#rows
-      .filter((r) => this.cuts.has(r.keyIds[0]!) && r.keyIds.some((id) => asked.has(id)))
-      .map((r) => r.id);
+    const waiting = this.#rows.filter((r) => this.cuts.has(r.keyIds[0]!) && r.keyIds.some((id) => asked.has(id)));
     if (gone.length > 0) await sql.deleteCuts(tx, gone);
-    if (waiting.length > 0) await sql.setReturning(tx, waiting);
+    for (const r of waiting) await sql.setAskedBack(tx, r.id, this.#integrity.tag('cut', cutFields(r, true)));
   }
 }
 

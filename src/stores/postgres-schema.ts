@@ -24,9 +24,10 @@ CREATE TABLE outbox (id BIGSERIAL PRIMARY KEY, peer TEXT NOT NULL, key_ids TEXT 
 CREATE TABLE cancelled (key_id TEXT PRIMARY KEY, at BIGINT NOT NULL, kme TEXT);
 CREATE INDEX cancelled_by_kme ON cancelled (kme, at);
 CREATE TABLE relayed (key_id TEXT PRIMARY KEY, prev TEXT NOT NULL, next TEXT NOT NULL, at BIGINT NOT NULL);
--- Reserved cuts still out, oldest first per share: mark_before, max_seq and asked_back (returning) as in reserved-cuts.ts.
+-- Reserved cuts still out, oldest first per share: mark_before, max_seq and asked_back (returning)
+-- as in reserved-cuts.ts; tag: their MAC under the master key (a cut decides where a mark goes back to).
 CREATE TABLE cuts (id BIGSERIAL PRIMARY KEY, link TEXT NOT NULL, owner TEXT NOT NULL, key_ids TEXT[] NOT NULL,
-  mark_before BIGINT NOT NULL, max_seq BIGINT NOT NULL, asked_back BOOLEAN NOT NULL DEFAULT false);
+  mark_before BIGINT NOT NULL, max_seq BIGINT NOT NULL, asked_back BOOLEAN NOT NULL DEFAULT false, tag BYTEA NOT NULL);
 CREATE INDEX cuts_by_share ON cuts (link, owner, id);
 CREATE INDEX cuts_by_key ON cuts USING GIN (key_ids);
 `;

@@ -202,31 +202,24 @@ export const sql = {
       [sae, name, value],
     ),
 
-  /** The reserved cuts still out of the shares named, oldest first. */
+  /** The reserved cuts still out of the share, oldest first. */
   cutsOf: (tx: Tx, link: string, owner: string) =>
-    rows<{ id: number; key_ids: string[]; mark_before: number; max_seq: number; asked_back: boolean }>(
+    rows<{ id: number; key_ids: string[]; mark_before: number; max_seq: number; asked_back: boolean; tag: Buffer }>(
       tx,
-      'SELECT id, key_ids, mark_before, max_seq, asked_back FROM cuts WHERE link = $1 AND owner = $2 ORDER BY id',
+      'SELECT id, key_ids, mark_before, max_seq, asked_back, tag FROM cuts WHERE link = $1 AND owner = $2 ORDER BY id',
       [link, owner],
     ),
-  addCut: (tx: Tx, link: string, owner: string, ids: readonly string[], markBefore: number, max: number) =>
-    tx.query('INSERT INTO cuts (link, owner, key_ids, mark_before, max_seq) VALUES ($1, $2, $3, $4, $5)', [
+  addCut: (tx: Tx, link: string, owner: string, ids: readonly string[], markBefore: number, max: number, tag: Buffer) =>
+    tx.query('INSERT INTO cuts (link, owner, key_ids, mark_before, max_seq, tag) VALUES ($1, $2, $3, $4, $5, $6)', [
       link,
       owner,
       ids,
       markBefore,
       max,
+      tag,
     ]),
   deleteCuts: (tx: Tx, ids: readonly number[]) => tx.query('DELETE FROM cuts WHERE id = ANY($1)', [ids]),
-  setReturning: (tx: Tx, ids: readonly number[]) =>
-    tx.query('UPDATE cuts SET asked_back = true WHERE id = ANY($1)', [ids]),
+  setAskedBack: (tx: Tx, id: number, tag: Buffer) =>
+    tx.query('UPDATE cuts SET asked_back = true, tag = $2 WHERE id = $1', [id, tag]),
   clearCuts: (tx: Tx) => tx.query('DELETE FROM cuts', []),
-  inSomeCut: async (tx: Tx, ids: readonly string[]) =>
-    new Set(
-      (
-        await rows<{ id: string }>(tx, 'SELECT DISTINCT unnest(key_ids) AS id FROM cuts WHERE key_ids && $1::text[]', [
-          ids,
-        ])
-      ).map((r) => r.id),
-    ),
 };

@@ -18,7 +18,7 @@ import type {
   SlaveTakeResult,
 } from './key-store.js';
 import { MAX_REMEMBERED_CANCELS } from './key-store.js';
-import { LoadedCuts, lockShares, markOf, setMark, type ReturnPlan, type Share } from './postgres-rows.js';
+import { addCut, LoadedCuts, lockShares, markOf, setMark, type ReturnPlan, type Share } from './postgres-rows.js';
 import { migrate } from './postgres-schema.js';
 import { sql } from './postgres-statements.js';
 import { inTransaction, query, type Tx } from './postgres-tx.js';
@@ -214,7 +214,13 @@ export class PostgresKeyStore implements KeyStore {
         });
       }
       if (blocks.length > 0 && keys.every((k) => k.state === 'reserved'))
-        await sql.addCut(tx, linkId, owner, ids, mark, blocks.at(-1)!.seq);
+        await addCut(tx, this.#integrity, {
+          link: linkId,
+          owner,
+          keyIds: ids,
+          markBefore: mark,
+          max: blocks.at(-1)!.seq,
+        });
       return records;
     });
   }

@@ -99,16 +99,21 @@ export async function inTransaction<T>(pool: pg.Pool, what: string, body: (tx: T
   }
 }
 
-/** One statement on its own (it sees one snapshot): for reads. */
+/**
+ * One statement on its own (it sees one snapshot): for reads. A read changes nothing, so one whose
+ * connection was lost is simply asked again, on a new connection, a few times.
+ */
 export async function query<R extends pg.QueryResultRow>(
   pool: pg.Pool,
   what: string,
   text: string,
   values: readonly unknown[],
 ): Promise<R[]> {
-  try {
-    return (await pool.query<R>(text, values as unknown[])).rows;
-  } catch (err) {
-    throw storeError(err, what);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await pool.query<R>(text, values as unknown[])).rows;
+    } catch (err) {
+      if (!isConnectionError(err) || attempt >= 3) throw storeError(err, what);
+    }
   }
 }

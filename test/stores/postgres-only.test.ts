@@ -238,13 +238,17 @@ describe('PostgreSQL store: what only it has', postgresSkip(), () => {
     await Promise.all([a.close(), b.close()]);
   });
 
-  it('refuses a key row or consumed-block mark changed in the database', async () => {
+  it('refuses a key row, consumed-block mark or reserved cut changed in the database', async () => {
     const url = await server.createDatabase();
     const store = await open(url);
     await store.addBlocks(LINK, evenBlocks(10), 19);
     await store.takeOwnBlocks(LINK, 'kme-a', [newKey('k', { state: 'ready', pendingSlaves: ['s'], peerKme: null })]);
     await server.sql("UPDATE keys SET master = 'intruder'", dbName(url));
     await assert.rejects(store.takeForSlave('intruder', 's', ['k']), /fails its ownership check/);
+    await store.takeOwnBlocks(LINK, 'kme-a', [newKey('r1'), newKey('r2')]);
+    // A reserved cut edited to put the mark back lower (to hand out blocks again) is refused.
+    await server.sql('UPDATE cuts SET mark_before = -1', dbName(url));
+    await assert.rejects(store.returnReserved(['r1']), /a reserved cut of link l fails its check/);
     await server.sql('UPDATE marks SET seq = -1', dbName(url));
     await assert.rejects(store.takeOwnBlocks(LINK, 'kme-a', [newKey('again')]), /mark of link l fails its check/);
     await store.close();
