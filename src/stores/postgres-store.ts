@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type {
   CancelResult,
   ClaimedKey,
@@ -19,6 +19,7 @@ import type {
 } from './key-store.js';
 import { MAX_REMEMBERED_CANCELS } from './key-store.js';
 import { addCut, LoadedCuts, lockShares, markOf, setMark, type ReturnPlan, type Share } from './postgres-rows.js';
+import { describeTarget, newPool, type PostgresOptions } from './postgres-pool.js';
 import { migrate } from './postgres-schema.js';
 import { sql } from './postgres-statements.js';
 import { inTransaction, query, type Tx } from './postgres-tx.js';
@@ -27,36 +28,9 @@ import { decodeNextKmes, encodeNextKmes } from './sqlite-schema.js';
 import { joinBlocks, toRecord, type KeyRow } from './sqlite-rows.js';
 
 export { PG_SCHEMA_VERSION, PgSchemaError } from './postgres-schema.js';
+export { describeTarget, type PostgresOptions } from './postgres-pool.js';
 
-export interface PostgresOptions {
-  /** A libpq connection string; without it, the libpq environment (PGHOST, PGPORT, PGUSER, ...) says. */
-  readonly url?: string;
-  /** TLS to the server: the CA that signed its certificate (PEM), and a client certificate and key. */
-  readonly ssl?: { readonly ca: string | Buffer; readonly cert?: string | Buffer; readonly key?: string | Buffer };
-  /** Connections at most (default 10). */
-  readonly poolSize?: number;
-  /** A statement running longer is cancelled and its call fails, changing nothing (default 10 000 ms). */
-  readonly statementTimeoutMs?: number;
-  /** Told of a connection that failed while idle in the pool (it is replaced on the next call). */
-  readonly onIdleError?: (err: Error) => void;
-}
-
-const INT8_OID = 20;
 const splitShare = (share: string) => share.split('\u0000') as [string, string];
-
-/** Where a store connects, for logs: no password, whether in the URL or the environment. */
-export function describeTarget(options: Pick<PostgresOptions, 'url'>): string {
-  if (options.url) {
-    try {
-      const u = new URL(options.url);
-      return `${u.hostname || '(socket)'}${u.port ? `:${u.port}` : ''}${u.pathname}`;
-    } catch {
-      return '(connection string)';
-    }
-  }
-  const env = process.env;
-  return `${env['PGHOST'] ?? 'localhost'}:${env['PGPORT'] ?? '5432'}/${env['PGDATABASE'] ?? env['PGUSER'] ?? ''}`;
-}
 
 /**
  * A store in a PostgreSQL database, which several KME processes (replicas of one KME) may share.
@@ -76,23 +50,7 @@ export class PostgresKeyStore implements KeyStore {
 
   /** Connects, and migrates the schema (once, however many replicas start together). */
   static async open(options: PostgresOptions, integrity: RowIntegrity): Promise<PostgresKeyStore> {
-    const pool = new pg.Pool({
-      ...(options.url ? { connectionString: options.url } : {}),
-      ...(options.ssl ? { ssl: { ...options.ssl, rejectUnauthorized: true } } : {}),
-      max: options.poolSize ?? 10,
-      statement_timeout: options.statementTimeoutMs ?? 10_000,
-      // A transaction left open by a process that hung releases its locks.
-      idle_in_transaction_session_timeout: 60_000,
-      connectionTimeoutMillis: 10_000,
-      application_name: 'qks-kme',
-      // Block numbers and times are BIGINT; they stay below 2^53.
-      types: {
-        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-          oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-      },
-    });
-    // An idle connection the server ended emits here; without a listener it would end the process.
-    pool.on('error', (err) => options.onIdleError?.(err));
+    const pool = newPool(options);
     const store = new PostgresKeyStore(pool, integrity);
     try {
       const client = await pool.connect().catch((err: unknown) => {
