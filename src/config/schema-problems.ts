@@ -58,8 +58,11 @@ function problemOf(e: ErrorObject): string {
       const n = Number(p['limit']);
       return `${path} must have ${e.keyword === 'minItems' ? 'at least' : 'at most'} ${n} item${n === 1 ? '' : 's'}`;
     }
-    case 'pattern':
-      return `${path} must be ${description ?? `text matching ${String(p['pattern'])}`} (not ${shown(e.data)})`;
+    case 'pattern': {
+      // A value that may hold a secret (`writeOnly`, e.g. a connection string with a password) is not quoted.
+      const secret = (e.parentSchema as { writeOnly?: boolean } | undefined)?.writeOnly === true;
+      return `${path} must be ${description ?? `text matching ${String(p['pattern'])}`}${secret ? '' : ` (not ${shown(e.data)})`}`;
+    }
     case 'anyOf':
     case 'oneOf':
       return `${path} must be ${description ?? 'one of the forms docs/configuration.md gives'}`;

@@ -27,6 +27,9 @@ export function filesOf(cfg: KmeConfig): NamedFile[] {
     { field: 'kme_api.key', path: cfg.kme_api.key, kind: 'key' },
     { field: 'kme_api.ca', path: cfg.kme_api.ca, kind: 'certificate' },
     { field: 'kme_api.crl', path: cfg.kme_api.crl, kind: 'crl' },
+    { field: 'postgres.ssl.ca', path: cfg.postgres?.ssl?.ca, kind: 'certificate' },
+    { field: 'postgres.ssl.cert', path: cfg.postgres?.ssl?.cert, kind: 'certificate' },
+    { field: 'postgres.ssl.key', path: cfg.postgres?.ssl?.key, kind: 'key' },
     ...cfg.links.map((l, i) => ({
       field: `links[${i}].source.seed_file`,
       path: l.source.seed_file,

@@ -16,9 +16,11 @@ export interface KmeConfig {
   node_address?: string;
   /** Holds master.key and the key store; created by `qks init`. */
   data_dir: string;
-  store: 'sqlite' | 'memory';
+  store: 'sqlite' | 'memory' | 'postgres';
   /** SQLite `synchronous`: FULL (default) and EXTRA keep answered commits across a power loss. */
   store_synchronous: 'FULL' | 'EXTRA' | 'NORMAL';
+  /** With store "postgres": where the database is (docs/configuration.md). */
+  postgres?: PostgresConfig;
   sae_api: {
     host: string;
     port: number;
@@ -107,6 +109,16 @@ export interface SimulatedSourceConfig {
 
 export type { QkdSourceConfig };
 
+/** The PostgreSQL store's connection; what it leaves out, the libpq environment (PGHOST, ...) gives. */
+export interface PostgresConfig {
+  /** `postgres://user@host:port/database?...`; a password is better kept in PGPASSWORD or ~/.pgpass. */
+  url?: string;
+  /** TLS to the server: the CA of its certificate, and a client certificate and key (both or neither). */
+  ssl?: { ca: string; cert?: string; key?: string };
+  pool_size?: number;
+  statement_timeout_ms?: number;
+}
+
 const id = {
   type: 'string',
   pattern: '^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$',
@@ -143,8 +155,22 @@ const SCHEMA = strict(
       description: 'an IPv4 address, e.g. 127.0.1.1',
     },
     data_dir: path,
-    store: { enum: ['sqlite', 'memory'], default: 'sqlite' },
+    store: { enum: ['sqlite', 'memory', 'postgres'], default: 'sqlite' },
     store_synchronous: { enum: ['FULL', 'EXTRA', 'NORMAL'], default: 'FULL' },
+    postgres: strict(
+      {
+        url: {
+          type: 'string',
+          pattern: '^postgres(ql)?://',
+          description: 'a connection string postgres://user@host:port/database',
+          writeOnly: true,
+        },
+        ssl: strict({ ca: path, cert: path, key: path }, ['ca']),
+        pool_size: { ...positive, maximum: 1000 },
+        statement_timeout_ms: positive,
+      },
+      [],
+    ),
     sae_api: strict(
       {
         host: { type: 'string' },
@@ -298,6 +324,8 @@ export function parseConfig(raw: unknown, baseDir: string, file?: string): KmeCo
     for (const k of ['cert', 'key', 'client_ca', 'ca', 'crl']) if (typeof api[k] === 'string') api[k] = abs(api[k]);
   }
   if (cfg.sae_api.auth.oidc?.ca) cfg.sae_api.auth.oidc.ca = abs(cfg.sae_api.auth.oidc.ca);
+  const ssl = cfg.postgres?.ssl as Record<string, string> | undefined;
+  for (const k of ['ca', 'cert', 'key']) if (ssl && typeof ssl[k] === 'string') ssl[k] = abs(ssl[k]);
   for (const link of cfg.links) link.source.seed_file = abs(link.source.seed_file);
   if (file !== undefined) cfg.source_file = file;
   return cfg;
@@ -322,6 +350,13 @@ function crossCheck(cfg: KmeConfig): string[] {
   if (cfg.sae_api.auth.mode !== 'certificate' && !cfg.sae_api.auth.oidc) {
     problems.push(`sae_api.auth: mode ${cfg.sae_api.auth.mode} needs an oidc section`);
   }
+  if (cfg.postgres && cfg.store !== 'postgres')
+    problems.push(`postgres: used only with store "postgres" (store is "${cfg.store}")`);
+  if (cfg.postgres?.ssl && (cfg.postgres.ssl.cert === undefined) !== (cfg.postgres.ssl.key === undefined))
+    problems.push('postgres.ssl: cert and key go together');
+  // The URL's TLS parameters would replace postgres.ssl whole (node-postgres), its CA check with them.
+  if (cfg.postgres?.ssl && /[?&](ssl|sslmode|sslrootcert|sslcert|sslkey)=/.test(cfg.postgres.url ?? ''))
+    problems.push('postgres.url: no ssl parameters in the URL when postgres.ssl is given');
   const known = new Set(cfg.saes.map((s) => s.id));
   for (const sae of [...cfg.access.admins, ...cfg.access.rules.map((r) => r.sae)]) {
     if (!known.has(sae)) problems.push(`access: unknown SAE ${sae}`);

@@ -6,7 +6,6 @@ import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { openBarrier } from '../stores/master-key.js';
 import type { KeyStore } from '../stores/key-store.js';
-import { MemoryKeyStore } from '../stores/memory-store.js';
 import { SqliteKeyStore } from '../stores/sqlite-store.js';
 import { QkdLink } from '../sources/qkd-link.js';
 import { limitsOf, type KmeConfig } from './config.js';
@@ -28,6 +27,7 @@ import { readTls, reloadOnCrlChange } from './tls-files.js';
 import { CrlUpkeep } from './crl-upkeep.js';
 import { checkConfigFiles } from './config-files.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { openStore } from './open-store.js';
 import { listenAs } from './listen.js';
 import { Teardown } from './teardown.js';
 import { SaeAuthenticator } from '../auth/sae-authenticator.js';
@@ -114,10 +114,7 @@ export async function startKme(
 async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, teardown: Teardown): Promise<RunningKme> {
   const barrier = openBarrier(cfg.data_dir);
   teardown.add(() => barrier.destroy());
-  const opened: KeyStore =
-    cfg.store === 'memory'
-      ? new MemoryKeyStore()
-      : new SqliteKeyStore(join(cfg.data_dir, 'keys.db'), barrier, { synchronous: cfg.store_synchronous });
+  const opened = await openStore(cfg, barrier, log);
   const store = run.wrapStore?.(opened) ?? opened;
   teardown.add(() => store.close());
   if (cfg.store === 'memory') log.warn('memory store: keys do not survive a restart; for tests only');

@@ -29,8 +29,9 @@ export class ReservedCuts {
   readonly #shares = new Map<string, Cut[]>();
   readonly #cutOf = new Map<string, { share: string; cut: Cut }>();
 
-  add(share: string, keyIds: readonly string[], markBefore: number, max: number): void {
-    const cut: Cut = { keyIds: [...keyIds], markBefore, max, returning: false };
+  /** `returning`: a cut asked back already, still waiting (when loading cuts kept elsewhere). */
+  add(share: string, keyIds: readonly string[], markBefore: number, max: number, returning = false): void {
+    const cut: Cut = { keyIds: [...keyIds], markBefore, max, returning };
     let cuts = this.#shares.get(share);
     if (!cuts) this.#shares.set(share, (cuts = []));
     cuts.push(cut);

@@ -67,6 +67,8 @@ describe('KME configuration', () => {
     assert.equal(cfg.links[0]!.source.seed_file, '/etc/qks/s');
     assert.equal(cfg.store, 'sqlite');
     assert.equal(cfg.store_synchronous, 'FULL', 'answered commits survive a power loss unless told otherwise');
+    const pg = parseConfig({ ...base(), store: 'postgres', postgres: { ssl: { ca: 'pg-ca.pem' } } }, '/etc/qks');
+    assert.deepEqual(pg.postgres, { ssl: { ca: '/etc/qks/pg-ca.pem' } }, 'no url: the libpq environment says');
     assert.equal(cfg.limits.key_size, 256);
     assert.equal(cfg.links[0]!.block_bits, 256);
     assert.deepEqual(cfg.sae_api.auth, { mode: 'certificate' });
@@ -125,7 +127,7 @@ describe('KME configuration', () => {
     const source = (c: Record<string, unknown>) =>
       (c['links'] as Array<Record<string, Record<string, unknown>>>)[0]!['source']!;
     const top =
-      'kme_id, node_address, data_dir, store, store_synchronous, sae_api, kme_api, access, peers, saes, network, links, limits, key_ttl_seconds, crl, log_level';
+      'kme_id, node_address, data_dir, store, store_synchronous, postgres, sae_api, kme_api, access, peers, saes, network, links, limits, key_ttl_seconds, crl, log_level';
     assert.equal(
       message((c) => (c['colour'] = 'blue')),
       `invalid configuration /etc/qks/kme-a.json: unknown key "colour" at the top level; allowed: ${top}`,
@@ -163,7 +165,37 @@ describe('KME configuration', () => {
     );
     assert.equal(
       message((c) => (c['store'] = 'mysql')),
-      'invalid configuration /etc/qks/kme-a.json: store must be one of sqlite, memory (not "mysql")',
+      'invalid configuration /etc/qks/kme-a.json: store must be one of sqlite, memory, postgres (not "mysql")',
+    );
+    const pgStore =
+      (postgres: unknown, store = 'postgres') =>
+      (c: Record<string, unknown>) => {
+        c['store'] = store;
+        c['postgres'] = postgres;
+      };
+    assert.equal(
+      message(pgStore({ url: 'mysql://db/qks' })),
+      'invalid configuration /etc/qks/kme-a.json: postgres.url must be a connection string postgres://user@host:port/database',
+    );
+    assert.equal(
+      message(pgStore({ pool_size: 0 })),
+      'invalid configuration /etc/qks/kme-a.json: postgres.pool_size must be >= 1',
+    );
+    assert.equal(
+      message(pgStore({ ssl: { ca: 'ca.pem', cert: 'client.pem' } })),
+      'invalid configuration /etc/qks/kme-a.json: postgres.ssl: cert and key go together',
+    );
+    assert.equal(
+      message(pgStore({ url: 'postgres://db/qks?sslmode=require', ssl: { ca: 'ca.pem' } })),
+      'invalid configuration /etc/qks/kme-a.json: postgres.url: no ssl parameters in the URL when postgres.ssl is given',
+    );
+    assert.equal(
+      message(pgStore({ url: 'postgres://db/qks' }, 'sqlite')),
+      'invalid configuration /etc/qks/kme-a.json: postgres: used only with store "postgres" (store is "sqlite")',
+    );
+    assert.equal(
+      message(pgStore({ statement_timeout: 5 })),
+      'invalid configuration /etc/qks/kme-a.json: unknown key "statement_timeout" in postgres; allowed: url, ssl, pool_size, statement_timeout_ms',
     );
     assert.equal(
       message((c) => (c['peers'] = [])),
