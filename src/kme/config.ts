@@ -361,7 +361,7 @@ function crossCheck(cfg: KmeConfig): string[] {
   for (const sae of [...cfg.access.admins, ...cfg.access.rules.map((r) => r.sae)]) {
     if (!known.has(sae)) problems.push(`access: unknown SAE ${sae}`);
   }
-  if (cfg.replica && (cfg.store as string) !== 'postgres') {
+  if (cfg.replica && cfg.store !== 'postgres') {
     problems.push(`replica: replicas share one store: set store to "postgres" (${cfg.store} is one process's own)`);
   }
   for (const link of cfg.links) {

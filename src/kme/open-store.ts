@@ -29,6 +29,7 @@ export async function openStore(cfg: KmeConfig, barrier: Barrier, log: Logger): 
         ...(ssl ? { ssl } : {}),
         ...(pgCfg.pool_size ? { poolSize: pgCfg.pool_size } : {}),
         ...(pgCfg.statement_timeout_ms ? { statementTimeoutMs: pgCfg.statement_timeout_ms } : {}),
+        ...(cfg.replica ? { replica: cfg.replica.name } : {}),
         onIdleError: (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost while idle; reconnecting'),
       },
       barrier,

@@ -9,6 +9,11 @@ export interface PostgresOptions {
   readonly poolSize?: number;
   /** A statement running longer is cancelled and its call fails, changing nothing (default 10 000 ms). */
   readonly statementTimeoutMs?: number;
+  /**
+   * The replica this store serves, when several processes serve one KME: its reservations are its
+   * own, and burnAllReserved (at its start) burns only them, never those of replicas still running.
+   */
+  readonly replica?: string;
   /** Told of a connection that failed while idle in the pool (it is replaced on the next call). */
   readonly onIdleError?: (err: Error) => void;
 }

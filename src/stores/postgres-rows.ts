@@ -68,9 +68,9 @@ interface CutRow {
 const cutFields = (c: CutRow, askedBack: boolean) => [c.link, c.owner, [...c.keyIds], c.markBefore, c.max, askedBack];
 
 /** Records a reserved cut, under its MAC. */
-export function addCut(tx: Tx, integrity: RowIntegrity, c: Omit<CutRow, 'id'>) {
+export function addCut(tx: Tx, integrity: RowIntegrity, c: Omit<CutRow, 'id'>, replica: string) {
   const tag = integrity.tag('cut', cutFields({ ...c, id: 0 }, false));
-  return sql.addCut(tx, c.link, c.owner, c.keyIds, c.markBefore, c.max, tag);
+  return sql.addCut(tx, c, tag, replica);
 }
 
 /** The reserved cuts of some shares, loaded into a ReservedCuts with their marks, to plan returns. */

@@ -3,7 +3,9 @@ import type pg from 'pg';
 /**
  * The PostgreSQL store's tables: the SQLite store's layout (sqlite-schema.ts), so that a key row's
  * MAC covers the same fields, plus `cuts`, the reserved cuts still out (reserved-cuts.ts), which
- * the SQLite store keeps in its process but which every replica sharing the database must see.
+ * the SQLite store keeps in its process but which every replica sharing the database must see, and
+ * `leases`. Reserved keys and cuts name the replica that made them (`replica`, '' for a KME of one
+ * process): a replica that starts again burns its own reservations, never those of the others.
  */
 const SCHEMA_V1 = `
 CREATE TABLE blocks (link TEXT NOT NULL, owner TEXT NOT NULL, seq BIGINT NOT NULL, sealed BYTEA NOT NULL,
@@ -16,7 +18,8 @@ CREATE TABLE marks (link TEXT NOT NULL, owner TEXT NOT NULL, seq BIGINT NOT NULL
 CREATE TABLE keys (
   key_id TEXT PRIMARY KEY, link TEXT NOT NULL, size_bits INTEGER NOT NULL,
   seqs TEXT NOT NULL, sealed BYTEA NOT NULL, master TEXT NOT NULL, pending TEXT NOT NULL, delivered TEXT NOT NULL DEFAULT '[]',
-  peer TEXT, state TEXT NOT NULL, created_at BIGINT NOT NULL, cut_by TEXT, mask BYTEA, tag BYTEA NOT NULL);
+  peer TEXT, state TEXT NOT NULL, created_at BIGINT NOT NULL, cut_by TEXT, mask BYTEA, tag BYTEA NOT NULL,
+  replica TEXT NOT NULL DEFAULT '');
 CREATE INDEX keys_by_age ON keys (state, created_at);
 CREATE TABLE preferences (sae TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (sae, name));
 CREATE TABLE outbox (id BIGSERIAL PRIMARY KEY, peer TEXT NOT NULL, key_ids TEXT NOT NULL);
@@ -27,9 +30,12 @@ CREATE TABLE relayed (key_id TEXT PRIMARY KEY, prev TEXT NOT NULL, next TEXT NOT
 -- Reserved cuts still out, oldest first per share: mark_before, max_seq and asked_back (returning)
 -- as in reserved-cuts.ts; tag: their MAC under the master key (a cut decides where a mark goes back to).
 CREATE TABLE cuts (id BIGSERIAL PRIMARY KEY, link TEXT NOT NULL, owner TEXT NOT NULL, key_ids TEXT[] NOT NULL,
-  mark_before BIGINT NOT NULL, max_seq BIGINT NOT NULL, asked_back BOOLEAN NOT NULL DEFAULT false, tag BYTEA NOT NULL);
+  mark_before BIGINT NOT NULL, max_seq BIGINT NOT NULL, asked_back BOOLEAN NOT NULL DEFAULT false, tag BYTEA NOT NULL,
+  replica TEXT NOT NULL DEFAULT '');
 CREATE INDEX cuts_by_share ON cuts (link, owner, id);
 CREATE INDEX cuts_by_key ON cuts USING GIN (key_ids);
+-- Work with one owner among replicas (leases.ts); expires by the database's clock, the same for all.
+CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires TIMESTAMPTZ NOT NULL);
 `;
 
 /** Each step moves the schema from version i to i + 1; later versions append steps. */

@@ -79,10 +79,10 @@ export const sql = {
       [link, owner, seq, tag],
     ),
 
-  insertKey: (tx: Tx, r: Omit<KeyRow, 'delivered'>) =>
+  insertKey: (tx: Tx, r: Omit<KeyRow, 'delivered'>, replica: string) =>
     tx.query(
-      `INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at, cut_by, mask, tag)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      `INSERT INTO keys (key_id, link, size_bits, seqs, sealed, master, pending, peer, state, created_at, cut_by, mask, tag, replica)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
       [
         r.key_id,
         r.link,
@@ -97,6 +97,7 @@ export const sql = {
         r.cut_by,
         r.mask,
         r.tag,
+        replica,
       ],
     ),
   /** The keys named, locked until the transaction ends (in ID order, so two callers never deadlock). */
@@ -110,14 +111,18 @@ export const sql = {
        UNION SELECT link, owner FROM cuts WHERE key_ids && $1::text[]`,
       [ids],
     ),
-  reservedShares: (tx: Tx) =>
+  /** The shares of one replica's reservations. */
+  reservedShares: (tx: Tx, replica: string) =>
     rows<{ link: string; owner: string }>(
       tx,
-      `SELECT DISTINCT link, cut_by AS owner FROM keys WHERE state = 'reserved' AND cut_by IS NOT NULL
-       UNION SELECT link, owner FROM cuts`,
-      [],
+      `SELECT DISTINCT link, cut_by AS owner FROM keys WHERE state = 'reserved' AND cut_by IS NOT NULL AND replica = $1
+       UNION SELECT link, owner FROM cuts WHERE replica = $1`,
+      [replica],
     ),
-  reservedKeys: (tx: Tx) => rows<KeyRow>(tx, "SELECT * FROM keys WHERE state = 'reserved' FOR UPDATE", []),
+  reservedKeys: (tx: Tx, replica: string) =>
+    rows<KeyRow>(tx, "SELECT * FROM keys WHERE state = 'reserved' AND replica = $1 ORDER BY key_id FOR UPDATE", [
+      replica,
+    ]),
   /** IDs of `ids` taken here already: a key, or cancelled by `kme` (or by some KME, before that was recorded); with `relays`, also a relay. */
   knownIds: async (tx: Tx, ids: readonly string[], kme: string, relays: boolean) =>
     new Set(
@@ -209,17 +214,33 @@ export const sql = {
       'SELECT id, key_ids, mark_before, max_seq, asked_back, tag FROM cuts WHERE link = $1 AND owner = $2 ORDER BY id',
       [link, owner],
     ),
-  addCut: (tx: Tx, link: string, owner: string, ids: readonly string[], markBefore: number, max: number, tag: Buffer) =>
-    tx.query('INSERT INTO cuts (link, owner, key_ids, mark_before, max_seq, tag) VALUES ($1, $2, $3, $4, $5, $6)', [
-      link,
-      owner,
-      ids,
-      markBefore,
-      max,
-      tag,
-    ]),
+  addCut: (
+    tx: Tx,
+    c: { link: string; owner: string; keyIds: readonly string[]; markBefore: number; max: number },
+    tag: Buffer,
+    replica: string,
+  ) =>
+    tx.query(
+      'INSERT INTO cuts (link, owner, key_ids, mark_before, max_seq, tag, replica) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+      [c.link, c.owner, c.keyIds, c.markBefore, c.max, tag, replica],
+    ),
   deleteCuts: (tx: Tx, ids: readonly number[]) => tx.query('DELETE FROM cuts WHERE id = ANY($1)', [ids]),
   setAskedBack: (tx: Tx, id: number, tag: Buffer) =>
     tx.query('UPDATE cuts SET asked_back = true, tag = $2 WHERE id = $1', [id, tag]),
-  clearCuts: (tx: Tx) => tx.query('DELETE FROM cuts', []),
+  clearCuts: (tx: Tx, replica: string) => tx.query('DELETE FROM cuts WHERE replica = $1', [replica]),
+
+  /** Takes or renews a lease; the holder's name comes back when it holds it now. */
+  holdLease: (tx: Tx, name: string, holder: string, ttlMs: number) =>
+    rows<{ holder: string }>(
+      tx,
+      `INSERT INTO leases (name, holder, expires) VALUES ($1, $2, clock_timestamp() + $3 * interval '1 millisecond')
+       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
+         WHERE leases.holder = excluded.holder OR leases.expires <= clock_timestamp()
+       RETURNING holder`,
+      [name, holder, ttlMs],
+    ),
+  releaseLease: (tx: Tx, name: string, holder: string) =>
+    tx.query('DELETE FROM leases WHERE name = $1 AND holder = $2', [name, holder]),
+  leaseHolder: (tx: Tx, name: string) =>
+    rows<{ holder: string }>(tx, 'SELECT holder FROM leases WHERE name = $1 AND expires > clock_timestamp()', [name]),
 };

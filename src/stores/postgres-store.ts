@@ -18,6 +18,7 @@ import type {
   SlaveTakeResult,
 } from './key-store.js';
 import { MAX_REMEMBERED_CANCELS } from './key-store.js';
+import type { LeaseStore } from './leases.js';
 import { addCut, LoadedCuts, lockShares, markOf, setMark, type ReturnPlan, type Share } from './postgres-rows.js';
 import { describeTarget, newPool, type PostgresOptions } from './postgres-pool.js';
 import { migrate } from './postgres-schema.js';
@@ -39,19 +40,21 @@ const splitShare = (share: string) => share.split('\u0000') as [string, string];
  * transaction, and keys are locked by row, so concurrent calls from any process act one after
  * another. Nothing shared is cached in the process: counts and cuts are read from the database.
  */
-export class PostgresKeyStore implements KeyStore {
+export class PostgresKeyStore implements KeyStore, LeaseStore {
   readonly #pool: pg.Pool;
   readonly #integrity: RowIntegrity;
+  readonly #replica: string;
 
-  private constructor(pool: pg.Pool, integrity: RowIntegrity) {
+  private constructor(pool: pg.Pool, integrity: RowIntegrity, replica: string) {
     this.#pool = pool;
     this.#integrity = integrity;
+    this.#replica = replica;
   }
 
   /** Connects, and migrates the schema (once, however many replicas start together). */
   static async open(options: PostgresOptions, integrity: RowIntegrity): Promise<PostgresKeyStore> {
     const pool = newPool(options);
-    const store = new PostgresKeyStore(pool, integrity);
+    const store = new PostgresKeyStore(pool, integrity, options.replica ?? '');
     try {
       const client = await pool.connect().catch((err: unknown) => {
         throw new Error(`cannot connect to PostgreSQL at ${describeTarget(options)}: ${(err as Error).message}`);
@@ -172,13 +175,18 @@ export class PostgresKeyStore implements KeyStore {
         });
       }
       if (blocks.length > 0 && keys.every((k) => k.state === 'reserved'))
-        await addCut(tx, this.#integrity, {
-          link: linkId,
-          owner,
-          keyIds: ids,
-          markBefore: mark,
-          max: blocks.at(-1)!.seq,
-        });
+        await addCut(
+          tx,
+          this.#integrity,
+          {
+            link: linkId,
+            owner,
+            keyIds: ids,
+            markBefore: mark,
+            max: blocks.at(-1)!.seq,
+          },
+          this.#replica,
+        );
       return records;
     });
   }
@@ -334,10 +342,10 @@ export class PostgresKeyStore implements KeyStore {
 
   burnAllReserved(): Promise<number> {
     return this.#tx('burnAllReserved', async (tx) => {
-      await lockShares(tx, await sql.reservedShares(tx));
-      const rows = await sql.reservedKeys(tx);
+      await lockShares(tx, await sql.reservedShares(tx, this.#replica));
+      const rows = await sql.reservedKeys(tx, this.#replica);
       await this.#burn(tx, rows);
-      await sql.clearCuts(tx);
+      await sql.clearCuts(tx, this.#replica);
       return rows.length;
     });
   }
@@ -471,21 +479,39 @@ export class PostgresKeyStore implements KeyStore {
     mask: Buffer | null = null,
   ): Promise<void> {
     const seqs = JSON.stringify(blocks.map((b) => b.seq));
-    await sql.insertKey(tx, {
-      key_id: k.keyId,
-      link: linkId,
-      size_bits: k.sizeBits,
-      seqs,
-      sealed: joinBlocks(blocks),
-      master: k.masterSae,
-      pending: JSON.stringify(k.pendingSlaves),
-      peer,
-      state,
-      created_at: now,
-      cut_by: cutBy,
-      mask,
-      tag: keyRowTag(this.#integrity, k, linkId, seqs, mask),
+    await sql.insertKey(
+      tx,
+      {
+        key_id: k.keyId,
+        link: linkId,
+        size_bits: k.sizeBits,
+        seqs,
+        sealed: joinBlocks(blocks),
+        master: k.masterSae,
+        pending: JSON.stringify(k.pendingSlaves),
+        peer,
+        state,
+        created_at: now,
+        cut_by: cutBy,
+        mask,
+        tag: keyRowTag(this.#integrity, k, linkId, seqs, mask),
+      },
+      this.#replica,
+    );
+  }
+
+  holdLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    return this.#tx('holdLease', async (tx) => (await sql.holdLease(tx, name, holder, ttlMs)).length === 1);
+  }
+
+  releaseLease(name: string, holder: string): Promise<void> {
+    return this.#tx('releaseLease', async (tx) => {
+      await sql.releaseLease(tx, name, holder);
     });
+  }
+
+  leaseHolder(name: string): Promise<string | null> {
+    return this.#tx('leaseHolder', async (tx) => (await sql.leaseHolder(tx, name))[0]?.holder ?? null);
   }
 
   async close(): Promise<void> {

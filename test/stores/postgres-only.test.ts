@@ -238,6 +238,32 @@ describe('PostgreSQL store: what only it has', postgresSkip(), () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('a replica that starts again burns its own reservations, never those of a replica still running', async () => {
+    const url = await server.createDatabase();
+    const [r1, r2] = [await open(url, { replica: 'r1' }), await open(url, { replica: 'r2' })];
+    await r1.addBlocks(LINK, evenBlocks(10), 19);
+    assert.ok(await r1.takeOwnBlocks(LINK, 'kme-a', [newKey('of-r1')]));
+    assert.ok(await r2.takeOwnBlocks(LINK, 'kme-a', [newKey('of-r2')]));
+    await r1.close();
+    // r1 comes back: its reservation was never confirmed, and goes; r2's is still in flight.
+    const again = await open(url, { replica: 'r1' });
+    assert.equal(await again.burnAllReserved(), 1);
+    assert.deepEqual(await r2.countKeys(), { reserved: 1, ready: 0 });
+    await r2.markDelivered(['of-r2']);
+    assert.deepEqual(
+      await r2.countKeys(),
+      { reserved: 0, ready: 0 },
+      'r2 confirmed its key: no local slave, so it went',
+    );
+    const outbox = await again.listOutbox(10);
+    assert.deepEqual(
+      outbox.flatMap((e) => e.keyIds),
+      ['of-r1'],
+      'only the burned key is cancelled at the peer',
+    );
+    await Promise.all([again.close(), r2.close()]);
+  });
+
   it('refuses a key row, consumed-block mark or reserved cut changed in the database', async () => {
     const url = await server.createDatabase();
     const store = await open(url);

@@ -4,6 +4,7 @@ import { Barrier } from '../../src/stores/barrier.js';
 import { PostgresKeyStore } from '../../src/stores/postgres-store.js';
 import { postgresSkip, startPostgres, type PgServer } from '../helpers/postgres.js';
 import { describeKeyStoreConformance } from './key-store-conformance.js';
+import { describeLeaseConformance } from './lease-conformance.js';
 
 /** The master key's MAC and seals for these tests' stores. */
 const barrier = new Barrier(randomBytes(32));
@@ -19,5 +20,15 @@ describe('PostgreSQL store', postgresSkip(), () => {
   describeKeyStoreConformance('postgres', async () => {
     const store = await PostgresKeyStore.open({ url: await server.createDatabase() }, barrier);
     return { store, cleanup: () => store.close() };
+  });
+
+  // Leases expire by the database's clock: the suite really waits.
+  describeLeaseConformance('postgres', async () => {
+    const store = await PostgresKeyStore.open({ url: await server.createDatabase() }, barrier);
+    return {
+      leases: store,
+      pass: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+      cleanup: () => store.close(),
+    };
   });
 });
