@@ -1,9 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { haproxyConfig, type SiteBalancer } from '../../src/cli/haproxy-config.js';
 
 const accepts = (host: string, port: number) =>
   new Promise<boolean>((resolve) => {
@@ -23,16 +20,12 @@ export class Haproxy {
     child.stderr!.on('data', (d: Buffer) => (this.#log += d.toString()));
   }
 
-  /** Starts HAProxy for `site` with its configuration in `dir`; resolves once both frontends listen. */
-  static async start(dir: string, site: SiteBalancer): Promise<Haproxy> {
-    const file = join(dir, `haproxy-${site.kme}.cfg`);
-    writeFileSync(file, haproxyConfig(site));
+  /** Starts HAProxy on a configuration file (qks writes one per site); resolves once every frontend accepts. */
+  static async run(file: string, frontends: ReadonlyArray<{ host: string; port: number }>): Promise<Haproxy> {
     const proxy = new Haproxy(spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] }));
     const deadline = Date.now() + 10_000;
-    while (
-      !(await accepts(site.sae.host, site.sae.port)) ||
-      !(await accepts(site.kmeChannel.host, site.kmeChannel.port))
-    ) {
+    const listening = async () => (await Promise.all(frontends.map((f) => accepts(f.host, f.port)))).every(Boolean);
+    while (!(await listening())) {
       if (proxy.#child.exitCode !== null || Date.now() > deadline) {
         throw new Error(`haproxy did not start: ${proxy.#log.slice(-2000)}`);
       }
