@@ -23,6 +23,19 @@ interface Directory {
   keys: Record<string, WrappedEntry>;
 }
 
+/** How many DEKs each KEK wraps in `dataDir`'s directory, read without the token (empty if none yet). */
+export function readCensus(dataDir: string): Record<string, number> {
+  const file = join(dataDir, DATA_KEYS_FILE);
+  if (!existsSync(file)) return {};
+  return censusOf(JSON.parse(readFileSync(file, 'utf8')) as Directory);
+}
+
+function censusOf(dir: Directory): Record<string, number> {
+  const counts: Record<string, number> = Object.fromEntries(dir.keks.map((k) => [k, 0]));
+  for (const e of Object.values(dir.keys)) counts[e.kek] = (counts[e.kek] ?? 0) + 1;
+  return counts;
+}
+
 /** KEKs are `<key_label>.<generation>`; the highest generation in the token is the current one. */
 export const kekName = (label: string, generation: number) => `${label}.${generation}`;
 
@@ -95,9 +108,7 @@ export class EnvelopeKeys implements BarrierKeys {
 
   /** How many DEKs each KEK wraps, as the file says. */
   census(): Record<string, number> {
-    const counts: Record<string, number> = Object.fromEntries(this.#dir.keks.map((k) => [k, 0]));
-    for (const e of Object.values(this.#dir.keys)) counts[e.kek] = (counts[e.kek] ?? 0) + 1;
-    return counts;
+    return censusOf(this.#dir);
   }
 
   /** The DEKs not wrapped under the token's current KEK, and that KEK (one call to the token). */
