@@ -123,11 +123,11 @@ function openConfiguredBarrier(cfg: KmeConfig, log: Logger, teardown: Teardown):
   try {
     const hsm = openEnvelopeBarrier(openCustody(cfg.master_key), cfg.master_key.key_label, cfg.data_dir, log);
     teardown.add(() => hsm.close());
-    hsm.rotation.start(cfg.master_key.rewrap_interval_ms);
     log.info(
       { token: cfg.master_key.token_label, key_label: cfg.master_key.key_label },
       'master key: KEK in a PKCS#11 token',
     );
+    hsm.rotation.start(cfg.master_key.rewrap_interval_ms);
     return hsm.barrier;
   } catch (err) {
     if (err instanceof CustodyError)
