@@ -106,6 +106,17 @@ qks sae, qks status and qks dashboard with --manifest.`,
       help: 'auto: ports free now, chosen by the system; or one SAE:KME pair per KME',
     },
     ...LINK,
+    'hsm-module': {
+      type: 'string',
+      arg: 'FILE',
+      help: 'master keys as KEKs in a PKCS#11 token (this library), not master.key files (docs/operations.md)',
+    },
+    'hsm-token': { type: 'string', arg: 'LABEL', help: 'with --hsm-module: the token' },
+    'hsm-pin-file': {
+      type: 'string',
+      arg: 'FILE',
+      help: "with --hsm-module: the token's PIN, mode 0600 (default: QKS_HSM_PIN when the KMEs start)",
+    },
   },
   docs: 'docs/configuration.md',
 } as const satisfies CommandSpec;

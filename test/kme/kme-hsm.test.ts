@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -69,22 +69,20 @@ describe('a KME whose master key is a KEK in a SoftHSM2 token', { skip: softHsmS
 
   before(async () => {
     token = createTestToken();
-    deployment = await createDeployment({ rateBps: 1_000_000, epochMs: Date.now() - 60_000 });
+    const pinFile = join(token.dir, 'pin');
+    writeFileSync(pinFile, `${token.pin}\n`, { mode: 0o600 });
+    deployment = await createDeployment({
+      rateBps: 1_000_000,
+      epochMs: Date.now() - 60_000,
+      hsm: { module: token.module, tokenLabel: token.label, pinFile },
+    });
     for (const { kme, file } of deployment.configs) {
-      const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-      const pinFile = join(deployment.dir, `${kme}.pin`);
-      writeFileSync(pinFile, `${token.pin}\n`, { mode: 0o600 });
-      raw['master_key'] = {
-        kind: 'pkcs11',
-        module: token.module,
-        token_label: token.label,
-        key_label: label(kme),
-        rewrap_interval_ms: 200,
-        // kme-a reads its PIN from a file, kme-b from QKS_HSM_PIN.
-        ...(kme === 'kme-a' ? { pin_file: pinFile } : {}),
-      };
+      assert.ok(!existsSync(join(dataDir(kme), 'master.key')), 'qks init --hsm-module writes no master.key');
+      const raw = JSON.parse(readFileSync(file, 'utf8')) as { master_key: Record<string, unknown> };
+      assert.equal(raw.master_key['key_label'], label(kme));
+      raw.master_key['rewrap_interval_ms'] = 200;
+      if (kme === 'kme-b') delete raw.master_key['pin_file']; // kme-b reads its PIN from QKS_HSM_PIN
       writeFileSync(file, JSON.stringify(raw, null, 2));
-      unlinkSync(join(dataDir(kme), 'master.key')); // not used in HSM mode: shown by its absence
     }
     procs = new KmeProcesses(deployment);
     await procs.start('kme-a', { ...token.env });
@@ -177,6 +175,21 @@ describe('a KME whose master key is a KEK in a SoftHSM2 token', { skip: softHsmS
     await procs.start('kme-b', env());
     await eventually(() => !kekList().includes(old), 15_000, 'the old KEK destroyed after the restart');
     assert.deepEqual(Object.keys(readCensus(dataDir('kme-b'))), [current]);
+    await dec(waiting);
+    for (let i = 0; i < 3; i++) await dec(await enc());
+  });
+
+  it('with the KME stopped, qks master-key rotate re-wraps everything itself; the KME then starts on the new KEK', async () => {
+    const waiting = await enc();
+    await procs.terminate('kme-a');
+    const rotated = qks(['master-key', 'rotate', '--config', configOf('kme-a').file]);
+    assert.equal(rotated.status, 0, rotated.stderr);
+    const out = JSON.parse(rotated.stdout) as { created: string; rewrapped: number; destroyed: string[]; left: number };
+    assert.equal(out.created, 'qks-kme-a.3');
+    assert.ok(out.rewrapped >= 2);
+    assert.deepEqual([out.destroyed, out.left], [['qks-kme-a.2'], 0]);
+    assert.deepEqual(Object.keys(readCensus(dataDir('kme-a'))), ['qks-kme-a.3']);
+    await procs.start('kme-a', token.env);
     await dec(waiting);
     for (let i = 0; i < 3; i++) await dec(await enc());
   });
