@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pkcs11js from 'pkcs11js';
+import { readHsmPin } from '../../src/stores/custody/hsm-pin.js';
 import { CustodyError, type KeyCustody } from '../../src/stores/custody/key-custody.js';
 import { MemoryCustody } from '../../src/stores/custody/memory-custody.js';
 import { Pkcs11Custody } from '../../src/stores/custody/pkcs11-custody.js';
@@ -127,5 +131,23 @@ describe('PKCS#11 custody on a SoftHSM2 token', { skip: softHsmSkip() }, () => {
       () => new Pkcs11Custody({ module: '/nonexistent/lib.so', tokenLabel: token.label, pin: token.pin }),
       /cannot load the PKCS#11 module \/nonexistent\/lib.so/,
     );
+  });
+});
+
+describe('the HSM PIN', () => {
+  it('comes from a file only its owner may read, else from QKS_HSM_PIN; never guessed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qks-pin-'));
+    try {
+      const file = join(dir, 'pin');
+      writeFileSync(file, '1234\n', { mode: 0o600 });
+      assert.equal(readHsmPin(file, {}), '1234', 'one line, its newline dropped');
+      writeFileSync(join(dir, 'open'), '1234\n', { mode: 0o640 });
+      assert.throws(() => readHsmPin(join(dir, 'open'), {}), /open to group or others \(mode 0640\); run `chmod 600/);
+      assert.throws(() => readHsmPin(join(dir, 'none'), {}), /master_key.pin_file .*none: no such file/);
+      assert.equal(readHsmPin(undefined, { QKS_HSM_PIN: '5678' }), '5678');
+      assert.throws(() => readHsmPin(undefined, {}), /no PIN; set master_key.pin_file or the QKS_HSM_PIN/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
