@@ -4,15 +4,12 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { openBarrier } from '../stores/master-key.js';
-import type { Barrier } from '../stores/barrier.js';
-import { CustodyError } from '../stores/custody/key-custody.js';
-import { openCustody, openEnvelopeBarrier } from '../stores/hsm-master-key.js';
+import { openConfiguredBarrier } from './open-barrier.js';
 import type { KeyStore } from '../stores/key-store.js';
 import { MemoryKeyStore } from '../stores/memory-store.js';
 import { SqliteKeyStore } from '../stores/sqlite-store.js';
 import { QkdLink } from '../sources/qkd-link.js';
-import { ConfigError, limitsOf, type KmeConfig } from './config.js';
+import { limitsOf, type KmeConfig } from './config.js';
 import { watchSaeList } from './config-watch.js';
 import { buildPeerApi } from './http/peer-api.js';
 import { createSource } from './link-sources.js';
@@ -109,29 +106,6 @@ export async function startKme(
     return await startLocked(cfg, log, run, teardown);
   } catch (err) {
     await teardown.run().catch((e: unknown) => log.error({ err: (e as Error).message }, 'undoing a failed start'));
-    throw err;
-  }
-}
-
-/** master.key's barrier, or one whose data keys are wrapped in the configured HSM (re-wrapped as KEKs rotate). */
-function openConfiguredBarrier(cfg: KmeConfig, log: Logger, teardown: Teardown): Barrier {
-  if (!cfg.master_key) {
-    const barrier = openBarrier(cfg.data_dir);
-    teardown.add(() => barrier.destroy());
-    return barrier;
-  }
-  try {
-    const hsm = openEnvelopeBarrier(openCustody(cfg.master_key), cfg.master_key.key_label, cfg.data_dir, log);
-    teardown.add(() => hsm.close());
-    log.info(
-      { token: cfg.master_key.token_label, key_label: cfg.master_key.key_label },
-      'master key: KEK in a PKCS#11 token',
-    );
-    hsm.rotation.start(cfg.master_key.rewrap_interval_ms);
-    return hsm.barrier;
-  } catch (err) {
-    if (err instanceof CustodyError)
-      throw new ConfigError(err.message.startsWith('master_key') ? err.message : `master_key: ${err.message}`);
     throw err;
   }
 }
