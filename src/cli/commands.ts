@@ -106,6 +106,17 @@ qks sae, qks status and qks dashboard with --manifest.`,
       help: 'auto: ports free now, chosen by the system; or one SAE:KME pair per KME',
     },
     ...LINK,
+    'hsm-module': {
+      type: 'string',
+      arg: 'FILE',
+      help: 'master keys as KEKs in a PKCS#11 token (this library), not master.key files (docs/operations.md)',
+    },
+    'hsm-token': { type: 'string', arg: 'LABEL', help: 'with --hsm-module: the token' },
+    'hsm-pin-file': {
+      type: 'string',
+      arg: 'FILE',
+      help: "with --hsm-module: the token's PIN, mode 0600 (default: QKS_HSM_PIN when the KMEs start)",
+    },
   },
   docs: 'docs/configuration.md',
 } as const satisfies CommandSpec;
@@ -116,6 +127,31 @@ export const KME = {
   summary: 'runs one KME until SIGINT or SIGTERM',
   options: { config: { type: 'string', arg: 'FILE', help: "the KME's configuration (qks init writes one per KME)" } },
   docs: 'docs/configuration.md',
+} as const satisfies CommandSpec;
+
+export const MASTER_KEY = {
+  names: ['master-key'],
+  args: 'rotate|status --config FILE',
+  summary: "a KME's KEK in a PKCS#11 token: rotate it without stopping the KME, or see where a rotation stands",
+  about: `For a KME whose configuration has master_key (kind pkcs11). The token's PIN comes from
+master_key.pin_file or QKS_HSM_PIN, as for qks kme.`,
+  options: { config: { type: 'string', arg: 'FILE', help: "the KME's configuration" } },
+  subcommands: [
+    {
+      name: 'rotate',
+      args: '--config FILE',
+      summary:
+        'a new KEK in the token, current at once; the running KME re-wraps the data keys and destroys the old KEK (or this command does, if the KME is stopped)',
+      options: ['config'],
+    },
+    {
+      name: 'status',
+      args: '--config FILE',
+      summary: "the token's KEKs of this KME and how many data keys each wraps",
+      options: ['config'],
+    },
+  ],
+  docs: 'docs/operations.md',
 } as const satisfies CommandSpec;
 
 export const PKI = {
@@ -397,6 +433,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   DEMO,
   INIT,
   KME,
+  MASTER_KEY,
   PKI,
   SAE,
   TUNNEL,

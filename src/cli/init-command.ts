@@ -93,6 +93,15 @@ export async function initCommand({ values }: CommandLine<typeof INIT.options>):
     : lineOf(values.kmes?.split(',').map((k) => k.trim()) ?? ['kme-a', 'kme-b'], saesPerKme);
   const kmes = topology.sites.map((s) => s.kme);
   const host = values.host ?? '127.0.0.1';
+  if (!values['hsm-module'] !== !values['hsm-token'])
+    throw new UsageError('give --hsm-module and --hsm-token together');
+  if (values['hsm-pin-file'] && !values['hsm-module']) throw new UsageError('--hsm-pin-file needs --hsm-module');
+  const hsm = values['hsm-module'] &&
+    values['hsm-token'] && {
+      module: values['hsm-module'],
+      tokenLabel: values['hsm-token'],
+      ...(values['hsm-pin-file'] ? { pinFile: values['hsm-pin-file'] } : {}),
+    };
   const deployment = await initDeployment({
     dir: values.dir,
     topology,
@@ -100,6 +109,7 @@ export async function initCommand({ values }: CommandLine<typeof INIT.options>):
     ports: await choosePorts(values, kmes, host),
     ...linkOptions(values),
     operator: 'operator',
+    ...(hsm ? { hsm } : {}),
   });
   const manifest = join(resolve(values.dir), 'manifest.json');
   writeManifest(manifest, manifestOf(deployment));

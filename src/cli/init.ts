@@ -38,6 +38,11 @@ export interface InitOptions {
   readonly operator?: string;
   /** How long each revocation list is valid (default a year); short ones are for tests. */
   readonly crlLifetimeSeconds?: number;
+  /**
+   * Master keys as KEKs in this PKCS#11 token (labelled qks-<kme>.N, made by each KME at its first
+   * start) instead of master.key files; the PIN from `pinFile`, or QKS_HSM_PIN when there is none.
+   */
+  readonly hsm?: { readonly module: string; readonly tokenLabel: string; readonly pinFile?: string };
   /** The KMEs' upkeep of the revocation lists; by default they renew them with the CA keys made here. */
   readonly crl?: Partial<KmeConfig['crl']>;
 }
@@ -151,9 +156,11 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
   for (const [i, kme] of kmes.entries()) {
     const dataDir = join(dir, kme);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(dataDir, MASTER_KEY_FILE), randomBytes(32), SECRET);
-    // The mode above applies only to a new file: one left from an earlier run is made private too.
-    chmodSync(join(dataDir, MASTER_KEY_FILE), SECRET.mode);
+    if (!opts.hsm) {
+      writeFileSync(join(dataDir, MASTER_KEY_FILE), randomBytes(32), SECRET);
+      // The mode above applies only to a new file: one left from an earlier run is made private too.
+      chmodSync(join(dataDir, MASTER_KEY_FILE), SECRET.mode);
+    }
     const saeApi = await saeCa.issue({ commonName: kme, server }, join(pki, kme), 'sae-api');
     const kmeApi = await kmeCa.issue(
       { commonName: kme, entity: { kind: 'kme', id: kme }, server, client: true },
@@ -167,6 +174,7 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
       data_dir: dataDir,
       store: opts.store ?? 'sqlite',
       store_synchronous: 'FULL',
+      ...(opts.hsm ? { master_key: hsmMasterKey(opts.hsm, kme) } : {}),
       sae_api: {
         host,
         port: ports[i]!.sae,
@@ -228,3 +236,12 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
   writeFileSync(join(dir, TOPOLOGY_FILE), JSON.stringify(topologyToObject(topology), null, 2) + '\n');
   return { dir, ca: saeCa.certFile, configs, saes, ...(operator ? { operator } : {}), topology };
 }
+
+const hsmMasterKey = (hsm: NonNullable<InitOptions['hsm']>, kme: string): NonNullable<KmeConfig['master_key']> => ({
+  kind: 'pkcs11',
+  module: hsm.module,
+  token_label: hsm.tokenLabel,
+  key_label: `qks-${kme}`,
+  ...(hsm.pinFile ? { pin_file: resolve(hsm.pinFile) } : {}),
+  rewrap_interval_ms: 10_000,
+});

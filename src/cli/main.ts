@@ -11,6 +11,7 @@ const RUNNERS: Record<string, () => Promise<Runner>> = {
   demo: async () => (await import('./demo.js')).demoCommand,
   init: async () => (await import('./init-command.js')).initCommand,
   kme: async () => (await import('./kme.js')).kmeCommand,
+  'master-key': async () => (await import('./master-key.js')).masterKeyCommand,
   controller: async () => (await import('./controller.js')).controllerCommand,
   service: async () => (await import('./service-command.js')).serviceCommand,
   pki: async () => (await import('./pki.js')).pkiCommand,

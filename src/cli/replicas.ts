@@ -35,6 +35,9 @@ export const databaseOf = (kme: string) => `qks_${kme.replace(/[^A-Za-z0-9]/g, '
 export function writeReplicas(deployment: Deployment, opts: ReplicaOptions): ReplicatedSite[] {
   if (!Number.isInteger(opts.count) || opts.count < 2) throw new TypeError('replicas: at least 2');
   if (opts.ports.length < 2 * opts.count * deployment.configs.length) throw new TypeError('replicas: too few ports');
+  if (deployment.configs.some((c) => c.config.master_key)) {
+    throw new TypeError('replicas: not with a master key in a PKCS#11 token yet (docs/operations.md)');
+  }
   let nextPort = 0;
   return deployment.configs.map(({ kme, config }) => {
     const replicas = Array.from({ length: opts.count }, (_, i) => {

@@ -7,6 +7,7 @@ import { checkLimits, DEFAULT_LIMITS, type KeyLimits } from '../domain/limits.js
 import { insecureUrl } from '../auth/token-verifier.js';
 import { IPV4_PATTERN } from '../domain/topology.js';
 import { LISTENER_DEFAULTS, type ListenerSettings } from './http/server-options.js';
+import type { HsmMasterKeyConfig } from '../stores/hsm-master-key.js';
 import { checkSettings, QKD_SOURCE_SCHEMA, qkdSettingsOf, type QkdSourceConfig } from '../sources/qkd/settings.js';
 
 /** One KME's configuration file (JSON). docs/configuration.md describes every field. */
@@ -17,6 +18,8 @@ export interface KmeConfig {
   /** Holds master.key and the key store; created by `qks init`. */
   data_dir: string;
   store: 'sqlite' | 'memory' | 'postgres';
+  /** Without it, the master key is master.key in data_dir; with it, a KEK in a PKCS#11 token. */
+  master_key?: HsmMasterKeyConfig;
   /** SQLite `synchronous`: FULL (default) and EXTRA keep answered commits across a power loss. */
   store_synchronous: 'FULL' | 'EXTRA' | 'NORMAL';
   /** With store "postgres": where the database is (docs/configuration.md). */
@@ -171,6 +174,17 @@ const SCHEMA = strict(
       },
       [],
     ),
+    master_key: strict(
+      {
+        kind: { const: 'pkcs11' },
+        module: path,
+        token_label: { type: 'string', minLength: 1, maxLength: 32 },
+        key_label: { ...id, default: 'qks-kek' },
+        pin_file: path,
+        rewrap_interval_ms: { ...positive, default: 10000 },
+      },
+      ['kind', 'module', 'token_label'],
+    ),
     sae_api: strict(
       {
         host: { type: 'string' },
@@ -315,11 +329,19 @@ export function parseConfig(raw: unknown, baseDir: string, file?: string): KmeCo
     (cfg as { crl?: unknown }).crl ??= {};
     if (typeof cfg.sae_api === 'object' && cfg.sae_api !== null) (cfg.sae_api as { auth?: unknown }).auth ??= {};
   }
+  const masterKey = (cfg as { master_key?: unknown }).master_key;
+  if (typeof masterKey === 'object' && masterKey !== null && 'pin' in masterKey) {
+    throw invalid(
+      ['master_key.pin: the PIN is never read from the configuration; use master_key.pin_file or QKS_HSM_PIN'],
+      file,
+    );
+  }
   if (!validate(cfg)) throw invalid(schemaProblems(validate.errors ?? []), file);
   const problems = [...checkLimits(limitsOf(cfg)), ...crossCheck(cfg)];
   if (problems.length > 0) throw invalid(problems, file);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   cfg.data_dir = abs(cfg.data_dir);
+  if (cfg.master_key?.pin_file) cfg.master_key.pin_file = abs(cfg.master_key.pin_file);
   for (const api of [cfg.sae_api, cfg.kme_api] as Array<Record<string, unknown>>) {
     for (const k of ['cert', 'key', 'client_ca', 'ca', 'crl']) if (typeof api[k] === 'string') api[k] = abs(api[k]);
   }
@@ -363,6 +385,11 @@ function crossCheck(cfg: KmeConfig): string[] {
   }
   if (cfg.replica && cfg.store !== 'postgres') {
     problems.push(`replica: replicas share one store: set store to "postgres" (${cfg.store} is one process's own)`);
+  }
+  if (cfg.replica && cfg.master_key) {
+    problems.push(
+      'replica: replicas cannot keep their master key in a PKCS#11 token yet (each would make data keys of its own); use master.key',
+    );
   }
   for (const link of cfg.links) {
     if (cfg.replica && link.source.type === 'qkd') {

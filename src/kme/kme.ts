@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { openBarrier } from '../stores/master-key.js';
+import { openConfiguredBarrier } from './open-barrier.js';
 import type { KeyStore } from '../stores/key-store.js';
 import { SqliteKeyStore } from '../stores/sqlite-store.js';
 import { QkdLink } from '../sources/qkd-link.js';
@@ -112,8 +112,7 @@ export async function startKme(
 }
 
 async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, teardown: Teardown): Promise<RunningKme> {
-  const barrier = openBarrier(cfg.data_dir);
-  teardown.add(() => barrier.destroy());
+  const barrier = openConfiguredBarrier(cfg, log, teardown);
   const opened = await openStore(cfg, barrier, log);
   const store = run.wrapStore?.(opened) ?? opened;
   teardown.add(() => store.close());

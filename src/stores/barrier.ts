@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { HkdfBarrierKeys, type BarrierKeys } from './barrier-keys.js';
 import { blockAad } from '../domain/material.js';
 import { QksError } from '../domain/errors.js';
 import type { RowIntegrity, SealedBlock } from './key-store.js';
@@ -18,22 +19,24 @@ const EPOCH_BITS = 16;
 const SUBKEYS_KEPT = 64;
 
 /**
- * Encryption at rest, above every store: AES-256-GCM under subkeys derived from the master key per
- * link and epoch, with associated data naming the block's link and number; and a MAC (HMAC-SHA-256
+ * Encryption at rest, above every store: AES-256-GCM under a subkey per link and epoch (derived
+ * from the master key, or a data key wrapped in an HSM: barrier-keys.ts), with associated data naming the block's link and number; and a MAC (HMAC-SHA-256
  * under another derived key) that binds the store's rows to what they may be used for.
  */
 export class Barrier implements RowIntegrity {
-  readonly #root: Buffer;
+  readonly #keys: BarrierKeys;
   readonly #macKey: Buffer;
   readonly #subkeys = new Map<string, Buffer>();
   #nonces = Buffer.alloc(0);
   #nextNonce = 0;
 
-  /** Derives its keys from `masterKey`; the caller wipes `masterKey` (see master-key.ts). */
-  constructor(masterKey: Buffer) {
-    if (masterKey.length !== 32) throw new TypeError('master key must be 32 bytes');
-    this.#root = Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'qks/barrier/v2', 32));
-    this.#macKey = Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), 'qks/rows/v2', 32));
+  /**
+   * Derives its keys from a 32-byte `masterKey` (the caller wipes it, see master-key.ts), or takes
+   * them from `keys`; destroy() destroys `keys` too.
+   */
+  constructor(keys: Buffer | BarrierKeys) {
+    this.#keys = Buffer.isBuffer(keys) ? new HkdfBarrierKeys(keys) : keys;
+    this.#macKey = this.#keys.rowKey();
   }
 
   static sealedLength(plainLength: number): number {
@@ -41,10 +44,11 @@ export class Barrier implements RowIntegrity {
   }
 
   #subkey(linkId: string, seq: number): Buffer {
-    const name = `${linkId}\u0000${Math.floor(seq / 2 ** EPOCH_BITS)}`;
+    const epoch = Math.floor(seq / 2 ** EPOCH_BITS);
+    const name = `${linkId}\u0000${epoch}`;
     let key = this.#subkeys.get(name);
     if (key) return key;
-    key = Buffer.from(hkdfSync('sha256', this.#root, Buffer.alloc(0), `qks/block-key/${name}`, 32));
+    key = this.#keys.blockKey(linkId, epoch);
     if (this.#subkeys.size >= SUBKEYS_KEPT) {
       const [oldest, old] = this.#subkeys.entries().next().value!;
       old.fill(0);
@@ -134,7 +138,7 @@ export class Barrier implements RowIntegrity {
   }
 
   destroy(): void {
-    this.#root.fill(0);
+    this.#keys.destroy();
     this.#macKey.fill(0);
     for (const key of this.#subkeys.values()) key.fill(0);
     this.#subkeys.clear();

@@ -62,7 +62,7 @@ describe('qks help, from the one table of commands', () => {
     assert.equal(version.status, 0);
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
     assert.equal(version.stdout, `qks ${pkg.version}\n`);
-    const all = 'demo, init, kme, pki, sae, tunnel, stunnel, ipsec, dashboard, status, controller, service';
+    const all = 'demo, init, kme, master-key, pki, sae, tunnel, stunnel, ipsec, dashboard, status, controller, service';
     refused(['frobnicate'], `qks: unknown command "frobnicate"; the commands are ${all} (qks --help)`);
     refused(['help', 'frobnicate'], `qks: unknown command "frobnicate"; the commands are ${all} (qks --help)`);
     refused(

@@ -30,12 +30,13 @@ export class KmeProcesses {
     return c;
   }
 
-  /** Starts the KME; does not wait for it to listen. */
-  spawn(kme: string): void {
+  /** Starts the KME, with `env` added to this process's environment; does not wait for it to listen. */
+  spawn(kme: string, env: NodeJS.ProcessEnv = {}): void {
     if (this.#running.has(kme)) throw new Error(`${kme} is running already`);
     const out = openSync(join(this.#deployment.dir, `${kme}.out`), 'a');
     const child = spawn(process.execPath, [BIN, 'kme', '--config', this.#config(kme).file], {
       stdio: ['ignore', out, out],
+      env: { ...process.env, ...env },
     });
     closeSync(out);
     child.once('exit', () => {
@@ -57,8 +58,8 @@ export class KmeProcesses {
     }
   }
 
-  async start(kme: string): Promise<void> {
-    this.spawn(kme);
+  async start(kme: string, env: NodeJS.ProcessEnv = {}): Promise<void> {
+    this.spawn(kme, env);
     await this.waitUp(kme);
   }
 
