@@ -6,6 +6,7 @@ import { postgresSkip, startPostgres, type PgServer } from '../helpers/postgres.
 import { ReplicaLab } from '../helpers/replica-lab.js';
 import type { TestClient } from '../helpers/sae-client.js';
 import { eventually } from '../helpers/two-kmes.js';
+import { trafficDuring } from '../helpers/replica-traffic.js';
 
 // Two `qks kme` replicas per site on one PostgreSQL database per KME, each site behind a real
 // HAProxy: any replica serves any request, and work with one owner moves when its owner dies.
@@ -117,48 +118,17 @@ describe('KME replicas behind HAProxy on PostgreSQL', postgresSkip(), () => {
       { master: 'sae-a1', slave: 'sae-b1' },
       { master: 'sae-b1', slave: 'sae-a2' },
     ];
-    const clients = new Map(['sae-a1', 'sae-a2', 'sae-b1'].map((s) => [s, lab.client(s)]));
-    let stop = false;
-    let answered = 0;
-    const unfetched: string[] = [];
-    const traffic = pairs.map(async (pair) => {
-      while (!stop) {
-        const res = await clients
-          .get(pair.master)!
-          .get(`/api/v1/keys/${pair.slave}/enc_keys?number=2`)
-          .catch(() => null);
-        if (res?.status !== 200) {
-          await sleep(50);
-          continue;
-        }
-        answered++;
-        const d = ledger.master(pair, (res.body as { keys: WireKey[] }).keys);
-        // The slave asks until it has them: a replica may die under it, never the key.
-        let got = false;
-        for (let i = 0; i < 100 && !got; i++) {
-          const r = await decKeys(clients.get(pair.slave)!, pair.master, d.keyIds).catch(() => null);
-          if (r?.status === 200) {
-            ledger.slave(pair.slave, pair.master, (r.body as { keys: WireKey[] }).keys);
-            got = true;
-          } else if (r && r.status !== 503) {
-            unfetched.push(`${d.keyIds.join(',')}: ${r.status} ${r.text}`);
-            break;
-          } else await sleep(100);
-        }
-        if (!got && unfetched.length === 0) unfetched.push(`${d.keyIds.join(',')}: no answer`);
-      }
-    });
     const victims = lab.processNames();
-    for (let round = 0; round < 4; round++) {
-      await sleep(1500);
-      const victim = victims[Math.floor(Math.random() * victims.length)]!;
-      await lab.procs.kill(victim);
-      await sleep(700);
-      await lab.procs.start(victim);
-    }
-    await sleep(1000);
-    stop = true;
-    await Promise.all(traffic);
+    const { answered, unfetched } = await trafficDuring(lab, pairs, ledger, async () => {
+      for (let round = 0; round < 4; round++) {
+        await sleep(1500);
+        const victim = victims[Math.floor(Math.random() * victims.length)]!;
+        await lab.procs.kill(victim);
+        await sleep(700);
+        await lab.procs.start(victim);
+      }
+      await sleep(1000);
+    });
     assert.deepEqual(unfetched, [], 'every key a master received reached its slave');
     assert.deepEqual(ledger.problems, []);
     assert.ok(answered >= 8, `masters got keys throughout (${answered} answers)`);
