@@ -88,7 +88,7 @@ it is kept, and a later demo with the same --dir runs it again.`,
 
 export const INIT = {
   names: ['init'],
-  args: '--dir DIR [--kmes a,b,... | --topology SHAPE|FILE] [--saes-per-kme N] [--host H] [--base-port N | --ports …] [--source …]',
+  args: '--dir DIR [--kmes a,b,... | --topology SHAPE|FILE] [--saes-per-kme N] [--host H] [--base-port N | --ports …] [--source …] [--replicas N --postgres URL]',
   summary: 'CAs, certificates, master keys (mode 0600), link seeds, one config per KME, and a manifest',
   about: `Consecutive KMEs are joined by a link, or the links of --topology. KME i listens for SAEs on BASE+i and for its peers on
 BASE+1000+i (default BASE 8443); the ports must be free now. DIR/manifest.json then serves
@@ -112,6 +112,16 @@ qks sae, qks status and qks dashboard with --manifest.`,
       help: 'master keys as KEKs in a PKCS#11 token (this library), not master.key files (docs/operations.md)',
     },
     'hsm-token': { type: 'string', arg: 'LABEL', help: 'with --hsm-module: the token' },
+    replicas: {
+      type: 'string',
+      arg: 'N',
+      help: 'each KME as N processes sharing one PostgreSQL database, behind HAProxy (docs/operations.md)',
+    },
+    postgres: {
+      type: 'string',
+      arg: 'URL',
+      help: "with --replicas: the PostgreSQL server (postgres://user@host:port); KME k's database is qks_k",
+    },
     'hsm-pin-file': {
       type: 'string',
       arg: 'FILE',

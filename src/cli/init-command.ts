@@ -10,6 +10,7 @@ import type { ValuesOf } from './spec.js';
 import { UsageError } from './usage-error.js';
 import { topologyOption } from './topology-option.js';
 import { lineOf } from '../domain/topology.js';
+import { initReplicas, replicaRequest } from './init-replicas.js';
 
 export const DEFAULT_BASE_PORT = 8443;
 /** The KME channel's ports are the SAE API's plus this, so that `--base-port` sets both. */
@@ -96,6 +97,7 @@ export async function initCommand({ values }: CommandLine<typeof INIT.options>):
   if (!values['hsm-module'] !== !values['hsm-token'])
     throw new UsageError('give --hsm-module and --hsm-token together');
   if (values['hsm-pin-file'] && !values['hsm-module']) throw new UsageError('--hsm-pin-file needs --hsm-module');
+  const replicas = replicaRequest(values);
   const hsm = values['hsm-module'] &&
     values['hsm-token'] && {
       module: values['hsm-module'],
@@ -114,7 +116,8 @@ export async function initCommand({ values }: CommandLine<typeof INIT.options>):
   const manifest = join(resolve(values.dir), 'manifest.json');
   writeManifest(manifest, manifestOf(deployment));
   const out = (line: string) => process.stdout.write(line + '\n');
-  for (const c of deployment.configs) {
+  // With replicas, HAProxy takes each KME's ports: the replicas' lines follow instead.
+  for (const c of replicas ? [] : deployment.configs) {
     out(
       `${c.kme}: qks kme --config ${c.file}   (SAEs on port ${c.config.sae_api.port}, peers on ${c.config.kme_api.port})`,
     );
@@ -123,5 +126,6 @@ export async function initCommand({ values }: CommandLine<typeof INIT.options>):
   const controller = writeControllerConfig(deployment, { host: host, port: PCEP_PORT });
   out(`SDN controller (ETSI 015, PCEP on ${host}:${PCEP_PORT}): qks controller --config ${controller}`);
   out(`manifest (qks sae, qks status, qks dashboard: --manifest): ${manifest}`);
+  if (replicas) await initReplicas(replicas, deployment, values, host, out);
   return 0;
 }
