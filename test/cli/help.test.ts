@@ -55,6 +55,9 @@ describe('qks help, from the one table of commands', () => {
 
   it('top-level usage, --version, unknown commands and subcommands', () => {
     for (const form of HELP_FORMS) assert.equal(qks(form[0]!).stdout, topUsage());
+    const helpHelp = qks('help', 'help');
+    assert.equal(helpHelp.status, 0, 'qks help help: the usage text names help [COMMAND]');
+    assert.equal(helpHelp.stdout, topUsage());
     const bare = qks();
     assert.equal(bare.status, 2);
     assert.equal(bare.stdout, topUsage());
