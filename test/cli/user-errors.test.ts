@@ -58,6 +58,32 @@ describe('files and deployments named wrongly', () => {
     );
   });
 
+  it("qks ipsec: the configuration key that names an SAE's missing file", () => {
+    const sae = manifest.saes[0]!;
+    const agent = join(dir, 'agent.json');
+    writeFileSync(
+      agent,
+      JSON.stringify({
+        sae: { id: sae.id, kme: manifest.kmes[0]!.url, ca: absent, cert: sae.cert, key: sae.key },
+        peer: 'sae-b1',
+        role: 'initiator',
+        agree: { host: '127.0.0.1', port: 7001 },
+        daemon: { type: 'strongswan', vici: 'unix:///run/charon.vici' },
+        connection: {
+          name: 'qkd',
+          local_addr: '192.0.2.1',
+          remote_addr: '192.0.2.2',
+          local_id: 'a.example',
+          remote_id: 'b.example',
+          ike_secret_file: 'ike.secret',
+          local_ts: '10.1.0.0/16',
+          remote_ts: '10.2.0.0/16',
+        },
+      }),
+    );
+    refused(['ipsec', '--config', agent], `qks ipsec: ${agent}: sae.ca ${absent}: no such file`);
+  });
+
   it("an operator's files, and --cert/--key beside --manifest", () => {
     const op = manifest.operator!;
     const urls = manifest.kmes.map((k) => k.url).join(',');
