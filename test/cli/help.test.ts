@@ -76,6 +76,10 @@ describe('qks help, from the one table of commands', () => {
       ['pki', 'frob', '--dir', 'x'],
       'qks pki: unknown pki command "frob"; the pki commands are create-ca, list, issue, revoke, renew-crl (qks pki --help)',
     );
+    refused(
+      ['pki', '--dir', 'x', 'list'],
+      'qks pki: the pki command comes before the options (qks pki COMMAND --option ...): create-ca, list, issue, revoke, renew-crl (qks pki --help)',
+    );
     // A command that needs a subcommand and got none shows its usage, and fails.
     const pki = qks('pki');
     assert.equal(pki.status, 2);

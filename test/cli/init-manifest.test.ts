@@ -30,7 +30,7 @@ describe("qks init's manifest, with the KMEs it configured", () => {
     }
   });
 
-  it('serves qks status --once and qks sae get-key / get-key-with-ids (--key-id ID,ID) with --manifest', async () => {
+  it('serves qks status --once and qks sae get-key / get-key-with-ids (--key-id ID,ID); a refused SAE is told where to look', async () => {
     const init = qks('init', '--dir', site, '--ports', 'auto', '--rate', '1000000');
     assert.equal(init.status, 0, init.stderr);
     const manifestFile = join(site, 'manifest.json');
@@ -74,6 +74,32 @@ describe("qks init's manifest, with the KMEs it configured", () => {
       ids,
       'one --key-id with IDs separated by commas',
     );
+
+    // An SAE at the KME that does not serve it: refused, and told where the reason is.
+    const b1 = manifest.saes.find((s) => s.id === 'sae-b1')!;
+    const elsewhere = qks(
+      'sae',
+      'status',
+      '--sae',
+      'sae-b1',
+      '--kme',
+      manifest.kmes[0]!.url,
+      '--ca',
+      manifest.ca,
+      '--cert',
+      b1.cert,
+      '--key',
+      b1.key,
+      '--slave',
+      'sae-a1',
+    );
+    assert.equal(elsewhere.status, 1);
+    assert.equal(
+      elsewhere.stderr,
+      'qks sae status: unauthorized: the KME did not accept this SAE; its log says why (an SAE it does not serve, ' +
+        'a revoked certificate); qks pki issue --sae ID --kme KME registers a new SAE at its KME\n',
+    );
+    assert.match(readFileSync(join(site, 'kme-a.log'), 'utf8'), /"reason":"SAE sae-b1 is not served by this KME"/);
 
     for (const k of kmes) k.kill('SIGTERM');
     assert.deepEqual(await Promise.all(exits), [0, 0], 'both KMEs stop cleanly');
