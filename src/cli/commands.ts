@@ -56,8 +56,12 @@ const OPERATOR = {
   },
   kme: { type: 'string', arg: 'URL[,URL...]', help: "without --manifest: the KMEs' SAE API URLs" },
   ca: { type: 'string', arg: 'FILE', help: "without --manifest: the CA of the KMEs' certificates" },
-  cert: { type: 'string', arg: 'FILE', help: "an operator certificate (ID in the KMEs' access.operators)" },
-  key: { type: 'string', arg: 'FILE', help: "the operator certificate's key" },
+  cert: {
+    type: 'string',
+    arg: 'FILE',
+    help: "an operator certificate (ID in the KMEs' access.operators); with --manifest, instead of its operator",
+  },
+  key: { type: 'string', arg: 'FILE', help: "the operator certificate's key (with --cert)" },
   issuer: { type: 'string', arg: 'URL', help: 'or a token with the admin scope from this issuer' },
   'client-id': {
     type: 'string',

@@ -8,6 +8,7 @@ import type { KmeClientOptions } from '../sae/kme-client.js';
 import { TokenClient } from '../sae/token-client.js';
 import type { DASHBOARD, STATUS } from './commands.js';
 import { readManifest } from './manifest.js';
+import { checkReadable, fromManifest, type NamedFile } from './named-files.js';
 import type { CommandLine } from './parse.js';
 import type { ValuesOf } from './spec.js';
 import { hostPort } from './sae.js';
@@ -15,6 +16,11 @@ import { untilSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
 type Values = ValuesOf<typeof DASHBOARD.options & typeof STATUS.options>;
+
+const certFlags = (c: { cert: string; key: string }): NamedFile[] => [
+  { what: '--cert', path: c.cert },
+  { what: '--key', path: c.key },
+];
 
 function collectorFrom(v: Values): {
   collector: NetworkCollector;
@@ -25,18 +31,34 @@ function collectorFrom(v: Values): {
   let ids: string[] = [];
   let controllerUrl: string | undefined;
   let client: Omit<KmeClientOptions, 'url'>;
+  if (v.cert !== undefined && v.key === undefined) throw new UsageError('--cert needs --key');
+  if (v.key !== undefined && v.cert === undefined) throw new UsageError('--key needs --cert');
+  const given = v.cert && v.key ? { cert: v.cert, key: v.key } : undefined;
+  let files: NamedFile[];
   if (v.manifest) {
+    if (v.kme || v.ca) throw new UsageError(`give --manifest or --kme and --ca, not both`);
     const m = readManifest(v.manifest);
-    if (!m.operator) throw new UsageError(`${v.manifest} names no operator certificate: give --cert and --key`);
     urls = m.kmes.map((k) => k.url);
     ids = m.kmes.map((k) => k.id);
-    client = { ca: m.ca, cert: m.operator.cert, key: m.operator.key };
     controllerUrl = m.controller?.url;
+    // --cert and --key name another operator than the manifest's.
+    const operator = given ?? m.operator;
+    if (!operator && !v.issuer)
+      throw new UsageError(`${v.manifest} names no operator certificate: give --cert and --key, or --issuer`);
+    client = { ca: m.ca, ...(operator ? { cert: operator.cert, key: operator.key } : {}) };
+    const named = `--manifest ${v.manifest}`;
+    files = given
+      ? [{ what: `${named}: the CA`, path: m.ca }, ...certFlags(given)]
+      : m.operator
+        ? fromManifest(named, m.operator.id, { ...m.operator, ca: m.ca })
+        : [{ what: `${named}: the CA`, path: m.ca }];
   } else {
     if (!v.kme || !v.ca) throw new UsageError('give --manifest, or --kme URL[,URL...] and --ca FILE');
     urls = v.kme.split(',');
-    client = { ca: v.ca, ...(v.cert ? { cert: v.cert } : {}), ...(v.key ? { key: v.key } : {}) };
+    client = { ca: v.ca, ...given };
+    files = [{ what: '--ca', path: v.ca }, ...(given ? certFlags(given) : [])];
   }
+  checkReadable(files);
   let tokens: TokenClient | undefined;
   if (v.issuer) {
     const secret = v['client-secret'] ?? process.env['QKS_CLIENT_SECRET'];

@@ -46,7 +46,7 @@ export async function ipsecCommand(
 ): Promise<number> {
   if (!values.config) throw new UsageError('--config FILE is required');
   const cfg = loadIpsecConfig(values.config);
-  const me = identity({ ...cfg.sae, sae: cfg.sae.id });
+  const me = identity({ ...cfg.sae, sae: cfg.sae.id }, (key) => `${values.config}: sae.${key}`);
   if (!isOperatorDefined(cfg.connection) && cfg.connection.ppk === 'optional') {
     print({
       event: 'warning',

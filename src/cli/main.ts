@@ -59,8 +59,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (first === undefined || first === 'help' || first === '--help' || first === '-h') {
-    const named = first === 'help' && rest[0] ? COMMANDS.find((c) => c.names.includes(rest[0]!)) : undefined;
-    if (first === 'help' && rest[0] && !named) throw new UsageError(unknownCommand(rest[0]));
+    // `qks help help` is this text, as `help [COMMAND]` in it promises.
+    const asked = first === 'help' && rest[0] !== 'help' ? rest[0] : undefined;
+    const named = asked ? COMMANDS.find((c) => c.names.includes(asked)) : undefined;
+    if (asked && !named) throw new UsageError(unknownCommand(asked));
     process.stdout.write(named ? commandUsage(named) : topUsage());
     return first === undefined ? 2 : 0;
   }

@@ -33,6 +33,10 @@ export function parseCommandLine<O extends Options>(spec: CommandSpec & { option
     if (!sub) {
       if (wantsHelp(args)) return asked();
       const names = spec.subcommands.map((s) => s.name).join(', ');
+      if (first.startsWith('-'))
+        throw new UsageError(
+          `the ${name} command comes before the options (qks ${name} COMMAND --option ...): ${names}`,
+        );
       throw new UsageError(`unknown ${name} command "${first}"; the ${name} commands are ${names}`);
     }
     rest = after;

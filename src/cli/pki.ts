@@ -7,12 +7,21 @@ import type { PKI } from './commands.js';
 import { KME_CA, SAE_CA } from './init.js';
 import type { CommandLine } from './parse.js';
 import { issueSae } from './pki-issue-sae.js';
-import { UsageError } from './usage-error.js';
+import { UsageError, UserError } from './usage-error.js';
 
 export async function pkiCommand({ sub, values: v }: CommandLine<typeof PKI.options>): Promise<number> {
   const command = sub!.name;
   if (!v.dir) throw new UsageError('--dir DIR is required');
   const pki = join(v.dir, 'pki');
+  if (command !== 'create-ca') {
+    for (const name of [SAE_CA, KME_CA]) {
+      const file = join(pki, `${name}.pem`);
+      if (!existsSync(file))
+        throw new UserError(
+          `--dir ${v.dir} holds no deployment (no ${file}); make one with qks init --dir DIR, or its CAs with qks pki create-ca --dir DIR`,
+        );
+    }
+  }
   const ca = (name: string) => CertificateAuthority.open(pki, name);
   const print = (x: unknown) => process.stdout.write(JSON.stringify(x, null, 2) + '\n');
   for (const id of [v.sae, v.kme]) if (id !== undefined && !isEntityId(id)) throw new UsageError(`bad ID: ${id}`);
@@ -57,17 +66,23 @@ export async function pkiCommand({ sub, values: v }: CommandLine<typeof PKI.opti
           ? { entity: entityUri('kme', v.kme) }
           : undefined;
       if (target) {
-        print(await ca(v.sae ? SAE_CA : KME_CA).revoke(target));
+        const authority = ca(v.sae ? SAE_CA : KME_CA);
+        if (!authority.list().some((r) => r.revoked_at === null && r.entity === target.entity)) {
+          const who = v.sae ? `SAE ${v.sae}` : `KME ${v.kme}`;
+          throw new UserError(`${who} has no valid certificate in ${v.dir}; qks pki list --dir ${v.dir} shows them`);
+        }
+        print(await authority.revoke(target));
         return 0;
       }
       if (!v.serial) throw new UsageError('revoke needs --sae ID, --kme ID or --serial HEX');
       const serial = v.serial.toLowerCase();
       for (const name of [SAE_CA, KME_CA]) {
         const authority = ca(name);
-        if (authority.list().some((r) => r.serial.toLowerCase() === serial)) {
-          print(
-            await authority.revoke({ serial: authority.list().find((r) => r.serial.toLowerCase() === serial)!.serial }),
-          );
+        const record = authority.list().find((r) => r.serial.toLowerCase() === serial);
+        if (record?.revoked_at)
+          throw new UserError(`the certificate with serial ${v.serial} was revoked at ${record.revoked_at}`);
+        if (record) {
+          print(await authority.revoke({ serial: record.serial }));
           return 0;
         }
       }

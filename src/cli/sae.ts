@@ -9,6 +9,7 @@ import { TokenClient } from '../sae/token-client.js';
 import { keepSecretsFile } from '../sae/secrets-file.js';
 import type { SAE } from './commands.js';
 import { readManifest } from './manifest.js';
+import { checkReadable, fromManifest } from './named-files.js';
 import type { CommandLine } from './parse.js';
 import type { ValuesOf } from './spec.js';
 import { onHangup, untilSignal } from './signals.js';
@@ -37,8 +38,15 @@ function crlBeside(ca: string): string | undefined {
   return file !== ca && existsSync(file) ? file : undefined;
 }
 
-export function identity(v: IdentityValues): Identity {
+/** `label` names where each value came from in errors: a flag (`--ca`) by default. */
+export function identity(v: IdentityValues, label = (option: string) => `--${option}`): Identity {
   const found = identityOf(v);
+  const given = (option: 'ca' | 'cert' | 'key' | 'crl') => ({ what: label(option), path: v[option] });
+  checkReadable(
+    v.manifest
+      ? [...fromManifest(`${label('manifest')} ${v.manifest}`, found.sae, found), given('crl')]
+      : [given('ca'), given('cert'), given('key'), given('crl')],
+  );
   const crl = v.crl ?? crlBeside(found.ca);
   return crl ? { ...found, crl } : found;
 }

@@ -142,7 +142,14 @@ export class KmeClient {
     });
     const text = await res.body.text();
     if (res.statusCode === 200) return (asText ? text : JSON.parse(text)) as T;
-    if (res.statusCode === 401) throw new KmeError(401, 'unauthorized: the KME did not accept this SAE');
+    if (res.statusCode === 401) {
+      // The KME keeps its reason to its log: a caller it refuses learns nothing of its SAEs.
+      throw new KmeError(
+        401,
+        'unauthorized: the KME did not accept this SAE; its log says why (an SAE it does not serve, ' +
+          'a revoked certificate); qks pki issue --sae ID --kme KME registers a new SAE at its KME',
+      );
+    }
     let parsed: { message?: unknown; details?: unknown } = {};
     try {
       parsed = JSON.parse(text) as typeof parsed;

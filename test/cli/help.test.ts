@@ -55,6 +55,9 @@ describe('qks help, from the one table of commands', () => {
 
   it('top-level usage, --version, unknown commands and subcommands', () => {
     for (const form of HELP_FORMS) assert.equal(qks(form[0]!).stdout, topUsage());
+    const helpHelp = qks('help', 'help');
+    assert.equal(helpHelp.status, 0, 'qks help help: the usage text names help [COMMAND]');
+    assert.equal(helpHelp.stdout, topUsage());
     const bare = qks();
     assert.equal(bare.status, 2);
     assert.equal(bare.stdout, topUsage());
@@ -72,6 +75,10 @@ describe('qks help, from the one table of commands', () => {
     refused(
       ['pki', 'frob', '--dir', 'x'],
       'qks pki: unknown pki command "frob"; the pki commands are create-ca, list, issue, revoke, renew-crl (qks pki --help)',
+    );
+    refused(
+      ['pki', '--dir', 'x', 'list'],
+      'qks pki: the pki command comes before the options (qks pki COMMAND --option ...): create-ca, list, issue, revoke, renew-crl (qks pki --help)',
     );
     // A command that needs a subcommand and got none shows its usage, and fails.
     const pki = qks('pki');

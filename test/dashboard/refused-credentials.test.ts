@@ -14,9 +14,9 @@ const BIN = fileURLToPath(new URL('../../../bin/qks.js', import.meta.url));
 const REFUSED_ERROR = "HTTP 401: not an administrator there (check access.operators, revocation, the token's scope)";
 
 /** `qks status --once`, run as a user would, while this process serves the KMEs (so: not spawnSync). */
-function status(manifest: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function status(manifest: string, ...more: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'status', '--once', '--manifest', manifest]);
+    const child = spawn(process.execPath, [BIN, 'status', '--once', '--manifest', manifest, ...more]);
     let [stdout, stderr] = ['', ''];
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -90,6 +90,13 @@ describe('a KME that refuses our credentials', () => {
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^QKS network at \d\d:\d\d:\d\d UTC: 1\/2 KMEs answering\n/);
     assert.match(run.stdout, /\nkme-b\s+unwatched\s/);
+  });
+
+  it("--cert and --key with --manifest are used instead of the manifest's operator", async () => {
+    const sae = sites.deployment.saes.find((s) => s.kme === 'kme-a')!;
+    const run = await status(manifest('sae-as-operator.json', ['kme-a']), '--cert', sae.cert, '--key', sae.key);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stdout, /\nkme-a\s+refused our credentials\s/, 'an SAE is no operator');
   });
 
   it('the dashboard’s view and page say the same; a revoked operator is refused too', async () => {

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv } from 'ajv';
+import { fileProblem, jsonProblem, unreadable } from '../../config/files.js';
+import { schemaProblems } from '../../config/schema-problems.js';
 
 /** `qks controller --config FILE` (docs/sdn.md#the-controller); `qks init` writes one. */
 export interface ControllerConfig {
@@ -73,7 +75,7 @@ const SCHEMA = {
   },
 } as const;
 
-const validate = new Ajv({ allErrors: true }).compile<ControllerConfig>(SCHEMA);
+const validate = new Ajv({ allErrors: true, verbose: true }).compile<ControllerConfig>(SCHEMA);
 
 export class ControllerConfigError extends Error {
   override name = 'ControllerConfigError';
@@ -81,15 +83,24 @@ export class ControllerConfigError extends Error {
 
 /** Reads and checks a controller configuration; credential paths become absolute. */
 export function loadControllerConfig(file: string): ControllerConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ControllerConfigError(`cannot read controller configuration ${file} (${fileProblem(err)})`);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
-    throw new ControllerConfigError(`${file}: ${(err as Error).message}`);
+    throw new ControllerConfigError(`${file} is not valid JSON: ${jsonProblem(err as Error, text)}`);
   }
   if (!validate(parsed)) {
-    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`);
-    throw new ControllerConfigError(`${file}: ${problems.join('; ')}`);
+    const problems = schemaProblems(validate.errors ?? []);
+    const what = `invalid controller configuration ${file}`;
+    throw new ControllerConfigError(
+      problems.length === 1 ? `${what}: ${problems[0]}` : `${what}:\n  ${problems.join('\n  ')}`,
+    );
   }
   const ids = parsed.kmes.map((k) => k.id);
   const addresses = parsed.kmes.map((k) => k.node_address);
@@ -104,6 +115,11 @@ export function loadControllerConfig(file: string): ControllerConfig {
   const unknown = (parsed.saes ?? []).find((s) => !ids.includes(s.kme));
   if (unknown)
     throw new ControllerConfigError(`${file}: SAE ${unknown.id} is served by ${unknown.kme}, not a KME here`);
+  // The operator's credentials are read at every poll: a wrong path is named now, with its key.
+  for (const key of ['ca', 'cert', 'key'] as const) {
+    const why = unreadable(here(parsed[key]));
+    if (why) throw new ControllerConfigError(`${file}: ${key}: cannot read ${here(parsed[key])} (${why})`);
+  }
   return {
     ...parsed,
     ca: here(parsed.ca),
