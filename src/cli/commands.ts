@@ -77,7 +77,7 @@ whose ID is in every KME's access.operators, or a token with the admin scope.`;
 
 export const DEMO = {
   names: ['demo'],
-  args: '[--dir DIR] [--manifest FILE] [--topology SHAPE|FILE] [--source qkd|simulated] [--distance-km KM] [--rate BPS]',
+  args: '[--dir DIR] [--manifest FILE] [--topology SHAPE|FILE] [--source qkd|simulated] [--distance-km KM] [--rate BPS] [--replicas N]',
   summary: 'two KMEs (or a --topology), two SAEs each, simulated QKD links, and the dashboard, until Ctrl-C',
   about: `Without --dir the deployment lives in a new temporary directory, deleted on exit. With --dir
 it is kept, and a later demo with the same --dir runs it again.`,
@@ -86,6 +86,11 @@ it is kept, and a later demo with the same --dir runs it again.`,
     manifest: { type: 'string', arg: 'FILE', help: 'where to write the manifest (default DIR/manifest.json)' },
     ...TOPOLOGY,
     ...LINK,
+    replicas: {
+      type: 'string',
+      arg: 'N',
+      help: "each KME as N replicas on a PostgreSQL of the demo's own, behind HAProxy (simulated links)",
+    },
   },
   docs: 'docs/qkd-link.md',
 } as const satisfies CommandSpec;

@@ -6,12 +6,14 @@ import { NetworkCollector } from '../dashboard/collector.js';
 import { startDashboardServer } from '../dashboard/server.js';
 import { withController } from '../dashboard/controller-panel.js';
 import { loadConfig } from '../kme/config.js';
-import { startKme, type RunningKme } from '../kme/kme.js';
+import { startKme } from '../kme/kme.js';
 import { Teardown } from '../kme/teardown.js';
 import type { DEMO } from './commands.js';
 import { demoDeployment } from './demo-dir.js';
-import type { InitOptions } from './init.js';
-import { linkOptions } from './init-command.js';
+import type { Deployment, InitOptions } from './init.js';
+import { linkOptions, positiveNumber } from './init-command.js';
+import { startReplicatedDemo } from './demo-replicas.js';
+import { UsageError } from './usage-error.js';
 import { manifestOf, writeManifest, type Manifest } from './manifest.js';
 import type { CommandLine } from './parse.js';
 import { freePorts } from './ports.js';
@@ -34,6 +36,8 @@ export interface DemoOptions {
   readonly rateBps?: number;
   /** Sites and links; by default two sites joined by one link. */
   readonly topology?: Topology;
+  /** Each KME as this many replicas on a PostgreSQL of the demo's own, behind HAProxy. */
+  readonly replicas?: number;
   readonly out?: (line: string) => void;
 }
 
@@ -44,8 +48,19 @@ export async function demoCommand({ values }: CommandLine<typeof DEMO.options>):
     ...(values.topology ? { topology: topologyOption(values.topology) } : {}),
     // A kept demo runs with its own link unless link options are given.
     ...(values.source || values.rate || values['distance-km'] ? linkOptions(values) : {}),
+    ...(values.replicas ? replicaOptions(values) : {}),
   });
   return 0;
+}
+
+/** `--replicas N`: replicas need a link source that runs at one replica (not the qkd simulator yet). */
+function replicaOptions(values: CommandLine<typeof DEMO.options>['values']) {
+  const replicas = positiveNumber(values.replicas!, '--replicas');
+  if (!Number.isInteger(replicas) || replicas < 2) throw new UsageError('--replicas must be a whole number, 2 or more');
+  if (values.source === 'qkd' || values['distance-km']) {
+    throw new UsageError('--replicas runs simulated links only: the qkd link cannot run on replicas yet');
+  }
+  return { replicas, source: 'simulated' as const };
 }
 
 /**
@@ -90,19 +105,13 @@ async function start(opts: DemoOptions, dir: string, temporary: boolean, teardow
     ...(opts.rateBps ? { rateBps: opts.rateBps } : {}),
   };
   const deployment = await demoDeployment(dir, link, ports, opts.topology);
-  const logs = new Map(deployment.configs.map((c) => [c.kme, join(dir, `${c.kme}.log`)]));
-  const kmes: RunningKme[] = [];
-  for (const { kme, file } of deployment.configs) {
-    const config = loadConfig(file);
-    const logger = pino({ level: config.log_level }, pino.destination({ dest: logs.get(kme)!, sync: false }));
-    const running = await startKme(config, logger);
-    teardown.add(() => running.stop());
-    kmes.push(running);
-  }
+  const logs = opts.replicas
+    ? await startReplicatedDemo(deployment, opts.replicas, dir, teardown)
+    : await startKmes(deployment, dir, teardown);
   const operator = deployment.operator!;
   // The dashboard asks the KMEs over their API, as an operator would, with the operator certificate.
   const collector = new NetworkCollector({
-    urls: kmes.map((k) => k.saeUrl),
+    urls: deployment.configs.map(({ config }) => `https://${config.sae_api.host}:${config.sae_api.port}`),
     client: { ca: deployment.ca, cert: operator.cert, key: operator.key },
   });
   teardown.add(() => collector.close());
@@ -128,11 +137,24 @@ async function start(opts: DemoOptions, dir: string, temporary: boolean, teardow
     controllerUrl = controller.url;
   }
   const manifestFile = resolve(opts.manifest ?? join(dir, 'manifest.json'));
-  printInstructions(out, manifest, manifestFile, deployment.configs[0]!.config.links[0]!.source, temporary);
+  const firstLink = deployment.configs[0]!.config.links[0]!.source;
+  printInstructions(out, manifest, manifestFile, firstLink, temporary, opts.replicas);
   // Written last: whoever waits for the manifest also finds the instructions printed.
   writeManifest(manifestFile, manifest);
   // A manifest outside the temporary directory names files that go with it: it goes too.
   if (temporary && !manifestFile.startsWith(`${dir}/`)) teardown.add(() => rmSync(manifestFile, { force: true }));
+}
+
+/** One KME process per site, in this process; returns each KME's log. */
+async function startKmes(deployment: Deployment, dir: string, teardown: Teardown): Promise<Map<string, string>> {
+  const logs = new Map(deployment.configs.map((c) => [c.kme, join(dir, `${c.kme}.log`)]));
+  for (const { kme, file } of deployment.configs) {
+    const config = loadConfig(file);
+    const logger = pino({ level: config.log_level }, pino.destination({ dest: logs.get(kme)!, sync: false }));
+    const running = await startKme(config, logger);
+    teardown.add(() => running.stop());
+  }
+  return logs;
 }
 
 function printInstructions(
@@ -141,6 +163,7 @@ function printInstructions(
   manifestFile: string,
   link: { type: string; distance_km?: number },
   temporary: boolean,
+  replicas?: number,
 ): void {
   // The example pair: the first SAE at each end of the first link.
   const firstLink = manifest.links?.[0] ?? { a: manifest.kmes[0]!.id, b: manifest.kmes[1]!.id };
@@ -166,6 +189,11 @@ function printInstructions(
   for (const k of manifest.kmes) {
     const node = k.node_address ? `node ${k.node_address}, ` : '';
     out(`  ${k.id}: ${k.url}   (${node}log ${k.log})`);
+  }
+  if (replicas) {
+    out(
+      `  each KME: ${replicas} replicas sharing a PostgreSQL database of the demo's own, behind HAProxy at its address`,
+    );
   }
   if (manifest.kmes.length > 2) {
     out(`  links: ${manifest.links!.map((l) => l.id).join(', ')}`);

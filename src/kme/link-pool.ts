@@ -2,10 +2,12 @@ import { badRequest, QksError } from '../domain/errors.js';
 import { ownerOfBlock, type LinkEnds } from '../domain/material.js';
 import type { Barrier } from '../stores/barrier.js';
 import type { KeyStore } from '../stores/key-store.js';
-import type { KeySource, SourceBlock } from '../sources/key-source.js';
+import type { KeySource, KeySourceInfo, SourceBlock } from '../sources/key-source.js';
 
 /** Most reservations waiting for blocks of one link at once; more are refused at once. */
 export const MAX_BLOCK_WAITERS = 1024;
+/** A follower counts the link as running while blocks arrived this recently. */
+const FOLLOWER_LIVE_MS = 5000;
 
 interface Waiter {
   readonly seq: number;
@@ -39,6 +41,11 @@ export class LinkPool {
   /** The newest block when the pool started: what came after was made during this run. */
   #startSeq = -1;
   readonly #waiters = new Set<Waiter>();
+  readonly #view: KeySource;
+  /** Whether this process runs the source (always, unless it is a replica that follows). */
+  #leading = true;
+  /** When the newest block number last grew (ms). */
+  #advancedAt = 0;
   /** Replicas: reads what the link's owner ingested (follow()). */
   #followTimer: NodeJS.Timeout | undefined;
 
@@ -50,14 +57,36 @@ export class LinkPool {
     this.#store = store;
     this.#barrier = barrier;
     this.#source = source;
+    this.#view = {
+      linkId: source.linkId,
+      blockBits: source.blockBits,
+      info: () => this.#info(),
+      start: (afterSeq, sink) => source.start(afterSeq, sink),
+      stop: () => source.stop(),
+    };
   }
 
   get linkId(): string {
     return this.ends.linkId;
   }
 
+  /**
+   * The link's source as this KME reports it. At a replica that follows (another one runs the
+   * source), it is running while what the owner ingests keeps arriving.
+   */
   get source(): KeySource {
-    return this.#source;
+    return this.#view;
+  }
+
+  #info(): KeySourceInfo {
+    const info = this.#source.info();
+    if (this.#leading) return info;
+    const live = Date.now() - this.#advancedAt < FOLLOWER_LIVE_MS;
+    return {
+      ...info,
+      state: live ? 'running' : info.state,
+      description: `${info.description} (run by another replica of this KME)`,
+    };
   }
 
   get latestSeq(): number {
@@ -77,6 +106,7 @@ export class LinkPool {
 
   /** Starts the source after what the store holds now (this replica gained the link's lease). */
   async resume(): Promise<void> {
+    this.#leading = true;
     const last = await this.#store.lastSeq(this.linkId);
     this.#advance(last ?? -1);
     this.#source.start(last, (blocks, lastSeq) => this.#ingest(blocks, lastSeq));
@@ -97,6 +127,7 @@ export class LinkPool {
   async follow(intervalMs: number): Promise<void> {
     const last = await this.#store.lastSeq(this.linkId);
     this.#latestSeq = this.#startSeq = last ?? -1;
+    this.#leading = false;
     clearInterval(this.#followTimer);
     this.#followTimer = setInterval(() => {
       void this.#store.lastSeq(this.linkId).then(
@@ -109,12 +140,14 @@ export class LinkPool {
 
   /** Stops the source (this replica lost the link's lease); reservations keep waiting. */
   pause(): Promise<void> {
+    this.#leading = false;
     return this.#source.stop();
   }
 
   #advance(latest: number): void {
     if (latest <= this.#latestSeq) return;
     this.#latestSeq = latest;
+    this.#advancedAt = Date.now();
     for (const w of [...this.#waiters]) if (w.seq <= latest) w.wake();
   }
 
