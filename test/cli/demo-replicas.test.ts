@@ -46,6 +46,19 @@ describe('qks demo --replicas', postgresSkip(), () => {
       assert.equal(run.status, 2);
       assert.equal(run.stderr, `qks demo: ${message} (qks demo --help)\n`);
     }
+    // Without HAProxy on the PATH the demo says what to install, and deletes what it made.
+    const run = spawnSync(process.execPath, [BIN, 'demo', '--replicas', '2'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, PATH: '/nonexistent' },
+    });
+    assert.equal(run.status, 2, run.stderr);
+    assert.equal(
+      run.stderr,
+      'qks demo: --replicas needs HAProxy in front of each site, and it is not installed: apt-get install haproxy\n',
+    );
+    const made = /^deleted (\S+) /m.exec(run.stdout)?.[1];
+    assert.ok(made && !existsSync(made), `the temporary directory went: ${run.stdout}`);
   });
 
   it('runs each KME as replicas on its own PostgreSQL behind HAProxy, and leaves nothing running after Ctrl-C', async () => {
