@@ -14,10 +14,10 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Pool } from 'undici';
 import type { KeyContainer } from '../src/domain/etsi-messages.js';
 import { portAnswers } from '../src/cli/ports.js';
 import { createDeployment } from '../test/helpers/two-kmes.js';
+import { blocksAt, call, saePool } from './pair-load.js';
 
 // From dist/bench/ up to the package root.
 const BIN = fileURLToPath(new URL('../../bin/qks.js', import.meta.url));
@@ -102,51 +102,7 @@ const sysMs = (child: ChildProcess) =>
   (Number(readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[12]) * 1000) / CLOCK_TICKS;
 const sysNow = () => [sysMs(children[0]!), sysMs(children[1]!), process.cpuUsage().system / 1000] as const;
 
-/** A keep-alive mutual-TLS connection pool holding one SAE's certificate, to that SAE's KME. */
-const client = (sae: string, connections: number) => {
-  const creds = deployment.saes.find((s) => s.id === sae)!;
-  const { config } = deployment.configs.find((c) => c.kme === creds.kme)!;
-  return new Pool(`https://127.0.0.1:${config.sae_api.port}`, {
-    connections,
-    connect: { ca: readFileSync(deployment.ca), cert: readFileSync(creds.cert), key: readFileSync(creds.key) },
-  });
-};
-
-/**
- * One request, through undici's dispatcher interface: the body arrives as chunks, without the
- * stream `request()` builds around it. The client shares the two cores with the KMEs, so it should
- * cost as little as an SAE can; it is still HTTP/1.1 over mutual TLS on a kept-alive connection.
- */
-const call = <T>(pool: Pool, path: string, body?: unknown): Promise<T> =>
-  new Promise<T>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let status = 0;
-    const post = body !== undefined;
-    pool.dispatch(
-      {
-        method: post ? 'POST' : 'GET',
-        path,
-        ...(post ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-      },
-      {
-        onRequestStart: () => undefined,
-        onResponseStart: (_c, statusCode) => void (status = statusCode),
-        onResponseData: (_c, chunk) => void chunks.push(chunk),
-        onResponseEnd: () => {
-          const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8');
-          // An error body names the problem, never key bytes; a 200 body is never printed.
-          if (status !== 200) reject(new Error(`${path}: status ${status} ${text}`));
-          else resolve(JSON.parse(text) as T);
-        },
-        onResponseError: (_c, err) => reject(err),
-      },
-    );
-  });
-
-interface Info {
-  key_sources: Array<{ own_blocks: number; peer_blocks: number }>;
-}
-const blocksAt = async (pool: Pool) => (await call<Info>(pool, '/api/v1/information/info')).key_sources[0]!;
+const client = (sae: string, connections: number) => saePool(deployment, sae, connections);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
