@@ -2,7 +2,23 @@ import pg from 'pg';
 import { QksError } from '../domain/errors.js';
 
 /** One transaction's connection: every statement of a store method runs on it. */
-export type Tx = Pick<pg.PoolClient, 'query'>;
+export interface Tx {
+  query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
+}
+
+/**
+ * The store runs a few dozen fixed statements, each many times a second: named, each is parsed and
+ * planned once per connection instead of at every call (about half the server's work per key).
+ */
+const statementNames = new Map<string, string>();
+const prepared = (text: string, values?: readonly unknown[]): pg.QueryConfig => {
+  let name = statementNames.get(text);
+  if (!name) statementNames.set(text, (name = `qks_${statementNames.size}`));
+  return { name, text, values: values as unknown[] };
+};
+
+/** A connection whose statements run prepared. */
+const preparedOn = (client: pg.PoolClient): Tx => ({ query: (text, values) => client.query(prepared(text, values)) });
 
 // SQLSTATEs (PostgreSQL appendix A).
 /** Worth running the whole transaction again: it lost a race and changed nothing. */
@@ -76,7 +92,7 @@ export async function inTransaction<T>(pool: pg.Pool, what: string, body: (tx: T
     try {
       await client.query('BEGIN');
       begun = true;
-      const value = await body(client);
+      const value = await body(preparedOn(client));
       await client.query('COMMIT');
       return value;
     } catch (err) {
@@ -111,7 +127,7 @@ export async function query<R extends pg.QueryResultRow>(
 ): Promise<R[]> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return (await pool.query<R>(text, values as unknown[])).rows;
+      return (await pool.query<R>(prepared(text, values))).rows;
     } catch (err) {
       if (!isConnectionError(err) || attempt >= 3) throw storeError(err, what);
     }
