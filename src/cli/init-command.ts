@@ -7,7 +7,8 @@ import { PCEP_PORT } from '../sdn/pcep/pce-server.js';
 import type { CommandLine } from './parse.js';
 import { freePorts, portTaken } from './ports.js';
 import type { ValuesOf } from './spec.js';
-import { UsageError } from './usage-error.js';
+import { UsageError, UserError } from './usage-error.js';
+import { makeDirs } from '../config/files.js';
 import { topologyOption } from './topology-option.js';
 import { lineOf } from '../domain/topology.js';
 import { initReplicas, replicaRequest } from './init-replicas.js';
@@ -104,6 +105,11 @@ export async function initCommand({ values }: CommandLine<typeof INIT.options>):
       tokenLabel: values['hsm-token'],
       ...(values['hsm-pin-file'] ? { pinFile: values['hsm-pin-file'] } : {}),
     };
+  try {
+    makeDirs(values.dir);
+  } catch (err) {
+    throw new UserError(`--dir: ${(err as Error).message}`);
+  }
   const deployment = await initDeployment({
     dir: values.dir,
     topology,

@@ -6,6 +6,7 @@ import type { KmeConfig, QkdSourceConfig } from '../kme/config.js';
 import { MASTER_KEY_FILE } from '../kme/kme.js';
 import { lineOf, topologyProblems, type Topology } from '../domain/topology.js';
 import { topologyToObject } from '../config/topology-file.js';
+import { makeDirs } from '../config/files.js';
 
 export { saeIdsOf } from '../domain/topology.js';
 
@@ -89,6 +90,7 @@ export async function initDeployment(opts: InitOptions): Promise<Deployment> {
   if (ports.length !== kmes.length) throw new Error('one pair of ports per KME is needed');
   const server = { dns: ['localhost'], ips: [host === 'localhost' ? '127.0.0.1' : host] };
 
+  makeDirs(dir);
   const pki = join(dir, 'pki');
   for (const sub of ['', 'saes', ...kmes]) mkdirSync(join(pki, sub), { recursive: true });
   const crlLifetimeMs = opts.crlLifetimeSeconds ? opts.crlLifetimeSeconds * 1000 : undefined;

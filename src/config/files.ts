@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 
 const WORDS: Record<string, string> = {
   ENOENT: 'no such file',
@@ -64,3 +65,20 @@ export function readJsonIfPresent<T>(file: string): T | undefined {
 
 /** As writeFileAtomic, and on disk before the rename: state that must survive a power loss. */
 export const writeFileDurably = (file: string, text: string) => writeFileAtomic(file, text, 0o600, true);
+
+/**
+ * Creates `dir` and any missing parents, one level at a time. Node's own recursive mkdir never
+ * returns under a file system that refuses new entries (it loops on /proc): this fails instead,
+ * naming the first level it could not make.
+ */
+export function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) missing.unshift(d);
+  for (const d of missing) {
+    try {
+      mkdirSync(d);
+    } catch (err) {
+      throw new Error(`cannot create ${d} (${fileProblem(err)})`);
+    }
+  }
+}

@@ -62,19 +62,14 @@ describe('qks init --replicas', postgresSkip(), () => {
     // Run exactly what it printed: the databases, one HAProxy per site, each replica.
     const manifest = JSON.parse(readFileSync(join(site, 'manifest.json'), 'utf8')) as Manifest;
     const replicas: Deployment['configs'][number][] = [];
+    const haproxyFiles: Array<[string, string]> = [];
     for (const kme of ['kme-a', 'kme-b']) {
       const line = new RegExp(`^${kme}: create database (\\w+) .*; haproxy -f (\\S+)$`, 'm').exec(run.stdout);
       assert.ok(line, `${kme}'s line in:\n${run.stdout}`);
       await pg.sql(`CREATE DATABASE ${line[1]}`);
       const check = spawnSync('haproxy', ['-c', '-f', line[2]!], { encoding: 'utf8' });
       assert.equal(check.status, 0, `haproxy -c: ${check.stdout}${check.stderr}`);
-      const config = loadConfig(join(site, `${kme}.json`));
-      proxies.push(
-        await Haproxy.run(line[2]!, [
-          { host: config.sae_api.host, port: config.sae_api.port },
-          { host: config.kme_api.host, port: config.kme_api.port },
-        ]),
-      );
+      haproxyFiles.push([kme, line[2]!]);
       for (const m of run.stdout.matchAll(new RegExp(`^  ${kme} (r\\d): qks kme --config (\\S+)$`, 'gm'))) {
         replicas.push({ kme: `${kme}-${m[1]}`, file: m[2]!, config: loadConfig(m[2]!) });
       }
@@ -82,6 +77,16 @@ describe('qks init --replicas', postgresSkip(), () => {
     assert.equal(replicas.length, 4);
     procs = new KmeProcesses({ dir: site, configs: replicas } as unknown as Deployment);
     await Promise.all(replicas.map((r) => procs!.start(r.kme)));
+    // HAProxy once the replicas listen: its first health checks find them up.
+    for (const [kme, file] of haproxyFiles) {
+      const config = loadConfig(join(site, `${kme}.json`));
+      proxies.push(
+        await Haproxy.run(file, [
+          { host: config.sae_api.host, port: config.sae_api.port },
+          { host: config.kme_api.host, port: config.kme_api.port },
+        ]),
+      );
+    }
     // The SAEs use the manifest as before: its addresses are HAProxy's now.
     const sae = (id: string) => {
       const s = manifest.saes.find((x) => x.id === id)!;

@@ -34,6 +34,10 @@ describe('files and deployments named wrongly', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  it('a deployment directory that cannot be made', () => {
+    refused(['init', '--dir', '/proc/qks-nope/site'], 'qks init: --dir: cannot create /proc/qks-nope (no such file)');
+  });
+
   it("an SAE's files: the flag, or the manifest's entry, that names a file that is not there", () => {
     const { url } = manifest.kmes[0]!;
     const sae = manifest.saes[0]!;

@@ -42,6 +42,14 @@ export class ReplicaLab {
       ports,
       leaseMs,
     });
+    this.procs = new KmeProcesses({
+      ...this.deployment,
+      configs: this.sites.flatMap((s) =>
+        s.replicas.map((r) => ({ kme: `${s.kme}-${r.name}`, file: r.file, config: r.config })),
+      ),
+    });
+    await Promise.all(this.processNames().map((p) => this.procs.start(p)));
+    // HAProxy once the replicas listen: its first health checks find them up.
     for (const site of this.sites) {
       const { config } = this.deployment.configs.find((c) => c.kme === site.kme)!;
       this.#proxies.push(
@@ -51,13 +59,6 @@ export class ReplicaLab {
         ]),
       );
     }
-    this.procs = new KmeProcesses({
-      ...this.deployment,
-      configs: this.sites.flatMap((s) =>
-        s.replicas.map((r) => ({ kme: `${s.kme}-${r.name}`, file: r.file, config: r.config })),
-      ),
-    });
-    await Promise.all(this.processNames().map((p) => this.procs.start(p)));
   }
 
   processNames(kme?: string): string[] {
