@@ -90,7 +90,9 @@ export async function inTransaction<T>(pool: pg.Pool, what: string, body: (tx: T
     client.on('error', onError);
     let begun = false;
     try {
-      await client.query('BEGIN');
+      // Said, not assumed: the store's locks are made for READ COMMITTED, whatever the database's
+      // default (under SERIALIZABLE, a cut that waited for its share's lock would fail every time).
+      await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
       begun = true;
       const value = await body(preparedOn(client));
       await client.query('COMMIT');

@@ -139,6 +139,45 @@ describe('PostgreSQL store: what only it has', postgresSkip(), () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('keeps to READ COMMITTED on a database whose default is SERIALIZABLE: concurrent cuts all succeed', async () => {
+    const url = await server.createDatabase();
+    await server.sql(`ALTER DATABASE ${dbName(url)} SET default_transaction_isolation = 'serializable'`);
+    const [a, b] = [await open(url), await open(url)];
+    await a.addBlocks(LINK, evenBlocks(200), 399);
+    const [ra, rb] = await Promise.all([cutLoop(a, 'a', 4, () => false), cutLoop(b, 'b', 4, () => false)]);
+    assert.deepEqual([...ra.errors, ...rb.errors], [], 'no failure reaches the caller');
+    assert.equal(await assertNothingCutTwice(url), 200);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('runs a call again after a serialization failure, and gives up after 8 tries changing nothing', async () => {
+    const url = await server.createDatabase();
+    const store = await open(url);
+    await store.addBlocks(LINK, evenBlocks(4), 7);
+    // The server fails the next N inserts of a key with SQLSTATE 40001, as a lost race would
+    // (a sequence, because its count survives the rollback of the failed transaction).
+    const failNext = async (n: number) =>
+      server.sql(
+        `DROP TRIGGER IF EXISTS lose ON keys; DROP SEQUENCE IF EXISTS losses; CREATE SEQUENCE losses;
+         CREATE OR REPLACE FUNCTION lose() RETURNS trigger AS $$ BEGIN
+           IF nextval('losses') <= ${n} THEN RAISE EXCEPTION 'lost a race' USING ERRCODE = 'serialization_failure'; END IF;
+           RETURN NEW; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER lose BEFORE INSERT ON keys FOR EACH ROW EXECUTE FUNCTION lose();`,
+        dbName(url),
+      );
+    const tries = async () =>
+      Number((await server.sql<{ n: string }>('SELECT last_value AS n FROM losses', dbName(url)))[0]!.n);
+    await failNext(3);
+    const cut = await store.takeOwnBlocks(LINK, 'kme-a', [newKey('after-three')]);
+    assert.equal(cut?.length, 1, 'the fourth try went through');
+    assert.equal(await tries(), 4);
+    await failNext(100);
+    await assert.rejects(store.takeOwnBlocks(LINK, 'kme-a', [newKey('never')]), /SQLSTATE 40001/);
+    assert.equal(await tries(), 8, 'eight tries in all');
+    assert.equal(await store.countBlocks(LINK, 'kme-a'), 3, 'the failed call took no block');
+    await store.close();
+  });
+
   it('retries what lost a race: the same key ID cut at once by two replicas, and a deadlock', async () => {
     const url = await server.createDatabase();
     const [a, b] = [await open(url), await open(url)];
