@@ -78,7 +78,7 @@ export function makeDirs(dir: string): void {
     try {
       mkdirSync(d);
     } catch (err) {
-      throw new Error(`cannot create ${d} (${fileProblem(err)})`);
+      throw new Error(`cannot create ${d} (${fileProblem(err)})`, { cause: err });
     }
   }
 }
