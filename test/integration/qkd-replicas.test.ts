@@ -79,7 +79,7 @@ describe('the QKD link between KMEs run as replicas', postgresSkip(), () => {
     /** Kills the link's owner at `kme`; resolves once another replica owns it and blocks flow again. */
     const killOwner = async (kme: string) => {
       const was = (await owner(kme))!;
-      const before = await lastSeq('kme-b');
+      const before = { a: await lastSeq('kme-a'), b: await lastSeq('kme-b') };
       const killedAt = Date.now();
       await lab.procs.kill(`${kme}-${was}`);
       await eventually(
@@ -87,7 +87,12 @@ describe('the QKD link between KMEs run as replicas', postgresSkip(), () => {
         20_000,
         `another replica of ${kme} takes the link`,
       );
-      await eventually(async () => (await lastSeq('kme-b')) > before + 4, 20_000, 'blocks flow again');
+      // New blocks at both ends: Alice runs again at kme-a, Bob at kme-b.
+      await eventually(
+        async () => (await lastSeq('kme-a')) > before.a + 4 && (await lastSeq('kme-b')) > before.b + 4,
+        20_000,
+        'blocks flow again at both sites',
+      );
       const tookMs = Date.now() - killedAt;
       moves.push(`${kme}: ${was} killed, ${await owner(kme)} runs the link and blocks flow ${tookMs} ms later`);
       t.diagnostic(moves.at(-1)!);
