@@ -38,8 +38,10 @@ export class RequestOwner {
   #timer: NodeJS.Timeout | undefined;
   #deadline: NodeJS.Timeout | undefined;
   #stopped = false;
-  /** One lease call at a time: the requests of one moment share it. */
+  /** The lease call in flight, which the requests of one moment share. */
   #holding: Promise<boolean> | undefined;
+  /** Lease calls run one at a time, in order: a hand-back never overtakes a renewal. */
+  #leaseCalls: Promise<unknown> = Promise.resolve();
   /** Gains and losses run one at a time, in order. */
   #transitions: Promise<void> = Promise.resolve();
 
@@ -76,8 +78,22 @@ export class RequestOwner {
 
   /** Takes or renews the lease; gains the work when won, loses it when another holds it. */
   #hold(): Promise<boolean> {
-    this.#holding ??= this.#renew().finally(() => (this.#holding = undefined));
+    this.#holding ??= this.#inTurn(() => this.#renew()).finally(() => (this.#holding = undefined));
     return this.#holding;
+  }
+
+  #inTurn<T>(call: () => Promise<T>): Promise<T> {
+    const turn = this.#leaseCalls.then(call);
+    this.#leaseCalls = turn.catch(() => undefined);
+    return turn;
+  }
+
+  /** Hands the lease back once the work has stopped, unless a request took the work again meanwhile. */
+  #release(): Promise<void> {
+    return this.#inTurn(async () => {
+      await this.#transitions;
+      if (!this.#owning) await this.#o.leases.releaseLease(this.#o.name, this.#o.holder).catch(() => undefined);
+    });
   }
 
   async #renew(): Promise<boolean> {
@@ -128,8 +144,7 @@ export class RequestOwner {
     if (idle) {
       // The leader went elsewhere (or stopped): another replica may take the work at once.
       this.#transition(false);
-      await this.#transitions;
-      await this.#o.leases.releaseLease(this.#o.name, this.#o.holder).catch(() => undefined);
+      await this.#release();
       return;
     }
     await this.#hold();
@@ -150,7 +165,6 @@ export class RequestOwner {
     clearTimeout(this.#deadline);
     await this.#holding?.catch(() => undefined);
     if (this.#owning) this.#transition(false);
-    await this.#transitions;
-    await this.#o.leases.releaseLease(this.#o.name, this.#o.holder).catch(() => undefined);
+    await this.#release();
   }
 }

@@ -76,6 +76,44 @@ describe('RequestOwner', () => {
     await Promise.all([a.owner.stop(), b.owner.stop()]);
   });
 
+  it('never runs the work on two replicas at once while requests move between them', async () => {
+    const leases = new MemoryLeases();
+    let running = 0;
+    let most = 0;
+    const replicas = ['a', 'b', 'c'].map(
+      (holder) =>
+        new RequestOwner({
+          name: 'kme-b/link:l1',
+          holder,
+          leases,
+          ttlMs: 30,
+          gain: async () => {
+            most = Math.max(most, ++running);
+            await sleep(1);
+          },
+          lose: async () => {
+            await sleep(1);
+            running--;
+          },
+        }),
+    );
+    let served = 0;
+    // Bursts of requests to one replica, then another, with pauses near the lease's lifetime.
+    for (let burst = 0; burst < 12; burst++) {
+      const to = replicas[burst % 3]!;
+      const until = Date.now() + 40;
+      while (Date.now() < until) {
+        served += await to.serve(() => Promise.resolve(1)).catch(() => 0);
+        await sleep(3);
+      }
+      await sleep(burst % 2 === 0 ? 28 : 35);
+    }
+    await Promise.all(replicas.map((r) => r.stop()));
+    assert.equal(most, 1, 'one replica ran the work at a time');
+    assert.equal(running, 0);
+    assert.ok(served > 50, `requests were served (${served})`);
+  });
+
   it('keeps the work while a long request runs', async () => {
     const leases = new MemoryLeases();
     const a = replica('a', leases, 60);
