@@ -155,7 +155,14 @@ export class RequestOwner {
     this.#owning = gain;
     this.#transitions = this.#transitions
       .then(() => (gain ? this.#o.gain() : this.#o.lose()))
-      .catch((err: unknown) => this.#o.onError?.(err as Error));
+      .catch((err: unknown) => {
+        this.#o.onError?.(err as Error);
+        // Work that failed to start is not kept: the next request (here or elsewhere) starts it again.
+        if (gain && this.#owning) {
+          this.#transition(false);
+          void this.#release();
+        }
+      });
   }
 
   /** Stops the work (if this replica has it) and hands the lease back. */
