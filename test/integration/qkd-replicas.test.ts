@@ -74,7 +74,7 @@ describe('the QKD link between KMEs run as replicas', postgresSkip(), () => {
     assert.ok(answered >= 4, `masters got keys (${answered} answers)`);
   });
 
-  it('moves post-processing to the other replica within seconds when either owner is killed', async (t) => {
+  it('moves post-processing to the other replica within seconds when either owner is killed, and back when they return and die again', async (t) => {
     const moves: string[] = [];
     /** Kills the link's owner at `kme`; resolves once another replica owns it and blocks flow again. */
     const killOwner = async (kme: string) => {
@@ -97,12 +97,20 @@ describe('the QKD link between KMEs run as replicas', postgresSkip(), () => {
       moves.push(`${kme}: ${was} killed, ${await owner(kme)} runs the link and blocks flow ${tookMs} ms later`);
       t.diagnostic(moves.at(-1)!);
       assert.ok(tookMs < 3 * LEASE_MS + 5000, moves.at(-1));
+      return `${kme}-${was}`;
     };
+    const killed: string[] = [];
     const { answered, unfetched } = await trafficDuring(lab, PAIRS, ledger, async () => {
       await sleep(1000);
-      await killOwner('kme-a');
+      killed.push(await killOwner('kme-a'));
       await sleep(1500);
+      killed.push(await killOwner('kme-b'));
+      await sleep(1500);
+      // Back with both replicas, the link moves back when its owners die again.
+      await Promise.all(killed.map((p) => lab.procs.start(p)));
       await killOwner('kme-b');
+      await sleep(1000);
+      await killOwner('kme-a');
       await sleep(1500);
     });
     assert.deepEqual(unfetched, [], 'every key a master received reached its slave');
