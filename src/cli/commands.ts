@@ -89,7 +89,7 @@ it is kept, and a later demo with the same --dir runs it again.`,
     replicas: {
       type: 'string',
       arg: 'N',
-      help: "each KME as N replicas on a PostgreSQL of the demo's own, behind HAProxy (simulated links)",
+      help: "each KME as N replicas on a PostgreSQL of the demo's own, behind HAProxy (simulated links unless --source qkd)",
     },
   },
   docs: 'docs/qkd-link.md',

@@ -53,14 +53,15 @@ export async function demoCommand({ values }: CommandLine<typeof DEMO.options>):
   return 0;
 }
 
-/** `--replicas N`: replicas need a link source that runs at one replica (not the qkd simulator yet). */
+/**
+ * `--replicas N`: the links are simulated unless `--source qkd` (or `--distance-km`) asks for the
+ * QKD link simulator, whose post-processing then moves between replicas (docs/qkd-link.md).
+ */
 function replicaOptions(values: CommandLine<typeof DEMO.options>['values']) {
   const replicas = positiveNumber(values.replicas!, '--replicas');
   if (!Number.isInteger(replicas) || replicas < 2) throw new UsageError('--replicas must be a whole number, 2 or more');
-  if (values.source === 'qkd' || values['distance-km']) {
-    throw new UsageError('--replicas runs simulated links only: the qkd link cannot run on replicas yet');
-  }
-  return { replicas, source: 'simulated' as const };
+  const qkd = values.source === 'qkd' || values['distance-km'] !== undefined;
+  return { replicas, ...(qkd ? {} : { source: 'simulated' as const }) };
 }
 
 /**

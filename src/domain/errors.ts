@@ -18,6 +18,8 @@ export const ERROR_TABLE = {
   UNAUTHORIZED: { status: 401, message: 'unauthorized' },
   NOT_ENOUGH_KEY_MATERIAL: { status: 503, message: 'not enough key material' },
   PEER_KME_UNAVAILABLE: { status: 503, message: 'peer KME unavailable' },
+  /** Between KMEs only: a replica refuses a QKD link's messages while another replica runs the link. */
+  LINK_OWNED_ELSEWHERE: { status: 503, message: 'another replica of this KME runs the link' },
   KEY_DATA_ACCESS_ERROR: { status: 503, message: 'key data access error' },
   INTERNAL: { status: 503, message: 'internal error' },
 } as const satisfies Record<string, { status: 400 | 401 | 503; message: string }>;

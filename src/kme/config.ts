@@ -213,11 +213,6 @@ function crossCheck(cfg: KmeConfig): string[] {
     );
   }
   for (const link of cfg.links) {
-    if (cfg.replica && link.source.type === 'qkd') {
-      problems.push(
-        `links.${link.id}: a qkd link post-processes over one KME channel connection and cannot run on replicas yet; use a simulated or device source`,
-      );
-    }
     if (!link.endpoints.includes(cfg.kme_id)) problems.push(`links.${link.id}: this KME is not an endpoint`);
     if (link.endpoints[0] === link.endpoints[1]) problems.push(`links.${link.id}: endpoints must differ`);
     const peer = link.endpoints.find((e) => e !== cfg.kme_id);

@@ -315,12 +315,21 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
     handlers: new Map([
       ...keySyncHandlers(keys, log),
       [LINK_STATE_CHANNEL, linkState.handler],
-      ...qkdLinkHandlers({ ends: qkdEnds, leaderOf: (id) => cfg.links.find((l) => l.id === id)?.endpoints[0] }),
+      ...qkdLinkHandlers({
+        ends: qkdEnds,
+        leaderOf: (id) => cfg.links.find((l) => l.id === id)?.endpoints[0],
+        // Messages come only once the KME listens, after its owned work has started.
+        serve: (id, answer) => work.serve(id, answer),
+      }),
     ]),
     log,
   });
 
-  const work = await startOwnedWork(cfg.kme_id, pools, peers, log, replicaOf(cfg, opened));
+  // At replicas, the follower end of a QKD link runs where the leader's messages arrive.
+  const followed = new Set(
+    cfg.links.filter((l) => qkdEnds.has(l.id) && l.endpoints[0] !== cfg.kme_id).map((l) => l.id),
+  );
+  const work = await startOwnedWork(cfg.kme_id, pools, peers, log, replicaOf(cfg, opened), followed);
   teardown.add(() => work.stop());
   history.start();
   teardown.add(() => history.stop());

@@ -65,7 +65,8 @@ export class SingleOwner {
     }
     if (this.#stopped) return;
     if (held === true) {
-      this.#validUntil = sent + this.#o.ttlMs;
+      // A tenth short: a timer fires late, and the work must stop before another replica may start it.
+      this.#validUntil = sent + this.#o.ttlMs * 0.9;
       this.#armDeadline();
       if (!this.#owning) this.#transition(true);
     } else if (held === false && this.#owning) {

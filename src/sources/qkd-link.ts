@@ -45,7 +45,9 @@ export class QkdLink implements KeySource {
   readonly stats: LinkStatsRecorder;
   readonly #opts: QkdLinkOptions;
   readonly #leader: Leader | undefined;
-  readonly #follower: Follower | undefined;
+  #follower: Follower | undefined;
+  /** The follower end was closed (stop()): the next open() makes a new one, with a new run secret. */
+  #followerClosed = false;
   readonly #history: SourceBlock[] = [];
   #state: SourceState = 'stopped';
   #open = false;
@@ -70,18 +72,23 @@ export class QkdLink implements KeySource {
     if (opts.role === 'leader') {
       this.#leader = new Leader({ ...opts, channel: opts.channel! });
     } else {
-      this.#follower = new Follower({
-        linkId: opts.linkId,
-        settings: opts.settings,
-        seed: opts.seed,
-        allowReplay: opts.allowReplay === true,
-        events: {
-          onKey: async (firstSeq, key, summary) => this.#append(firstSeq, key, summary),
-          onDiscard: (summary) => this.stats.record(summary),
-          lastSeq: () => this.#lastSeq,
-        },
-      });
+      this.#follower = this.#newFollower();
     }
+  }
+
+  #newFollower(): Follower {
+    const opts = this.#opts;
+    return new Follower({
+      linkId: opts.linkId,
+      settings: opts.settings,
+      seed: opts.seed,
+      allowReplay: opts.allowReplay === true,
+      events: {
+        onKey: async (firstSeq, key, summary) => this.#append(firstSeq, key, summary),
+        onDiscard: (summary) => this.stats.record(summary),
+        lastSeq: () => this.#lastSeq,
+      },
+    });
   }
 
   /** The highest block number this end holds or has delivered. */
@@ -135,6 +142,12 @@ export class QkdLink implements KeySource {
   open(): void {
     if (this.#open) return;
     this.#open = true;
+    // Opened again at a replica that runs the link anew: the leader it answers now may number its
+    // frames from 0 again, and Bob's choices for a frame must never repeat (run-secrets.ts).
+    if (this.#followerClosed) {
+      this.#follower = this.#newFollower();
+      this.#followerClosed = false;
+    }
     if (this.#state === 'stopped') this.#state = 'starting';
     if (this.#leader) this.#engine = this.#runLeader();
   }
@@ -159,7 +172,10 @@ export class QkdLink implements KeySource {
     await this.#engine.catch(() => undefined);
     await this.#commits.catch(() => undefined);
     await this.#delivering.catch(() => undefined);
-    this.#follower?.close();
+    if (this.#follower) {
+      this.#follower.close();
+      this.#followerClosed = true;
+    }
   }
 
   /** The follower's side of the channel: one message from the leader. */

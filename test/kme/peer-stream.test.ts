@@ -43,6 +43,12 @@ describe('KME peer stream', () => {
       },
     ],
     [
+      'elsewhere',
+      () => {
+        throw new QksError('LINK_OWNED_ELSEWHERE', 'another replica runs the link');
+      },
+    ],
+    [
       'crash',
       () => {
         throw new Error('secret internals');
@@ -120,6 +126,26 @@ describe('KME peer stream', () => {
       });
       await assert.rejects(c.request('nowhere', Buffer.alloc(1)), /no channel nowhere/);
       assert.ok((await c.request('echo', Buffer.from('ok'))).equals(Buffer.from('ko')), 'the connection goes on');
+    } finally {
+      c.close();
+    }
+  });
+
+  it('closes the connection a refusal came over when the caller asks (to reach another replica), and connects again', async () => {
+    const c = client();
+    const elsewhere = (err: unknown) => err instanceof PeerStreamRefusal && err.peerCode === 'LINK_OWNED_ELSEWHERE';
+    try {
+      await c.request('echo', Buffer.from('ab'));
+      const first = stream.connections()[0];
+      // Another refusal keeps the connection.
+      await assert.rejects(c.request('refuse', Buffer.alloc(1), 5000, elsewhere), /refused/);
+      await c.request('echo', Buffer.from('ab'));
+      assert.deepEqual(stream.connections(), [first]);
+      await assert.rejects(c.request('elsewhere', Buffer.alloc(1), 5000, elsewhere), elsewhere);
+      assert.ok((await c.request('echo', Buffer.from('ab'))).equals(Buffer.from('ba')));
+      await sleep(50);
+      assert.equal(stream.connections().length, 1);
+      assert.notEqual(stream.connections()[0], first, 'a new connection');
     } finally {
       c.close();
     }

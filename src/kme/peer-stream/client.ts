@@ -58,9 +58,26 @@ export class PeerStreamClient {
     this.#drop('the stream was closed here');
   }
 
-  async request(channel: string, payload: Payload, timeoutMs = this.#opts.timeoutMs ?? 5000): Promise<Buffer> {
-    const conn = await this.#connection();
-    return conn.request(channel, payload, timeoutMs);
+  /**
+   * One request. When it fails with an error `reconnectOn` accepts, the connection it went over is
+   * closed (other requests on it fail too), so that the next request connects afresh: behind a
+   * site's load balancer, possibly to another replica of the peer KME.
+   */
+  async request(
+    channel: string,
+    payload: Payload,
+    timeoutMs = this.#opts.timeoutMs ?? 5000,
+    reconnectOn?: (err: unknown) => boolean,
+  ): Promise<Buffer> {
+    const attempt = this.#connection();
+    const conn = await attempt;
+    try {
+      return await conn.request(channel, payload, timeoutMs);
+    } catch (err) {
+      // Only the connection that refused: one made since may have reached the right replica.
+      if (reconnectOn?.(err) && this.#conn === attempt) this.#drop('reconnecting to reach another replica');
+      throw err;
+    }
   }
 
   close(): void {
@@ -193,10 +210,16 @@ export class PeerStreams {
     else this.#clients.set(kmeId, new PeerStreamClient({ ...this.#base, kmeId, url }));
   }
 
-  request(kmeId: string, channel: string, payload: Payload, timeoutMs?: number): Promise<Buffer> {
+  request(
+    kmeId: string,
+    channel: string,
+    payload: Payload,
+    timeoutMs?: number,
+    reconnectOn?: (err: unknown) => boolean,
+  ): Promise<Buffer> {
     const client = this.#clients.get(kmeId);
     if (!client) return Promise.reject(new RequestNotSent(`no address configured for peer KME ${kmeId}`));
-    return client.request(channel, payload, timeoutMs);
+    return client.request(channel, payload, timeoutMs, reconnectOn);
   }
 
   close(): void {
