@@ -243,7 +243,16 @@ describe('the SDN controller over five KMEs', () => {
     writeFileSync(bad, JSON.stringify({ kmes: [{ id: 'kme-a', url: 'http://x', node_address: 'nowhere' }] }));
     const refused = spawnSync(process.execPath, [BIN, 'controller', '--config', bad], { encoding: 'utf8' });
     assert.equal(refused.status, 2, 'a configuration error, as for qks kme');
-    assert.match(refused.stderr, /bad-controller\.json: .*(ca|node_address|url)/);
+    // One problem a line, each naming its key, under a heading naming the file (as qks kme's).
+    assert.equal(
+      refused.stderr,
+      `qks controller: invalid controller configuration ${bad}:\n` +
+        '  missing key "ca" at the top level\n' +
+        '  missing key "cert" at the top level\n' +
+        '  missing key "key" at the top level\n' +
+        '  kmes[0].url must be text matching ^https:// (not "http://x")\n' +
+        '  kmes[0].node_address must be text matching ^(\\d{1,3}\\.){3}\\d{1,3}$ (not "nowhere")\n',
+    );
     const cli = spawn(process.execPath, [BIN, 'controller', '--config', cfgFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
