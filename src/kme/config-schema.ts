@@ -103,6 +103,18 @@ export const CONFIG_SCHEMA = strict(
       'key',
       'ca',
     ]),
+    skip: strict(
+      {
+        host: { type: 'string' },
+        port,
+        clients: {
+          type: 'array',
+          minItems: 1,
+          items: strict({ identity: { type: 'string', minLength: 1, maxLength: 128 }, sae: id, psk_file: path }),
+        },
+      },
+      ['host', 'port', 'clients'],
+    ),
     access: strict(
       {
         admins: { type: 'array', items: id, default: [] },

@@ -55,6 +55,12 @@ export interface KmeConfig {
     crl?: string;
     connections?: ListenerSettings;
   };
+  /** SKIP key-provider interface for routers (docs/skip.md): PSK identities and the SAEs they act as. */
+  skip?: {
+    host: string;
+    port: number;
+    clients: Array<{ identity: string; sae: string; psk_file: string }>;
+  };
   access: {
     admins: string[];
     /** Operator certificates' IDs: administrators (dashboard, metrics, preferences) that take no keys. */
@@ -167,6 +173,7 @@ export function parseConfig(raw: unknown, baseDir: string, file?: string): KmeCo
     for (const k of ['cert', 'key', 'client_ca', 'ca', 'crl']) if (typeof api[k] === 'string') api[k] = abs(api[k]);
   }
   if (cfg.sae_api.auth.oidc?.ca) cfg.sae_api.auth.oidc.ca = abs(cfg.sae_api.auth.oidc.ca);
+  for (const c of cfg.skip?.clients ?? []) c.psk_file = abs(c.psk_file);
   const ssl = cfg.postgres?.ssl as Record<string, string> | undefined;
   for (const k of ['ca', 'cert', 'key']) if (ssl && typeof ssl[k] === 'string') ssl[k] = abs(ssl[k]);
   for (const link of cfg.links) link.source.seed_file = abs(link.source.seed_file);
@@ -193,6 +200,12 @@ function crossCheck(cfg: KmeConfig): string[] {
   if (cfg.sae_api.auth.mode !== 'certificate' && !cfg.sae_api.auth.oidc) {
     problems.push(`sae_api.auth: mode ${cfg.sae_api.auth.mode} needs an oidc section`);
   }
+  for (const c of cfg.skip?.clients ?? []) {
+    if (cfg.saes.find((s) => s.id === c.sae)?.kme !== cfg.kme_id)
+      problems.push(`skip.clients: SAE ${c.sae} is not served by this KME (${cfg.kme_id})`);
+  }
+  if (cfg.skip && new Set(cfg.skip.clients.map((c) => c.identity)).size !== cfg.skip.clients.length)
+    problems.push('skip.clients: a PSK identity appears twice');
   if (cfg.postgres && cfg.store !== 'postgres')
     problems.push(`postgres: used only with store "postgres" (store is "${cfg.store}")`);
   if (cfg.postgres?.ssl && (cfg.postgres.ssl.cert === undefined) !== (cfg.postgres.ssl.key === undefined))

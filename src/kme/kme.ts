@@ -29,6 +29,7 @@ import { checkConfigFiles } from './config-files.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { openStore } from './open-store.js';
 import { listenAs } from './listen.js';
+import { startSkip } from './skip-listener.js';
 import { Teardown } from './teardown.js';
 import { SaeAuthenticator } from '../auth/sae-authenticator.js';
 import { TokenVerifier } from '../auth/token-verifier.js';
@@ -272,20 +273,22 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
       })
     : undefined;
   const localSae = (sae: string) => saes.kmeOf.get(sae) === cfg.kme_id;
+  // One policy for the ETSI API and SKIP: a rate limit counts requests through either.
+  const access = new AccessPolicy({
+    admins: [...cfg.access.admins, ...cfg.access.operators],
+    adminScope: cfg.access.admin_scope,
+    rules: cfg.access.rules.map((r) => ({
+      sae: r.sae,
+      slaves: r.slaves,
+      ...(r.max_keys_per_request ? { maxKeysPerRequest: r.max_keys_per_request } : {}),
+      ...(r.requests_per_minute ? { requestsPerMinute: r.requests_per_minute } : {}),
+    })),
+  });
   const saeApi = buildSaeApi({
     tls: readTls(saeTlsFiles),
     keys,
     auth: new SaeAuthenticator(cfg.sae_api.auth.mode, tokens),
-    access: new AccessPolicy({
-      admins: [...cfg.access.admins, ...cfg.access.operators],
-      adminScope: cfg.access.admin_scope,
-      rules: cfg.access.rules.map((r) => ({
-        sae: r.sae,
-        slaves: r.slaves,
-        ...(r.max_keys_per_request ? { maxKeysPerRequest: r.max_keys_per_request } : {}),
-        ...(r.requests_per_minute ? { requestsPerMinute: r.requests_per_minute } : {}),
-      })),
-    }),
+    access,
     knownSae: (sae) => saes.kmeOf.has(sae),
     ...(cfg.sae_api.connections ? { listener: cfg.sae_api.connections } : {}),
     localSae,
@@ -351,6 +354,8 @@ async function startLocked(cfg: KmeConfig, log: Logger, run: KmeRunOptions, tear
   teardown.add(() => stopWatching.forEach((stop) => stop()));
   await listenAs(saeApi, 'sae_api', cfg);
   await listenAs(peerApi, 'kme_api', cfg);
+  const skip = await startSkip(cfg, { keys, access, limits, saes: () => [...saes.kmeOf.keys()], log });
+  if (skip) teardown.add(() => skip.close());
   // Adverts only once this KME can be reached: a start that fails opens no connection to its peers.
   linkState.start();
   // Keys whose master never passed their IDs on (a crash between delivery and response) would
