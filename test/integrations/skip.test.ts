@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePorts } from '../../src/cli/ports.js';
 import { builtInTopology } from '../../src/domain/topology.js';
+import type { KmeConfig } from '../../src/kme/config.js';
 import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
 
 // A SKIP client written from draft-cisco-skip-02 (section 3: HTTPS over TLS 1.2/1.3 with a PSK;
@@ -20,6 +21,7 @@ interface Router {
 interface Answer {
   readonly status: number;
   readonly body: Record<string, unknown>;
+  readonly allow: string | undefined;
 }
 
 /** One GET over TLS 1.2 DHE-PSK-AES256-CBC-SHA384 (the draft's RECOMMENDED PSK suite). */
@@ -43,7 +45,11 @@ function skipGet(router: Router, path: string, method = 'GET'): Promise<Answer> 
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
+          resolve({
+            status: res.statusCode ?? 0,
+            body: JSON.parse(text) as Record<string, unknown>,
+            allow: res.headers.allow,
+          }),
         );
       },
     );
@@ -60,7 +66,11 @@ const run = (cmd: string, args: string[], input = '') =>
   });
 
 /** Starts a deployment whose KMEs serve SKIP, one router (SKIP client) per named SAE. */
-async function skipSites(topology: Parameters<typeof startSites>[0], routerSaes: Record<string, string>) {
+async function skipSites(
+  topology: Parameters<typeof startSites>[0],
+  routerSaes: Record<string, string>,
+  configure?: (config: KmeConfig) => void,
+) {
   const routers = new Map<string, Router>();
   const ports = await freePorts(Object.keys(routerSaes).length);
   let i = 0;
@@ -68,6 +78,7 @@ async function skipSites(topology: Parameters<typeof startSites>[0], routerSaes:
   const sites = await startSites({
     ...topology,
     configure: (config) => {
+      configure?.(config);
       const clients = Object.entries(routerSaes)
         .filter(([, sae]) => config.saes.find((s) => s.id === sae)?.kme === config.kme_id)
         .map(([identity, sae]) => {
@@ -97,7 +108,12 @@ describe('SKIP key provider between two sites', () => {
   let sites: TwoSites;
   let router: (id: string) => Router;
   before(async () => {
-    ({ sites, router } = await skipSites({}, { 'router-a': 'sae-a1', 'router-b': 'sae-b1' }));
+    ({ sites, router } = await skipSites(
+      {},
+      { 'router-a': 'sae-a1', 'router-a2': 'sae-a2', 'router-b': 'sae-b1' },
+      // sae-a2 may share keys with sae-a1 only.
+      (config) => config.access.rules.push({ sae: 'sae-a2', slaves: ['sae-a1'] }),
+    ));
   });
   after(() => sites?.stop());
 
@@ -158,10 +174,17 @@ describe('SKIP key provider between two sites', () => {
       assert.equal(answer.status, code, `${method ?? 'GET'} ${path}`);
       assert.equal(typeof answer.body['message'], 'string');
       assert.equal(answer.body['key'], undefined);
+      if (code === 405) assert.equal(answer.allow, 'GET');
     }
     const b = await skipGet(rb, `/key/${a.keyId}?remoteSystemID=sae-a1`);
     assert.equal(b.status, 200);
     assert.ok(b.body['key'] === a.key, 'the two sites got different keys');
+  });
+
+  it('refuses a key the access rules do not allow', async () => {
+    const answer = await skipGet(router('router-a2'), '/key?remoteSystemID=sae-b1');
+    assert.equal(answer.status, 400);
+    assert.match(answer.body['message'] as string, /access rules/);
   });
 
   it('gives entropy of the default and the requested length', async () => {
@@ -211,6 +234,14 @@ describe('SKIP key provider between two sites', () => {
     const r = await run('curl', ['-sS', '-k', `https://127.0.0.1:${router('router-a').port}/capabilities`]);
     assert.notEqual(r.code, 0);
     assert.doesNotMatch(r.out, /localSystemID/);
+  });
+
+  // Last: it stops the remote site's KME.
+  it('answers 500 when the key cannot be supplied (the remote KME is down)', async () => {
+    await sites.stopKme('kme-b');
+    const answer = await skipGet(router('router-a'), '/key?remoteSystemID=sae-b1');
+    assert.equal(answer.status, 500);
+    assert.equal(answer.body['key'], undefined);
   });
 });
 
