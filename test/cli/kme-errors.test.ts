@@ -217,7 +217,7 @@ describe('qks kme refuses what it cannot do, in one line', () => {
     assert.equal(
       run.stderr,
       `qks kme: invalid configuration ${colour}: unknown key "colour" at the top level; allowed: kme_id, node_address, data_dir, store, ` +
-        'store_synchronous, postgres, master_key, sae_api, kme_api, access, peers, saes, network, links, limits, key_ttl_seconds, crl, replica, log_level\n',
+        'store_synchronous, postgres, master_key, sae_api, kme_api, skip, access, peers, saes, network, links, limits, key_ttl_seconds, crl, replica, log_level\n',
     );
   });
 

@@ -127,7 +127,7 @@ describe('KME configuration', () => {
     const source = (c: Record<string, unknown>) =>
       (c['links'] as Array<Record<string, Record<string, unknown>>>)[0]!['source']!;
     const top =
-      'kme_id, node_address, data_dir, store, store_synchronous, postgres, master_key, sae_api, kme_api, access, peers, saes, network, links, limits, key_ttl_seconds, crl, replica, log_level';
+      'kme_id, node_address, data_dir, store, store_synchronous, postgres, master_key, sae_api, kme_api, skip, access, peers, saes, network, links, limits, key_ttl_seconds, crl, replica, log_level';
     assert.equal(
       message((c) => (c['colour'] = 'blue')),
       `invalid configuration /etc/qks/kme-a.json: unknown key "colour" at the top level; allowed: ${top}`,
