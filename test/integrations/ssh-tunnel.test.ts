@@ -73,12 +73,14 @@ describe(
       return { events, agree: agree!, tls: tls! };
     }
 
+    const proxyArgs = (server: { agree: number; tls: number }, sae: string) =>
+      [BIN, 'tunnel', '--role', 'client', '--stdio', '--manifest', manifest]
+        .concat(['--sae', sae, '--peer', 'sae-b1', '--agree', `127.0.0.1:${server.agree}`])
+        .concat(['--server', `127.0.0.1:${server.tls}`]);
+
     /** `ssh ... root@peer COMMAND` whose ProxyCommand is `qks tunnel --stdio` as `sae`. */
     function ssh(server: { agree: number; tls: number }, command: string, sae = 'sae-a1') {
-      const proxy = [process.execPath, BIN, 'tunnel', '--role', 'client', '--stdio', '--manifest', manifest]
-        .concat(['--sae', sae, '--peer', 'sae-b1', '--agree', `127.0.0.1:${server.agree}`])
-        .concat(['--server', `127.0.0.1:${server.tls}`])
-        .join(' ');
+      const proxy = [process.execPath, ...proxyArgs(server, sae)].join(' ');
       const child = spawn('ssh', [
         '-F',
         '/dev/null',
@@ -187,14 +189,51 @@ describe(
       const run = await ssh(server, 'echo should-not-run', 'sae-a2').done;
       assert.equal(run.code, 255, 'ssh failed');
       assert.equal(run.stdout, '');
-      assert.ok(
-        eventsOf(run.stderr).some((e) => e['event'] === 'error'),
-        run.stderr,
-      );
+      const [error] = eventsOf(run.stderr).filter((e) => e['event'] === 'error');
+      // The ProxyCommand alone, as ssh ran it: it exits with 1.
+      const proxy = spawnSync(process.execPath, proxyArgs(server, 'sae-a2'), { input: '', encoding: 'utf8' });
+      assert.equal(proxy.status, 1, proxy.stderr);
+      assert.match(String(error?.['message']), /responder refused: SAE sae-a2 may not offer keys here/);
+      assert.match(run.stderr, /Connection closed by UNKNOWN port 65535/);
       assert.ok(
         server.events.some((e) => e['event'] === 'refused'),
         'the server side refused the agreement',
       );
+      assert.equal(keyIdsOf(server.events, 'connection').length, 0);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(sshdConnections(), before, 'sshd saw no connection');
+    });
+
+    it('--stdio refuses the options of a listening tunnel, and qks stunnel has none', () => {
+      for (const [command, extra, message] of [
+        ['tunnel', ['--listen', '127.0.0.1:1'], '--listen is not for --stdio: each run carries one connection'],
+        ['tunnel', ['--rotate-every', '60'], '--rotate-every is not for --stdio: each run carries one connection'],
+        ['stunnel', [], '--stdio is for qks tunnel'],
+      ] as const) {
+        const args = [BIN, command, '--role', 'client', '--stdio', '--peer', 'x', ...extra];
+        const run = spawnSync(process.execPath, args, { encoding: 'utf8' });
+        assert.equal(run.status, 2);
+        assert.equal(run.stderr, `qks ${command}: ${message} (qks ${command} --help)\n`);
+      }
+    });
+
+    it('a TLS client with a key the KMEs never agreed cannot reach sshd', async () => {
+      const server = await tunnelServer();
+      const before = sshdConnections();
+      const client = spawnSync(
+        'openssl',
+        [
+          's_client',
+          '-connect',
+          `127.0.0.1:${server.tls}`,
+          '-tls1_3',
+          '-ciphersuites',
+          'TLS_AES_128_GCM_SHA256',
+        ].concat(['-psk_identity', '00000000-0000-4000-8000-000000000000', '-psk', 'ab'.repeat(32)]),
+        { input: 'SSH-2.0-probe\r\n', encoding: 'utf8', timeout: 20_000 },
+      );
+      assert.doesNotMatch(client.stdout, /SSH-2\.0-OpenSSH/, 'no sshd banner came back');
+      await eventually(() => server.events.some((e) => e['event'] === 'refused'), 10_000, 'the refusal');
       assert.equal(keyIdsOf(server.events, 'connection').length, 0);
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(sshdConnections(), before, 'sshd saw no connection');
