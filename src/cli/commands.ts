@@ -297,6 +297,7 @@ export const TUNNEL = {
   summary: 'a TCP tunnel over TLS 1.3 keyed by agreed QKD keys, in this process (tunnel) or through stunnel',
   about: `server: answers the peer's key agreements on --agree; TLS 1.3 PSK on --listen, forwarded to --target.
 client: agrees keys with the server side; plaintext on --listen goes over TLS to --server.
+client --stdio (no --listen): one connection from stdin/stdout, e.g. ssh -o ProxyCommand='qks tunnel --stdio ...'.
 qks stunnel runs a real stunnel (Debian stunnel4) with the same keys and a PSKsecrets file.`,
   options: {
     ...IDENTITY,
@@ -310,6 +311,10 @@ qks stunnel runs a real stunnel (Debian stunnel4) with the same keys and a PSKse
     listen: { type: 'string', arg: 'HOST:PORT', help: 'server: TLS; client: plaintext from applications' },
     target: { type: 'string', arg: 'HOST:PORT', help: 'server: where the plaintext goes' },
     server: { type: 'string', arg: 'HOST:PORT', help: "client: the server's --listen" },
+    stdio: {
+      type: 'boolean',
+      help: 'client, qks tunnel: carry stdin/stdout (ssh ProxyCommand) on a key agreed for it; exit when it closes',
+    },
     mode: {
       type: 'string',
       arg: 'psk_ke|psk_dhe_ke',

@@ -31,6 +31,10 @@ export async function tunnelCommand(
   }
   if (v.mode !== 'psk_ke' && v.mode !== 'psk_dhe_ke') throw new UsageError('--mode must be psk_ke or psk_dhe_ke');
   const mode: PskMode = v.mode;
+  if (v.stdio) {
+    if (engine === 'stunnel') throw new UsageError('--stdio is for qks tunnel');
+    return (await import('./tunnel-stdio.js')).tunnelStdio(v, mode);
+  }
   if (!v.peer) throw new UsageError('--peer ID is required');
   const me = identity(v);
   const tokens = tokenClient(v, me.sae);

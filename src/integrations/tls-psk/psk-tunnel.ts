@@ -190,11 +190,12 @@ export class TunnelClient extends Tunnel {
   }
 
   listen(): Promise<Endpoint> {
-    const server = createTcpServer(HALF_OPEN, (plain) => this.#forward(plain));
+    const server = createTcpServer(HALF_OPEN, (plain) => this.carry(plain));
     return this.listenOn(server, this.#opts.listen, this.#opts.maxConnections);
   }
 
-  #forward(plain: Socket): void {
+  /** Carries one plaintext stream (a local connection, or stdin and stdout) to the tunnel server. */
+  carry(plain: Duplex): void {
     this.track(plain);
     plain.on('error', () => plain.destroy()); // an application that resets its connection
     const { keys, mode } = this.#opts;
