@@ -65,11 +65,11 @@ describe('OpenFlow through a QKD-keyed tunnel (issue 21)', () => {
     );
     await eventually(() => server.events.some((e) => e['event'] === 'listening'), 60_000, 'the tunnel server');
   };
-  const startClient = (sae = 'sae-a1') =>
+  const startClient = (sae = 'sae-a1', rotateEveryS = ROTATE_EVERY_S) =>
     qks(
       ['tunnel', '--role', 'client', ...side(), '--sae', sae, '--peer', 'sae-b1'].concat(
         ['--listen', `127.0.0.1:${ports.plain}`, '--server', `127.0.0.1:${ports.tls}`],
-        ['--rotate-every', String(ROTATE_EVERY_S)],
+        ['--rotate-every', String(rotateEveryS)],
       ),
     );
   const connectionKeys = (events: Events) =>
@@ -217,6 +217,33 @@ describe('OpenFlow through a QKD-keyed tunnel (issue 21)', () => {
     assert.ok(key && !keysBefore.has(key), 'the restarted tunnel uses a newly agreed key');
     const again = await lab.ping(5);
     assert.ok(again.received >= 4, `the controller is back in charge: ${again.received} of 5 echoes`);
+  });
+
+  it('a restarted tunnel server refuses the key it no longer holds until SIGHUP makes the client agree anew', async () => {
+    await stopChild(client.child);
+    client = startClient('sae-a1', 3600); // no rotation unless asked
+    // is_connected may still read true from the client before: wait for this client's connection.
+    await eventually(() => connectionKeys(client.events).length > 0, 30_000, 'a connection through the new client');
+    await eventually(isConnected, 30_000, 'the switch connected through the new client');
+    const keysBefore = new Set(connectionKeys(client.events));
+    await stopChild(server.child);
+    await startServer(); // its ring is empty: the client's key is unknown to it
+    await eventually(() => !isConnected(), 10_000, 'the switch to see its controller gone');
+    await eventually(
+      () => client.events.some((e) => e['event'] === 'refused'),
+      10_000,
+      'the client to report a refused handshake',
+    );
+    for (let i = 0; i < 12; i++) {
+      assert.equal(isConnected(), false, 'no controller session under a key the server does not hold');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.deepEqual(connectionKeys(server.events), [], 'the restarted server carried no connection');
+    client.child.kill('SIGHUP'); // rotate now
+    await eventually(isConnected, 30_000, 'the switch to reconnect under the newly agreed key');
+    const key = connectionKeys(client.events).at(-1);
+    assert.ok(key && !keysBefore.has(key), 'a newly agreed key');
+    assert.equal(connectionKeys(server.events).at(-1), key, 'the server side accepted that key');
   });
 
   it('a tunnel client with an SAE the server does not accept never lets the switch reach the controller', async () => {
