@@ -14,7 +14,9 @@ packages=(openssl curl strace stunnel4 tshark libwolfssl-dev gcc pkg-config chro
   # the PostgreSQL store (primary and synchronous standby), KME replicas behind HAProxy, a PKCS#11 token
   postgresql-15 haproxy softhsm2 socat
   # real OpenSSH (client and sshd) through the QKD-keyed tunnel
-  openssh-client openssh-server)
+  openssh-client openssh-server
+  # Open vSwitch (user-space datapath) and its test controller; ethtool turns off veth TX offload
+  openvswitch-switch openvswitch-testcontroller ethtool)
 # Libreswan's package conflicts with strongSwan's, so it is unpacked beside them, not installed:
 # tests run its pluto from here, bound over /usr/libexec/ipsec in a private mount namespace.
 libreswan_root=${QKS_LIBRESWAN_ROOT:-/opt/qks-test/libreswan}
