@@ -1,23 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { get, type RequestOptions } from 'node:https';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePorts } from '../../src/cli/ports.js';
 import { builtInTopology } from '../../src/domain/topology.js';
-import type { KmeConfig } from '../../src/kme/config.js';
-import { eventually, startSites, type TwoSites } from '../helpers/two-kmes.js';
+import { eventually, type TwoSites } from '../helpers/two-kmes.js';
+import { skipSites, type Router } from '../helpers/skip-sites.js';
 
 // A SKIP client written from draft-cisco-skip-02 (section 3: HTTPS over TLS 1.2/1.3 with a PSK;
 // section 4: GET methods, JSON bodies, hexadecimal keyId and key), not from QKS's code.
 
-interface Router {
-  readonly identity: string;
-  readonly psk: Buffer;
-  readonly port: number;
-}
 interface Answer {
   readonly status: number;
   readonly body: Record<string, unknown>;
@@ -64,37 +56,6 @@ const run = (cmd: string, args: string[], input = '') =>
     );
     child.stdin?.end(input);
   });
-
-/** Starts a deployment whose KMEs serve SKIP, one router (SKIP client) per named SAE. */
-async function skipSites(
-  topology: Parameters<typeof startSites>[0],
-  routerSaes: Record<string, string>,
-  configure?: (config: KmeConfig) => void,
-) {
-  const routers = new Map<string, Router>();
-  const ports = await freePorts(Object.keys(routerSaes).length);
-  let i = 0;
-  const portOf = new Map<string, number>();
-  const sites = await startSites({
-    ...topology,
-    configure: (config) => {
-      configure?.(config);
-      const clients = Object.entries(routerSaes)
-        .filter(([, sae]) => config.saes.find((s) => s.id === sae)?.kme === config.kme_id)
-        .map(([identity, sae]) => {
-          const psk = randomBytes(32);
-          const file = join(config.data_dir, `${identity}.psk`);
-          writeFileSync(file, psk.toString('hex'));
-          const port = portOf.get(config.kme_id) ?? ports[i++]!;
-          portOf.set(config.kme_id, port);
-          routers.set(identity, { identity, psk, port });
-          return { identity, sae, psk_file: file };
-        });
-      if (clients.length > 0) config.skip = { host: '127.0.0.1', port: portOf.get(config.kme_id)!, clients };
-    },
-  });
-  return { sites, router: (identity: string) => routers.get(identity)! };
-}
 
 /** A new key for `remote`, once the link has material (the simulated source starts empty). */
 async function newKey(router: Router, remote: string, size?: number): Promise<{ keyId: string; key: string }> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -9,10 +9,10 @@ import { freePorts } from '../../src/cli/ports.js';
 import { archiveAndCheckLogs } from '../helpers/log-leaks.js';
 import { startTshark } from '../helpers/tshark.js';
 import { eventually } from '../helpers/two-kmes.js';
+import { SSHD, startSshd, type Sshd } from '../helpers/sshd.js';
 
 const inCi = !!process.env['CI'] && process.env['CI'] !== 'false';
 const BIN = join(process.cwd(), 'bin', 'qks.js');
-const SSHD = '/usr/sbin/sshd';
 
 function missing(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (sshd, tshark on lo)';
@@ -39,7 +39,7 @@ describe(
     const dir = mkdtempSync(join(tmpdir(), 'qks-ssh-'));
     const manifest = join(dir, 'manifest.json');
     const children: ChildProcess[] = [];
-    let sshdLog = '';
+    let sshd: Sshd;
     let sshdPort = 0;
 
     /** A qks tunnel server in front of sshd; its events as they come. */
@@ -81,17 +81,7 @@ describe(
     /** `ssh ... root@peer COMMAND` whose ProxyCommand is `qks tunnel --stdio` as `sae`. */
     function ssh(server: { agree: number; tls: number }, command: string, sae = 'sae-a1') {
       const proxy = [process.execPath, ...proxyArgs(server, sae)].join(' ');
-      const child = spawn('ssh', [
-        '-F',
-        '/dev/null',
-        '-i',
-        join(dir, 'client_key'),
-        ...['-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none', '-o', 'BatchMode=yes'],
-        ...['-o', `UserKnownHostsFile=${join(dir, 'known_hosts')}`, '-o', 'GlobalKnownHostsFile=/dev/null'],
-        ...['-o', 'StrictHostKeyChecking=yes', '-o', `ProxyCommand=${proxy}`],
-        'root@peer',
-        command,
-      ]);
+      const child = spawn('ssh', sshd.sshArgs(command, proxy));
       children.push(child);
       let stdout = '';
       let stderr = '';
@@ -104,36 +94,19 @@ describe(
     }
     const killAll = () => children.forEach((c) => c.kill('SIGKILL'));
     process.once('exit', killAll); // a run cut short by its timeout leaves no sshd or demo behind
-    const sshdConnections = () => sshdLog.split('\n').filter((l) => l.startsWith('Connection from')).length;
+    const sshdConnections = () =>
+      sshd
+        .log()
+        .split('\n')
+        .filter((l) => l.startsWith('Connection from')).length;
 
     before(async () => {
       const why = missing();
       if (why) throw new Error(`the SSH tunnel test cannot run in CI: ${why}`);
       children.push(spawn(process.execPath, [BIN, 'demo', '--dir', join(dir, 'site'), '--manifest', manifest]));
-      for (const name of ['host_ed25519', 'client_key']) {
-        spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, name)], { stdio: 'ignore' });
-      }
-      writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')));
-      writeFileSync(join(dir, 'known_hosts'), `peer ${readFileSync(join(dir, 'host_ed25519.pub'), 'utf8')}`);
-      [sshdPort] = (await freePorts(1)) as [number];
-      const config = [
-        `Port ${sshdPort}`,
-        'ListenAddress 127.0.0.1',
-        `HostKey ${join(dir, 'host_ed25519')}`,
-        `PidFile ${join(dir, 'sshd.pid')}`,
-        `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'UsePAM no',
-        'StrictModes no',
-        'LogLevel VERBOSE',
-      ];
-      writeFileSync(join(dir, 'sshd_config'), config.join('\n') + '\n');
-      mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-      const sshd = spawn(SSHD, ['-D', '-e', '-f', join(dir, 'sshd_config')]);
-      children.push(sshd);
-      sshd.stderr.on('data', (d: Buffer) => (sshdLog += d.toString()));
-      await eventually(() => sshdLog.includes('Server listening'), 10_000, 'sshd');
+      sshd = await startSshd(dir);
+      children.push(sshd.child);
+      sshdPort = sshd.port;
       await eventually(() => existsSync(manifest), 60_000, 'the demo');
       await new Promise((r) => setTimeout(r, 1000)); // some key material
     });

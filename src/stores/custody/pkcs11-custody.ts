@@ -70,8 +70,14 @@ export class Pkcs11Custody implements KeyCustody {
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
       { type: pkcs11js.CKA_TOKEN, value: true },
     ]).flatMap((h) => {
-      const [label] = this.#p11.C_GetAttributeValue(this.#session, h, [{ type: pkcs11js.CKA_LABEL }]);
-      return label?.value ? [label.value.toString('utf8')] : [];
+      try {
+        const [label] = this.#p11.C_GetAttributeValue(this.#session, h, [{ type: pkcs11js.CKA_LABEL }]);
+        return label?.value ? [label.value.toString('utf8')] : [];
+      } catch (err) {
+        // Destroyed by another process (a KME finishing a rotation) since it was found: gone.
+        if (/CKR_OBJECT_HANDLE_INVALID/.test((err as Error).message)) return [];
+        throw err;
+      }
     });
   }
 
